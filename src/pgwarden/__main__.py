@@ -1,0 +1,5 @@
+"""Run pgwarden as ``python -m pgwarden``."""
+
+from pgwarden.cli import main
+
+main()
