@@ -1,0 +1,169 @@
+"""The pgwarden command line: thin (parse, call the library, render); no SQL here."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from pgwarden import __version__
+from pgwarden.errors import PgwardenError
+from pgwarden.ui import UI
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_FOUND = 1
+EXIT_ERROR = 2
+
+HELP = """\
+pgwarden keeps schema changes and data access apart on PostgreSQL.
+
+One role (the owner) owns the database and every object in it and is the only one that runs
+migrations; access roles read and write rows (readwrite) or only read (readonly). A policy file
+says who is who; pgwarden sets it up, keeps it true and proves it.
+
+\b
+Typical session:
+  pgwarden init --database app --owner app_owner --app app_rw
+  pgwarden plan            # what would change, and why
+  pgwarden apply           # do it (one transaction for the database part)
+  pgwarden check           # drift and hazards; exit 1 when something is found
+  pgwarden probe           # act as each role and prove what it can and cannot do
+
+\b
+Connection: --dsn 'host=... user=... dbname=postgres' (or a postgresql:// URL), else the libpq
+environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSERVICE, ~/.pgpass).
+
+\b
+Exit codes: 0 success and clean; 1 the command worked and found something (check findings,
+probe failures, plan --exit-code with changes pending); 2 it could not do its job.
+"""
+
+
+class LazyGroup(click.Group):
+    """Commands live in pgwarden.commands.<name>; import them only when used (fast --help/--version)."""
+
+    def _names(self) -> list[str]:
+        import pgwarden.commands as pkg
+
+        return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self._names()) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name not in self._names():
+            return None
+        module = importlib.import_module(f"pgwarden.commands.{cmd_name}")
+        command: click.Command = module.command
+        return command
+
+
+@click.group(cls=LazyGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", prog_name="pgwarden", message="%(prog)s %(version)s")
+@click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress, no notes).")
+@click.option("-v", "--verbose", is_flag=True, help="Print more detail about what is done and why.")
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Force or disable colours (default: on a terminal, unless NO_COLOR is set).",
+)
+@click.option("--debug", is_flag=True, help="Show the Python traceback when something fails.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool, color: bool | None, debug: bool) -> None:
+    ctx.obj = UI(quiet=quiet, verbose=verbose, color=color)
+    ctx.meta["pgwarden.debug"] = debug
+
+
+# --- options shared by commands --------------------------------------------------------------------------
+
+
+def config_option(f: F) -> F:
+    return click.option(
+        "-c",
+        "--config",
+        "config",
+        default="pgwarden.toml",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="Policy file.",
+    )(f)
+
+
+def dsn_option(f: F) -> F:
+    return click.option(
+        "--dsn",
+        envvar="PGWARDEN_DSN",
+        default=None,
+        metavar="DSN",
+        help="Admin connection: a libpq connection string or postgresql:// URL "
+        "(default: $PGWARDEN_DSN, else the PG* environment).",
+    )(f)
+
+
+def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
+    def deco(f: F) -> F:
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(list(choices)),
+            default=default,
+            show_default=True,
+            help="Output format: " + ", ".join(choices) + ".",
+        )(f)
+
+    return deco
+
+
+def ui_of(ctx: click.Context) -> UI:
+    obj = ctx.find_object(UI)
+    return obj if obj is not None else UI()
+
+
+def load(config: str) -> Any:
+    from pgwarden.policy import load_policy
+
+    return load_policy(config)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line per error, exit codes 0/1/2, --debug for the traceback."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        rv = cli.main(args=argv, prog_name="pgwarden", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_ERROR)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_ERROR)
+    except PgwardenError as exc:
+        if debug:
+            raise
+        report_error(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            raise
+        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("hint: re-run with --debug and report the traceback", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+def report_error(exc: PgwardenError) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)

@@ -1,0 +1,78 @@
+"""`pgwarden apply`: make the database match the policy."""
+
+from __future__ import annotations
+
+import click
+
+from pgwarden.cli import EXIT_OK, config_option, dsn_option, format_option, load, ui_of
+from pgwarden.errors import PgwardenError
+
+
+@click.command(
+    "apply",
+    help="""Make the database match the policy: roles, database, schemas, grants, default privileges.
+
+Roles and CREATE DATABASE run first (safe to re-run); everything inside the database then runs in
+one transaction under an advisory lock, with lock_timeout so that live traffic is never blocked
+for long. All or nothing: on any error the database is left as it was.
+
+\b
+  pgwarden apply            # shows the plan and asks on a terminal
+  pgwarden apply --yes      # no question (CI, scripts)""",
+)
+@config_option
+@dsn_option
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking (required when not on a terminal).")
+@click.option(
+    "--skip-unprivileged",
+    is_flag=True,
+    help="Apply what the connected role may do, and print the SQL of the rest for someone with more rights.",
+)
+@click.option("--lock-timeout", metavar="DURATION", help="Override [apply] lock_timeout (e.g. 5s, 500ms).")
+@format_option("text", "json")
+@click.pass_context
+def command(
+    ctx: click.Context,
+    config: str,
+    dsn: str | None,
+    yes: bool,
+    skip_unprivileged: bool,
+    lock_timeout: str | None,
+    fmt: str,
+) -> int:
+    from pgwarden.apply import apply
+    from pgwarden.connect import secrets_from_env
+    from pgwarden.plan import plan
+    from pgwarden.policy import _duration
+    from pgwarden.render import apply_progress, render_apply, render_plan
+    from pgwarden.session import Session
+
+    ui = ui_of(ctx)
+    policy = load(config)
+    if lock_timeout is not None:
+        try:
+            lock_timeout = _duration(lock_timeout)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--lock-timeout") from None
+    secrets = secrets_from_env([env for _, env in policy.login_roles()])
+    with Session.open(dsn, policy) as session:
+        if not yes:
+            if not ui.interactive:
+                raise PgwardenError(
+                    "apply changes the database and needs confirmation",
+                    hint="pass --yes (not on a terminal), or run `pgwarden plan` first to review",
+                )
+            preview = plan(policy, session.snapshot(), secrets)
+            if preview.empty:
+                ui.info(f"database {policy.database.name} already matches the policy: nothing to do")
+                return EXIT_OK
+            render_plan(ui, preview, "text")
+            if not click.confirm("Apply these changes?", default=False, err=True):
+                ui.info("nothing changed")
+                return EXIT_OK
+        with apply_progress(ui) as on_event:
+            result = apply(
+                session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, on_event=on_event
+            )
+    render_apply(ui, result, fmt)
+    return EXIT_OK

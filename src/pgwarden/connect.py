@@ -1,0 +1,111 @@
+"""Admin connections: libpq DSN or environment, with failures turned into one clear error."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pgwarden.errors import ConnectError, PrivilegeError
+
+if TYPE_CHECKING:
+    import psycopg
+
+APPLICATION_NAME = "pgwarden"
+
+
+def conninfo_for(dsn: str | None, dbname: str | None = None, **overrides: Any) -> str:
+    """A conninfo string from `dsn` (or the libpq environment when empty) with overrides."""
+    from psycopg.conninfo import make_conninfo
+
+    params: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if dbname is not None:
+        params["dbname"] = dbname
+    params.setdefault("application_name", APPLICATION_NAME)
+    try:
+        return make_conninfo(dsn or "", **params)
+    except Exception as exc:  # psycopg.ProgrammingError for a malformed DSN
+        raise ConnectError(f"invalid connection string: {_scrub(str(exc))}", hint="see --dsn in `pgwarden --help`") from None
+
+
+def dsn_params(dsn: str | None) -> dict[str, str]:
+    """The parameters libpq would use for `dsn`, environment included (password left out)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = {k: str(v) for k, v in conninfo_to_dict(dsn or "").items() if v is not None}
+    except Exception as exc:
+        raise ConnectError(f"invalid connection string: {_scrub(str(exc))}") from None
+    params.pop("password", None)
+    return params
+
+
+def connect(
+    conninfo: str,
+    *,
+    autocommit: bool = True,
+    what: str = "the admin connection",
+    connect_timeout: int = 10,
+) -> psycopg.Connection[Any]:
+    """Connect or raise ConnectError saying what failed and what to do."""
+    import psycopg
+
+    try:
+        return psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=connect_timeout)
+    except psycopg.OperationalError as exc:
+        raise ConnectError(
+            f"cannot open {what}: {_first_line(exc)}", hint=_connect_hint(str(exc))
+        ) from None
+
+
+def database_exists_error(exc: BaseException) -> bool:
+    return "does not exist" in str(exc) and "database" in str(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = _scrub(str(exc)).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # libpq prefixes "connection failed: connection to server at ... failed: FATAL: ..." — keep it all on one line
+    return " ".join(lines) if lines else exc.__class__.__name__
+
+
+def _connect_hint(message: str) -> str:
+    if "password authentication failed" in message:
+        return "check the password (PGPASSWORD, ~/.pgpass or the password in --dsn)"
+    if "does not exist" in message and "database" in message:
+        return "check the database name, or run `pgwarden apply` to create it"
+    if "no pg_hba.conf entry" in message:
+        return "the server's pg_hba.conf does not allow this user/host/database"
+    if "Connection refused" in message or "could not connect" in message or "No such file" in message:
+        return "is the server running and reachable? check host and port (--dsn, PGHOST, PGPORT)"
+    if "no password supplied" in message:
+        return "set PGPASSWORD, use ~/.pgpass, or put password= in --dsn"
+    return "check --dsn or the PG* environment variables"
+
+
+_PASSWORD_IN_DSN = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_PASSWORD_IN_URL = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)")
+
+
+def _scrub(text: str) -> str:
+    """Hide passwords that a DSN echoed into an error message."""
+    text = _PASSWORD_IN_DSN.sub(r"\1***", text)
+    return _PASSWORD_IN_URL.sub(r"\1***\3", text)
+
+
+def scrub(text: str) -> str:
+    return _scrub(text)
+
+
+def secrets_from_env(names: list[str | None], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The values of the policy's password variables that are set (and only those)."""
+    env = os.environ if environ is None else environ
+    return {n: env[n] for n in names if n and env.get(n) is not None}
+
+
+def privilege_error(exc: BaseException, doing: str) -> PrivilegeError:
+    return PrivilegeError(
+        f"{doing}: {_first_line(exc)}",
+        hint="connect as a superuser, or as a role with the rights listed by `pgwarden plan`",
+    )

@@ -1,0 +1,157 @@
+"""Rendering of plans and apply results as text, SQL and JSON (the library returns data; this prints)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from pgwarden.plan import Phase, Plan, Step
+
+if TYPE_CHECKING:
+    from pgwarden.apply import ApplyResult, EventHandler
+    from pgwarden.ui import UI
+
+PLAN_SCHEMA_VERSION = 1
+
+
+def plan_sql(plan: Plan) -> str:
+    """A script a reviewer can read and run with psql (secrets appear as psql variables)."""
+    out = [
+        f"-- pgwarden plan for database {plan.database} (PostgreSQL {plan.server_version})",
+        f"-- {len(plan.steps)} change(s); roles and CREATE DATABASE first, then the database part.",
+    ]
+    if any(s.display_sql is not None for s in plan.steps):
+        out.append(
+            "-- Passwords appear as psql variables: \\set PGWARDEN_PASSWORD_X to a SCRAM verifier, never clear text."
+        )
+    for note in plan.notes:
+        out.append(f"-- note: {note}")
+    current: Phase | None = None
+    for step in plan.steps:
+        if step.phase != current:
+            current = step.phase
+            out.append("")
+            if current == Phase.ROLES:
+                out.append("-- cluster: roles")
+            elif current == Phase.CREATE_DATABASE:
+                out.append("-- cluster: database (CREATE DATABASE cannot run inside a transaction)")
+            else:
+                out.append(f"\\connect {_psql_ident(plan.database)}")
+                out.append("BEGIN;")
+                out.append("SET LOCAL lock_timeout = '5s';")
+        flags = []
+        if step.destructive:
+            flags.append("destructive")
+        if not step.allowed:
+            flags.append(f"needs {step.needs}")
+        out.append(f"-- {step.object}: {step.reason}" + (f" [{'; '.join(flags)}]" if flags else ""))
+        out.append(step.render() + ";")
+    if current == Phase.DATABASE:
+        out.append("COMMIT;")
+    return "\n".join(out) + "\n"
+
+
+def _psql_ident(name: str) -> str:
+    from psycopg import sql
+
+    return sql.Identifier(name).as_string(None)
+
+
+def render_plan(ui: UI, plan: Plan, fmt: str) -> None:
+    if fmt == "json":
+        ui.json({"schema_version": PLAN_SCHEMA_VERSION, **plan.to_dict()})
+        return
+    if fmt == "sql":
+        ui.raw(plan_sql(plan))
+        return
+    for note in plan.notes:
+        ui.info(f"note: {note}")
+    if plan.empty:
+        ui.print(f"database {plan.database} matches the policy: no changes")
+        return
+    _steps_table(ui, plan.steps, f"Plan for database {plan.database}: {len(plan.steps)} change(s)")
+    destructive = sum(1 for s in plan.steps if s.destructive)
+    summary = f"{len(plan.steps)} change(s)"
+    if destructive:
+        summary += f", {destructive} destructive (revoking or moving what exists)"
+    if plan.unprivileged:
+        summary += (
+            f", {len(plan.unprivileged)} need more than the connected role has "
+            "(apply refuses unless --skip-unprivileged)"
+        )
+    ui.print(summary)
+
+
+def _steps_table(ui: UI, steps: tuple[Step, ...] | list[Step], title: str) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", show_lines=False, expand=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("object")
+    table.add_column("why")
+    table.add_column("sql", overflow="fold")
+    for i, step in enumerate(steps, 1):
+        why = Text(step.reason)
+        if step.destructive:
+            why.append(" [destructive]", style="bold red")
+        if not step.allowed:
+            why.append(f" [needs {step.needs}]", style="bold yellow")
+        table.add_row(str(i), Text(step.object), why, Text(step.render(), style="cyan"))
+    ui.print(table)
+
+
+def render_apply(ui: UI, result: ApplyResult, fmt: str) -> None:
+    if fmt == "json":
+        ui.json({"schema_version": PLAN_SCHEMA_VERSION, **result.to_dict()})
+        return
+    for note in result.notes:
+        ui.info(f"note: {note}")
+    if not result.executed and not result.skipped:
+        ui.print(f"database {result.plan.database} already matched the policy: nothing changed")
+        return
+    if result.executed:
+        ui.print(f"applied {len(result.executed)} change(s) to {result.plan.database}:")
+        for step in result.executed:
+            ui.print(f"  {step.object}: {step.reason}")
+    if result.skipped:
+        ui.print(
+            f"skipped {len(result.skipped)} step(s) the connected role may not run; "
+            "someone with the rights listed must run:"
+        )
+        for step in result.skipped:
+            ui.raw(f"-- {step.object}: needs {step.needs}\n{step.render()};")
+
+
+@contextmanager
+def apply_progress(ui: UI) -> Iterator[EventHandler]:
+    """A progress bar on a terminal (for long applies), plain notes otherwise."""
+    progress = None
+    task = None
+    if ui.err.is_terminal and not ui.quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=ui.err)
+
+    def on_event(event: str, step: Step | None, done: int, total: int) -> None:
+        nonlocal task
+        if event == "waiting":
+            ui.info("another pgwarden apply holds the lock on this cluster: waiting for it to finish")
+            return
+        if step is None:
+            return
+        if progress is not None:
+            if task is None or done == 1:
+                if task is not None:
+                    progress.remove_task(task)
+                task = progress.add_task(f"applying ({step.phase.name.lower()})", total=total)
+            progress.update(task, completed=done)
+        else:
+            ui.detail(f"{step.object}: {step.render()}")
+
+    if progress is not None:
+        with progress:
+            yield on_event
+    else:
+        yield on_event

@@ -1,0 +1,91 @@
+"""An admin session: the maintenance connection plus how to reach and inspect the target database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pgwarden.caps import MIN_VERSION_NUM
+from pgwarden.connect import connect, conninfo_for
+from pgwarden.errors import ConnectError, PgwardenError
+from pgwarden.policy import Policy
+from pgwarden.snapshot import Snapshot, inspect
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+@dataclass
+class Session:
+    """The admin connection (to the DSN's database) and the policy it works for."""
+
+    dsn: str | None
+    policy: Policy
+    admin: psycopg.Connection[Any]
+
+    @classmethod
+    def open(cls, dsn: str | None, policy: Policy) -> Session:
+        conn = connect(conninfo_for(dsn), what="the admin connection")
+        version = conn.info.server_version
+        if version < MIN_VERSION_NUM:
+            conn.close()
+            raise PgwardenError(
+                f"PostgreSQL {version // 10000} is not supported",
+                hint="pgwarden supports PostgreSQL 14 to 18",
+            )
+        return cls(dsn, policy, conn)
+
+    def close(self) -> None:
+        self.admin.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def target(self) -> str:
+        return self.policy.database.name
+
+    def target_exists(self) -> bool:
+        cur = self.admin.execute("SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (self.target,))
+        return cur.fetchone() is not None
+
+    def connect_target(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
+        """A connection to the target database as the admin."""
+        if self.admin.info.dbname == self.target and autocommit:
+            return connect(conninfo_for(self.dsn, dbname=self.target), what=f"database {self.target}")
+        return connect(
+            conninfo_for(self.dsn, dbname=self.target), autocommit=autocommit, what=f"database {self.target}"
+        )
+
+    @contextmanager
+    def inspection_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The target database, or template1 (what CREATE DATABASE copies) when it does not exist."""
+        dbname = self.target if self.target_exists() else "template1"
+        try:
+            conn = connect(conninfo_for(self.dsn, dbname=dbname), what=f"database {dbname}")
+        except ConnectError as exc:
+            if dbname == "template1":
+                raise ConnectError(
+                    f"database {self.target} does not exist and template1 cannot be read to plan it: {exc}",
+                    hint="create the database first, or allow the admin to connect to template1",
+                ) from None
+            raise
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def snapshot(self, conn: psycopg.Connection[Any] | None = None) -> Snapshot:
+        if conn is not None:
+            return self._inspect(conn)
+        with self.inspection_connection() as c:
+            return self._inspect(c)
+
+    def _inspect(self, conn: psycopg.Connection[Any]) -> Snapshot:
+        p = self.policy
+        return inspect(conn, p.database.name, p.database.schemas, p.owner.name, p.role_names)

@@ -1,0 +1,251 @@
+"""The snapshot: immutable values read from the catalogs in a fixed number of queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal
+
+from pgwarden.caps import Capabilities
+
+if TYPE_CHECKING:
+    import psycopg
+
+ObjectKind = Literal["table", "sequence", "routine"]
+
+#: Objects listed by name in a group when the group is at most this big (bigger groups are fixed
+#: with one `... ON ALL ... IN SCHEMA` statement).
+NAME_THRESHOLD = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One exploded ACL entry: grantor gave privilege to grantee (oid 0 is PUBLIC)."""
+
+    grantor: int
+    grantee: int
+    privilege: str
+    grantable: bool
+
+
+Acl = frozenset[Grant]
+
+
+def _acl(rows: Iterable[Sequence[Any]] | None) -> Acl:
+    return frozenset(Grant(int(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in rows or ())
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    oid: int
+    name: str
+    superuser: bool
+    inherit: bool
+    createrole: bool
+    createdb: bool
+    login: bool
+    replication: bool
+    bypassrls: bool
+    connlimit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    role: int
+    member: int
+    grantor: int
+    admin: bool
+    inherit: bool | None  # 16+; None before (inheritance is the member's attribute)
+    set: bool | None  # 16+
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    oid: int
+    name: str
+    owner: int
+    acl: Acl
+    default_acl: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    oid: int
+    name: str
+    owner: int
+    acl: Acl
+    extension: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    oid: int
+    name: str
+    subkind: str  # relkind or prokind
+    args: str | None  # routines: identity arguments as rendered by the server
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectGroup:
+    """Objects of one schema, kind and owner that share one ACL."""
+
+    schema: int
+    kind: ObjectKind
+    owner: int
+    extension: bool
+    linked: bool  # sequences owned by a table column (they follow the table's owner)
+    default_acl: bool
+    count: int
+    acl: Acl
+    objects: tuple[ObjectRef, ...] | None  # None: too many to list, see NAME_THRESHOLD
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultAcl:
+    role: int
+    schema: int  # 0: global entry
+    objtype: str  # r S f T n L
+    acl: Acl
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSetting:
+    role: int
+    database: int  # 0: all databases
+    settings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    version_num: int
+    version: str
+    database: str
+    current_role_oid: int
+    current_role: str
+    is_superuser: bool
+    can_createrole: bool
+    can_createdb: bool
+    can_read_authid: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What is there. `database` is None when the target database does not exist; the schemas
+    and objects are then those of template1, which a new database is copied from."""
+
+    server: ServerInfo
+    caps: Capabilities
+    target: str
+    roles: Mapping[int, Role]
+    memberships: tuple[Membership, ...]
+    passwords: Mapping[int, str | None] | None  # None: verifiers not readable (not superuser)
+    database: Database | None
+    schemas: tuple[Schema, ...]
+    objects: tuple[ObjectGroup, ...]
+    default_acls: tuple[DefaultAcl, ...]
+    role_settings: tuple[RoleSetting, ...]
+    hazards: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+
+    @property
+    def database_exists(self) -> bool:
+        return self.database is not None
+
+    @cached_property
+    def role_by_name(self) -> Mapping[str, Role]:
+        return {r.name: r for r in self.roles.values()}
+
+    def role_name(self, oid: int) -> str | None:
+        """Name of a role oid; None for PUBLIC (0)."""
+        if oid == 0:
+            return None
+        role = self.roles.get(oid)
+        return role.name if role else str(oid)
+
+    def schema_by_name(self, name: str) -> Schema | None:
+        return next((s for s in self.schemas if s.name == name), None)
+
+
+@cache
+def query(name: str) -> str:
+    """The text of queries/<name>.sql."""
+    return resources.files("pgwarden.queries").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _rows(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(name).encode(), params or {})  # type: ignore[arg-type]
+        return cur.fetchall()
+
+
+def inspect(
+    conn: psycopg.Connection[Any],
+    target: str,
+    managed_schemas: Sequence[str],
+    owner: str,
+    role_names: Sequence[str] = (),
+    *,
+    name_threshold: int = NAME_THRESHOLD,
+) -> Snapshot:
+    """Read a snapshot through `conn`, connected to the target database (or to template1 when
+    the target does not exist yet). A fixed number of queries whatever the catalog size."""
+    srv = _rows(conn, "server")[0]
+    server = ServerInfo(**srv)
+    caps = Capabilities(server.version_num)
+    roles = {r["oid"]: Role(**r) for r in _rows(conn, "roles")}
+    memberships = tuple(Membership(**r) for r in _rows(conn, "memberships"))
+    passwords: dict[int, str | None] | None = None
+    if server.can_read_authid and role_names:
+        passwords = {r["oid"]: r["password"] for r in _rows(conn, "passwords", {"names": list(role_names)})}
+    database = None
+    if server.database == target:
+        d = _rows(conn, "database", {"name": target})[0]
+        database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]), d["default_acl"])
+    schemas = tuple(
+        Schema(r["oid"], r["name"], r["owner"], _acl(r["acl"]), r["extension"])
+        for r in _rows(conn, "schemas")
+    )
+    managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
+    owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
+    objects = tuple(
+        ObjectGroup(
+            schema=r["schema"],
+            kind=r["kind"],
+            owner=r["owner"],
+            extension=r["extension"],
+            linked=r["linked"],
+            default_acl=r["default_acl"],
+            count=r["count"],
+            acl=_acl(r["acl"]),
+            objects=None
+            if r["objects"] is None
+            else tuple(ObjectRef(int(o[0]), o[1], o[2], o[3]) for o in r["objects"]),
+        )
+        for r in _rows(
+            conn,
+            "objects",
+            {"schemas": managed_oids, "threshold": name_threshold, "owner": owner_oid},
+        )
+    )
+    default_acls = tuple(
+        DefaultAcl(r["role"], r["schema"], r["objtype"], _acl(r["acl"])) for r in _rows(conn, "default_acls")
+    )
+    role_settings = tuple(
+        RoleSetting(r["role"], r["database"], tuple(r["settings"] or ())) for r in _rows(conn, "role_settings")
+    )
+    return Snapshot(
+        server=server,
+        caps=caps,
+        target=target,
+        roles=roles,
+        memberships=memberships,
+        passwords=passwords,
+        database=database,
+        schemas=schemas,
+        objects=objects,
+        default_acls=default_acls,
+        role_settings=role_settings,
+    )

@@ -1,0 +1,77 @@
+"""Terminal output: rich on a terminal, plain text in a pipe, NO_COLOR honoured, quiet/verbose."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@dataclass
+class UI:
+    """What every command prints through: data on stdout, diagnostics on stderr."""
+
+    quiet: bool = False
+    verbose: bool = False
+    color: bool | None = None  # None: decide from the terminal and NO_COLOR
+    _out: Console | None = field(default=None, repr=False)
+    _err: Console | None = field(default=None, repr=False)
+
+    def _console(self, stderr: bool) -> Console:
+        from rich.console import Console
+
+        stream = sys.stderr if stderr else sys.stdout
+        no_color = self.color is False or (self.color is None and "NO_COLOR" in os.environ)
+        force = True if self.color else None
+        return Console(
+            file=stream,
+            no_color=no_color,
+            force_terminal=force,
+            highlight=False,
+            soft_wrap=not stream.isatty(),
+            emoji=False,
+        )
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            self._out = self._console(stderr=False)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = self._console(stderr=True)
+        return self._err
+
+    @property
+    def interactive(self) -> bool:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+
+    def print(self, *objects: Any, style: str | None = None) -> None:
+        """Data for the user (stdout)."""
+        self.out.print(*objects, style=style)
+
+    def info(self, message: str) -> None:
+        """Progress and notes (stderr), hidden by --quiet."""
+        if not self.quiet:
+            self.err.print(message, markup=False)
+
+    def detail(self, message: str) -> None:
+        """Only with --verbose."""
+        if self.verbose and not self.quiet:
+            self.err.print(message, markup=False, style="dim")
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"warning: {message}", markup=False, style="yellow")
+
+    def json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+    def raw(self, text: str) -> None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
