@@ -10,7 +10,7 @@ from psycopg import sql
 
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PrivilegeError
-from pgwarden.plan import Phase, Plan, Step, plan
+from pgwarden.plan import Phase, Plan, Step, missing_database_note, plan
 from pgwarden.session import Session
 
 if TYPE_CHECKING:
@@ -95,6 +95,8 @@ def apply(
                 _execute(admin, [step], emit, result)
             except psycopg.Error as exc:
                 raise _apply_error(exc, "CREATE DATABASE") from None
+            # it exists now: the plan's "does not exist yet" note no longer holds
+            result.notes = [n for n in result.notes if n != missing_database_note(session.target)]
         if not session.target_exists():
             result.notes.append(f"database {session.target} does not exist: its steps were not applied")
             return result

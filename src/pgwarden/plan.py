@@ -353,11 +353,13 @@ def plan(policy: Policy, snap: Snapshot, secrets: Mapping[str, str] | None = Non
     _plan_default_privileges(ctx)
     _plan_role_settings(ctx)
     if not snap.database_exists:
-        ctx.notes.append(
-            f"database {policy.database.name} does not exist yet: its steps were planned from "
-            "template1, which CREATE DATABASE copies"
-        )
+        ctx.notes.append(missing_database_note(policy.database.name))
     return Plan(policy.database.name, tuple(ctx.steps), tuple(ctx.notes), snap.server.version)
+
+
+def missing_database_note(name: str) -> str:
+    """The note a plan carries while its database does not exist (apply drops it once created)."""
+    return f"database {name} does not exist yet: its steps were planned from template1, which CREATE DATABASE copies"
 
 
 # --- roles ------------------------------------------------------------------------------------------
