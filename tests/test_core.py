@@ -1,0 +1,257 @@
+"""The core loop on real servers: apply sets up the split, plan is then empty, tampering is found and fixed."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg.errors
+import pytest
+from conftest import PgCleanup
+from helpers import CliResult, db_conninfo, role_conninfo, run_cli, write_policy
+from psycopg import sql
+
+from pgwarden.policy import password_env_for
+from pgwarden.server import LocalServer
+
+
+@dataclass
+class Split:
+    """One policy's names, passwords and policy file, plus helpers to drive the CLI and log in."""
+
+    admin_dsn: str
+    path: Path
+    database: str
+    owner: str
+    app: str
+    readonly: str
+    schemas: tuple[str, ...] = ("public",)
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str | None]:
+        return {password_env_for(role): pw for role, pw in self.passwords.items()}
+
+    def cli(self, *args: str, dsn: str | None = None, env: dict[str, str | None] | None = None) -> CliResult:
+        merged = {**self.env, **(env or {})}
+        return run_cli([*args, "-c", str(self.path), "--dsn", dsn or self.admin_dsn], env=merged)
+
+    def apply(self, *extra: str, dsn: str | None = None) -> CliResult:
+        result = self.cli("apply", "--yes", *extra, dsn=dsn)
+        assert result.exit_code == 0, str(result)
+        return result
+
+    def plan_json(self, dsn: str | None = None) -> dict[str, Any]:
+        result = self.cli("plan", "--format", "json", dsn=dsn)
+        assert result.exit_code == 0, str(result)
+        data: dict[str, Any] = result.json()
+        return data
+
+    def assert_clean(self, dsn: str | None = None) -> None:
+        result = self.cli("plan", "--exit-code", "--format", "json", dsn=dsn)
+        assert result.exit_code == 0, str(result)
+        assert result.json()["steps"] == [], str(result)
+
+    def login(self, role: str, dbname: str | None = None) -> psycopg.Connection[Any]:
+        info = role_conninfo(self.admin_dsn, role, self.passwords[role], dbname or self.database)
+        return psycopg.connect(info, autocommit=True, connect_timeout=10)
+
+    def admin_db(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(db_conninfo(self.admin_dsn, self.database), autocommit=True)
+
+
+def make_split(
+    tmp_path: Path,
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: PgCleanup,
+    *,
+    database: str | None = None,
+    owner: str | None = None,
+    app: str | None = None,
+    readonly: str | None = None,
+    schemas: tuple[str, ...] = ("public",),
+    passwords: bool = True,
+) -> Split:
+    split = Split(
+        admin_dsn,
+        tmp_path / "pgwarden.toml",
+        pg_cleanup.database(database or unique_name("db")),
+        pg_cleanup.role(owner or unique_name("owner")),
+        pg_cleanup.role(app or unique_name("app")),
+        pg_cleanup.role(readonly or unique_name("ro")),
+        schemas,
+    )
+    if passwords:
+        split.passwords = {r: "pw-" + secrets.token_hex(8) for r in (split.owner, split.app, split.readonly)}
+    write_policy(
+        split.path,
+        database=split.database,
+        owner=split.owner,
+        app=[split.app],
+        readonly=[split.readonly],
+        schemas=list(schemas),
+    )
+    return split
+
+
+@pytest.fixture
+def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
+    return make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
+
+
+def _denied(conn: psycopg.Connection[Any], statement: sql.Composable | str, match: str) -> None:
+    """The statement fails with SQLSTATE 42501 and the server's message contains `match`."""
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=match):
+        conn.execute(statement)
+
+
+def _verifier(conn: psycopg.Connection[Any], role: str) -> str | None:
+    row = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()
+    return None if row is None else row[0]
+
+
+# --- the post's "let's test it", logged in as each role ------------------------------------------------
+
+
+def test_apply_then_each_role_can_do_exactly_its_part(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    result = split.apply()
+    assert "does not exist yet" not in result.stderr, result.stderr
+    verifiers = {r: _verifier(admin_conn, r) for r in split.passwords}
+    assert all(v and v.startswith("SCRAM-SHA-256$") for v in verifiers.values()), verifiers
+
+    with split.login(split.owner) as owner:
+        owner.execute("CREATE TABLE scratch (id int)")
+        owner.execute("ALTER TABLE scratch ADD COLUMN note text")
+        owner.execute("DROP TABLE scratch")
+        # created after apply, by the owner: default privileges must cover it with no further run
+        owner.execute("CREATE TABLE items (id serial PRIMARY KEY, name text)")
+        owner.execute("CREATE TABLE tagged (id int GENERATED ALWAYS AS IDENTITY, tag text)")
+
+    with split.login(split.app) as app:
+        app.execute("INSERT INTO items (name) VALUES ('a')")  # the serial sequence is usable
+        app.execute("INSERT INTO tagged (tag) VALUES ('t')")
+        assert app.execute("SELECT name FROM items").fetchall() == [("a",)]
+        app.execute("UPDATE items SET name = 'b'")
+        app.execute("DELETE FROM items")
+        _denied(app, "ALTER TABLE items ADD COLUMN x int", "must be owner")
+        _denied(app, "DROP TABLE items", "must be owner")
+        _denied(app, "CREATE TABLE nope (id int)", "permission denied for schema")
+        _denied(app, "CREATE TEMP TABLE nope (id int)", "permission denied")
+        _denied(app, "CREATE SCHEMA nope", "permission denied")
+        _denied(app, "TRUNCATE items", "permission denied")
+
+    with split.login(split.readonly) as ro:
+        assert ro.execute("SELECT count(*) FROM items").fetchone() == (0,)
+        _denied(ro, "INSERT INTO items (name) VALUES ('x')", "permission denied")
+        _denied(ro, "DELETE FROM items", "permission denied")
+        _denied(ro, "CREATE TABLE nope (id int)", "permission denied for schema")
+
+    # a role outside the policy cannot even connect
+    outsider = pg_cleanup.role(unique_name("outsider"))
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'outsider-pw'").format(sql.Identifier(outsider)))
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        psycopg.connect(role_conninfo(split.admin_dsn, outsider, "outsider-pw", split.database), connect_timeout=10)
+
+    # idempotence: nothing to do, and the unchanged passwords were not set again
+    split.assert_clean()
+    again = split.apply()
+    assert "already matched" in again.stdout, str(again)
+    assert {r: _verifier(admin_conn, r) for r in split.passwords} == verifiers
+
+
+def test_apply_without_passwords_creates_roles_without_one_and_says_so(
+    tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup,
+    admin_conn: psycopg.Connection[Any],
+) -> None:
+    split = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup, passwords=False)
+    env = {password_env_for(r): None for r in (split.owner, split.app, split.readonly)}
+    result = split.cli("apply", "--yes", env=env)
+    assert result.exit_code == 0, str(result)
+    assert f"{password_env_for(split.app)} is not set" in result.stderr
+    assert _verifier(admin_conn, split.app) is None
+    # a password set by hand is left alone by later runs
+    admin_conn.execute(sql.SQL("ALTER ROLE {} PASSWORD 'by-hand'").format(sql.Identifier(split.app)))
+    before = _verifier(admin_conn, split.app)
+    result = split.cli("plan", "--exit-code", env=env)
+    assert result.exit_code == 0, str(result)
+    assert "keeps its current password" in result.stderr
+    assert _verifier(admin_conn, split.app) == before
+
+
+def test_changed_password_is_planned_and_applied(split: Split, admin_conn: psycopg.Connection[Any]) -> None:
+    split.apply()
+    split.passwords[split.app] = "new-" + secrets.token_hex(6)
+    steps = split.plan_json()["steps"]
+    assert [(s["action"], s["object"]) for s in steps] == [("set-password", f"role {split.app}")]
+    assert split.passwords[split.app] not in json.dumps(steps)
+    split.apply()
+    split.assert_clean()
+    with split.login(split.app) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (split.app,)
+
+
+# --- convergence: tamper behind the tool's back, plan names it, apply fixes it ---------------------------
+
+
+def _tampers(s: Split, outsider: str) -> list[tuple[str, list[str], str]]:
+    """(description, SQL run as superuser in the database, text the plan must mention)."""
+    t = sql.Identifier("public", "items").as_string(None)
+    app, owner = sql.Identifier(s.app).as_string(None), sql.Identifier(s.owner).as_string(None)
+    db = sql.Identifier(s.database).as_string(None)
+    return [
+        ("extra privilege", [f"GRANT TRUNCATE ON {t} TO {app}"], "items"),
+        ("missing privilege", [f"REVOKE UPDATE ON {t} FROM {app}"], "items"),
+        ("grant option", [f"GRANT SELECT ON {t} TO {app} WITH GRANT OPTION"], "items"),
+        ("PUBLIC grant", [f"GRANT SELECT ON {t} TO PUBLIC"], "items"),
+        (
+            "table owned by someone else",
+            [f"CREATE TABLE public.stray (id int)", f"ALTER TABLE public.stray OWNER TO {sql.Identifier(outsider).as_string(None)}"],
+            "stray",
+        ),
+        (
+            "default privilege removed",
+            [f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public REVOKE INSERT ON TABLES FROM {app}"],
+            "default privileges",
+        ),
+        ("CREATE on public for PUBLIC", ["GRANT CREATE ON SCHEMA public TO PUBLIC"], "schema public"),
+        ("app member of the owner", [f"GRANT {owner} TO {app}"], s.app),
+        ("PUBLIC may connect again", [f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO PUBLIC"], f"database {s.database}"),
+    ]
+
+
+def test_tampering_is_planned_and_converged(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    split.apply()
+    with split.login(split.owner) as owner:
+        owner.execute("CREATE TABLE items (id serial PRIMARY KEY, name text)")
+    split.assert_clean()
+    outsider = pg_cleanup.role(unique_name("other"))
+    admin_conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(outsider)))
+    with split.admin_db() as db:
+        for what, statements, mention in _tampers(split, outsider):
+            for statement in statements:
+                db.execute(statement)  # type: ignore[call-overload]
+            result = split.cli("plan", "--exit-code", "--format", "json")
+            assert result.exit_code == 1, f"{what}: {result}"
+            steps = result.json()["steps"]
+            assert any(mention in s["object"] for s in steps), f"{what}: {json.dumps(steps, indent=1)}"
+            assert all(s["allowed"] for s in steps), f"{what}: {steps}"
+            applied = split.cli("apply", "--yes")
+            assert applied.exit_code == 0, f"{what}: {applied}"
+            after = split.cli("plan", "--exit-code", "--format", "json")
+            assert after.exit_code == 0 and after.json()["steps"] == [], f"{what}: {after}"
+    with split.login(split.app) as app:
+        app.execute("INSERT INTO items (name) VALUES ('x')")
+        app.execute("INSERT INTO stray VALUES (1)")
+        _denied(app, "TRUNCATE items", "permission denied")
+        _denied(app, "ALTER TABLE stray ADD COLUMN y int", "must be owner")
+        _denied(app, sql.SQL("SET ROLE {}").format(sql.Identifier(split.owner)), "permission denied")
