@@ -841,6 +841,10 @@ class LocalServer:
         self._started = False
         _running.discard(self)
 
+    def detach(self) -> None:
+        """Leave the server running when this process exits (no atexit stop): `pgwarden demo --keep`."""
+        _running.discard(self)
+
     def restart(self) -> None:
         """Stop (fast) and start again on the same data directory."""
         self.stop()
