@@ -74,7 +74,7 @@ def apply(
     timeout = lock_timeout or session.policy.apply.lock_timeout
     _cluster_lock(admin, emit)
     try:
-        first = plan(session.policy, session.snapshot(), secrets)
+        first = plan(session.policy, session.snapshot(secrets=secrets), secrets)
         result = ApplyResult(first, notes=list(first.notes))
         if first.unprivileged and not skip_unprivileged:
             raise unprivileged_error(first.unprivileged)

@@ -259,13 +259,28 @@ class _Change:
     everything: bool = False  # revoke ALL (the grantee keeps nothing)
 
 
-def _by_grantee(acl: Acl, snap: Snapshot, rename: Mapping[int, int] | None = None) -> dict[Grantee, dict[str, set[str]]]:
-    """{grantee: {"all": privs, "by_owner": privs granted by `owner_oid`, "grantable": privs}}."""
+#: Stands for the owner's oid while the owner role is only planned (ownership moves to it).
+PLANNED_OWNER_OID = -1
+
+
+def _rename_to_owner(old: int, snap: Snapshot, owner: str) -> dict[int, int]:
+    """ACL entries of the previous owner move to the new owner with ALTER ... OWNER TO."""
+    role = snap.role_by_name.get(owner)
+    return {old: role.oid if role else PLANNED_OWNER_OID}
+
+
+def _by_grantee(
+    acl: Acl, snap: Snapshot, rename: Mapping[int, int] | None = None, owner: str | None = None
+) -> dict[Grantee, dict[str, set[str]]]:
+    """{grantee: {"all": privs, "grantors": {"grantor_oid:priv"}, "grantable": privs}}.
+
+    `rename` maps previous owners to the new one (PLANNED_OWNER_OID stands for `owner`)."""
     out: dict[Grantee, dict[str, set[str]]] = {}
     for g in acl:
         grantee = rename.get(g.grantee, g.grantee) if rename else g.grantee
         grantor = rename.get(g.grantor, g.grantor) if rename else g.grantor
-        entry = out.setdefault(snap.role_name(grantee), {"all": set(), "grantors": set(), "grantable": set()})
+        name = owner if grantee == PLANNED_OWNER_OID else snap.role_name(grantee)
+        entry = out.setdefault(name, {"all": set(), "grantors": set(), "grantable": set()})
         entry["all"].add(g.privilege)
         entry["grantors"].add(f"{grantor}:{g.privilege}")
         if g.grantable:
@@ -494,6 +509,8 @@ def _plan_roles(ctx: _Ctx, secrets: Mapping[str, str]) -> None:
             stored = None if snap.passwords is None else snap.passwords.get(role.oid)
             if snap.passwords is not None and scram.matches(password, stored):
                 continue
+            if snap.passwords is None and snap.password_checks.get(want.name):
+                continue  # logging in with it worked: the password is already set
             reason = (
                 f"set the password from {want.password_env}"
                 if snap.passwords is not None
@@ -640,12 +657,10 @@ def _plan_database(ctx: _Ctx) -> None:
                     allowed=ok,
                 )
             )
-            new = snap.role_by_name.get(owner)
-            if new:
-                rename = {db.owner: new.oid}
-        actual = _by_grantee(db.acl, snap, rename)
+            rename = _rename_to_owner(db.owner, snap, owner)
+        actual = _by_grantee(db.acl, snap, rename, owner)
         owner_role = snap.role_by_name.get(owner)
-        owner_oid = owner_role.oid if owner_role else None
+        owner_oid = owner_role.oid if owner_role else PLANNED_OWNER_OID
     expected: dict[Grantee, frozenset[str]] = {owner: frozenset(snap.caps.owner_privileges("database"))}
     for a in policy.access:
         expected[a.name] = PROFILES[a.level]["database"]
@@ -732,10 +747,15 @@ def _plan_schemas(ctx: _Ctx) -> None:
             current = snap.role_name(schema.owner) or ""
             rename: dict[int, int] = {}
             acl_owner = current
+            may_move = auth.superuser or (auth.acts_as(current) and auth.may_set(owner))
             if current == "pg_database_owner":
                 allowed = auth.acts_as(owner)  # the database owner owns it (15+)
+            elif current != owner and name == "public" and not may_move:
+                # public's owner (the bootstrap superuser on 14) cannot be changed by this admin: the
+                # owner gets CREATE there instead, and what needs public's owner is reported as such
+                allowed = auth.acts_as(current)
             elif current != owner:
-                ok = auth.superuser or (auth.acts_as(current) and auth.may_set(owner))
+                ok = may_move
                 ctx.add(
                     Step(
                         Phase.DATABASE,
@@ -748,19 +768,21 @@ def _plan_schemas(ctx: _Ctx) -> None:
                         allowed=ok,
                     )
                 )
-                if owner_role:
-                    rename = {schema.owner: owner_role.oid}
+                rename = _rename_to_owner(schema.owner, snap, owner)
                 acl_owner = owner
                 allowed = ok
             else:
                 allowed = auth.acts_as(owner)
-            actual = _by_grantee(schema.acl, snap, rename)
-            owner_oid = (rename.get(schema.owner, schema.owner)) if schema else None
+            actual = _by_grantee(schema.acl, snap, rename, owner)
+            owner_oid = rename.get(schema.owner, schema.owner)
         expected: dict[Grantee, frozenset[str]] = {acl_owner: frozenset({"USAGE", "CREATE"})}
+        if acl_owner not in (owner, "pg_database_owner"):
+            expected[owner] = frozenset({"USAGE", "CREATE"})  # public kept by its owner: see above
         for a in policy.access:
             expected[a.name] = PROFILES[a.level]["schema"]
         tolerated: dict[Grantee, frozenset[str]] = {PUBLIC: frozenset({"USAGE"})}
-        needs = f"superuser or the privileges of the owner of schema {name}"
+        owned_by = owner if acl_owner in (owner, "pg_database_owner") else acl_owner
+        needs = f"superuser or the privileges of {owned_by} (the owner of schema {name})"
         for change in _diff(actual, expected, tolerated, ctx.ignore, acl_owner, owner_oid):
             if change.grantee is None or change.grantee in access_names:
                 if "CREATE" in change.privs and change.action == "revoke":
@@ -857,9 +879,8 @@ def _plan_objects(ctx: _Ctx) -> None:
         if group_owner != owner:
             if not group.linked:
                 _plan_owner_change(ctx, group, schema, group_owner)
-            if owner_role:
-                rename = {group.owner: owner_role.oid}
-        actual = _by_grantee(group.acl, snap, rename)
+            rename = _rename_to_owner(group.owner, snap, owner)
+        actual = _by_grantee(group.acl, snap, rename, owner)
         expected, tolerated = _expected_for(ctx, group.kind)
         for change in _diff(actual, expected, tolerated, ctx.ignore, owner, owner_oid):
             pending[(schema, group.kind, change)].append(group)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -80,11 +81,47 @@ class Session:
         finally:
             conn.close()
 
-    def snapshot(self, conn: psycopg.Connection[Any] | None = None) -> Snapshot:
+    def snapshot(
+        self, conn: psycopg.Connection[Any] | None = None, secrets: Mapping[str, str] | None = None
+    ) -> Snapshot:
+        """Inspect the target database (or template1). With `secrets` and an admin that cannot read
+        the stored verifiers, each password is checked by logging in with it (SCRAM only)."""
         if conn is not None:
-            return self._inspect(conn)
-        with self.inspection_connection() as c:
-            return self._inspect(c)
+            snap = self._inspect(conn)
+        else:
+            with self.inspection_connection() as c:
+                snap = self._inspect(c)
+        if snap.passwords is None and secrets:
+            checks = self.check_passwords(snap, secrets)
+            if checks:
+                snap = dataclasses.replace(snap, password_checks=checks)
+        return snap
+
+    def check_passwords(self, snap: Snapshot, secrets: Mapping[str, str]) -> dict[str, bool]:
+        """role -> True when a SCRAM login with its password succeeds, False when the server says the
+        password is wrong; roles whose answer is unclear are left out (their password is set again)."""
+        import psycopg
+
+        # require_auth (libpq 16+) makes sure the password itself is never sent, only a SCRAM proof
+        if psycopg.pq.version() < 160000:
+            return {}
+        out: dict[str, bool] = {}
+        dbname = self.target if snap.database_exists else self.admin.info.dbname
+        for role, env in self.policy.login_roles():
+            password = secrets.get(env) if env else None
+            if password is None or role not in snap.role_by_name:
+                continue
+            info = conninfo_for(self.dsn, dbname=dbname, user=role, password=password)
+            try:
+                psycopg.connect(info, connect_timeout=5, require_auth="scram-sha-256").close()
+                out[role] = True
+            except psycopg.OperationalError as exc:
+                text = str(exc)
+                if "password authentication failed" in text or "SCRAM" in text:
+                    out[role] = False
+                elif "permission denied for database" in text or "not permitted to log in" in text:
+                    out[role] = True  # refused after authenticating: the password is right
+        return out
 
     def _inspect(self, conn: psycopg.Connection[Any]) -> Snapshot:
         p = self.policy

@@ -62,7 +62,7 @@ def command(
                     "apply changes the database and needs confirmation",
                     hint="pass --yes (not on a terminal), or run `pgwarden plan` first to review",
                 )
-            preview = plan(policy, session.snapshot(), secrets)
+            preview = plan(policy, session.snapshot(secrets=secrets), secrets)
             if preview.empty:
                 ui.info(f"database {policy.database.name} already matches the policy: nothing to do")
                 return EXIT_OK

@@ -34,6 +34,6 @@ def command(ctx: click.Context, config: str, dsn: str | None, fmt: str, exit_cod
     policy = load(config)
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
     with Session.open(dsn, policy) as session:
-        result = plan(policy, session.snapshot(), secrets)
+        result = plan(policy, session.snapshot(secrets=secrets), secrets)
     render_plan(ui, result, fmt)
     return EXIT_FOUND if exit_code and not result.empty else EXIT_OK
