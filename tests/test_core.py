@@ -255,3 +255,91 @@ def test_tampering_is_planned_and_converged(
         _denied(app, "TRUNCATE items", "permission denied")
         _denied(app, "ALTER TABLE stray ADD COLUMN y int", "must be owner")
         _denied(app, sql.SQL("SET ROLE {}").format(sql.Identifier(split.owner)), "permission denied")
+
+
+# --- a non-superuser admin (CREATEDB + CREATEROLE, like managed services) ---------------------------------
+
+
+def _managed_admin(admin_conn: psycopg.Connection[Any], split: Split, name: str) -> str:
+    password = "adm-" + secrets.token_hex(8)
+    admin_conn.execute(
+        sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
+            sql.Identifier(name), sql.Literal(password)
+        )
+    )
+    return role_conninfo(split.admin_dsn, name, password, "postgres")
+
+
+def _state(conn: psycopg.Connection[Any], split: Split) -> list[Any]:
+    """Roles and databases of the split, to prove that a refused apply changed nothing."""
+    names = [split.owner, split.app, split.readonly]
+    roles = conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1", (names,)).fetchall()
+    dbs = conn.execute("SELECT datname, datacl::text FROM pg_database WHERE datname = %s", (split.database,)).fetchall()
+    return [roles, dbs]
+
+
+@pytest.mark.minversion(15)
+def test_createrole_createdb_admin_applies_from_scratch(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    dsn = _managed_admin(admin_conn, split, pg_cleanup.role(unique_name("cloudadmin")))
+    planned = split.plan_json(dsn=dsn)
+    assert planned["unprivileged"] == 0, json.dumps(planned, indent=1)
+    split.apply(dsn=dsn)
+    split.assert_clean(dsn=dsn)  # passwords checked by logging in: unchanged ones are not set again
+    split.assert_clean()  # the superuser's view agrees
+    split.passwords[split.readonly] = "changed-" + secrets.token_hex(4)
+    steps = split.plan_json(dsn=dsn)["steps"]
+    assert [(s["action"], s["role"]) for s in steps] == [("set-password", split.readonly)], steps
+    split.apply(dsn=dsn)
+    split.assert_clean(dsn=dsn)
+    with split.login(split.owner) as owner:
+        owner.execute("CREATE TABLE items (id serial PRIMARY KEY)")
+    with split.login(split.app) as app:
+        app.execute("INSERT INTO items DEFAULT VALUES")
+        _denied(app, "DROP TABLE items", "must be owner")
+        _denied(app, "CREATE TABLE nope (id int)", "permission denied for schema")
+
+
+@pytest.mark.maxversion(14)
+def test_createrole_admin_on_14_is_told_public_needs_its_owner(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    dsn = _managed_admin(admin_conn, split, pg_cleanup.role(unique_name("cloudadmin")))
+    planned = split.plan_json(dsn=dsn)
+    blocked = [s for s in planned["steps"] if not s["allowed"]]
+    assert blocked and all(s["object"] == "schema public" for s in blocked), json.dumps(planned, indent=1)
+    assert all("owner of schema public" in s["needs"] for s in blocked), json.dumps(blocked, indent=1)
+    before = _state(admin_conn, split)
+    refused = split.cli("apply", "--yes", dsn=dsn)
+    assert refused.exit_code == 2, str(refused)
+    assert refused.stderr.startswith("error: ") and "--skip-unprivileged" in refused.stderr, str(refused)
+    assert _state(admin_conn, split) == before
+    done = split.apply("--skip-unprivileged", dsn=dsn)
+    assert 'REVOKE CREATE ON SCHEMA "public" FROM PUBLIC' in done.stdout, str(done)
+    # everything else converged; only the step needing the owner of public remains
+    remaining = split.plan_json(dsn=dsn)["steps"]
+    assert remaining and all(not s["allowed"] for s in remaining), remaining
+    with split.login(split.app) as app:
+        _denied(app, "CREATE TEMP TABLE nope (id int)", "permission denied")
+    # the printed SQL, run by the owner of public, closes the gap
+    with split.admin_db() as db:
+        for step in remaining:
+            db.execute(step["sql"])
+    split.assert_clean(dsn=dsn)
+
+
+def test_plan_allowed_predictions_hold_for_a_plain_role(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    name = pg_cleanup.role(unique_name("plain"))
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'plain-pw'").format(sql.Identifier(name)))
+    dsn = role_conninfo(split.admin_dsn, name, "plain-pw", "postgres")
+    planned = split.plan_json(dsn=dsn)
+    assert planned["unprivileged"] > 0 and any(s["action"] == "create-role" and not s["allowed"] for s in planned["steps"])
+    before = _state(admin_conn, split)
+    result = split.cli("apply", "--yes", dsn=dsn)
+    assert result.exit_code == 2, str(result)
+    assert result.stderr.startswith("error: ") and "superuser or CREATEROLE" in result.stderr, str(result)
+    assert "Traceback" not in result.stderr
+    assert _state(admin_conn, split) == before
