@@ -55,13 +55,14 @@ def command(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--lock-timeout") from None
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
+    if not yes and not ui.interactive:
+        # refuse before connecting: nothing is read or changed
+        raise PgwardenError(
+            "apply changes the database and needs confirmation",
+            hint="pass --yes (not on a terminal), or run `pgwarden plan` first to review",
+        )
     with Session.open(dsn, policy) as session:
         if not yes:
-            if not ui.interactive:
-                raise PgwardenError(
-                    "apply changes the database and needs confirmation",
-                    hint="pass --yes (not on a terminal), or run `pgwarden plan` first to review",
-                )
             preview = plan(policy, session.snapshot(secrets=secrets), secrets)
             if preview.empty:
                 ui.info(f"database {policy.database.name} already matches the policy: nothing to do")
