@@ -343,3 +343,99 @@ def test_plan_allowed_predictions_hold_for_a_plain_role(
     assert result.stderr.startswith("error: ") and "superuser or CREATEROLE" in result.stderr, str(result)
     assert "Traceback" not in result.stderr
     assert _state(admin_conn, split) == before
+
+
+# --- bad input: one clear line, exit 2, nothing changed ----------------------------------------------------
+
+
+def _assert_one_error(result: CliResult, *needles: str) -> None:
+    assert result.exit_code == 2, str(result)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[0].startswith("error: "), str(result)
+    assert all(not line.startswith("error:") for line in lines[1:]), str(result)
+    assert all(line.startswith("hint: ") for line in lines[1:]), str(result)
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], str(result)
+
+
+def test_connection_failures_are_one_line(split: Split, pg_server: LocalServer, admin_conn: psycopg.Connection[Any]) -> None:
+    wrong = role_conninfo(split.admin_dsn, pg_server.superuser, "not-the-password", "postgres")
+    result = split.cli("plan", dsn=wrong)
+    _assert_one_error(result, "password authentication failed")
+    assert "not-the-password" not in result.stderr
+    closed = "host=127.0.0.1 port=1 user=x dbname=postgres connect_timeout=3"
+    _assert_one_error(split.cli("apply", "--yes", dsn=closed), "cannot open")
+    missing = db_conninfo(split.admin_dsn, split.database + "_nowhere")
+    _assert_one_error(split.cli("plan", dsn=missing), "does not exist")
+    _assert_one_error(split.cli("apply", dsn=split.admin_dsn), "needs confirmation")
+    assert _state(admin_conn, split) == [[], []]
+
+
+def test_bad_policy_files_change_nothing(split: Split, admin_conn: psycopg.Connection[Any]) -> None:
+    good = split.path.read_text()
+    split.path.write_text(good.replace("[owner]", "[owner\n"))
+    _assert_one_error(split.cli("apply", "--yes"), "invalid TOML", f"{split.path}:")
+    split.path.write_text(good.replace("[owner]", "[owner]\ncolour = 'blue'"))
+    line = good.splitlines().index("[owner]") + 2
+    _assert_one_error(split.cli("apply", "--yes"), f"{split.path}:{line}", "owner.colour", "unknown key")
+    split.path.write_text(good.replace(f'name = "{split.app}"', f'name = "{"x" * 64}"'))
+    _assert_one_error(split.cli("apply", "--yes"), "access[0].name", "64 bytes")
+    assert _state(admin_conn, split) == [[], []]
+
+
+# --- names that need quoting ------------------------------------------------------------------------
+
+
+def test_names_with_quotes_spaces_capitals_and_unicode(
+    tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    tag = unique_name("")
+    split = make_split(
+        tmp_path,
+        admin_dsn,
+        unique_name,
+        pg_cleanup,
+        database=f'Bäcker "DB" {tag}',
+        owner=f"Owner O'Brien {tag}",
+        app=f'app "Ünïcode" {tag}',
+        readonly=f"Read Only {tag}",
+        schemas=("Schéma Ü", "public"),
+    )
+    split.apply()
+    split.assert_clean()
+    schema = sql.Identifier("Schéma Ü")
+    table = sql.Identifier("Schéma Ü", 'Tab "le"')
+    with split.login(split.owner) as owner:
+        owner.execute(sql.SQL("CREATE TABLE {} (id serial, val text)").format(table))
+    with split.login(split.app) as app:
+        app.execute(sql.SQL("INSERT INTO {} (val) VALUES ('x')").format(table))
+        _denied(app, sql.SQL("DROP TABLE {}").format(table), "must be owner")
+        _denied(app, sql.SQL("CREATE TABLE {}.t (id int)").format(schema), "permission denied for schema")
+    with split.login(split.readonly) as ro:
+        assert ro.execute(sql.SQL("SELECT val FROM {}").format(table)).fetchall() == [("x",)]
+    split.assert_clean()
+
+
+# --- passwords stay secret --------------------------------------------------------------------------
+
+
+def test_clear_text_passwords_reach_no_log_and_no_output(
+    split: Split, pg_server: LocalServer, admin_conn: psycopg.Connection[Any]
+) -> None:
+    admin_conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    outputs = [split.cli("plan"), split.cli("plan", "--format", "sql"), split.cli("plan", "--format", "json")]
+    outputs.append(split.apply())
+    split.passwords[split.app] = "rotated-" + secrets.token_hex(6)
+    outputs += [split.cli("plan", "--format", "sql"), split.apply("--format", "json")]
+    statements = " ".join(r[0] for r in admin_conn.execute("SELECT query FROM pg_stat_statements"))
+    log = pg_server.read_log()
+    for role, password in split.passwords.items():
+        assert password not in log, f"password of {role} in the server log"
+        assert password not in statements, f"password of {role} in pg_stat_statements"
+        for out in outputs:
+            assert password not in out.stdout + out.stderr, str(out)
+        verifier = _verifier(admin_conn, role)
+        assert verifier is not None and verifier.startswith("SCRAM-SHA-256$4096:")
+        with split.login(role) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (role,)
