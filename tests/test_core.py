@@ -439,3 +439,103 @@ def test_clear_text_passwords_reach_no_log_and_no_output(
         assert verifier is not None and verifier.startswith("SCRAM-SHA-256$4096:")
         with split.login(role) as conn:
             assert conn.execute("SELECT current_user").fetchone() == (role,)
+
+
+# --- brown-field and big schemas -----------------------------------------------------------------------------
+
+
+BROWNFIELD = """
+CREATE TABLE orders (id serial, placed date NOT NULL) PARTITION BY RANGE (placed);
+CREATE TABLE orders_2024 PARTITION OF orders FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE orders_2025 PARTITION OF orders FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE customers (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);
+CREATE VIEW customer_names AS SELECT name FROM customers;
+CREATE MATERIALIZED VIEW customer_count AS SELECT count(*) AS n FROM customers;
+CREATE FUNCTION add_one(i int) RETURNS int LANGUAGE sql AS 'SELECT i + 1';
+CREATE PROCEDURE touch() LANGUAGE sql AS 'SELECT 1';
+"""
+
+
+def test_brownfield_database_gets_what_it_lacks_and_loses_the_rest(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    ext = next(
+        (e for e in ("pg_trgm", "hstore", "citext") if admin_conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = %s", (e,)).fetchone()),
+        None,
+    )
+    if ext is None:
+        pytest.skip("no contrib extension (pg_trgm, hstore, citext) in these binaries")
+    # the owner and the database exist before pgwarden; the owner created everything, granted nothing
+    owner, app = sql.Identifier(split.owner), sql.Identifier(split.app)
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(owner))
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(app))
+    admin_conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(split.database), owner))
+    bi = pg_cleanup.role(unique_name("bi"))
+    admin_conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(bi)))
+    with split.admin_db() as db:
+        db.execute(sql.SQL("CREATE EXTENSION {} SCHEMA public").format(sql.Identifier(ext)))
+        ext_acl = db.execute("SELECT relname, relacl::text FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+                             "AND oid IN (SELECT objid FROM pg_depend WHERE deptype = 'e') ORDER BY 1").fetchall()
+        ext_procs = db.execute("SELECT count(*), string_agg(proacl::text, ',') FROM pg_proc p JOIN pg_depend d "
+                               "ON d.objid = p.oid AND d.deptype = 'e' WHERE pronamespace = 'public'::regnamespace"
+                               ).fetchone()
+        db.execute(sql.SQL("SET ROLE {}").format(owner))
+        db.execute(BROWNFIELD)
+        db.execute(sql.SQL("GRANT ALL ON customers TO {}").format(app))  # too much
+        db.execute(sql.SQL("GRANT SELECT ON customers TO {}").format(sql.Identifier(bi)))  # not in the policy
+        db.execute("RESET ROLE")
+    planned = split.plan_json()
+    objects = " ".join(s["object"] for s in planned["steps"])
+    assert "customers" in objects and any(s["destructive"] for s in planned["steps"]), objects
+    split.apply()
+    split.assert_clean()
+    with split.admin_db() as db:
+        assert db.execute("SELECT relname, relacl::text FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+                          "AND oid IN (SELECT objid FROM pg_depend WHERE deptype = 'e') ORDER BY 1").fetchall() == ext_acl
+        assert db.execute("SELECT count(*), string_agg(proacl::text, ',') FROM pg_proc p JOIN pg_depend d "
+                          "ON d.objid = p.oid AND d.deptype = 'e' WHERE pronamespace = 'public'::regnamespace"
+                          ).fetchone() == ext_procs
+        grantees = db.execute(
+            "SELECT DISTINCT a.grantee::regrole::text FROM pg_class c, aclexplode(c.relacl) a "
+            "WHERE c.relname = 'customers' AND c.relnamespace = 'public'::regnamespace"
+        ).fetchall()
+    assert sql.Identifier(bi).as_string(None) not in {g[0] for g in grantees}
+    with split.login(split.app) as conn:
+        conn.execute("INSERT INTO orders (placed) VALUES ('2024-05-01'), ('2025-05-01')")
+        assert conn.execute("SELECT count(*) FROM orders_2024").fetchone() == (1,)
+        conn.execute("INSERT INTO customers (name) VALUES ('c')")
+        assert conn.execute("SELECT name FROM customer_names").fetchall() == [("c",)]
+        conn.execute("SELECT n FROM customer_count")
+        assert conn.execute("SELECT add_one(1)").fetchone() == (2,)
+        conn.execute("CALL touch()")
+        _denied(conn, "TRUNCATE customers", "permission denied")
+        _denied(conn, "REFRESH MATERIALIZED VIEW customer_count", "must be owner")
+    with split.login(split.readonly) as conn:
+        _denied(conn, "INSERT INTO customers (name) VALUES ('x')", "permission denied")
+        # the hardening: functions are not executable by PUBLIC, only by the access roles
+    outsider = pg_cleanup.role(unique_name("fn"))
+    admin_conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(outsider)))
+    with split.admin_db() as db:
+        row = db.execute("SELECT has_function_privilege(%s, 'public.add_one(int)', 'EXECUTE')", (outsider,)).fetchone()
+        assert row == (False,)
+
+
+def test_big_schema_uses_one_statement_per_kind(split: Split, admin_conn: psycopg.Connection[Any]) -> None:
+    owner = sql.Identifier(split.owner)
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(owner))
+    admin_conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(split.database), owner))
+    with split.admin_db() as db:
+        db.execute(sql.SQL("SET ROLE {}").format(owner))
+        db.execute(
+            "DO $$ BEGIN FOR i IN 1..320 LOOP EXECUTE format('CREATE TABLE t%s (id serial)', i); END LOOP; END $$"
+        )
+    steps = split.plan_json()["steps"]
+    table_grants = [s for s in steps if s["action"] == "grant" and "TABLE" in s["sql"] and "DEFAULT" not in s["sql"]]
+    assert table_grants and all("ON ALL TABLES IN SCHEMA" in s["sql"] for s in table_grants), table_grants
+    assert {s["count"] for s in table_grants} == {320}
+    assert len(steps) < 40, [s["sql"] for s in steps]
+    split.apply()
+    split.assert_clean()
+    with split.login(split.app) as conn:
+        conn.execute("INSERT INTO t320 DEFAULT VALUES")
