@@ -1,0 +1,139 @@
+"""`pgwarden run`: a migration command with a policy role's credentials, then a check of what it created."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from pgwarden.connect import dsn_params
+from pgwarden.errors import PgwardenError
+from pgwarden.policy import Policy, password_env_for
+
+if TYPE_CHECKING:
+    from pgwarden.findings import Finding
+    from pgwarden.session import Session
+
+#: Set in the command's environment when it runs as the owner: the explicit "we are migrating" switch
+#: read by pgwarden.contrib.django and pgwarden.contrib.alembic.
+MIGRATE_ENV = "PGWARDEN_MIGRATE"
+#: The policy role the command acts as (owner or an access role), for the framework helpers.
+ROLE_ENV = "PGWARDEN_ROLE"
+
+#: Hazard rules about objects, which a migration command can cause (the others are about roles).
+_OBJECT_RULES = ("ownership.", "access.owns-objects", "defaults.wrong-role")
+#: Drift actions about objects in the database (role settings etc. are not the command's doing).
+_OBJECT_ACTIONS = ("alter-owner", "grant", "revoke", "revoke-grant-option", "default-privileges")
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """Who the command logs in as, and which policy role its sessions act as."""
+
+    login: str
+    acts_as: str
+    password_env: str | None
+    is_owner: bool
+
+
+def resolve_role(policy: Policy, name: str) -> RunAs:
+    """`owner` (or the owner's name), else an access role; a NOLOGIN owner runs through its first deploy login."""
+    owner = policy.owner
+    if name in ("owner", owner.name):
+        if owner.login:
+            return RunAs(owner.name, owner.name, owner.password_env, True)
+        if owner.deploy_logins:
+            deploy = owner.deploy_logins[0]
+            return RunAs(deploy, owner.name, password_env_for(deploy), True)
+        raise PgwardenError(
+            f"the owner {owner.name} cannot log in and the policy names no deploy login",
+            hint="add [owner] deploy_logins = [\"deployer\"] (docs/deploy-logins.md), or set owner.login = true",
+        )
+    if name in owner.deploy_logins:
+        return RunAs(name, owner.name, password_env_for(name), True)
+    for access in policy.access:
+        if access.name == name:
+            if not access.login:
+                raise PgwardenError(f"access role {name} cannot log in (login = false in the policy)")
+            return RunAs(name, name, access.password_env, False)
+    roles = ", ".join(["owner", *policy.owner.deploy_logins, *(a.name for a in policy.access)])
+    raise PgwardenError(f"role {name} is not in the policy", hint=f"--as takes one of: {roles}")
+
+
+def database_url(user: str, password: str | None, host: str | None, port: str | None, dbname: str) -> str:
+    """A postgresql:// URL (every part percent-encoded; a socket directory goes in ?host=)."""
+    auth = quote(user, safe="")
+    if password is not None:
+        auth += ":" + quote(password, safe="")
+    netloc = auth + "@"
+    query = ""
+    if host and (host.startswith("/") or "," in host):
+        query = "?host=" + quote(host, safe="")
+        if port:
+            query += "&port=" + quote(port, safe="")
+    else:
+        netloc += host or ""
+        if port:
+            netloc += ":" + port
+    return f"postgresql://{netloc}/{quote(dbname, safe='')}{query}"
+
+
+def command_env(
+    policy: Policy,
+    run_as: RunAs,
+    dsn: str | None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The command's environment: the parent's without PG*/DATABASE_URL, plus the role's connection."""
+    env = dict(os.environ if environ is None else environ)
+    params = dsn_params(dsn)  # host/port of the admin connection (environment included)
+    password = env.get(run_as.password_env) if run_as.password_env else None
+    for key in list(env):
+        if (key.startswith("PG") and not key.startswith("PGWARDEN_")) or key == "DATABASE_URL":
+            del env[key]
+    for key in (MIGRATE_ENV, ROLE_ENV):
+        env.pop(key, None)
+    host, port = params.get("host"), params.get("port")
+    env["PGUSER"] = run_as.login
+    env["PGDATABASE"] = policy.database.name
+    if host:
+        env["PGHOST"] = host
+    if port:
+        env["PGPORT"] = port
+    if password is not None:
+        env["PGPASSWORD"] = password
+    env["DATABASE_URL"] = database_url(run_as.login, password, host, port, policy.database.name)
+    env[ROLE_ENV] = run_as.acts_as
+    if run_as.is_owner:
+        env[MIGRATE_ENV] = "1"
+    return env
+
+
+def run_command(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run `argv` (no shell) with `env`; its exit code (128+N when killed by signal N)."""
+    if not argv:
+        raise PgwardenError("no command given", hint="pgwarden run --as owner -- python manage.py migrate")
+    try:
+        proc = subprocess.run(list(argv), env=dict(env), check=False)
+    except FileNotFoundError:
+        raise PgwardenError(f"command not found: {argv[0]}") from None
+    except PermissionError:
+        raise PgwardenError(f"command not executable: {argv[0]}") from None
+    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+
+
+def object_findings(session: Session, secrets: Mapping[str, str] | None = None) -> list[Finding]:
+    """What a migration can get wrong: objects not owned by the owner or lacking the access roles' grants."""
+    from pgwarden.check import run_check
+    from pgwarden.plan import Phase
+
+    result = run_check(session, secrets)
+    fixes = {s.render() for s in result.plan.steps if s.phase == Phase.DATABASE and s.action in _OBJECT_ACTIONS}
+    return [
+        f
+        for f in result.findings
+        if (f.rule.startswith("drift.") and f.fix in fixes) or f.rule.startswith(_OBJECT_RULES)
+    ]
