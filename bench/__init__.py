@@ -1,0 +1,1 @@
+"""pgwarden's benchmark suite: big catalogs on a throwaway server, measured against the floor."""
