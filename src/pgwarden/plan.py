@@ -70,6 +70,7 @@ class Plan:
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()
     server_version: str = ""
+    lock_timeout: str = "5s"  # the policy's [apply] lock_timeout, for scripts printed from the plan
 
     @property
     def empty(self) -> bool:
@@ -369,7 +370,9 @@ def plan(policy: Policy, snap: Snapshot, secrets: Mapping[str, str] | None = Non
     _plan_role_settings(ctx)
     if not snap.database_exists:
         ctx.notes.append(missing_database_note(policy.database.name))
-    return Plan(policy.database.name, tuple(ctx.steps), tuple(ctx.notes), snap.server.version)
+    return Plan(
+        policy.database.name, tuple(ctx.steps), tuple(ctx.notes), snap.server.version, policy.apply.lock_timeout
+    )
 
 
 def missing_database_note(name: str) -> str:

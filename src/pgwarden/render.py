@@ -39,7 +39,7 @@ def plan_sql(plan: Plan) -> str:
             else:
                 out.append(f"\\connect {_psql_ident(plan.database)}")
                 out.append("BEGIN;")
-                out.append("SET LOCAL lock_timeout = '5s';")
+                out.append(f"SET LOCAL lock_timeout = {_psql_literal(plan.lock_timeout)};")
         flags = []
         if step.destructive:
             flags.append("destructive")
@@ -58,6 +58,26 @@ def _psql_ident(name: str) -> str:
     return sql.Identifier(name).as_string(None)
 
 
+def _psql_literal(value: str) -> str:
+    from psycopg import sql
+
+    return sql.Literal(value).as_string(None)
+
+
+def plan_text(steps: tuple[Step, ...] | list[Step]) -> str:
+    """The plan as a numbered list for pipes and logs: "N. object — reason", then the SQL indented."""
+    out = []
+    for i, step in enumerate(steps, 1):
+        flags = []
+        if step.destructive:
+            flags.append("destructive")
+        if not step.allowed:
+            flags.append(f"needs {step.needs}")
+        out.append(f"{i}. {step.object} — {step.reason}" + (f" [{'; '.join(flags)}]" if flags else ""))
+        out.extend("     " + line for line in step.render().splitlines())
+    return "\n".join(out) + "\n"
+
+
 def render_plan(ui: UI, plan: Plan, fmt: str) -> None:
     if fmt == "json":
         ui.json({"schema_version": PLAN_SCHEMA_VERSION, **plan.to_dict()})
@@ -70,7 +90,11 @@ def render_plan(ui: UI, plan: Plan, fmt: str) -> None:
     if plan.empty:
         ui.print(f"database {plan.database} matches the policy: no changes")
         return
-    _steps_table(ui, plan.steps, f"Plan for database {plan.database}: {len(plan.steps)} change(s)")
+    title = f"Plan for database {plan.database}: {len(plan.steps)} change(s)"
+    if ui.out.is_terminal:
+        _steps_table(ui, plan.steps, title)
+    else:  # a narrow table folds SQL into unreadable columns: a list reads well in pipes and CI logs
+        ui.raw(title + "\n\n" + plan_text(plan.steps))
     destructive = sum(1 for s in plan.steps if s.destructive)
     summary = f"{len(plan.steps)} change(s)"
     if destructive:
