@@ -1,0 +1,54 @@
+"""The extra catalog reads the hazard rules need: five queries whatever the size of the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pgwarden.snapshot import _rows
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pgwarden.policy import Policy
+    from pgwarden.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class HazardData:
+    """Rows of the hazard_*.sql queries (plain dicts: the rules read them by column name)."""
+
+    memberships: tuple[dict[str, Any], ...] = ()  # member, role, direct
+    owned: tuple[dict[str, Any], ...] = ()  # role, catalog, object
+    privileges: tuple[dict[str, Any], ...] = ()  # role, kind, name, can_create, can_temp
+    functions: tuple[dict[str, Any], ...] = ()  # schema, name, args, owner, kind, public_execute, executable_by
+    rls: tuple[dict[str, Any], ...] = ()  # kind, schema, name, owner, forced, base_schema, base_name
+    member_of: dict[int, frozenset[int]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, **rows: list[dict[str, Any]]) -> HazardData:
+        closure: dict[int, set[int]] = {}
+        for m in rows.get("memberships", ()):
+            closure.setdefault(int(m["member"]), set()).add(int(m["role"]))
+        return cls(
+            **{k: tuple(v) for k, v in rows.items()},
+            member_of={k: frozenset(v) for k, v in closure.items()},
+        )
+
+
+def access_role_oids(policy: Policy, snap: Snapshot) -> list[int]:
+    return [snap.role_by_name[a.name].oid for a in policy.access if a.name in snap.role_by_name]
+
+
+def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) -> HazardData:
+    """Read what the rules need through `conn` (connected to the target database)."""
+    roles = access_role_oids(policy, snap)
+    schemas = [s.oid for s in snap.schemas if s.name in policy.database.schemas]
+    deploy = [snap.role_by_name[d].oid for d in policy.owner.deploy_logins if d in snap.role_by_name]
+    return HazardData.build(
+        memberships=_rows(conn, "hazard_memberships", {"roles": roles}),
+        owned=_rows(conn, "hazard_owned", {"roles": roles + deploy}),
+        privileges=_rows(conn, "hazard_privileges", {"roles": roles, "schemas": schemas}),
+        functions=_rows(conn, "hazard_functions", {"roles": roles, "schemas": schemas}),
+        rls=_rows(conn, "hazard_rls", {"schemas": schemas}),
+    )

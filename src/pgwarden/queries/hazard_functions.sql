@@ -1,0 +1,13 @@
+-- SECURITY DEFINER routines of the managed schemas without their own search_path, with who may run them.
+SELECT n.nspname AS schema, p.proname AS name, pg_catalog.pg_get_function_identity_arguments(p.oid) AS args,
+       p.proowner AS owner, p.prokind AS kind,
+       EXISTS (SELECT 1 FROM aclexplode(COALESCE(p.proacl, acldefault('f', p.proowner))) a
+               WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS public_execute,
+       COALESCE((SELECT array_agg(r.oid ORDER BY r.oid) FROM pg_catalog.pg_roles r
+                 WHERE r.oid = ANY(%(roles)s::oid[]) AND has_function_privilege(r.oid, p.oid, 'EXECUTE')),
+                '{}') AS executable_by
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE p.prosecdef AND p.pronamespace = ANY(%(schemas)s::oid[])
+  AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%%')
+ORDER BY 1, 2, 3
