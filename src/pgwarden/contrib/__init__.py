@@ -1,0 +1,1 @@
+"""Framework integrations: Django (pgwarden.contrib.django) and Alembic (pgwarden.contrib.alembic)."""

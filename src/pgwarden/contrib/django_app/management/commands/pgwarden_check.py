@@ -1,0 +1,39 @@
+"""`manage.py pgwarden_check`: pgwarden's check (drift + hazards) against the project's database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Check the database against the pgwarden policy (exit 1 on findings)."
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--dsn", default=None, help="Admin connection (default: $PGWARDEN_DSN, else PG*).")
+        parser.add_argument("--config", default=None, help="Policy file (default: settings.PGWARDEN_POLICY).")
+        parser.add_argument("--fail-on", default="low", choices=["critical", "high", "medium", "low"])
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        import os
+
+        from pgwarden.check import run_check
+        from pgwarden.connect import secrets_from_env
+        from pgwarden.contrib.django import policy_path_setting
+        from pgwarden.errors import PgwardenError
+        from pgwarden.findings import render_text
+        from pgwarden.policy import load_policy
+        from pgwarden.session import Session
+
+        try:
+            policy = load_policy(options["config"] or policy_path_setting())
+            secrets = secrets_from_env([e for _, e in policy.login_roles()])
+            with Session.open(options["dsn"] or os.environ.get("PGWARDEN_DSN"), policy) as session:
+                result = run_check(session, secrets)
+        except PgwardenError as exc:
+            raise CommandError(f"{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")) from None
+        self.stdout.write(render_text(list(result.findings), options["fail_on"]))
+        if result.failed(options["fail_on"]):
+            raise CommandError("pgwarden check found problems", returncode=1)

@@ -1,0 +1,132 @@
+"""pgwarden.contrib.django with a real Django 5.2 project: migrate as the owner, serve as the runtime role."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from helpers import db_conninfo, run_cli, write_policy
+from pgwarden.contrib.django import database_settings
+
+pytest.importorskip("django", reason="the test extra installs django>=5.2")
+
+PROJECT = Path(__file__).parent / "projects" / "django_site"
+
+RUNTIME_SCRIPT = """
+import django, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site_cfg.settings")
+django.setup()
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+user = User.objects.create_user("alice", password="pw12345!")
+client = Client()
+assert client.login(username="alice", password="pw12345!")
+resp = client.get("/buy/")
+assert resp.status_code == 200, resp.status_code
+with connection.cursor() as cur:
+    cur.execute("INSERT INTO shop_legacy (note) VALUES ('x') RETURNING id")
+    cur.execute("SELECT current_user")
+    print("runtime as", cur.fetchone()[0])
+print("ok")
+"""
+
+
+def _python(cwd: Path, args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_database_settings_switch(tmp_path: Path) -> None:
+    policy = write_policy(tmp_path / "p.toml", database="shopdb", owner="shop_owner", app=["shop_app"])
+    env = {"PGWARDEN_PASSWORD_SHOP_APP": "a", "PGWARDEN_PASSWORD_SHOP_OWNER": "o", "PGHOST": "h"}
+    runtime = database_settings(policy, environ=env)
+    assert (runtime["USER"], runtime["PASSWORD"], runtime["NAME"], runtime["HOST"]) == ("shop_app", "a", "shopdb", "h")
+    owner = database_settings(policy, environ={**env, "PGWARDEN_MIGRATE": "1"})
+    assert (owner["USER"], owner["PASSWORD"], owner["OPTIONS"]) == ("shop_owner", "o", {})
+    text = policy.read_text().replace("login = true\ncreatedb", 'login = false\ndeploy_logins = ["shop_deploy"]\ncreatedb', 1)
+    policy.write_text(text)
+    deploy = database_settings(policy, role="owner", environ={"PGWARDEN_PASSWORD_SHOP_DEPLOY": "d"})
+    assert (deploy["USER"], deploy["PASSWORD"], deploy["OPTIONS"]) == ("shop_deploy", "d", {"assume_role": "shop_owner"})
+
+
+def test_django_project(
+    admin_dsn: str, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: Any,
+    tmp_path: Path,
+) -> None:
+    db = pg_cleanup.database(unique_name("djdb"))
+    owner = pg_cleanup.role(unique_name("djowner"))
+    app = pg_cleanup.role(unique_name("djapp"))
+    policy = write_policy(tmp_path / "pgwarden.toml", database=db, owner=owner, app=[app])
+    secrets = {f"PGWARDEN_PASSWORD_{owner.upper()}": "owner-pw", f"PGWARDEN_PASSWORD_{app.upper()}": "app-pw"}
+    applied = run_cli(["apply", "-c", str(policy), "--dsn", admin_dsn, "--yes"], env=secrets)
+    assert applied.exit_code == 0, applied
+
+    site = tmp_path / "site"
+    shutil.copytree(PROJECT, site, ignore=shutil.ignore_patterns("later", "__pycache__"))
+    params = conninfo_to_dict(admin_dsn)
+    src = str(Path(__file__).parents[1] / "src")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}, **secrets,
+           "PGWARDEN_POLICY": str(policy), "PGHOST": str(params.get("host", "")), "PGPORT": str(params.get("port", "")),
+           "PYTHONPATH": os.pathsep.join([src, str(site)])}
+
+    # 1. migrate through `pgwarden run --as owner`: succeeds, and the check afterwards is clean
+    cwd = os.getcwd()
+    os.chdir(site)
+    try:
+        res = run_cli(["run", "-c", str(policy), "--dsn", admin_dsn, "--as", "owner", "--",
+                       sys.executable, "manage.py", "migrate", "--no-input"], env={**env, "PGWARDEN_DSN": None})
+    finally:
+        os.chdir(cwd)
+    assert res.exit_code == 0, res
+    check = run_cli(["check", "-c", str(policy), "--dsn", admin_dsn, "--format", "json"], env=secrets)
+    drift = [f for f in check.json()["findings"] if f["rule"].startswith(("drift.", "ownership."))]
+    assert drift == [], check
+
+    # 2. the runtime role serves requests: a user, a session, rows with serial and identity keys
+    out = _python(site, ["-c", RUNTIME_SCRIPT], env).stdout
+    assert f"runtime as {app}" in out and "ok" in out
+    # the system check is quiet for the runtime role (it cannot alter the schema)
+    checked = _python(site, ["manage.py", "check", "--database", "default"], env)
+    assert "pgwarden.W001" not in checked.stdout + checked.stderr
+
+    # 3. a migration added later; the runtime role running migrate fails clearly and changes nothing
+    shutil.copy(PROJECT / "later" / "0002_coupon.py", site / "shop" / "migrations" / "0002_coupon.py")
+    with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
+        before = conn.execute("SELECT count(*) FROM django_migrations").fetchone()
+    bad = _python(site, ["manage.py", "migrate", "--no-input"], env, check=False)
+    assert bad.returncode != 0
+    assert f"migrations must run as the owner {owner}" in bad.stderr, bad.stderr
+    with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM django_migrations").fetchone() == before
+        assert conn.execute("SELECT to_regclass('shop_coupon')").fetchone() == (None,)
+
+    # 4. the owner applies it; default privileges cover it without another `pgwarden apply`
+    os.chdir(site)
+    try:
+        res = run_cli(["run", "-c", str(policy), "--dsn", admin_dsn, "--", sys.executable, "manage.py", "migrate",
+                       "--no-input"], env={**env, "PGWARDEN_DSN": None})
+    finally:
+        os.chdir(cwd)
+    assert res.exit_code == 0, res
+    script = ("import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site_cfg.settings'); django.setup()\n"
+              "from django.db import connection\n"
+              "with connection.cursor() as c: c.execute(\"INSERT INTO shop_coupon (code) VALUES ('X')\")\n"
+              "print('coupon ok')")
+    assert "coupon ok" in _python(site, ["-c", script], env).stdout
+
+    # 5. manage.py pgwarden_check runs check against the project's database (clean: exit 0 or findings of hazards only)
+    mc = _python(site, ["manage.py", "pgwarden_check", "--dsn", admin_dsn, "--fail-on", "high"], env, check=False)
+    assert mc.returncode in (0, 1), mc.stderr
+    assert "drift." not in mc.stdout, mc.stdout
