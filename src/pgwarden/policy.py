@@ -28,6 +28,7 @@ ACCESS_LEVELS: tuple[AccessLevel, ...] = ("readwrite", "readonly")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|min|h)?\s*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column \d+\)\s*$")
 
 
 def check_identifier(value: str, what: str = "name") -> str:
@@ -242,8 +243,13 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        # Python < 3.14 has no exc.lineno: the position is only in the text, "... (at line 7, column 7)"
         line = getattr(exc, "lineno", None)
         msg = getattr(exc, "msg", str(exc))
+        at = _TOML_AT.search(msg)
+        if at:
+            line = line or int(at.group(1))
+            msg = msg[: at.start()].rstrip()
         where = f"{source}:{line}" if line else source
         raise PolicyError(f"{where}: invalid TOML: {msg}") from None
     try:
