@@ -19,17 +19,29 @@ _VERIFIER = re.compile(
 )
 
 
+#: RFC 3454 table C.1.2 as PostgreSQL has it; Python's in_table_c12 follows newer Unicode categories
+#: and misses U+200B ZERO WIDTH SPACE, which PostgreSQL maps to a space.
+_C12 = frozenset([0x00A0, 0x1680, *range(0x2000, 0x200C), 0x202F, 0x205F, 0x3000])
+
+
+def _non_ascii_space(ch: str) -> bool:
+    return ord(ch) in _C12
+
+
 def saslprep(password: str) -> str | None:
     """RFC 4013 SASLprep as PostgreSQL applies it; None when the password is not preparable,
     in which case the server (and libpq) use the raw bytes."""
+    # map non-ASCII spaces to " " first, then drop what is "commonly mapped to nothing" (PostgreSQL's order)
     mapped = "".join(
-        " " if stringprep.in_table_c12(ch) else ch for ch in password if not stringprep.in_table_b1(ch)
+        " " if _non_ascii_space(ch) else ch
+        for ch in password
+        if _non_ascii_space(ch) or not stringprep.in_table_b1(ch)
     )
     normalized = unicodedata.normalize("NFKC", mapped)
     if not normalized:
         return None
     prohibited = (
-        stringprep.in_table_c12,
+        _non_ascii_space,
         stringprep.in_table_c21,
         stringprep.in_table_c22,
         stringprep.in_table_c3,
