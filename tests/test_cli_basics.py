@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 import pytest
-from helpers import CliResult, run_cli
 
+from helpers import CliResult, run_cli
 from pgwarden import __version__
 from pgwarden.cli import cli
 from pgwarden.policy import load_policy
@@ -45,8 +45,23 @@ def test_every_option_has_help() -> None:
 
 def test_init_writes_a_loadable_policy_and_refuses_to_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "pgwarden.toml"
-    args = ["init", "--database", "djangosite", "--owner", "sqlmigrations", "--app", "django", "--readonly", "bi",
-            "--schema", "public", "--schema", "sales", "-o", str(path)]
+    args = [
+        "init",
+        "--database",
+        "djangosite",
+        "--owner",
+        "sqlmigrations",
+        "--app",
+        "django",
+        "--readonly",
+        "bi",
+        "--schema",
+        "public",
+        "--schema",
+        "sales",
+        "-o",
+        str(path),
+    ]
     result = run_cli(args)
     assert result.exit_code == 0, str(result)
     assert "PGWARDEN_PASSWORD_DJANGO" in result.stderr

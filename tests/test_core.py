@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +12,10 @@ from typing import Any
 import psycopg
 import psycopg.errors
 import pytest
-from conftest import PgCleanup
-from helpers import CliResult, db_conninfo, role_conninfo, run_cli, write_policy
 from psycopg import sql
 
+from conftest import PgCleanup
+from helpers import CliResult, db_conninfo, role_conninfo, run_cli, write_policy
 from pgwarden.policy import password_env_for
 from pgwarden.server import LocalServer
 
@@ -168,7 +168,10 @@ def test_apply_then_each_role_can_do_exactly_its_part(
 
 
 def test_apply_without_passwords_creates_roles_without_one_and_says_so(
-    tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup,
+    tmp_path: Path,
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: PgCleanup,
     admin_conn: psycopg.Connection[Any],
 ) -> None:
     split = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup, passwords=False)
@@ -213,7 +216,10 @@ def _tampers(s: Split, outsider: str) -> list[tuple[str, list[str], str]]:
         ("PUBLIC grant", [f"GRANT SELECT ON {t} TO PUBLIC"], "items"),
         (
             "table owned by someone else",
-            [f"CREATE TABLE public.stray (id int)", f"ALTER TABLE public.stray OWNER TO {sql.Identifier(outsider).as_string(None)}"],
+            [
+                "CREATE TABLE public.stray (id int)",
+                f"ALTER TABLE public.stray OWNER TO {sql.Identifier(outsider).as_string(None)}",
+            ],
             "stray",
         ),
         (
@@ -223,7 +229,11 @@ def _tampers(s: Split, outsider: str) -> list[tuple[str, list[str], str]]:
         ),
         ("CREATE on public for PUBLIC", ["GRANT CREATE ON SCHEMA public TO PUBLIC"], "schema public"),
         ("app member of the owner", [f"GRANT {owner} TO {app}"], s.app),
-        ("PUBLIC may connect again", [f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO PUBLIC"], f"database {s.database}"),
+        (
+            "PUBLIC may connect again",
+            [f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO PUBLIC"],
+            f"database {s.database}",
+        ),
     ]
 
 
@@ -336,7 +346,9 @@ def test_plan_allowed_predictions_hold_for_a_plain_role(
     admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'plain-pw'").format(sql.Identifier(name)))
     dsn = role_conninfo(split.admin_dsn, name, "plain-pw", "postgres")
     planned = split.plan_json(dsn=dsn)
-    assert planned["unprivileged"] > 0 and any(s["action"] == "create-role" and not s["allowed"] for s in planned["steps"])
+    assert planned["unprivileged"] > 0 and any(
+        s["action"] == "create-role" and not s["allowed"] for s in planned["steps"]
+    )
     before = _state(admin_conn, split)
     result = split.cli("apply", "--yes", dsn=dsn)
     assert result.exit_code == 2, str(result)
@@ -359,7 +371,9 @@ def _assert_one_error(result: CliResult, *needles: str) -> None:
         assert needle in lines[0], str(result)
 
 
-def test_connection_failures_are_one_line(split: Split, pg_server: LocalServer, admin_conn: psycopg.Connection[Any]) -> None:
+def test_connection_failures_are_one_line(
+    split: Split, pg_server: LocalServer, admin_conn: psycopg.Connection[Any]
+) -> None:
     wrong = role_conninfo(split.admin_dsn, pg_server.superuser, "not-the-password", "postgres")
     result = split.cli("plan", dsn=wrong)
     _assert_one_error(result, "password authentication failed")
@@ -460,8 +474,11 @@ def test_brownfield_database_gets_what_it_lacks_and_loses_the_rest(
     split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
 ) -> None:
     ext = next(
-        (e for e in ("pg_trgm", "hstore", "citext") if admin_conn.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = %s", (e,)).fetchone()),
+        (
+            e
+            for e in ("pg_trgm", "hstore", "citext")
+            if admin_conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = %s", (e,)).fetchone()
+        ),
         None,
     )
     if ext is None:
@@ -475,11 +492,14 @@ def test_brownfield_database_gets_what_it_lacks_and_loses_the_rest(
     admin_conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(bi)))
     with split.admin_db() as db:
         db.execute(sql.SQL("CREATE EXTENSION {} SCHEMA public").format(sql.Identifier(ext)))
-        ext_acl = db.execute("SELECT relname, relacl::text FROM pg_class WHERE relnamespace = 'public'::regnamespace "
-                             "AND oid IN (SELECT objid FROM pg_depend WHERE deptype = 'e') ORDER BY 1").fetchall()
-        ext_procs = db.execute("SELECT count(*), string_agg(proacl::text, ',') FROM pg_proc p JOIN pg_depend d "
-                               "ON d.objid = p.oid AND d.deptype = 'e' WHERE pronamespace = 'public'::regnamespace"
-                               ).fetchone()
+        ext_acl = db.execute(
+            "SELECT relname, relacl::text FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+            "AND oid IN (SELECT objid FROM pg_depend WHERE deptype = 'e') ORDER BY 1"
+        ).fetchall()
+        ext_procs = db.execute(
+            "SELECT count(*), string_agg(proacl::text, ',') FROM pg_proc p JOIN pg_depend d "
+            "ON d.objid = p.oid AND d.deptype = 'e' WHERE pronamespace = 'public'::regnamespace"
+        ).fetchone()
         db.execute(sql.SQL("SET ROLE {}").format(owner))
         db.execute(BROWNFIELD)
         db.execute(sql.SQL("GRANT ALL ON customers TO {}").format(app))  # too much
@@ -491,11 +511,20 @@ def test_brownfield_database_gets_what_it_lacks_and_loses_the_rest(
     split.apply()
     split.assert_clean()
     with split.admin_db() as db:
-        assert db.execute("SELECT relname, relacl::text FROM pg_class WHERE relnamespace = 'public'::regnamespace "
-                          "AND oid IN (SELECT objid FROM pg_depend WHERE deptype = 'e') ORDER BY 1").fetchall() == ext_acl
-        assert db.execute("SELECT count(*), string_agg(proacl::text, ',') FROM pg_proc p JOIN pg_depend d "
-                          "ON d.objid = p.oid AND d.deptype = 'e' WHERE pronamespace = 'public'::regnamespace"
-                          ).fetchone() == ext_procs
+        assert (
+            db.execute(
+                "SELECT relname, relacl::text FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+                "AND oid IN (SELECT objid FROM pg_depend WHERE deptype = 'e') ORDER BY 1"
+            ).fetchall()
+            == ext_acl
+        )
+        assert (
+            db.execute(
+                "SELECT count(*), string_agg(proacl::text, ',') FROM pg_proc p JOIN pg_depend d "
+                "ON d.objid = p.oid AND d.deptype = 'e' WHERE pronamespace = 'public'::regnamespace"
+            ).fetchone()
+            == ext_procs
+        )
         grantees = db.execute(
             "SELECT DISTINCT a.grantee::regrole::text FROM pg_class c, aclexplode(c.relacl) a "
             "WHERE c.relname = 'customers' AND c.relnamespace = 'public'::regnamespace"

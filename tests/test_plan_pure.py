@@ -30,8 +30,9 @@ NAMES = {POSTGRES: "postgres", PDO: "pg_database_owner", OWNER: "own", APP: "app
 
 
 def _role(oid: int, **attrs: bool) -> Role:
-    base = dict(superuser=False, inherit=True, createrole=False, createdb=False, login=True, replication=False,
-                bypassrls=False)
+    base = dict(
+        superuser=False, inherit=True, createrole=False, createdb=False, login=True, replication=False, bypassrls=False
+    )
     base.update(attrs)
     return Role(oid, NAMES[oid], connlimit=-1, **base)  # type: ignore[arg-type]
 
@@ -51,15 +52,22 @@ def _policy(**kwargs: object) -> Policy:
     return policy.model_copy(update=kwargs) if kwargs else policy
 
 
-def _table_group(count: int, named: bool = True, acl_: frozenset[Grant] | None = None, owner: int = OWNER,
-                 version: int = 160000) -> ObjectGroup:
+def _table_group(
+    count: int, named: bool = True, acl_: frozenset[Grant] | None = None, owner: int = OWNER, version: int = 160000
+) -> ObjectGroup:
     owner_privs = " ".join(Capabilities(version).table_owner_privileges)
     objects = tuple(ObjectRef(20000 + i, f"t{i}", "r", None) for i in range(count)) if named else None
     return ObjectGroup(
-        schema=PUBLIC_NS, kind="table", owner=owner, extension=False, linked=False, default_acl=False, count=count,
-        acl=acl_ if acl_ is not None else acl(
-            (owner, owner, owner_privs), (owner, APP, "SELECT INSERT UPDATE DELETE"), (owner, RO, "SELECT")
-        ),
+        schema=PUBLIC_NS,
+        kind="table",
+        owner=owner,
+        extension=False,
+        linked=False,
+        default_acl=False,
+        count=count,
+        acl=acl_
+        if acl_ is not None
+        else acl((owner, owner, owner_privs), (owner, APP, "SELECT INSERT UPDATE DELETE"), (owner, RO, "SELECT")),
         objects=objects,
     )
 
@@ -83,12 +91,26 @@ def compliant(version: int = 160000, groups: Iterable[ObjectGroup] | None = None
         roles=roles,
         memberships=(),
         passwords={},
-        database=Database(DB_OID, "shop", OWNER, acl((OWNER, OWNER, "CREATE TEMPORARY CONNECT"),
-                                                     (OWNER, APP, "CONNECT"), (OWNER, RO, "CONNECT")), False),
+        database=Database(
+            DB_OID,
+            "shop",
+            OWNER,
+            acl((OWNER, OWNER, "CREATE TEMPORARY CONNECT"), (OWNER, APP, "CONNECT"), (OWNER, RO, "CONNECT")),
+            False,
+        ),
         schemas=(
-            Schema(PUBLIC_NS, "public", public_owner, acl(
-                (public_owner, public_owner, "USAGE CREATE"), (public_owner, 0, "USAGE"),
-                (public_owner, APP, "USAGE"), (public_owner, RO, "USAGE")), False),
+            Schema(
+                PUBLIC_NS,
+                "public",
+                public_owner,
+                acl(
+                    (public_owner, public_owner, "USAGE CREATE"),
+                    (public_owner, 0, "USAGE"),
+                    (public_owner, APP, "USAGE"),
+                    (public_owner, RO, "USAGE"),
+                ),
+                False,
+            ),
         ),
         objects=tuple(groups if groups is not None else [_table_group(3, version=version)]),
         default_acls=(
@@ -113,8 +135,12 @@ def test_compliant_snapshot_plans_nothing(version: int) -> None:
 def test_empty_cluster_plans_roles_database_and_grants_in_phase_order() -> None:
     snap = compliant()
     snap = dataclasses.replace(
-        snap, roles={k: v for k, v in snap.roles.items() if k in (POSTGRES, PDO)}, database=None, objects=(),
-        default_acls=(), server=dataclasses.replace(snap.server, database="template1"),
+        snap,
+        roles={k: v for k, v in snap.roles.items() if k in (POSTGRES, PDO)},
+        database=None,
+        objects=(),
+        default_acls=(),
+        server=dataclasses.replace(snap.server, database="template1"),
     )
     p = plan(_policy(), snap, {"PGWARDEN_PASSWORD_APP": "s3cret"})
     actions = [(s.phase, s.action) for s in p.steps]
@@ -135,8 +161,18 @@ def test_plan_json_shape() -> None:
     assert set(data) == {"database", "server_version", "changes", "destructive", "unprivileged", "steps", "notes"}
     assert data["changes"] == len(data["steps"]) > 0  # type: ignore[arg-type]
     for step in data["steps"]:  # type: ignore[attr-defined]
-        assert set(step) == {"phase", "action", "object", "role", "reason", "sql", "destructive", "needs", "allowed",
-                             "count"}
+        assert set(step) == {
+            "phase",
+            "action",
+            "object",
+            "role",
+            "reason",
+            "sql",
+            "destructive",
+            "needs",
+            "allowed",
+            "count",
+        }
     json.dumps(data)
 
 
@@ -156,8 +192,15 @@ def test_small_groups_are_named_and_big_ones_use_all_in_schema() -> None:
 
 def test_grant_option_is_revoked_but_the_privilege_kept() -> None:
     owner_privs = " ".join(Capabilities(160000).table_owner_privileges)
-    group = _table_group(1, acl_=acl((OWNER, OWNER, owner_privs), (OWNER, APP, "INSERT UPDATE DELETE"),
-                                     (OWNER, APP, "SELECT", True), (OWNER, RO, "SELECT")))
+    group = _table_group(
+        1,
+        acl_=acl(
+            (OWNER, OWNER, owner_privs),
+            (OWNER, APP, "INSERT UPDATE DELETE"),
+            (OWNER, APP, "SELECT", True),
+            (OWNER, RO, "SELECT"),
+        ),
+    )
     steps = plan(_policy(), compliant(groups=[group])).steps
     assert [s.render() for s in steps] == ['REVOKE GRANT OPTION FOR SELECT ON TABLE "public"."t0" FROM "app" CASCADE']
     assert steps[0].destructive
@@ -165,8 +208,15 @@ def test_grant_option_is_revoked_but_the_privilege_kept() -> None:
 
 def test_ignored_roles_are_left_alone_and_others_lose_their_grants() -> None:
     owner_privs = " ".join(Capabilities(160000).table_owner_privileges)
-    group = _table_group(1, acl_=acl((OWNER, OWNER, owner_privs), (OWNER, APP, "SELECT INSERT UPDATE DELETE"),
-                                     (OWNER, RO, "SELECT"), (OWNER, BI, "SELECT")))
+    group = _table_group(
+        1,
+        acl_=acl(
+            (OWNER, OWNER, owner_privs),
+            (OWNER, APP, "SELECT INSERT UPDATE DELETE"),
+            (OWNER, RO, "SELECT"),
+            (OWNER, BI, "SELECT"),
+        ),
+    )
     revoke = plan(_policy(), compliant(groups=[group])).steps
     assert [s.render() for s in revoke] == ['REVOKE ALL ON TABLE "public"."t0" FROM "bi" CASCADE']
     policy = _policy(ignore=_policy().ignore.model_copy(update={"roles": ("bi",)}))
@@ -174,8 +224,10 @@ def test_ignored_roles_are_left_alone_and_others_lose_their_grants() -> None:
 
 
 def test_extension_members_are_never_touched() -> None:
-    group = dataclasses.replace(_table_group(2, acl_=acl((POSTGRES, POSTGRES, "SELECT"), (POSTGRES, 0, "SELECT")),
-                                             owner=POSTGRES), extension=True)
+    group = dataclasses.replace(
+        _table_group(2, acl_=acl((POSTGRES, POSTGRES, "SELECT"), (POSTGRES, 0, "SELECT")), owner=POSTGRES),
+        extension=True,
+    )
     assert plan(_policy(), compliant(groups=[_table_group(1), group])).steps == ()
 
 
@@ -194,10 +246,12 @@ def test_public_create_for_public_is_revoked_on_14() -> None:
 
 def test_non_superuser_admin_steps_say_what_they_need() -> None:
     snap = compliant(140000)
-    public = dataclasses.replace(snap.schemas[0], owner=POSTGRES,
-                                 acl=acl((POSTGRES, POSTGRES, "USAGE CREATE"), (POSTGRES, 0, "USAGE CREATE")))
-    me = dataclasses.replace(snap.server, current_role_oid=BI, current_role="bi", is_superuser=False,
-                             can_read_authid=False)
+    public = dataclasses.replace(
+        snap.schemas[0], owner=POSTGRES, acl=acl((POSTGRES, POSTGRES, "USAGE CREATE"), (POSTGRES, 0, "USAGE CREATE"))
+    )
+    me = dataclasses.replace(
+        snap.server, current_role_oid=BI, current_role="bi", is_superuser=False, can_read_authid=False
+    )
     snap = dataclasses.replace(snap, server=me, schemas=(public,), passwords=None)
     p = plan(_policy(), snap)
     blocked = [s for s in p.steps if not s.allowed]
@@ -208,8 +262,13 @@ def test_non_superuser_admin_steps_say_what_they_need() -> None:
 def _step(**kw: object) -> Step:
     from psycopg import sql
 
-    base: dict[str, object] = dict(phase=Phase.DATABASE, action="grant", object='table "public"."t"',
-                                   reason="app must read", sql=sql.SQL("GRANT SELECT ON t TO app"))
+    base: dict[str, object] = dict(
+        phase=Phase.DATABASE,
+        action="grant",
+        object='table "public"."t"',
+        reason="app must read",
+        sql=sql.SQL("GRANT SELECT ON t TO app"),
+    )
     base.update(kw)
     return Step(**base)  # type: ignore[arg-type]
 
@@ -219,7 +278,9 @@ def test_sql_script_uses_the_policys_lock_timeout() -> None:
     script = plan_sql(p)
     assert "SET LOCAL lock_timeout = '750ms';" in script
     assert script.index("BEGIN;") < script.index("GRANT SELECT") < script.index("COMMIT;")
-    assert plan(_policy(apply=_policy().apply.model_copy(update={"lock_timeout": "2s"})), compliant()).lock_timeout == "2s"
+    assert (
+        plan(_policy(apply=_policy().apply.model_copy(update={"lock_timeout": "2s"})), compliant()).lock_timeout == "2s"
+    )
 
 
 def test_text_list_for_pipes() -> None:

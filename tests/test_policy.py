@@ -39,7 +39,10 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
     path.write_text(GOOD)
     policy = load_policy(path)
     assert policy.database.schemas == ("public", "sales")
-    assert [(a.name, a.level, a.login) for a in policy.access] == [("shop_rw", "readwrite", True), ("bi", "readonly", False)]
+    assert [(a.name, a.level, a.login) for a in policy.access] == [
+        ("shop_rw", "readwrite", True),
+        ("bi", "readonly", False),
+    ]
     assert policy.owner.createdb and not policy.owner.createrole
     assert policy.apply.lock_timeout == "750ms"
     assert policy.login_roles() == [("shop_owner", "PGWARDEN_PASSWORD_SHOP_OWNER"), ("shop_rw", None)]
@@ -93,8 +96,13 @@ def test_missing_file_and_missing_keys(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "names",
     [
-        {"database": 'Bäcker "DB"', "owner": "O'Brien owner", "app": ['app "x"'], "readonly": ["Read Only"],
-         "schemas": ["Schéma Ü", "public"]},
+        {
+            "database": 'Bäcker "DB"',
+            "owner": "O'Brien owner",
+            "app": ['app "x"'],
+            "readonly": ["Read Only"],
+            "schemas": ["Schéma Ü", "public"],
+        },
         {"database": "d", "owner": "o", "app": ["a", "b"], "readonly": [], "schemas": []},
     ],
 )

@@ -8,10 +8,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import PgCleanup
-from helpers import role_conninfo
 from psycopg import sql
 
+from conftest import PgCleanup
+from helpers import role_conninfo
 from pgwarden import scram
 
 # The salt of RFC 7677's example exchange; the comparison with libpq is in test_same_as_libpq.
@@ -48,7 +48,9 @@ def test_server_accepts_our_verifier(
     role = pg_cleanup.role(unique_name("scram"))
     password = "ünï pass 'quoted'"
     admin_conn.execute(
-        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(scram.make_verifier(password)))
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(scram.make_verifier(password))
+        )
     )
     with psycopg.connect(role_conninfo(admin_dsn, role, password, "postgres")) as conn:
         assert conn.execute("SELECT current_user").fetchone() == (role,)

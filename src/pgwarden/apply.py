@@ -179,7 +179,7 @@ def _apply_error(exc: BaseException, phase: str) -> ApplyError:
     import psycopg.errors as e
 
     step_note = next((n for n in getattr(exc, "__notes__", []) if n.startswith("pgwarden step:")), None)
-    where = f" ({step_note[len('pgwarden step: '):]})" if step_note else ""
+    where = f" ({step_note[len('pgwarden step: ') :]})" if step_note else ""
     message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     if isinstance(exc, e.LockNotAvailable):
         return ApplyError(

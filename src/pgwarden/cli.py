@@ -66,7 +66,9 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, "--version", "-V", prog_name="pgwarden", message="%(prog)s %(version)s")
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress, no notes).")
 @click.option("-v", "--verbose", is_flag=True, help="Print more detail about what is done and why.")

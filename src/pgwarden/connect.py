@@ -26,7 +26,9 @@ def conninfo_for(dsn: str | None, dbname: str | None = None, **overrides: Any) -
     try:
         return make_conninfo(dsn or "", **params)
     except Exception as exc:  # psycopg.ProgrammingError for a malformed DSN
-        raise ConnectError(f"invalid connection string: {_scrub(str(exc))}", hint="see --dsn in `pgwarden --help`") from None
+        raise ConnectError(
+            f"invalid connection string: {_scrub(str(exc))}", hint="see --dsn in `pgwarden --help`"
+        ) from None
 
 
 def dsn_params(dsn: str | None) -> dict[str, str]:
@@ -54,9 +56,7 @@ def connect(
     try:
         return psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=connect_timeout)
     except psycopg.OperationalError as exc:
-        raise ConnectError(
-            f"cannot open {what}: {_first_line(exc)}", hint=_connect_hint(str(exc))
-        ) from None
+        raise ConnectError(f"cannot open {what}: {_first_line(exc)}", hint=_connect_hint(str(exc))) from None
 
 
 def database_exists_error(exc: BaseException) -> bool:

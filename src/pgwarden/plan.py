@@ -556,9 +556,7 @@ def _plan_memberships(ctx: _Ctx) -> None:
         if member not in access_names or role is None:
             continue
         if role in forbidden_for_access or (role in access_names and role != member):
-            ok = auth.superuser or role in auth.admin_of or (
-                auth.createrole and not snap.caps.membership_options
-            )
+            ok = auth.superuser or role in auth.admin_of or (auth.createrole and not snap.caps.membership_options)
             grantor = snap.role_name(m.grantor)
             statement = sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
             if snap.caps.membership_options and grantor:
@@ -725,7 +723,6 @@ def _plan_schemas(ctx: _Ctx) -> None:
     snap, auth, policy, owner = ctx.snap, ctx.auth, ctx.policy, ctx.owner
     managed = policy.database.schemas
     access_names = {a.name for a in policy.access}
-    owner_role = snap.role_by_name.get(owner)
     for name in managed:
         schema = snap.schema_by_name(name)
         target = sql.SQL("SCHEMA {}").format(sql.Identifier(name))
@@ -862,7 +859,7 @@ def _object_sql(kind: ObjectKind, schema: str, obj: ObjectRef) -> sql.Composable
 
 
 def _plan_objects(ctx: _Ctx) -> None:
-    snap, auth, policy, owner = ctx.snap, ctx.auth, ctx.policy, ctx.owner
+    snap, auth, owner = ctx.snap, ctx.auth, ctx.owner
     schema_names = {s.oid: s.name for s in snap.schemas}
     owner_role = snap.role_by_name.get(owner)
     owner_oid = owner_role.oid if owner_role else -1
@@ -953,9 +950,7 @@ def _plan_default_privileges(ctx: _Ctx) -> None:
     snap, auth, policy, owner = ctx.snap, ctx.auth, ctx.policy, ctx.owner
     owner_role = snap.role_by_name.get(owner)
     schema_oids = {s.name: s.oid for s in snap.schemas}
-    rows = {
-        (d.schema, d.objtype): d.acl for d in snap.default_acls if owner_role and d.role == owner_role.oid
-    }
+    rows = {(d.schema, d.objtype): d.acl for d in snap.default_acls if owner_role and d.role == owner_role.oid}
     ok = auth.superuser or (owner in auth.member_of if not snap.caps.membership_options else auth.acts_as(owner))
     needs = f"superuser or membership in {owner}"
     kinds: list[ObjectKind] = ["table", "sequence"]
@@ -1012,9 +1007,7 @@ def _defacl_step(ctx: _Ctx, change: _Change, kind: ObjectKind, schema: str | Non
             where = f"in schema {schema}" if schema else "in every schema"
             reason = f"{kind}s {owner} creates later {where} must not give {_show(change.grantee)} more than the policy"
     else:
-        body = sql.SQL("REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE").format(
-            _privs(change.privs), objects, who
-        )
+        body = sql.SQL("REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE").format(_privs(change.privs), objects, who)
         reason = f"{_show(change.grantee)} must not be able to grant privileges on future {kind}s"
     label = f"default privileges of {owner} on {kind}s" + (f" in schema {schema}" if schema else "")
     return Step(

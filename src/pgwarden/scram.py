@@ -33,9 +33,7 @@ def saslprep(password: str) -> str | None:
     in which case the server (and libpq) use the raw bytes."""
     # map non-ASCII spaces to " " first, then drop what is "commonly mapped to nothing" (PostgreSQL's order)
     mapped = "".join(
-        " " if _non_ascii_space(ch) else ch
-        for ch in password
-        if _non_ascii_space(ch) or not stringprep.in_table_b1(ch)
+        " " if _non_ascii_space(ch) else ch for ch in password if _non_ascii_space(ch) or not stringprep.in_table_b1(ch)
     )
     normalized = unicodedata.normalize("NFKC", mapped)
     if not normalized:
@@ -83,10 +81,7 @@ def make_verifier(password: str, *, salt: bytes | None = None, iterations: int =
     salt = os.urandom(SALT_BYTES) if salt is None else salt
     stored, server = _keys(password, salt, iterations)
     b64 = base64.b64encode
-    return (
-        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
-        f"${b64(stored).decode()}:{b64(server).decode()}"
-    )
+    return f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}${b64(stored).decode()}:{b64(server).decode()}"
 
 
 def is_verifier(value: str) -> bool:

@@ -208,8 +208,7 @@ def inspect(
         d = _rows(conn, "database", {"name": target})[0]
         database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]), d["default_acl"])
     schemas = tuple(
-        Schema(r["oid"], r["name"], r["owner"], _acl(r["acl"]), r["extension"])
-        for r in _rows(conn, "schemas")
+        Schema(r["oid"], r["name"], r["owner"], _acl(r["acl"]), r["extension"]) for r in _rows(conn, "schemas")
     )
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
