@@ -55,9 +55,10 @@ def test_command_has_a_docs_page_mentioning_each_option(name: str) -> None:
     assert page.exists(), f"`pgwarden {name}` has no docs page {page.relative_to(ROOT)}"
     text = page.read_text(encoding="utf-8")
     assert f"pgwarden {name}" in text
+    command = dict(COMMANDS)[name]
     missing = [
         _long(o)
-        for o in _options(command := dict(COMMANDS)[name])
+        for o in _options(command)
         if o.name != "help" and not any(re.search(re.escape(opt) + r"\b", text) for opt in (*o.opts, *o.secondary_opts))
     ]
     assert not missing, f"docs/{name}.md does not mention {', '.join(missing)} of `pgwarden {command.name}`"
