@@ -86,7 +86,14 @@ class Row:
             "goal": self.goal,
             "note": self.note,
             "skipped": self.skipped,
+            "output_tail": _tail(self.samples[-1]) if self.samples else "",
         }
+
+
+def _tail(sample: Sample, lines: int = 6) -> str:
+    """The end of the last run's output, to see in the JSON what a command said (or why it failed)."""
+    text = (sample.stdout[-4000:] + "\n" + sample.stderr[-4000:]).strip().splitlines()
+    return "\n".join(text[-lines:])
 
 
 class StatementLog:
