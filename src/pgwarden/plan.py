@@ -6,7 +6,7 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from psycopg import sql
 
@@ -18,6 +18,10 @@ from pgwarden.snapshot import NAME_THRESHOLD, Acl, ObjectGroup, ObjectKind, Obje
 
 #: Objects named in one GRANT/REVOKE statement at most.
 OBJECTS_PER_STATEMENT = 500
+
+
+#: What a step executes: a composed statement (psycopg's execute() takes these, not any Composable).
+Statement = sql.SQL | sql.Composed
 
 
 class Phase(enum.IntEnum):
@@ -37,9 +41,9 @@ class Step:
     action: str
     object: str
     reason: str
-    sql: sql.Composable
+    sql: Statement
     role: str | None = None
-    display_sql: sql.Composable | None = None
+    display_sql: Statement | None = None
     destructive: bool = False
     needs: str | None = None
     allowed: bool = True
@@ -49,7 +53,7 @@ class Step:
         """SQL text for people: secrets are replaced by psql variables."""
         return (self.display_sql or self.sql).as_string(None)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "phase": self.phase.name.lower(),
             "action": self.action,
@@ -303,7 +307,7 @@ def _diff(
         if g is not None and g in ignore:
             continue
         want = expected.get(g, frozenset())
-        info = actual.get(g, {"all": set(), "grantors": set(), "grantable": set()})
+        info: dict[str, set[str]] = actual.get(g, {"all": set(), "grantors": set(), "grantable": set()})
         have = info["all"]
         if owner_oid is not None and g != owner:
             granted_by_owner = {p for p in have if f"{owner_oid}:{p}" in info["grantors"]}
@@ -441,7 +445,7 @@ def _plan_roles(ctx: _Ctx, secrets: Mapping[str, str]) -> None:
                 + ("is created without a password" if role is None else "keeps its current password")
             )
         if role is None:
-            options = [sql.SQL(_ATTR_SQL[a][0 if v else 1]) for a, v in want.attrs.items()]
+            options: list[sql.Composable] = [sql.SQL(_ATTR_SQL[a][0 if v else 1]) for a, v in want.attrs.items()]
             display = list(options)
             if password is not None and want.password_env:
                 verifier = scram.make_verifier(password)
@@ -740,7 +744,9 @@ def _plan_schemas(ctx: _Ctx) -> None:
                 )
             )
             acl_owner = owner
-            actual = {owner: {"all": {"USAGE", "CREATE"}, "grantors": set(), "grantable": set()}}
+            actual: dict[Grantee, dict[str, set[str]]] = {
+                owner: {"all": {"USAGE", "CREATE"}, "grantors": set(), "grantable": set()}
+            }
             owner_oid = None
             allowed = ok
         else:
@@ -961,8 +967,8 @@ def _plan_default_privileges(ctx: _Ctx) -> None:
         for kind in kinds:
             acl = rows.get((oid, _KIND_DEFACL[kind]), frozenset()) if oid is not None else frozenset()
             actual = _by_grantee(acl, snap)
-            expected = {a.name: PROFILES[a.level][kind] for a in policy.access}
-            for change in _diff(actual, expected, {}, ctx.ignore, None, None):
+            wanted: dict[Grantee, frozenset[str]] = {a.name: PROFILES[a.level][kind] for a in policy.access}
+            for change in _diff(actual, wanted, {}, ctx.ignore, None, None):
                 ctx.add(_defacl_step(ctx, change, kind, schema, ok, needs))
     # Global entries replace the built-in default (F1.5): they must give nothing beyond the owner's
     # own privileges, and, with the hardening, routines must not be executable by PUBLIC.

@@ -180,7 +180,7 @@ def _rows(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | 
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query(name).encode(), params or {})  # type: ignore[arg-type]
+        cur.execute(query(name).encode(), params or {})
         return cur.fetchall()
 
 
