@@ -71,7 +71,11 @@ def _owned_by_postgres(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
 
 
 def _setup(
-    admin_conn: psycopg.Connection[Any], admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: Any, tmp_path: Path
+    admin_conn: psycopg.Connection[Any],
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: Any,
+    tmp_path: Path,
 ) -> tuple[str, str, str, str, Path]:
     db = pg_cleanup.database(unique_name("adoptdb"))
     owner = pg_cleanup.role(unique_name("owner"))
@@ -79,32 +83,61 @@ def _setup(
     admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
     admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'ownerpw'").format(sql.Identifier(owner)))
     admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'apppw'").format(sql.Identifier(app)))
-    policy = write_policy(tmp_path / "pgwarden.toml", database=db, owner=owner, app=[app], schemas=["public", 'we"ird S'])
+    policy = write_policy(
+        tmp_path / "pgwarden.toml", database=db, owner=owner, app=[app], schemas=["public", 'we"ird S']
+    )
     return db, owner, app, admin_dsn, policy
 
 
 def test_adopt_every_kind(
-    admin_conn: psycopg.Connection[Any], admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: Any,
-    tmp_path: Path, pg_version: int,
+    admin_conn: psycopg.Connection[Any],
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: Any,
+    tmp_path: Path,
+    pg_version: int,
 ) -> None:
     db, owner, app, _, policy = _setup(admin_conn, admin_dsn, unique_name, pg_cleanup, tmp_path)
     schema = 'we"ird S'
     with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
         conn.execute(sql.SQL(OBJECTS).format(schema=sql.Identifier(schema)))
         conn.execute(
-            sql.SQL("GRANT USAGE ON SCHEMA {s} TO {a}; GRANT SELECT, INSERT ON {s}.t TO {a} WITH GRANT OPTION; "
-                    "GRANT USAGE ON SEQUENCE {s}.t_id_seq TO {a}; "
-                    "GRANT EXECUTE ON FUNCTION {s}.{f}(int, text) TO {a}; "
-                    "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {a}").format(
-                s=sql.Identifier(schema), a=sql.Identifier(app), f=sql.Identifier("odd fn"))
+            sql.SQL(
+                "GRANT USAGE ON SCHEMA {s} TO {a}; GRANT SELECT, INSERT ON {s}.t TO {a} WITH GRANT OPTION; "
+                "GRANT USAGE ON SEQUENCE {s}.t_id_seq TO {a}; "
+                "GRANT EXECUTE ON FUNCTION {s}.{f}(int, text) TO {a}; "
+                "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {a}"
+            ).format(s=sql.Identifier(schema), a=sql.Identifier(app), f=sql.Identifier("odd fn"))
         )
         before = conn.execute(ACLS, {"schema": schema}).fetchall()
         found = {k for k, _ in _owned_by_postgres(conn)}
     # every listed kind is found before adopt
-    for kind in ("DATABASE", "SCHEMA", "TABLE", "VIEW", "MATERIALIZED VIEW", "SEQUENCE", "FUNCTION", "PROCEDURE",
-                 "AGGREGATE", "TYPE", "DOMAIN", "COLLATION", "CONVERSION", "OPERATOR", "OPERATOR CLASS",
-                 "OPERATOR FAMILY", "TEXT SEARCH CONFIGURATION", "TEXT SEARCH DICTIONARY", "STATISTICS",
-                 "SERVER", "FOREIGN TABLE", "LARGE OBJECT", "PUBLICATION", *MUST_STAY):
+    for kind in (
+        "DATABASE",
+        "SCHEMA",
+        "TABLE",
+        "VIEW",
+        "MATERIALIZED VIEW",
+        "SEQUENCE",
+        "FUNCTION",
+        "PROCEDURE",
+        "AGGREGATE",
+        "TYPE",
+        "DOMAIN",
+        "COLLATION",
+        "CONVERSION",
+        "OPERATOR",
+        "OPERATOR CLASS",
+        "OPERATOR FAMILY",
+        "TEXT SEARCH CONFIGURATION",
+        "TEXT SEARCH DICTIONARY",
+        "STATISTICS",
+        "SERVER",
+        "FOREIGN TABLE",
+        "LARGE OBJECT",
+        "PUBLICATION",
+        *MUST_STAY,
+    ):
         assert kind in found, kind
 
     dry = run_cli(["adopt", "-c", str(policy), "--dsn", admin_dsn, "--from", "postgres"])
@@ -112,8 +145,22 @@ def test_adopt_every_kind(
     assert "ALTER TABLE" in dry.stdout and "dry run" in dry.stderr
     assert "adopt_evt" in dry.stderr and "ALTER DEFAULT PRIVILEGES FOR ROLE" in dry.stderr
 
-    res = run_cli(["adopt", "-c", str(policy), "--dsn", admin_dsn, "--from", "postgres", "--yes",
-                   "--batch-size", "7", "--format", "json"])
+    res = run_cli(
+        [
+            "adopt",
+            "-c",
+            str(policy),
+            "--dsn",
+            admin_dsn,
+            "--from",
+            "postgres",
+            "--yes",
+            "--batch-size",
+            "7",
+            "--format",
+            "json",
+        ]
+    )
     assert res.exit_code == 0, res
     data = res.json()
     assert data["moved"] == len(data["statements"]) > 25
@@ -126,8 +173,11 @@ def test_adopt_every_kind(
         assert {k for k, _ in left} == MUST_STAY, left
         after = conn.execute(ACLS, {"schema": schema}).fetchall()
         # the serial and identity sequences moved with their table
-        seq_owners = dict(conn.execute(
-            "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.relkind = 'S'").fetchall())
+        seq_owners = dict(
+            conn.execute(
+                "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.relkind = 'S'"
+            ).fetchall()
+        )
         assert set(seq_owners.values()) == {owner}, seq_owners
         # extension members stayed with postgres
         ext = conn.execute("""SELECT count(*) FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass
@@ -145,16 +195,23 @@ def test_adopt_every_kind(
     assert again.exit_code == 0 and "moved 0 object(s)" in again.stdout, again
 
     # apply sets the policy's grants; then plan is clean
-    applied = run_cli(["apply", "-c", str(policy), "--dsn", admin_dsn, "--yes"],
-                      env={f"PGWARDEN_PASSWORD_{owner.upper()}": "ownerpw", f"PGWARDEN_PASSWORD_{app.upper()}": "apppw"})
+    applied = run_cli(
+        ["apply", "-c", str(policy), "--dsn", admin_dsn, "--yes"],
+        env={f"PGWARDEN_PASSWORD_{owner.upper()}": "ownerpw", f"PGWARDEN_PASSWORD_{app.upper()}": "apppw"},
+    )
     assert applied.exit_code == 0, applied
-    clean = run_cli(["plan", "-c", str(policy), "--dsn", admin_dsn, "--exit-code"],
-                    env={f"PGWARDEN_PASSWORD_{owner.upper()}": "ownerpw", f"PGWARDEN_PASSWORD_{app.upper()}": "apppw"})
+    clean = run_cli(
+        ["plan", "-c", str(policy), "--dsn", admin_dsn, "--exit-code"],
+        env={f"PGWARDEN_PASSWORD_{owner.upper()}": "ownerpw", f"PGWARDEN_PASSWORD_{app.upper()}": "apppw"},
+    )
     assert clean.exit_code == 0, clean
 
 
 def test_adopt_under_live_writes(
-    admin_conn: psycopg.Connection[Any], admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: Any,
+    admin_conn: psycopg.Connection[Any],
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: Any,
     tmp_path: Path,
 ) -> None:
     """The app keeps inserting while adopt moves its tables; it sees no error and waits little."""
@@ -163,8 +220,12 @@ def test_adopt_under_live_writes(
     with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
         for i in range(ntables):
             conn.execute(sql.SQL("CREATE TABLE {} (id bigserial PRIMARY KEY, v int)").format(sql.Identifier(f"t{i}")))
-        conn.execute(sql.SQL("GRANT INSERT, SELECT ON ALL TABLES IN SCHEMA public TO {a}; "
-                             "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {a}").format(a=sql.Identifier(app)))
+        conn.execute(
+            sql.SQL(
+                "GRANT INSERT, SELECT ON ALL TABLES IN SCHEMA public TO {a}; "
+                "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {a}"
+            ).format(a=sql.Identifier(app))
+        )
 
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -179,8 +240,9 @@ def test_adopt_under_live_writes(
                     # a short transaction holding a lock on two tables, like an app request
                     c.execute(sql.SQL("INSERT INTO {} (v) VALUES (%s)").format(sql.Identifier(f"t{i % ntables}")), (i,))
                     time.sleep(0.05)  # think time inside the transaction: adopt must wait for it
-                    c.execute(sql.SQL("INSERT INTO {} (v) VALUES (%s)").format(
-                        sql.Identifier(f"t{(i + 7) % ntables}")), (i,))
+                    c.execute(
+                        sql.SQL("INSERT INTO {} (v) VALUES (%s)").format(sql.Identifier(f"t{(i + 7) % ntables}")), (i,)
+                    )
                     c.commit()
                     waits.append(time.monotonic() - t0 - 0.05)
                     i += 1
@@ -191,8 +253,24 @@ def test_adopt_under_live_writes(
     thread.start()
     time.sleep(0.3)
     t0 = time.monotonic()
-    res = run_cli(["adopt", "-c", str(policy), "--dsn", admin_dsn, "--from", "postgres", "--yes",
-                   "--batch-size", "5", "--lock-timeout", "30ms", "--format", "json"])
+    res = run_cli(
+        [
+            "adopt",
+            "-c",
+            str(policy),
+            "--dsn",
+            admin_dsn,
+            "--from",
+            "postgres",
+            "--yes",
+            "--batch-size",
+            "5",
+            "--lock-timeout",
+            "30ms",
+            "--format",
+            "json",
+        ]
+    )
     adopt_time = time.monotonic() - t0
     time.sleep(0.3)
     stop.set()
@@ -203,22 +281,27 @@ def test_adopt_under_live_writes(
     batches = data["batches"]
     per_batch = adopt_time / max(batches, 1)
     worst = max(waits)
-    print(f"\nadopt under load: {data['moved']} objects, {batches} batches, {data['retries']} retries, "
-          f"{adopt_time:.2f}s total ({per_batch * 1000:.0f} ms/batch); app: {len(waits)} transactions, "
-          f"no errors, worst wait {worst * 1000:.0f} ms, median {sorted(waits)[len(waits) // 2] * 1000:.1f} ms; "
-          f"bound = lock_timeout 30 ms + one batch")
+    print(
+        f"\nadopt under load: {data['moved']} objects, {batches} batches, {data['retries']} retries, "
+        f"{adopt_time:.2f}s total ({per_batch * 1000:.0f} ms/batch); app: {len(waits)} transactions, "
+        f"no errors, worst wait {worst * 1000:.0f} ms, median {sorted(waits)[len(waits) // 2] * 1000:.1f} ms; "
+        f"bound = lock_timeout 30 ms + one batch"
+    )
     assert len(waits) > 5
     # the bound: lock_timeout + one batch (+ slack for a 2-core machine shared by other tests)
     assert worst < 0.03 + per_batch + 0.5, (worst, per_batch)
     with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_class WHERE relowner = 10 AND relnamespace = 'public'::regnamespace"
-                            ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_class WHERE relowner = 10 AND relnamespace = 'public'::regnamespace"
+        ).fetchone() == (0,)
 
 
 def test_alter_owner_sql_quotes_names() -> None:
     fn = OwnedObject("pg_proc", 1, "FUNCTION", 'we"ird', "f n", 'x integer, "y z" text', "alter")
-    assert alter_owner_sql(fn, "o'wn").as_string(None) == \
-        'ALTER FUNCTION "we""ird"."f n"(x integer, "y z" text) OWNER TO "o\'wn"'
+    assert (
+        alter_owner_sql(fn, "o'wn").as_string(None)
+        == 'ALTER FUNCTION "we""ird"."f n"(x integer, "y z" text) OWNER TO "o\'wn"'
+    )
     op = OwnedObject("pg_operator", 1, "OPERATOR", "s", "===", "integer, integer", "alter")
     assert alter_owner_sql(op, "o").as_string(None) == 'ALTER OPERATOR "s".=== (integer, integer) OWNER TO "o"'
     bad = OwnedObject("pg_operator", 1, "OPERATOR", "s", "=; DROP", "integer, integer", "alter")

@@ -24,12 +24,16 @@ PROJECT = Path(__file__).parent / "projects" / "alembic_proj"
 
 
 def _alembic(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "alembic", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_alembic_project(
-    admin_dsn: str, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: Any,
+    admin_dsn: str,
+    admin_conn: psycopg.Connection[Any],
+    unique_name: Callable[[str], str],
+    pg_cleanup: Any,
     tmp_path: Path,
 ) -> None:
     db = pg_cleanup.database(unique_name("aldb"))
@@ -43,22 +47,27 @@ def test_alembic_project(
     proj = tmp_path / "proj"
     shutil.copytree(PROJECT, proj, ignore=shutil.ignore_patterns("later", "__pycache__"))
     src = str(Path(__file__).parents[1] / "src")
-    base = {**{k: v for k, v in os.environ.items() if not k.startswith(("PG", "DATABASE_URL"))},
-            "PYTHONPATH": src}
+    base = {**{k: v for k, v in os.environ.items() if not k.startswith(("PG", "DATABASE_URL"))}, "PYTHONPATH": src}
 
     # 1. upgrade through `pgwarden run --as owner`: committed, owned by the owner, check clean
     cwd = os.getcwd()
     os.chdir(proj)
     try:
-        res = run_cli(["run", "-c", str(policy), "--dsn", admin_dsn, "--", sys.executable, "-m", "alembic",
-                       "upgrade", "head"], env={**secrets, "PYTHONPATH": src, "PGWARDEN_DSN": None})
+        res = run_cli(
+            ["run", "-c", str(policy), "--dsn", admin_dsn, "--", sys.executable, "-m", "alembic", "upgrade", "head"],
+            env={**secrets, "PYTHONPATH": src, "PGWARDEN_DSN": None},
+        )
     finally:
         os.chdir(cwd)
     assert res.exit_code == 0, res
     with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
-        owners = {r[0] for r in conn.execute(
-            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace")}
+        owners = {
+            r[0]
+            for r in conn.execute(
+                "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+            )
+        }
         assert owners == {owner}
 
     # 2. the runtime role reads and writes rows (serial and identity keys)
@@ -79,15 +88,18 @@ def test_alembic_project(
 
     # 4. the SET ROLE + commit pitfall: a login that is a member of the owner (no role setting) migrates;
     #    the helper sets the role and commits, so the revision is really there and owned by the owner
-    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'mig-pw' IN ROLE {}").format(
-        sql.Identifier(mig), sql.Identifier(owner)))
+    admin_conn.execute(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'mig-pw' IN ROLE {}").format(sql.Identifier(mig), sql.Identifier(owner))
+    )
     admin_conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(db), sql.Identifier(mig)))
     mig_url = database_url(mig, "mig-pw", str(params.get("host")), str(params.get("port")), db)
     ok = _alembic(proj, {**base, "DATABASE_URL": mig_url, "PGWARDEN_ROLE": owner}, "upgrade", "head")
     assert ok.returncode == 0, ok.stderr
     with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
-        assert conn.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'tag'").fetchone() == (owner,)
+        assert conn.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'tag'").fetchone() == (
+            owner,
+        )
     # covered by the owner's default privileges, without another apply
     with psycopg.connect(role_conninfo(admin_dsn, app, "app-pw", db), autocommit=True) as conn:
         conn.execute("INSERT INTO tag (t) VALUES ('x')")

@@ -21,7 +21,9 @@ def test_deploy_login_creates_objects_owned_by_owner(
     app = pg_cleanup.role(unique_name("dlapp"))
     deployer = pg_cleanup.role(unique_name("deployer"))
     base = build_policy(database=db, owner=owner, app=[app])
-    policy = base.model_copy(update={"owner": base.owner.model_copy(update={"login": False, "deploy_logins": (deployer,)})})
+    policy = base.model_copy(
+        update={"owner": base.owner.model_copy(update={"login": False, "deploy_logins": (deployer,)})}
+    )
     path = tmp_path / "pgwarden.toml"
     path.write_text(policy.to_toml(), encoding="utf-8")
     secrets = {password_env_for(deployer): "deploy-pw", password_env_for(app): "app-pw"}
@@ -45,8 +47,9 @@ def test_deploy_login_creates_objects_owned_by_owner(
         pass
     # `pgwarden run --as owner` goes through the deploy login and checks clean
     script = "import os; print(os.environ['PGUSER'], os.environ['PGWARDEN_ROLE'], os.environ['PGWARDEN_MIGRATE'])"
-    res = run_cli(["run", "-c", str(path), "--dsn", admin_dsn, "--as", "owner", "--", sys.executable, "-c", script],
-                  env=secrets)
+    res = run_cli(
+        ["run", "-c", str(path), "--dsn", admin_dsn, "--as", "owner", "--", sys.executable, "-c", script], env=secrets
+    )
     assert res.exit_code == 0, res
     assert f"running as {deployer} (acting as {owner})" in res.stderr
     plan = run_cli(["plan", "-c", str(path), "--dsn", admin_dsn, "--exit-code"], env=secrets)

@@ -55,14 +55,23 @@ def test_database_settings_switch(tmp_path: Path) -> None:
     assert (runtime["USER"], runtime["PASSWORD"], runtime["NAME"], runtime["HOST"]) == ("shop_app", "a", "shopdb", "h")
     owner = database_settings(policy, environ={**env, "PGWARDEN_MIGRATE": "1"})
     assert (owner["USER"], owner["PASSWORD"], owner["OPTIONS"]) == ("shop_owner", "o", {})
-    text = policy.read_text().replace("login = true\ncreatedb", 'login = false\ndeploy_logins = ["shop_deploy"]\ncreatedb', 1)
+    text = policy.read_text().replace(
+        "login = true\ncreatedb", 'login = false\ndeploy_logins = ["shop_deploy"]\ncreatedb', 1
+    )
     policy.write_text(text)
     deploy = database_settings(policy, role="owner", environ={"PGWARDEN_PASSWORD_SHOP_DEPLOY": "d"})
-    assert (deploy["USER"], deploy["PASSWORD"], deploy["OPTIONS"]) == ("shop_deploy", "d", {"assume_role": "shop_owner"})
+    assert (deploy["USER"], deploy["PASSWORD"], deploy["OPTIONS"]) == (
+        "shop_deploy",
+        "d",
+        {"assume_role": "shop_owner"},
+    )
 
 
 def test_django_project(
-    admin_dsn: str, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: Any,
+    admin_dsn: str,
+    admin_conn: psycopg.Connection[Any],
+    unique_name: Callable[[str], str],
+    pg_cleanup: Any,
     tmp_path: Path,
 ) -> None:
     db = pg_cleanup.database(unique_name("djdb"))
@@ -77,16 +86,36 @@ def test_django_project(
     shutil.copytree(PROJECT, site, ignore=shutil.ignore_patterns("later", "__pycache__"))
     params = conninfo_to_dict(admin_dsn)
     src = str(Path(__file__).parents[1] / "src")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}, **secrets,
-           "PGWARDEN_POLICY": str(policy), "PGHOST": str(params.get("host", "")), "PGPORT": str(params.get("port", "")),
-           "PYTHONPATH": os.pathsep.join([src, str(site)])}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"},
+        **secrets,
+        "PGWARDEN_POLICY": str(policy),
+        "PGHOST": str(params.get("host", "")),
+        "PGPORT": str(params.get("port", "")),
+        "PYTHONPATH": os.pathsep.join([src, str(site)]),
+    }
 
     # 1. migrate through `pgwarden run --as owner`: succeeds, and the check afterwards is clean
     cwd = os.getcwd()
     os.chdir(site)
     try:
-        res = run_cli(["run", "-c", str(policy), "--dsn", admin_dsn, "--as", "owner", "--",
-                       sys.executable, "manage.py", "migrate", "--no-input"], env={**env, "PGWARDEN_DSN": None})
+        res = run_cli(
+            [
+                "run",
+                "-c",
+                str(policy),
+                "--dsn",
+                admin_dsn,
+                "--as",
+                "owner",
+                "--",
+                sys.executable,
+                "manage.py",
+                "migrate",
+                "--no-input",
+            ],
+            env={**env, "PGWARDEN_DSN": None},
+        )
     finally:
         os.chdir(cwd)
     assert res.exit_code == 0, res
@@ -115,15 +144,19 @@ def test_django_project(
     # 4. the owner applies it; default privileges cover it without another `pgwarden apply`
     os.chdir(site)
     try:
-        res = run_cli(["run", "-c", str(policy), "--dsn", admin_dsn, "--", sys.executable, "manage.py", "migrate",
-                       "--no-input"], env={**env, "PGWARDEN_DSN": None})
+        res = run_cli(
+            ["run", "-c", str(policy), "--dsn", admin_dsn, "--", sys.executable, "manage.py", "migrate", "--no-input"],
+            env={**env, "PGWARDEN_DSN": None},
+        )
     finally:
         os.chdir(cwd)
     assert res.exit_code == 0, res
-    script = ("import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site_cfg.settings'); django.setup()\n"
-              "from django.db import connection\n"
-              "with connection.cursor() as c: c.execute(\"INSERT INTO shop_coupon (code) VALUES ('X')\")\n"
-              "print('coupon ok')")
+    script = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site_cfg.settings'); django.setup()\n"
+        "from django.db import connection\n"
+        "with connection.cursor() as c: c.execute(\"INSERT INTO shop_coupon (code) VALUES ('X')\")\n"
+        "print('coupon ok')"
+    )
     assert "coupon ok" in _python(site, ["-c", script], env).stdout
 
     # 5. manage.py pgwarden_check runs check against the project's database (clean: exit 0 or findings of hazards only)

@@ -19,8 +19,14 @@ from pgwarden.runner import command_env, database_url, resolve_role
 
 def test_command_env_replaces_pg_variables() -> None:
     policy = build_policy(database="shop", owner="shop_owner", app=["shop_app"])
-    parent = {"PGUSER": "postgres", "PGPASSWORD": "admin-secret", "PGSSLMODE": "disable", "DATABASE_URL": "x",
-              "PGWARDEN_PASSWORD_SHOP_OWNER": "o p@ss", "HOME": "/root"}
+    parent = {
+        "PGUSER": "postgres",
+        "PGPASSWORD": "admin-secret",
+        "PGSSLMODE": "disable",
+        "DATABASE_URL": "x",
+        "PGWARDEN_PASSWORD_SHOP_OWNER": "o p@ss",
+        "HOME": "/root",
+    }
     env = command_env(policy, resolve_role(policy, "owner"), "host=/tmp/sock port=5433 user=postgres", parent)
     assert env["PGUSER"] == "shop_owner" and env["PGPASSWORD"] == "o p@ss"
     assert env["PGHOST"] == "/tmp/sock" and env["PGPORT"] == "5433" and env["PGDATABASE"] == "shop"
@@ -45,7 +51,9 @@ def test_run_exit_codes_and_findings(
     args = ["run", "-c", str(policy), "--dsn", admin_dsn, "--as", "owner", "--", sys.executable, "-c"]
 
     # the command connects with what it was given (libpq environment) and its objects are fine
-    create = "import psycopg; psycopg.connect('').execute('CREATE TABLE good (id serial PRIMARY KEY)').connection.commit()"
+    create = (
+        "import psycopg; psycopg.connect('').execute('CREATE TABLE good (id serial PRIMARY KEY)').connection.commit()"
+    )
     ok = run_cli([*args, create], env=secrets)
     assert ok.exit_code == 0, ok
     # the command's exit code is returned
@@ -53,8 +61,10 @@ def test_run_exit_codes_and_findings(
     # an object created by another role (the admin, as a careless migration would) is reported with its fix
     with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
         conn.execute("CREATE TABLE bad (id int)")
-    bad = run_cli(["run", "-c", str(policy), "--dsn", admin_dsn, "--format", "json", "--", sys.executable, "-c", "pass"],
-                  env=secrets)
+    bad = run_cli(
+        ["run", "-c", str(policy), "--dsn", admin_dsn, "--format", "json", "--", sys.executable, "-c", "pass"],
+        env=secrets,
+    )
     assert bad.exit_code == 1, bad
     data = json.loads(bad.stdout)
     fixes = " ".join(f["fix"] or "" for f in data["findings"])

@@ -58,8 +58,13 @@ class OwnedObject:
         return f"{self.kind.lower()} {qual}"
 
     def to_dict(self) -> dict[str, object]:
-        return {"kind": self.kind.lower(), "schema": self.schema, "name": self.name, "args": self.args,
-                "object": self.label}
+        return {
+            "kind": self.kind.lower(),
+            "schema": self.schema,
+            "name": self.name,
+            "args": self.args,
+            "object": self.label,
+        }
 
 
 def _qualified(obj: OwnedObject) -> sql.Composable:
@@ -111,9 +116,14 @@ class DefaultPrivilege:
     statement: str
 
     def to_dict(self) -> dict[str, object]:
-        return {"schema": self.schema, "objects": _DEFACL_WORDS.get(self.objtype, self.objtype).lower(),
-                "grantee": self.grantee or "PUBLIC", "privileges": list(self.privileges),
-                "grantable": self.grantable, "equivalent": self.statement}
+        return {
+            "schema": self.schema,
+            "objects": _DEFACL_WORDS.get(self.objtype, self.objtype).lower(),
+            "grantee": self.grantee or "PUBLIC",
+            "privileges": list(self.privileges),
+            "grantable": self.grantable,
+            "equivalent": self.statement,
+        }
 
 
 @dataclass
@@ -270,7 +280,7 @@ def adopt(
                     time.sleep(backoff * 2 ** (attempt - 1))
                 except psycopg.Error as exc:
                     note = next((n for n in getattr(exc, "__notes__", []) if n.startswith("pgwarden object:")), "")
-                    where = f" ({note[len('pgwarden object: '):]})" if note else ""
+                    where = f" ({note[len('pgwarden object: ') :]})" if note else ""
                     message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
                     raise ApplyError(
                         f"adopt: {message}{where}; {len(result.moved)} of {total} objects were moved",

@@ -50,7 +50,7 @@ def resolve_role(policy: Policy, name: str) -> RunAs:
             return RunAs(deploy, owner.name, password_env_for(deploy), True)
         raise PgwardenError(
             f"the owner {owner.name} cannot log in and the policy names no deploy login",
-            hint="add [owner] deploy_logins = [\"deployer\"] (docs/deploy-logins.md), or set owner.login = true",
+            hint='add [owner] deploy_logins = ["deployer"] (docs/deploy-logins.md), or set owner.login = true',
         )
     if name in owner.deploy_logins:
         return RunAs(name, owner.name, password_env_for(name), True)

@@ -122,6 +122,7 @@ def command(
 def _run(ui: Any, session: Any, from_role: str, lock_timeout: str | None, batch_size: int, adopt: Any) -> Any:
     """Run adopt with a progress bar on a terminal (stderr), plain notes otherwise."""
     if ui.quiet or not ui.err.is_terminal:
+
         def plain(what: str, done: int, total: int) -> None:
             if what == "retry":
                 ui.info(f"lock timeout: retrying a batch ({done}/{total} moved)")

@@ -25,8 +25,14 @@ are reported with the SQL that fixes them (exit 1). Otherwise the exit code is t
 )
 @config_option
 @dsn_option
-@click.option("--as", "as_role", default="owner", show_default=True, metavar="owner|ROLE",
-              help="The policy role to run as: owner, a deploy login, or an access role.")
+@click.option(
+    "--as",
+    "as_role",
+    default="owner",
+    show_default=True,
+    metavar="owner|ROLE",
+    help="The policy role to run as: owner, a deploy login, or an access role.",
+)
 @click.option("--no-check", is_flag=True, help="Do not inspect the database after the command.")
 @format_option("text", "json")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARG]...")
@@ -52,8 +58,16 @@ def command(
     with Session.open(dsn, policy) as session:
         findings = object_findings(session, secrets) if session.target_exists() else []
     if fmt == "json":
-        ui.json({"schema_version": 1, "command": list(argv), "as": run_as.login, "acts_as": run_as.acts_as,
-                 "exit_code": code, "findings": [f.to_dict() for f in findings]})
+        ui.json(
+            {
+                "schema_version": 1,
+                "command": list(argv),
+                "as": run_as.login,
+                "acts_as": run_as.acts_as,
+                "exit_code": code,
+                "findings": [f.to_dict() for f in findings],
+            }
+        )
     elif findings:
         ui.print(f"{len(findings)} problem(s) with what the command left in {policy.database.name}:")
         for f in findings:
@@ -64,7 +78,10 @@ def command(
             for fix in fixes:
                 ui.raw(fix.rstrip(";") + ";")
     else:
-        ui.info(f"checked {policy.database.name}: every object is owned by {policy.owner.name} and granted as the policy says")
+        ui.info(
+            f"checked {policy.database.name}: every object is owned by {policy.owner.name} "
+            "and granted as the policy says"
+        )
     if code != 0:
         return code
     return EXIT_FOUND if findings else EXIT_OK

@@ -85,7 +85,7 @@ def _access_role(policy: Policy, want: str) -> Any:
 
 
 def policy_path_setting() -> str:
-    from django.conf import settings
+    from django.conf import settings  # type: ignore[import-untyped]
 
     return str(getattr(settings, "PGWARDEN_POLICY", "pgwarden.toml"))
 

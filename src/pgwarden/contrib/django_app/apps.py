@@ -1,4 +1,5 @@
 """AppConfig: registers the system check and refuses `migrate` as any role but the owner."""
+# mypy: disable-error-code="import-untyped,misc"
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from django.apps import AppConfig
 from django.core import checks
 from django.core.management.base import CommandError
 from django.db.models.signals import pre_migrate
-
 
 _checked: set[str] = set()
 

@@ -1,4 +1,5 @@
 """`manage.py pgwarden_check`: pgwarden's check (drift + hazards) against the project's database."""
+# mypy: disable-error-code="import-untyped,misc"
 
 from __future__ import annotations
 
