@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,14 @@ SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
 _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
 _SARIF_SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.0", "low": "2.0"}
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+_PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
+
+
+def display_name(*parts: str) -> str:
+    """schema.name for people: each part double-quoted only when SQL would need it."""
+    return ".".join(p if _PLAIN.match(p) else '"' + p.replace('"', '""') + '"' for p in parts)
 
 
 def rank(severity: str) -> int:

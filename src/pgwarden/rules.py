@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from pgwarden.findings import Finding, Severity
+from pgwarden.findings import Finding, Severity, display_name
 from pgwarden.hazards import HazardData
 from pgwarden.policy import Policy
 from pgwarden.snapshot import Snapshot
@@ -126,7 +126,7 @@ Check = Callable[[Policy, Snapshot, HazardData], Iterator[Finding]]
 
 
 def _q(*parts: str) -> str:
-    return sql.Identifier(*parts).as_string(None)
+    return display_name(*parts)
 
 
 def _finding(rule: str, obj: str, role: str | None, message: str, fix: sql.Composable | str | None = None,

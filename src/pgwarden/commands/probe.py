@@ -1,0 +1,53 @@
+"""`pgwarden probe`: act as each policy role, try what it must and must not do, roll everything back."""
+
+from __future__ import annotations
+
+import click
+
+from pgwarden.cli import EXIT_FOUND, EXIT_OK, config_option, dsn_option, format_option, load, ui_of
+
+
+@click.command(
+    "probe",
+    help="""Act as each role of the policy and try what it must and must not be able to do:
+create a table in each managed schema, create a schema, create a temporary table, alter / drop /
+truncate a table, grant to PUBLIC, read and write every table (statements that touch no row),
+use every sequence (never advancing it), execute every function. Every attempt runs under a
+savepoint and everything is rolled back: nothing is left behind.
+
+\b
+  pgwarden probe                   # SET ROLE from the admin connection
+  pgwarden probe --login           # log in as each role with its password (proves CONNECT, pg_hba)
+  pgwarden probe --format junit > probe.xml
+
+Exit codes: 0 every outcome is what the policy expects, 1 something differs, 2 could not run.""",
+)
+@config_option
+@dsn_option
+@format_option("text", "json", "junit")
+@click.option("--login", is_flag=True, help="Log in as each role with the password from its policy environment variable.")
+@click.option(
+    "--max-objects",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Objects of each kind tried for real; beyond that the server's privilege functions are asked.",
+)
+@click.pass_context
+def command(ctx: click.Context, config: str, dsn: str | None, fmt: str, login: bool, max_objects: int) -> int:
+    from pgwarden.connect import secrets_from_env
+    from pgwarden.probe import render_junit, render_text, run_probe
+    from pgwarden.session import Session
+
+    ui = ui_of(ctx)
+    policy = load(config)
+    passwords = secrets_from_env([env for _, env in policy.login_roles()]) if login else None
+    with Session.open(dsn, policy) as session:
+        result = run_probe(session, login=login, passwords=passwords, max_objects=max_objects)
+    if fmt == "json":
+        ui.json(result.to_json())
+    elif fmt == "junit":
+        ui.raw(render_junit(result))
+    else:
+        ui.raw(render_text(result))
+    return EXIT_OK if result.ok else EXIT_FOUND

@@ -1,0 +1,153 @@
+"""`pgwarden probe` on real servers: the post's "let's test it" matrix, side-effect free, differences found."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import jsonschema
+import psycopg
+import pytest
+from conftest import PgCleanup
+from test_core import Split, make_split
+
+from pgwarden.probe import ACTIONS
+
+ACCESS_ALLOWED = {
+    "readwrite": {"select", "insert", "update", "delete", "sequence-select", "sequence-usage", "execute", "connect"},
+    "readonly": {"select", "sequence-select", "execute", "connect"},
+}
+
+
+def probe_schema() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(resources.files("pgwarden.schemas").joinpath("probe.json").read_text("utf-8"))
+    return data
+
+
+@pytest.fixture
+def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
+    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup, schemas=("public", "billing"))
+    s.apply()
+    with s.login(s.owner) as owner:
+        owner.execute("CREATE TABLE items (id serial PRIMARY KEY, name text)")
+        owner.execute("CREATE TABLE lines (id bigint GENERATED ALWAYS AS IDENTITY, item int REFERENCES items)")
+        owner.execute("CREATE VIEW item_names AS SELECT name FROM items")
+        owner.execute("CREATE FUNCTION add_one(i integer) RETURNS integer LANGUAGE sql AS 'SELECT i + 1'")
+        owner.execute("CREATE TABLE billing.invoices (id serial, total numeric)")
+        owner.execute("INSERT INTO items (name) VALUES ('a'), ('b')")
+        owner.execute("INSERT INTO lines (item) VALUES (1)")
+        owner.execute("INSERT INTO billing.invoices (total) VALUES (10)")
+    return s
+
+
+def probe_json(split: Split, *extra: str) -> tuple[int, dict[str, Any]]:
+    result = split.cli("probe", "--format", "json", *extra)
+    assert result.exit_code in (0, 1), str(result)
+    data: dict[str, Any] = result.json()
+    jsonschema.Draft202012Validator(probe_schema()).validate(data)
+    return result.exit_code, data
+
+
+def matrix(data: dict[str, Any]) -> dict[tuple[str, str], str]:
+    return {(c["role"], c["action"]): c["outcome"] for c in data["matrix"]}
+
+
+def expected_matrix(split: Split, *, login: bool) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for role, level in ((split.owner, "owner"), (split.app, "readwrite"), (split.readonly, "readonly")):
+        for action in ACTIONS:
+            if action == "connect" and not login:
+                continue
+            allowed = level == "owner" or action in ACCESS_ALLOWED[level]
+            out[(role, action)] = "allowed" if allowed else "denied"
+    return out
+
+
+def fingerprint(split: Split) -> dict[str, Any]:
+    """Catalogs and data a probe could change: relations, ACLs, schemas, defaults, rows, sequences."""
+    with split.admin_db() as db:
+        q = {
+            "relations": "SELECT c.oid, c.relname, c.relnamespace, c.relkind, c.relowner, c.relacl::text, c.relnatts "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1",
+            "schemas": "SELECT oid, nspname, nspowner, nspacl::text FROM pg_namespace ORDER BY 1",
+            "database": "SELECT datacl::text FROM pg_database WHERE datname = current_database()",
+            "defaults": "SELECT defaclrole, defaclnamespace, defaclobjtype, defaclacl::text FROM pg_default_acl ORDER BY 1, 2, 3",
+            "functions": "SELECT oid, proname, proacl::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1",
+            "rows": "SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM lines), (SELECT count(*) FROM billing.invoices)",
+            "sequences": "SELECT schemaname, sequencename, last_value FROM pg_sequences ORDER BY 1, 2",
+            "attributes": "SELECT attrelid, attname, attnum FROM pg_attribute WHERE attrelid = 'items'::regclass ORDER BY 3",
+        }
+        return {k: db.execute(v).fetchall() for k, v in q.items()}  # type: ignore[call-overload]
+
+
+def test_correct_setup_probes_clean_and_leaves_nothing_behind(split: Split) -> None:
+    before = fingerprint(split)
+    code, data = probe_json(split)
+    assert code == 0, json.dumps([a for a in data["attempts"] if not a["ok"]], indent=1)
+    assert matrix(data) == expected_matrix(split, login=False)
+    assert fingerprint(split) == before
+    objects = {a["object"] for a in data["attempts"]}
+    for name in ('public.items', 'public.lines', 'public.item_names', 'billing.invoices', 'public.add_one(integer)'):
+        assert name in objects, objects
+    denied = [a for a in data["attempts"] if a["outcome"] == "denied" and a["method"] == "attempt"]
+    assert all(a["sqlstate"] == "42501" or a["action"] == "grant-to-public" for a in denied), denied
+    text = split.cli("probe")
+    assert text.exit_code == 0 and "all as the policy expects" in text.stdout, str(text)
+    junit = split.cli("probe", "--format", "junit")
+    root = ET.fromstring(junit.stdout)
+    assert root.tag == "testsuites" and int(root.get("failures", "-1")) == 0
+    assert len(root.findall("testsuite")) == 3
+
+
+def test_login_probe_proves_connect_and_matches(split: Split) -> None:
+    before = fingerprint(split)
+    code, data = probe_json(split, "--login")
+    assert code == 0, json.dumps([a for a in data["attempts"] if not a["ok"]], indent=1)
+    assert data["mode"] == "login"
+    assert matrix(data) == expected_matrix(split, login=True)
+    assert fingerprint(split) == before
+    missing = split.cli("probe", "--login", "--format", "json", env={k: None for k in split.env})
+    assert missing.exit_code == 1
+    assert {a["outcome"] for a in missing.json()["attempts"]} == {"skipped"}
+
+
+def test_tampering_shows_in_the_matrix(split: Split) -> None:
+    from psycopg import sql
+
+    app, ro = sql.Identifier(split.app).as_string(None), sql.Identifier(split.readonly).as_string(None)
+    with split.admin_db() as db:
+        db.execute(f"GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {app}")  # type: ignore[call-overload]
+        db.execute(f"GRANT INSERT ON items TO {ro}")  # type: ignore[call-overload]
+        db.execute(f"REVOKE EXECUTE ON FUNCTION add_one(integer) FROM {ro}, PUBLIC")  # type: ignore[call-overload]
+        db.execute(f"GRANT CREATE ON SCHEMA billing TO {app}")  # type: ignore[call-overload]
+    before = fingerprint(split)
+    code, data = probe_json(split)
+    assert code == 1
+    bad = {(a["role"], a["action"], a["object"], a["outcome"]) for a in data["attempts"] if not a["ok"]}
+    assert (split.app, "truncate", "public.items", "allowed") in bad or (split.app, "truncate", "public.item_names", "allowed") in bad or any(
+        r == split.app and act == "truncate" and out == "allowed" for r, act, _, out in bad), bad
+    assert (split.readonly, "insert", "public.items", "allowed") in bad, bad
+    assert (split.readonly, "execute", "public.add_one(integer)", "denied") in bad, bad
+    assert (split.app, "create-table", "schema billing", "allowed") in bad, bad
+    assert fingerprint(split) == before
+    text = split.cli("probe")
+    assert text.exit_code == 1 and "UNEXPECTED" in text.stdout, str(text)
+
+
+def test_beyond_max_objects_the_server_is_asked(split: Split) -> None:
+    code, data = probe_json(split, "--max-objects", "1")
+    assert code == 0, json.dumps([a for a in data["attempts"] if not a["ok"]], indent=1)
+    assert matrix(data) == expected_matrix(split, login=False)
+    inquired = {a["object"] for a in data["attempts"] if a["method"] == "inquiry" and a["action"] == "select"}
+    assert inquired, data["attempts"]
+
+
+def test_probe_without_database_exits_2(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> None:
+    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
+    result = s.cli("probe")
+    assert result.exit_code == 2 and "does not exist" in result.stderr, str(result)
