@@ -255,6 +255,9 @@ def test_tampering_is_planned_and_converged(
             steps = result.json()["steps"]
             assert any(mention in s["object"] for s in steps), f"{what}: {json.dumps(steps, indent=1)}"
             assert all(s["allowed"] for s in steps), f"{what}: {steps}"
+            text = split.cli("plan").stdout  # not a terminal: a numbered list, the SQL indented below
+            assert f"1. {steps[0]['object']} — {steps[0]['reason']}" in text, text
+            assert f"\n     {steps[0]['sql']}\n" in text, text
             applied = split.cli("apply", "--yes")
             assert applied.exit_code == 0, f"{what}: {applied}"
             after = split.cli("plan", "--exit-code", "--format", "json")
