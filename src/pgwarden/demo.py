@@ -21,6 +21,8 @@ OWNER = "sqlmigrations"
 APP = "django"
 #: A person's login that was made a member of the owner "to run a quick fix" (the classic accident).
 INTRUDER = "alice"
+#: The table the owner's own migration creates (the probe tries SELECT, INSERT, ALTER, DROP on it).
+MIGRATION_TABLE = "blog_post"
 #: The table the accident creates, owned by the wrong role and invisible to the site.
 ACCIDENT_TABLE = "blog_comment"
 
@@ -122,6 +124,19 @@ def simulate_accident(server: LocalServer, passwords: dict[str, str]) -> list[st
         shown.append(f"-- connected as {INTRUDER}, forgetting SET ROLE {OWNER}:")
         shown.append(ddl.as_string(None) + ";")
     return shown
+
+
+def owner_migration(server: LocalServer, passwords: dict[str, str]) -> list[str]:
+    """The post's first migration, run properly as the owner: a table for the probe to try things on."""
+    import psycopg
+    from psycopg import sql
+
+    ddl = sql.SQL("CREATE TABLE public.{} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text)").format(
+        sql.Identifier(MIGRATION_TABLE)
+    )
+    with psycopg.connect(server.conninfo(DATABASE, user=OWNER, password=passwords[OWNER]), autocommit=True) as conn:
+        conn.execute(ddl)
+    return [f"-- connected as {OWNER}:", ddl.as_string(None) + ";"]
 
 
 def accident_owner(server: LocalServer) -> str | None:

@@ -227,6 +227,10 @@ class _Story:
         )
         self.pgwarden("apply", "--yes")
 
+        self.heading("a migration, run as the owner", numbered=True)
+        for statement in demo.owner_migration(server, passwords):  # type: ignore[arg-type]
+            self.ui.print(f"  {statement}")
+
         self.heading("probe: the post's \"let's test it\", as each role", numbered=True)
         self.say(
             f"{demo.OWNER} may create, alter and drop tables; {demo.APP} may select, insert, update and delete "
