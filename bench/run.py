@@ -57,17 +57,17 @@ def command_help(name: str) -> str:
     return out.stdout
 
 
-def write_policy(ctx: Context, size: fixture.Size, dbname: str) -> Path:
+def write_policy(ctx: Context, size: fixture.Size, dbname: str, *, readonly: bool = True) -> Path:
     from pgwarden.policy import build_policy
 
     policy = build_policy(
         database=dbname,
         owner=fixture.OWNER,
         app=[fixture.APP],
-        readonly=[fixture.READONLY],
+        readonly=[fixture.READONLY] if readonly else [],
         schemas=size.schema_names(),
     )
-    path = ctx.workdir / f"{dbname}.toml"
+    path = ctx.workdir / f"{dbname}{'' if readonly else '-app-only'}.toml"
     path.write_text(policy.to_toml(), encoding="utf-8")
     return path
 
@@ -163,7 +163,7 @@ def steps_note(row: Row) -> str:
         data = json.loads(row.samples[-1].stdout)
     except ValueError:
         return "output is not JSON"
-    for key in ("steps", "findings", "changes"):
+    for key in ("steps", "findings", "executed", "changes"):
         if isinstance(data, dict) and isinstance(data.get(key), list):
             return f"{len(data[key])} {key}"
     return ""
@@ -217,7 +217,9 @@ def measure_adopt(ctx: Context, size: fixture.Size) -> list[Row]:
 def measure_probe(ctx: Context, size: fixture.Size) -> list[Row]:
     if not command_exists("probe"):
         return [Row(f"probe (one role: {PROBE_ROLE})", size.tables, skipped="`pgwarden probe` does not exist yet")]
-    policy = write_policy(ctx, size, size.compliant)
+    # probe acts as every role of the policy: the same database seen through a policy naming only
+    # the app as access role (the owner is probed too: it is part of every policy).
+    policy = write_policy(ctx, size, size.compliant, readonly=False)
     args = ["probe", "-c", str(policy), "--dsn", ctx.dsn()]
     help_text = command_help("probe")
     if "--role" in help_text:
@@ -266,6 +268,7 @@ def prepare(ctx: Context, size: fixture.Size) -> None:
         ctx.admin.execute(
             sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(tmp), sql.Identifier(size.compliant))
         )
+        ctx.admin.execute("CHECKPOINT")  # fsync is off: survive an immediate shutdown
 
 
 def machine() -> dict[str, Any]:
@@ -284,6 +287,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--schemas", type=int, default=None, help="schemas per database (default: one per 1,000 tables)")
     p.add_argument("--runs", type=int, default=3, help="runs per measurement; the table shows medians (3)")
     p.add_argument("--pg-version", type=int, default=16, help="PostgreSQL major version (16)")
+    p.add_argument("--pg-bin", default=None, help="a PostgreSQL bin directory to use instead of --pg-version")
     p.add_argument("--only", default="", help=f"comma list of: {','.join(WORKS)},tools (default: all but tools)")
     p.add_argument("--compare-tools", action="store_true", help="also run ldap2pg 5.9 and pgbedrock 0.4.2 dry runs")
     p.add_argument(
@@ -322,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    server = fixture.start_server(args.pg_version, args.server_dir, log)
+    server = fixture.start_server(args.pg_version, args.server_dir, log, pg_bin=args.pg_bin)
     rows: list[Row] = []
     sizes_info: list[dict[str, Any]] = []
     try:
