@@ -279,18 +279,27 @@ def check_create(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Fin
         yield _finding("create.database", f"database {db}", "PUBLIC", f"PUBLIC may create schemas in database {db}",
                        sql.SQL("REVOKE CREATE ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)))
     access = {oid: name for name, oid in _access(policy, snap)}
+    direct_schema = {(g.grantee, s.name) for s in snap.schemas for g in s.acl if g.privilege == "CREATE"}
+    direct_db = {g.grantee for g in snap.database.acl if g.privilege == "CREATE"} if snap.database else set()
     for row in hz.privileges:
-        name = access.get(int(row["role"]))
-        if name is None or not row["can_create"] or snap.roles[int(row["role"])].superuser:
+        oid = int(row["role"])
+        name = access.get(oid)
+        if name is None or not row["can_create"] or snap.roles[oid].superuser:
             continue
-        if row["kind"] == "schema":
-            yield _finding("create.schema", f"schema {row['name']}", name,
-                           f"access role {name} may create objects in schema {row['name']}",
-                           sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(sql.Identifier(row["name"]), sql.Identifier(name)))
+        is_schema = row["kind"] == "schema"
+        direct = (oid, row["name"]) in direct_schema if is_schema else oid in direct_db
+        if is_schema:
+            obj, what = f"schema {row['name']}", f"create objects in schema {row['name']}"
+            fix = sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(sql.Identifier(row["name"]), sql.Identifier(name))
         else:
-            yield _finding("create.database", f"database {row['name']}", name,
-                           f"access role {name} may create schemas in database {row['name']}",
-                           sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(sql.Identifier(row["name"]), sql.Identifier(name)))
+            obj, what = f"database {row['name']}", f"create schemas in database {row['name']}"
+            fix = sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(sql.Identifier(row["name"]), sql.Identifier(name))
+        if direct:
+            yield _finding("create." + row["kind"], obj, name, f"access role {name} may {what}", fix)
+        else:
+            yield _finding("create." + row["kind"], obj, name,
+                           f"access role {name} may {what} through a role it is a member of",
+                           "revoke the membership that gives it (see the access.member-of-* findings)")
 
 
 def check_temp(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
@@ -356,7 +365,7 @@ def check_passwords(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[
         return
     for name, env in policy.login_roles():
         role = snap.role_by_name.get(name)
-        if role is None or not role.login:
+        if role is None or not role.login or role.oid not in snap.passwords:
             continue
         verifier = snap.passwords.get(role.oid)
         hint = f"set ${env} and run `pgwarden apply`" if env else "set a password"
