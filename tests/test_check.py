@@ -11,8 +11,9 @@ from typing import Any
 import jsonschema
 import psycopg
 import pytest
-from conftest import PgCleanup
 from psycopg import sql
+
+from conftest import PgCleanup
 from test_core import Split, make_split
 
 VENDOR = Path(__file__).parent / "vendor"
@@ -37,9 +38,7 @@ def check_json(split: Split, *extra: str) -> tuple[int, dict[str, Any]]:
 
 
 def has(findings: list[dict[str, Any]], rule: str, obj: str, role: str | None = "") -> bool:
-    return any(
-        f["rule"] == rule and obj in f["object"] and (role == "" or f["role"] == role) for f in findings
-    )
+    return any(f["rule"] == rule and obj in f["object"] and (role == "" or f["role"] == role) for f in findings)
 
 
 def ident(*names: str) -> str:
@@ -78,11 +77,16 @@ def test_tampering_fails_check_naming_the_object_and_apply_fixes_it(
         ("missing privilege", [f"REVOKE UPDATE ON {t} FROM {app}"], "items"),
         ("grant option", [f"GRANT SELECT ON {t} TO {app} WITH GRANT OPTION"], "items"),
         ("PUBLIC grant", [f"GRANT SELECT ON {t} TO PUBLIC"], "items"),
-        ("table owned by someone else",
-         ["CREATE TABLE public.stray (id int)", f"ALTER TABLE public.stray OWNER TO {ident(outsider)}"], "stray"),
-        ("default privilege removed",
-         [f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public REVOKE INSERT ON TABLES FROM {app}"],
-         "default privileges"),
+        (
+            "table owned by someone else",
+            ["CREATE TABLE public.stray (id int)", f"ALTER TABLE public.stray OWNER TO {ident(outsider)}"],
+            "stray",
+        ),
+        (
+            "default privilege removed",
+            [f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public REVOKE INSERT ON TABLES FROM {app}"],
+            "default privileges",
+        ),
         ("CREATE on public for PUBLIC", ["GRANT CREATE ON SCHEMA public TO PUBLIC"], "schema public"),
     ]
     with split.admin_db() as db:
@@ -116,8 +120,12 @@ def test_fail_on_threshold_and_text_output(split: Split) -> None:
 
 
 def test_every_hazard_is_found(
-    tmp_path: Path, admin_dsn: str, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str],
-    pg_cleanup: PgCleanup, pg_version: int,
+    tmp_path: Path,
+    admin_dsn: str,
+    admin_conn: psycopg.Connection[Any],
+    unique_name: Callable[[str], str],
+    pg_cleanup: PgCleanup,
+    pg_version: int,
 ) -> None:
     s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
     deploy = pg_cleanup.role(unique_name("deploy"))
@@ -139,7 +147,9 @@ def test_every_hazard_is_found(
         conn.execute("CREATE TABLE secrets (id int, who text)")
         conn.execute("ALTER TABLE secrets ENABLE ROW LEVEL SECURITY")
         conn.execute("CREATE VIEW all_secrets AS SELECT * FROM secrets")
-        conn.execute("CREATE FUNCTION peek() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM public.secrets'")
+        conn.execute(
+            "CREATE FUNCTION peek() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM public.secrets'"  # noqa: E501
+        )
         conn.execute(f"GRANT EXECUTE ON FUNCTION peek() TO {app}")
     dangerous = ["pg_write_all_data", "pg_read_server_files", "pg_write_server_files", "pg_execute_server_program"]
     if pg_version >= 17:
@@ -216,7 +226,9 @@ def test_superuser_owner_and_access_role_are_found(split: Split) -> None:
     assert code == 1
     f = data["findings"]
     assert has(f, "owner.superuser", f"role {split.owner}", split.owner), f
-    assert any(x["rule"] == "access.attribute" and x["severity"] == "critical" and "SUPERUSER" in x["message"] for x in f), f
+    assert any(
+        x["rule"] == "access.attribute" and x["severity"] == "critical" and "SUPERUSER" in x["message"] for x in f
+    ), f
 
 
 def test_check_cannot_run_exits_2(tmp_path: Path, admin_dsn: str) -> None:

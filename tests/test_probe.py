@@ -10,12 +10,11 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import jsonschema
-import psycopg
 import pytest
-from conftest import PgCleanup
-from test_core import Split, make_split
 
+from conftest import PgCleanup
 from pgwarden.probe import ACTIONS
+from test_core import Split, make_split
 
 ACCESS_ALLOWED = {
     "readwrite": {"select", "insert", "update", "delete", "sequence-select", "sequence-usage", "execute", "connect"},
@@ -76,11 +75,11 @@ def fingerprint(split: Split) -> dict[str, Any]:
             "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1",
             "schemas": "SELECT oid, nspname, nspowner, nspacl::text FROM pg_namespace ORDER BY 1",
             "database": "SELECT datacl::text FROM pg_database WHERE datname = current_database()",
-            "defaults": "SELECT defaclrole, defaclnamespace, defaclobjtype, defaclacl::text FROM pg_default_acl ORDER BY 1, 2, 3",
-            "functions": "SELECT oid, proname, proacl::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1",
-            "rows": "SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM lines), (SELECT count(*) FROM billing.invoices)",
+            "defaults": "SELECT defaclrole, defaclnamespace, defaclobjtype, defaclacl::text FROM pg_default_acl ORDER BY 1, 2, 3",  # noqa: E501
+            "functions": "SELECT oid, proname, proacl::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1",  # noqa: E501
+            "rows": "SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM lines), (SELECT count(*) FROM billing.invoices)",  # noqa: E501
             "sequences": "SELECT schemaname, sequencename, last_value FROM pg_sequences ORDER BY 1, 2",
-            "attributes": "SELECT attrelid, attname, attnum FROM pg_attribute WHERE attrelid = 'items'::regclass ORDER BY 3",
+            "attributes": "SELECT attrelid, attname, attnum FROM pg_attribute WHERE attrelid = 'items'::regclass ORDER BY 3",  # noqa: E501
         }
         return {k: db.execute(v).fetchall() for k, v in q.items()}  # type: ignore[call-overload]
 
@@ -92,7 +91,7 @@ def test_correct_setup_probes_clean_and_leaves_nothing_behind(split: Split) -> N
     assert matrix(data) == expected_matrix(split, login=False)
     assert fingerprint(split) == before
     objects = {a["object"] for a in data["attempts"]}
-    for name in ('public.items', 'public.lines', 'public.item_names', 'billing.invoices', 'public.add_one(integer)'):
+    for name in ("public.items", "public.lines", "public.item_names", "billing.invoices", "public.add_one(integer)"):
         assert name in objects, objects
     denied = [a for a in data["attempts"] if a["outcome"] == "denied" and a["method"] == "attempt"]
     assert all(a["sqlstate"] == "42501" or a["action"] == "grant-to-public" for a in denied), denied
@@ -129,8 +128,11 @@ def test_tampering_shows_in_the_matrix(split: Split) -> None:
     code, data = probe_json(split)
     assert code == 1
     bad = {(a["role"], a["action"], a["object"], a["outcome"]) for a in data["attempts"] if not a["ok"]}
-    assert (split.app, "truncate", "public.items", "allowed") in bad or (split.app, "truncate", "public.item_names", "allowed") in bad or any(
-        r == split.app and act == "truncate" and out == "allowed" for r, act, _, out in bad), bad
+    assert (
+        (split.app, "truncate", "public.items", "allowed") in bad
+        or (split.app, "truncate", "public.item_names", "allowed") in bad
+        or any(r == split.app and act == "truncate" and out == "allowed" for r, act, _, out in bad)
+    ), bad
     assert (split.readonly, "insert", "public.items", "allowed") in bad, bad
     assert (split.readonly, "execute", "public.add_one(integer)", "denied") in bad, bad
     assert (split.app, "create-table", "schema billing", "allowed") in bad, bad
@@ -147,7 +149,9 @@ def test_beyond_max_objects_the_server_is_asked(split: Split) -> None:
     assert inquired, data["attempts"]
 
 
-def test_probe_without_database_exits_2(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> None:
+def test_probe_without_database_exits_2(
+    tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
     s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
     result = s.cli("probe")
     assert result.exit_code == 2 and "does not exist" in result.stderr, str(result)

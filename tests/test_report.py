@@ -12,8 +12,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import PgCleanup
 from psycopg import sql
+
+from conftest import PgCleanup
 from test_core import Split, make_split
 
 
@@ -51,7 +52,11 @@ def test_report_counts_privileges_and_shows_no_deviation_when_applied(split: Spl
     data = report_json(split)
     assert data["deviations"] == 0, [c for c in data["privileges"] if c["deviation"]]
     assert data["findings"] == []
-    assert cell(data, split.app, "table", "INSERT") == {**cell(data, split.app, "table", "INSERT"), "held": 2, "total": 2}
+    assert cell(data, split.app, "table", "INSERT") == {
+        **cell(data, split.app, "table", "INSERT"),
+        "held": 2,
+        "total": 2,
+    }
     assert cell(data, split.readonly, "table", "INSERT")["held"] == 0
     assert cell(data, split.readonly, "sequence", "SELECT")["held"] == 2
     assert cell(data, split.readonly, "sequence", "USAGE")["held"] == 0
@@ -98,9 +103,18 @@ def _render_in_browser(page: Path, tmp_path: Path, app: str) -> None:
     if browser is None:
         pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium); HTML checked without a browser")
     done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'chrome'}",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout

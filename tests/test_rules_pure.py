@@ -9,7 +9,6 @@ from xml.etree import ElementTree as ET
 
 import jsonschema
 import pytest
-from test_plan_pure import APP, OWNER, POSTGRES, PUBLIC_NS, RO, _policy, _role, _table_group, acl, compliant
 
 from pgwarden.check import drift_finding, findings_for
 from pgwarden.findings import Finding, display_name, render_text, summary, to_json, to_sarif
@@ -20,6 +19,7 @@ from pgwarden.probe import render_text as probe_text
 from pgwarden.report import Cell, Report, render_report
 from pgwarden.rules import CATALOG, RULES, run_rules
 from pgwarden.snapshot import DefaultAcl, Membership, ObjectRef, Role
+from test_plan_pure import APP, OWNER, POSTGRES, RO, _policy, _role, _table_group, acl, compliant
 
 VENDOR = Path(__file__).parent / "vendor"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -41,7 +41,9 @@ def test_membership_of_owner_and_predefined_roles() -> None:
     snap = compliant()
     roles = {**snap.roles, pwad: Role(pwad, "pg_write_all_data", False, True, False, False, False, False, False, -1)}
     snap = dataclasses.replace(snap, roles=roles, memberships=(Membership(OWNER, APP, POSTGRES, False, True, True),))
-    hz = HazardData.build(memberships=[{"member": APP, "role": OWNER, "direct": True}, {"member": RO, "role": pwad, "direct": False}])
+    hz = HazardData.build(
+        memberships=[{"member": APP, "role": OWNER, "direct": True}, {"member": RO, "role": pwad, "direct": False}]
+    )
     found = run_rules(_policy(), snap, hz)
     owner = [f for f in found if f.rule == "access.member-of-owner"]
     assert len(owner) == 1 and owner[0].role == "app" and owner[0].fix == 'REVOKE "own" FROM "app"'
@@ -52,7 +54,11 @@ def test_membership_of_owner_and_predefined_roles() -> None:
 def test_attributes_superuser_is_critical_others_high() -> None:
     snap = compliant()
     roles = {**snap.roles, APP: _role(APP, superuser=True), RO: _role(RO, createdb=True, replication=True)}
-    found = [f for f in run_rules(_policy(), dataclasses.replace(snap, roles=roles), HazardData()) if f.rule == "access.attribute"]
+    found = [
+        f
+        for f in run_rules(_policy(), dataclasses.replace(snap, roles=roles), HazardData())
+        if f.rule == "access.attribute"
+    ]
     assert {(f.role, f.severity, f.fix) for f in found} == {
         ("app", "critical", 'ALTER ROLE "app" NOSUPERUSER'),
         ("ro", "high", 'ALTER ROLE "ro" NOCREATEDB'),
@@ -81,7 +87,9 @@ def test_ownership_not_owner_and_escaped_owner() -> None:
 
 def test_default_privileges_for_another_role() -> None:
     snap = compliant()
-    snap = dataclasses.replace(snap, default_acls=snap.default_acls + (DefaultAcl(APP, 0, "r", acl((APP, RO, "SELECT"))),))
+    snap = dataclasses.replace(
+        snap, default_acls=snap.default_acls + (DefaultAcl(APP, 0, "r", acl((APP, RO, "SELECT"))),)
+    )
     found = [f for f in run_rules(_policy(), snap, HazardData()) if f.rule == "defaults.wrong-role"]
     assert len(found) == 1 and found[0].fix == 'ALTER DEFAULT PRIVILEGES FOR ROLE "app" REVOKE ALL ON TABLES FROM "ro"'
 
@@ -89,7 +97,7 @@ def test_default_privileges_for_another_role() -> None:
 def test_public_create_and_temp() -> None:
     snap = compliant()
     schema = dataclasses.replace(snap.schemas[0], acl=snap.schemas[0].acl | acl((OWNER, 0, "CREATE")))
-    db = dataclasses.replace(snap.database, acl=snap.database.acl | acl((OWNER, 0, "TEMPORARY CREATE")))  # type: ignore[arg-type]
+    db = dataclasses.replace(snap.database, acl=snap.database.acl | acl((OWNER, 0, "TEMPORARY CREATE")))  # type: ignore[arg-type]  # noqa: E501
     snap = dataclasses.replace(snap, schemas=(schema,), database=db)
     found = rules_of(run_rules(_policy(), snap, HazardData()))
     assert {"create.schema", "create.database", "temp.public"} <= found
@@ -100,15 +108,45 @@ def test_public_create_and_temp() -> None:
 def test_hazard_rows_security_definer_rls_and_passwords() -> None:
     snap = dataclasses.replace(compliant(), passwords={OWNER: "SCRAM-SHA-256$4096:x", APP: "md5abc", RO: None})
     hz = HazardData.build(
-        functions=[{"schema": "public", "name": "f", "args": "integer", "owner": OWNER, "kind": "f",
-                    "public_execute": False, "executable_by": [APP]}],
-        rls=[{"kind": "table", "schema": "public", "name": "t", "owner": OWNER, "forced": False, "base_schema": None, "base_name": None},
-             {"kind": "view", "schema": "public", "name": "v", "owner": OWNER, "forced": None, "base_schema": "public", "base_name": "t"}],
+        functions=[
+            {
+                "schema": "public",
+                "name": "f",
+                "args": "integer",
+                "owner": OWNER,
+                "kind": "f",
+                "public_execute": False,
+                "executable_by": [APP],
+            }
+        ],
+        rls=[
+            {
+                "kind": "table",
+                "schema": "public",
+                "name": "t",
+                "owner": OWNER,
+                "forced": False,
+                "base_schema": None,
+                "base_name": None,
+            },
+            {
+                "kind": "view",
+                "schema": "public",
+                "name": "v",
+                "owner": OWNER,
+                "forced": None,
+                "base_schema": "public",
+                "base_name": "t",
+            },
+        ],
         memberships=[{"member": APP, "role": OWNER, "direct": True}],
     )
     found = run_rules(_policy(), snap, hz)
     by_rule = {f.rule: f for f in found}
-    assert by_rule["function.security-definer"].fix == 'ALTER FUNCTION "public"."f"(integer) SET search_path = pg_catalog, pg_temp'
+    assert (
+        by_rule["function.security-definer"].fix
+        == 'ALTER FUNCTION "public"."f"(integer) SET search_path = pg_catalog, pg_temp'
+    )
     assert by_rule["rls.not-forced"].role == "app"
     assert by_rule["rls.view-bypass"].object == "view public.v"
     assert by_rule["login.md5-password"].role == "app" and by_rule["login.no-password"].role == "ro"
@@ -117,8 +155,18 @@ def test_hazard_rows_security_definer_rls_and_passwords() -> None:
 
 
 def test_drift_findings_carry_the_step_sql_and_severity() -> None:
-    snap = compliant(groups=[_table_group(2, acl_=acl((OWNER, OWNER, "SELECT INSERT UPDATE DELETE TRUNCATE REFERENCES TRIGGER"),
-                                                     (OWNER, APP, "SELECT INSERT UPDATE DELETE TRUNCATE"), (OWNER, RO, "SELECT")))])
+    snap = compliant(
+        groups=[
+            _table_group(
+                2,
+                acl_=acl(
+                    (OWNER, OWNER, "SELECT INSERT UPDATE DELETE TRUNCATE REFERENCES TRIGGER"),
+                    (OWNER, APP, "SELECT INSERT UPDATE DELETE TRUNCATE"),
+                    (OWNER, RO, "SELECT"),
+                ),
+            )
+        ]
+    )
     steps = plan(_policy(), snap).steps
     assert steps
     found = [drift_finding(s) for s in steps]
@@ -128,8 +176,12 @@ def test_drift_findings_carry_the_step_sql_and_severity() -> None:
 
 def _sample() -> list[Finding]:
     return [
-        Finding("access.member-of-owner", "critical", "role own", "app", "app is a member of own", 'REVOKE "own" FROM "app"'),
-        Finding("drift.grant", "medium", 'table public."T"', "ro", "missing SELECT", 'GRANT SELECT ON "public"."T" TO "ro"'),
+        Finding(
+            "access.member-of-owner", "critical", "role own", "app", "app is a member of own", 'REVOKE "own" FROM "app"'
+        ),
+        Finding(
+            "drift.grant", "medium", 'table public."T"', "ro", "missing SELECT", 'GRANT SELECT ON "public"."T" TO "ro"'
+        ),
         Finding("temp.public", "medium", "database shop", "PUBLIC", "PUBLIC may create temporary tables", None),
     ]
 
@@ -209,11 +261,17 @@ def _report() -> Report:
         Cell("app", "readwrite", "public", "table", "TRUNCATE", 1, 3, 0),
         Cell("PUBLIC", "public", "public", "routine", "EXECUTE", 0, 1, 0),
     )
-    return Report("shop", "16.1", (("app", "readwrite"), ("PUBLIC", "public")), ("public",), cells,
-                  ({"schema": "public", "kind": "table", "owner": "own", "count": 3},),
-                  ({"for_role": "own", "schema": "public", "objects": "tables", "grants": {"app": ["SELECT"]}},),
-                  ({"member": "app", "role": "own", "admin": False, "inherit": True, "set": True, "direct": True},),
-                  tuple(_sample()))
+    return Report(
+        "shop",
+        "16.1",
+        (("app", "readwrite"), ("PUBLIC", "public")),
+        ("public",),
+        cells,
+        ({"schema": "public", "kind": "table", "owner": "own", "count": 3},),
+        ({"for_role": "own", "schema": "public", "objects": "tables", "grants": {"app": ["SELECT"]}},),
+        ({"member": "app", "role": "own", "admin": False, "inherit": True, "set": True, "direct": True},),
+        tuple(_sample()),
+    )
 
 
 def test_report_renderers() -> None:

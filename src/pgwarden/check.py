@@ -65,4 +65,6 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
         snap = session.snapshot(conn)
         hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
     the_plan = plan(policy, snap, secrets or {})
-    return CheckResult(policy.database.name, snap.server.version, tuple(findings_for(policy, snap, hz, the_plan)), the_plan)
+    return CheckResult(
+        policy.database.name, snap.server.version, tuple(findings_for(policy, snap, hz, the_plan)), the_plan
+    )

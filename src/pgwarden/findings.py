@@ -27,7 +27,7 @@ def display_name(*parts: str) -> str:
 
 def rank(severity: str) -> int:
     """0 for critical ... 3 for low."""
-    return SEVERITIES.index(severity)  # type: ignore[arg-type]
+    return SEVERITIES.index(severity)
 
 
 @dataclass(frozen=True, slots=True)

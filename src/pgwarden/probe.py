@@ -162,8 +162,15 @@ class ProbeResult:
                 outcome = outcomes.pop() if len(outcomes) == 1 else ("error" if "error" in outcomes else "mixed")
                 exp = {a.expected for a in rows}
                 cells.append(
-                    Cell(role, level, action, outcome, ("allowed" if exp.pop() else "denied") if len(exp) == 1 else "mixed",
-                         all(a.ok for a in rows), len(rows))
+                    Cell(
+                        role,
+                        level,
+                        action,
+                        outcome,
+                        ("allowed" if exp.pop() else "denied") if len(exp) == 1 else "mixed",
+                        all(a.ok for a in rows),
+                        len(rows),
+                    )
                 )
         return cells
 
@@ -237,7 +244,10 @@ def read_targets(conn: psycopg.Connection[Any], schemas: Sequence[str], max_obje
 
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(_TARGETS_SQL, {"schemas": list(schemas)}).fetchall()
-    found = [Target(r["what"], r["schema"], r["name"], int(r["oid"]), r["subkind"], r["col"], tuple(r["argtypes"] or ())) for r in rows]
+    found = [
+        Target(r["what"], r["schema"], r["name"], int(r["oid"]), r["subkind"], r["col"], tuple(r["argtypes"] or ()))
+        for r in rows
+    ]
     existing = {r["schema"] for r in rows}
     return Targets(
         tuple(schemas),
@@ -253,6 +263,9 @@ def read_targets(conn: psycopg.Connection[Any], schemas: Sequence[str], max_obje
 # --- attempts ----------------------------------------------------------------------------------------------
 
 
+_ACL_SQL = "SELECT relacl::text FROM pg_catalog.pg_class WHERE oid = %s"
+
+
 class _Prober:
     """Runs the attempts of one role on one connection, inside a transaction rolled back at the end."""
 
@@ -261,14 +274,32 @@ class _Prober:
         self.attempts: list[Attempt] = []
         self.tag = "pgwarden_probe_" + _secrets.token_hex(4)
 
-    def record(self, action: str, obj: str, outcome: Outcome, method: Literal["attempt", "inquiry"] = "attempt",
-               sqlstate: str | None = None, message: str | None = None) -> None:
+    def record(
+        self,
+        action: str,
+        obj: str,
+        outcome: Outcome,
+        method: Literal["attempt", "inquiry"] = "attempt",
+        sqlstate: str | None = None,
+        message: str | None = None,
+    ) -> None:
         self.attempts.append(
-            Attempt(self.role, self.level, action, obj, expected(self.policy, self.level, action), outcome, method, sqlstate, message)
+            Attempt(
+                self.role,
+                self.level,
+                action,
+                obj,
+                expected(self.policy, self.level, action),
+                outcome,
+                method,
+                sqlstate,
+                message,
+            )
         )
 
-    def attempt(self, action: str, obj: str, statement: Any, params: Sequence[Any] | None = None,
-                after: Any = None) -> None:
+    def attempt(
+        self, action: str, obj: str, statement: Any, params: Sequence[Any] | None = None, after: Any = None
+    ) -> None:
         """Run `statement` under a savepoint, always rolled back; `after(cur)` may turn success into denial."""
         import psycopg
 
@@ -286,9 +317,8 @@ class _Prober:
             self.record(action, obj, "error", sqlstate=exc.sqlstate, message=_first_line(exc))
 
     def inquire(self, action: str, obj: str, function: str, oid: int, privilege: str) -> None:
-        from psycopg import sql
-
         import psycopg
+        from psycopg import sql
 
         query = sql.SQL("SELECT {}(%s::oid, %s)").format(sql.Identifier("pg_catalog", function))
         try:
@@ -305,11 +335,17 @@ class _Prober:
         t, bound = self.targets, self.targets.max_objects
         tag = sql.Identifier(self.tag)
         for schema in t.schemas:
-            self.attempt("create-table", f"schema {schema}",
-                         sql.SQL("CREATE TABLE {} (id integer)").format(sql.Identifier(schema, self.tag)))
+            self.attempt(
+                "create-table",
+                f"schema {schema}",
+                sql.SQL("CREATE TABLE {} (id integer)").format(sql.Identifier(schema, self.tag)),
+            )
         self.attempt("create-schema", f"database {self.policy.database.name}", sql.SQL("CREATE SCHEMA {}").format(tag))
-        self.attempt("create-temp-table", f"database {self.policy.database.name}",
-                     sql.SQL("CREATE TEMPORARY TABLE {} (id integer)").format(tag))
+        self.attempt(
+            "create-temp-table",
+            f"database {self.policy.database.name}",
+            sql.SQL("CREATE TEMPORARY TABLE {} (id integer)").format(tag),
+        )
         # DDL on one table per schema: enough to prove ownership, and each takes an exclusive lock.
         firsts = {tb.schema: tb for tb in reversed(t.tables)}
         for schema in t.schemas:
@@ -320,35 +356,53 @@ class _Prober:
             self.attempt("alter-table", tb.label, sql.SQL("ALTER TABLE {} ADD COLUMN {} integer").format(ident, tag))
             self.attempt("drop-table", tb.label, sql.SQL("DROP TABLE {} CASCADE").format(ident))
             self.attempt("truncate", tb.label, sql.SQL("TRUNCATE {} CASCADE").format(ident))
-            acl = "SELECT relacl::text FROM pg_catalog.pg_class WHERE oid = %s"
-            before = self.conn.execute(acl, (tb.oid,)).fetchone()
+            before = self.conn.execute(_ACL_SQL, (tb.oid,)).fetchone()
 
             def changed(cur: Any, oid: int = tb.oid, was: Any = before) -> bool:
                 # A non-owner's GRANT only warns "no privileges were granted": compare the ACL.
-                return cur.execute(acl, (oid,)).fetchone() != was
+                return bool(cur.execute(_ACL_SQL, (oid,)).fetchone() != was)
 
-            self.attempt("grant-to-public", tb.label, sql.SQL("GRANT SELECT ON TABLE {} TO PUBLIC").format(ident), after=changed)
+            self.attempt(
+                "grant-to-public", tb.label, sql.SQL("GRANT SELECT ON TABLE {} TO PUBLIC").format(ident), after=changed
+            )
         for i, tb in enumerate(t.tables):
             ident = sql.Identifier(tb.schema, tb.name)
             if i >= bound:
-                for action, priv in (("select", "SELECT"), ("insert", "INSERT"), ("update", "UPDATE"), ("delete", "DELETE")):
+                for action, priv in (
+                    ("select", "SELECT"),
+                    ("insert", "INSERT"),
+                    ("update", "UPDATE"),
+                    ("delete", "DELETE"),
+                ):
                     self.inquire(action, tb.label, "has_table_privilege", tb.oid, priv)
                 continue
             self.attempt("select", tb.label, sql.SQL("SELECT 1 FROM {} WHERE false").format(ident))
             self.attempt("insert", tb.label, sql.SQL("INSERT INTO {} SELECT WHERE false").format(ident))
             if tb.col is not None:
-                self.attempt("update", tb.label, sql.SQL("UPDATE {} SET {} = DEFAULT WHERE false").format(ident, sql.Identifier(tb.col)))
+                self.attempt(
+                    "update",
+                    tb.label,
+                    sql.SQL("UPDATE {} SET {} = DEFAULT WHERE false").format(ident, sql.Identifier(tb.col)),
+                )
             self.attempt("delete", tb.label, sql.SQL("DELETE FROM {} WHERE false").format(ident))
         for i, rv in enumerate(t.readables):
             if i >= bound:
                 self.inquire("select", rv.label, "has_table_privilege", rv.oid, "SELECT")
             else:
-                self.attempt("select", rv.label, sql.SQL("SELECT 1 FROM {} WHERE false").format(sql.Identifier(rv.schema, rv.name)))
+                self.attempt(
+                    "select",
+                    rv.label,
+                    sql.SQL("SELECT 1 FROM {} WHERE false").format(sql.Identifier(rv.schema, rv.name)),
+                )
         for i, sq in enumerate(t.sequences):
             if i >= bound:
                 self.inquire("sequence-select", sq.label, "has_sequence_privilege", sq.oid, "SELECT")
             else:
-                self.attempt("sequence-select", sq.label, sql.SQL("SELECT last_value FROM {}").format(sql.Identifier(sq.schema, sq.name)))
+                self.attempt(
+                    "sequence-select",
+                    sq.label,
+                    sql.SQL("SELECT last_value FROM {}").format(sql.Identifier(sq.schema, sq.name)),
+                )
             # nextval/setval are not transactional: ask the server instead of calling them.
             self.inquire("sequence-usage", sq.label, "has_sequence_privilege", sq.oid, "USAGE")
             self.inquire("sequence-update", sq.label, "has_sequence_privilege", sq.oid, "UPDATE")
@@ -359,12 +413,20 @@ class _Prober:
             # EXECUTE is checked when the executor initialises the call, which a false one-time
             # filter then never runs; arguments come from a materialized CTE so the planner cannot
             # fold (and so call) the function.
-            args = [sql.SQL("NULL::{} AS {}").format(sql.SQL(ty), sql.Identifier(f"a{n}")) for n, ty in enumerate(fn.argtypes)]
+            args = [
+                sql.SQL("NULL::{} AS {}").format(sql.SQL(ty), sql.Identifier(f"a{n}"))
+                for n, ty in enumerate(fn.argtypes)
+            ]
             cte = sql.SQL("SELECT {}").format(sql.SQL(", ").join(args)) if args else sql.SQL("SELECT")
             call = sql.SQL("{}({})").format(
-                sql.Identifier(fn.schema, fn.name), sql.SQL(", ").join(sql.Identifier("a", f"a{n}") for n in range(len(fn.argtypes)))
+                sql.Identifier(fn.schema, fn.name),
+                sql.SQL(", ").join(sql.Identifier("a", f"a{n}") for n in range(len(fn.argtypes))),
             )
-            self.attempt("execute", fn.label, sql.SQL("WITH a AS MATERIALIZED ({}) SELECT {} FROM a WHERE false").format(cte, call))
+            self.attempt(
+                "execute",
+                fn.label,
+                sql.SQL("WITH a AS MATERIALIZED ({}) SELECT {} FROM a WHERE false").format(cte, call),
+            )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -420,21 +482,47 @@ def run_probe(
                     with _role_transaction(admin, role):
                         prober.run()
                 except psycopg.Error as exc:
-                    prober.record("connect", f"role {role}", "error", sqlstate=exc.sqlstate, message=f"SET ROLE: {_first_line(exc)}")
+                    prober.record(
+                        "connect",
+                        f"role {role}",
+                        "error",
+                        sqlstate=exc.sqlstate,
+                        message=f"SET ROLE: {_first_line(exc)}",
+                    )
                 attempts.extend(prober.attempts)
                 continue
             password = passwords.get(env) if env else None
             prober_obj = f"database {policy.database.name}"
             if password is None:
-                attempts.append(Attempt(role, level, "connect", prober_obj, True, "skipped",
-                                        message=f"no password: set ${env}" if env else "no password_env in the policy"))
+                attempts.append(
+                    Attempt(
+                        role,
+                        level,
+                        "connect",
+                        prober_obj,
+                        True,
+                        "skipped",
+                        message=f"no password: set ${env}" if env else "no password_env in the policy",
+                    )
+                )
                 continue
             try:
-                conn = connect(conninfo_for(session.dsn, dbname=policy.database.name, user=role, password=password),
-                               what=f"{role} on {policy.database.name}")
+                conn = connect(
+                    conninfo_for(session.dsn, dbname=policy.database.name, user=role, password=password),
+                    what=f"{role} on {policy.database.name}",
+                )
             except ConnectError as exc:
-                attempts.append(Attempt(role, level, "connect", prober_obj, expected(policy, level, "connect"), "denied",
-                                        message=exc.message))
+                attempts.append(
+                    Attempt(
+                        role,
+                        level,
+                        "connect",
+                        prober_obj,
+                        expected(policy, level, "connect"),
+                        "denied",
+                        message=exc.message,
+                    )
+                )
                 continue
             with conn:
                 prober = _Prober(conn, policy, role, level, targets)
@@ -463,11 +551,13 @@ def render_text(result: ProbeResult) -> str:
             row.append("-" if c is None else (c.outcome if c.ok else f"{c.outcome}! (expected {c.expected})"))
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     for a in result.failures:
         why = f" [{a.sqlstate}] {a.message}" if a.message else ""
-        lines.append(f"UNEXPECTED {a.role} {a.action} {a.object}: {a.outcome}, expected "
-                     f"{'allowed' if a.expected else 'denied'}{why}")
+        lines.append(
+            f"UNEXPECTED {a.role} {a.action} {a.object}: {a.outcome}, expected "
+            f"{'allowed' if a.expected else 'denied'}{why}"
+        )
     lines.extend(f"note: {n}" for n in result.notes)
     n = len(result.failures)
     lines.append(f"{len(result.attempts)} attempts, " + ("all as the policy expects" if n == 0 else f"{n} unexpected"))
@@ -476,15 +566,28 @@ def render_text(result: ProbeResult) -> str:
 
 def render_junit(result: ProbeResult) -> str:
     """JUnit XML: one test suite per role, one test case per attempt."""
-    root = ET.Element("testsuites", name="pgwarden probe", tests=str(len(result.attempts)), failures=str(len(result.failures)))
+    root = ET.Element(
+        "testsuites", name="pgwarden probe", tests=str(len(result.attempts)), failures=str(len(result.failures))
+    )
     for role, level in result.roles():
         rows = [a for a in result.attempts if a.role == role]
-        suite = ET.SubElement(root, "testsuite", name=f"{role} ({level})", tests=str(len(rows)),
-                              failures=str(sum(1 for a in rows if not a.ok)), errors="0", skipped="0")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=f"{role} ({level})",
+            tests=str(len(rows)),
+            failures=str(sum(1 for a in rows if not a.ok)),
+            errors="0",
+            skipped="0",
+        )
         for a in rows:
             case = ET.SubElement(suite, "testcase", classname=f"pgwarden.probe.{role}", name=f"{a.action} {a.object}")
             if not a.ok:
-                failure = ET.SubElement(case, "failure", message=f"{a.outcome}, expected {'allowed' if a.expected else 'denied'}",
-                                        type=a.sqlstate or a.outcome)
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    message=f"{a.outcome}, expected {'allowed' if a.expected else 'denied'}",
+                    type=a.sqlstate or a.outcome,
+                )
                 failure.text = a.message or ""
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

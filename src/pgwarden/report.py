@@ -116,19 +116,33 @@ def build_report(session: Session) -> Report:
         roles: list[tuple[str, str]] = [(policy.owner.name, "owner")] + [(a.name, a.level) for a in policy.access]
         oids = {snap.role_by_name[r].oid: (r, lvl) for r, lvl in roles if r in snap.role_by_name}
         schema_oids = {s.oid: s.name for s in snap.schemas if s.name in policy.database.schemas}
-        rows = _rows(conn, "report_privileges", {
-            "schemas": list(schema_oids),
-            "roles": list(oids),
-            "table_privs": list(snap.caps.table_owner_privileges),
-        })
+        rows = _rows(
+            conn,
+            "report_privileges",
+            {
+                "schemas": list(schema_oids),
+                "roles": list(oids),
+                "table_privs": list(snap.caps.table_owner_privileges),
+            },
+        )
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
     findings = findings_for(policy, snap, hz, plan(policy, snap, secrets))
     cells = []
     for r in rows:
         role, level = ("PUBLIC", "public") if r["role"] == 0 else oids[int(r["role"])]
         total = int(r["total"])
-        cells.append(Cell(role, level, schema_oids[r["schema"]], r["kind"], r["privilege"], int(r["held"]), total,
-                          _expected(policy, level, r["kind"], r["privilege"], snap.caps.owner_privileges(r["kind"]), total)))
+        cells.append(
+            Cell(
+                role,
+                level,
+                schema_oids[r["schema"]],
+                r["kind"],
+                r["privilege"],
+                int(r["held"]),
+                total,
+                _expected(policy, level, r["kind"], r["privilege"], snap.caps.owner_privileges(r["kind"]), total),
+            )
+        )
     order = {name: i for i, (name, _) in enumerate([*roles, ("PUBLIC", "public")])}
     cells.sort(key=lambda c: (order.get(c.role, 99), c.schema, KINDS.index(c.kind), c.privilege))
     return Report(
@@ -162,13 +176,17 @@ def _defaults(snap: Snapshot) -> tuple[dict[str, Any], ...]:
     for d in snap.default_acls:
         grants: dict[str, list[str]] = {}
         for g in sorted(d.acl, key=lambda g: (g.grantee, g.privilege)):
-            grants.setdefault(snap.role_name(g.grantee) or "PUBLIC", []).append(g.privilege + ("*" if g.grantable else ""))
-        out.append({
-            "for_role": snap.role_name(d.role),
-            "schema": schemas.get(d.schema) if d.schema else None,
-            "objects": _OBJTYPE.get(d.objtype, d.objtype),
-            "grants": grants,
-        })
+            grants.setdefault(snap.role_name(g.grantee) or "PUBLIC", []).append(
+                g.privilege + ("*" if g.grantable else "")
+            )
+        out.append(
+            {
+                "for_role": snap.role_name(d.role),
+                "schema": schemas.get(d.schema) if d.schema else None,
+                "objects": _OBJTYPE.get(d.objtype, d.objtype),
+                "grants": grants,
+            }
+        )
     return tuple(out)
 
 
@@ -178,13 +196,17 @@ def _memberships(policy: Policy, snap: Snapshot, closure: dict[int, frozenset[in
     for m in snap.memberships:
         member, role = snap.role_name(m.member), snap.role_name(m.role)
         if member in names or role in names:
-            out.append({"member": member, "role": role, "admin": m.admin, "inherit": m.inherit, "set": m.set, "direct": True})
+            out.append(
+                {"member": member, "role": role, "admin": m.admin, "inherit": m.inherit, "set": m.set, "direct": True}
+            )
     direct = {(x["member"], x["role"]) for x in out}
     for member_oid, targets in closure.items():
         for t in targets:
             pair = (snap.role_name(member_oid), snap.role_name(t))
             if pair not in direct:
-                out.append({"member": pair[0], "role": pair[1], "admin": False, "inherit": None, "set": None, "direct": False})
+                out.append(
+                    {"member": pair[0], "role": pair[1], "admin": False, "inherit": None, "set": None, "direct": False}
+                )
     return tuple(sorted(out, key=lambda x: (str(x["member"]), str(x["role"]))))
 
 
@@ -214,7 +236,9 @@ def render_text(report: Report) -> str:
         held = ", ".join(f"{c.kind} {c.privilege} {_cell_text(c)}" for c in cells if c.held or c.deviation)
         lines.append(f"{role} on schema {schema}: {held or 'nothing'}")
     lines += ["", "owners:"]
-    lines += [f"  {o['schema']} {o['kind']}s: {o['count']} owned by {o['owner']}" for o in report.owners] or ["  (no objects)"]
+    lines += [f"  {o['schema']} {o['kind']}s: {o['count']} owned by {o['owner']}" for o in report.owners] or [
+        "  (no objects)"
+    ]
     lines += ["", "default privileges:"]
     for d in report.default_privileges:
         where = f" in schema {d['schema']}" if d["schema"] else ""
@@ -222,7 +246,11 @@ def render_text(report: Report) -> str:
         lines.append(f"  for {d['for_role']} on {d['objects']}{where}: {grants}")
     lines += ["", "memberships:"]
     for m in report.memberships:
-        lines.append(f"  {m['member']} is member of {m['role']}" + ("" if m["direct"] else " (indirectly)") + (" with admin" if m["admin"] else ""))
+        lines.append(
+            f"  {m['member']} is member of {m['role']}"
+            + ("" if m["direct"] else " (indirectly)")
+            + (" with admin" if m["admin"] else "")
+        )
     lines += ["", f"{len(report.deviations)} deviation(s) from the policy in the privilege matrix", ""]
     lines.append(findings_text(report.findings))
     return "\n".join(lines).rstrip() + "\n"
@@ -230,9 +258,14 @@ def render_text(report: Report) -> str:
 
 def render_markdown(report: Report) -> str:
     cols = _columns(report)
-    out = [f"# Privileges in database `{report.database}`", "", f"PostgreSQL {report.server_version}. "
-           f"Cells: objects on which the role holds the privilege / objects of that kind; "
-           f"**bold** where the policy wants another number.", ""]
+    out = [
+        f"# Privileges in database `{report.database}`",
+        "",
+        f"PostgreSQL {report.server_version}. "
+        f"Cells: objects on which the role holds the privilege / objects of that kind; "
+        f"**bold** where the policy wants another number.",
+        "",
+    ]
     out.append("| role | schema | " + " | ".join(f"{k} {p}" for k, p in cols) + " |")
     out.append("|---|---|" + "---|" * len(cols))
     for (role, schema), cells in _grouped(report).items():
@@ -286,9 +319,13 @@ def render_html(report: Report) -> str:
                 continue
             cls = "deviation" if c.deviation else ("held" if c.held else "none")
             title = f' title="policy: {c.expected}/{c.total}"' if c.deviation else ""
-            tds.append(f'<td class="{cls}" data-role="{e(role)}" data-privilege="{e(kp[0])} {e(kp[1])}"{title}>{c.held}/{c.total}</td>')
+            attrs = f'class="{cls}" data-role="{e(role)}" data-privilege="{e(kp[0])} {e(kp[1])}"{title}'
+            tds.append(f"<td {attrs}>{c.held}/{c.total}</td>")
         rows.append(f'<tr><td class="role">{e(role)}</td><td class="schema">{e(schema)}</td>{"".join(tds)}</tr>')
-    owners = "".join(f"<tr><td>{e(o['schema'])}</td><td>{e(o['kind'])}</td><td>{e(str(o['owner']))}</td><td>{o['count']}</td></tr>" for o in report.owners)
+    owners = "".join(
+        f"<tr><td>{e(o['schema'])}</td><td>{e(o['kind'])}</td><td>{e(str(o['owner']))}</td><td>{o['count']}</td></tr>"
+        for o in report.owners
+    )
     defaults = "".join(
         f"<tr><td>{e(str(d['for_role']))}</td><td>{e(d['schema'] or '(all)')}</td><td>{e(d['objects'])}</td>"
         f"<td>{e('; '.join(f'{g}: {chr(44).join(p)}' for g, p in d['grants'].items()))}</td></tr>"
@@ -298,10 +335,14 @@ def render_html(report: Report) -> str:
         f"<tr><td>{e(str(m['member']))}</td><td>{e(str(m['role']))}</td><td>{'yes' if m['direct'] else 'no'}</td></tr>"
         for m in report.memberships
     )
-    findings = "".join(
-        f'<li class="{e(f.severity)}"><b>{e(f.severity)}</b> <code>{e(f.rule)}</code> {e(f.object)}: {e(f.message)}</li>'
-        for f in report.findings
-    ) or "<li>None: the database matches the policy and no hazard was found.</li>"
+    findings = (
+        "".join(
+            f'<li class="{e(f.severity)}"><b>{e(f.severity)}</b> <code>{e(f.rule)}</code> '
+            f"{e(f.object)}: {e(f.message)}</li>"
+            for f in report.findings
+        )
+        or "<li>None: the database matches the policy and no hazard was found.</li>"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pgwarden report: {e(report.database)}</title>
 <style>{_CSS}</style></head><body>
@@ -314,7 +355,8 @@ of that kind in the schema. <span class="deviation">Highlighted</span> cells dif
 </tbody></table>
 <h2>Findings</h2><ul id="findings">{findings}</ul>
 <h2>Owners</h2><table id="owners"><tr><th>schema</th><th>kind</th><th>owner</th><th>objects</th></tr>{owners}</table>
-<h2>Default privileges</h2><table id="defaults"><tr><th>for role</th><th>schema</th><th>objects</th><th>grants</th></tr>{defaults}</table>
+<h2>Default privileges</h2><table id="defaults">
+<tr><th>for role</th><th>schema</th><th>objects</th><th>grants</th></tr>{defaults}</table>
 <h2>Memberships</h2><table id="memberships"><tr><th>member</th><th>role</th><th>direct</th></tr>{members}</table>
 </body></html>
 """

@@ -25,7 +25,9 @@ Exit codes: 0 every outcome is what the policy expects, 1 something differs, 2 c
 @config_option
 @dsn_option
 @format_option("text", "json", "junit")
-@click.option("--login", is_flag=True, help="Log in as each role with the password from its policy environment variable.")
+@click.option(
+    "--login", is_flag=True, help="Log in as each role with the password from its policy environment variable."
+)
 @click.option(
     "--max-objects",
     type=click.IntRange(min=1),

@@ -23,8 +23,13 @@ Exit codes: 0 the report was written (deviations included), 2 it could not be.""
 @config_option
 @dsn_option
 @format_option("text", "json", "markdown", "html")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write to this file instead of standard output.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
 @click.pass_context
 def command(ctx: click.Context, config: str, dsn: str | None, fmt: str, output: str | None) -> int:
     from pathlib import Path
@@ -44,6 +49,10 @@ def command(ctx: click.Context, config: str, dsn: str | None, fmt: str, output: 
         try:
             Path(output).write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise PgwardenError(f"cannot write {output}: {exc.strerror}", hint="choose a writable path for -o") from None
-        ui.info(f"report written to {output} ({len(report.deviations)} deviation(s), {len(report.findings)} finding(s))")
+            raise PgwardenError(
+                f"cannot write {output}: {exc.strerror}", hint="choose a writable path for -o"
+            ) from None
+        ui.info(
+            f"report written to {output} ({len(report.deviations)} deviation(s), {len(report.findings)} finding(s))"
+        )
     return EXIT_OK
