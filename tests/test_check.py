@@ -88,6 +88,12 @@ def test_tampering_fails_check_naming_the_object_and_apply_fixes_it(
             "default privileges",
         ),
         ("CREATE on public for PUBLIC", ["GRANT CREATE ON SCHEMA public TO PUBLIC"], "schema public"),
+        ("app member of the owner", [f"GRANT {owner} TO {app}"], split.owner),
+        (
+            "PUBLIC may connect again",
+            [f"GRANT CONNECT, TEMPORARY ON DATABASE {ident(split.database)} TO PUBLIC"],
+            f"database {split.database}",
+        ),
     ]
     with split.admin_db() as db:
         for what, statements, mention in tampers:

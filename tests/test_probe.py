@@ -155,3 +155,38 @@ def test_probe_without_database_exits_2(
     s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
     result = s.cli("probe")
     assert result.exit_code == 2 and "does not exist" in result.stderr, str(result)
+
+
+def test_hostile_names_probe_check_and_report_clean(
+    tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    schema = 'We "Sell" Ünicode'
+    s = make_split(
+        tmp_path,
+        admin_dsn,
+        unique_name,
+        pg_cleanup,
+        schemas=("public", schema),
+        app=unique_name('App "X"'),
+        readonly=unique_name("ro y"),
+    )
+    s.apply()
+    from psycopg import sql
+
+    with s.login(s.owner) as owner:
+        owner.execute(
+            sql.SQL('CREATE TABLE {} ("Id" serial, "a b" text)').format(sql.Identifier(schema, "Order Lines"))
+        )
+        owner.execute(
+            sql.SQL("CREATE FUNCTION {}(\"x y\" integer) RETURNS integer LANGUAGE sql AS 'SELECT 1'").format(
+                sql.Identifier(schema, "Fn's")
+            )
+        )
+    code, data = probe_json(s)
+    assert code == 0, json.dumps([a for a in data["attempts"] if not a["ok"]], indent=1)
+    assert matrix(data) == expected_matrix(s, login=False)
+    assert any(a["object"].startswith('"We ""Sell"" Ünicode"."Order Lines"') for a in data["attempts"])
+    checked = s.cli("check", "--format", "json")
+    assert checked.exit_code == 0 and checked.json()["findings"] == [], str(checked)
+    report = s.cli("report", "--format", "html")
+    assert report.exit_code == 0 and "We &quot;Sell&quot; Ünicode" in report.stdout, str(report)
