@@ -110,6 +110,26 @@ def dsn_option(f: F) -> F:
     )(f)
 
 
+def databases_option(f: F) -> F:
+    f = click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(1, 64),
+        default=4,
+        show_default=True,
+        help="With several databases: how many to work on at once.",
+    )(f)
+    return click.option(
+        "-d",
+        "--database",
+        "databases",
+        multiple=True,
+        metavar="NAME|PATTERN",
+        help="Work on this database instead of the policy's (repeatable); a glob pattern such as "
+        "'tenant_*' selects every matching database of the cluster.",
+    )(f)
+
+
 def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
     def deco(f: F) -> F:
         return click.option(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -10,6 +10,7 @@ from pgwarden.plan import Phase, Plan, Step
 
 if TYPE_CHECKING:
     from pgwarden.apply import ApplyResult, EventHandler
+    from pgwarden.multi import Outcome
     from pgwarden.ui import UI
 
 PLAN_SCHEMA_VERSION = 1
@@ -105,6 +106,46 @@ def render_plan(ui: UI, plan: Plan, fmt: str) -> None:
             "(apply refuses unless --skip-unprivileged)"
         )
     ui.print(summary)
+
+
+def render_plans(ui: UI, outcomes: Sequence[Outcome[Plan]], fmt: str) -> None:
+    """Several databases: each plan, then a total; errors per database, never hiding the rest."""
+    if fmt == "json":
+        ui.json(
+            {
+                "schema_version": PLAN_SCHEMA_VERSION,
+                "databases": [
+                    {"database": o.database, "seconds": round(o.seconds, 3)}
+                    | (o.result.to_dict() if o.result else {"error": str(o.error)})
+                    for o in outcomes
+                ],
+                "summary": _multi_summary(outcomes),
+            }
+        )
+        return
+    for o in outcomes:
+        if o.error is not None:
+            ui.err.print(f"error: database {o.database}: {o.error}", markup=False)
+            continue
+        assert o.result is not None
+        if fmt == "sql":
+            ui.raw(plan_sql(o.result))
+        else:
+            render_plan(ui, o.result, fmt)
+    summary = _multi_summary(outcomes)
+    ui.info(
+        f"{summary['databases']} database(s): {summary['with_changes']} with changes "
+        f"({summary['changes']} in total), {summary['errors']} could not be planned"
+    )
+
+
+def _multi_summary(outcomes: Sequence[Outcome[Plan]]) -> dict[str, int]:
+    return {
+        "databases": len(outcomes),
+        "with_changes": sum(1 for o in outcomes if o.result is not None and not o.result.empty),
+        "changes": sum(len(o.result.steps) for o in outcomes if o.result is not None),
+        "errors": sum(1 for o in outcomes if o.error is not None),
+    }
 
 
 def _steps_table(ui: UI, steps: tuple[Step, ...] | list[Step], title: str) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from pgwarden.cli import EXIT_OK, config_option, dsn_option, format_option, load, ui_of
+from pgwarden.cli import EXIT_ERROR, EXIT_OK, config_option, databases_option, dsn_option, format_option, load, ui_of
 from pgwarden.errors import PgwardenError
+
+if TYPE_CHECKING:
+    from pgwarden.policy import Policy
+    from pgwarden.ui import UI
 
 
 @click.command(
@@ -22,6 +28,7 @@ for long. All or nothing: on any error the database is left as it was.
 )
 @config_option
 @dsn_option
+@databases_option
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking (required when not on a terminal).")
 @click.option(
     "--skip-unprivileged",
@@ -35,6 +42,8 @@ def command(
     ctx: click.Context,
     config: str,
     dsn: str | None,
+    databases: tuple[str, ...],
+    jobs: int,
     yes: bool,
     skip_unprivileged: bool,
     lock_timeout: str | None,
@@ -61,6 +70,12 @@ def command(
             "apply changes the database and needs confirmation",
             hint="pass --yes (not on a terminal), or run `pgwarden plan` first to review",
         )
+    from pgwarden.multi import policies_for
+
+    targets = policies_for(policy, dsn, databases)
+    if len(targets) > 1:
+        return _apply_many(ui, targets, dsn, secrets, yes, skip_unprivileged, lock_timeout, jobs, fmt)
+    policy = targets[0]
     with Session.open(dsn, policy) as session:
         if not yes:
             preview = plan(policy, session.snapshot(secrets=secrets), secrets)
@@ -77,3 +92,63 @@ def command(
             )
     render_apply(ui, result, fmt)
     return EXIT_OK
+
+
+def _apply_many(
+    ui: UI,
+    targets: list[Policy],
+    dsn: str | None,
+    secrets: dict[str, str],
+    yes: bool,
+    skip_unprivileged: bool,
+    lock_timeout: str | None,
+    jobs: int,
+    fmt: str,
+) -> int:
+    """Apply to several databases: each all-or-nothing on its own; roles are shared by the cluster,
+    so the cluster phase of each run waits for the others (advisory lock)."""
+    from pgwarden.apply import ApplyResult, apply
+    from pgwarden.multi import run_each
+    from pgwarden.session import Session
+
+    names = [p.database.name for p in targets]
+    if not yes and not click.confirm(f"Apply the policy to {len(names)} databases?", default=False, err=True):
+        ui.info("nothing changed")
+        return EXIT_OK
+    by_name = {p.database.name: p for p in targets}
+
+    def one(name: str) -> ApplyResult:
+        with Session.open(dsn, by_name[name]) as session:
+            return apply(session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout)
+
+    outcomes = run_each(
+        names,
+        one,
+        jobs=jobs,
+        on_done=lambda o, done, total: ui.info(
+            f"[{done}/{total}] {o.database}: "
+            + (f"error: {o.error}" if o.error else f"{len(o.result.executed) if o.result else 0} change(s)")
+        ),
+    )
+    if fmt == "json":
+        ui.json(
+            {
+                "databases": [
+                    {"database": o.database, "seconds": round(o.seconds, 3)}
+                    | (o.result.to_dict() if o.result else {"error": str(o.error)})
+                    for o in outcomes
+                ],
+                "summary": {
+                    "databases": len(outcomes),
+                    "changed": sum(1 for o in outcomes if o.result and o.result.executed),
+                    "errors": sum(1 for o in outcomes if o.error),
+                },
+            }
+        )
+    else:
+        changed = sum(1 for o in outcomes if o.result and o.result.executed)
+        failed = [o for o in outcomes if o.error]
+        ui.print(f"{len(outcomes)} database(s): {changed} changed, {len(failed)} failed")
+        for o in failed:
+            ui.print(f"  {o.database}: {o.error}")
+    return EXIT_ERROR if any(o.error for o in outcomes) else EXIT_OK

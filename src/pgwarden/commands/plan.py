@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-from pgwarden.cli import EXIT_FOUND, EXIT_OK, config_option, dsn_option, format_option, load, ui_of
+from pgwarden.cli import (
+    EXIT_ERROR,
+    EXIT_FOUND,
+    EXIT_OK,
+    config_option,
+    databases_option,
+    dsn_option,
+    format_option,
+    load,
+    ui_of,
+)
 
 
 @click.command(
@@ -16,24 +26,56 @@ from pgwarden.cli import EXIT_FOUND, EXIT_OK, config_option, dsn_option, format_
   pgwarden plan --format sql > review.sql
   pgwarden plan --format json
   pgwarden plan --exit-code          # exit 1 when changes are pending (for CI)
+  pgwarden plan -d 'tenant_*' -j 8   # every matching database of the cluster
 
 Steps the connected role may not run are marked with what they need.""",
 )
 @config_option
 @dsn_option
+@databases_option
 @format_option("text", "sql", "json")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when changes are pending, 0 when none.")
 @click.pass_context
-def command(ctx: click.Context, config: str, dsn: str | None, fmt: str, exit_code: bool) -> int:
+def command(
+    ctx: click.Context,
+    config: str,
+    dsn: str | None,
+    databases: tuple[str, ...],
+    jobs: int,
+    fmt: str,
+    exit_code: bool,
+) -> int:
     from pgwarden.connect import secrets_from_env
-    from pgwarden.plan import plan
-    from pgwarden.render import render_plan
+    from pgwarden.errors import PgwardenError
+    from pgwarden.multi import policies_for, run_each
+    from pgwarden.plan import Plan, plan
+    from pgwarden.render import render_plan, render_plans
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    policy = load(config)
-    secrets = secrets_from_env([env for _, env in policy.login_roles()])
-    with Session.open(dsn, policy) as session:
-        result = plan(policy, session.snapshot(secrets=secrets), secrets)
-    render_plan(ui, result, fmt)
-    return EXIT_FOUND if exit_code and not result.empty else EXIT_OK
+    base = load(config)
+    secrets = secrets_from_env([env for _, env in base.login_roles()])
+    targets = policies_for(base, dsn, databases)
+
+    def one(name: str) -> Plan:
+        policy = next(p for p in targets if p.database.name == name)
+        with Session.open(dsn, policy) as session:
+            return plan(policy, session.snapshot(secrets=secrets), secrets)
+
+    if len(targets) == 1:
+        result = one(targets[0].database.name)
+        render_plan(ui, result, fmt)
+        return EXIT_FOUND if exit_code and not result.empty else EXIT_OK
+    outcomes = run_each(
+        [p.database.name for p in targets],
+        one,
+        jobs=jobs,
+        on_done=lambda o, done, total: ui.detail(f"[{done}/{total}] {o.database}: {o.seconds:.2f}s"),
+    )
+    render_plans(ui, outcomes, fmt)
+    if any(o.error for o in outcomes):
+        first = next(o.error for o in outcomes if o.error)
+        assert isinstance(first, PgwardenError)
+        return EXIT_ERROR
+    pending = any(o.result is not None and not o.result.empty for o in outcomes)
+    return EXIT_FOUND if exit_code and pending else EXIT_OK

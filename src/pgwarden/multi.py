@@ -1,0 +1,102 @@
+"""Many databases of one cluster: resolve names and glob patterns, run a job per database with --jobs."""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pgwarden.connect import connect, conninfo_for
+from pgwarden.errors import PgwardenError, PolicyError
+from pgwarden.policy import Policy, check_identifier
+
+T = TypeVar("T")
+
+_GLOB = set("*?[")
+
+
+def is_pattern(value: str) -> bool:
+    return any(ch in _GLOB for ch in value)
+
+
+def for_database(policy: Policy, name: str) -> Policy:
+    """The same policy, for another database of the cluster."""
+    check_identifier(name, "database name")
+    return policy.model_copy(update={"database": policy.database.model_copy(update={"name": name})})
+
+
+def resolve_databases(dsn: str | None, selectors: Sequence[str]) -> list[str]:
+    """Database names for --database values: plain names as given, glob patterns (`tenant_*`)
+    matched against the cluster's connectable, non-template databases. Sorted, no duplicates."""
+    names: list[str] = []
+    patterns: list[str] = []
+    for sel in selectors:
+        if is_pattern(sel):
+            patterns.append(sel)
+        else:
+            try:
+                check_identifier(sel, "database name")
+            except ValueError as exc:
+                raise PolicyError(f"--database: {exc}") from None
+            names.append(sel)
+    if patterns:
+        with connect(conninfo_for(dsn), what="the admin connection") as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1"
+            ).fetchall()
+        existing = [r[0] for r in rows]
+        for pattern in patterns:
+            matched = [d for d in existing if fnmatch.fnmatchcase(d, pattern)]
+            if not matched:
+                raise PolicyError(f"--database {pattern!r} matches no database of the cluster")
+            names.extend(matched)
+    seen: dict[str, None] = {}
+    for n in names:
+        seen.setdefault(n, None)
+    return sorted(seen)
+
+
+@dataclass
+class Outcome(Generic[T]):
+    database: str
+    result: T | None
+    error: PgwardenError | None
+    seconds: float
+
+
+def run_each(
+    databases: Sequence[str],
+    job: Callable[[str], T],
+    *,
+    jobs: int = 1,
+    on_done: Callable[[Outcome[T], int, int], None] | None = None,
+) -> list[Outcome[T]]:
+    """Run `job(database)` for each database with at most `jobs` at once; errors are collected
+    per database (a PgwardenError), not raised, so that one bad database does not hide the rest."""
+    outcomes: list[Outcome[T]] = []
+
+    def one(db: str) -> Outcome[T]:
+        start = time.perf_counter()
+        try:
+            return Outcome(db, job(db), None, time.perf_counter() - start)
+        except PgwardenError as exc:
+            return Outcome(db, None, exc, time.perf_counter() - start)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(one, db) for db in databases]
+        for done, fut in enumerate(as_completed(futures), 1):
+            outcome = fut.result()
+            outcomes.append(outcome)
+            if on_done:
+                on_done(outcome, done, len(databases))
+    return sorted(outcomes, key=lambda o: o.database)
+
+
+def policies_for(policy: Policy, dsn: str | None, selectors: Sequence[str]) -> list[Policy]:
+    """One policy per database selected by --database (the policy's own database when none)."""
+    if not selectors:
+        return [policy]
+    return [for_database(policy, name) for name in resolve_databases(dsn, selectors)]

@@ -1,0 +1,69 @@
+"""Several databases of one cluster: --database NAME|PATTERN and --jobs on plan and apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import run_cli, write_policy
+
+from pgwarden.multi import is_pattern, resolve_databases
+
+
+def test_is_pattern() -> None:
+    assert is_pattern("tenant_*") and is_pattern("db?") and is_pattern("t[12]")
+    assert not is_pattern("tenant_1")
+
+
+def test_plan_and_apply_every_matching_database(
+    tmp_path: Path, admin_dsn: str, admin_conn: Any, unique_name: Any, pg_cleanup: Any
+) -> None:
+    prefix = unique_name("tn")
+    owner, app = pg_cleanup.role(unique_name("own")), pg_cleanup.role(unique_name("app"))
+    dbs = [pg_cleanup.database(f"{prefix}_{i}") for i in range(3)]
+    for db in dbs:
+        admin_conn.execute(f'CREATE DATABASE "{db}"')
+    # not matched by the pattern: must stay untouched
+    other = pg_cleanup.database(unique_name("other"))
+    admin_conn.execute(f'CREATE DATABASE "{other}"')
+    cfg = write_policy(tmp_path / "p.toml", database=dbs[0], owner=owner, app=[app])
+    env = {"PGWARDEN_DSN": admin_dsn}
+
+    assert resolve_databases(admin_dsn, [f"{prefix}_*"]) == sorted(dbs)
+
+    pending = run_cli(["plan", "-c", str(cfg), "-d", f"{prefix}_*", "--exit-code", "--format", "json"], env)
+    assert pending.exit_code == 1, pending
+    data = pending.json()
+    assert [d["database"] for d in data["databases"]] == sorted(dbs)
+    assert data["summary"]["with_changes"] == 3
+
+    applied = run_cli(["apply", "-c", str(cfg), "-d", f"{prefix}_*", "-j", "3", "--yes"], env)
+    assert applied.exit_code == 0, applied
+    assert "3 changed, 0 failed" in applied.stdout
+
+    clean = run_cli(["plan", "-c", str(cfg), "-d", f"{prefix}_*", "--exit-code"], env)
+    assert clean.exit_code == 0, clean
+    owners = dict(
+        admin_conn.execute(
+            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname = ANY(%s)", (dbs + [other],)
+        ).fetchall()
+    )
+    assert all(owners[db] == owner for db in dbs)
+    assert owners[other] != owner
+
+
+def test_pattern_matching_nothing_is_an_error(tmp_path: Path, admin_dsn: str) -> None:
+    cfg = write_policy(tmp_path / "p.toml", database="x", owner="o", app=["a"])
+    result = run_cli(["plan", "-c", str(cfg), "-d", "no_such_db_*"], {"PGWARDEN_DSN": admin_dsn})
+    assert result.exit_code == 2
+    assert "matches no database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["x" * 64])
+def test_database_name_too_long(tmp_path: Path, bad: str) -> None:
+    cfg = write_policy(tmp_path / "p.toml", database="x", owner="o", app=["a"])
+    result = run_cli(["plan", "-c", str(cfg), "-d", bad, "--dsn", "host=127.0.0.1 port=1"])
+    assert result.exit_code == 2
+    assert "63 bytes" in result.stderr
