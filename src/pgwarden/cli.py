@@ -158,6 +158,12 @@ def load(config: str) -> Any:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line per error, exit codes 0/1/2, --debug for the traceback."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    if not debug:
+        # psycopg logs "error ignored terminating <psycopg.Pipeline [BAD] at 0x...>" when the server goes
+        # away mid-pipeline; Python's last-resort handler would print it above our own one-line error.
+        import logging
+
+        logging.getLogger("psycopg").addHandler(logging.NullHandler())
     try:
         rv = cli.main(args=argv, prog_name="pgwarden", standalone_mode=False)
     except click.exceptions.Exit as exc:
