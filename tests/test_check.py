@@ -172,6 +172,7 @@ def test_every_hazard_is_found(
         f"ALTER TABLE public.stray OWNER TO {ident(outsider)}",
         "CREATE TABLE public.escaped (id int)",
         f"ALTER TABLE public.escaped OWNER TO {ident(deploy)}",
+        f"CREATE SCHEMA deploy_made AUTHORIZATION {ident(deploy)}",
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {app} GRANT SELECT ON TABLES TO {ro}",
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {ident(deploy)} GRANT SELECT ON TABLES TO {app}",
         f"GRANT CREATE ON SCHEMA public TO {app}",
@@ -197,7 +198,8 @@ def test_every_hazard_is_found(
         *(("access.attribute", f"role {s.readonly}", s.readonly) for _ in range(1)),
         ("access.owns-objects", "app_table", s.app),
         ("ownership.not-owner", "stray", outsider),
-        ("ownership.escaped-owner", "escaped", deploy),
+        ("ownership.escaped-owner", "table public.escaped", deploy),
+        ("ownership.escaped-owner", "schema deploy_made", deploy),
         ("defaults.wrong-role", f"role {s.app}", s.app),
         ("defaults.wrong-role", f"role {deploy}", deploy),
         ("create.schema", "schema public", s.app),
@@ -217,6 +219,8 @@ def test_every_hazard_is_found(
         assert not has(f, "owner.createrole", s.owner), dump
     for rule, obj, role in expected:
         assert has(f, rule, obj, role), f"{rule} {obj} {role}: {dump}"
+    escaped = [x for x in f if x["rule"] == "ownership.escaped-owner" and "escaped" in x["object"]]
+    assert len(escaped) == 1, dump  # the snapshot and pg_shdepend see it; reported once
     attrs = {x["message"].rsplit(" ", 1)[1] for x in f if x["rule"] == "access.attribute"}
     assert attrs == {"CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS"}, dump
     for x in f:  # every hazard carries the SQL (or the step) that fixes it

@@ -309,7 +309,8 @@ def check_ownership(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[
                 sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(schema), sql.Identifier(owner.name)),
             )
         elif name is not None:
-            obj = f"{kind} {_q(schema, name) if kind != 'routine' else schema + '.' + name}"
+            # the words pg_describe_object uses, so that hazard_owned rows can be matched
+            obj = f"{kind} {_q(schema, name) if '(' not in name else _q(schema) + '.' + name}"
             target = sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(who), sql.Identifier(owner.name))
         else:
             obj = f"{count} {kind}(s) in schema {schema}"
@@ -325,12 +326,15 @@ def check_ownership(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[
             )
         return _finding("ownership.not-owner", obj, who, f"{obj} is owned by {who}, not by {owner.name}", target)
 
+    seen: set[str] = set()
+    managed_oids = {s.oid for s in snap.schemas if s.name in policy.database.schemas}
     for s in snap.schemas:
         if s.name in policy.database.schemas and not s.extension and snap.roles.get(s.owner) is not None:
             if snap.roles[s.owner].name == "pg_database_owner":
                 continue  # 15+: public belongs to whoever owns the database
             f = finding("schema", s.name, None, s.owner)
             if f:
+                seen.add(f.object)
                 yield f
     for g in snap.objects:
         if g.extension or g.owner == owner.oid or g.schema not in schemas:
@@ -341,10 +345,46 @@ def check_ownership(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[
                 yield f
             continue
         for o in g.objects:
-            label = o.name if g.kind != "routine" else f"{o.name}({o.args or ''})"
-            f = finding(g.kind, schemas[g.schema].name, label, g.owner)
+            label = o.name if g.kind != "routine" else f"{_q(o.name)}({o.args or ''})"
+            f = finding(_describe(g.kind, o.subkind), schemas[g.schema].name, label, g.owner)
             if f:
+                seen.add(f.object)
                 yield f
+    # Objects a deploy login owns elsewhere (a schema it created, objects outside the managed schemas).
+    by_oid = {
+        oid: name
+        for name, oid in ((d, snap.role_by_name[d].oid) for d in policy.owner.deploy_logins if d in snap.role_by_name)
+    }
+    for row in hz.owned:
+        who = by_oid.get(int(row["role"]))
+        managed = row["namespace"] is not None and int(row["namespace"]) in managed_oids
+        covered = row["catalog"] in ("pg_class", "pg_proc", "pg_namespace") and managed
+        if who is None or covered or row["object"] in seen:
+            continue
+        yield _finding(
+            "ownership.escaped-owner",
+            row["object"],
+            who,
+            f"{row['object']} is owned by the deploy login {who}, not by {owner.name}: "
+            "the migration did not SET ROLE to the owner",
+            sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(who), sql.Identifier(owner.name)),
+        )
+
+
+_RELKIND_WORD = {
+    "r": "table",
+    "p": "table",
+    "v": "view",
+    "m": "materialized view",
+    "f": "foreign table",
+    "S": "sequence",
+}
+_PROKIND_WORD = {"f": "function", "p": "procedure", "a": "aggregate", "w": "function"}
+
+
+def _describe(kind: str, subkind: str) -> str:
+    """The word pg_describe_object uses for an object of the snapshot."""
+    return (_PROKIND_WORD if kind == "routine" else _RELKIND_WORD).get(subkind, kind)
 
 
 _DEFACL_WORD = {"r": "TABLES", "S": "SEQUENCES", "f": "ROUTINES", "T": "TYPES", "n": "SCHEMAS", "L": "LARGE OBJECTS"}
