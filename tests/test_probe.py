@@ -141,6 +141,23 @@ def test_tampering_shows_in_the_matrix(split: Split) -> None:
     assert text.exit_code == 1 and "UNEXPECTED" in text.stdout, str(text)
 
 
+def test_an_error_other_than_insufficient_privilege_is_a_failure(split: Split) -> None:
+    with split.login(split.owner) as owner:
+        owner.execute(
+            "CREATE FUNCTION no_inserts() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN RAISE EXCEPTION 'inserts are frozen' USING ERRCODE = 'P0001'; END$$"
+        )
+        owner.execute("CREATE TRIGGER frozen BEFORE INSERT ON items FOR EACH STATEMENT EXECUTE FUNCTION no_inserts()")
+    code, data = probe_json(split)
+    assert code == 1
+    errors = [a for a in data["attempts"] if a["outcome"] == "error"]
+    assert {(a["role"], a["action"], a["sqlstate"]) for a in errors} >= {
+        (split.owner, "insert", "P0001"),
+        (split.app, "insert", "P0001"),
+    }, errors
+    assert all(not a["ok"] for a in errors)
+
+
 def test_beyond_max_objects_the_server_is_asked(split: Split) -> None:
     code, data = probe_json(split, "--max-objects", "1")
     assert code == 0, json.dumps([a for a in data["attempts"] if not a["ok"]], indent=1)

@@ -120,3 +120,11 @@ def _render_in_browser(page: Path, tmp_path: Path, app: str) -> None:
     dom = done.stdout
     assert '<table id="matrix">' in dom, dom[:2000]
     assert '<td class="deviation"' in dom and f'data-role="{app}"' in dom
+
+
+def test_report_without_database_exits_2(
+    tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
+    result = s.cli("report")
+    assert result.exit_code == 2 and "does not exist" in result.stderr, str(result)
