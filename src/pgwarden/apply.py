@@ -6,8 +6,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from psycopg import sql
-
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PrivilegeError
 from pgwarden.plan import Phase, Plan, Step, missing_database_note, plan
@@ -192,11 +190,3 @@ def _apply_error(exc: BaseException, phase: str) -> ApplyError:
             hint="connect as a role with the rights `pgwarden plan` lists",
         )
     return ApplyError(f"{phase}: {message}{where}; nothing was changed in this phase", hint="re-run `pgwarden plan`")
-
-
-def render_sql(steps: Sequence[Step]) -> str:
-    return "\n".join(s.render() + ";" for s in steps)
-
-
-def literal(value: str) -> str:
-    return sql.Literal(value).as_string(None)

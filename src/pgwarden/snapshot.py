@@ -146,7 +146,6 @@ class Snapshot:
     objects: tuple[ObjectGroup, ...]
     default_acls: tuple[DefaultAcl, ...]
     role_settings: tuple[RoleSetting, ...]
-    hazards: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
     #: role name -> whether logging in with the password from its variable succeeded; filled by the
     #: session when `passwords` is None (not superuser), so unchanged passwords are not set again
     password_checks: Mapping[str, bool] = field(default_factory=dict)
