@@ -62,7 +62,8 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
     changed password is drift too."""
     policy = session.policy
     with session.inspection_connection() as conn:
-        snap = session.snapshot(conn)
+        # with the secrets: a non-superuser verifies passwords by logging in, as plan does
+        snap = session.snapshot(conn, secrets)
         hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
     the_plan = plan(policy, snap, secrets or {})
     return CheckResult(
