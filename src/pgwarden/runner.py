@@ -96,6 +96,10 @@ def command_env(
             del env[key]
     for key in (MIGRATE_ENV, ROLE_ENV):
         env.pop(key, None)
+    # the other roles' passwords are not this command's to see (PGWARDEN_* is otherwise passed on)
+    for _, var in policy.login_roles():
+        if var and var != run_as.password_env:
+            env.pop(var, None)
     host, port = params.get("host"), params.get("port")
     env["PGUSER"] = run_as.login
     env["PGDATABASE"] = policy.database.name
