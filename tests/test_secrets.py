@@ -183,3 +183,32 @@ def test_password_env_unset_keeps_password(sec: Secrets) -> None:
     assert result.exit_code == 0, str(result)
     assert sec.verifiers() == first
     assert "keeps its current password" in result.stderr, str(result)
+
+
+def test_run_gives_only_the_chosen_role_its_password(sec: Secrets, tmp_path: Path) -> None:
+    """`pgwarden run --as ROLE`: the command gets that role's password (PGPASSWORD), never on argv,
+    and none of the other roles' passwords (their PGWARDEN_PASSWORD_* variables are not passed on)."""
+    assert sec.cli("apply", "--yes").exit_code == 0
+    dump = tmp_path / "child.env"
+    script = (
+        "import os, sys, pathlib; "
+        "pathlib.Path(sys.argv[1]).write_bytes(pathlib.Path('/proc/self/environ').read_bytes() + b'\\0ARGV=' "
+        "+ pathlib.Path('/proc/self/cmdline').read_bytes())"
+    )
+    env = {**os.environ, **{k: v for k, v in sec.env.items() if v is not None}, "NO_COLOR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgwarden", "run", "--as", sec.app, "--no-check", "-c", str(sec.path), "--dsn", sec.admin,
+         "--", sys.executable, "-c", script, str(dump)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    if proc.returncode == 2 and "No such command" in proc.stderr:
+        pytest.skip("`pgwarden run` does not exist yet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    child = dump.read_bytes().decode(errors="replace")
+    variables = dict(item.split("=", 1) for item in child.split("\0") if "=" in item)
+    app_token = sec.tokens[1]  # tokens follow (owner, app, ro)
+    others = [sec.tokens[0], sec.tokens[2]]
+    assert variables.get("PGPASSWORD") == sec.passwords[sec.app]
+    assert app_token not in variables["ARGV"]
+    assert [t for t in others if t in child] == [], "another role's password reached the command"
+    assert sec.leaks(proc.stdout + proc.stderr) == []
