@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from helpers import run_cli, write_policy
 
+from helpers import db_conninfo, run_cli, write_policy
 from pgwarden.multi import is_pattern, resolve_databases
+from pgwarden.policy import password_env_for
 
 
 def test_is_pattern() -> None:
@@ -67,3 +69,28 @@ def test_database_name_too_long(tmp_path: Path, bad: str) -> None:
     result = run_cli(["plan", "-c", str(cfg), "-d", bad, "--dsn", "host=127.0.0.1 port=1"])
     assert result.exit_code == 2
     assert "63 bytes" in result.stderr
+
+
+def test_check_every_matching_database(
+    tmp_path: Path, admin_dsn: str, admin_conn: Any, unique_name: Any, pg_cleanup: Any
+) -> None:
+    prefix = unique_name("ck")
+    owner, app = pg_cleanup.role(unique_name("own")), pg_cleanup.role(unique_name("app"))
+    dbs = [pg_cleanup.database(f"{prefix}_{i}") for i in range(2)]
+    for db in dbs:
+        admin_conn.execute(f'CREATE DATABASE "{db}"')
+    cfg = write_policy(tmp_path / "p.toml", database=dbs[0], owner=owner, app=[app])
+    # passwords set: a LOGIN role without one is a finding of its own
+    env = {"PGWARDEN_DSN": admin_dsn, password_env_for(owner): "o-secret", password_env_for(app): "a-secret"}
+    assert run_cli(["apply", "-c", str(cfg), "-d", f"{prefix}_*", "--yes"], env).exit_code == 0
+    clean = run_cli(["check", "-c", str(cfg), "-d", f"{prefix}_*", "--format", "json"], env)
+    assert clean.exit_code == 0, clean
+    assert clean.json()["summary"] == {"databases": 2, "failed": 0, "findings": 0, "errors": 0}
+    # drift in one database only: check names that database and exits 1
+    with psycopg.connect(db_conninfo(admin_dsn, dbs[1]), autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE public.stray (id int); GRANT ALL ON public.stray TO "{app}"')
+    found = run_cli(["check", "-c", str(cfg), "-d", f"{prefix}_*", "--format", "json"], env)
+    assert found.exit_code == 1, found
+    per_db = {d["database"]: d for d in found.json()["databases"]}
+    assert per_db[dbs[0]]["findings"] == []
+    assert any("stray" in f["object"] for f in per_db[dbs[1]]["findings"])

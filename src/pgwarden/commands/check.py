@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-from pgwarden.cli import EXIT_FOUND, EXIT_OK, config_option, dsn_option, format_option, load, ui_of
+from pgwarden.cli import (
+    EXIT_ERROR,
+    EXIT_FOUND,
+    EXIT_OK,
+    config_option,
+    databases_option,
+    dsn_option,
+    format_option,
+    load,
+    ui_of,
+)
 
 
 @click.command(
@@ -18,12 +28,14 @@ SECURITY DEFINER functions without search_path, ...). Changes nothing.
   pgwarden check --fail-on high          # only high and critical fail
   pgwarden check --format json           # {"findings": [...], "summary": {...}}
   pgwarden check --format sarif > pgwarden.sarif
+  pgwarden check -d 'tenant_*' -j 8      # every matching database of the cluster
 
 Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 the check could not run.
 The rules are listed in docs/rules.md.""",
 )
 @config_option
 @dsn_option
+@databases_option
 @format_option("text", "json", "sarif")
 @click.option(
     "--fail-on",
@@ -33,19 +45,72 @@ The rules are listed in docs/rules.md.""",
     help="Lowest severity that makes the command exit 1.",
 )
 @click.pass_context
-def command(ctx: click.Context, config: str, dsn: str | None, fmt: str, fail_on: str) -> int:
+def command(
+    ctx: click.Context, config: str, dsn: str | None, databases: tuple[str, ...], jobs: int, fmt: str, fail_on: str
+) -> int:
     from pgwarden import __version__
-    from pgwarden.check import run_check
+    from pgwarden.check import CheckResult, run_check
     from pgwarden.connect import secrets_from_env
     from pgwarden.findings import render_text, to_sarif
+    from pgwarden.multi import policies_for, run_each
     from pgwarden.rules import RULES
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     policy = load(config)
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
-    with Session.open(dsn, policy) as session:
-        result = run_check(session, secrets)
+    targets = {p.database.name: p for p in policies_for(policy, dsn, databases)}
+
+    def one(name: str) -> CheckResult:
+        with Session.open(dsn, targets[name]) as session:
+            return run_check(session, secrets)
+
+    if len(targets) > 1:
+        outcomes = run_each(
+            list(targets),
+            one,
+            jobs=jobs,
+            on_done=lambda o, done, total: ui.detail(f"[{done}/{total}] {o.database}: {o.seconds:.2f}s"),
+        )
+        ok = [o for o in outcomes if o.result is not None]
+        if fmt == "json":
+            ui.json(
+                {
+                    "databases": [
+                        {"database": o.database, "seconds": round(o.seconds, 3)}
+                        | (o.result.to_json(fail_on) if o.result else {"error": str(o.error)})
+                        for o in outcomes
+                    ],
+                    "summary": {
+                        "databases": len(outcomes),
+                        "failed": sum(1 for o in ok if o.result and o.result.failed(fail_on)),
+                        "findings": sum(len(o.result.findings) for o in ok if o.result),
+                        "errors": sum(1 for o in outcomes if o.error),
+                    },
+                }
+            )
+        elif fmt == "sarif":
+            runs: list[object] = []
+            doc: dict[str, object] = {}
+            for o in ok:
+                assert o.result is not None
+                doc = to_sarif(o.result.findings, RULES.values(), version=__version__, target=o.database)
+                runs.extend(doc["runs"])  # type: ignore[arg-type]
+            ui.json({**doc, "runs": runs})
+        else:
+            for o in outcomes:
+                ui.print(f"== database {o.database}")
+                if o.result is not None:
+                    ui.raw(render_text(o.result.findings, fail_on))
+                else:
+                    ui.print(f"error: {o.error}")
+        for o in outcomes:
+            if o.error is not None:
+                ui.err.print(f"error: database {o.database}: {o.error}", markup=False)
+        if any(o.error for o in outcomes):
+            return EXIT_ERROR
+        return EXIT_FOUND if any(o.result and o.result.failed(fail_on) for o in ok) else EXIT_OK
+    result = one(next(iter(targets)))
     if fmt == "json":
         ui.json(result.to_json(fail_on))
     elif fmt == "sarif":
