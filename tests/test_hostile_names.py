@@ -1,4 +1,4 @@
-"""Hostile names end to end: quotes, `$$`, unicode, 63-byte names go through init -> apply -> plan clean; longer ones are refused."""
+"""Hostile names end to end: quotes, `$$`, unicode, 63-byte names go through init -> apply -> plan/check/probe clean; longer ones are refused."""
 
 from __future__ import annotations
 
@@ -141,6 +141,12 @@ def test_hostile_names_init_apply_clean(
                 conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, table)))
         planned = _cli(["plan", "--exit-code", "--format", "json", "-c", str(path), "--dsn", admin], env=env)
         assert planned.exit_code == 0 and planned.json()["steps"] == [], str(planned)
+        checked = _cli(["check", "--format", "json", "-c", str(path), "--dsn", admin], env=env)
+        assert checked.exit_code == 0, str(checked)
+        probed = _cli(["probe", "--format", "json", "-c", str(path), "--dsn", admin], env=env)
+        assert probed.exit_code == 0, str(probed)
+        probed = _cli(["probe", "--login", "--format", "json", "-c", str(path), "--dsn", admin], env=env)
+        assert probed.exit_code == 0, str(probed)
         if pre_create:
             with psycopg.connect(db_conninfo(admin, db), autocommit=True) as conn:
                 assert _acl_state(conn, "other") == other_before
