@@ -1,4 +1,4 @@
-"""All or nothing: SIGKILL or an immediate server stop during a large apply leaves privileges exactly before or after."""
+"""All or nothing: SIGKILL or a server crash during a large apply leaves privileges exactly before or after."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PG_VERSIONS, make_unique_name
-from helpers import write_policy
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from conftest import PG_VERSIONS, make_unique_name
+from helpers import write_policy
 from pgwarden.server import LocalServer, PgBinaries
 
 #: Tables created by the admin (someone else): apply must ALTER ... OWNER each one, a statement per table.
@@ -54,7 +54,7 @@ def slow_on_one_version(pg_version: int) -> None:
 
 def acl_snapshot(conninfo: str) -> list[tuple[str, ...]]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        return conn.execute(SNAPSHOT_SQL).fetchall()  # type: ignore[return-value]
+        return [tuple(str(v) for v in row) for row in conn.execute(SNAPSHOT_SQL)]
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +90,9 @@ class Big:
                 ).format(sql.Literal(tables))
             )
             conn.execute("CREATE SCHEMA extra")  # owned by the admin, unmanaged: left alone
-        self.path = write_policy(tmp / f"{self.db}.toml", database=self.db, owner=self.owner, app=[self.app],
-                                 readonly=[self.ro])
+        self.path = write_policy(
+            tmp / f"{self.db}.toml", database=self.db, owner=self.owner, app=[self.app], readonly=[self.ro]
+        )
 
     def snapshot(self) -> list[tuple[str, ...]]:
         """The ACL snapshot, oids of the database and of default-ACL rows masked (a re-run re-creates those)."""
@@ -100,13 +101,18 @@ class Big:
     def start_apply(self, *extra: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "pgwarden", "apply", "--yes", *extra, "-c", str(self.path), "--dsn", self.admin],
-            env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def plan_exit_code(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "pgwarden", "plan", "--exit-code", "-c", str(self.path), "--dsn", self.admin],
-            capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
         )
 
     def pgwarden_backends(self, in_transaction: bool = False) -> int:
@@ -244,9 +250,25 @@ def test_immediate_server_stop_during_adopt(own_server: LocalServer, tmp_path: P
         with psycopg.connect(big.admin, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(big.owner)))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pgwarden", "adopt", "--from", own_server.superuser, "--yes", "--batch-size",
-             str(batch), "-c", str(big.path), "--dsn", big.admin],
-            env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pgwarden",
+                "adopt",
+                "--from",
+                own_server.superuser,
+                "--yes",
+                "--batch-size",
+                str(batch),
+                "-c",
+                str(big.path),
+                "--dsn",
+                big.admin,
+            ],
+            env={**os.environ, "NO_COLOR": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         # wait until some batches are committed, then crash the server
         deadline = time.monotonic() + 60
@@ -258,7 +280,9 @@ def test_immediate_server_stop_during_adopt(own_server: LocalServer, tmp_path: P
         finally:
             own_server.start()
         owners = _owners(big)
-        print(f"\nserver stop during adopt: exit={proc.returncode} owners after restart={owners} stderr={err.strip()!r}")
+        print(
+            f"\nserver stop during adopt: exit={proc.returncode} owners after restart={owners} stderr={err.strip()!r}"
+        )
         assert proc.returncode == 2, out + err
         assert all(line.startswith(("error:", "hint:")) for line in err.splitlines() if line.strip()), err
         assert set(owners) <= {own_server.superuser, big.owner}
@@ -266,9 +290,23 @@ def test_immediate_server_stop_during_adopt(own_server: LocalServer, tmp_path: P
         # (the count in the message may exceed what survived: the test server runs synchronous_commit=off,
         # so the last acknowledged batches can be lost in a crash; each is still all or nothing)
         rerun = subprocess.run(
-            [sys.executable, "-m", "pgwarden", "adopt", "--from", own_server.superuser, "--yes", "-c", str(big.path),
-             "--dsn", big.admin],
-            capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "pgwarden",
+                "adopt",
+                "--from",
+                own_server.superuser,
+                "--yes",
+                "-c",
+                str(big.path),
+                "--dsn",
+                big.admin,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+            timeout=600,
         )
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         assert _owners(big) == {big.owner: min(TABLES, 1500)}

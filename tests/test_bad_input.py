@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CliResult, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import CliResult, run_cli
 from pgwarden.errors import PolicyError
 from pgwarden.policy import Policy, parse_policy
 
@@ -25,7 +25,9 @@ DEAD_DSN = "host=127.0.0.1 port=1 user=nobody dbname=postgres connect_timeout=2"
 ENV = {"PGWARDEN_DSN": DEAD_DSN, "PGHOST": "127.0.0.1", "PGPORT": "1", "PGPASSWORD": None}
 EXAMPLES = int(os.environ.get("PGWARDEN_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(
-    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 
@@ -55,9 +57,30 @@ def assert_clean_failure(result: CliResult, allow_ok: bool = False) -> None:
 
 # --- policy files -----------------------------------------------------------------------------------------
 
-_KEYS = ["version", "database", "owner", "access", "hardening", "ignore", "apply", "name", "schemas", "level",
-         "login", "password_env", "createdb", "createrole", "deploy_logins", "roles", "lock_timeout",
-         "revoke_public_connect", "revoke_public_execute", "bogus", "Name", "é"]
+_KEYS = [
+    "version",
+    "database",
+    "owner",
+    "access",
+    "hardening",
+    "ignore",
+    "apply",
+    "name",
+    "schemas",
+    "level",
+    "login",
+    "password_env",
+    "createdb",
+    "createrole",
+    "deploy_logins",
+    "roles",
+    "lock_timeout",
+    "revoke_public_connect",
+    "revoke_public_execute",
+    "bogus",
+    "Name",
+    "é",
+]
 _scalars = st.one_of(
     st.text(max_size=80),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -103,8 +126,9 @@ def _near_valid() -> st.SearchStrategy[dict[str, Any]]:
     """Policies close to valid: one thing wrong (duplicates, owner also access, wrong types, unknown keys)."""
     role = st.sampled_from(["app", "owner", "ro", "App", "a b", "x" * 64, "public", "", "pg_x", 7, None, True])
     level = st.sampled_from(["readwrite", "readonly", "admin", 1, None])
-    access = st.fixed_dictionaries({"name": role, "level": level}, optional={"login": st.sampled_from([True, "yes"]),
-                                                                            "extra": st.integers()})
+    access = st.fixed_dictionaries(
+        {"name": role, "level": level}, optional={"login": st.sampled_from([True, "yes"]), "extra": st.integers()}
+    )
     return st.fixed_dictionaries(
         {
             "database": st.fixed_dictionaries(
@@ -168,10 +192,15 @@ def test_structured_garbage_policy_never_crashes(data: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[database]\nname="d"\n[owner]\nname="o"\n[[access]]\nname="a"\nlevel="readwrite"\n'
-         '[[access]]\nname="a"\nlevel="readonly"\n', "both access role and an access role"),
-        ('[database]\nname="d"\n[owner]\nname="o"\n[[access]]\nname="o"\nlevel="readwrite"\n',
-         "both owner and an access role"),
+        (
+            '[database]\nname="d"\n[owner]\nname="o"\n[[access]]\nname="a"\nlevel="readwrite"\n'
+            '[[access]]\nname="a"\nlevel="readonly"\n',
+            "both access role and an access role",
+        ),
+        (
+            '[database]\nname="d"\n[owner]\nname="o"\n[[access]]\nname="o"\nlevel="readwrite"\n',
+            "both owner and an access role",
+        ),
         ('[database]\nname="d"\nbogus=1\n[owner]\nname="o"\n', "unknown key"),
         ('[database]\nname=1\n[owner]\nname="o"\n', "database.name"),
         ('[database]\nname="' + "d" * 64 + '"\n[owner]\nname="o"\n', "at most 63 bytes"),
@@ -192,10 +221,45 @@ def test_known_bad_policies_say_what_is_wrong(text: str, expected: str) -> None:
 
 _COMMANDS = ["init", "plan", "apply", "check", "probe", "adopt", "report", "run", "nope"]
 _ARGS = [
-    "--database", "--owner", "--app", "--readonly", "--schema", "-o", "--output", "--force", "-c", "--config",
-    "--dsn", "--format", "json", "sql", "text", "yaml", "--yes", "-y", "--exit-code", "--lock-timeout", "5s",
-    "five", "--skip-unprivileged", "-q", "-v", "--debug-not", "--", "-", "x" * 64, "a'b", 'a"b', "é", "",
-    "--as", "missing.toml", "/nonexistent/dir/p.toml", "--no-color", "--color", "-Z",
+    "--database",
+    "--owner",
+    "--app",
+    "--readonly",
+    "--schema",
+    "-o",
+    "--output",
+    "--force",
+    "-c",
+    "--config",
+    "--dsn",
+    "--format",
+    "json",
+    "sql",
+    "text",
+    "yaml",
+    "--yes",
+    "-y",
+    "--exit-code",
+    "--lock-timeout",
+    "5s",
+    "five",
+    "--skip-unprivileged",
+    "-q",
+    "-v",
+    "--debug-not",
+    "--",
+    "-",
+    "x" * 64,
+    "a'b",
+    'a"b',
+    "é",
+    "",
+    "--as",
+    "missing.toml",
+    "/nonexistent/dir/p.toml",
+    "--no-color",
+    "--color",
+    "-Z",
 ]
 _argv = st.lists(st.one_of(st.sampled_from(_ARGS), st.text(max_size=12)), max_size=8)
 

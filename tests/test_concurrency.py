@@ -12,14 +12,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PgCleanup
-from helpers import write_policy
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from test_atomicity import slow_on_one_version
 
+from conftest import PgCleanup
+from helpers import write_policy
 from pgwarden.policy import password_env_for
 from pgwarden.server import LocalServer
+from test_atomicity import slow_on_one_version
 
 TABLES = 400  # owned by the admin: a few hundred ALTER ... OWNER statements, so that the runs overlap
 
@@ -27,11 +27,16 @@ TABLES = 400  # owned by the admin: a few hundred ALTER ... OWNER statements, so
 def _pgwarden(args: list[str], path: Path, dsn: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pgwarden", *args, "-c", str(path), "--dsn", dsn],
-        env={**os.environ, **env, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **env, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
-def _setup(tmp_path: Path, server: LocalServer, unique_name: Callable[[str], str], cleanup: PgCleanup) -> tuple[Path, dict[str, str]]:
+def _setup(
+    tmp_path: Path, server: LocalServer, unique_name: Callable[[str], str], cleanup: PgCleanup
+) -> tuple[Path, dict[str, str]]:
     admin = server.conninfo("postgres")
     db = cleanup.database(unique_name("conc"))
     owner, app, ro = (cleanup.role(unique_name(s)) for s in ("owner", "app", "ro"))
@@ -39,8 +44,10 @@ def _setup(tmp_path: Path, server: LocalServer, unique_name: Callable[[str], str
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
     with psycopg.connect(make_conninfo(admin, dbname=db), autocommit=True) as conn:
         conn.execute(
-            sql.SQL("DO $$ BEGIN FOR i IN 1..{} LOOP "
-                    "EXECUTE format('CREATE TABLE public.t%s (id int)', i); END LOOP; END $$").format(sql.Literal(TABLES))
+            sql.SQL(
+                "DO $$ BEGIN FOR i IN 1..{} LOOP "
+                "EXECUTE format('CREATE TABLE public.t%s (id int)', i); END LOOP; END $$"
+            ).format(sql.Literal(TABLES))
         )
     path = write_policy(tmp_path / "p.toml", database=db, owner=owner, app=[app], readonly=[ro])
     env = {password_env_for(r): f"pw-{r}" for r in (owner, app, ro)}
@@ -95,10 +102,11 @@ def test_readers_during_apply_see_either_state(
         apply = _pgwarden(["apply", "--yes", "--lock-timeout", "60s"], path, admin, env)
         with psycopg.connect(admin, autocommit=True) as watch:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not watch.execute(
+            waiting_sql = (
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgwarden' AND datname = %s "
-                "AND wait_event_type = 'Lock'", (db,)
-            ).fetchone()[0]:  # type: ignore[index]
+                "AND wait_event_type = 'Lock'"
+            )
+            while time.monotonic() < deadline and not (watch.execute(waiting_sql, (db,)).fetchone() or (0,))[0]:
                 time.sleep(0.02)
         tx_open = time.monotonic()
         time.sleep(3.0)
@@ -112,9 +120,13 @@ def test_readers_during_apply_see_either_state(
     assert apply.returncode == 0, out + err
     summary = {cmd: sorted({code for c, code, _, _, _ in outcomes if c == cmd}) for cmd in ("plan", "check", "probe")}
     # runs that overlapped the time apply's transaction was open (probe may wait on apply's table locks)
-    during = {cmd: sum(1 for c, _, _, t0, t1 in outcomes if c == cmd and t0 < tx_close and t1 > tx_open) for cmd in summary}
-    print(f"\nreaders during apply: {len(outcomes)} runs, exit codes {summary}, overlapping apply's "
-          f"open transaction: {during}")
+    during = {
+        cmd: sum(1 for c, _, _, t0, t1 in outcomes if c == cmd and t0 < tx_close and t1 > tx_open) for cmd in summary
+    }
+    print(
+        f"\nreaders during apply: {len(outcomes)} runs, exit codes {summary}, overlapping apply's "
+        f"open transaction: {during}"
+    )
     for cmd, code, err, _, _ in outcomes:
         # 0 (clean) or 1 (found the pending changes); 2 would mean the reader failed
         assert code in (0, 1), f"{cmd} exit {code}: {err}"

@@ -1,4 +1,4 @@
-"""Hostile names end to end: quotes, `$$`, unicode, 63-byte names go through init -> apply -> plan/check/probe clean; longer ones are refused."""
+"""Hostile names end to end (init, apply, plan, check, probe); names over 63 bytes are refused."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import PgCleanup, make_unique_name
-from helpers import CliResult, db_conninfo, role_conninfo, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
+from conftest import PgCleanup, make_unique_name
+from helpers import CliResult, db_conninfo, role_conninfo, run_cli
 from pgwarden.policy import password_env_for
 from pgwarden.server import LocalServer
 
@@ -24,8 +24,40 @@ EXAMPLES = int(os.environ.get("PGWARDEN_HOSTILE_EXAMPLES", "10"))
 # Pieces that break naive quoting: quotes, backslash, statement separators, dollar quoting, comment
 # openers, psycopg placeholders, keywords, capitals, non-ASCII letters, whitespace.
 PIECES = [
-    "'", '"', "\\", ";", "$$", "$x$", " ", "  ", "A", "Z", "é", "ß", "日本", "Ω", "--", "/*", "*/", "%s", "%(x)s",
-    "{}", "{0}", "select", "DROP TABLE x;", "\t", "\n", "null", "user", ")", "(", ",", ".", "=", "&", "PUBLIC",
+    "'",
+    '"',
+    "\\",
+    ";",
+    "$$",
+    "$x$",
+    " ",
+    "  ",
+    "A",
+    "Z",
+    "é",
+    "ß",
+    "日本",
+    "Ω",
+    "--",
+    "/*",
+    "*/",
+    "%s",
+    "%(x)s",
+    "{}",
+    "{0}",
+    "select",
+    "DROP TABLE x;",
+    "\t",
+    "\n",
+    "null",
+    "user",
+    ")",
+    "(",
+    ",",
+    ".",
+    "=",
+    "&",
+    "PUBLIC",
 ]
 
 _core = st.lists(st.sampled_from(PIECES), min_size=1, max_size=6).map("".join)
@@ -114,8 +146,25 @@ def test_hostile_names_init_apply_clean(
                 conn.execute(sql.SQL("ALTER TABLE other.keep OWNER TO {}").format(sql.Identifier(canary["role"])))
                 conn.execute("GRANT SELECT ON other.keep TO PUBLIC")
                 other_before = _acl_state(conn, "other")
-        init = _cli(["init", "--database", db, "--owner", owner, "--app", app, "--readonly", ro,
-                     "--schema", schema, "--schema", "public", "-o", str(path)])
+        init = _cli(
+            [
+                "init",
+                "--database",
+                db,
+                "--owner",
+                owner,
+                "--app",
+                app,
+                "--readonly",
+                ro,
+                "--schema",
+                schema,
+                "--schema",
+                "public",
+                "-o",
+                str(path),
+            ]
+        )
         assert init.exit_code == 0, str(init)
         applied = _cli(["apply", "--yes", "-c", str(path), "--dsn", admin], env=env)
         assert applied.exit_code == 0, str(applied)
@@ -124,19 +173,31 @@ def test_hostile_names_init_apply_clean(
 
         # the names really are what was asked for (nothing truncated, nothing unquoted)
         with psycopg.connect(admin, autocommit=True) as conn:
-            found = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", ([owner, app, ro],))}
+            found = {
+                r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", ([owner, app, ro],))
+            }
             assert found == {owner, app, ro}
-            assert conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (db,)).fetchone() == (owner,)
+            assert conn.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (db,)
+            ).fetchone() == (owner,)
 
         # the owner creates a table with a hostile name; the app uses it through default privileges
         with psycopg.connect(role_conninfo(admin, owner, passwords[owner], db), autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE TABLE {} (id serial PRIMARY KEY, v text)").format(sql.Identifier(schema, table)))
+            conn.execute(
+                sql.SQL("CREATE TABLE {} (id serial PRIMARY KEY, v text)").format(sql.Identifier(schema, table))
+            )
         with psycopg.connect(role_conninfo(admin, app, passwords[app], db), autocommit=True) as conn:
             # a Literal, not a parameter: a `%s` inside a composed identifier would count as a placeholder
-            conn.execute(sql.SQL("INSERT INTO {} (v) VALUES ({})").format(sql.Identifier(schema, table), sql.Literal(table)))
-            assert conn.execute(sql.SQL("SELECT v FROM {}").format(sql.Identifier(schema, table))).fetchall() == [(table,)]
+            conn.execute(
+                sql.SQL("INSERT INTO {} (v) VALUES ({})").format(sql.Identifier(schema, table), sql.Literal(table))
+            )
+            assert conn.execute(sql.SQL("SELECT v FROM {}").format(sql.Identifier(schema, table))).fetchall() == [
+                (table,)
+            ]
         with psycopg.connect(role_conninfo(admin, ro, passwords[ro], db), autocommit=True) as conn:
-            assert conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))).fetchone() == (1,)
+            assert conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+            ).fetchone() == (1,)
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, table)))
         planned = _cli(["plan", "--exit-code", "--format", "json", "-c", str(path), "--dsn", admin], env=env)
@@ -172,8 +233,21 @@ def test_names_over_63_bytes_refused_before_anything_is_sent(
     names[what] = long_name
     assert len(long_name.encode()) > 63
     # init refuses it
-    init = _cli(["init", "--database", names["database"], "--owner", names["owner"], "--app", names["app"],
-                 "--schema", names["schema"], "-o", str(tmp_path / "init.toml")])
+    init = _cli(
+        [
+            "init",
+            "--database",
+            names["database"],
+            "--owner",
+            names["owner"],
+            "--app",
+            names["app"],
+            "--schema",
+            names["schema"],
+            "-o",
+            str(tmp_path / "init.toml"),
+        ]
+    )
     assert init.exit_code == 2 and "63 bytes" in init.stderr, str(init)
     assert not (tmp_path / "init.toml").exists()
     # a hand-written file with the long name is refused by apply before connecting
@@ -181,7 +255,7 @@ def test_names_over_63_bytes_refused_before_anything_is_sent(
     q = json.dumps  # JSON string escapes are valid TOML
     path.write_text(
         f"[database]\nname = {q(names['database'])}\nschemas = [{q(names['schema'])}]\n"
-        f"[owner]\nname = {q(names['owner'])}\n[[access]]\nname = {q(names['app'])}\nlevel = \"readwrite\"\n",
+        f'[owner]\nname = {q(names["owner"])}\n[[access]]\nname = {q(names["app"])}\nlevel = "readwrite"\n',
         encoding="utf-8",
     )
     log_size = len(pg_server.read_log().encode())

@@ -1,4 +1,4 @@
-"""Secrets never in clear: server log, pg_stat_statements, process list, pgwarden's output and errors; SCRAM verifiers kept when unchanged."""
+"""Secrets never in clear (log, pg_stat_statements, process list, output, errors); verifiers kept."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PgCleanup
-from helpers import CliResult, role_conninfo, run_cli, write_policy
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from conftest import PgCleanup
+from helpers import CliResult, role_conninfo, run_cli, write_policy
 from pgwarden.policy import password_env_for
 from pgwarden.server import LocalServer
 
@@ -28,14 +28,18 @@ def distinctive() -> tuple[str, str]:
 
 
 class Secrets:
-    def __init__(self, tmp_path: Path, server: LocalServer, unique_name: Callable[[str], str], cleanup: PgCleanup) -> None:
+    def __init__(
+        self, tmp_path: Path, server: LocalServer, unique_name: Callable[[str], str], cleanup: PgCleanup
+    ) -> None:
         self.server = server
         self.admin = server.conninfo("postgres")
         self.db = cleanup.database(unique_name("db"))
         self.owner = cleanup.role(unique_name("owner"))
         self.app = cleanup.role(unique_name("app"))
         self.ro = cleanup.role(unique_name("ro"))
-        self.path = write_policy(tmp_path / "p.toml", database=self.db, owner=self.owner, app=[self.app], readonly=[self.ro])
+        self.path = write_policy(
+            tmp_path / "p.toml", database=self.db, owner=self.owner, app=[self.app], readonly=[self.ro]
+        )
         self.passwords: dict[str, str] = {}
         self.tokens: list[str] = []
         for role in (self.owner, self.app, self.ro):
@@ -69,7 +73,9 @@ def sec(tmp_path: Path, pg_server: LocalServer, unique_name: Callable[[str], str
     return Secrets(tmp_path, pg_server, unique_name, pg_cleanup)
 
 
-def test_passwords_never_in_clear_anywhere(sec: Secrets, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> None:
+def test_passwords_never_in_clear_anywhere(
+    sec: Secrets, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
     server = sec.server
     log_start = len(server.read_log().encode())
     # pg_stat_statements (preloaded by the harness) in a database of our own; the view covers every database
@@ -90,8 +96,23 @@ def test_passwords_never_in_clear_anywhere(sec: Secrets, unique_name: Callable[[
     # 2. the real apply, as a subprocess, while we watch the process list
     env = {**os.environ, **{k: v for k, v in sec.env.items() if v is not None}, "NO_COLOR": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pgwarden", "apply", "--yes", "--format", "json", "-c", str(sec.path), "--dsn", sec.admin],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pgwarden",
+            "apply",
+            "--yes",
+            "--format",
+            "json",
+            "-c",
+            str(sec.path),
+            "--dsn",
+            sec.admin,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     seen_cmdlines, seen_child_environs = 0, 0
     cmdline_hits: list[str] = []
@@ -116,8 +137,13 @@ def test_passwords_never_in_clear_anywhere(sec: Secrets, unique_name: Callable[[
     assert cmdline_hits == []
 
     # 3. every other output: plan in each format, verbose apply (no-op), check/probe if they exist
-    for args in (["plan"], ["plan", "--format", "json"], ["plan", "--format", "sql"], ["-v", "apply", "--yes"],
-                 ["apply", "--yes", "--format", "json"]):
+    for args in (
+        ["plan"],
+        ["plan", "--format", "json"],
+        ["plan", "--format", "sql"],
+        ["-v", "apply", "--yes"],
+        ["apply", "--yes", "--format", "json"],
+    ):
         sec.cli(*args)
     for extra in (["check"], ["probe"], ["check", "--format", "json"], ["probe", "--format", "json"]):
         sec.cli(*extra)  # exit codes are theirs to test; only the text matters here
@@ -135,8 +161,11 @@ def test_passwords_never_in_clear_anywhere(sec: Secrets, unique_name: Callable[[
     log = server.read_log().encode()[log_start:].decode(errors="replace")
     outputs = "\n".join(sec.outputs)
     figures = {
-        "log bytes": len(log), "pg_stat_statements chars": len(statements), "output chars": len(outputs),
-        "cmdline samples": seen_cmdlines, "child environs": seen_child_environs,
+        "log bytes": len(log),
+        "pg_stat_statements chars": len(statements),
+        "output chars": len(outputs),
+        "cmdline samples": seen_cmdlines,
+        "child environs": seen_child_environs,
     }
     print(f"\nsecrets: scanned {figures}")
     assert "CREATE ROLE" in log and "SCRAM-SHA-256$" in log, "the log must hold the statements we scan"
@@ -178,8 +207,7 @@ def test_unchanged_password_is_not_reset(sec: Secrets) -> None:
 def test_password_env_unset_keeps_password(sec: Secrets) -> None:
     assert sec.cli("apply", "--yes").exit_code == 0
     first = sec.verifiers()
-    result = run_cli(["apply", "--yes", "-c", str(sec.path), "--dsn", sec.admin],
-                     env={k: None for k in sec.env})
+    result = run_cli(["apply", "--yes", "-c", str(sec.path), "--dsn", sec.admin], env={k: None for k in sec.env})
     assert result.exit_code == 0, str(result)
     assert sec.verifiers() == first
     assert "keeps its current password" in result.stderr, str(result)
@@ -197,9 +225,28 @@ def test_run_gives_only_the_chosen_role_its_password(sec: Secrets, tmp_path: Pat
     )
     env = {**os.environ, **{k: v for k, v in sec.env.items() if v is not None}, "NO_COLOR": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "pgwarden", "run", "--as", sec.app, "--no-check", "-c", str(sec.path), "--dsn", sec.admin,
-         "--", sys.executable, "-c", script, str(dump)],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pgwarden",
+            "run",
+            "--as",
+            sec.app,
+            "--no-check",
+            "-c",
+            str(sec.path),
+            "--dsn",
+            sec.admin,
+            "--",
+            sys.executable,
+            "-c",
+            script,
+            str(dump),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if proc.returncode == 2 and "No such command" in proc.stderr:
         pytest.skip("`pgwarden run` does not exist yet")

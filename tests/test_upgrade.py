@@ -1,4 +1,4 @@
-"""Upgraded clusters: 14 -> 15+ with pg_upgrade keeps an open `public`; pgwarden finds it in the catalogs and closes it."""
+"""Upgraded clusters: pg_upgrade from 14 keeps an open `public`; pgwarden finds it in the catalogs, closes it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import binaries_for
-from helpers import CliResult, run_cli, write_policy
 from psycopg import sql
 
+from conftest import binaries_for
+from helpers import CliResult, run_cli, write_policy
 from pgwarden.server import LocalServer, PgBinaries
 
 
@@ -24,8 +24,15 @@ def run_as_server_user(server: LocalServer, args: list[str], env: dict[str, str]
     if user is not None:
         kwargs.update(user=user.uid, group=user.gid, extra_groups=[])
     return subprocess.run(
-        args, cwd=str(server.base_dir), env={**server._env(), **env}, capture_output=True, text=True,
-        timeout=600, check=False, stdin=subprocess.DEVNULL, **kwargs,
+        args,
+        cwd=str(server.base_dir),
+        env={**server._env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        **kwargs,
     )
 
 
@@ -65,8 +72,19 @@ def upgraded(pg_binaries: PgBinaries, tmp_path: Path) -> Iterator[LocalServer]:
             assert proc.returncode == 0, proc.stdout + proc.stderr
         proc = run_as_server_user(
             new,
-            [str(new._bindir / "pg_upgrade"), "-b", str(old._bindir), "-B", str(new._bindir),
-             "-d", str(old.datadir), "-D", str(new.datadir), "-U", new.superuser],
+            [
+                str(new._bindir / "pg_upgrade"),
+                "-b",
+                str(old._bindir),
+                "-B",
+                str(new._bindir),
+                "-d",
+                str(old.datadir),
+                "-D",
+                str(new.datadir),
+                "-U",
+                new.superuser,
+            ],
             {"PGPASSWORD": password},
         )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -100,8 +118,14 @@ def test_upgraded_cluster_open_public_found_and_closed(upgraded: LocalServer, tm
         path = write_policy(tmp_path / f"{db}.toml", database=db, owner="upg_owner", app=["upg_app"])
         plan = _cli(["plan", "--format", "json", "-c", str(path), "--dsn", admin])
         assert plan.exit_code == 0, str(plan)
-        public_steps = [s for s in plan.json()["steps"] if "SCHEMA \"public\"" in s["sql"] and "PUBLIC" in s["sql"]
-                        and s["sql"].startswith("REVOKE") and "CREATE" in s["sql"]]
+        public_steps = [
+            s
+            for s in plan.json()["steps"]
+            if 'SCHEMA "public"' in s["sql"]
+            and "PUBLIC" in s["sql"]
+            and s["sql"].startswith("REVOKE")
+            and "CREATE" in s["sql"]
+        ]
         assert public_steps, f"{db}: plan on PostgreSQL {version // 10000} did not revoke CREATE on public: {plan}"
         result = _cli(["apply", "--yes", "-c", str(path), "--dsn", admin])
         assert result.exit_code == 0, str(result)
