@@ -372,6 +372,11 @@ def plan(policy: Policy, snap: Snapshot, secrets: Mapping[str, str] | None = Non
     _plan_objects(ctx)
     _plan_default_privileges(ctx)
     _plan_role_settings(ctx)
+    # The admin's own membership in the owner is a means, not drift: alone, it is no change at all
+    # (otherwise a non-superuser admin or an auditor role could never see a clean plan).
+    admin_step = [s for s in ctx.steps if s.action == "grant-membership" and s.role == ctx.auth.name]
+    if admin_step and len(ctx.steps) == len(admin_step):
+        ctx.steps.clear()
     if not snap.database_exists:
         ctx.notes.append(missing_database_note(policy.database.name))
     return Plan(
@@ -872,6 +877,7 @@ def _plan_objects(ctx: _Ctx) -> None:
     needs_acl = f"superuser or membership in {owner}"
     # (schema, kind, change) -> list of (group, objects)
     pending: dict[tuple[str, ObjectKind, _Change], list[ObjectGroup]] = defaultdict(list)
+    blocked_owner: dict[int, str] = {}  # id(group) -> owner the admin may not move it from
     kind_has_extension: set[tuple[int, str]] = {(g.schema, g.kind) for g in snap.objects if g.extension}
     kind_total: dict[tuple[int, str], int] = defaultdict(int)
     for g in snap.objects:
@@ -883,14 +889,21 @@ def _plan_objects(ctx: _Ctx) -> None:
         group_owner = snap.role_name(group.owner) or ""
         rename: dict[int, int] = {}
         if group_owner != owner:
+            # grants are planned for after the owner change; if that change is not allowed, neither are they
+            moved = _owner_change_allowed(ctx, group_owner)
             if not group.linked:
                 _plan_owner_change(ctx, group, schema, group_owner)
+            if not moved:
+                blocked_owner[id(group)] = group_owner
             rename = _rename_to_owner(group.owner, snap, owner)
         actual = _by_grantee(group.acl, snap, rename, owner)
         expected, tolerated = _expected_for(ctx, group.kind)
         for change in _diff(actual, expected, tolerated, ctx.ignore, owner, owner_oid):
             pending[(schema, group.kind, change)].append(group)
     for (schema, kind, change), groups in pending.items():
+        stuck = sorted({blocked_owner[id(g)] for g in groups if id(g) in blocked_owner})
+        allowed = auth.acts_as(owner) and not stuck
+        needs = needs_acl if not stuck else f"superuser or membership in {', '.join(stuck)} (the objects' owner)"
         schema_oid = next(s.oid for s in snap.schemas if s.name == schema)
         total = sum(g.count for g in groups)
         named = all(g.objects is not None for g in groups)
@@ -901,7 +914,7 @@ def _plan_objects(ctx: _Ctx) -> None:
             label = f"{total} {_KIND_ALL[kind].lower()} in schema {schema}"
             if total != kind_total[(schema_oid, kind)]:
                 label += f" (of {kind_total[(schema_oid, kind)]}; the others are unaffected)"
-            ctx.add(_acl_step(change, target, label, reason, auth.acts_as(owner), needs_acl, count=total))
+            ctx.add(_acl_step(change, target, label, reason, allowed, needs, count=total))
             continue
         objects = sorted((o for g in groups for o in (g.objects or ())), key=lambda o: (o.name, o.oid))
         for start in range(0, len(objects), OBJECTS_PER_STATEMENT):
@@ -910,7 +923,7 @@ def _plan_objects(ctx: _Ctx) -> None:
                 sql.SQL(_KIND_WORD[kind]), sql.SQL(", ").join(_object_sql(kind, schema, o) for o in chunk)
             )
             label = _describe(kind, schema, chunk, len(chunk))
-            ctx.add(_acl_step(change, target, label, reason, auth.acts_as(owner), needs_acl, count=len(chunk)))
+            ctx.add(_acl_step(change, target, label, reason, allowed, needs, count=len(chunk)))
 
 
 def _object_reason(change: _Change, kind: ObjectKind) -> str:
@@ -924,9 +937,13 @@ def _object_reason(change: _Change, kind: ObjectKind) -> str:
     return f"{who} must hold only what the policy gives it ({', '.join(sorted(change.privs))} is extra)"
 
 
+def _owner_change_allowed(ctx: _Ctx, current: str) -> bool:
+    return ctx.auth.superuser or (ctx.auth.acts_as(current) and ctx.auth.may_set(ctx.owner))
+
+
 def _plan_owner_change(ctx: _Ctx, group: ObjectGroup, schema: str, current: str) -> None:
-    auth, owner = ctx.auth, ctx.owner
-    ok = ctx.auth.superuser or (auth.acts_as(current) and auth.may_set(owner))
+    owner = ctx.owner
+    ok = _owner_change_allowed(ctx, current)
     for obj in group.objects or ():
         if group.kind == "routine":
             word = "ROUTINE"
