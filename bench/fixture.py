@@ -138,13 +138,19 @@ def ensure_roles(admin: Any) -> None:
             admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
 
 
-def copy_database(admin: Any, source: str, target: str) -> None:
+def copy_database(admin: Any, source: str, target: str, *, file_copy: bool = True) -> None:
     """DROP target if present, CREATE it from the template source (not timed by callers)."""
     from psycopg import sql
 
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
+    # 15+ copies through the WAL by default (minutes for 200,000 relation files); FILE_COPY copies
+    # the directory and checkpoints: much faster for a big template on a quiet server.
+    big = file_copy and admin.info.server_version >= 150000
+    strategy = sql.SQL(" STRATEGY FILE_COPY") if big else sql.SQL("")
     admin.execute(
-        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(target), sql.Identifier(source))
+        sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
+            sql.Identifier(target), sql.Identifier(source), strategy
+        )
     )
 
 
