@@ -273,6 +273,7 @@ class _Prober:
         self.conn, self.policy, self.role, self.level, self.targets = conn, policy, role, level, targets
         self.attempts: list[Attempt] = []
         self.tag = "pgwarden_probe_" + _secrets.token_hex(4)
+        self._questions: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
 
     def record(
         self,
@@ -317,17 +318,32 @@ class _Prober:
             self.record(action, obj, "error", sqlstate=exc.sqlstate, message=_first_line(exc))
 
     def inquire(self, action: str, obj: str, function: str, oid: int, privilege: str) -> None:
+        """Queue a question for the server's privilege inquiry function; answered in bulk by flush()."""
+        self._questions.setdefault((function, privilege), []).append((action, obj, oid))
+
+    def flush(self) -> None:
+        """Answer every queued question with one set-based query per (function, privilege), as the
+        current role: no per-object round trip, whatever the number of objects."""
         import psycopg
         from psycopg import sql
 
-        query = sql.SQL("SELECT {}(%s::oid, %s)").format(sql.Identifier("pg_catalog", function))
-        try:
-            with self.conn.transaction(force_rollback=True):
-                row = self.conn.execute(query, (oid, privilege)).fetchone()
-            held = bool(row and row[0])
-            self.record(action, obj, "allowed" if held else "denied", method="inquiry")
-        except psycopg.Error as exc:
-            self.record(action, obj, "error", method="inquiry", sqlstate=exc.sqlstate, message=_first_line(exc))
+        for (function, privilege), items in self._questions.items():
+            query = sql.SQL(
+                "SELECT {}(t.oid, {}) FROM unnest(%s::oid[]) WITH ORDINALITY AS t(oid, n) ORDER BY t.n"
+            ).format(sql.Identifier("pg_catalog", function), sql.Literal(privilege))
+            try:
+                with self.conn.transaction(force_rollback=True):
+                    rows = self.conn.execute(query, ([oid for _, _, oid in items],)).fetchall()
+            except psycopg.Error as exc:
+                for action, obj, _ in items:
+                    self.record(action, obj, "error", method="inquiry", sqlstate=exc.sqlstate, message=_first_line(exc))
+                continue
+            for (action, obj, _), (held,) in zip(items, rows, strict=True):
+                if held is None:  # dropped while probing
+                    self.record(action, obj, "error", method="inquiry", message="object no longer exists")
+                else:
+                    self.record(action, obj, "allowed" if held else "denied", method="inquiry")
+        self._questions.clear()
 
     def run(self) -> None:
         from psycopg import sql
@@ -427,6 +443,7 @@ class _Prober:
                 fn.label,
                 sql.SQL("WITH a AS MATERIALIZED ({}) SELECT {} FROM a WHERE false").format(cte, call),
             )
+        self.flush()
 
 
 def _first_line(exc: BaseException) -> str:
