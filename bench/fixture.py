@@ -86,12 +86,10 @@ def default_schemas(tables: int) -> int:
 # server
 
 
-def start_server(
-    version: int, server_dir: Path | None, log: Callable[[str], None], pg_bin: str | None = None
-) -> Any:
+def start_server(version: int, server_dir: Path | None, log: Callable[[str], None], pg_bin: str | None = None) -> Any:
     """A started LocalServer; with server_dir, the cluster (and its databases) survive between runs."""
-    from pgwarden.server import LocalServer, download_binaries, find_binaries
     from pgwarden.errors import ServerError
+    from pgwarden.server import LocalServer, download_binaries, find_binaries
 
     if pg_bin is not None:
         binaries = find_binaries(pg_bin=pg_bin)
@@ -148,9 +146,7 @@ def copy_database(admin: Any, source: str, target: str, *, file_copy: bool = Tru
     big = file_copy and admin.info.server_version >= 150000
     strategy = sql.SQL(" STRATEGY FILE_COPY") if big else sql.SQL("")
     admin.execute(
-        sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
-            sql.Identifier(target), sql.Identifier(source), strategy
-        )
+        sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(sql.Identifier(target), sql.Identifier(source), strategy)
     )
 
 

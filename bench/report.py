@@ -17,9 +17,8 @@ def render_table(header: dict[str, Any], rows: list[Row]) -> str:
         f"date: {header['date']}; PostgreSQL {header['postgresql']}; pgwarden {header['pgwarden_commit']}",
         f"machine: {header['machine']}",
         f"command: {header['command']}",
-        "sizes: " + "; ".join(
-            f"{s['tables']} tables in {s['schemas']} schemas {s['objects']}" for s in header["sizes"]
-        ),
+        "sizes: "
+        + "; ".join(f"{s['tables']} tables in {s['schemas']} schemas {s['objects']}" for s in header["sizes"]),
         "",
         "| work | tables | median s | x floor | statements | server SQL s | peak MB | runs | goal | note |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +99,13 @@ def last_line(text: str) -> str:
 
 def floor_read_sql(size: fixture.Size) -> str:
     """The floor: read every ACL of the managed schemas' relations (tables, sequences, views)."""
-    names = ",".join(f"'{s}'" for s in size.schema_names())  # generated s001.. names, no quoting needed
-    return (
+    from psycopg import sql
+
+    query = sql.SQL(
         "SELECT c.relnamespace, c.relname, c.relkind, c.relowner, c.relacl FROM pg_class c "
-        f"WHERE c.relnamespace = ANY (SELECT oid FROM pg_namespace WHERE nspname IN ({names}))"
-    )
+        "WHERE c.relnamespace = ANY (SELECT oid FROM pg_namespace WHERE nspname = ANY ({}::text[]))"
+    ).format(sql.Literal(size.schema_names()))
+    return query.as_string(None)
 
 
 PY_FETCH = """
@@ -126,7 +128,7 @@ def measure_floor(ctx: Context, size: fixture.Size) -> list[Row]:
     query = floor_read_sql(size)
     dsn = ctx.dsn(size.compliant)
     psql = Row("floor: psql reads the ACLs", size.tables)
-    repeat(ctx, psql, ["sh", "-c", f'"$0" -X -Atc "$1" "$2" > /dev/null', ctx.psql(), query, dsn])
+    repeat(ctx, psql, ["sh", "-c", '"$0" -X -Atc "$1" "$2" > /dev/null', ctx.psql(), query, dsn])
     py = Row("floor: Python+psycopg fetch", size.tables, floor="floor: psql reads the ACLs")
     for _ in range(ctx.runs):
         ctx.statement_log.mark()
@@ -172,7 +174,9 @@ def steps_note(row: Row) -> str:
 def measure_apply(ctx: Context, size: fixture.Size) -> list[Row]:
     brown_policy = write_policy(ctx, size, size.brown)
     brown = Row(
-        "apply (brown-field, nothing granted)", size.tables, goal="statements O(schemas); <= 10 s",
+        "apply (brown-field, nothing granted)",
+        size.tables,
+        goal="statements O(schemas); <= 10 s",
         floor="floor: psql reads the ACLs",
     )
     repeat(
@@ -197,7 +201,16 @@ def measure_adopt(ctx: Context, size: fixture.Size) -> list[Row]:
     repeat(
         ctx,
         floor,
-        [ctx.psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", fixture.adopt_floor_sql(fixture.OWNER), ctx.dsn(size.adopt)],
+        [
+            ctx.psql(),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            fixture.adopt_floor_sql(fixture.OWNER),
+            ctx.dsn(size.adopt),
+        ],
         before=reset,
     )
     if not command_exists("adopt"):
@@ -348,9 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     sizes_info: list[dict[str, Any]] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="pgwarden-bench-") as tmp, psycopg.connect(
-            server.conninfo(), autocommit=True
-        ) as admin:
+        with (
+            tempfile.TemporaryDirectory(prefix="pgwarden-bench-") as tmp,
+            psycopg.connect(server.conninfo(), autocommit=True) as admin,
+        ):
             ctx = Context(
                 server=server,
                 admin=admin,
@@ -387,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     header = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "postgresql": server.binaries.full_version,
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
@@ -404,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
 def git_commit() -> str:
     out = subprocess.run(
         ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return out.stdout.strip()
-

@@ -97,7 +97,7 @@ def ldap2pg_config(size: fixture.Size, dbname: str) -> str:
   managed_roles_query: [{roles}]
   owners_query: [{fixture.OWNER}]
   schemas_query:
-{schemas.replace('  - ', '    - ')}
+{schemas.replace("  - ", "    - ")}
 privileges:
   ro:
   - __connect__
@@ -125,7 +125,7 @@ sync_map:
 
 def measure_tools(ctx: Any, size: fixture.Size) -> list[Row]:
     from bench.measure import run
-    from bench.run import last_line, repeat
+    from bench.run import repeat
 
     floor = "floor: psql reads the ACLs"
     bindir, why = ensure_venv(ctx.log)
@@ -155,7 +155,10 @@ def measure_tools(ctx: Any, size: fixture.Size) -> list[Row]:
         spec = ctx.workdir / "pgbedrock.yml"
         # pgbedrock itself skips pg_signal_backend (the one predefined role of its time).
         predefined = [
-            r[0] for r in ctx.admin.execute("SELECT rolname FROM pg_roles WHERE rolname ~ '^pg_' AND rolname <> 'pg_signal_backend'")
+            r[0]
+            for r in ctx.admin.execute(
+                "SELECT rolname FROM pg_roles WHERE rolname ~ '^pg_' AND rolname <> 'pg_signal_backend'"
+            )
         ]
         import psycopg
 
@@ -166,8 +169,20 @@ def measure_tools(ctx: Any, size: fixture.Size) -> list[Row]:
 
         def argv(dbname: str) -> list[str]:
             return [
-                str(bindir / "pgbedrock"), "configure", str(spec), "-h", server.host, "-p", str(server.port),
-                "-U", server.superuser, "-w", server.password, "-d", dbname, "--check",
+                str(bindir / "pgbedrock"),
+                "configure",
+                str(spec),
+                "-h",
+                server.host,
+                "-p",
+                str(server.port),
+                "-U",
+                server.superuser,
+                "-w",
+                server.password,
+                "-d",
+                dbname,
+                "--check",
             ]
 
         first = run(argv(size.compliant), env=env)
@@ -177,7 +192,8 @@ def measure_tools(ctx: Any, size: fixture.Size) -> list[Row]:
             # pgbedrock 0.4.2 crashes (KeyError: 'functions' in get_all_current_defaults) on any
             # database with default privileges on functions, which pgwarden's hardening sets; it
             # can only be timed on the brown-field copy (same objects and ACL volume, no defaults).
-            note = f"crashes on the compliant database ({first.stderr.strip().splitlines()[-1][:120]}); measured on the brown-field copy; "
+            error = first.stderr.strip().splitlines()[-1][:120]
+            note = f"crashes on the compliant database ({error}); measured on the brown-field copy; "
             fixture.copy_database(ctx.admin, size.brown_template, size.brown)
             target = size.brown
         repeat(ctx, pgbedrock, argv(target))

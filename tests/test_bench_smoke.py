@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import PG_BIN_OVERRIDE, PG_VERSIONS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,11 +22,17 @@ def bench_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One bench run (its own throwaway server) on the first configured version."""
     out = tmp_path_factory.mktemp("bench") / "result.json"
     argv = [
-        sys.executable, "-m", "bench",
-        "--tables", ",".join(str(n) for n in SIZES),
-        "--runs", "1",
-        "--only", "startup,floor,plan,check,apply",
-        "--json", str(out),
+        sys.executable,
+        "-m",
+        "bench",
+        "--tables",
+        ",".join(str(n) for n in SIZES),
+        "--runs",
+        "1",
+        "--only",
+        "startup,floor,plan,check,apply",
+        "--json",
+        str(out),
         "-q",
     ]
     if PG_BIN_OVERRIDE is not None:
