@@ -175,12 +175,30 @@ def query(name: str) -> str:
     return resources.files("pgwarden.queries").joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
+#: Planner settings for one query. The objects query joins a CTE whose size the planner cannot
+#: estimate; a merge join there sorts every object (0.14 s at 200,000 objects), a hash join does not.
+QUERY_SETTINGS: Mapping[str, Mapping[str, str]] = {"objects": {"enable_mergejoin": "off"}}
+
+
 def _rows(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    from psycopg.pq import TransactionStatus
     from psycopg.rows import dict_row
 
+    settings = QUERY_SETTINGS.get(name, {})
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query(name).encode(), params or {})
-        return cur.fetchall()
+        previous: dict[str, str] = {}
+        for key, value in settings.items():
+            swap = "SELECT current_setting(%s) AS v, set_config(%s, %s, false)"
+            row = cur.execute(swap, (key, key, value)).fetchone()
+            if row:
+                previous[key] = row["v"]
+        try:
+            cur.execute(query(name).encode(), params or {})
+            return cur.fetchall()
+        finally:
+            if conn.info.transaction_status != TransactionStatus.INERROR:
+                for key, old in previous.items():
+                    cur.execute("SELECT set_config(%s, %s, false)", (key, old))
 
 
 def inspect(

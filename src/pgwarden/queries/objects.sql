@@ -2,48 +2,63 @@
 -- a compliant schema collapses to a handful of rows whatever its size. Object names are listed
 -- only where a plan may need them: small groups, objects not owned by %(owner)s, and
 -- (schema, kind) pairs that contain extension members (bulk statements would touch those).
-WITH obj AS (
+-- Grouping hashes the ACL arrays themselves (no text conversion, no sort), and names are
+-- aggregated only for the groups that want them, through a hash join.
+WITH obj AS MATERIALIZED (
     SELECT c.oid, c.relnamespace AS schema, c.relowner AS owner,
            CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
            c.relkind::text AS subkind, c.relname::text AS name, NULL::text AS args,
-           c.relacl::text AS acl_text,
-           CASE WHEN c.relkind = 'S' THEN acldefault('s', c.relowner)
-                ELSE acldefault('r', c.relowner) END AS acl_default,
+           c.relacl AS acl,
            ext.objid IS NOT NULL AS extension,
-           -- a serial/identity sequence follows its table's owner
-           (c.relkind = 'S' AND linked.objid IS NOT NULL) AS linked
+           -- a serial/identity sequence follows its table's owner; only asked where the owner
+           -- is not the policy's (an ownership change is planned only there)
+           (c.relkind = 'S' AND c.relowner <> %(owner)s::oid
+            AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend linked
+                        WHERE linked.classid = 'pg_catalog.pg_class'::regclass AND linked.objid = c.oid
+                          AND linked.refobjsubid > 0 AND linked.deptype IN ('a', 'i'))) AS linked
     FROM pg_catalog.pg_class c
     LEFT JOIN pg_catalog.pg_depend ext
            ON ext.classid = 'pg_catalog.pg_class'::regclass AND ext.objid = c.oid AND ext.deptype = 'e'
-    LEFT JOIN pg_catalog.pg_depend linked
-           ON c.relkind = 'S' AND linked.classid = 'pg_catalog.pg_class'::regclass
-          AND linked.objid = c.oid AND linked.refobjsubid > 0 AND linked.deptype IN ('a', 'i')
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
       AND c.relnamespace = ANY(%(schemas)s::oid[])
     UNION ALL
     SELECT p.oid, p.pronamespace, p.proowner, 'routine', p.prokind::text, p.proname::text,
            pg_catalog.pg_get_function_identity_arguments(p.oid),
-           p.proacl::text, acldefault('f', p.proowner),
-           ext.objid IS NOT NULL, false
+           p.proacl, ext.objid IS NOT NULL, false
     FROM pg_catalog.pg_proc p
     LEFT JOIN pg_catalog.pg_depend ext
            ON ext.classid = 'pg_catalog.pg_proc'::regclass AND ext.objid = p.oid AND ext.deptype = 'e'
     WHERE p.pronamespace = ANY(%(schemas)s::oid[])
 ),
-sized AS (
-    SELECT obj.*,
-           count(*) OVER (PARTITION BY schema, kind, owner, extension, linked, acl_text) AS group_size,
-           bool_or(extension) OVER (PARTITION BY schema, kind) AS kind_has_extension
-    FROM obj
+grp AS (
+    SELECT row_number() OVER () AS gid, schema, kind, owner, extension, linked, acl, count
+    FROM (SELECT schema, kind, owner, extension, linked, acl, count(*) AS count
+          FROM obj
+          GROUP BY schema, kind, owner, extension, linked, acl) counted
+),
+wanted AS (
+    SELECT g.gid, g.schema, g.kind, g.owner, g.extension, g.linked, g.acl
+    FROM grp g
+    WHERE g.count <= %(threshold)s
+       OR g.owner <> %(owner)s::oid
+       OR EXISTS (SELECT 1 FROM grp e WHERE e.extension AND e.schema = g.schema AND e.kind = g.kind)
+),
+names AS (
+    -- grouped by the group's number: ordered aggregates cannot hash, and ACL arrays cannot sort
+    SELECT w.gid, json_agg(json_build_array(o.oid, o.name, o.subkind, o.args) ORDER BY o.name, o.oid) AS objects
+    FROM obj o
+    JOIN wanted w
+      ON w.schema = o.schema AND w.kind = o.kind AND w.owner = o.owner
+     AND w.extension = o.extension AND w.linked = o.linked AND w.acl IS NOT DISTINCT FROM o.acl
+    GROUP BY w.gid
 )
-SELECT schema, kind, owner, extension, linked, acl_text IS NULL AS default_acl, count(*) AS count,
+SELECT g.schema, g.kind, g.owner, g.extension, g.linked, g.acl IS NULL AS default_acl, g.count,
        COALESCE((SELECT json_agg(json_build_array(a.grantor, a.grantee, a.privilege_type, a.is_grantable)
                                  ORDER BY a.grantee, a.privilege_type)
-                 FROM aclexplode(COALESCE(acl_text::aclitem[], min(acl_default::text)::aclitem[])) a),
-                '[]') AS acl,
-       json_agg(json_build_array(oid, name, subkind, args) ORDER BY name, oid)
-           FILTER (WHERE group_size <= %(threshold)s OR owner <> %(owner)s::oid OR kind_has_extension)
-           AS objects
-FROM sized
-GROUP BY schema, kind, owner, extension, linked, acl_text
-ORDER BY schema, kind, owner, acl_text NULLS FIRST
+                 FROM aclexplode(COALESCE(g.acl, acldefault(
+                     CASE g.kind WHEN 'sequence' THEN 's' WHEN 'routine' THEN 'f' ELSE 'r' END::"char",
+                     g.owner))) a), '[]') AS acl,
+       n.objects
+FROM grp g
+LEFT JOIN names n ON n.gid = g.gid
+ORDER BY g.schema, g.kind, g.owner, g.acl::text NULLS FIRST
