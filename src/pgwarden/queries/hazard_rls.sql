@@ -6,15 +6,17 @@ FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relrowsecurity AND c.relkind IN ('r', 'p') AND c.relnamespace = ANY(%(schemas)s::oid[])
 UNION ALL
+-- views are found from the (few) RLS tables through pg_depend's reference index, not by walking
+-- every view's rewrite rule
 SELECT DISTINCT 'view', vn.nspname, v.relname, v.relowner, NULL::boolean, tn.nspname, t.relname
-FROM pg_catalog.pg_class v
-JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
-JOIN pg_catalog.pg_rewrite rw ON rw.ev_class = v.oid
-JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = rw.oid
-                           AND d.refclassid = 'pg_catalog.pg_class'::regclass
-JOIN pg_catalog.pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid AND t.relrowsecurity
+FROM pg_catalog.pg_class t
 JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
-WHERE v.relkind = 'v' AND v.relnamespace = ANY(%(schemas)s::oid[])
+JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = t.oid
+                           AND d.classid = 'pg_catalog.pg_rewrite'::regclass
+JOIN pg_catalog.pg_rewrite rw ON rw.oid = d.objid
+JOIN pg_catalog.pg_class v ON v.oid = rw.ev_class AND v.oid <> t.oid
+JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+WHERE t.relrowsecurity AND v.relkind = 'v' AND v.relnamespace = ANY(%(schemas)s::oid[])
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_options_to_table(v.reloptions) o
                   WHERE o.option_name = 'security_invoker' AND lower(o.option_value) IN ('true', 'on', '1', 'yes'))
 ORDER BY 1, 2, 3
