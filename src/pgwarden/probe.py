@@ -86,6 +86,7 @@ class Attempt:
     method: Literal["attempt", "inquiry"] = "attempt"
     sqlstate: str | None = None
     message: str | None = None
+    count: int = 1  # inquiries that agree with the policy are summed up in one record
 
     @property
     def ok(self) -> bool:
@@ -105,6 +106,7 @@ class Attempt:
             "method": self.method,
             "sqlstate": self.sqlstate,
             "message": self.message,
+            "count": self.count,
         }
 
 
@@ -169,7 +171,7 @@ class ProbeResult:
                         outcome,
                         ("allowed" if exp.pop() else "denied") if len(exp) == 1 else "mixed",
                         all(a.ok for a in rows),
-                        len(rows),
+                        sum(a.count for a in rows),
                     )
                 )
         return cells
@@ -180,7 +182,11 @@ class ProbeResult:
             "server_version": self.server_version,
             "mode": self.mode,
             "ok": self.ok,
-            "summary": {"attempts": len(self.attempts), "failures": len(self.failures)},
+            "summary": {
+                "attempts": len(self.attempts),
+                "objects": sum(a.count for a in self.attempts),
+                "failures": len(self.failures),
+            },
             "matrix": [c.to_dict() for c in self.matrix()],
             "attempts": [a.to_dict() for a in self.attempts],
             "notes": list(self.notes),
@@ -283,6 +289,7 @@ class _Prober:
         method: Literal["attempt", "inquiry"] = "attempt",
         sqlstate: str | None = None,
         message: str | None = None,
+        count: int = 1,
     ) -> None:
         self.attempts.append(
             Attempt(
@@ -295,6 +302,7 @@ class _Prober:
                 method,
                 sqlstate,
                 message,
+                count,
             )
         )
 
@@ -338,11 +346,20 @@ class _Prober:
                 for action, obj, _ in items:
                     self.record(action, obj, "error", method="inquiry", sqlstate=exc.sqlstate, message=_first_line(exc))
                 continue
+            # Answers that agree with the policy become one record per action (memory stays flat
+            # at 100,000 objects); every disagreeing or failed object keeps a record of its own.
+            agreeing: dict[tuple[str, Outcome], int] = {}
             for (action, obj, _), (held,) in zip(items, rows, strict=True):
                 if held is None:  # dropped while probing
                     self.record(action, obj, "error", method="inquiry", message="object no longer exists")
+                    continue
+                outcome: Outcome = "allowed" if held else "denied"
+                if (outcome == "allowed") == expected(self.policy, self.level, action):
+                    agreeing[(action, outcome)] = agreeing.get((action, outcome), 0) + 1
                 else:
-                    self.record(action, obj, "allowed" if held else "denied", method="inquiry")
+                    self.record(action, obj, outcome, method="inquiry")
+            for (action, outcome), n in agreeing.items():
+                self.record(action, f"{n} object(s) (server's privilege inquiry)", outcome, method="inquiry", count=n)
         self._questions.clear()
 
     def run(self) -> None:
