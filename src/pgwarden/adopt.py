@@ -35,6 +35,10 @@ _DEFACL_WORDS = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES"
 
 ProgressHandler = Callable[[str, int, int], None]
 
+#: Objects per transaction. Each ALTER ... OWNER takes an ACCESS EXCLUSIVE lock until its batch
+#: commits; 100 statements sent in one pipeline hold them for milliseconds.
+DEFAULT_BATCH_SIZE = 100
+
 
 @dataclass(frozen=True)
 class OwnedObject:
@@ -227,7 +231,7 @@ def adopt(
     from_role: str,
     *,
     lock_timeout: str | None = None,
-    batch_size: int = 20,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     retries: int = 5,
     backoff: float = 0.5,
     on_progress: ProgressHandler | None = None,
@@ -258,12 +262,15 @@ def adopt(
                 try:
                     with conn.transaction():
                         conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
-                        for obj in batch:
-                            try:
-                                conn.execute(alter_owner_sql(obj, adopt_plan.to_role))
-                            except psycopg.Error as exc:
-                                exc.add_note(f"pgwarden object: {obj.label}")
-                                raise
+                        try:
+                            # one round trip per batch, not per object
+                            with conn.pipeline():
+                                for obj in batch:
+                                    conn.execute(alter_owner_sql(obj, adopt_plan.to_role))
+                        except psycopg.Error as exc:
+                            where = batch[0].label if len(batch) == 1 else f"{batch[0].label} .. {batch[-1].label}"
+                            exc.add_note(f"pgwarden object: {where}")
+                            raise
                     break
                 except e.LockNotAvailable:
                     result.lock_waits.append(time.monotonic() - started)

@@ -30,7 +30,7 @@ Extension members stay; event triggers, foreign-data wrappers and extensions are
 @click.option("-y", "--yes", is_flag=True, help="Move ownership without asking (otherwise: a dry run).")
 @click.option("--lock-timeout", metavar="DURATION", help="Override [apply] lock_timeout (e.g. 5s, 500ms).")
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), default=20, show_default=True, help="Objects per transaction."
+    "--batch-size", type=click.IntRange(min=1), default=100, show_default=True, help="Objects per transaction."
 )
 @format_option("text", "json")
 @click.pass_context
