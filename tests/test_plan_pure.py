@@ -289,3 +289,29 @@ def test_text_list_for_pipes() -> None:
     assert lines[0] == '1. table "public"."t" — app must read'
     assert lines[1] == "     GRANT SELECT ON t TO app"
     assert lines[2].startswith("2. ") and lines[2].endswith("[destructive; needs superuser]")
+
+
+def test_a_big_group_among_many_is_named_and_changed_by_lists() -> None:
+    """Many schemas: a bulk statement scans all of pg_class, so a group that is a small part of the
+    relations is fetched by name (groups_to_name) and granted as lists of at most 1000 tables."""
+    from pgwarden.plan import BULK_FACTOR, OBJECTS_PER_STATEMENT, groups_to_name
+
+    none = acl((OWNER, OWNER, " ".join(Capabilities(160000).table_owner_privileges)))
+    policy = _policy()
+    target = _table_group(1500, named=False, acl_=none)
+    # the rest of the database: compliant relations, many times more than the group
+    others = [_table_group(1500 * BULK_FACTOR, named=False)]
+    snap = compliant(groups=[target, *others])
+    # before the names are fetched: the plan can only use bulk, and asks for the names
+    assert groups_to_name(policy, snap) == [target]
+    named = dataclasses.replace(
+        target, objects=tuple(ObjectRef(20000 + i, f"t{i:05d}", "r", None) for i in range(1500))
+    )
+    listed = plan(policy, compliant(groups=[named, *others]))
+    grants = [s for s in listed.steps if s.action == "grant"]
+    assert all("ALL TABLES" not in s.render() for s in grants)
+    assert sorted(s.count for s in grants) == sorted([OBJECTS_PER_STATEMENT, 1500 - OBJECTS_PER_STATEMENT] * 2)
+    # a group that is most of the relations stays one bulk statement per grantee, and is not named
+    alone = compliant(groups=[target])
+    assert groups_to_name(policy, alone) == []
+    assert all("ALL TABLES IN SCHEMA" in s.render() for s in plan(policy, alone).steps if s.action == "grant")

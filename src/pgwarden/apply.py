@@ -72,7 +72,9 @@ def apply(
     timeout = lock_timeout or session.policy.apply.lock_timeout
     _cluster_lock(admin, emit)
     try:
-        first = plan(session.policy, session.snapshot(secrets=secrets), secrets)
+        # the database part is planned again under the lock; here only roles, CREATE DATABASE and
+        # what the admin may do matter, so big groups need not be named
+        first = plan(session.policy, session.snapshot(secrets=secrets, names=False), secrets)
         result = ApplyResult(first, notes=list(first.notes))
         if first.unprivileged and not skip_unprivileged:
             raise unprivileged_error(first.unprivileged)

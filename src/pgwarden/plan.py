@@ -17,7 +17,7 @@ from pgwarden.policy import AccessLevel, Policy
 from pgwarden.snapshot import NAME_THRESHOLD, Acl, ObjectGroup, ObjectKind, ObjectRef, Snapshot
 
 #: Objects named in one GRANT/REVOKE statement at most.
-OBJECTS_PER_STATEMENT = 500
+OBJECTS_PER_STATEMENT = 1000
 
 
 #: What a step executes: a composed statement (psycopg's execute() takes these, not any Composable).
@@ -52,6 +52,13 @@ class Step:
     def render(self) -> str:
         """SQL text for people: secrets are replaced by psql variables."""
         return (self.display_sql or self.sql).as_string(None)
+
+    def render_short(self, limit: int = 400) -> str:
+        """render(), cut for a screen: a grant on 1,000 tables is one long statement."""
+        text = self.render()
+        if len(text) <= limit:
+            return text
+        return text[:limit].rstrip() + f" ... ({self.count} objects; the whole statement with --format sql)"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -869,45 +876,86 @@ def _object_sql(kind: ObjectKind, schema: str, obj: ObjectRef) -> sql.Composable
     return name
 
 
+#: A bulk `... ON ALL TABLES IN SCHEMA` scans all of pg_class; a list of names costs one catalog
+#: lookup per object. Measured on 16: 110 ms for 1,000 tables among 200,000 relations in bulk,
+#: 16 ms as a list. Bulk is used when the change touches at least 1/BULK_FACTOR of the relations.
+BULK_FACTOR = 20
+
+_PendingKey = tuple[str, ObjectKind, _Change]
+
+
+def _group_changes(ctx: _Ctx, group: ObjectGroup) -> list[_Change]:
+    """What must change on the objects of one group (after a planned ownership change)."""
+    snap, owner = ctx.snap, ctx.owner
+    owner_role = snap.role_by_name.get(owner)
+    rename = _rename_to_owner(group.owner, snap, owner) if (snap.role_name(group.owner) or "") != owner else {}
+    actual = _by_grantee(group.acl, snap, rename, owner)
+    expected, tolerated = _expected_for(ctx, group.kind)
+    return _diff(actual, expected, tolerated, ctx.ignore, owner, owner_role.oid if owner_role else -1)
+
+
+def _pending(ctx: _Ctx) -> dict[_PendingKey, list[ObjectGroup]]:
+    """(schema, kind, change) -> the groups whose objects need that change."""
+    schema_names = {s.oid: s.name for s in ctx.snap.schemas}
+    pending: dict[_PendingKey, list[ObjectGroup]] = defaultdict(list)
+    for group in ctx.snap.objects:
+        if group.extension:
+            continue
+        schema = schema_names.get(group.schema, str(group.schema))
+        for change in _group_changes(ctx, group):
+            pending[(schema, group.kind, change)].append(group)
+    return pending
+
+
+def _scan_rows(snap: Snapshot, kind: ObjectKind) -> int:
+    """Rows a bulk statement on `kind` scans (pg_class or pg_proc of the managed schemas, at least)."""
+    if kind == "routine":
+        return 3000 + sum(g.count for g in snap.objects if g.kind == "routine")
+    return sum(g.count for g in snap.objects if g.kind != "routine")
+
+
+def _bulk_is_cheaper(snap: Snapshot, kind: ObjectKind, total: int) -> bool:
+    return total > NAME_THRESHOLD and total * BULK_FACTOR >= _scan_rows(snap, kind)
+
+
+def groups_to_name(policy: Policy, snap: Snapshot) -> list[ObjectGroup]:
+    """Groups whose objects a plan will change one by one but that the snapshot does not list:
+    the session fetches their names (snapshot.with_names) before planning."""
+    ctx = _Ctx(policy, snap, Authority.of(snap), policy.owner.name, frozenset(policy.ignore.roles))
+    out: dict[int, ObjectGroup] = {}
+    for (_schema, kind, _change), groups in _pending(ctx).items():
+        if _bulk_is_cheaper(snap, kind, sum(g.count for g in groups)):
+            continue
+        out.update((id(g), g) for g in groups if g.objects is None)
+    return list(out.values())
+
+
 def _plan_objects(ctx: _Ctx) -> None:
     snap, auth, owner = ctx.snap, ctx.auth, ctx.owner
     schema_names = {s.oid: s.name for s in snap.schemas}
-    owner_role = snap.role_by_name.get(owner)
-    owner_oid = owner_role.oid if owner_role else -1
     needs_acl = f"superuser or membership in {owner}"
-    # (schema, kind, change) -> list of (group, objects)
-    pending: dict[tuple[str, ObjectKind, _Change], list[ObjectGroup]] = defaultdict(list)
     blocked_owner: dict[int, str] = {}  # id(group) -> owner the admin may not move it from
     kind_has_extension: set[tuple[int, str]] = {(g.schema, g.kind) for g in snap.objects if g.extension}
     kind_total: dict[tuple[int, str], int] = defaultdict(int)
     for g in snap.objects:
         kind_total[(g.schema, g.kind)] += g.count
     for group in snap.objects:
-        if group.extension:
-            continue
-        schema = schema_names.get(group.schema, str(group.schema))
         group_owner = snap.role_name(group.owner) or ""
-        rename: dict[int, int] = {}
-        if group_owner != owner:
-            # grants are planned for after the owner change; if that change is not allowed, neither are they
-            moved = _owner_change_allowed(ctx, group_owner)
-            if not group.linked:
-                _plan_owner_change(ctx, group, schema, group_owner)
-            if not moved:
-                blocked_owner[id(group)] = group_owner
-            rename = _rename_to_owner(group.owner, snap, owner)
-        actual = _by_grantee(group.acl, snap, rename, owner)
-        expected, tolerated = _expected_for(ctx, group.kind)
-        for change in _diff(actual, expected, tolerated, ctx.ignore, owner, owner_oid):
-            pending[(schema, group.kind, change)].append(group)
-    for (schema, kind, change), groups in pending.items():
+        if group.extension or group_owner == owner:
+            continue
+        # grants are planned for after the owner change; if that change is not allowed, neither are they
+        if not group.linked:
+            _plan_owner_change(ctx, group, schema_names.get(group.schema, str(group.schema)), group_owner)
+        if not _owner_change_allowed(ctx, group_owner):
+            blocked_owner[id(group)] = group_owner
+    for (schema, kind, change), groups in _pending(ctx).items():
         stuck = sorted({blocked_owner[id(g)] for g in groups if id(g) in blocked_owner})
         allowed = auth.acts_as(owner) and not stuck
         needs = needs_acl if not stuck else f"superuser or membership in {', '.join(stuck)} (the objects' owner)"
         schema_oid = next(s.oid for s in snap.schemas if s.name == schema)
         total = sum(g.count for g in groups)
         named = all(g.objects is not None for g in groups)
-        use_bulk = (not named or total > NAME_THRESHOLD) and (schema_oid, kind) not in kind_has_extension
+        use_bulk = (not named or _bulk_is_cheaper(snap, kind, total)) and (schema_oid, kind) not in kind_has_extension
         reason = _object_reason(change, kind)
         if use_bulk:
             target = sql.SQL("ALL {} IN SCHEMA {}").format(sql.SQL(_KIND_ALL[kind]), sql.Identifier(schema))

@@ -75,7 +75,7 @@ def plan_text(steps: tuple[Step, ...] | list[Step]) -> str:
         if not step.allowed:
             flags.append(f"needs {step.needs}")
         out.append(f"{i}. {step.object} — {step.reason}" + (f" [{'; '.join(flags)}]" if flags else ""))
-        out.extend("     " + line for line in step.render().splitlines())
+        out.extend("     " + line for line in step.render_short().splitlines())
     return "\n".join(out) + "\n"
 
 
@@ -163,7 +163,7 @@ def _steps_table(ui: UI, steps: tuple[Step, ...] | list[Step], title: str) -> No
             why.append(" [destructive]", style="bold red")
         if not step.allowed:
             why.append(f" [needs {step.needs}]", style="bold yellow")
-        table.add_row(str(i), Text(step.object), why, Text(step.render(), style="cyan"))
+        table.add_row(str(i), Text(step.object), why, Text(step.render_short(), style="cyan"))
     ui.print(table)
 
 
@@ -212,8 +212,8 @@ def apply_progress(ui: UI) -> Iterator[EventHandler]:
                     progress.remove_task(task)
                 task = progress.add_task(f"applying ({step.phase.name.lower()})", total=total)
             progress.update(task, completed=done)
-        else:
-            ui.detail(f"{step.object}: {step.render()}")
+        elif ui.verbose:
+            ui.detail(f"{step.object}: {step.render_short()}")
 
     if progress is not None:
         with progress:

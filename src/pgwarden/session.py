@@ -12,7 +12,7 @@ from pgwarden.caps import MIN_VERSION_NUM
 from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import ConnectError, PgwardenError
 from pgwarden.policy import Policy
-from pgwarden.snapshot import Snapshot, inspect
+from pgwarden.snapshot import Snapshot, inspect, with_names
 
 if TYPE_CHECKING:
     import psycopg
@@ -82,15 +82,21 @@ class Session:
             conn.close()
 
     def snapshot(
-        self, conn: psycopg.Connection[Any] | None = None, secrets: Mapping[str, str] | None = None
+        self,
+        conn: psycopg.Connection[Any] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        *,
+        names: bool = True,
     ) -> Snapshot:
         """Inspect the target database (or template1). With `secrets` and an admin that cannot read
-        the stored verifiers, each password is checked by logging in with it (SCRAM only)."""
+        the stored verifiers, each password is checked by logging in with it (SCRAM only).
+        `names=False` skips naming the objects of big groups that need changes (their steps are
+        then planned as `ON ALL ... IN SCHEMA`): enough to know what a plan needs, cheaper."""
         if conn is not None:
-            snap = self._inspect(conn)
+            snap = self._inspect(conn, names)
         else:
             with self.inspection_connection() as c:
-                snap = self._inspect(c)
+                snap = self._inspect(c, names)
         if snap.passwords is None and secrets:
             checks = self.check_passwords(snap, secrets)
             if checks:
@@ -123,6 +129,11 @@ class Session:
                     out[role] = True  # refused after authenticating: the password is right
         return out
 
-    def _inspect(self, conn: psycopg.Connection[Any]) -> Snapshot:
+    def _inspect(self, conn: psycopg.Connection[Any], names: bool = True) -> Snapshot:
+        from pgwarden.plan import groups_to_name
+
         p = self.policy
-        return inspect(conn, p.database.name, p.database.schemas, p.owner.name, p.role_names)
+        snap = inspect(conn, p.database.name, p.database.schemas, p.owner.name, p.role_names)
+        # big groups that need changes are named in one more query, so that apply can grant on
+        # lists of objects; a compliant database needs none
+        return with_names(conn, snap, groups_to_name(p, snap)) if names else snap

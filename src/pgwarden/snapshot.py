@@ -99,7 +99,8 @@ class ObjectGroup:
     default_acl: bool
     count: int
     acl: Acl
-    objects: tuple[ObjectRef, ...] | None  # None: too many to list, see NAME_THRESHOLD
+    objects: tuple[ObjectRef, ...] | None  # None: not listed (see NAME_THRESHOLD and with_names)
+    acl_text: str | None = None  # the stored ACL as the server prints it: identifies the group
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ class Snapshot:
     objects: tuple[ObjectGroup, ...]
     default_acls: tuple[DefaultAcl, ...]
     role_settings: tuple[RoleSetting, ...]
+    owner_oid: int = 0  # the policy owner's oid when the snapshot was taken (0: it did not exist)
     #: role name -> whether logging in with the password from its variable succeeded; filled by the
     #: session when `passwords` is None (not superuser), so unchanged passwords are not set again
     password_checks: Mapping[str, bool] = field(default_factory=dict)
@@ -239,6 +241,7 @@ def inspect(
             default_acl=r["default_acl"],
             count=r["count"],
             acl=_acl(r["acl"]),
+            acl_text=r["acl_text"],
             objects=None
             if r["objects"] is None
             else tuple(ObjectRef(int(o[0]), o[1], o[2], o[3]) for o in r["objects"]),
@@ -256,6 +259,7 @@ def inspect(
         RoleSetting(r["role"], r["database"], tuple(r["settings"] or ())) for r in _rows(conn, "role_settings")
     )
     return Snapshot(
+        owner_oid=owner_oid,
         server=server,
         caps=caps,
         target=target,
@@ -268,3 +272,26 @@ def inspect(
         default_acls=default_acls,
         role_settings=role_settings,
     )
+
+
+def with_names(conn: psycopg.Connection[Any], snap: Snapshot, groups: Sequence[ObjectGroup]) -> Snapshot:
+    """The snapshot with the objects of `groups` listed: one more query, whatever their number.
+
+    Used when a plan must change big groups: naming their objects lets apply grant on lists of
+    tables (one catalog lookup each) rather than `ON ALL TABLES IN SCHEMA`, which scans all of
+    pg_class once per statement."""
+    import json
+    from dataclasses import replace
+
+    wanted = [g for g in groups if g.objects is None]
+    if not wanted:
+        return snap
+    index = {id(g): i for i, g in enumerate(snap.objects)}
+    keys = [[index[id(g)], g.schema, g.kind, g.owner, g.linked, g.acl_text] for g in wanted]
+    rows = _rows(conn, "object_names", {"keys": json.dumps(keys), "owner": snap.owner_oid})
+    found = {r["gid"]: tuple(ObjectRef(int(o[0]), o[1], o[2], o[3]) for o in r["objects"]) for r in rows}
+    wanted_ids = {id(g) for g in wanted}
+    objects = tuple(
+        replace(g, objects=found.get(i, ())) if id(g) in wanted_ids else g for i, g in enumerate(snap.objects)
+    )
+    return replace(snap, objects=objects)

@@ -53,6 +53,7 @@ names AS (
     GROUP BY w.gid
 )
 SELECT g.schema, g.kind, g.owner, g.extension, g.linked, g.acl IS NULL AS default_acl, g.count,
+       g.acl::text AS acl_text,
        COALESCE((SELECT json_agg(json_build_array(a.grantor, a.grantee, a.privilege_type, a.is_grantable)
                                  ORDER BY a.grantee, a.privilege_type)
                  FROM aclexplode(COALESCE(g.acl, acldefault(
