@@ -663,15 +663,14 @@ def _plan_database(ctx: _Ctx) -> None:
         if current_owner != owner:
             ok = auth.superuser or (auth.acts_as(current_owner) and auth.createdb and auth.may_set(owner))
             ctx.add(
-                Step(
-                    Phase.DATABASE,
-                    "alter-owner",
+                _owner_step(
                     f"database {name}",
+                    sql.SQL("DATABASE {}").format(sql.Identifier(name)),
                     f"the database must be owned by {owner} (now {current_owner})",
-                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), sql.Identifier(owner)),
-                    destructive=True,
-                    needs=None if ok else f"superuser, or membership in {current_owner} and {owner} with CREATEDB",
-                    allowed=ok,
+                    owner,
+                    current_owner,
+                    ok,
+                    f"superuser, or membership in {current_owner} and {owner} with CREATEDB",
                 )
             )
             rename = _rename_to_owner(db.owner, snap, owner)
@@ -775,15 +774,14 @@ def _plan_schemas(ctx: _Ctx) -> None:
             elif current != owner:
                 ok = may_move
                 ctx.add(
-                    Step(
-                        Phase.DATABASE,
-                        "alter-owner",
+                    _owner_step(
                         f"schema {name}",
+                        sql.SQL("SCHEMA {}").format(sql.Identifier(name)),
                         f"managed schema {name} must be owned by {owner} (now {current})",
-                        sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(name), sql.Identifier(owner)),
-                        destructive=True,
-                        needs=None if ok else f"superuser or membership in {current}",
-                        allowed=ok,
+                        owner,
+                        current,
+                        ok,
+                        f"superuser or membership in {current}",
                     )
                 )
                 rename = _rename_to_owner(schema.owner, snap, owner)
@@ -985,6 +983,31 @@ def _object_reason(change: _Change, kind: ObjectKind) -> str:
     return f"{who} must hold only what the policy gives it ({', '.join(sorted(change.privs))} is extra)"
 
 
+def _owner_step(
+    label: str,
+    target: sql.Composable,
+    reason: str,
+    owner: str,
+    current: str,
+    allowed: bool,
+    needs: str,
+    *,
+    role: str | None = None,
+) -> Step:
+    """ALTER <target> OWNER TO <owner>: destructive (it moves what exists), with what it needs."""
+    return Step(
+        Phase.DATABASE,
+        "alter-owner",
+        label,
+        reason,
+        sql.SQL("ALTER {} OWNER TO {}").format(target, sql.Identifier(owner)),
+        role=role,
+        destructive=True,
+        needs=None if allowed else needs,
+        allowed=allowed,
+    )
+
+
 def _owner_change_allowed(ctx: _Ctx, current: str) -> bool:
     return ctx.auth.superuser or (ctx.auth.acts_as(current) and ctx.auth.may_set(ctx.owner))
 
@@ -998,18 +1021,15 @@ def _plan_owner_change(ctx: _Ctx, group: ObjectGroup, schema: str, current: str)
         else:
             word = _RELKIND_WORD.get(obj.subkind, "TABLE")
         ctx.add(
-            Step(
-                Phase.DATABASE,
-                "alter-owner",
+            _owner_step(
                 _describe(group.kind, schema, [obj], 1),
+                sql.SQL("{} {}").format(sql.SQL(word), _object_sql(group.kind, schema, obj)),
                 f"every object in the managed schemas must be owned by {owner} (now {current})",
-                sql.SQL("ALTER {} {} OWNER TO {}").format(
-                    sql.SQL(word), _object_sql(group.kind, schema, obj), sql.Identifier(owner)
-                ),
+                owner,
+                current,
+                ok,
+                f"superuser or membership in {current} and {owner}",
                 role=current,
-                destructive=True,
-                needs=None if ok else f"superuser or membership in {current} and {owner}",
-                allowed=ok,
             )
         )
 
