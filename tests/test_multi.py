@@ -94,3 +94,32 @@ def test_check_every_matching_database(
     per_db = {d["database"]: d for d in found.json()["databases"]}
     assert per_db[dbs[0]]["findings"] == []
     assert any("stray" in f["object"] for f in per_db[dbs[1]]["findings"])
+
+
+def test_probe_every_matching_database(
+    tmp_path: Path, admin_dsn: str, admin_conn: Any, unique_name: Any, pg_cleanup: Any
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    prefix = unique_name("pb")
+    owner, app = pg_cleanup.role(unique_name("own")), pg_cleanup.role(unique_name("app"))
+    dbs = [pg_cleanup.database(f"{prefix}_{i}") for i in range(2)]
+    for db in dbs:
+        admin_conn.execute(f'CREATE DATABASE "{db}"')
+    cfg = write_policy(tmp_path / "p.toml", database=dbs[0], owner=owner, app=[app])
+    env = {"PGWARDEN_DSN": admin_dsn}
+    assert run_cli(["apply", "-c", str(cfg), "-d", f"{prefix}_*", "--yes"], env).exit_code == 0
+    for db in dbs:
+        with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
+            conn.execute(f'SET ROLE "{owner}"; CREATE TABLE public.items (id serial primary key, v text)')
+    good = run_cli(["probe", "-c", str(cfg), "-d", f"{prefix}_*", "--format", "json"], env)
+    assert good.exit_code == 0, good
+    assert good.json()["summary"] == {"databases": 2, "failed": 0, "errors": 0}
+    # the app may suddenly TRUNCATE in one database only: probe names that database and exits 1
+    with psycopg.connect(db_conninfo(admin_dsn, dbs[1]), autocommit=True) as conn:
+        conn.execute(f'GRANT TRUNCATE ON public.items TO "{app}"')
+    bad = run_cli(["probe", "-c", str(cfg), "-d", f"{prefix}_*", "--format", "junit"], env)
+    assert bad.exit_code == 1, bad
+    root = ET.fromstring(bad.stdout.split("?>", 1)[1])
+    failing = [s.get("name") for s in root.iter("testsuite") if s.get("failures") != "0"]
+    assert failing == [f"{dbs[1]}: {app} (readwrite)"], bad.stdout

@@ -598,30 +598,38 @@ def render_text(result: ProbeResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_junit(result: ProbeResult) -> str:
-    """JUnit XML: one test suite per role, one test case per attempt."""
+def render_junit(result: ProbeResult | Sequence[ProbeResult]) -> str:
+    """JUnit XML: one test suite per role (and database, for several), one test case per attempt."""
+    results = [result] if isinstance(result, ProbeResult) else list(result)
+    several = len(results) > 1
     root = ET.Element(
-        "testsuites", name="pgwarden probe", tests=str(len(result.attempts)), failures=str(len(result.failures))
+        "testsuites",
+        name="pgwarden probe",
+        tests=str(sum(len(r.attempts) for r in results)),
+        failures=str(sum(len(r.failures) for r in results)),
     )
-    for role, level in result.roles():
-        rows = [a for a in result.attempts if a.role == role]
-        suite = ET.SubElement(
-            root,
-            "testsuite",
-            name=f"{role} ({level})",
-            tests=str(len(rows)),
-            failures=str(sum(1 for a in rows if not a.ok)),
-            errors="0",
-            skipped="0",
-        )
-        for a in rows:
-            case = ET.SubElement(suite, "testcase", classname=f"pgwarden.probe.{role}", name=f"{a.action} {a.object}")
-            if not a.ok:
-                failure = ET.SubElement(
-                    case,
-                    "failure",
-                    message=f"{a.outcome}, expected {'allowed' if a.expected else 'denied'}",
-                    type=a.sqlstate or a.outcome,
+    for res in results:
+        for role, level in res.roles():
+            rows = [a for a in res.attempts if a.role == role]
+            suite = ET.SubElement(
+                root,
+                "testsuite",
+                name=f"{res.database}: {role} ({level})" if several else f"{role} ({level})",
+                tests=str(len(rows)),
+                failures=str(sum(1 for a in rows if not a.ok)),
+                errors="0",
+                skipped="0",
+            )
+            for a in rows:
+                case = ET.SubElement(
+                    suite, "testcase", classname=f"pgwarden.probe.{role}", name=f"{a.action} {a.object}"
                 )
-                failure.text = a.message or ""
+                if not a.ok:
+                    failure = ET.SubElement(
+                        case,
+                        "failure",
+                        message=f"{a.outcome}, expected {'allowed' if a.expected else 'denied'}",
+                        type=a.sqlstate or a.outcome,
+                    )
+                    failure.text = a.message or ""
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

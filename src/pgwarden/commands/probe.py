@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-from pgwarden.cli import EXIT_FOUND, EXIT_OK, config_option, dsn_option, format_option, load, ui_of
+from pgwarden.cli import (
+    EXIT_ERROR,
+    EXIT_FOUND,
+    EXIT_OK,
+    config_option,
+    databases_option,
+    dsn_option,
+    format_option,
+    load,
+    ui_of,
+)
 
 
 @click.command(
@@ -19,11 +29,13 @@ savepoint and everything is rolled back: nothing is left behind.
   pgwarden probe                   # SET ROLE from the admin connection
   pgwarden probe --login           # log in as each role with its password (proves CONNECT, pg_hba)
   pgwarden probe --format junit > probe.xml
+  pgwarden probe -d 'tenant_*' -j 4  # every matching database of the cluster
 
 Exit codes: 0 every outcome is what the policy expects, 1 something differs, 2 could not run.""",
 )
 @config_option
 @dsn_option
+@databases_option
 @format_option("text", "json", "junit")
 @click.option(
     "--login", is_flag=True, help="Log in as each role with the password from its policy environment variable."
@@ -36,16 +48,66 @@ Exit codes: 0 every outcome is what the policy expects, 1 something differs, 2 c
     help="Objects of each kind tried for real; beyond that the server's privilege functions are asked.",
 )
 @click.pass_context
-def command(ctx: click.Context, config: str, dsn: str | None, fmt: str, login: bool, max_objects: int) -> int:
+def command(
+    ctx: click.Context,
+    config: str,
+    dsn: str | None,
+    databases: tuple[str, ...],
+    jobs: int,
+    fmt: str,
+    login: bool,
+    max_objects: int,
+) -> int:
     from pgwarden.connect import secrets_from_env
-    from pgwarden.probe import render_junit, render_text, run_probe
+    from pgwarden.multi import policies_for, run_each
+    from pgwarden.probe import ProbeResult, render_junit, render_text, run_probe
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     policy = load(config)
     passwords = secrets_from_env([env for _, env in policy.login_roles()]) if login else None
-    with Session.open(dsn, policy) as session:
-        result = run_probe(session, login=login, passwords=passwords, max_objects=max_objects)
+    targets = {p.database.name: p for p in policies_for(policy, dsn, databases)}
+
+    def one(name: str) -> ProbeResult:
+        with Session.open(dsn, targets[name]) as session:
+            return run_probe(session, login=login, passwords=passwords, max_objects=max_objects)
+
+    if len(targets) > 1:
+        outcomes = run_each(
+            list(targets),
+            one,
+            jobs=jobs,
+            on_done=lambda o, done, total: ui.detail(f"[{done}/{total}] {o.database}: {o.seconds:.2f}s"),
+        )
+        if fmt == "json":
+            ui.json(
+                {
+                    "databases": [
+                        {"database": o.database}
+                        | (o.result.to_json() if o.result else {"error": str(o.error), "ok": False})
+                        for o in outcomes
+                    ],
+                    "summary": {
+                        "databases": len(outcomes),
+                        "failed": sum(1 for o in outcomes if o.result and not o.result.ok),
+                        "errors": sum(1 for o in outcomes if o.error),
+                    },
+                }
+            )
+        elif fmt == "junit":
+            ui.raw(render_junit([o.result for o in outcomes if o.result is not None]))
+        else:
+            for o in outcomes:
+                if o.result is not None:
+                    ui.print(f"== database {o.database}")
+                    ui.raw(render_text(o.result))
+        for o in outcomes:
+            if o.error is not None:
+                ui.err.print(f"error: database {o.database}: {o.error}", markup=False)
+        if any(o.error for o in outcomes):
+            return EXIT_ERROR
+        return EXIT_FOUND if any(o.result and not o.result.ok for o in outcomes) else EXIT_OK
+    result = one(next(iter(targets)))
     if fmt == "json":
         ui.json(result.to_json())
     elif fmt == "junit":
