@@ -9,17 +9,26 @@ import time
 from pathlib import Path
 
 import pytest
+
 from helpers import run_cli, write_policy
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
-def pgwarden(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def pgwarden(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it: a separate process, stdout and stderr are pipes."""
     full = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
     full.update({"PYTHONPATH": str(SRC), **(env or {})})
     return subprocess.run(
-        [sys.executable, "-m", "pgwarden", *args], capture_output=True, text=True, env=full, cwd=cwd, timeout=60, check=False
+        [sys.executable, "-m", "pgwarden", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=cwd,
+        timeout=60,
+        check=False,
     )
 
 
@@ -97,7 +106,9 @@ def test_verbose_and_quiet_are_global_options() -> None:
 
 def test_pipe_and_no_color_give_plain_text(admin_dsn: str, unique_name, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A table in a pipe has no ANSI escapes; --color forces them (so the check below can see them)."""
-    policy = write_policy(tmp_path / "p.toml", database=unique_name("db"), owner=unique_name("own"), app=[unique_name("app")])
+    policy = write_policy(
+        tmp_path / "p.toml", database=unique_name("db"), owner=unique_name("own"), app=[unique_name("app")]
+    )
     args = ["plan", "-c", str(policy), "--dsn", admin_dsn]
     piped = pgwarden(*args, env={})
     assert piped.returncode == 0, piped.stderr

@@ -3,7 +3,6 @@
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
-
 from shop.models import Order, Product
 
 
