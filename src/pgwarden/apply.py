@@ -97,6 +97,10 @@ def apply(
                 raise _apply_error(exc, "CREATE DATABASE") from None
             # it exists now: the plan's "does not exist yet" note no longer holds
             result.notes = [n for n in result.notes if n != missing_database_note(session.target)]
+        if first.empty:
+            # Nothing to change as of a snapshot taken under the cluster lock: nothing to lock and
+            # re-check either (a concurrent apply that is changing the database does its own work).
+            return result
         if not session.target_exists():
             result.notes.append(f"database {session.target} does not exist: its steps were not applied")
             return result
