@@ -110,6 +110,27 @@ def dsn_option(f: F) -> F:
     )(f)
 
 
+def _duration_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from pgwarden.policy import check_duration
+
+    try:
+        return check_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def lock_timeout_option(f: F) -> F:
+    return click.option(
+        "--lock-timeout",
+        metavar="DURATION",
+        callback=_duration_value,
+        help="Override [apply] lock_timeout (e.g. 5s, 500ms): how long a statement may wait for a lock "
+        "held by live traffic before the transaction gives up.",
+    )(f)
+
+
 def databases_option(f: F) -> F:
     f = click.option(
         "-j",

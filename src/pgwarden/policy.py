@@ -69,7 +69,8 @@ def _database_name(value: str) -> str:
     return value
 
 
-def _duration(value: str) -> str:
+def check_duration(value: str) -> str:
+    """A PostgreSQL duration such as '5s', '500ms', '1min' (raises ValueError otherwise)."""
     if not _DURATION.match(value):
         raise ValueError(f"{value!r} is not a duration like '5s', '500ms' or '1min'")
     return value.strip()
@@ -84,7 +85,7 @@ def _env_name(value: str) -> str:
 RoleName = Annotated[str, AfterValidator(_role_name)]
 SchemaName = Annotated[str, AfterValidator(_schema_name)]
 DatabaseName = Annotated[str, AfterValidator(_database_name)]
-Duration = Annotated[str, AfterValidator(_duration)]
+Duration = Annotated[str, AfterValidator(check_duration)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 
 

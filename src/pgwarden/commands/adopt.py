@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from pgwarden.cli import EXIT_OK, config_option, dsn_option, format_option, load, ui_of
+from pgwarden.cli import EXIT_OK, config_option, dsn_option, format_option, load, lock_timeout_option, ui_of
 
 ADOPT_SCHEMA_VERSION = 1
 
@@ -28,7 +28,7 @@ Extension members stay; event triggers, foreign-data wrappers and extensions are
 @dsn_option
 @click.option("--from", "from_role", required=True, metavar="ROLE", help="The role that owns the objects now.")
 @click.option("-y", "--yes", is_flag=True, help="Move ownership without asking (otherwise: a dry run).")
-@click.option("--lock-timeout", metavar="DURATION", help="Override [apply] lock_timeout (e.g. 5s, 500ms).")
+@lock_timeout_option
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=100, show_default=True, help="Objects per transaction."
 )
@@ -45,16 +45,10 @@ def command(
     fmt: str,
 ) -> int:
     from pgwarden.adopt import REPORT_REASONS, AdoptPlan, adopt, plan_adopt
-    from pgwarden.policy import _duration
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     policy = load(config)
-    if lock_timeout is not None:
-        try:
-            lock_timeout = _duration(lock_timeout)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--lock-timeout") from None
 
     def summary(p: AdoptPlan, moved: int | None, batches: int = 0, retries: int = 0) -> dict[str, Any]:
         return {

@@ -6,7 +6,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pgwarden.cli import EXIT_ERROR, EXIT_OK, config_option, databases_option, dsn_option, format_option, load, ui_of
+from pgwarden.cli import (
+    EXIT_ERROR,
+    EXIT_OK,
+    config_option,
+    databases_option,
+    dsn_option,
+    format_option,
+    load,
+    lock_timeout_option,
+    ui_of,
+)
 from pgwarden.errors import PgwardenError
 
 if TYPE_CHECKING:
@@ -35,7 +45,7 @@ for long. All or nothing: on any error the database is left as it was.
     is_flag=True,
     help="Apply what the connected role may do, and print the SQL of the rest for someone with more rights.",
 )
-@click.option("--lock-timeout", metavar="DURATION", help="Override [apply] lock_timeout (e.g. 5s, 500ms).")
+@lock_timeout_option
 @format_option("text", "json")
 @click.pass_context
 def command(
@@ -52,17 +62,11 @@ def command(
     from pgwarden.apply import apply
     from pgwarden.connect import secrets_from_env
     from pgwarden.plan import plan
-    from pgwarden.policy import _duration
     from pgwarden.render import apply_progress, render_apply, render_plan
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     policy = load(config)
-    if lock_timeout is not None:
-        try:
-            lock_timeout = _duration(lock_timeout)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--lock-timeout") from None
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
     if not yes and not ui.interactive:
         # refuse before connecting: nothing is read or changed
