@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pgwarden.plan import Phase, Plan, Step
 
@@ -220,3 +220,31 @@ def apply_progress(ui: UI) -> Iterator[EventHandler]:
             yield on_event
     else:
         yield on_event
+
+
+@contextmanager
+def database_progress(ui: UI, what: str) -> Iterator[Callable[[Outcome[Any], int, int], None]]:
+    """Progress over several databases: a bar on a terminal, one line per database with --verbose."""
+    bar = None
+    task = None
+    if ui.err.is_terminal and not ui.quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=ui.err, transient=True
+        )
+
+    def on_done(outcome: Outcome[Any], done: int, total: int) -> None:
+        nonlocal task
+        if bar is not None:
+            if task is None:
+                task = bar.add_task(what, total=total)
+            bar.update(task, completed=done)
+        state = f"error: {outcome.error}" if outcome.error else f"{outcome.seconds:.2f}s"
+        ui.detail(f"[{done}/{total}] {outcome.database}: {state}")
+
+    if bar is not None:
+        with bar:
+            yield on_done
+    else:
+        yield on_done

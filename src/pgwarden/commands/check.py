@@ -53,6 +53,7 @@ def command(
     from pgwarden.connect import secrets_from_env
     from pgwarden.findings import render_text, to_sarif
     from pgwarden.multi import policies_for, run_each
+    from pgwarden.render import database_progress
     from pgwarden.rules import RULES
     from pgwarden.session import Session
 
@@ -66,12 +67,13 @@ def command(
             return run_check(session, secrets)
 
     if len(targets) > 1:
-        outcomes = run_each(
-            list(targets),
-            one,
-            jobs=jobs,
-            on_done=lambda o, done, total: ui.detail(f"[{done}/{total}] {o.database}: {o.seconds:.2f}s"),
-        )
+        with database_progress(ui, "checking databases") as progress:
+            outcomes = run_each(
+                list(targets),
+                one,
+                jobs=jobs,
+                on_done=progress,
+            )
         ok = [o for o in outcomes if o.result is not None]
         if fmt == "json":
             ui.json(

@@ -46,10 +46,9 @@ def command(
     exit_code: bool,
 ) -> int:
     from pgwarden.connect import secrets_from_env
-    from pgwarden.errors import PgwardenError
     from pgwarden.multi import policies_for, run_each
     from pgwarden.plan import Plan, plan
-    from pgwarden.render import render_plan, render_plans
+    from pgwarden.render import database_progress, render_plan, render_plans
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
@@ -66,16 +65,15 @@ def command(
         result = one(targets[0].database.name)
         render_plan(ui, result, fmt)
         return EXIT_FOUND if exit_code and not result.empty else EXIT_OK
-    outcomes = run_each(
-        [p.database.name for p in targets],
-        one,
-        jobs=jobs,
-        on_done=lambda o, done, total: ui.detail(f"[{done}/{total}] {o.database}: {o.seconds:.2f}s"),
-    )
+    with database_progress(ui, "planning databases") as progress:
+        outcomes = run_each(
+            [p.database.name for p in targets],
+            one,
+            jobs=jobs,
+            on_done=progress,
+        )
     render_plans(ui, outcomes, fmt)
     if any(o.error for o in outcomes):
-        first = next(o.error for o in outcomes if o.error)
-        assert isinstance(first, PgwardenError)
         return EXIT_ERROR
     pending = any(o.result is not None and not o.result.empty for o in outcomes)
     return EXIT_FOUND if exit_code and pending else EXIT_OK

@@ -61,6 +61,7 @@ def command(
     from pgwarden.connect import secrets_from_env
     from pgwarden.multi import policies_for, run_each
     from pgwarden.probe import ProbeResult, render_junit, render_text, run_probe
+    from pgwarden.render import database_progress
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
@@ -73,12 +74,13 @@ def command(
             return run_probe(session, login=login, passwords=passwords, max_objects=max_objects)
 
     if len(targets) > 1:
-        outcomes = run_each(
-            list(targets),
-            one,
-            jobs=jobs,
-            on_done=lambda o, done, total: ui.detail(f"[{done}/{total}] {o.database}: {o.seconds:.2f}s"),
-        )
+        with database_progress(ui, "probing databases") as progress:
+            outcomes = run_each(
+                list(targets),
+                one,
+                jobs=jobs,
+                on_done=progress,
+            )
         if fmt == "json":
             ui.json(
                 {
