@@ -345,6 +345,7 @@ class _Ctx:
     ignore: frozenset[str]
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    quoted: dict[int, str] = field(default_factory=dict)  # object oid -> its name as SQL text
 
     def add(self, step: Step) -> None:
         self.steps.append(step)
@@ -874,6 +875,22 @@ def _object_sql(kind: ObjectKind, schema: str, obj: ObjectRef) -> sql.Composable
     return name
 
 
+def _object_list(ctx: _Ctx, kind: ObjectKind, schema: str, objects: Sequence[ObjectRef]) -> sql.Composable:
+    """The objects of one GRANT/REVOKE as one SQL fragment. Each name is quoted by psycopg
+    (sql.Identifier) once per plan and the list joined as text: a statement on 1,000 tables is then
+    one string to compose and send, not 2,000 objects, and an object granted to several roles is
+    quoted once."""
+    quoted = ctx.quoted
+    parts = []
+    for o in objects:
+        text = quoted.get(o.oid)
+        if text is None:
+            text = _object_sql(kind, schema, o).as_string(None)
+            quoted[o.oid] = text
+        parts.append(text)
+    return sql.SQL(", ".join(parts))
+
+
 #: A bulk `... ON ALL TABLES IN SCHEMA` scans all of pg_class; a list of names costs one catalog
 #: lookup per object. Measured on 16: 110 ms for 1,000 tables among 200,000 relations in bulk,
 #: 16 ms as a list. Bulk is used when the change touches at least 1/BULK_FACTOR of the relations.
@@ -965,9 +982,7 @@ def _plan_objects(ctx: _Ctx) -> None:
         objects = sorted((o for g in groups for o in (g.objects or ())), key=lambda o: (o.name, o.oid))
         for start in range(0, len(objects), OBJECTS_PER_STATEMENT):
             chunk = objects[start : start + OBJECTS_PER_STATEMENT]
-            target = sql.SQL("{} {}").format(
-                sql.SQL(_KIND_WORD[kind]), sql.SQL(", ").join(_object_sql(kind, schema, o) for o in chunk)
-            )
+            target = sql.SQL("{} {}").format(sql.SQL(_KIND_WORD[kind]), _object_list(ctx, kind, schema, chunk))
             label = _describe(kind, schema, chunk, len(chunk))
             ctx.add(_acl_step(change, target, label, reason, allowed, needs, count=len(chunk)))
 
