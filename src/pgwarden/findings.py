@@ -153,3 +153,39 @@ def to_sarif(findings: Sequence[Finding], rules: Iterable[Any], *, version: str,
             }
         ],
     }
+
+
+def to_junit(results: Sequence[tuple[str, Sequence[Finding]]], rules: Iterable[Any], *, fail_on: str = "low") -> str:
+    """JUnit XML for CI test reports (GitLab, Jenkins), one test suite per database: one test case
+    per finding, failed when it is at or above `fail_on`, and one passing test case per catalog rule
+    that found nothing."""
+    import xml.etree.ElementTree as ET
+
+    catalog = list(rules)
+    root = ET.Element("testsuites", name="pgwarden check")
+    total = failures = 0
+    for target, findings in results:
+        failing = [f for f in findings if f.at_least(fail_on)]
+        suite = ET.SubElement(root, "testsuite", name=f"pgwarden check: {target}")
+        count = 0
+        for f in findings:
+            case = ET.SubElement(suite, "testcase", classname=f"pgwarden.{f.rule}", name=f"{f.rule}: {f.object}")
+            count += 1
+            if f.at_least(fail_on):
+                failure = ET.SubElement(case, "failure", message=f.message, type=f.severity)
+                failure.text = f"{f.message}\nrole: {f.role or '-'}\nfix: {f.fix or '-'}"
+            else:
+                out = ET.SubElement(case, "system-out")
+                out.text = f"{f.severity} (below --fail-on {fail_on}): {f.message}"
+        found = {f.rule for f in findings}
+        for rule in catalog:
+            if rule.id not in found:
+                ET.SubElement(suite, "testcase", classname=f"pgwarden.{rule.id}", name=f"{rule.id}: nothing found")
+                count += 1
+        for key, value in (("tests", count), ("failures", len(failing)), ("errors", 0), ("skipped", 0)):
+            suite.set(key, str(value))
+        total += count
+        failures += len(failing)
+    root.set("tests", str(total))
+    root.set("failures", str(failures))
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

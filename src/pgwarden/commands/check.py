@@ -28,6 +28,7 @@ SECURITY DEFINER functions without search_path, ...). Changes nothing.
   pgwarden check --fail-on high          # only high and critical fail
   pgwarden check --format json           # {"findings": [...], "summary": {...}}
   pgwarden check --format sarif > pgwarden.sarif
+  pgwarden check --format junit > pgwarden-junit.xml
   pgwarden check -d 'tenant_*' -j 8      # every matching database of the cluster
 
 Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 the check could not run.
@@ -36,7 +37,7 @@ The rules are listed in docs/rules.md.""",
 @config_option
 @dsn_option
 @databases_option
-@format_option("text", "json", "sarif")
+@format_option("text", "json", "sarif", "junit")
 @click.option(
     "--fail-on",
     type=click.Choice(["critical", "high", "medium", "low"]),
@@ -51,7 +52,7 @@ def command(
     from pgwarden import __version__
     from pgwarden.check import CheckResult, run_check
     from pgwarden.connect import secrets_from_env
-    from pgwarden.findings import render_text, to_sarif
+    from pgwarden.findings import render_text, to_junit, to_sarif
     from pgwarden.multi import policies_for, run_each
     from pgwarden.render import database_progress
     from pgwarden.rules import RULES
@@ -99,6 +100,8 @@ def command(
                 doc = to_sarif(o.result.findings, RULES.values(), version=__version__, target=o.database)
                 runs.extend(doc["runs"])  # type: ignore[arg-type]
             ui.json({**doc, "runs": runs})
+        elif fmt == "junit":
+            ui.raw(to_junit([(o.database, o.result.findings) for o in ok if o.result], RULES.values(), fail_on=fail_on))
         else:
             for o in outcomes:
                 ui.print(f"== database {o.database}")
@@ -117,6 +120,8 @@ def command(
         ui.json(result.to_json(fail_on))
     elif fmt == "sarif":
         ui.json(to_sarif(result.findings, RULES.values(), version=__version__, target=result.database))
+    elif fmt == "junit":
+        ui.raw(to_junit([(result.database, result.findings)], RULES.values(), fail_on=fail_on))
     else:
         ui.raw(render_text(result.findings, fail_on))
     return EXIT_FOUND if result.failed(fail_on) else EXIT_OK
