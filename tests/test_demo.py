@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,13 @@ EXPECTED_DENIED = {
 
 
 def _demo(
-    binaries: PgBinaries, *extra: str, user: str | None = None, env: dict[str, str] | None = None
+    binaries: PgBinaries,
+    *extra: str,
+    user: str | None = None,
+    env: dict[str, str] | None = None,
+    python: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "pgwarden", "demo", "--pg-bin", str(binaries.bindir), *extra]
+    cmd = [python or sys.executable, "-m", "pgwarden", "demo", "--pg-bin", str(binaries.bindir), *extra]
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONPATH": str(SRC), **(env or {})}
     if user is not None:
         cmd = ["runuser", "-u", user, "--", *cmd]
@@ -99,26 +104,83 @@ def _normal_user() -> str | None:
         return None
 
 
-def test_demo_as_normal_user(pg_binaries: PgBinaries, tmp_path: Path) -> None:
-    user = _normal_user()
-    if user is None:
-        pytest.skip("needs root, runuser and the unprivileged OS user 'pgwarden' to switch to a normal user")
+def _usable_by(user: str, python: str) -> bool:
     probe = subprocess.run(
-        ["runuser", "-u", user, "--", sys.executable, "-c", "import pgwarden.cli"],
+        ["runuser", "-u", user, "--", python, "-c", "import pgwarden.cli, psycopg, pydantic, rich"],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(SRC)},
         check=False,
     )
-    if probe.returncode != 0:
-        pytest.skip(f"this Python or source tree cannot be used by the OS user {user}: {probe.stderr.strip()[-200:]}")
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.chown(home, user)
-    os.chmod(tmp_path, 0o755)
-    result = _demo(pg_binaries, user=user, env={"HOME": str(home), "TMPDIR": "/tmp", "PGWARDEN_CACHE_DIR": str(home)})
+    return probe.returncode == 0
+
+
+def _venv_for(user: str, where: Path) -> str:
+    """A virtual environment `user` can run, with pgwarden's dependencies (from pyproject.toml)."""
+    import tomllib
+
+    base = next((p for p in ("/usr/bin/python3.11", "/usr/bin/python3") if os.access(p, os.X_OK)), None)
+    if base is None:
+        pytest.skip("the OS user cannot run this Python, and there is no system Python to build a venv from")
+    deps = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    made = subprocess.run([base, "-m", "venv", str(where)], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot build a venv for the OS user {user}: {made.stderr.strip()[-200:]}")
+    pip = subprocess.run(
+        [str(where / "bin" / "pip"), "install", "-q", *deps], capture_output=True, text=True, timeout=300, check=False
+    )
+    if pip.returncode != 0:
+        pytest.skip(f"cannot install pgwarden's dependencies for the OS user {user}: {pip.stderr.strip()[-200:]}")
+    python = str(where / "bin" / "python")
+    if not _usable_by(user, python):
+        pytest.skip(f"the OS user {user} cannot run {python} or read the source tree {SRC}")
+    return python
+
+
+def test_demo_as_normal_user(pg_binaries: PgBinaries) -> None:
+    user = _normal_user()
+    if user is None:
+        pytest.skip("needs root, runuser and the unprivileged OS user 'pgwarden' to switch to a normal user")
+    python = sys.executable
+    if not _usable_by(user, python):
+        # This interpreter lives where the user cannot go (a pyenv under /root, say): build a venv
+        # the user can run, from the system's Python, with pgwarden's runtime dependencies.
+        python = _shared_venv(user)
+    # pytest's own temporary directories are private to root: the user's home goes under /tmp
+    home = Path(tempfile.mkdtemp(prefix="pgwarden-demo-home-"))
+    try:
+        os.chmod(home, 0o755)
+        shutil.chown(home, user)
+        result = _demo(
+            pg_binaries,
+            user=user,
+            env={"HOME": str(home), "TMPDIR": "/tmp", "PGWARDEN_CACHE_DIR": str(home)},
+            python=python,
+        )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     _assert_story(result)
     assert "running as the OS user" not in result.stdout  # a normal user runs the server itself
+
+
+_VENVS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_venvs() -> Iterator[None]:
+    yield
+    for python in _VENVS.values():
+        shutil.rmtree(Path(python).parent.parent.parent, ignore_errors=True)
+    _VENVS.clear()
+
+
+def _shared_venv(user: str) -> str:
+    """One venv per test process for the normal user (building it takes a few seconds)."""
+    if user not in _VENVS:
+        where = Path(tempfile.mkdtemp(prefix="pgwarden-demo-venv-"))
+        os.chmod(where, 0o755)
+        _VENVS[user] = _venv_for(user, where / "venv")
+    return _VENVS[user]
 
 
 def test_demo_keep_then_stop(pg_binaries: PgBinaries, tmp_path: Path) -> None:
