@@ -317,3 +317,55 @@ def test_adopt_bad_input(admin_dsn: str, tmp_path: Path, unique_name: Callable[[
     policy = write_policy(tmp_path / "p.toml", database=unique_name("nodb"), owner=unique_name("o"))
     res = run_cli(["adopt", "-c", str(policy), "--dsn", admin_dsn, "--from", "postgres"])
     assert res.exit_code == 2 and "does not exist" in res.stderr and "Traceback" not in res.stderr, res
+
+
+def test_adopt_retries_a_batch_that_hit_the_lock_timeout(
+    admin_conn: psycopg.Connection[Any],
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: Any,
+    tmp_path: Path,
+) -> None:
+    """A long transaction holds a table: the batch that needs it times out, is rolled back, waits
+    and is retried; once the lock is gone adopt finishes, and it says how many retries it took."""
+    db, owner, _app, _, policy = _setup(admin_conn, admin_dsn, unique_name, pg_cleanup, tmp_path)
+    with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
+        conn.execute("CREATE TABLE busy (id int); CREATE TABLE calm (id int)")
+    holder = psycopg.connect(db_conninfo(admin_dsn, db), autocommit=False)
+    holder.execute("LOCK TABLE busy IN ACCESS SHARE MODE")  # blocks ALTER TABLE busy OWNER
+    release = threading.Timer(1.2, holder.rollback)
+    release.start()
+    try:
+        started = time.monotonic()
+        result = run_cli(
+            [
+                "adopt",
+                "-c",
+                str(policy),
+                "--from",
+                "postgres",
+                "--yes",
+                "--lock-timeout",
+                "100ms",
+                "--batch-size",
+                "1",
+                "--format",
+                "json",
+            ],
+            {"PGWARDEN_DSN": admin_dsn},
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        release.join()
+        holder.close()
+    assert result.exit_code == 0, result
+    data = result.json()
+    assert data["retries"] >= 1, data
+    with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
+        owners = dict(
+            conn.execute(
+                "SELECT relname, pg_get_userbyid(relowner) FROM pg_class WHERE relname IN ('busy', 'calm')"
+            ).fetchall()
+        )
+    assert owners == {"busy": owner, "calm": owner}
+    print(f"\nadopt retry: {data['retries']} retries, finished in {elapsed:.2f}s after a 1.2 s lock")
