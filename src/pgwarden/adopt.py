@@ -289,9 +289,17 @@ def adopt(
                     note = next((n for n in getattr(exc, "__notes__", []) if n.startswith("pgwarden object:")), "")
                     where = f" ({note[len('pgwarden object: ') :]})" if note else ""
                     message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                    if conn.closed or isinstance(exc, psycopg.OperationalError):
+                        # the server went away (restart, crash, network): nothing about privileges
+                        hint = "the connection to the server was lost; when it is back, re-run adopt: it resumes"
+                    elif isinstance(exc, e.InsufficientPrivilege):
+                        hint = "connect as a superuser (or a member of both roles); re-running resumes"
+                    else:
+                        hint = "fix the cause, then re-run adopt: it resumes where it stopped"
                     raise ApplyError(
-                        f"adopt: {message}{where}; {len(result.moved)} of {total} objects were moved",
-                        hint="connect as a superuser (or a member of both roles); re-running resumes",
+                        f"adopt: {message}{where}; {len(result.moved)} of {total} objects were moved "
+                        "(each batch is all or nothing)",
+                        hint=hint,
                     ) from None
             result.batches += 1
             result.moved.extend(batch)
