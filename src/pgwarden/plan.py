@@ -181,7 +181,10 @@ def _show(g: Grantee) -> str:
 
 
 def _qual(schema: str, name: str) -> str:
-    return sql.Identifier(schema, name).as_string(None)
+    """schema.name for labels, quoted only where SQL would need it (as findings and probe write it)."""
+    from pgwarden.findings import display_name
+
+    return display_name(schema, name)
 
 
 # --- what the connected admin can do -------------------------------------------------------------
