@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import PgwardenError, PolicyError
 from pgwarden.policy import Policy, check_identifier
+
+if TYPE_CHECKING:
+    from pgwarden.ui import UI
 
 T = TypeVar("T")
 
@@ -100,3 +103,18 @@ def policies_for(policy: Policy, dsn: str | None, selectors: Sequence[str]) -> l
     if not selectors:
         return [policy]
     return [for_database(policy, name) for name in resolve_databases(dsn, selectors)]
+
+
+def select(policy: Policy, dsn: str | None, selectors: Sequence[str]) -> dict[str, Policy]:
+    """database name -> the policy for it, from --database (the policy's own database when none)."""
+    return {p.database.name: p for p in policies_for(policy, dsn, selectors)}
+
+
+def run_over(
+    ui: UI, targets: dict[str, Policy], job: Callable[[Policy], T], *, jobs: int, what: str
+) -> list[Outcome[T]]:
+    """`job(policy)` for every selected database, `jobs` at a time, with a progress bar on a terminal."""
+    from pgwarden.render import database_progress
+
+    with database_progress(ui, what) as progress:
+        return run_each(list(targets), lambda name: job(targets[name]), jobs=jobs, on_done=progress)

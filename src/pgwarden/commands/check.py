@@ -53,28 +53,22 @@ def command(
     from pgwarden.check import CheckResult, run_check
     from pgwarden.connect import secrets_from_env
     from pgwarden.findings import render_text, to_junit, to_sarif
-    from pgwarden.multi import policies_for, run_each
-    from pgwarden.render import database_progress
+    from pgwarden.multi import run_over, select
+    from pgwarden.policy import Policy
     from pgwarden.rules import RULES
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     policy = load(config)
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
-    targets = {p.database.name: p for p in policies_for(policy, dsn, databases)}
+    targets = select(policy, dsn, databases)
 
-    def one(name: str) -> CheckResult:
-        with Session.open(dsn, targets[name]) as session:
+    def one(target: Policy) -> CheckResult:
+        with Session.open(dsn, target) as session:
             return run_check(session, secrets)
 
     if len(targets) > 1:
-        with database_progress(ui, "checking databases") as progress:
-            outcomes = run_each(
-                list(targets),
-                one,
-                jobs=jobs,
-                on_done=progress,
-            )
+        outcomes = run_over(ui, targets, one, jobs=jobs, what="checking databases")
         ok = [o for o in outcomes if o.result is not None]
         if fmt == "json":
             ui.json(
@@ -115,7 +109,7 @@ def command(
         if any(o.error for o in outcomes):
             return EXIT_ERROR
         return EXIT_FOUND if any(o.result and o.result.failed(fail_on) for o in ok) else EXIT_OK
-    result = one(next(iter(targets)))
+    result = one(next(iter(targets.values())))
     if fmt == "json":
         ui.json(result.to_json(fail_on))
     elif fmt == "sarif":

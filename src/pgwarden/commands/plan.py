@@ -46,32 +46,26 @@ def command(
     exit_code: bool,
 ) -> int:
     from pgwarden.connect import secrets_from_env
-    from pgwarden.multi import policies_for, run_each
+    from pgwarden.multi import run_over, select
     from pgwarden.plan import Plan, plan
-    from pgwarden.render import database_progress, render_plan, render_plans
+    from pgwarden.policy import Policy
+    from pgwarden.render import render_plan, render_plans
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     base = load(config)
     secrets = secrets_from_env([env for _, env in base.login_roles()])
-    targets = policies_for(base, dsn, databases)
+    targets = select(base, dsn, databases)
 
-    def one(name: str) -> Plan:
-        policy = next(p for p in targets if p.database.name == name)
+    def one(policy: Policy) -> Plan:
         with Session.open(dsn, policy) as session:
             return plan(policy, session.snapshot(secrets=secrets), secrets)
 
     if len(targets) == 1:
-        result = one(targets[0].database.name)
+        result = one(next(iter(targets.values())))
         render_plan(ui, result, fmt)
         return EXIT_FOUND if exit_code and not result.empty else EXIT_OK
-    with database_progress(ui, "planning databases") as progress:
-        outcomes = run_each(
-            [p.database.name for p in targets],
-            one,
-            jobs=jobs,
-            on_done=progress,
-        )
+    outcomes = run_over(ui, targets, one, jobs=jobs, what="planning databases")
     render_plans(ui, outcomes, fmt)
     if any(o.error for o in outcomes):
         return EXIT_ERROR

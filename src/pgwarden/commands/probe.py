@@ -59,28 +59,22 @@ def command(
     max_objects: int,
 ) -> int:
     from pgwarden.connect import secrets_from_env
-    from pgwarden.multi import policies_for, run_each
+    from pgwarden.multi import run_over, select
+    from pgwarden.policy import Policy
     from pgwarden.probe import ProbeResult, render_junit, render_text, run_probe
-    from pgwarden.render import database_progress
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     policy = load(config)
     passwords = secrets_from_env([env for _, env in policy.login_roles()]) if login else None
-    targets = {p.database.name: p for p in policies_for(policy, dsn, databases)}
+    targets = select(policy, dsn, databases)
 
-    def one(name: str) -> ProbeResult:
-        with Session.open(dsn, targets[name]) as session:
+    def one(target: Policy) -> ProbeResult:
+        with Session.open(dsn, target) as session:
             return run_probe(session, login=login, passwords=passwords, max_objects=max_objects)
 
     if len(targets) > 1:
-        with database_progress(ui, "probing databases") as progress:
-            outcomes = run_each(
-                list(targets),
-                one,
-                jobs=jobs,
-                on_done=progress,
-            )
+        outcomes = run_over(ui, targets, one, jobs=jobs, what="probing databases")
         if fmt == "json":
             ui.json(
                 {
@@ -109,7 +103,7 @@ def command(
         if any(o.error for o in outcomes):
             return EXIT_ERROR
         return EXIT_FOUND if any(o.result and not o.result.ok for o in outcomes) else EXIT_OK
-    result = one(next(iter(targets)))
+    result = one(next(iter(targets.values())))
     if fmt == "json":
         ui.json(result.to_json())
     elif fmt == "junit":
