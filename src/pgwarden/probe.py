@@ -16,7 +16,7 @@ error is a failure of the probe. Sequences are never advanced: SELECT is tried w
 from __future__ import annotations
 
 import secrets as _secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -493,10 +493,12 @@ def run_probe(
     passwords: Mapping[str, str] | None = None,
     max_objects: int = DEFAULT_MAX_OBJECTS,
     roles: Sequence[str] | None = None,
+    on_role: Callable[[str, int, int], None] | None = None,
 ) -> ProbeResult:
     """Act as each policy role (SET ROLE from the admin, or log in with `passwords`, keyed by
     password environment variable name) and try every action; nothing is left behind.
-    `max_objects` bounds the objects of each kind that are tried; the rest are asked of the server."""
+    `max_objects` bounds the objects of each kind that are tried; the rest are asked of the server.
+    `on_role(role, done, total)` is called as each role starts (progress)."""
     import psycopg
 
     policy = session.policy
@@ -507,9 +509,10 @@ def run_probe(
     with session.connect_target(autocommit=True) as admin:
         targets = read_targets(admin, policy.database.schemas, max_objects)
         version = str(admin.execute("SELECT current_setting('server_version')").fetchone()[0])  # type: ignore[index]
-        for role, level, env in policy_roles(policy):
-            if roles is not None and role not in roles:
-                continue
+        chosen = [r for r in policy_roles(policy) if roles is None or r[0] in roles]
+        for number, (role, level, env) in enumerate(chosen):
+            if on_role is not None:
+                on_role(role, number, len(chosen))
             if not login:
                 prober = _Prober(admin, policy, role, level, targets)
                 try:

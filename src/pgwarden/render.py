@@ -248,3 +248,30 @@ def database_progress(ui: UI, what: str) -> Iterator[Callable[[Outcome[Any], int
             yield on_done
     else:
         yield on_done
+
+
+@contextmanager
+def role_progress(ui: UI) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress over the roles a probe acts as: a bar on a terminal, a line per role with --verbose."""
+    bar = None
+    task = None
+    if ui.err.is_terminal and not ui.quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=ui.err, transient=True
+        )
+
+    def on_role(role: str, done: int, total: int) -> None:
+        nonlocal task
+        if bar is not None:
+            if task is None:
+                task = bar.add_task("probing", total=total)
+            bar.update(task, completed=done, description=f"probing as {role}")
+        ui.detail(f"probing as {role} ({done + 1}/{total})")
+
+    if bar is not None:
+        with bar:
+            yield on_role
+    else:
+        yield on_role

@@ -62,6 +62,7 @@ def command(
     from pgwarden.multi import run_over, select
     from pgwarden.policy import Policy
     from pgwarden.probe import ProbeResult, render_junit, render_text, run_probe
+    from pgwarden.render import role_progress
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
@@ -103,7 +104,9 @@ def command(
         if any(o.error for o in outcomes):
             return EXIT_ERROR
         return EXIT_FOUND if any(o.result and not o.result.ok for o in outcomes) else EXIT_OK
-    result = one(next(iter(targets.values())))
+    only = next(iter(targets.values()))
+    with role_progress(ui) as on_role, Session.open(dsn, only) as session:
+        result = run_probe(session, login=login, passwords=passwords, max_objects=max_objects, on_role=on_role)
     if fmt == "json":
         ui.json(result.to_json())
     elif fmt == "junit":
