@@ -177,9 +177,11 @@ def query(name: str) -> str:
     return resources.files("pgwarden.queries").joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
-#: Planner settings for one query. The objects query joins a CTE whose size the planner cannot
-#: estimate; a merge join there sorts every object (0.14 s at 200,000 objects), a hash join does not.
-QUERY_SETTINGS: Mapping[str, Mapping[str, str]] = {"objects": {"enable_mergejoin": "off"}}
+#: Settings for one query, set just before it and put back just after (two statements, whatever
+#: their number). The objects query joins a CTE whose size the planner cannot estimate: a merge
+#: join there sorts every object (0.14 s at 200,000 objects), a hash join does not; and its hash
+#: tables spill to disk under the default work_mem at that size.
+QUERY_SETTINGS: Mapping[str, Mapping[str, str]] = {"objects": {"enable_mergejoin": "off", "work_mem": "64MB"}}
 
 
 def _rows(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -189,18 +191,24 @@ def _rows(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | 
     settings = QUERY_SETTINGS.get(name, {})
     with conn.cursor(row_factory=dict_row) as cur:
         previous: dict[str, str] = {}
-        for key, value in settings.items():
-            swap = "SELECT current_setting(%s) AS v, set_config(%s, %s, false)"
-            row = cur.execute(swap, (key, key, value)).fetchone()
-            if row:
-                previous[key] = row["v"]
+        if settings:
+            # one statement: each setting's old value is read, then the new one set
+            row = cur.execute(
+                "SELECT json_object_agg(k, old) AS old FROM ("
+                "SELECT k, current_setting(k) AS old, set_config(k, v, false) "
+                "FROM unnest(%s::text[], %s::text[]) AS s(k, v)) AS swapped",
+                (list(settings), list(settings.values())),
+            ).fetchone()
+            previous = dict(row["old"]) if row and row["old"] else {}
         try:
             cur.execute(query(name).encode(), params or {})
             return cur.fetchall()
         finally:
-            if conn.info.transaction_status != TransactionStatus.INERROR:
-                for key, old in previous.items():
-                    cur.execute("SELECT set_config(%s, %s, false)", (key, old))
+            if previous and conn.info.transaction_status != TransactionStatus.INERROR:
+                cur.execute(
+                    "SELECT count(set_config(k, v, false)) FROM unnest(%s::text[], %s::text[]) AS s(k, v)",
+                    (list(previous), list(previous.values())),
+                )
 
 
 def inspect(
