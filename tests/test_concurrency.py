@@ -17,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from conftest import PgCleanup
 from helpers import write_policy
+from pgwarden.apply import LOCK_KEY
 from pgwarden.policy import password_env_for
 from pgwarden.server import LocalServer
 from test_atomicity import slow_on_one_version
@@ -60,7 +61,19 @@ def test_four_applies_at_once_take_turns(
     path, env = _setup(tmp_path, pg_server, unique_name, pg_cleanup)
     admin = pg_server.conninfo("postgres")
     t0 = time.monotonic()
-    procs = [_pgwarden(["apply", "--yes"], path, admin, env) for _ in range(4)]
+    # Hold apply's lock ourselves until all four are queued behind it, so that they surely overlap
+    # however fast one apply is (each pytest-xdist worker has its own servers: the waiting
+    # advisory locks on this one are these four).
+    with psycopg.connect(admin, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        procs = [_pgwarden(["apply", "--yes"], path, admin, env) for _ in range(4)]
+        queued = 0
+        deadline = time.monotonic() + 120
+        while queued < 4 and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.1)
+            row = holder.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+            queued = int(row[0]) if row else 0
+        holder.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     elapsed = time.monotonic() - t0
     waited = sum("waiting" in err for _, _, err in results)
@@ -68,7 +81,8 @@ def test_four_applies_at_once_take_turns(
     for code, out, err in results:
         assert code == 0, out + err
         assert "Traceback" not in err and "deadlock" not in err, err
-    assert waited >= 1, "no run waited for another: the runs did not overlap, or the wait is silent"
+    assert queued == 4, f"only {queued} of the 4 applies queued behind the lock"
+    assert waited == 4, "a run that had to wait did not say so"
     final = _pgwarden(["plan", "--exit-code"], path, admin, env)
     out, err = final.communicate(timeout=120)
     assert final.returncode == 0, out + err
