@@ -189,89 +189,81 @@ def render_apply(ui: UI, result: ApplyResult, fmt: str) -> None:
             ui.raw(f"-- {step.object}: needs {step.needs}\n{step.render()};")
 
 
+class _Bar:
+    """One rich progress bar on stderr when it is a terminal (and not --quiet); a no-op elsewhere."""
+
+    def __init__(self, ui: UI, *, transient: bool = True) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        if ui.err.is_terminal and not ui.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=ui.err,
+                transient=transient,
+            )
+
+    @property
+    def shown(self) -> bool:
+        return self._bar is not None
+
+    def show(self, description: str, done: int, total: int) -> None:
+        if self._bar is None:
+            return
+        if self._task is None:
+            self._task = self._bar.add_task(description, total=total)
+        self._bar.update(self._task, description=description, total=total, completed=done)
+
+    def __enter__(self) -> _Bar:
+        if self._bar is not None:
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
 @contextmanager
 def apply_progress(ui: UI) -> Iterator[EventHandler]:
-    """A progress bar on a terminal (for long applies), plain notes otherwise."""
-    progress = None
-    task = None
-    if ui.err.is_terminal and not ui.quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    """A progress bar on a terminal (for long applies), the statements with --verbose otherwise."""
+    with _Bar(ui, transient=False) as bar:
 
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=ui.err)
+        def on_event(event: str, step: Step | None, done: int, total: int) -> None:
+            if event == "waiting":
+                ui.info("another pgwarden apply holds the lock on this cluster: waiting for it to finish")
+            elif step is not None:
+                bar.show(f"applying ({step.phase.name.lower()})", done, total)
+                if not bar.shown and ui.verbose:
+                    ui.detail(f"{step.object}: {step.render_short()}")
 
-    def on_event(event: str, step: Step | None, done: int, total: int) -> None:
-        nonlocal task
-        if event == "waiting":
-            ui.info("another pgwarden apply holds the lock on this cluster: waiting for it to finish")
-            return
-        if step is None:
-            return
-        if progress is not None:
-            if task is None or done == 1:
-                if task is not None:
-                    progress.remove_task(task)
-                task = progress.add_task(f"applying ({step.phase.name.lower()})", total=total)
-            progress.update(task, completed=done)
-        elif ui.verbose:
-            ui.detail(f"{step.object}: {step.render_short()}")
-
-    if progress is not None:
-        with progress:
-            yield on_event
-    else:
         yield on_event
 
 
 @contextmanager
 def database_progress(ui: UI, what: str) -> Iterator[Callable[[Outcome[Any], int, int], None]]:
     """Progress over several databases: a bar on a terminal, one line per database with --verbose."""
-    bar = None
-    task = None
-    if ui.err.is_terminal and not ui.quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    with _Bar(ui) as bar:
 
-        bar = Progress(
-            TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=ui.err, transient=True
-        )
+        def on_done(outcome: Outcome[Any], done: int, total: int) -> None:
+            bar.show(what, done, total)
+            state = f"error: {outcome.error}" if outcome.error else f"{outcome.seconds:.2f}s"
+            ui.detail(f"[{done}/{total}] {outcome.database}: {state}")
 
-    def on_done(outcome: Outcome[Any], done: int, total: int) -> None:
-        nonlocal task
-        if bar is not None:
-            if task is None:
-                task = bar.add_task(what, total=total)
-            bar.update(task, completed=done)
-        state = f"error: {outcome.error}" if outcome.error else f"{outcome.seconds:.2f}s"
-        ui.detail(f"[{done}/{total}] {outcome.database}: {state}")
-
-    if bar is not None:
-        with bar:
-            yield on_done
-    else:
         yield on_done
 
 
 @contextmanager
 def role_progress(ui: UI) -> Iterator[Callable[[str, int, int], None]]:
     """Progress over the roles a probe acts as: a bar on a terminal, a line per role with --verbose."""
-    bar = None
-    task = None
-    if ui.err.is_terminal and not ui.quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    with _Bar(ui) as bar:
 
-        bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=ui.err, transient=True
-        )
+        def on_role(role: str, done: int, total: int) -> None:
+            bar.show(f"probing as {role}", done, total)
+            ui.detail(f"probing as {role} ({done + 1}/{total})")
 
-    def on_role(role: str, done: int, total: int) -> None:
-        nonlocal task
-        if bar is not None:
-            if task is None:
-                task = bar.add_task("probing", total=total)
-            bar.update(task, completed=done, description=f"probing as {role}")
-        ui.detail(f"probing as {role} ({done + 1}/{total})")
-
-    if bar is not None:
-        with bar:
-            yield on_role
-    else:
         yield on_role
