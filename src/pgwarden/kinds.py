@@ -1,0 +1,252 @@
+"""The registry of privilege-bearing object kinds: catalogs, SQL words, privileges and labels, as data.
+
+Every module that needs a kind's vocabulary (plan, rules, probe, report, adopt) reads it from here,
+so adding a kind is an entry in KINDS plus its catalog query, not edits in five modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+#: ACL letters (aclitem text, `aclexplode` gives the words) of every privilege PostgreSQL has.
+PRIVILEGE_LETTERS: Mapping[str, str] = {
+    "SELECT": "r",
+    "INSERT": "a",
+    "UPDATE": "w",
+    "DELETE": "d",
+    "TRUNCATE": "D",
+    "REFERENCES": "x",
+    "TRIGGER": "t",
+    "MAINTAIN": "m",
+    "USAGE": "U",
+    "EXECUTE": "X",
+    "CREATE": "C",
+    "CONNECT": "c",
+    "TEMPORARY": "T",
+    "SET": "s",
+    "ALTER SYSTEM": "A",
+}
+
+#: The order privileges are written in statements and reports.
+PRIVILEGE_ORDER: tuple[str, ...] = tuple(PRIVILEGE_LETTERS)
+
+#: Privileges that exist only from a major version on.
+PRIVILEGE_SINCE: Mapping[str, int] = {"MAINTAIN": 17, "SET": 15, "ALTER SYSTEM": 15}
+
+
+def privilege_sort_key(privilege: str) -> int:
+    return PRIVILEGE_ORDER.index(privilege) if privilege in PRIVILEGE_ORDER else len(PRIVILEGE_ORDER)
+
+
+def ordered(privileges: Iterable[str]) -> tuple[str, ...]:
+    """Privileges in statement order (SELECT, INSERT, ... as PostgreSQL lists them)."""
+    return tuple(sorted(privileges, key=privilege_sort_key))
+
+
+@dataclass(frozen=True)
+class Subkind:
+    """One relkind/prokind/typtype of a kind: the word ALTER takes and the words people read."""
+
+    code: str
+    sql_word: str  # ALTER <sql_word> ... OWNER TO
+    label: str  # for people: "partitioned table"
+    described: str  # the word pg_describe_object() uses ("table" for a partitioned table)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A privilege-bearing object kind."""
+
+    name: str  # registry key, also the JSON/policy word: "table", "sequence", ...
+    catalog: str  # where the objects live
+    acl_column: str  # the ACL column of `catalog`
+    sql_word: str  # GRANT ... ON <sql_word> name
+    plural: str  # "tables": labels and counts
+    privileges: tuple[str, ...]  # what an object of the kind can carry (all versions)
+    acldefault_code: str  # acldefault()'s object type character
+    all_word: str | None = None  # GRANT ... ON ALL <all_word> IN SCHEMA / ALTER DEFAULT PRIVILEGES ... ON
+    defacl_code: str | None = None  # pg_default_acl.defaclobjtype
+    defacl_since: int = 0  # major version from which default privileges exist for the kind
+    subkinds: tuple[Subkind, ...] = ()
+    in_schema: bool = False  # objects live in a schema (their labels are schema-qualified)
+
+    def privileges_on(self, major: int) -> tuple[str, ...]:
+        """What an object of this kind can carry on a server of major version `major`."""
+        return tuple(p for p in self.privileges if PRIVILEGE_SINCE.get(p, 0) <= major)
+
+    def owner_privileges(self, major: int) -> tuple[str, ...]:
+        """What acldefault() gives the owner: every privilege of the kind on that version."""
+        return self.privileges_on(major)
+
+    def subkind(self, code: str) -> Subkind:
+        for sub in self.subkinds:
+            if sub.code == code:
+                return sub
+        return Subkind(code, self.sql_word, self.name, self.name)
+
+    def check_privileges(self, privileges: Iterable[str]) -> None:
+        """Raise ValueError naming what the kind cannot carry."""
+        bad = [p for p in privileges if p not in self.privileges]
+        if bad:
+            raise ValueError(f"{self.name} cannot carry {', '.join(bad)} (it can carry {', '.join(self.privileges)})")
+
+
+_RELATION_SUBKINDS = (
+    Subkind("r", "TABLE", "table", "table"),
+    Subkind("p", "TABLE", "partitioned table", "table"),
+    Subkind("v", "VIEW", "view", "view"),
+    Subkind("m", "MATERIALIZED VIEW", "materialized view", "materialized view"),
+    Subkind("f", "FOREIGN TABLE", "foreign table", "foreign table"),
+)
+
+KINDS: Mapping[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind(
+            "database",
+            "pg_database",
+            "datacl",
+            "DATABASE",
+            "databases",
+            ("CREATE", "TEMPORARY", "CONNECT"),
+            "d",
+        ),
+        Kind(
+            "schema",
+            "pg_namespace",
+            "nspacl",
+            "SCHEMA",
+            "schemas",
+            ("USAGE", "CREATE"),
+            "n",
+            defacl_code="n",
+            defacl_since=10,
+            all_word="SCHEMAS",
+        ),
+        Kind(
+            "table",
+            "pg_class",
+            "relacl",
+            "TABLE",
+            "tables",
+            ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"),
+            "r",
+            all_word="TABLES",
+            defacl_code="r",
+            subkinds=_RELATION_SUBKINDS,
+            in_schema=True,
+        ),
+        Kind(
+            "sequence",
+            "pg_class",
+            "relacl",
+            "SEQUENCE",
+            "sequences",
+            ("SELECT", "UPDATE", "USAGE"),
+            "s",
+            all_word="SEQUENCES",
+            defacl_code="S",
+            subkinds=(Subkind("S", "SEQUENCE", "sequence", "sequence"),),
+            in_schema=True,
+        ),
+        Kind(
+            "routine",
+            "pg_proc",
+            "proacl",
+            "ROUTINE",
+            "routines",
+            ("EXECUTE",),
+            "f",
+            all_word="ROUTINES",
+            defacl_code="f",
+            subkinds=(
+                Subkind("f", "FUNCTION", "function", "function"),
+                Subkind("p", "PROCEDURE", "procedure", "procedure"),
+                Subkind("a", "AGGREGATE", "aggregate", "aggregate"),
+                Subkind("w", "FUNCTION", "window function", "function"),
+            ),
+            in_schema=True,
+        ),
+        Kind(
+            "type",
+            "pg_type",
+            "typacl",
+            "TYPE",
+            "types",
+            ("USAGE",),
+            "T",
+            all_word="TYPES",
+            defacl_code="T",
+            subkinds=(
+                Subkind("b", "TYPE", "type", "type"),
+                Subkind("c", "TYPE", "composite type", "type"),
+                Subkind("d", "DOMAIN", "domain", "type"),
+                Subkind("e", "TYPE", "enum type", "type"),
+                Subkind("r", "TYPE", "range type", "type"),
+                Subkind("m", "TYPE", "multirange type", "type"),
+            ),
+            in_schema=True,
+        ),
+        Kind("column", "pg_attribute", "attacl", "TABLE", "columns", ("SELECT", "INSERT", "UPDATE", "REFERENCES"), "c"),
+        Kind(
+            "large_object",
+            "pg_largeobject_metadata",
+            "lomacl",
+            "LARGE OBJECT",
+            "large objects",
+            ("SELECT", "UPDATE"),
+            "L",
+            all_word="LARGE OBJECTS",
+            defacl_code="L",
+            defacl_since=18,
+        ),
+        Kind(
+            "foreign_data_wrapper",
+            "pg_foreign_data_wrapper",
+            "fdwacl",
+            "FOREIGN DATA WRAPPER",
+            "foreign-data wrappers",
+            ("USAGE",),
+            "F",
+        ),
+        Kind("foreign_server", "pg_foreign_server", "srvacl", "FOREIGN SERVER", "foreign servers", ("USAGE",), "S"),
+        Kind("language", "pg_language", "lanacl", "LANGUAGE", "languages", ("USAGE",), "l"),
+        Kind("tablespace", "pg_tablespace", "spcacl", "TABLESPACE", "tablespaces", ("CREATE",), "t"),
+        Kind("parameter", "pg_parameter_acl", "paracl", "PARAMETER", "parameters", ("SET", "ALTER SYSTEM"), "p"),
+    )
+}
+
+#: Kinds whose objects pgwarden manages inside the managed schemas today (snapshot.ObjectGroup.kind).
+SCHEMA_OBJECT_KINDS: tuple[str, ...] = ("table", "sequence", "routine")
+
+#: pg_default_acl.defaclobjtype -> kind.
+BY_DEFACL_CODE: Mapping[str, Kind] = {k.defacl_code: k for k in KINDS.values() if k.defacl_code}
+
+
+def kind(name: str) -> Kind:
+    """The registry entry of `name` (KeyError for an unknown kind: a bug, not user input)."""
+    return KINDS[name]
+
+
+def relation_kind(relkind: str) -> Kind:
+    """The kind of a pg_class row: sequences are their own kind; every other relation is a table."""
+    return KINDS["sequence"] if relkind == "S" else KINDS["table"]
+
+
+def defacl_word(code: str) -> str:
+    """The `ON ...` word of ALTER DEFAULT PRIVILEGES for a defaclobjtype ("r" -> "TABLES")."""
+    k = BY_DEFACL_CODE.get(code)
+    return k.all_word if k is not None and k.all_word else code
+
+
+def describe(kind_name: str, subkind: str) -> str:
+    """The word pg_describe_object uses for an object (findings match hazard rows by it)."""
+    k = KINDS.get(kind_name)
+    return k.subkind(subkind).described if k is not None else kind_name
+
+
+def label(kind_name: str, subkind: str) -> str:
+    """The word people read for an object ("partitioned table", "window function")."""
+    k = KINDS.get(kind_name)
+    return k.subkind(subkind).label if k is not None else kind_name

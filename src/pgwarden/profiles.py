@@ -1,0 +1,65 @@
+"""Privilege profiles: what each access level gets on each object kind, defined once.
+
+plan grants them, probe derives what each level must be allowed to do from them, report compares
+what is held against them. Each profile is checked against the registry of kinds at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pgwarden.kinds import KINDS
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named privilege set per object kind."""
+
+    name: str
+    grants: Mapping[str, frozenset[str]]  # kind -> privileges
+
+    def __post_init__(self) -> None:
+        for kind_name, privileges in self.grants.items():
+            KINDS[kind_name].check_privileges(privileges)
+
+    def on(self, kind_name: str) -> frozenset[str]:
+        """The privileges the profile gives on objects of `kind_name` (nothing when it names none)."""
+        return self.grants.get(kind_name, frozenset())
+
+    def allows(self, kind_name: str, privilege: str) -> bool:
+        return privilege in self.on(kind_name)
+
+
+#: Built-in profiles. Both get EXECUTE on routines: views and queries call the application's
+#: functions, and a SECURITY INVOKER function can do no more than its caller; SECURITY DEFINER
+#: routines that a readonly role may run are reported by check (function.definer-readonly).
+READWRITE = Profile(
+    "readwrite",
+    {
+        "table": frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"}),
+        "sequence": frozenset({"USAGE", "SELECT"}),
+        "routine": frozenset({"EXECUTE"}),
+        "schema": frozenset({"USAGE"}),
+        "database": frozenset({"CONNECT"}),
+    },
+)
+READONLY = Profile(
+    "readonly",
+    {
+        "table": frozenset({"SELECT"}),
+        "sequence": frozenset({"SELECT"}),
+        "routine": frozenset({"EXECUTE"}),
+        "schema": frozenset({"USAGE"}),
+        "database": frozenset({"CONNECT"}),
+    },
+)
+
+BUILTIN: Mapping[str, Profile] = {p.name: p for p in (READWRITE, READONLY)}
+
+#: level -> kind -> privileges (the shape plan and report have always read).
+PROFILES: Mapping[str, Mapping[str, frozenset[str]]] = {name: p.grants for name, p in BUILTIN.items()}
+
+
+def profile(name: str) -> Profile:
+    return BUILTIN[name]
