@@ -48,7 +48,7 @@ def _noop(event: str, step: Step | None, done: int, total: int) -> None:
 
 
 def unprivileged_error(steps: Sequence[Step]) -> PrivilegeError:
-    needs = sorted({s.needs or "more privileges" for s in steps})
+    needs = sorted({str(s.needs) if s.needs else "more privileges" for s in steps})
     return PrivilegeError(
         f"{len(steps)} step(s) need more than the connected role has ({'; '.join(needs)}); nothing was changed",
         hint="connect as a role that has them, or pass --skip-unprivileged to apply the rest and print "

@@ -94,7 +94,7 @@ def _expected(policy: Policy, level: str, kind: str, privilege: str, owner_privs
     if level == "public":
         allowed = kind == "routine" and privilege == "EXECUTE" and not policy.hardening.revoke_public_execute
         return total if allowed else 0
-    return total if privilege in PROFILES[level][kind] else 0  # type: ignore[index]
+    return total if privilege in PROFILES[level][kind] else 0
 
 
 def build_report(session: Session) -> Report:

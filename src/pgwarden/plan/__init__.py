@@ -1,0 +1,88 @@
+"""plan(policy, snapshot) -> Plan: the ordered steps that make the database match the policy. Pure.
+
+The planners run in a fixed order, and the order matters: roles first (a CREATEROLE admin gains
+ADMIN OPTION on the roles it creates, 16+), then memberships (a non-superuser admin is granted the
+owner, which every later planner relies on to act as it), then the database, its schemas, their
+objects, the owner's default privileges and the deploy logins' settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pgwarden.errors import PolicyError
+from pgwarden.plan.authority import Authority
+from pgwarden.plan.context import PlanContext
+from pgwarden.plan.database import plan_database, plan_schemas
+from pgwarden.plan.defaults import plan_default_privileges
+from pgwarden.plan.model import OBJECT_ACTIONS, Action, Need, Phase, Plan, Requirement, Statement, Step
+from pgwarden.plan.objects import BULK_FACTOR, OBJECTS_PER_STATEMENT, groups_to_name, plan_objects
+from pgwarden.plan.roles import plan_memberships, plan_role_settings, plan_roles
+from pgwarden.policy import Policy
+from pgwarden.profiles import PROFILES
+from pgwarden.snapshot import Snapshot
+
+__all__ = [
+    "BULK_FACTOR",
+    "OBJECTS_PER_STATEMENT",
+    "OBJECT_ACTIONS",
+    "PROFILES",
+    "Action",
+    "Authority",
+    "Need",
+    "Phase",
+    "Plan",
+    "Requirement",
+    "Statement",
+    "Step",
+    "groups_to_name",
+    "missing_database_note",
+    "plan",
+]
+
+
+def plan(
+    policy: Policy,
+    snap: Snapshot,
+    secrets: Mapping[str, str] | None = None,
+    verifiers: Mapping[str, str] | None = None,
+) -> Plan:
+    """Compute what must change for the database to match the policy. No I/O.
+
+    `secrets` maps password environment variable names to their values (read by the caller): they
+    are compared with the stored verifiers. `verifiers` maps the same names to the SCRAM verifiers
+    to store (Session.verifiers computes them with libpq); given both, the plan is deterministic."""
+    if not snap.caps.supported:
+        raise PolicyError(
+            f"PostgreSQL {snap.server.version} is not supported",
+            hint="pgwarden supports PostgreSQL 14 to 18",
+        )
+    bootstrap = snap.roles.get(10)
+    if bootstrap and policy.owner.name == bootstrap.name:
+        raise PolicyError(
+            f"the owner cannot be the bootstrap superuser {bootstrap.name!r}",
+            hint="choose a dedicated owner role; `pgwarden adopt` moves objects to it",
+        )
+    ctx = PlanContext.of(policy, snap, verifiers)
+    plan_roles(ctx, secrets or {})
+    plan_memberships(ctx)
+    plan_database(ctx)
+    plan_schemas(ctx)
+    plan_objects(ctx)
+    plan_default_privileges(ctx)
+    plan_role_settings(ctx)
+    # The admin's own membership in the owner is a means, not drift: alone, it is no change at all
+    # (otherwise a non-superuser admin or an auditor role could never see a clean plan).
+    admin_step = [s for s in ctx.steps if s.action == Action.GRANT_MEMBERSHIP and s.role == ctx.auth.name]
+    if admin_step and len(ctx.steps) == len(admin_step):
+        ctx.steps.clear()
+    if not snap.database_exists:
+        ctx.notes.append(missing_database_note(policy.database.name))
+    return Plan(
+        policy.database.name, tuple(ctx.steps), tuple(ctx.notes), snap.server.version, policy.apply.lock_timeout
+    )
+
+
+def missing_database_note(name: str) -> str:
+    """The note a plan carries while its database does not exist (apply drops it once created)."""
+    return f"database {name} does not exist yet: its steps were planned from template1, which CREATE DATABASE copies"

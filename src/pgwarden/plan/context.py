@@ -1,0 +1,130 @@
+"""What every planner shares: the context (policy, snapshot, admin authority, steps so far) and the
+builders of ACL and ownership statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from psycopg import sql
+
+from pgwarden import acl
+from pgwarden.acl import Change, ChangeAction, Grantee
+from pgwarden.kinds import ordered
+from pgwarden.plan.authority import Authority
+from pgwarden.plan.model import Action, Need, Phase, Step
+from pgwarden.policy import Policy
+from pgwarden.snapshot import Acl, Snapshot
+
+
+@dataclass
+class PlanContext:
+    """One planning run: inputs, the admin's authority as planned so far, and the steps."""
+
+    policy: Policy
+    snap: Snapshot
+    auth: Authority
+    owner: str
+    ignore: frozenset[str]
+    verifiers: Mapping[str, str] = field(default_factory=dict)  # password variable -> SCRAM verifier
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    quoted: dict[int, str] = field(default_factory=dict)  # object oid -> its name as SQL text
+
+    @classmethod
+    def of(cls, policy: Policy, snap: Snapshot, verifiers: Mapping[str, str] | None = None) -> PlanContext:
+        return cls(
+            policy, snap, Authority.of(snap), policy.owner.name, frozenset(policy.ignore.roles), dict(verifiers or {})
+        )
+
+    def add(self, step: Step) -> None:
+        self.steps.append(step)
+
+    def acl(self, entries: Acl, previous_owner: int | None = None) -> acl.AclState:
+        """A catalog ACL by role names; a `previous_owner`'s entries move to the policy's owner
+        (what ALTER ... OWNER TO does to them)."""
+        rename = None
+        if previous_owner is not None:
+            old = self.snap.role_name(previous_owner)
+            if old is not None and old != self.owner:
+                rename = {old: self.owner}
+        return acl.from_catalog(entries, self.snap.role_name, rename)
+
+    @property
+    def access_names(self) -> set[str]:
+        return {a.name for a in self.policy.access}
+
+
+def privs_sql(privs: Iterable[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.SQL(p) for p in ordered(privs))
+
+
+def grantee_sql(g: Grantee) -> sql.Composable:
+    return sql.SQL("PUBLIC") if g is None else sql.Identifier(g)
+
+
+def acl_statement(change: Change, target: sql.Composable) -> sql.Composed:
+    """GRANT / REVOKE / REVOKE GRANT OPTION FOR on `target` ("TABLE x", "SCHEMA s", ...)."""
+    who = grantee_sql(change.grantee)
+    if change.action == ChangeAction.GRANT:
+        return sql.SQL("GRANT {} ON {} TO {}").format(privs_sql(change.privs), target, who)
+    if change.action == ChangeAction.REVOKE:
+        privs = sql.SQL("ALL") if change.everything else privs_sql(change.privs)
+        return sql.SQL("REVOKE {} ON {} FROM {} CASCADE").format(privs, target, who)
+    return sql.SQL("REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE").format(privs_sql(change.privs), target, who)
+
+
+_STEP_ACTION = {
+    ChangeAction.GRANT: Action.GRANT,
+    ChangeAction.REVOKE: Action.REVOKE,
+    ChangeAction.REVOKE_GRANT_OPTION: Action.REVOKE_GRANT_OPTION,
+}
+
+
+def acl_step(
+    change: Change,
+    target: sql.Composable,
+    label: str,
+    reason: str,
+    allowed: bool,
+    needs: Need,
+    *,
+    count: int = 1,
+) -> Step:
+    return Step(
+        Phase.DATABASE,
+        _STEP_ACTION[change.action],
+        label,
+        reason,
+        acl_statement(change, target),
+        role=change.grantee,
+        destructive=change.action != ChangeAction.GRANT,
+        needs=None if allowed else needs,
+        allowed=allowed,
+        count=count,
+        change=change.action.value,
+    )
+
+
+def owner_step(
+    label: str,
+    target: sql.Composable,
+    reason: str,
+    owner: str,
+    allowed: bool,
+    needs: Need,
+    *,
+    role: str | None = None,
+) -> Step:
+    """ALTER <target> OWNER TO <owner>: destructive (it moves what exists), with what it needs."""
+    return Step(
+        Phase.DATABASE,
+        Action.ALTER_OWNER,
+        label,
+        reason,
+        sql.SQL("ALTER {} OWNER TO {}").format(target, sql.Identifier(owner)),
+        role=role,
+        destructive=True,
+        needs=None if allowed else needs,
+        allowed=allowed,
+    )

@@ -1,0 +1,100 @@
+"""Planner for the owner's default privileges: what its future objects give the access roles."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from pgwarden import acl
+from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
+from pgwarden.kinds import kind
+from pgwarden.plan.context import PlanContext, grantee_sql, privs_sql
+from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
+from pgwarden.profiles import profile
+from pgwarden.snapshot import Acl, ObjectKind
+
+R = Requirement
+
+
+def plan_default_privileges(ctx: PlanContext) -> None:
+    snap, auth, policy, owner = ctx.snap, ctx.auth, ctx.policy, ctx.owner
+    owner_role = snap.role_by_name.get(owner)
+    schema_oids = {s.name: s.oid for s in snap.schemas}
+    rows: dict[tuple[int, str], Acl] = {
+        (d.schema, d.objtype): d.acl for d in snap.default_acls if owner_role and d.role == owner_role.oid
+    }
+    ok = auth.superuser or (owner in auth.member_of if not snap.caps.membership_options else auth.acts_as(owner))
+    needs = Need.of((R.MEMBERSHIP, owner))
+    kinds: list[ObjectKind] = ["table", "sequence"]
+    if policy.hardening.revoke_public_execute:
+        kinds.append("routine")
+    for schema in policy.database.schemas:
+        oid = schema_oids.get(schema)
+        for kind_name in kinds:
+            code = kind(kind_name).defacl_code or ""
+            entries = rows.get((oid, code), frozenset()) if oid is not None else frozenset()
+            expected: dict[Grantee, frozenset[str]] = {a.name: profile(a.level).on(kind_name) for a in policy.access}
+            wanted = Wanted(expected, ignore=ctx.ignore)
+            for change in acl.diff(ctx.acl(entries), wanted):
+                ctx.add(_defacl_step(ctx, change, kind_name, schema, ok, needs))
+    # Global entries replace the built-in default (F1.5): they must give nothing beyond the owner's
+    # own privileges, and, with the hardening, routines must not be executable by PUBLIC.
+    global_kinds: list[ObjectKind] = ["table", "sequence", "routine"]
+    for kind_name in global_kinds:
+        k = kind(kind_name)
+        owner_privs = frozenset(k.owner_privileges(snap.caps.major))
+        code = k.defacl_code or ""
+        if (0, code) in rows:
+            actual = ctx.acl(rows[(0, code)])
+        else:  # the built-in default: the owner's privileges, and EXECUTE for PUBLIC on routines
+            actual = acl.held({owner: owner_privs, **({PUBLIC: ("EXECUTE",)} if kind_name == "routine" else {})})
+        tolerated: dict[Grantee, frozenset[str]] = {}
+        if kind_name == "routine" and not policy.hardening.revoke_public_execute:
+            tolerated[PUBLIC] = frozenset({"EXECUTE"})
+        wanted = Wanted({owner: owner_privs}, tolerated, owner=owner, ignore=ctx.ignore)
+        for change in acl.diff(actual, wanted):
+            ctx.add(_defacl_step(ctx, change, kind_name, None, ok, needs))
+
+
+def _defacl_step(
+    ctx: PlanContext, change: Change, kind_name: ObjectKind, schema: str | None, ok: bool, needs: Need
+) -> Step:
+    owner = ctx.owner
+    prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}").format(sql.Identifier(owner))
+    if schema is not None:
+        prefix = sql.SQL("{} IN SCHEMA {}").format(prefix, sql.Identifier(schema))
+    objects = sql.SQL(kind(kind_name).all_word or "")
+    who = grantee_sql(change.grantee)
+    if change.action == ChangeAction.GRANT:
+        body = sql.SQL("GRANT {} ON {} TO {}").format(privs_sql(change.privs), objects, who)
+        reason = (
+            f"{kind_name}s {owner} creates later in schema {schema} must be usable by {show(change.grantee)} "
+            "with no further run"
+            if schema
+            else f"the owner keeps its own privileges on {kind_name}s it creates"
+        )
+    elif change.action == ChangeAction.REVOKE:
+        privs = sql.SQL("ALL") if change.everything else privs_sql(change.privs)
+        body = sql.SQL("REVOKE {} ON {} FROM {} CASCADE").format(privs, objects, who)
+        if change.grantee is None and kind_name == "routine" and schema is None:
+            reason = "hardening: functions the owner creates later must not be executable by PUBLIC"
+        else:
+            where = f"in schema {schema}" if schema else "in every schema"
+            reason = (
+                f"{kind_name}s {owner} creates later {where} must not give {show(change.grantee)} more than the policy"
+            )
+    else:
+        body = sql.SQL("REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE").format(privs_sql(change.privs), objects, who)
+        reason = f"{show(change.grantee)} must not be able to grant privileges on future {kind_name}s"
+    label = f"default privileges of {owner} on {kind_name}s" + (f" in schema {schema}" if schema else "")
+    return Step(
+        Phase.DATABASE,
+        Action.DEFAULT_PRIVILEGES,
+        label,
+        reason,
+        sql.SQL("{} {}").format(prefix, body),
+        role=change.grantee,
+        destructive=change.action != ChangeAction.GRANT and change.grantee is not None,
+        needs=None if ok else needs,
+        allowed=ok,
+        change=change.action.value,
+    )

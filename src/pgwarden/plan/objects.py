@@ -1,0 +1,214 @@
+"""Planner for the objects of the managed schemas (tables, sequences, routines): ownership and grants,
+on lists of names or in bulk (`ON ALL ... IN SCHEMA`), whichever costs the server less."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from pgwarden import acl
+from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
+from pgwarden.findings import display_name
+from pgwarden.kinds import kind, label
+from pgwarden.plan.context import PlanContext, acl_step, owner_step
+from pgwarden.plan.model import Need, Requirement
+from pgwarden.policy import Policy
+from pgwarden.profiles import profile
+from pgwarden.snapshot import NAME_THRESHOLD, ObjectGroup, ObjectKind, ObjectRef, Snapshot
+
+R = Requirement
+
+#: Objects named in one GRANT/REVOKE statement at most.
+OBJECTS_PER_STATEMENT = 1000
+
+#: A bulk `... ON ALL TABLES IN SCHEMA` scans all of pg_class; a list of names costs one catalog
+#: lookup per object. Measured on 16: 110 ms for 1,000 tables among 200,000 relations in bulk,
+#: 16 ms as a list. Bulk is used when the change touches at least 1/BULK_FACTOR of the relations.
+BULK_FACTOR = 20
+
+PendingKey = tuple[str, ObjectKind, Change]
+
+
+def wanted_for(ctx: PlanContext, kind_name: ObjectKind) -> Wanted:
+    """What the owner and the access roles must hold on every object of a kind."""
+    owner = ctx.owner
+    expected: dict[Grantee, frozenset[str]] = {owner: frozenset(kind(kind_name).owner_privileges(ctx.snap.caps.major))}
+    tolerated: dict[Grantee, frozenset[str]] = {}
+    if kind_name == "routine" and not ctx.policy.hardening.revoke_public_execute:
+        tolerated[PUBLIC] = frozenset({"EXECUTE"})
+    else:
+        for a in ctx.policy.access:
+            expected[a.name] = profile(a.level).on(kind_name)
+    return Wanted(expected, tolerated, owner=owner, grantor=owner, ignore=ctx.ignore)
+
+
+def describe(kind_name: ObjectKind, schema: str, objects: Sequence[ObjectRef] | None, count: int) -> str:
+    """A step's object label: one object by kind and name, else a count."""
+    if objects is not None and len(objects) == 1:
+        o = objects[0]
+        ident = display_name(schema, o.name) + (f"({o.args})" if kind_name == "routine" else "")
+        return f"{label(kind_name, o.subkind)} {ident}"
+    return f"{count} {kind(kind_name).plural} in schema {schema}"
+
+
+def object_sql(kind_name: ObjectKind, schema: str, obj: ObjectRef) -> sql.Composable:
+    name = sql.Identifier(schema, obj.name)
+    if kind_name == "routine":
+        # Identity arguments come from pg_get_function_identity_arguments(): type names quoted
+        # by the server itself, never user input.
+        return sql.SQL("{}({})").format(name, sql.SQL(obj.args or ""))
+    return name
+
+
+def _object_list(ctx: PlanContext, kind_name: ObjectKind, schema: str, objects: Sequence[ObjectRef]) -> sql.Composable:
+    """The objects of one GRANT/REVOKE as one SQL fragment. Each name is quoted by psycopg
+    (sql.Identifier) once per plan and the list joined as text: a statement on 1,000 tables is then
+    one string to compose and send, not 2,000 objects, and an object granted to several roles is
+    quoted once."""
+    parts = []
+    for o in objects:
+        text = ctx.quoted.get(o.oid)
+        if text is None:
+            text = object_sql(kind_name, schema, o).as_string(None)
+            ctx.quoted[o.oid] = text
+        parts.append(text)
+    return sql.SQL(", ".join(parts))
+
+
+def _group_changes(ctx: PlanContext, group: ObjectGroup) -> list[Change]:
+    """What must change on the objects of one group (after a planned ownership change)."""
+    return acl.diff(ctx.acl(group.acl, group.owner), wanted_for(ctx, group.kind))
+
+
+def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
+    """(schema, kind, change) -> the groups whose objects need that change."""
+    schema_names = {s.oid: s.name for s in ctx.snap.schemas}
+    pending: dict[PendingKey, list[ObjectGroup]] = defaultdict(list)
+    for group in ctx.snap.objects:
+        if group.extension:
+            continue
+        schema = schema_names.get(group.schema, str(group.schema))
+        for change in _group_changes(ctx, group):
+            pending[(schema, group.kind, change)].append(group)
+    return pending
+
+
+def _scan_rows(snap: Snapshot, kind_name: ObjectKind) -> int:
+    """Rows a bulk statement on `kind` scans (pg_class or pg_proc of the managed schemas, at least)."""
+    if kind_name == "routine":
+        return 3000 + sum(g.count for g in snap.objects if g.kind == "routine")
+    return sum(g.count for g in snap.objects if g.kind != "routine")
+
+
+def _bulk_is_cheaper(snap: Snapshot, kind_name: ObjectKind, total: int) -> bool:
+    return total > NAME_THRESHOLD and total * BULK_FACTOR >= _scan_rows(snap, kind_name)
+
+
+def groups_to_name(policy: Policy, snap: Snapshot) -> list[ObjectGroup]:
+    """Groups whose objects a plan will change one by one but that the snapshot does not list:
+    the session fetches their names (snapshot.with_names) before planning."""
+    ctx = PlanContext.of(policy, snap)
+    out: dict[int, ObjectGroup] = {}
+    for (_schema, kind_name, _change), groups in _pending(ctx).items():
+        if _bulk_is_cheaper(snap, kind_name, sum(g.count for g in groups)):
+            continue
+        out.update((id(g), g) for g in groups if g.objects is None)
+    return list(out.values())
+
+
+def plan_objects(ctx: PlanContext) -> None:
+    """Ownership first (grants are planned for after it), then each pending ACL change."""
+    snap = ctx.snap
+    schema_names = {s.oid: s.name for s in snap.schemas}
+    blocked_owner: dict[int, str] = {}  # id(group) -> owner the admin may not move it from
+    for group in snap.objects:
+        group_owner = snap.role_name(group.owner) or ""
+        if group.extension or group_owner == ctx.owner:
+            continue
+        if not group.linked:  # a serial's sequence follows its table
+            _plan_owner_change(ctx, group, schema_names.get(group.schema, str(group.schema)), group_owner)
+        if not _owner_change_allowed(ctx, group_owner):
+            blocked_owner[id(group)] = group_owner
+    totals: dict[tuple[int, str], int] = defaultdict(int)  # (schema, kind) -> objects
+    for g in snap.objects:
+        totals[(g.schema, g.kind)] += g.count
+    with_extension = {(g.schema, g.kind) for g in snap.objects if g.extension}
+    schema_oids = {s.name: s.oid for s in snap.schemas}
+    for (schema, kind_name, change), groups in _pending(ctx).items():
+        stuck = sorted({blocked_owner[id(g)] for g in groups if id(g) in blocked_owner})
+        where = (schema_oids[schema], kind_name)
+        _plan_acl_change(ctx, schema, kind_name, change, groups, stuck, totals[where], where in with_extension)
+
+
+def _plan_acl_change(
+    ctx: PlanContext,
+    schema: str,
+    kind_name: ObjectKind,
+    change: Change,
+    groups: list[ObjectGroup],
+    stuck: list[str],
+    in_schema: int,
+    has_extension: bool,
+) -> None:
+    """One change on every object of some groups: a bulk statement, or lists of at most
+    OBJECTS_PER_STATEMENT names. If the objects' owner cannot be moved, neither can grants be made.
+    Bulk statements would touch extension members, so a (schema, kind) with any is always listed."""
+    snap = ctx.snap
+    allowed = ctx.auth.acts_as(ctx.owner) and not stuck
+    if stuck:
+        needs = Need.of(*((R.MEMBERSHIP, s) for s in stuck), note="the objects' owner")
+    else:
+        needs = Need.of((R.MEMBERSHIP, ctx.owner))
+    total = sum(g.count for g in groups)
+    named = all(g.objects is not None for g in groups)
+    reason = _object_reason(change, kind_name)
+    k = kind(kind_name)
+    if (not named or _bulk_is_cheaper(snap, kind_name, total)) and not has_extension:
+        target = sql.SQL("ALL {} IN SCHEMA {}").format(sql.SQL(k.all_word or ""), sql.Identifier(schema))
+        text = f"{total} {k.plural} in schema {schema}"
+        if total != in_schema:
+            text += f" (of {in_schema}; the others are unaffected)"
+        ctx.add(acl_step(change, target, text, reason, allowed, needs, count=total))
+        return
+    objects = sorted((o for g in groups for o in (g.objects or ())), key=lambda o: (o.name, o.oid))
+    for start in range(0, len(objects), OBJECTS_PER_STATEMENT):
+        chunk = objects[start : start + OBJECTS_PER_STATEMENT]
+        target = sql.SQL("{} {}").format(sql.SQL(k.sql_word), _object_list(ctx, kind_name, schema, chunk))
+        text = describe(kind_name, schema, chunk, len(chunk))
+        ctx.add(acl_step(change, target, text, reason, allowed, needs, count=len(chunk)))
+
+
+def _object_reason(change: Change, kind_name: ObjectKind) -> str:
+    who = show(change.grantee)
+    if change.action == ChangeAction.GRANT:
+        return f"{who} must have {', '.join(sorted(change.privs))} on every {kind_name} of the managed schemas"
+    if change.action == ChangeAction.REVOKE_GRANT_OPTION:
+        return f"{who} must not be able to grant its privileges to others"
+    if change.grantee is None:
+        return f"PUBLIC must hold nothing on {kind_name}s of the managed schemas"
+    return f"{who} must hold only what the policy gives it ({', '.join(sorted(change.privs))} is extra)"
+
+
+def _owner_change_allowed(ctx: PlanContext, current: str) -> bool:
+    return ctx.auth.superuser or (ctx.auth.acts_as(current) and ctx.auth.may_set(ctx.owner))
+
+
+def _plan_owner_change(ctx: PlanContext, group: ObjectGroup, schema: str, current: str) -> None:
+    owner = ctx.owner
+    ok = _owner_change_allowed(ctx, current)
+    k = kind(group.kind)
+    for obj in group.objects or ():
+        word = k.subkind(obj.subkind).sql_word if group.kind != "routine" else "ROUTINE"
+        ctx.add(
+            owner_step(
+                describe(group.kind, schema, [obj], 1),
+                sql.SQL("{} {}").format(sql.SQL(word), object_sql(group.kind, schema, obj)),
+                f"every object in the managed schemas must be owned by {owner} (now {current})",
+                owner,
+                ok,
+                Need.of((R.MEMBERSHIP, current), (R.MEMBERSHIP, owner)),
+                role=current,
+            )
+        )
