@@ -1,0 +1,34 @@
+"""Hazard rules: pure functions over (policy, snapshot, hazard data) -> findings; the rule catalog."""
+
+from __future__ import annotations
+
+from pgwarden.findings import Finding
+from pgwarden.hazards import HazardData
+from pgwarden.policy import Policy
+from pgwarden.rules.catalog import CATALOG, DRIFT_CATALOG, DRIFT_SEVERITY, RULES, Rule
+from pgwarden.rules.common import Check
+from pgwarden.rules.objects import check_access_owns, check_default_acls, check_ownership
+from pgwarden.rules.privileges import check_create, check_rls, check_security_definer, check_temp
+from pgwarden.rules.roles import check_attributes, check_memberships, check_owner, check_passwords
+from pgwarden.snapshot import Snapshot
+
+__all__ = ["CATALOG", "CHECKS", "DRIFT_CATALOG", "DRIFT_SEVERITY", "RULES", "Rule", "run_rules"]
+
+CHECKS: tuple[Check, ...] = (
+    check_memberships,
+    check_attributes,
+    check_access_owns,
+    check_ownership,
+    check_default_acls,
+    check_create,
+    check_temp,
+    check_owner,
+    check_security_definer,
+    check_rls,
+    check_passwords,
+)
+
+
+def run_rules(policy: Policy, snap: Snapshot, hz: HazardData) -> list[Finding]:
+    """Every hazard rule over the snapshot; pure."""
+    return [f for check in CHECKS for f in check(policy, snap, hz)]

@@ -1,0 +1,183 @@
+"""The rule catalog: every hazard rule and every drift rule, with why it matters and how to fix it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pgwarden.findings import Severity
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A catalog entry: stable id, severity, a title, why it matters and how to fix it (docs/rules.md)."""
+
+    id: str
+    severity: Severity
+    title: str
+    why: str
+    how: str
+
+
+CATALOG: tuple[Rule, ...] = (
+    Rule(
+        "access.member-of-owner",
+        "critical",
+        "Access role is a member of the owner",
+        "A member of the owner (directly or through other roles) can SET ROLE to it or inherit its "
+        "rights: it can alter and drop every table and bypass row level security.",
+        "REVOKE the membership (the fix names the direct grant to remove).",
+    ),
+    Rule(
+        "access.member-of-privileged",
+        "high",
+        "Access role is a member of a powerful role",
+        "Predefined roles such as pg_write_all_data, pg_read_server_files, pg_write_server_files, "
+        "pg_execute_server_program, pg_signal_backend and pg_maintain (17+) act on every database "
+        "of the cluster or on the server itself; membership of a superuser role gives everything.",
+        "REVOKE the membership.",
+    ),
+    Rule(
+        "access.attribute",
+        "critical",
+        "Access role has a powerful attribute",
+        "SUPERUSER bypasses every check, BYPASSRLS every row policy, CREATEROLE (14-15) takes over "
+        "other roles, CREATEDB and REPLICATION reach beyond the application's data.",
+        "ALTER ROLE ... NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS.",
+    ),
+    Rule(
+        "access.owns-objects",
+        "high",
+        "Access role owns objects in the database",
+        "An owner can alter, drop and grant its objects whatever the policy says.",
+        "ALTER ... OWNER TO the owner (or REASSIGN OWNED BY the access role TO the owner).",
+    ),
+    Rule(
+        "ownership.not-owner",
+        "high",
+        "Object in a managed schema not owned by the owner",
+        "The classic 'migration ran as the wrong login': the owner cannot change the object and the "
+        "access roles often get no grant on it.",
+        "ALTER ... OWNER TO the owner (`pgwarden apply` does it).",
+    ),
+    Rule(
+        "ownership.escaped-owner",
+        "high",
+        "Object owned by a deploy login",
+        "A deploy login created objects without SET ROLE to the owner: they escaped the owner and "
+        "its default privileges.",
+        "ALTER ... OWNER TO the owner; run migrations with `SET ROLE owner` (PGOPTIONS=-c role=owner).",
+    ),
+    Rule(
+        "defaults.wrong-role",
+        "medium",
+        "Default privileges for a role that does not create objects",
+        "ALTER DEFAULT PRIVILEGES only applies to objects created by the role it names: entries for "
+        "another role (the application, a deploy login) are never used for the owner's objects, and "
+        "can give privileges on objects that role creates.",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE <that role> REVOKE ... (or DROP OWNED BY it).",
+    ),
+    Rule(
+        "create.schema",
+        "high",
+        "CREATE on a managed schema for PUBLIC or an access role",
+        "Whoever may create objects in a schema owns them, and can shadow the owner's objects.",
+        "REVOKE CREATE ON SCHEMA ... FROM PUBLIC / the access role.",
+    ),
+    Rule(
+        "create.database",
+        "high",
+        "CREATE on the database for PUBLIC or an access role",
+        "CREATE on the database lets a role create schemas (and trusted extensions) it then owns.",
+        "REVOKE CREATE ON DATABASE ... FROM PUBLIC / the access role.",
+    ),
+    Rule(
+        "temp.public",
+        "medium",
+        "TEMPORARY on the database for PUBLIC",
+        "Temporary tables are searched first for relations: with TEMPORARY a role can hijack "
+        "unqualified table names in SECURITY DEFINER code, and fill the disk.",
+        "REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC.",
+    ),
+    Rule(
+        "owner.superuser",
+        "high",
+        "The owner is a superuser",
+        "Migrations then run with every power of the server; row level security is bypassed.",
+        "ALTER ROLE owner NOSUPERUSER.",
+    ),
+    Rule(
+        "owner.createrole",
+        "medium",
+        "The owner has CREATEROLE on PostgreSQL 14-15",
+        "Before 16, CREATEROLE can alter any non-superuser role and grant itself "
+        "pg_execute_server_program: it is practically a superuser.",
+        "ALTER ROLE owner NOCREATEROLE; create roles as an administrator.",
+    ),
+    Rule(
+        "function.security-definer",
+        "high",
+        "SECURITY DEFINER routine without a fixed search_path",
+        "It runs with its owner's rights; an access role that can create temporary tables or objects "
+        "in a schema on the search_path can make it use its own objects (CVE-2018-1058 style).",
+        "ALTER FUNCTION ... SET search_path = pg_catalog, pg_temp (and schema-qualify names), or "
+        "REVOKE EXECUTE from PUBLIC and the access roles.",
+    ),
+    Rule(
+        "rls.not-forced",
+        "high",
+        "Row level security not forced on a table an access role can bypass",
+        "The table owner, and every member of it, bypasses row level security unless it is forced.",
+        "ALTER TABLE ... FORCE ROW LEVEL SECURITY, and remove the membership.",
+    ),
+    Rule(
+        "rls.view-bypass",
+        "high",
+        "View over a row-level-security table runs as its owner",
+        "A view reads its tables with its owner's rights: when the owner bypasses row level "
+        "security, every reader of the view sees every row.",
+        "ALTER VIEW ... SET (security_invoker = true) (15+).",
+    ),
+    Rule(
+        "login.no-password",
+        "medium",
+        "LOGIN role of the policy without a password",
+        "The role cannot log in with password authentication, or logs in without one under trust.",
+        "Set the password environment variable and run `pgwarden apply`.",
+    ),
+    Rule(
+        "login.md5-password",
+        "medium",
+        "LOGIN role of the policy with an MD5 password",
+        "MD5 verifiers are replayable and deprecated (warned about on 18).",
+        "Set the password again as SCRAM-SHA-256 (`pgwarden apply` does it).",
+    ),
+)
+
+#: Drift rule ids: one per plan action, with the severity of what the step would repair.
+DRIFT_SEVERITY: dict[str, Severity] = {
+    "create-role": "high",
+    "alter-role": "high",
+    "set-password": "low",
+    "revoke-membership": "high",
+    "grant-membership": "medium",
+    "create-database": "high",
+    "create-schema": "medium",
+    "alter-owner": "high",
+    "grant": "medium",
+    "revoke": "high",
+    "revoke-grant-option": "high",
+    "default-privileges": "medium",
+    # a deploy login without its role setting makes every migration escape the owner
+    "role-setting": "high",
+}
+DRIFT_CATALOG: tuple[Rule, ...] = tuple(
+    Rule(
+        f"drift.{action}",
+        sev,
+        f"`apply` would run: {action}",
+        "The database differs from the policy; the step `plan` shows repairs it.",
+        "Run `pgwarden apply`.",
+    )
+    for action, sev in DRIFT_SEVERITY.items()
+)
+RULES: dict[str, Rule] = {r.id: r for r in CATALOG + DRIFT_CATALOG}

@@ -1,0 +1,158 @@
+"""Hazard checks about objects: who owns them, and default privileges of roles that are not the owner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from pgwarden.findings import Finding
+from pgwarden.hazards import HazardData
+from pgwarden.kinds import defacl_word, describe
+from pgwarden.policy import Policy
+from pgwarden.rules.common import access_roles, finding, q
+from pgwarden.snapshot import Role, Snapshot
+
+
+def check_access_owns(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    access = dict((oid, name) for name, oid in access_roles(policy, snap))
+    for row in hz.owned:
+        name = access.get(int(row["role"]))
+        if name is None:
+            continue
+        fix = sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(name), sql.Identifier(policy.owner.name))
+        yield finding(
+            "access.owns-objects",
+            row["object"],
+            name,
+            f"access role {name} owns {row['object']}: it can alter, drop and grant it",
+            fix,
+        )
+
+
+@dataclass(frozen=True)
+class _Owners:
+    """Who may own what in the managed schemas, by role oid."""
+
+    owner: Role
+    access: frozenset[int]
+    deploy: frozenset[int]
+    ignored: frozenset[int]
+
+    @classmethod
+    def of(cls, policy: Policy, snap: Snapshot, owner: Role) -> _Owners:
+        def oids(names: Iterable[str]) -> frozenset[int]:
+            return frozenset(snap.role_by_name[n].oid for n in names if n in snap.role_by_name)
+
+        access = frozenset(oid for _, oid in access_roles(policy, snap))
+        return cls(owner, access, oids(policy.owner.deploy_logins), oids(policy.ignore.roles))
+
+    def finding(
+        self, snap: Snapshot, kind: str, schema: str, name: str | None, by: int, count: int = 1
+    ) -> Finding | None:
+        """The finding for an object (or `count` of them) of `kind` owned by `by`; None when that is
+        fine (the owner, an ignored role) or another rule's (access roles: access.owns-objects)."""
+        owner = self.owner.name
+        if by == self.owner.oid or by in self.access or by in self.ignored:
+            return None
+        who = snap.role_name(by) or str(by)
+        fix = sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(who), sql.Identifier(owner))
+        if kind == "schema":
+            obj = f"schema {schema}"
+            fix = sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(schema), sql.Identifier(owner))
+        elif name is not None:
+            # the words pg_describe_object uses, so that hazard_owned rows can be matched
+            obj = f"{kind} {q(schema, name) if '(' not in name else q(schema) + '.' + name}"
+        else:
+            obj = f"{count} {kind}(s) in schema {schema}"
+        if by in self.deploy:
+            return _escaped(obj, who, owner, fix)
+        return finding("ownership.not-owner", obj, who, f"{obj} is owned by {who}, not by {owner}", fix)
+
+
+def _escaped(obj: str, who: str, owner: str, fix: sql.Composable) -> Finding:
+    return finding(
+        "ownership.escaped-owner",
+        obj,
+        who,
+        f"{obj} is owned by the deploy login {who}, not by {owner}: the migration did not SET ROLE to the owner",
+        fix,
+    )
+
+
+def check_ownership(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    owner = snap.role_by_name.get(policy.owner.name)
+    if owner is None:
+        return
+    owners = _Owners.of(policy, snap, owner)
+    seen: set[str] = set()
+    for f, named in _managed_ownership(policy, snap, owners):
+        if named:  # a counted group names no object a hazard row could repeat
+            seen.add(f.object)
+        yield f
+    # Objects a deploy login owns elsewhere (a schema it created, objects outside the managed schemas).
+    managed_oids = {s.oid for s in snap.schemas if s.name in policy.database.schemas}
+    for row in hz.owned:
+        role = int(row["role"])
+        managed = row["namespace"] is not None and int(row["namespace"]) in managed_oids
+        covered = row["catalog"] in ("pg_class", "pg_proc", "pg_namespace") and managed
+        if role not in owners.deploy or covered or row["object"] in seen:
+            continue
+        who = snap.role_name(role) or str(role)
+        fix = sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(who), sql.Identifier(owner.name))
+        yield _escaped(row["object"], who, owner.name, fix)
+
+
+def _managed_ownership(policy: Policy, snap: Snapshot, owners: _Owners) -> Iterator[tuple[Finding, bool]]:
+    """Managed schemas and their objects not owned by the owner: (finding, whether it names one object)."""
+    schemas = {s.oid: s for s in snap.schemas}
+    for s in snap.schemas:
+        if s.name in policy.database.schemas and not s.extension and snap.roles.get(s.owner) is not None:
+            if snap.roles[s.owner].name == "pg_database_owner":
+                continue  # 15+: public belongs to whoever owns the database
+            if f := owners.finding(snap, "schema", s.name, None, s.owner):
+                yield f, True
+    for g in snap.objects:
+        if g.extension or g.owner == owners.owner.oid or g.schema not in schemas:
+            continue
+        schema = schemas[g.schema].name
+        if g.objects is None:
+            if f := owners.finding(snap, g.kind, schema, None, g.owner, g.count):
+                yield f, False
+            continue
+        for o in g.objects:
+            name = o.name if g.kind != "routine" else f"{q(o.name)}({o.args or ''})"
+            if f := owners.finding(snap, describe(g.kind, o.subkind), schema, name, g.owner):
+                yield f, True
+
+
+def check_default_acls(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    owner = snap.role_by_name.get(policy.owner.name)
+    ignored = {snap.role_by_name[r].oid for r in policy.ignore.roles if r in snap.role_by_name}
+    schemas = {s.oid: s.name for s in snap.schemas}
+    for d in snap.default_acls:
+        if (owner is not None and d.role == owner.oid) or d.role in ignored:
+            continue
+        who = snap.role_name(d.role) or str(d.role)
+        where = f" in schema {schemas.get(d.schema, d.schema)}" if d.schema else ""
+        word = defacl_word(d.objtype)
+        grantees = sorted({snap.role_name(g.grantee) or "PUBLIC" for g in d.acl})
+        fix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}{} REVOKE ALL ON {} FROM {}").format(
+            sql.Identifier(who),
+            sql.SQL(" IN SCHEMA {}").format(sql.Identifier(str(schemas.get(d.schema, ""))))
+            if d.schema
+            else sql.SQL(""),
+            sql.SQL(word),
+            sql.SQL(", ").join(sql.SQL("PUBLIC") if g == "PUBLIC" else sql.Identifier(g) for g in grantees)
+            if grantees
+            else sql.Identifier(who),
+        )
+        yield finding(
+            "defaults.wrong-role",
+            f"default privileges for role {who} on {word.lower()}{where}",
+            who,
+            f"default privileges are defined for {who}, which is not the owner: they never apply "
+            f"to the owner's objects (grantees: {', '.join(grantees) or 'none'})",
+            fix,
+        )

@@ -1,0 +1,132 @@
+"""Hazard checks about privileges: CREATE and TEMPORARY, SECURITY DEFINER routines, row level security."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from psycopg import sql
+
+from pgwarden.findings import Finding
+from pgwarden.hazards import HazardData
+from pgwarden.policy import Policy
+from pgwarden.rules.common import access_roles, finding, q
+from pgwarden.snapshot import Snapshot
+
+
+def check_create(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    db = policy.database.name
+    for s in snap.schemas:
+        if s.name in policy.database.schemas and any(g.grantee == 0 and g.privilege == "CREATE" for g in s.acl):
+            yield finding(
+                "create.schema",
+                f"schema {s.name}",
+                "PUBLIC",
+                f"PUBLIC may create objects in schema {s.name}",
+                sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(s.name)),
+            )
+    if snap.database and any(g.grantee == 0 and g.privilege == "CREATE" for g in snap.database.acl):
+        yield finding(
+            "create.database",
+            f"database {db}",
+            "PUBLIC",
+            f"PUBLIC may create schemas in database {db}",
+            sql.SQL("REVOKE CREATE ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)),
+        )
+    access = {oid: name for name, oid in access_roles(policy, snap)}
+    direct_schema = {(g.grantee, s.name) for s in snap.schemas for g in s.acl if g.privilege == "CREATE"}
+    direct_db = {g.grantee for g in snap.database.acl if g.privilege == "CREATE"} if snap.database else set()
+    for row in hz.privileges:
+        oid = int(row["role"])
+        name = access.get(oid)
+        if name is None or not row["can_create"] or snap.roles[oid].superuser:
+            continue
+        is_schema = row["kind"] == "schema"
+        direct = (oid, row["name"]) in direct_schema if is_schema else oid in direct_db
+        if is_schema:
+            obj, what = f"schema {row['name']}", f"create objects in schema {row['name']}"
+            fix = sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(
+                sql.Identifier(row["name"]), sql.Identifier(name)
+            )
+        else:
+            obj, what = f"database {row['name']}", f"create schemas in database {row['name']}"
+            fix = sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(
+                sql.Identifier(row["name"]), sql.Identifier(name)
+            )
+        if direct:
+            yield finding("create." + row["kind"], obj, name, f"access role {name} may {what}", fix)
+        else:
+            yield finding(
+                "create." + row["kind"],
+                obj,
+                name,
+                f"access role {name} may {what} through a role it is a member of",
+                "revoke the membership that gives it (see the access.member-of-* findings)",
+            )
+
+
+def check_temp(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    if not policy.hardening.revoke_public_connect or snap.database is None:
+        return
+    if any(g.grantee == 0 and g.privilege == "TEMPORARY" for g in snap.database.acl):
+        db = policy.database.name
+        yield finding(
+            "temp.public",
+            f"database {db}",
+            "PUBLIC",
+            f"PUBLIC may create temporary tables in database {db}",
+            sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)),
+        )
+
+
+def check_security_definer(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    access = {oid: name for name, oid in access_roles(policy, snap)}
+    for row in hz.functions:
+        runners = (["PUBLIC"] if row["public_execute"] else []) + [
+            access[o] for o in row["executable_by"] if o in access
+        ]
+        if not runners:
+            continue
+        word = "PROCEDURE" if row["kind"] == "p" else "FUNCTION"
+        signature = sql.SQL("{}({})").format(sql.Identifier(row["schema"], row["name"]), sql.SQL(row["args"]))
+        obj = f"{word.lower()} {row['schema']}.{row['name']}({row['args']})"
+        yield finding(
+            "function.security-definer",
+            obj,
+            runners[0],
+            f"{obj} is SECURITY DEFINER without a fixed search_path and can be run by {', '.join(runners)}",
+            sql.SQL("ALTER " + word + " {} SET search_path = pg_catalog, pg_temp").format(signature),
+        )
+
+
+def check_rls(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    access = access_roles(policy, snap)
+    owner = snap.role_by_name.get(policy.owner.name)
+    for row in hz.rls:
+        if row["kind"] == "table" and not row["forced"]:
+            table_owner = int(row["owner"])
+            bypassing = [n for n, oid in access if oid == table_owner or table_owner in hz.member_of.get(oid, ())]
+            for name in bypassing:
+                obj = f"table {q(row['schema'], row['name'])}"
+                yield finding(
+                    "rls.not-forced",
+                    obj,
+                    name,
+                    f"{obj} has row level security enabled but not forced, and {name} has the rights "
+                    f"of its owner {snap.role_name(table_owner)}: it sees every row",
+                    sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(
+                        sql.Identifier(row["schema"], row["name"])
+                    ),
+                )
+        elif row["kind"] == "view" and snap.caps.security_invoker_views and owner and int(row["owner"]) == owner.oid:
+            obj = f"view {q(row['schema'], row['name'])}"
+            base = q(row["base_schema"], row["base_name"])
+            yield finding(
+                "rls.view-bypass",
+                obj,
+                None,
+                f"{obj} reads {base}, which has row level security, with the rights of its owner "
+                f"{owner.name}: its readers see every row",
+                sql.SQL("ALTER VIEW {} SET (security_invoker = true)").format(
+                    sql.Identifier(row["schema"], row["name"])
+                ),
+            )

@@ -1,0 +1,108 @@
+"""Hazard checks about roles: memberships, attributes, the owner's powers, passwords."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from psycopg import sql
+
+from pgwarden.findings import Finding
+from pgwarden.hazards import HazardData
+from pgwarden.plan.roles import ATTRIBUTE_SQL
+from pgwarden.policy import Policy
+from pgwarden.rules.common import access_roles, finding
+from pgwarden.snapshot import Snapshot
+
+
+def _revoke_membership(snap: Snapshot, member: int, target: int) -> sql.Composable:
+    """REVOKE the direct grants on the path from member to target (the first hop is enough to cut it)."""
+    direct = [m.role for m in snap.memberships if m.member == member]
+    hop = target if target in direct else next(iter(direct), target)
+    return sql.SQL("REVOKE {} FROM {}").format(
+        sql.Identifier(snap.role_name(hop) or ""), sql.Identifier(snap.role_name(member) or "")
+    )
+
+
+def check_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    owner = snap.role_by_name.get(policy.owner.name)
+    owners = {owner.oid} if owner else set()
+    owners |= {snap.role_by_name[d].oid for d in policy.owner.deploy_logins if d in snap.role_by_name}
+    dangerous = set(snap.caps.dangerous_predefined_roles)
+    for name, oid in access_roles(policy, snap):
+        for target in sorted(hz.member_of.get(oid, ())):
+            role = snap.roles.get(target)
+            if role is None:
+                continue
+            fix = _revoke_membership(snap, oid, target)
+            how = "directly" if target in {m.role for m in snap.memberships if m.member == oid} else "indirectly"
+            if target in owners:
+                yield finding(
+                    "access.member-of-owner",
+                    f"role {role.name}",
+                    name,
+                    f"{name} is {how} a member of {role.name}: it can act as the owner "
+                    "(alter or drop every table, bypass row level security)",
+                    fix,
+                )
+            elif role.name in dangerous or role.superuser:
+                what = "a superuser" if role.superuser else "a predefined role with cluster-wide rights"
+                yield finding(
+                    "access.member-of-privileged",
+                    f"role {role.name}",
+                    name,
+                    f"{name} is {how} a member of {role.name}, {what}",
+                    fix,
+                )
+
+
+def check_attributes(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    for name, oid in access_roles(policy, snap):
+        role = snap.roles[oid]
+        for attr, (word, negation) in ATTRIBUTE_SQL.items():
+            if attr != "login" and getattr(role, attr):
+                yield finding(
+                    "access.attribute",
+                    f"role {name}",
+                    name,
+                    f"access role {name} has {word}",
+                    sql.SQL("ALTER ROLE {} " + negation).format(sql.Identifier(name)),
+                    severity="critical" if attr in ("superuser", "bypassrls") else "high",
+                )
+
+
+def check_owner(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    owner = snap.role_by_name.get(policy.owner.name)
+    if owner is None:
+        return
+    if owner.superuser:
+        yield finding(
+            "owner.superuser",
+            f"role {owner.name}",
+            owner.name,
+            f"the owner {owner.name} is a superuser",
+            sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(owner.name)),
+        )
+    if owner.createrole and snap.caps.createrole_is_near_superuser:
+        yield finding(
+            "owner.createrole",
+            f"role {owner.name}",
+            owner.name,
+            f"the owner {owner.name} has CREATEROLE, which on PostgreSQL {snap.caps.major} can take "
+            "over any non-superuser role",
+            sql.SQL("ALTER ROLE {} NOCREATEROLE").format(sql.Identifier(owner.name)),
+        )
+
+
+def check_passwords(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    if snap.passwords is None:  # verifiers are readable by superusers only
+        return
+    for name, env in policy.login_roles():
+        role = snap.role_by_name.get(name)
+        if role is None or not role.login or role.oid not in snap.passwords:
+            continue
+        verifier = snap.passwords.get(role.oid)
+        hint = f"set ${env} and run `pgwarden apply`" if env else "set a password"
+        if not verifier:
+            yield finding("login.no-password", f"role {name}", name, f"LOGIN role {name} has no password", hint)
+        elif verifier.startswith("md5"):
+            yield finding("login.md5-password", f"role {name}", name, f"LOGIN role {name} has an MD5 password", hint)
