@@ -63,7 +63,6 @@ def _table_group(
         owner=owner,
         extension=False,
         linked=False,
-        default_acl=False,
         count=count,
         acl=acl_
         if acl_ is not None
@@ -96,7 +95,6 @@ def compliant(version: int = 160000, groups: Iterable[ObjectGroup] | None = None
             "shop",
             OWNER,
             acl((OWNER, OWNER, "CREATE TEMPORARY CONNECT"), (OWNER, APP, "CONNECT"), (OWNER, RO, "CONNECT")),
-            False,
         ),
         schemas=(
             Schema(

@@ -12,6 +12,7 @@ from psycopg import sql
 
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PgwardenError
+from pgwarden.kinds import defacl_word
 from pgwarden.snapshot import query
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ REPORT_REASONS = {
     "SUBSCRIPTION": "a subscription's owner needs superuser or replication privileges; move it by hand if wanted",
     "EXTENSION": "PostgreSQL has no ALTER EXTENSION ... OWNER; its member objects stay with their owner",
 }
-
-_DEFACL_WORDS = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS", "L": "LARGE OBJECTS"}
 
 ProgressHandler = Callable[[str, int, int], None]
 
@@ -122,7 +121,7 @@ class DefaultPrivilege:
     def to_dict(self) -> dict[str, object]:
         return {
             "schema": self.schema,
-            "objects": _DEFACL_WORDS.get(self.objtype, self.objtype).lower(),
+            "objects": defacl_word(self.objtype).lower(),
             "grantee": self.grantee or "PUBLIC",
             "privileges": list(self.privileges),
             "grantable": self.grantable,
@@ -151,7 +150,6 @@ class AdoptResult:
     moved: list[OwnedObject] = field(default_factory=list)
     batches: int = 0
     retries: int = 0
-    lock_waits: list[float] = field(default_factory=list)
 
 
 def _role_oid(conn: psycopg.Connection[Any], role: str) -> int:
@@ -190,7 +188,7 @@ def _default_privileges(conn: psycopg.Connection[Any], from_role: str, to_role: 
             sql.Identifier(to_role),
             sql.SQL(" IN SCHEMA {}").format(sql.Identifier(schema)) if schema else sql.SQL(""),
             sql.SQL(", ").join(sql.SQL(p) for p in sorted(privs)),
-            sql.SQL(_DEFACL_WORDS.get(objtype, "TABLES")),
+            sql.SQL(defacl_word(objtype)),
             sql.Identifier(grantee) if grantee else sql.SQL("PUBLIC"),
             sql.SQL(" WITH GRANT OPTION") if grantable else sql.SQL(""),
         )
@@ -258,7 +256,6 @@ def adopt(
         for batch in _batches(adopt_plan.objects, batch_size):
             attempt = 0
             while True:
-                started = time.monotonic()
                 try:
                     with conn.transaction():
                         conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
@@ -273,7 +270,6 @@ def adopt(
                             raise
                     break
                 except e.LockNotAvailable:
-                    result.lock_waits.append(time.monotonic() - started)
                     attempt += 1
                     if attempt > retries:
                         raise ApplyError(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIN_VERSION_NUM = 140000
+from pgwarden.kinds import KINDS
 
-_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+MIN_VERSION_NUM = 140000
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,11 @@ class Capabilities:
     @property
     def table_owner_privileges(self) -> tuple[str, ...]:
         """What acldefault('r', owner) gives the owner of a table."""
-        return _TABLE_PRIVILEGES + (("MAINTAIN",) if self.has_maintain else ())
+        return self.owner_privileges("table")
 
     def owner_privileges(self, kind: str) -> tuple[str, ...]:
-        return {
-            "table": self.table_owner_privileges,
-            "sequence": ("SELECT", "UPDATE", "USAGE"),
-            "routine": ("EXECUTE",),
-            "schema": ("USAGE", "CREATE"),
-            "database": ("CREATE", "TEMPORARY", "CONNECT"),
-        }[kind]
+        """What acldefault() gives the owner of an object of `kind` on this version (the registry's)."""
+        return KINDS[kind].owner_privileges(self.major)
 
     @property
     def dangerous_predefined_roles(self) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pgwarden.errors import ConnectError, PrivilegeError
+from pgwarden.errors import ConnectError
 
 if TYPE_CHECKING:
     import psycopg
@@ -59,10 +59,6 @@ def connect(
         raise ConnectError(f"cannot open {what}: {_first_line(exc)}", hint=_connect_hint(str(exc))) from None
 
 
-def database_exists_error(exc: BaseException) -> bool:
-    return "does not exist" in str(exc) and "database" in str(exc)
-
-
 def _first_line(exc: BaseException) -> str:
     text = _scrub(str(exc)).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -102,10 +98,3 @@ def secrets_from_env(names: list[str | None], environ: Mapping[str, str] | None 
     """The values of the policy's password variables that are set (and only those)."""
     env = os.environ if environ is None else environ
     return {n: env[n] for n in names if n and env.get(n) is not None}
-
-
-def privilege_error(exc: BaseException, doing: str) -> PrivilegeError:
-    return PrivilegeError(
-        f"{doing}: {_first_line(exc)}",
-        hint="connect as a superuser, or as a role with the rights listed by `pgwarden plan`",
-    )

@@ -24,7 +24,6 @@ from pgwarden.errors import PolicyError
 MAX_IDENTIFIER_BYTES = 63
 
 AccessLevel = Literal["readwrite", "readonly"]
-ACCESS_LEVELS: tuple[AccessLevel, ...] = ("readwrite", "readonly")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|min|h)?\s*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -178,10 +177,6 @@ class Policy(_Model):
             if ignored in seen:
                 raise ValueError(f"role {ignored!r} is {seen[ignored]} and cannot be ignored")
         return self
-
-    # Convenience views used by plan, check and probe.
-    def access_roles(self, level: AccessLevel | None = None) -> tuple[AccessSpec, ...]:
-        return tuple(a for a in self.access if level is None or a.level == level)
 
     @property
     def role_names(self) -> tuple[str, ...]:

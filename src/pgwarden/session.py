@@ -57,8 +57,6 @@ class Session:
 
     def connect_target(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
         """A connection to the target database as the admin."""
-        if self.admin.info.dbname == self.target and autocommit:
-            return connect(conninfo_for(self.dsn, dbname=self.target), what=f"database {self.target}")
         return connect(
             conninfo_for(self.dsn, dbname=self.target), autocommit=autocommit, what=f"database {self.target}"
         )

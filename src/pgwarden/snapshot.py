@@ -67,7 +67,6 @@ class Database:
     name: str
     owner: int
     acl: Acl
-    default_acl: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +95,6 @@ class ObjectGroup:
     owner: int
     extension: bool
     linked: bool  # sequences owned by a table column (they follow the table's owner)
-    default_acl: bool
     count: int
     acl: Acl
     objects: tuple[ObjectRef, ...] | None  # None: not listed (see NAME_THRESHOLD and with_names)
@@ -233,7 +231,7 @@ def inspect(
     database = None
     if server.database == target:
         d = _rows(conn, "database", {"name": target})[0]
-        database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]), d["default_acl"])
+        database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
     schemas = tuple(
         Schema(r["oid"], r["name"], r["owner"], _acl(r["acl"]), r["extension"]) for r in _rows(conn, "schemas")
     )
@@ -246,7 +244,6 @@ def inspect(
             owner=r["owner"],
             extension=r["extension"],
             linked=r["linked"],
-            default_acl=r["default_acl"],
             count=r["count"],
             acl=_acl(r["acl"]),
             acl_text=r["acl_text"],

@@ -52,7 +52,7 @@ names AS (
      AND w.extension = o.extension AND w.linked = o.linked AND w.acl IS NOT DISTINCT FROM o.acl
     GROUP BY w.gid
 )
-SELECT g.schema, g.kind, g.owner, g.extension, g.linked, g.acl IS NULL AS default_acl, g.count,
+SELECT g.schema, g.kind, g.owner, g.extension, g.linked, g.count,
        g.acl::text AS acl_text,
        COALESCE((SELECT json_agg(json_build_array(a.grantor, a.grantee, a.privilege_type, a.is_grantable)
                                  ORDER BY a.grantee, a.privilege_type)
