@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PrivilegeError
-from pgwarden.plan import Phase, Plan, Step, missing_database_note, plan
+from pgwarden.plan import Phase, Plan, Step, missing_database_note
 from pgwarden.session import Session
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def apply(
     try:
         # the database part is planned again under the lock; here only roles, CREATE DATABASE and
         # what the admin may do matter, so big groups need not be named
-        first = plan(session.policy, session.snapshot(secrets=secrets, names=False), secrets)
+        first = session.plan(session.snapshot(secrets=secrets, names=False), secrets)
         result = ApplyResult(first, notes=list(first.notes))
         if first.unprivileged and not skip_unprivileged:
             raise unprivileged_error(first.unprivileged)
@@ -137,7 +137,7 @@ def _database_phase(
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             # Plan again inside the transaction, under the lock: what we change is what is there.
-            current = plan(session.policy, session.snapshot(conn), secrets)
+            current = session.plan(session.snapshot(conn), secrets)
             steps = list(current.phase(Phase.DATABASE))
             blocked = [s for s in steps if not s.allowed]
             if blocked and not skip_unprivileged:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pgwarden.findings import Finding, sort_findings, summary, to_json
 from pgwarden.hazards import HazardData, read_hazards
-from pgwarden.plan import Plan, Step, plan
+from pgwarden.plan import Plan, Step
 from pgwarden.policy import Policy
 from pgwarden.rules import DRIFT_SEVERITY, run_rules
 from pgwarden.session import Session
@@ -44,7 +44,7 @@ class CheckResult:
 def drift_finding(step: Step) -> Finding:
     """A plan step as a finding: rule `drift.<action>`, severity by what the step repairs."""
     severity = DRIFT_SEVERITY.get(step.action, "medium")
-    return Finding(f"drift.{step.action}", severity, step.object, step.role, step.reason, step.render())
+    return Finding(f"drift.{step.action}", severity, step.object, step.role, step.reason, step.render(), step.key)
 
 
 def findings_for(policy: Policy, snap: Snapshot, hz: HazardData, the_plan: Plan) -> list[Finding]:
@@ -65,7 +65,7 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
         # with the secrets: a non-superuser verifies passwords by logging in, as plan does
         snap = session.snapshot(conn, secrets)
         hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
-    the_plan = plan(policy, snap, secrets or {})
+    the_plan = session.plan(snap, secrets)
     return CheckResult(
         policy.database.name, snap.server.version, tuple(findings_for(policy, snap, hz, the_plan)), the_plan
     )

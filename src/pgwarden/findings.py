@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Severity = Literal["critical", "high", "medium", "low"]
@@ -40,6 +40,8 @@ class Finding:
     role: str | None
     message: str
     fix: str | None = None
+    #: drift findings: the key of the plan step they report (Step.key); not part of the finding's identity
+    step: str | None = field(default=None, compare=False)
 
     def at_least(self, severity: str) -> bool:
         return rank(self.severity) <= rank(severity)

@@ -104,7 +104,6 @@ def build_report(session: Session) -> Report:
     from pgwarden.connect import secrets_from_env
     from pgwarden.errors import ConnectError
     from pgwarden.hazards import read_hazards
-    from pgwarden.plan import plan
     from pgwarden.snapshot import _rows
 
     policy = session.policy
@@ -126,7 +125,7 @@ def build_report(session: Session) -> Report:
             },
         )
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
-    findings = findings_for(policy, snap, hz, plan(policy, snap, secrets))
+    findings = findings_for(policy, snap, hz, session.plan(snap, secrets))
     cells = []
     for r in rows:
         role, level = ("PUBLIC", "public") if r["role"] == 0 else oids[int(r["role"])]

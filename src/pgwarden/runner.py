@@ -25,8 +25,6 @@ ROLE_ENV = "PGWARDEN_ROLE"
 
 #: Hazard rules about objects, which a migration command can cause (the others are about roles).
 _OBJECT_RULES = ("ownership.", "access.owns-objects", "defaults.wrong-role")
-#: Drift actions about objects in the database (role settings etc. are not the command's doing).
-_OBJECT_ACTIONS = ("alter-owner", "grant", "revoke", "revoke-grant-option", "default-privileges")
 
 
 @dataclass(frozen=True)
@@ -132,12 +130,9 @@ def run_command(argv: Sequence[str], env: Mapping[str, str]) -> int:
 def object_findings(session: Session, secrets: Mapping[str, str] | None = None) -> list[Finding]:
     """What a migration can get wrong: objects not owned by the owner or lacking the access roles' grants."""
     from pgwarden.check import run_check
-    from pgwarden.plan import Phase
+    from pgwarden.plan import OBJECT_ACTIONS, Phase
 
     result = run_check(session, secrets)
-    fixes = {s.render() for s in result.plan.steps if s.phase == Phase.DATABASE and s.action in _OBJECT_ACTIONS}
-    return [
-        f
-        for f in result.findings
-        if (f.rule.startswith("drift.") and f.fix in fixes) or f.rule.startswith(_OBJECT_RULES)
-    ]
+    # drift about objects in the database (role settings etc. are not the command's doing)
+    steps = {s.key for s in result.plan.steps if s.phase == Phase.DATABASE and s.action in OBJECT_ACTIONS}
+    return [f for f in result.findings if f.step in steps or f.rule.startswith(_OBJECT_RULES)]

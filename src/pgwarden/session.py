@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.caps import MIN_VERSION_NUM
@@ -17,6 +17,8 @@ from pgwarden.snapshot import Snapshot, inspect, with_names
 if TYPE_CHECKING:
     import psycopg
 
+    from pgwarden.plan import Plan
+
 
 @dataclass
 class Session:
@@ -25,6 +27,7 @@ class Session:
     dsn: str | None
     policy: Policy
     admin: psycopg.Connection[Any]
+    _verifiers: dict[str, str] = field(default_factory=dict, repr=False)  # password variable -> verifier
 
     @classmethod
     def open(cls, dsn: str | None, policy: Policy) -> Session:
@@ -100,6 +103,24 @@ class Session:
             if checks:
                 snap = dataclasses.replace(snap, password_checks=checks)
         return snap
+
+    def verifiers(self, secrets: Mapping[str, str] | None) -> dict[str, str]:
+        """Password variable -> the SCRAM-SHA-256 verifier to store, computed by libpq on the admin
+        connection (PQencryptPasswordConn): the server's scram_iterations apply (16+) and the
+        password never leaves the process. Computed once per variable and session, so that plans
+        made in one session are equal."""
+        secrets = secrets or {}
+        for role, env in self.policy.login_roles():
+            if env and env in secrets and env not in self._verifiers:
+                verifier = self.admin.pgconn.encrypt_password(secrets[env].encode(), role.encode(), b"scram-sha-256")
+                self._verifiers[env] = verifier.decode()
+        return {env: v for env, v in self._verifiers.items() if env in secrets}
+
+    def plan(self, snap: Snapshot, secrets: Mapping[str, str] | None = None) -> Plan:
+        """plan() for this session's policy, with the session's verifiers."""
+        from pgwarden.plan import plan
+
+        return plan(self.policy, snap, secrets or {}, self.verifiers(secrets))
 
     def check_passwords(self, snap: Snapshot, secrets: Mapping[str, str]) -> dict[str, bool]:
         """role -> True when a SCRAM login with its password succeeds, False when the server says the

@@ -61,7 +61,6 @@ def command(
 ) -> int:
     from pgwarden.apply import apply
     from pgwarden.connect import secrets_from_env
-    from pgwarden.plan import plan
     from pgwarden.render import apply_progress, render_apply, render_plan
     from pgwarden.session import Session
 
@@ -82,7 +81,7 @@ def command(
     policy = targets[0]
     with Session.open(dsn, policy) as session:
         if not yes:
-            preview = plan(policy, session.snapshot(secrets=secrets), secrets)
+            preview = session.plan(session.snapshot(secrets=secrets), secrets)
             if preview.empty:
                 ui.info(f"database {policy.database.name} already matches the policy: nothing to do")
                 return EXIT_OK

@@ -47,7 +47,7 @@ def command(
 ) -> int:
     from pgwarden.connect import secrets_from_env
     from pgwarden.multi import run_over, select
-    from pgwarden.plan import Plan, plan
+    from pgwarden.plan import Plan
     from pgwarden.policy import Policy
     from pgwarden.render import render_plan, render_plans
     from pgwarden.session import Session
@@ -59,7 +59,7 @@ def command(
 
     def one(policy: Policy) -> Plan:
         with Session.open(dsn, policy) as session:
-            return plan(policy, session.snapshot(secrets=secrets), secrets)
+            return session.plan(session.snapshot(secrets=secrets), secrets)
 
     if len(targets) == 1:
         result = one(next(iter(targets.values())))
