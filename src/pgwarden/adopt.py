@@ -224,6 +224,49 @@ def _batches(items: Sequence[OwnedObject], size: int) -> list[list[OwnedObject]]
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+class _BatchFailed(Exception):
+    """A batch failed; carries the server's error and which objects the batch held."""
+
+    def __init__(self, error: Exception, where: str) -> None:
+        super().__init__(str(error))
+        self.error, self.where = error, where
+
+
+def _move_batch(conn: psycopg.Connection[Any], batch: Sequence[OwnedObject], to_role: str, timeout: str) -> None:
+    """One batch in one transaction, sent in one pipeline (one round trip, not one per object)."""
+    import psycopg
+
+    with conn.transaction():
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
+        try:
+            with conn.pipeline():
+                for obj in batch:
+                    conn.execute(alter_owner_sql(obj, to_role))
+        except psycopg.errors.LockNotAvailable:
+            raise
+        except psycopg.Error as exc:
+            where = batch[0].label if len(batch) == 1 else f"{batch[0].label} .. {batch[-1].label}"
+            raise _BatchFailed(exc, where) from exc
+
+
+def _batch_error(conn: psycopg.Connection[Any], failed: _BatchFailed | Exception, moved: int, total: int) -> ApplyError:
+    import psycopg
+
+    exc = failed.error if isinstance(failed, _BatchFailed) else failed
+    where = f" ({failed.where})" if isinstance(failed, _BatchFailed) else ""
+    message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    if conn.closed or isinstance(exc, psycopg.OperationalError):
+        # the server went away (restart, crash, network): nothing about privileges
+        hint = "the connection to the server was lost; when it is back, re-run adopt: it resumes"
+    elif isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        hint = "connect as a superuser (or a member of both roles); re-running resumes"
+    else:
+        hint = "fix the cause, then re-run adopt: it resumes where it stopped"
+    return ApplyError(
+        f"adopt: {message}{where}; {moved} of {total} objects were moved (each batch is all or nothing)", hint=hint
+    )
+
+
 def adopt(
     session: Session,
     from_role: str,
@@ -241,7 +284,6 @@ def adopt(
     committed batches stay done, and a re-run enumerates again what is still owned by `from_role`.
     """
     import psycopg
-    import psycopg.errors as e
 
     if batch_size < 1:
         raise PgwardenError("--batch-size must be at least 1")
@@ -257,19 +299,9 @@ def adopt(
             attempt = 0
             while True:
                 try:
-                    with conn.transaction():
-                        conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
-                        try:
-                            # one round trip per batch, not per object
-                            with conn.pipeline():
-                                for obj in batch:
-                                    conn.execute(alter_owner_sql(obj, adopt_plan.to_role))
-                        except psycopg.Error as exc:
-                            where = batch[0].label if len(batch) == 1 else f"{batch[0].label} .. {batch[-1].label}"
-                            exc.add_note(f"pgwarden object: {where}")
-                            raise
+                    _move_batch(conn, batch, adopt_plan.to_role, timeout)
                     break
-                except e.LockNotAvailable:
+                except psycopg.errors.LockNotAvailable:
                     attempt += 1
                     if attempt > retries:
                         raise ApplyError(
@@ -281,22 +313,8 @@ def adopt(
                     result.retries += 1
                     emit("retry", len(result.moved), total)
                     time.sleep(backoff * 2 ** (attempt - 1))
-                except psycopg.Error as exc:
-                    note = next((n for n in getattr(exc, "__notes__", []) if n.startswith("pgwarden object:")), "")
-                    where = f" ({note[len('pgwarden object: ') :]})" if note else ""
-                    message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-                    if conn.closed or isinstance(exc, psycopg.OperationalError):
-                        # the server went away (restart, crash, network): nothing about privileges
-                        hint = "the connection to the server was lost; when it is back, re-run adopt: it resumes"
-                    elif isinstance(exc, e.InsufficientPrivilege):
-                        hint = "connect as a superuser (or a member of both roles); re-running resumes"
-                    else:
-                        hint = "fix the cause, then re-run adopt: it resumes where it stopped"
-                    raise ApplyError(
-                        f"adopt: {message}{where}; {len(result.moved)} of {total} objects were moved "
-                        "(each batch is all or nothing)",
-                        hint=hint,
-                    ) from None
+                except (_BatchFailed, psycopg.Error) as exc:
+                    raise _batch_error(conn, exc, len(result.moved), total) from None
             result.batches += 1
             result.moved.extend(batch)
             emit("batch", len(result.moved), total)

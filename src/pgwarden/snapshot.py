@@ -237,26 +237,7 @@ def inspect(
     )
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
-    objects = tuple(
-        ObjectGroup(
-            schema=r["schema"],
-            kind=r["kind"],
-            owner=r["owner"],
-            extension=r["extension"],
-            linked=r["linked"],
-            count=r["count"],
-            acl=_acl(r["acl"]),
-            acl_text=r["acl_text"],
-            objects=None
-            if r["objects"] is None
-            else tuple(ObjectRef(int(o[0]), o[1], o[2], o[3]) for o in r["objects"]),
-        )
-        for r in _rows(
-            conn,
-            "objects",
-            {"schemas": managed_oids, "threshold": name_threshold, "owner": owner_oid},
-        )
-    )
+    objects = _object_groups(conn, managed_oids, name_threshold, owner_oid)
     default_acls = tuple(
         DefaultAcl(r["role"], r["schema"], r["objtype"], _acl(r["acl"])) for r in _rows(conn, "default_acls")
     )
@@ -279,6 +260,30 @@ def inspect(
     )
 
 
+def _object_groups(
+    conn: psycopg.Connection[Any], schemas: Sequence[int], threshold: int, owner_oid: int
+) -> tuple[ObjectGroup, ...]:
+    rows = _rows(conn, "objects", {"schemas": list(schemas), "threshold": threshold, "owner": owner_oid})
+    return tuple(
+        ObjectGroup(
+            schema=r["schema"],
+            kind=r["kind"],
+            owner=r["owner"],
+            extension=r["extension"],
+            linked=r["linked"],
+            count=r["count"],
+            acl=_acl(r["acl"]),
+            acl_text=r["acl_text"],
+            objects=None if r["objects"] is None else _refs(r["objects"]),
+        )
+        for r in rows
+    )
+
+
+def _refs(rows: Iterable[Sequence[Any]]) -> tuple[ObjectRef, ...]:
+    return tuple(ObjectRef(int(o[0]), o[1], o[2], o[3]) for o in rows)
+
+
 def with_names(conn: psycopg.Connection[Any], snap: Snapshot, groups: Sequence[ObjectGroup]) -> Snapshot:
     """The snapshot with the objects of `groups` listed: one more query, whatever their number.
 
@@ -294,7 +299,7 @@ def with_names(conn: psycopg.Connection[Any], snap: Snapshot, groups: Sequence[O
     index = {id(g): i for i, g in enumerate(snap.objects)}
     keys = [[index[id(g)], g.schema, g.kind, g.owner, g.linked, g.acl_text] for g in wanted]
     rows = _rows(conn, "object_names", {"keys": json.dumps(keys), "owner": snap.owner_oid})
-    found = {r["gid"]: tuple(ObjectRef(int(o[0]), o[1], o[2], o[3]) for o in r["objects"]) for r in rows}
+    found = {r["gid"]: _refs(r["objects"]) for r in rows}
     wanted_ids = {id(g) for g in wanted}
     objects = tuple(
         replace(g, objects=found.get(i, ())) if id(g) in wanted_ids else g for i, g in enumerate(snap.objects)
