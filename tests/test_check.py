@@ -249,3 +249,28 @@ def test_check_cannot_run_exits_2(tmp_path: Path, admin_dsn: str) -> None:
     (tmp_path / "p.toml").write_text('[database]\nname = "x"\n[owner]\nname = "o"\n', "utf-8")
     bad = run_cli(["check", "-c", str(tmp_path / "p.toml"), "--dsn", "host=127.0.0.1 port=1 connect_timeout=2"])
     assert bad.exit_code == 2 and "error:" in bad.stderr, str(bad)
+
+
+def test_readonly_writes_through_a_security_definer_routine_until_it_is_made_invoker(split: Split) -> None:
+    """readonly roles get EXECUTE on routines; through a SECURITY DEFINER one they write with the
+    owner's rights. check says so, its fix runs, and afterwards the write is denied."""
+    with split.login(split.owner) as owner:
+        owner.execute(
+            "CREATE FUNCTION public.add_item(n text) RETURNS void LANGUAGE sql SECURITY DEFINER "
+            "SET search_path = pg_catalog, pg_temp AS $$ INSERT INTO public.items (name) VALUES (n) $$"
+        )
+    split.apply()  # grants EXECUTE to the access roles, as the policy says
+    with split.login(split.readonly) as ro:
+        ro.execute("SELECT public.add_item('written by readonly')")  # the hazard is real
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            ro.execute("INSERT INTO public.items (name) VALUES ('direct')")
+    code, data = check_json(split)
+    found = [f for f in data["findings"] if f["rule"] == "function.definer-readonly"]
+    assert code == 1 and len(found) == 1, json.dumps(data, indent=1)
+    assert found[0]["role"] == split.readonly and "add_item(n text)" in found[0]["object"]
+    with split.login(split.owner) as owner:
+        owner.execute(found[0]["fix"])
+    with split.login(split.readonly) as ro, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        ro.execute("SELECT public.add_item('again')")
+    code, data = check_json(split)
+    assert code == 0, json.dumps(data, indent=1)

@@ -116,6 +116,7 @@ def test_hazard_rows_security_definer_rls_and_passwords() -> None:
                 "owner": OWNER,
                 "kind": "f",
                 "public_execute": False,
+                "fixed_search_path": False,
                 "executable_by": [APP],
             }
         ],

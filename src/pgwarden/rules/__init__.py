@@ -8,7 +8,13 @@ from pgwarden.policy import Policy
 from pgwarden.rules.catalog import CATALOG, DRIFT_CATALOG, DRIFT_SEVERITY, RULES, Rule
 from pgwarden.rules.common import Check
 from pgwarden.rules.objects import check_access_owns, check_default_acls, check_ownership
-from pgwarden.rules.privileges import check_create, check_rls, check_security_definer, check_temp
+from pgwarden.rules.privileges import (
+    check_create,
+    check_definer_readonly,
+    check_rls,
+    check_security_definer,
+    check_temp,
+)
 from pgwarden.rules.roles import check_attributes, check_memberships, check_owner, check_passwords
 from pgwarden.snapshot import Snapshot
 
@@ -24,6 +30,7 @@ CHECKS: tuple[Check, ...] = (
     check_temp,
     check_owner,
     check_security_definer,
+    check_definer_readonly,
     check_rls,
     check_passwords,
 )

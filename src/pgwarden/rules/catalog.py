@@ -123,6 +123,16 @@ CATALOG: tuple[Rule, ...] = (
         "REVOKE EXECUTE from PUBLIC and the access roles.",
     ),
     Rule(
+        "function.definer-readonly",
+        "medium",
+        "SECURITY DEFINER routine a readonly role can run",
+        "readonly roles get EXECUTE on the routines of the managed schemas, because queries and views "
+        "call them and a SECURITY INVOKER routine can do no more than its caller. A SECURITY DEFINER "
+        "routine runs with its owner's rights: if it writes, the readonly role writes through it.",
+        "ALTER FUNCTION ... SECURITY INVOKER (and grant its callers what it needs); a routine that must "
+        "stay SECURITY DEFINER belongs in a schema the policy does not manage, out of readonly roles' reach.",
+    ),
+    Rule(
         "rls.not-forced",
         "high",
         "Row level security not forced on a table an access role can bypass",

@@ -78,23 +78,57 @@ def check_temp(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Findi
         )
 
 
+def _routine(row: dict[str, object]) -> tuple[str, str, sql.Composable]:
+    """(SQL word, label, signature) of a hazard_functions row."""
+    word = "PROCEDURE" if row["kind"] == "p" else "FUNCTION"
+    signature = sql.SQL("{}({})").format(
+        sql.Identifier(str(row["schema"]), str(row["name"])), sql.SQL(str(row["args"]))
+    )
+    return word, f"{word.lower()} {row['schema']}.{row['name']}({row['args']})", signature
+
+
 def check_security_definer(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     access = {oid: name for name, oid in access_roles(policy, snap)}
     for row in hz.functions:
+        if row["fixed_search_path"]:
+            continue
         runners = (["PUBLIC"] if row["public_execute"] else []) + [
             access[o] for o in row["executable_by"] if o in access
         ]
         if not runners:
             continue
-        word = "PROCEDURE" if row["kind"] == "p" else "FUNCTION"
-        signature = sql.SQL("{}({})").format(sql.Identifier(row["schema"], row["name"]), sql.SQL(row["args"]))
-        obj = f"{word.lower()} {row['schema']}.{row['name']}({row['args']})"
+        word, obj, signature = _routine(row)
         yield finding(
             "function.security-definer",
             obj,
             runners[0],
             f"{obj} is SECURITY DEFINER without a fixed search_path and can be run by {', '.join(runners)}",
             sql.SQL("ALTER " + word + " {} SET search_path = pg_catalog, pg_temp").format(signature),
+        )
+
+
+def check_definer_readonly(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    """Readonly roles get EXECUTE on the managed schemas' routines (queries and views call them); a
+    SECURITY DEFINER routine runs with its owner's rights, so through it a readonly role may write."""
+    readonly = {
+        snap.role_by_name[a.name].oid: a.name
+        for a in policy.access
+        if a.level == "readonly" and a.name in snap.role_by_name
+    }
+    for row in hz.functions:
+        runners = [readonly[o] for o in row["executable_by"] if o in readonly and o != row["owner"]]
+        if not runners:
+            continue
+        word, obj, signature = _routine(row)
+        owner = snap.role_name(int(row["owner"]))
+        volatile = "" if row.get("volatility") != "v" else " and is VOLATILE (it may change data)"
+        yield finding(
+            "function.definer-readonly",
+            obj,
+            runners[0],
+            f"{obj} is SECURITY DEFINER{volatile}: readonly role(s) {', '.join(runners)} run it with the rights "
+            f"of its owner {owner}, so they are not read-only through it",
+            sql.SQL("ALTER " + word + " {} SECURITY INVOKER").format(signature),
         )
 
 
