@@ -179,6 +179,14 @@ def test_adopt_every_kind(
             ).fetchall()
         )
         assert set(seq_owners.values()) == {owner}, seq_owners
+        # every relation moved, asked of the catalog itself (a partitioned parent once stayed behind)
+        stayed = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') "
+            "AND pg_get_userbyid(c.relowner) <> %s",
+            (schema, owner),
+        ).fetchall()
+        assert stayed == [], stayed
         # extension members stayed with postgres
         ext = conn.execute("""SELECT count(*) FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass
             AND d.objid = p.oid WHERE d.deptype = 'e' AND p.proowner <> 10""").fetchone()

@@ -96,8 +96,11 @@ SELECT o.catalog::text AS catalog, o.objid::bigint AS objid, o.kind, o.schema::t
        o.args, o.action, o.ord
 FROM owned o
 WHERE o.owner = %(role)s::oid
+  -- whole-object dependencies only: a partitioned table's key columns depend internally on the
+  -- table itself (objsubid > 0), which must not hide the table
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                  WHERE d.classid = o.catalog AND d.objid = o.objid AND d.deptype IN ('e', 'p', 'i'))
+                  WHERE d.classid = o.catalog AND d.objid = o.objid AND d.objsubid = 0
+                    AND d.deptype IN ('e', 'p', 'i'))
   AND (o.objid >= 16384 OR (o.catalog = 'pg_namespace'::regclass AND o.name = 'public')
        OR o.catalog IN ('pg_largeobject'::regclass, 'pg_database'::regclass))
   AND NOT (o.catalog = 'pg_class'::regclass AND EXISTS (
