@@ -10,10 +10,10 @@ Library use (the demo calls it):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from pgwarden.findings import Finding, sort_findings, summary, to_json
+from pgwarden.findings import Finding, rank, sort_findings, summary, to_json
 from pgwarden.hazards import HazardData, read_hazards
 from pgwarden.plan import Plan, Step
 from pgwarden.policy import Policy
@@ -44,12 +44,43 @@ class CheckResult:
 def drift_finding(step: Step) -> Finding:
     """A plan step as a finding: rule `drift.<action>`, severity by what the step repairs."""
     severity = DRIFT_SEVERITY.get(step.action, "medium")
-    return Finding(f"drift.{step.action}", severity, step.object, step.role, step.reason, step.render(), step.key)
+    return Finding(
+        f"drift.{step.action}",
+        severity,
+        step.object,
+        step.role,
+        step.reason,
+        step.render(),
+        step.key,
+        subject=step.subject,
+    )
+
+
+def merge(drift: list[Finding], hazards: list[Finding]) -> list[Finding]:
+    """One finding per problem: a hazard and the drift steps about the same subject (an object
+    owned by the wrong role, a membership, an attribute, a grant) become the hazard, which says
+    why it matters, with the more severe of the two severities and the plan's own statements as
+    its fix (what apply would run; never REASSIGN OWNED BY the bootstrap superuser)."""
+    steps: dict[tuple[str | int, ...], list[Finding]] = {}
+    for d in drift:
+        if d.subject is not None:
+            steps.setdefault(d.subject, []).append(d)
+    merged: set[int] = set()
+    out: list[Finding] = []
+    for h in hazards:
+        same = steps.get(h.subject, []) if h.subject is not None else []
+        if same:
+            merged.update(id(d) for d in same)
+            severity = min((h.severity, *(d.severity for d in same)), key=rank)
+            fix = "\n".join(dict.fromkeys(d.fix for d in same if d.fix)) or h.fix
+            h = replace(h, severity=severity, fix=fix, step=same[0].step)
+        out.append(h)
+    return [d for d in drift if id(d) not in merged] + out
 
 
 def findings_for(policy: Policy, snap: Snapshot, hz: HazardData, the_plan: Plan) -> list[Finding]:
-    """Drift plus hazards, deduplicated and sorted; pure."""
-    found = [drift_finding(s) for s in the_plan.steps] + run_rules(policy, snap, hz)
+    """Drift plus hazards, one finding per problem, sorted; pure."""
+    found = merge([drift_finding(s) for s in the_plan.steps], run_rules(policy, snap, hz))
     unique = list(dict.fromkeys(found))
     return sort_findings(unique)
 

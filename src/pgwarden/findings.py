@@ -42,6 +42,8 @@ class Finding:
     fix: str | None = None
     #: drift findings: the key of the plan step they report (Step.key); not part of the finding's identity
     step: str | None = field(default=None, compare=False)
+    #: what the finding is about (plan.model.Subject): a drift step and a hazard with one subject are one problem
+    subject: tuple[str | int, ...] | None = field(default=None, compare=False)
 
     def at_least(self, severity: str) -> bool:
         return rank(self.severity) <= rank(severity)

@@ -12,7 +12,7 @@ from pgwarden import acl
 from pgwarden.acl import Change, ChangeAction, Grantee
 from pgwarden.kinds import ordered
 from pgwarden.plan.authority import Authority
-from pgwarden.plan.model import Action, Need, Phase, Step
+from pgwarden.plan.model import Action, Need, Phase, Step, Subject
 from pgwarden.policy import Policy
 from pgwarden.snapshot import Acl, Snapshot
 
@@ -90,6 +90,7 @@ def acl_step(
     needs: Need,
     *,
     count: int = 1,
+    subject: Subject | None = None,
 ) -> Step:
     return Step(
         Phase.DATABASE,
@@ -103,6 +104,7 @@ def acl_step(
         allowed=allowed,
         count=count,
         change=change.action.value,
+        subject=subject,
     )
 
 
@@ -115,6 +117,7 @@ def owner_step(
     needs: Need,
     *,
     role: str | None = None,
+    subject: Subject | None = None,
 ) -> Step:
     """ALTER <target> OWNER TO <owner>: destructive (it moves what exists), with what it needs."""
     return Step(
@@ -127,4 +130,5 @@ def owner_step(
         destructive=True,
         needs=None if allowed else needs,
         allowed=allowed,
+        subject=subject,
     )

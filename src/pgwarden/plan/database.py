@@ -8,7 +8,7 @@ from pgwarden import acl
 from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.kinds import kind
 from pgwarden.plan.context import PlanContext, acl_step, owner_step
-from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
+from pgwarden.plan.model import Action, Need, Phase, Requirement, Step, acl_subject, owner_subject
 from pgwarden.profiles import profile
 from pgwarden.snapshot import Schema
 
@@ -49,6 +49,7 @@ def plan_database(ctx: PlanContext) -> None:
                     owner,
                     ok,
                     Need.of((R.MEMBERSHIP, current_owner), (R.MEMBERSHIP, owner), R.CREATEDB),
+                    subject=owner_subject("pg_database", db.oid),
                 )
             )
         actual = ctx.acl(db.acl, db.owner)
@@ -70,7 +71,9 @@ def plan_database(ctx: PlanContext) -> None:
             reason = f"{show(change.grantee)} must be able to connect"
         else:
             reason = f"{show(change.grantee)} must hold only what the policy gives it on the database"
-        ctx.add(acl_step(change, target, f"database {name}", reason, allowed, Need.of((R.MEMBERSHIP, owner))))
+        subject = acl_subject("pg_database", db.oid, change.grantee) if db is not None else None
+        needs = Need.of((R.MEMBERSHIP, owner))
+        ctx.add(acl_step(change, target, f"database {name}", reason, allowed, needs, subject=subject))
 
 
 def plan_schemas(ctx: PlanContext) -> None:
@@ -116,7 +119,8 @@ def _plan_managed_schema(ctx: PlanContext, name: str) -> None:
     needs = Need.of((R.PRIVILEGES_OF, owned_by), note=f"the owner of schema {name}")
     for change in acl.diff(actual, wanted):
         reason = _schema_reason(ctx, change, name)
-        ctx.add(acl_step(change, target, f"schema {name}", reason, allowed, needs))
+        subject = acl_subject("pg_namespace", schema.oid, change.grantee) if schema is not None else None
+        ctx.add(acl_step(change, target, f"schema {name}", reason, allowed, needs, subject=subject))
 
 
 def _schema_owner(ctx: PlanContext, schema: Schema) -> tuple[str, bool, bool]:
@@ -139,6 +143,7 @@ def _schema_owner(ctx: PlanContext, schema: Schema) -> tuple[str, bool, bool]:
                 owner,
                 may_move,
                 Need.of((R.MEMBERSHIP, current)),
+                subject=owner_subject("pg_namespace", schema.oid),
             )
         )
         return owner, may_move, True
@@ -179,5 +184,6 @@ def _plan_other_schema(ctx: PlanContext, schema: Schema) -> None:
                 reason,
                 allowed,
                 Need.of((R.PRIVILEGES_OF, schema_owner), note=f"the owner of schema {schema.name}"),
+                subject=acl_subject("pg_namespace", schema.oid, g),
             )
         )

@@ -8,6 +8,20 @@ from typing import Any
 
 from psycopg import sql
 
+#: What a step or a finding is about, so that a drift step and a hazard about the same thing become
+#: one finding: ("owner", catalog, oid), ("role-attributes", role), ("role-password", role),
+#: ("membership", role, member), ("acl", catalog, oid, grantee or "PUBLIC").
+Subject = tuple[str | int, ...]
+
+
+def owner_subject(catalog: str, oid: int) -> Subject:
+    return ("owner", catalog, oid)
+
+
+def acl_subject(catalog: str, oid: int, grantee: str | None) -> Subject:
+    return ("acl", catalog, oid, grantee if grantee is not None else "PUBLIC")
+
+
 #: What a step executes: a composed statement (psycopg's execute() takes these, not any Composable).
 Statement = sql.SQL | sql.Composed
 
@@ -115,6 +129,9 @@ class Step:
     allowed: bool = True
     count: int = 1
     change: str = ""  # for ACL steps: grant, revoke or revoke-grant-option (default privileges have all three)
+    #: what the step is about, in the words hazard findings use for the same thing (see Subject), so
+    #: that check reports one finding per problem
+    subject: Subject | None = None
 
     @property
     def key(self) -> str:

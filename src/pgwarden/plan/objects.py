@@ -13,7 +13,7 @@ from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.findings import display_name
 from pgwarden.kinds import kind, label
 from pgwarden.plan.context import PlanContext, acl_step, owner_step
-from pgwarden.plan.model import Need, Requirement
+from pgwarden.plan.model import Need, Requirement, owner_subject
 from pgwarden.policy import Policy
 from pgwarden.profiles import profile
 from pgwarden.snapshot import NAME_THRESHOLD, ObjectGroup, ObjectKind, ObjectRef, Snapshot
@@ -210,5 +210,6 @@ def _plan_owner_change(ctx: PlanContext, group: ObjectGroup, schema: str, curren
                 ok,
                 Need.of((R.MEMBERSHIP, current), (R.MEMBERSHIP, owner)),
                 role=current,
+                subject=owner_subject("pg_proc" if group.kind == "routine" else "pg_class", obj.oid),
             )
         )

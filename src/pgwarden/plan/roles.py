@@ -134,6 +134,7 @@ def _alter_role(ctx: PlanContext, want: RoleWant, role: Role) -> None:
             destructive=any(not v for v in wrong.values()),
             needs=None if ok else needs,
             allowed=ok,
+            subject=("role-attributes", want.name),
         )
     )
 
@@ -165,6 +166,7 @@ def _set_password(ctx: PlanContext, want: RoleWant, role: Role, password: str) -
             display_sql=sql.SQL("ALTER ROLE {} WITH PASSWORD :{}").format(name, sql.Literal(env)),
             needs=None if ok else ALTER_ROLE_NEED,
             allowed=ok,
+            subject=("role-password", want.name),
         )
     )
 
@@ -214,6 +216,7 @@ def _revoke_access_memberships(ctx: PlanContext) -> None:
                 destructive=True,
                 needs=None if ok else Need.of((R.ADMIN_OPTION, role)),
                 allowed=ok,
+                subject=("membership", role, member),
             )
         )
 

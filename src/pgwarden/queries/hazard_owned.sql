@@ -75,7 +75,7 @@ WITH owned (classid, objid, owner, namespace) AS (
     FROM pg_catalog.pg_database d
     WHERE d.datdba = ANY(%(roles)s::oid[]) AND d.datname = current_database()
 )
-SELECT o.owner AS role, o.classid::regclass::text AS catalog,
+SELECT o.owner AS role, o.classid::regclass::text AS catalog, o.objid::bigint AS objid,
        pg_catalog.pg_describe_object(o.classid, o.objid, 0) AS object, o.namespace
 FROM owned o
 ORDER BY 1, 3

@@ -8,6 +8,7 @@ from psycopg import sql
 
 from pgwarden.findings import Finding, Severity, display_name
 from pgwarden.hazards import HazardData
+from pgwarden.plan.model import Subject
 from pgwarden.policy import Policy
 from pgwarden.rules.catalog import RULES
 from pgwarden.snapshot import Snapshot
@@ -26,9 +27,20 @@ def finding(
     message: str,
     fix: sql.Composable | str | None = None,
     severity: Severity | None = None,
+    *,
+    subject: Subject | None = None,
 ) -> Finding:
+    """A finding of a catalog rule; `subject` names what it is about in the plan's words (a drift step
+    about the same subject is the same problem: check reports them as one finding)."""
     text = fix.as_string(None) if isinstance(fix, sql.Composable) else fix
-    return Finding(rule, severity or RULES[rule].severity, obj, role, message, text)
+    return Finding(rule, severity or RULES[rule].severity, obj, role, message, text, subject=subject)
+
+
+def adopt_fix(role: str) -> str:
+    """The fix for objects a role owns that no single statement moves: adopt moves them one by one
+    (REASSIGN OWNED cannot move the bootstrap superuser's objects, and would move other databases)."""
+    quoted = role if role.isidentifier() and role.islower() else sql.Identifier(role).as_string(None)
+    return f"pgwarden adopt --from {quoted} --yes"
 
 
 def access_roles(policy: Policy, snap: Snapshot) -> list[tuple[str, int]]:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import sql
 
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.kinds import defacl_word, describe
+from pgwarden.plan.model import Subject, owner_subject
 from pgwarden.policy import Policy
-from pgwarden.rules.common import access_roles, finding, q
+from pgwarden.rules.common import access_roles, adopt_fix, finding, q
 from pgwarden.snapshot import Role, Snapshot
 
 
@@ -21,14 +23,19 @@ def check_access_owns(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
         name = access.get(int(row["role"]))
         if name is None:
             continue
-        fix = sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(name), sql.Identifier(policy.owner.name))
         yield finding(
             "access.owns-objects",
             row["object"],
             name,
             f"access role {name} owns {row['object']}: it can alter, drop and grant it",
-            fix,
+            adopt_fix(name),
+            subject=_owned_subject(row),
         )
+
+
+def _owned_subject(row: dict[str, Any]) -> Subject | None:
+    """A hazard_owned row's object in the plan's words (it is the same problem as its ALTER ... OWNER step)."""
+    return owner_subject(str(row["catalog"]).removeprefix("pg_catalog."), int(row["objid"])) if "objid" in row else None
 
 
 @dataclass(frozen=True)
@@ -49,15 +56,23 @@ class _Owners:
         return cls(owner, access, oids(policy.owner.deploy_logins), oids(policy.ignore.roles))
 
     def finding(
-        self, snap: Snapshot, kind: str, schema: str, name: str | None, by: int, count: int = 1
+        self,
+        snap: Snapshot,
+        kind: str,
+        schema: str,
+        name: str | None,
+        by: int,
+        subject: Subject | None,
+        count: int = 1,
     ) -> Finding | None:
         """The finding for an object (or `count` of them) of `kind` owned by `by`; None when that is
-        fine (the owner, an ignored role) or another rule's (access roles: access.owns-objects)."""
+        fine (the owner, an ignored role) or another rule's (access roles: access.owns-objects).
+        Its fix moves the object; check replaces it by the plan's own step when there is one."""
         owner = self.owner.name
         if by == self.owner.oid or by in self.access or by in self.ignored:
             return None
         who = snap.role_name(by) or str(by)
-        fix = sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(who), sql.Identifier(owner))
+        fix: sql.Composable | str = adopt_fix(who)
         if kind == "schema":
             obj = f"schema {schema}"
             fix = sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(schema), sql.Identifier(owner))
@@ -67,17 +82,19 @@ class _Owners:
         else:
             obj = f"{count} {kind}(s) in schema {schema}"
         if by in self.deploy:
-            return _escaped(obj, who, owner, fix)
-        return finding("ownership.not-owner", obj, who, f"{obj} is owned by {who}, not by {owner}", fix)
+            return _escaped(obj, who, owner, fix, subject)
+        message = f"{obj} is owned by {who}, not by {owner}"
+        return finding("ownership.not-owner", obj, who, message, fix, subject=subject)
 
 
-def _escaped(obj: str, who: str, owner: str, fix: sql.Composable) -> Finding:
+def _escaped(obj: str, who: str, owner: str, fix: sql.Composable | str, subject: Subject | None) -> Finding:
     return finding(
         "ownership.escaped-owner",
         obj,
         who,
         f"{obj} is owned by the deploy login {who}, not by {owner}: the migration did not SET ROLE to the owner",
         fix,
+        subject=subject,
     )
 
 
@@ -100,30 +117,32 @@ def check_ownership(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[
         if role not in owners.deploy or covered or row["object"] in seen:
             continue
         who = snap.role_name(role) or str(role)
-        fix = sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(who), sql.Identifier(owner.name))
-        yield _escaped(row["object"], who, owner.name, fix)
+        yield _escaped(row["object"], who, owner.name, adopt_fix(who), _owned_subject(row))
 
 
 def _managed_ownership(policy: Policy, snap: Snapshot, owners: _Owners) -> Iterator[tuple[Finding, bool]]:
-    """Managed schemas and their objects not owned by the owner: (finding, whether it names one object)."""
+    """Managed schemas and their objects not owned by the owner: (finding, whether it names one object).
+    A serial's sequence is left out: it follows its table, whose finding moves both."""
     schemas = {s.oid: s for s in snap.schemas}
     for s in snap.schemas:
         if s.name in policy.database.schemas and not s.extension and snap.roles.get(s.owner) is not None:
             if snap.roles[s.owner].name == "pg_database_owner":
                 continue  # 15+: public belongs to whoever owns the database
-            if f := owners.finding(snap, "schema", s.name, None, s.owner):
+            if f := owners.finding(snap, "schema", s.name, None, s.owner, owner_subject("pg_namespace", s.oid)):
                 yield f, True
     for g in snap.objects:
-        if g.extension or g.owner == owners.owner.oid or g.schema not in schemas:
+        if g.extension or g.linked or g.owner == owners.owner.oid or g.schema not in schemas:
             continue
         schema = schemas[g.schema].name
         if g.objects is None:
-            if f := owners.finding(snap, g.kind, schema, None, g.owner, g.count):
+            if f := owners.finding(snap, g.kind, schema, None, g.owner, None, g.count):
                 yield f, False
             continue
+        catalog = "pg_proc" if g.kind == "routine" else "pg_class"
         for o in g.objects:
             name = o.name if g.kind != "routine" else f"{q(o.name)}({o.args or ''})"
-            if f := owners.finding(snap, describe(g.kind, o.subkind), schema, name, g.owner):
+            subject = owner_subject(catalog, o.oid)
+            if f := owners.finding(snap, describe(g.kind, o.subkind), schema, name, g.owner, subject):
                 yield f, True
 
 

@@ -8,8 +8,10 @@ from psycopg import sql
 
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
+from pgwarden.plan.model import acl_subject
 from pgwarden.policy import Policy
 from pgwarden.rules.common import access_roles, finding, q
+from pgwarden.rules.roles import revoke_membership
 from pgwarden.snapshot import Snapshot
 
 
@@ -23,6 +25,7 @@ def check_create(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Fin
                 "PUBLIC",
                 f"PUBLIC may create objects in schema {s.name}",
                 sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(s.name)),
+                subject=acl_subject("pg_namespace", s.oid, None),
             )
     if snap.database and any(g.grantee == 0 and g.privilege == "CREATE" for g in snap.database.acl):
         yield finding(
@@ -31,6 +34,7 @@ def check_create(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Fin
             "PUBLIC",
             f"PUBLIC may create schemas in database {db}",
             sql.SQL("REVOKE CREATE ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)),
+            subject=acl_subject("pg_database", snap.database.oid, None),
         )
     access = {oid: name for name, oid in access_roles(policy, snap)}
     direct_schema = {(g.grantee, s.name) for s in snap.schemas for g in s.acl if g.privilege == "CREATE"}
@@ -53,14 +57,28 @@ def check_create(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Fin
                 sql.Identifier(row["name"]), sql.Identifier(name)
             )
         if direct:
-            yield finding("create." + row["kind"], obj, name, f"access role {name} may {what}", fix)
+            if is_schema:
+                schema = snap.schema_by_name(row["name"])
+                subject = acl_subject("pg_namespace", schema.oid, name) if schema else None
+            else:
+                subject = acl_subject("pg_database", snap.database.oid, name) if snap.database else None
+            yield finding("create." + row["kind"], obj, name, f"access role {name} may {what}", fix, subject=subject)
         else:
+            entries = (snap.schema_by_name(row["name"]) if is_schema else snap.database) or None
+            holders = {g.grantee for g in (entries.acl if entries else ()) if g.privilege == "CREATE"}
+            if 0 in holders:
+                continue  # through PUBLIC: PUBLIC's own finding is this problem
+            through = sorted(holders & hz.member_of.get(oid, frozenset()))
+            if not through:
+                continue  # through the database's or schema's owner: the membership findings say so
+            membership_fix, subject = revoke_membership(snap, oid, through[0])
             yield finding(
                 "create." + row["kind"],
                 obj,
                 name,
-                f"access role {name} may {what} through a role it is a member of",
-                "revoke the membership that gives it (see the access.member-of-* findings)",
+                f"access role {name} may {what} through the role {snap.role_name(through[0])} it is a member of",
+                membership_fix,
+                subject=subject,
             )
 
 
@@ -75,6 +93,7 @@ def check_temp(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Findi
             "PUBLIC",
             f"PUBLIC may create temporary tables in database {db}",
             sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)),
+            subject=acl_subject("pg_database", snap.database.oid, None),
         )
 
 

@@ -8,19 +8,21 @@ from psycopg import sql
 
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
+from pgwarden.plan.model import Subject
 from pgwarden.plan.roles import ATTRIBUTE_SQL
 from pgwarden.policy import Policy
 from pgwarden.rules.common import access_roles, finding
 from pgwarden.snapshot import Snapshot
 
 
-def _revoke_membership(snap: Snapshot, member: int, target: int) -> sql.Composable:
-    """REVOKE the direct grants on the path from member to target (the first hop is enough to cut it)."""
+def revoke_membership(snap: Snapshot, member: int, target: int) -> tuple[sql.Composable, Subject]:
+    """REVOKE the direct grant on the path from member to target (the first hop is enough to cut
+    it), and the membership it is about."""
     direct = [m.role for m in snap.memberships if m.member == member]
     hop = target if target in direct else next(iter(direct), target)
-    return sql.SQL("REVOKE {} FROM {}").format(
-        sql.Identifier(snap.role_name(hop) or ""), sql.Identifier(snap.role_name(member) or "")
-    )
+    hop_name, member_name = snap.role_name(hop) or "", snap.role_name(member) or ""
+    fix = sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(hop_name), sql.Identifier(member_name))
+    return fix, ("membership", hop_name, member_name)
 
 
 def check_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
@@ -33,7 +35,7 @@ def check_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
             role = snap.roles.get(target)
             if role is None:
                 continue
-            fix = _revoke_membership(snap, oid, target)
+            fix, subject = revoke_membership(snap, oid, target)
             how = "directly" if target in {m.role for m in snap.memberships if m.member == oid} else "indirectly"
             if target in owners:
                 yield finding(
@@ -43,6 +45,7 @@ def check_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
                     f"{name} is {how} a member of {role.name}: it can act as the owner "
                     "(alter or drop every table, bypass row level security)",
                     fix,
+                    subject=subject,
                 )
             elif role.name in dangerous or role.superuser:
                 what = "a superuser" if role.superuser else "a predefined role with cluster-wide rights"
@@ -52,6 +55,7 @@ def check_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
                     name,
                     f"{name} is {how} a member of {role.name}, {what}",
                     fix,
+                    subject=subject,
                 )
 
 
@@ -67,6 +71,7 @@ def check_attributes(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator
                     f"access role {name} has {word}",
                     sql.SQL("ALTER ROLE {} " + negation).format(sql.Identifier(name)),
                     severity="critical" if attr in ("superuser", "bypassrls") else "high",
+                    subject=("role-attributes", name),
                 )
 
 
@@ -81,6 +86,7 @@ def check_owner(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Find
             owner.name,
             f"the owner {owner.name} is a superuser",
             sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(owner.name)),
+            subject=("role-attributes", owner.name),
         )
     if owner.createrole and snap.caps.createrole_is_near_superuser:
         yield finding(
@@ -90,6 +96,7 @@ def check_owner(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Find
             f"the owner {owner.name} has CREATEROLE, which on PostgreSQL {snap.caps.major} can take "
             "over any non-superuser role",
             sql.SQL("ALTER ROLE {} NOCREATEROLE").format(sql.Identifier(owner.name)),
+            subject=("role-attributes", owner.name),
         )
 
 
@@ -101,8 +108,20 @@ def check_passwords(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[
         if role is None or not role.login or role.oid not in snap.passwords:
             continue
         verifier = snap.passwords.get(role.oid)
-        hint = f"set ${env} and run `pgwarden apply`" if env else "set a password"
+        if env:  # apply sets it from the variable, as a SCRAM verifier
+            how, fix = f": set ${env} and run pgwarden apply", "pgwarden apply --yes"
+        else:
+            how, fix = " (the policy names no password_env for it: set one, or the password by hand)", None
+        subject = ("role-password", name)
         if not verifier:
-            yield finding("login.no-password", f"role {name}", name, f"LOGIN role {name} has no password", hint)
+            yield finding(
+                "login.no-password",
+                f"role {name}",
+                name,
+                f"LOGIN role {name} has no password{how}",
+                fix,
+                subject=subject,
+            )
         elif verifier.startswith("md5"):
-            yield finding("login.md5-password", f"role {name}", name, f"LOGIN role {name} has an MD5 password", hint)
+            message = f"LOGIN role {name} has an MD5 password{how}"
+            yield finding("login.md5-password", f"role {name}", name, message, fix, subject=subject)
