@@ -102,6 +102,17 @@ class ObjectGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class TypeRef:
+    """A type or domain of a managed schema that the policy's owner does not own."""
+
+    oid: int
+    schema: int
+    name: str
+    subkind: str  # typtype: b c d e r
+    owner: int
+
+
+@dataclass(frozen=True, slots=True)
 class DefaultAcl:
     role: int
     schema: int  # 0: global entry
@@ -146,6 +157,7 @@ class Snapshot:
     default_acls: tuple[DefaultAcl, ...]
     role_settings: tuple[RoleSetting, ...]
     owner_oid: int = 0  # the policy owner's oid when the snapshot was taken (0: it did not exist)
+    types: tuple[TypeRef, ...] = ()  # of the managed schemas, not owned by the owner
     #: role name -> whether logging in with the password from its variable succeeded; filled by the
     #: session when `passwords` is None (not superuser), so unchanged passwords are not set again
     password_checks: Mapping[str, bool] = field(default_factory=dict)
@@ -238,6 +250,7 @@ def inspect(
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
     objects = _object_groups(conn, managed_oids, name_threshold, owner_oid)
+    types = tuple(TypeRef(**r) for r in _rows(conn, "types", {"schemas": managed_oids, "owner": owner_oid}))
     default_acls = tuple(
         DefaultAcl(r["role"], r["schema"], r["objtype"], _acl(r["acl"])) for r in _rows(conn, "default_acls")
     )
@@ -246,6 +259,7 @@ def inspect(
     )
     return Snapshot(
         owner_oid=owner_oid,
+        types=types,
         server=server,
         caps=caps,
         target=target,

@@ -3,7 +3,7 @@
 The planners run in a fixed order, and the order matters: roles first (a CREATEROLE admin gains
 ADMIN OPTION on the roles it creates, 16+), then memberships (a non-superuser admin is granted the
 owner, which every later planner relies on to act as it), then the database, its schemas, their
-objects, the owner's default privileges and the deploy logins' settings.
+objects and types, the owner's default privileges and the deploy logins' settings.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pgwarden.plan.defaults import plan_default_privileges
 from pgwarden.plan.model import OBJECT_ACTIONS, Action, Need, Phase, Plan, Requirement, Statement, Step
 from pgwarden.plan.objects import BULK_FACTOR, OBJECTS_PER_STATEMENT, groups_to_name, plan_objects
 from pgwarden.plan.roles import plan_memberships, plan_role_settings, plan_roles
+from pgwarden.plan.types import plan_types
 from pgwarden.policy import Policy
 from pgwarden.profiles import PROFILES
 from pgwarden.snapshot import Snapshot
@@ -69,6 +70,7 @@ def plan(
     plan_database(ctx)
     plan_schemas(ctx)
     plan_objects(ctx)
+    plan_types(ctx)
     plan_default_privileges(ctx)
     plan_role_settings(ctx)
     # The admin's own membership in the owner is a means, not drift: alone, it is no change at all

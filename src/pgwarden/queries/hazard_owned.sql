@@ -1,7 +1,7 @@
 -- Objects of this database (and the database itself) owned by the listed roles, any schema, any kind,
 -- read from each catalog's owner column in this database: the cost follows this database's size,
 -- never the cluster's (pg_shdepend holds every ACL reference of these roles in every database).
--- `namespace`: the schema of a relation or routine, or the schema itself (the rules skip what the
+-- `namespace`: the schema of a relation, routine or type, or the schema itself (the rules skip what the
 -- snapshot already covers). Array, multirange and table row types follow their base object and are
 -- not listed, like in pg_shdepend. At most 1000 rows.
 WITH owned (classid, objid, owner, namespace) AS (
@@ -12,7 +12,7 @@ WITH owned (classid, objid, owner, namespace) AS (
     SELECT 'pg_catalog.pg_proc'::regclass, p.oid, p.proowner, p.pronamespace
     FROM pg_catalog.pg_proc p WHERE p.proowner = ANY(%(roles)s::oid[])
   UNION ALL
-    SELECT 'pg_catalog.pg_type'::regclass, t.oid, t.typowner, NULL::oid
+    SELECT 'pg_catalog.pg_type'::regclass, t.oid, t.typowner, t.typnamespace
     FROM pg_catalog.pg_type t
     WHERE t.typowner = ANY(%(roles)s::oid[]) AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
       AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c')

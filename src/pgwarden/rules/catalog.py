@@ -49,7 +49,8 @@ CATALOG: tuple[Rule, ...] = (
         "high",
         "Access role owns objects in the database",
         "An owner can alter, drop and grant its objects whatever the policy says.",
-        "ALTER ... OWNER TO the owner (or REASSIGN OWNED BY the access role TO the owner).",
+        "ALTER ... OWNER TO the owner (`pgwarden apply` does it in the managed schemas; elsewhere `pgwarden adopt "
+        "--from ROLE --yes` moves them one by one).",
     ),
     Rule(
         "ownership.not-owner",

@@ -10,11 +10,11 @@ from psycopg import sql
 
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
-from pgwarden.kinds import defacl_word, describe
+from pgwarden.kinds import BY_DEFACL_CODE, defacl_word, describe
 from pgwarden.plan.model import Subject, owner_subject
 from pgwarden.policy import Policy
 from pgwarden.rules.common import access_roles, adopt_fix, finding, q
-from pgwarden.snapshot import Role, Snapshot
+from pgwarden.snapshot import DefaultAcl, Role, Snapshot
 
 
 def check_access_owns(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
@@ -113,7 +113,7 @@ def check_ownership(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[
     for row in hz.owned:
         role = int(row["role"])
         managed = row["namespace"] is not None and int(row["namespace"]) in managed_oids
-        covered = row["catalog"] in ("pg_class", "pg_proc", "pg_namespace") and managed
+        covered = row["catalog"] in ("pg_class", "pg_proc", "pg_namespace", "pg_type") and managed
         if role not in owners.deploy or covered or row["object"] in seen:
             continue
         who = snap.role_name(role) or str(role)
@@ -144,6 +144,11 @@ def _managed_ownership(policy: Policy, snap: Snapshot, owners: _Owners) -> Itera
             subject = owner_subject(catalog, o.oid)
             if f := owners.finding(snap, describe(g.kind, o.subkind), schema, name, g.owner, subject):
                 yield f, True
+    for t in snap.types:
+        if t.schema in schemas:
+            subject = owner_subject("pg_type", t.oid)
+            if f := owners.finding(snap, describe("type", t.subkind), schemas[t.schema].name, t.name, t.owner, subject):
+                yield f, True
 
 
 def check_default_acls(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
@@ -157,21 +162,45 @@ def check_default_acls(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterat
         where = f" in schema {schemas.get(d.schema, d.schema)}" if d.schema else ""
         word = defacl_word(d.objtype)
         grantees = sorted({snap.role_name(g.grantee) or "PUBLIC" for g in d.acl})
-        fix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}{} REVOKE ALL ON {} FROM {}").format(
-            sql.Identifier(who),
-            sql.SQL(" IN SCHEMA {}").format(sql.Identifier(str(schemas.get(d.schema, ""))))
-            if d.schema
-            else sql.SQL(""),
-            sql.SQL(word),
-            sql.SQL(", ").join(sql.SQL("PUBLIC") if g == "PUBLIC" else sql.Identifier(g) for g in grantees)
-            if grantees
-            else sql.Identifier(who),
-        )
         yield finding(
             "defaults.wrong-role",
             f"default privileges for role {who} on {word.lower()}{where}",
             who,
             f"default privileges are defined for {who}, which is not the owner: they never apply "
             f"to the owner's objects (grantees: {', '.join(grantees) or 'none'})",
-            fix,
+            "\n".join(s.as_string(None) for s in _default_acl_reset(snap, d, who, schemas.get(d.schema))),
         )
+
+
+#: What PostgreSQL gives PUBLIC on new objects of a default-ACL type when no entry says otherwise.
+_PUBLIC_DEFAULT = {"f": "EXECUTE", "T": "USAGE"}
+
+
+def _default_acl_reset(snap: Snapshot, d: DefaultAcl, who: str, schema: str | None) -> list[sql.Composed]:
+    """Statements that delete a default-privileges entry: PostgreSQL drops it once it equals the
+    built-in default, which is nothing for a per-schema entry and, for a global one, the role's own
+    privileges (plus PUBLIC's EXECUTE on routines and USAGE on types)."""
+    word = sql.SQL(defacl_word(d.objtype))
+    prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}").format(sql.Identifier(who))
+    if schema is not None:
+        prefix = sql.SQL("{} IN SCHEMA {}").format(prefix, sql.Identifier(schema))
+    names = {snap.role_name(g.grantee) for g in d.acl}
+    if schema is not None:
+        revoke_from = names
+    else:
+        revoke_from = names - {who} - ({None} if d.objtype in _PUBLIC_DEFAULT else set())
+    out = []
+    if revoke_from:
+        targets = sql.SQL(", ").join(
+            sql.SQL("PUBLIC") if n is None else sql.Identifier(n) for n in sorted(revoke_from, key=str)
+        )
+        out.append(sql.SQL("{} REVOKE ALL ON {} FROM {}").format(prefix, word, targets))
+    if schema is None:
+        own = {g.privilege for g in d.acl if g.grantee == d.role}
+        k = BY_DEFACL_CODE.get(d.objtype)
+        if k is not None and own != set(k.owner_privileges(snap.caps.major)):
+            out.append(sql.SQL("{} GRANT ALL ON {} TO {}").format(prefix, word, sql.Identifier(who)))
+        public = _PUBLIC_DEFAULT.get(d.objtype)
+        if public and not any(g.grantee == 0 and g.privilege == public for g in d.acl):
+            out.append(sql.SQL("{} GRANT {} ON {} TO PUBLIC").format(prefix, sql.SQL(public), word))
+    return out
