@@ -19,12 +19,21 @@ _FILL = {
 }
 
 
+def _dot_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _dot_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + _dot_escape(value) + '"'
 
 
 def _label(n: Node) -> str:
     return f"{n.name}\n({n.kind}{', login' if n.login else ''})"
+
+
+def _dot_label(n: Node) -> str:
+    """Two lines: the name, then what the role is (DOT's own \\n escape, after escaping the name)."""
+    return '"' + _dot_escape(n.name) + "\\n(" + _dot_escape(n.kind + (", login" if n.login else "")) + ')"'
 
 
 def to_dot(graph: RoleGraph, database: str = "") -> str:
@@ -37,7 +46,7 @@ def to_dot(graph: RoleGraph, database: str = "") -> str:
     ]
     for n in graph.nodes:
         extra = ", penwidth=2, color=red" if n.powerful else ""
-        out.append(f"  {_dot_str(n.name)} [label={_dot_str(_label(n))}, fillcolor={_dot_str(_FILL[n.kind])}{extra}];")
+        out.append(f"  {_dot_str(n.name)} [label={_dot_label(n)}, fillcolor={_dot_str(_FILL[n.kind])}{extra}];")
     for e in graph.edges:
         style = ", color=red, penwidth=3" if e.dangerous else ("" if e.usable else ", style=dashed")
         out.append(f"  {_dot_str(e.member)} -> {_dot_str(e.role)} [label={_dot_str(e.label or 'no options')}{style}];")

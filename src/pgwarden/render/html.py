@@ -10,7 +10,7 @@ from pgwarden.report import Report, ScopeCell
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:100%}
-.scroll{overflow:auto;max-width:100%;border:1px solid #ddd;margin:1rem 0}
+.scroll{overflow:auto;width:fit-content;max-width:100%;border:1px solid #ddd;margin:1rem 0}
 table{border-collapse:collapse;margin:0}
 .scroll table{margin:0}
 th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:center;white-space:nowrap}
@@ -24,7 +24,8 @@ td.deviation{background:#ffd7d7;color:#900;font-weight:700}
 .critical,.high{color:#900}.medium{color:#a60}.low{color:#555}
 pre.fix{background:#f6f6f6;border:1px solid #ddd;padding:.4rem;white-space:pre-wrap;word-break:break-all;color:#222}
 p.empty{color:#666;font-style:italic}
-.note{color:#666;font-size:.9em}
+.note{color:#666;font-size:.9em;white-space:normal}
+#defaults td:last-child{white-space:normal;max-width:40rem;text-align:left}
 li.danger{color:#900;font-weight:600}
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 from rich.text import Text
 
@@ -27,6 +28,8 @@ ABBREV = {
     "TEMPORARY": "TEMP",
     "CREATE": "CREATE",
 }
+#: The text report's sections wrap at this width (the matrix is as wide as its columns).
+WIDTH = 120
 FORMATS = ("text", "json", "markdown", "html", "dot", "mermaid")
 
 
@@ -121,16 +124,21 @@ def _scope_matrix(report: Report) -> list[Text | str]:
 
 
 def _verdicts(report: Report) -> list[Text | str]:
-    """One line per (role, schema) in words: as the policy wants, or what differs."""
+    """A line per (role, schema) in words: as the policy wants, or each group of privileges that differs
+    the same way (`table DELETE INSERT 1/2 (want 2)`), one per line."""
     out: list[Text | str] = []
     for (role, schema), cells in grouped(report).items():
-        wrong = [c for c in cells if c.deviation]
+        groups: dict[tuple[str, int, int, int], list[str]] = {}
+        for c in cells:
+            if c.deviation:
+                groups.setdefault((c.kind, c.held, c.total, c.expected), []).append(c.privilege)
         line = Text(f"  {role} on schema {schema}: ")
-        if not wrong:
-            line.append("as the policy wants", style=OK_STYLE)
-        else:
-            line.append(", ".join(f"{c.kind} {c.privilege} {cell_text(c)}" for c in wrong), style=BAD_STYLE)
-        out.append(line)
+        if not groups:
+            out.append(line.append("as the policy wants", style=OK_STYLE))
+            continue
+        out.append(line.append(f"{sum(len(p) for p in groups.values())} deviation(s)", style=BAD_STYLE))
+        for (kind, held, total, expected), privs in groups.items():
+            out.append(Text(f"    {kind} {' '.join(privs)} {held}/{total} (want {expected})", style=BAD_STYLE))
     for c in report.scope_deviations:
         want = "must hold" if c.want == "yes" else "must not hold"
         out.append(Text(f"  {c.role} on {c.kind} {c.name}: {want} {c.privilege}", style=BAD_STYLE))
@@ -164,7 +172,7 @@ def report_styled(report: Report) -> Text:
         grants = "; ".join(f"{g}: {','.join(p)}" for g, p in d["grants"].items()) or "nothing"
         lines.append(f"  for {d['for_role']} on {d['objects']}{where}: {grants}")
         if d.get("note"):
-            lines.append(Text(f"    ({d['note']})", style="dim"))
+            lines += [Text(f"    {part}", style="dim") for part in textwrap.wrap(f"({d['note']})", WIDTH - 4)]
     if not report.default_privileges:
         lines.append("  (none: objects get PostgreSQL's built-in defaults)")
     lines += _section("memberships")
@@ -192,7 +200,9 @@ def _paths(report: Report) -> list[Text | str]:
     out: list[Text | str] = []
     for p in paths:
         mark = "DANGER " if p.dangerous else "ok     "
-        out.append(Text(f"  {mark}{p.why}", style=BAD_STYLE if p.dangerous else "dim"))
+        parts = textwrap.wrap(p.why, WIDTH - 9)
+        for i, part in enumerate(parts):
+            out.append(Text(f"  {mark if i == 0 else ' ' * 7}{part}", style=BAD_STYLE if p.dangerous else "dim"))
     return out
 
 
