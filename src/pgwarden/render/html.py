@@ -56,9 +56,10 @@ def _matrix(report: Report) -> str:
             else:
                 tds.append(f"<td {attrs}>{c.held}/{c.total}</td>")
         level = f'<span class="level">{_e(levels.get(role, ""))}</span>'
-        rows.append(
-            f'<tr><td class="role" data-role="{_e(role)}">{_e(role)}{level}</td><td class="schema">{_e(schema)}</td>{"".join(tds)}</tr>'
+        head_cells = (
+            f'<td class="role" data-role="{_e(role)}">{_e(role)}{level}</td><td class="schema">{_e(schema)}</td>'
         )
+        rows.append(f"<tr>{head_cells}{''.join(tds)}</tr>")
     return (
         f'<div class="scroll" id="matrix-box"><table id="matrix"><thead><tr><th>role</th><th>schema</th>{head}'
         f"</tr></thead><tbody>\n{''.join(rows)}\n</tbody></table></div>"
@@ -81,7 +82,9 @@ def _scope(report: Report) -> str:
         return '<p class="empty">No database or schema privilege was read.</p>'
     head = "".join(f"<th>{_e(k)} {_e(n)}<br>{_e(p)}</th>" for k, n, p in cols)
     rows = "".join(
-        f'<tr><td class="role" data-role="{_e(role)}">{_e(role)}</td>{"".join(_scope_cell(cells.get(k)) for k in cols)}</tr>'
+        f'<tr><td class="role" data-role="{_e(role)}">{_e(role)}</td>'
+        + "".join(_scope_cell(cells.get(k)) for k in cols)
+        + "</tr>"
         for role, cells in scope_by_role(report).items()
     )
     table = f'<table id="scope"><thead><tr><th>role</th>{head}</tr></thead><tbody>{rows}</tbody></table>'

@@ -139,9 +139,9 @@ def _verdicts(report: Report) -> list[Text | str]:
         out.append(line.append(f"{sum(len(p) for p in groups.values())} deviation(s)", style=BAD_STYLE))
         for (kind, held, total, expected), privs in groups.items():
             out.append(Text(f"    {kind} {' '.join(privs)} {held}/{total} (want {expected})", style=BAD_STYLE))
-    for c in report.scope_deviations:
-        want = "must hold" if c.want == "yes" else "must not hold"
-        out.append(Text(f"  {c.role} on {c.kind} {c.name}: {want} {c.privilege}", style=BAD_STYLE))
+    for sc in report.scope_deviations:
+        want = "must hold" if sc.want == "yes" else "must not hold"
+        out.append(Text(f"  {sc.role} on {sc.kind} {sc.name}: {want} {sc.privilege}", style=BAD_STYLE))
     return out
 
 
