@@ -168,53 +168,61 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
         rows = _rows(conn, "report_privileges", {**params, "table_privs": list(snap.caps.table_owner_privileges)})
         scope_rows = _rows(conn, "report_scope_privileges", params)
     findings = findings_for(policy, snap, hz, plan(policy, snap, dict(secrets or {})))
-    cells = []
-    for r in rows:
-        role, level = ("PUBLIC", "public") if r["role"] == 0 else oids[int(r["role"])]
-        total = int(r["total"])
-        owner_privs = snap.caps.owner_privileges(r["kind"])
-        expected = _expected(policy, level, r["kind"], r["privilege"], owner_privs, total)
-        cells.append(
-            Cell(role, level, schema_oids[r["schema"]], r["kind"], r["privilege"], int(r["held"]), total, expected)
-        )
-    scope = [
-        ScopeCell(
-            *(("PUBLIC", "public") if r["role"] == 0 else oids[int(r["role"])]),
-            r["kind"],
-            r["name"],
-            r["privilege"],
-            bool(r["held"]),
-            _want(policy, oids.get(int(r["role"]), ("", "public"))[1], r["kind"], r["privilege"]),
-        )
-        for r in scope_rows
-    ]
+    cells = _object_cells(policy, snap, rows, oids, schema_oids)
+    scope = _scope_cells(policy, scope_rows, oids)
     # a role outside the policy is a row only when it holds something (in the matrix or on the database)
     holding = {c.role for c in cells if c.held} | {c.role for c in scope if c.held and c.want == "no"}
     holding |= {o for o in (snap.role_name(g.owner) for g in snap.objects if g.schema in schema_oids) if o}
-    kept = [(r, lvl) for r, lvl in roles if lvl not in ("other", "deploy") or r in holding or lvl == "deploy"]
-    names = {r for r, _ in kept} | {"PUBLIC"}
+    kept = [(r, lvl) for r, lvl in roles if lvl != "other" or r in holding]
     order = {name: i for i, (name, _) in enumerate([*kept, ("PUBLIC", "public")])}
-    cells = sorted(
-        (c for c in cells if c.role in names), key=lambda c: (order[c.role], c.schema, KINDS.index(c.kind), c.privilege)
-    )
-    scope = sorted(
-        (c for c in scope if c.role in names), key=lambda c: (order[c.role], c.kind != "database", c.name, c.privilege)
-    )
+    cells.sort(key=lambda c: (order.get(c.role, -1), c.schema, KINDS.index(c.kind), c.privilege))
+    scope.sort(key=lambda c: (order.get(c.role, -1), c.kind != "database", c.name, c.privilege))
     starts = [r for r, lvl in kept if lvl == "other"] + _members_of_policy(policy, snap)
     return Report(
         policy.database.name,
         snap.server.version,
         tuple([*kept, ("PUBLIC", "public")]),
         tuple(s for s in policy.database.schemas if s in schema_oids.values()),
-        tuple(cells),
+        tuple(c for c in cells if c.role in order),
         _owners(snap, schema_oids),
         _defaults(snap),
         _memberships(policy, snap, hz.member_of),
         tuple(findings),
-        tuple(scope),
+        tuple(c for c in scope if c.role in order),
         build_graph(policy, snap, starts),
         tuple(sorted(r.name for r in snap.roles.values() if r.superuser)),
     )
+
+
+def _who(row: Mapping[str, Any], oids: Mapping[int, tuple[str, str]]) -> tuple[str, str]:
+    return ("PUBLIC", "public") if row["role"] == 0 else oids[int(row["role"])]
+
+
+def _object_cells(
+    policy: Policy,
+    snap: Snapshot,
+    rows: list[dict[str, Any]],
+    oids: Mapping[int, tuple[str, str]],
+    schema_oids: Mapping[int, str],
+) -> list[Cell]:
+    cells = []
+    for r in rows:
+        role, level = _who(r, oids)
+        total = int(r["total"])
+        expected = _expected(policy, level, r["kind"], r["privilege"], snap.caps.owner_privileges(r["kind"]), total)
+        cells.append(
+            Cell(role, level, schema_oids[r["schema"]], r["kind"], r["privilege"], int(r["held"]), total, expected)
+        )
+    return cells
+
+
+def _scope_cells(policy: Policy, rows: list[dict[str, Any]], oids: Mapping[int, tuple[str, str]]) -> list[ScopeCell]:
+    out = []
+    for r in rows:
+        role, level = _who(r, oids)
+        want = _want(policy, level, r["kind"], r["privilege"])
+        out.append(ScopeCell(role, level, r["kind"], r["name"], r["privilege"], bool(r["held"]), want))
+    return out
 
 
 def _want(policy: Policy, level: str, kind: str, privilege: str) -> Want:

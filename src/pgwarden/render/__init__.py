@@ -2,6 +2,7 @@
 
 from pgwarden.render.envelope import SCHEMA_VERSION, document, envelope
 from pgwarden.render.findings import SARIF_SCHEMA_URI, findings_styled, findings_text, to_junit, to_sarif
+from pgwarden.render.markdown import render_markdown
 from pgwarden.render.plan import (
     PLAN_SCHEMA_VERSION,
     apply_summary,
@@ -14,7 +15,7 @@ from pgwarden.render.plan import (
 )
 from pgwarden.render.probe import probe_junit, probe_styled, probe_text
 from pgwarden.render.progress import apply_progress, database_progress, role_progress
-from pgwarden.render.report import render_markdown, render_report, report_styled
+from pgwarden.render.report import render_report, report_styled
 from pgwarden.render.style import emit
 
 __all__ = [

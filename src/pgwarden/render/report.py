@@ -67,7 +67,7 @@ def _short(c: Cell) -> str:
     return f"{c.held}/{c.total}" + (f"→{c.expected}" if c.deviation else "")
 
 
-def _scope_short(c: ScopeCell) -> str:
+def scope_short(c: ScopeCell) -> str:
     held = "yes" if c.held else "-"
     return held + (f"→{'yes' if c.want == 'yes' else 'no'}" if c.deviation else "")
 
@@ -118,7 +118,7 @@ def _scope_matrix(report: Report) -> list[Text | str]:
         row: list[Text | str] = [Text(role, style="bold")]
         for col in cols:
             sc = cells.get(col)
-            row.append("" if sc is None else Text(_scope_short(sc), style=BAD_STYLE if sc.deviation else ""))
+            row.append("" if sc is None else Text(scope_short(sc), style=BAD_STYLE if sc.deviation else ""))
         rows.append(row)
     return list(aligned(rows))
 
@@ -210,95 +210,14 @@ def render_text(report: Report) -> str:
     return report_styled(report).plain
 
 
-def _md(value: object) -> str:
-    """A table cell: pipes and newlines would break the row."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(report: Report) -> str:
-    from pgwarden.render.graph import to_mermaid
-
-    cols = columns(report)
-    out = [
-        f"# Privileges in database `{report.database}`",
-        "",
-        f"PostgreSQL {report.server_version}. "
-        f"Cells: objects on which the role holds the privilege / objects of that kind; "
-        f"**bold** where the policy wants another number.",
-        "",
-    ]
-    out.append("| role | schema | " + " | ".join(f"{k} {p}" for k, p in cols) + " |")
-    out.append("|---|---|" + "---|" * len(cols))
-    for (role, schema), cells in grouped(report).items():
-        by = {(c.kind, c.privilege): c for c in cells}
-        row = []
-        for kp in cols:
-            c = by.get(kp)
-            row.append("" if c is None else (f"**{cell_text(c)}**" if c.deviation else f"{c.held}/{c.total}"))
-        out.append(f"| {_md(role)} | {_md(schema)} | " + " | ".join(row) + " |")
-    scols = scope_columns(report)
-    out += ["", "## Database and schema privileges", ""]
-    if scols:
-        out.append("| role | " + " | ".join(f"{k} {_md(n)} {p}" for k, n, p in scols) + " |")
-        out.append("|---|" + "---|" * len(scols))
-        for role, scells in scope_by_role(report).items():
-            vals = [scells.get(k) for k in scols]
-            out.append(
-                f"| {_md(role)} | "
-                + " | ".join(
-                    "" if v is None else (f"**{_scope_short(v)}**" if v.deviation else _scope_short(v)) for v in vals
-                )
-                + " |"
-            )
-    else:
-        out.append("None read.")
-    out += ["", f"Superusers (hold everything): {', '.join(report.superusers) or 'none'}."]
-    out += ["", "## Owners", ""]
-    if report.owners:
-        out += ["| schema | kind | owner | objects |", "|---|---|---|---|"]
-        out += [f"| {_md(o['schema'])} | {o['kind']} | {_md(o['owner'])} | {o['count']} |" for o in report.owners]
-    else:
-        out.append("No objects in the managed schemas.")
-    out += ["", "## Default privileges", ""]
-    if report.default_privileges:
-        out += ["| for role | schema | objects | grants |", "|---|---|---|---|"]
-        for d in report.default_privileges:
-            grants = "; ".join(f"{g}: {','.join(p)}" for g, p in d["grants"].items())
-            note = f" ({d['note']})" if d.get("note") else ""
-            out.append(
-                f"| {_md(d['for_role'])} | {_md(d['schema'] or '(all)')} | {d['objects']} | {_md(grants)}{_md(note)} |"
-            )
-    else:
-        out.append("None: objects get PostgreSQL's built-in defaults.")
-    out += ["", "## Memberships", ""]
-    if report.memberships:
-        out += ["| member | role | direct | admin |", "|---|---|---|---|"]
-        out += [f"| {_md(m['member'])} | {_md(m['role'])} | {m['direct']} | {m['admin']} |" for m in report.memberships]
-    else:
-        out.append("None involving the policy's roles.")
-    out += ["", "## Who can become whom", ""]
-    out += [
-        f"- {'**danger**' if p.dangerous else 'by design'}: {_md(p.why)}"
-        for p in (report.graph.paths if report.graph else ())
-    ] or ["No role can become the owner, a superuser or a powerful predefined role."]
-    if report.graph and report.graph.nodes:
-        out += ["", "```mermaid", to_mermaid(report.graph).rstrip(), "```"]
-    out += ["", "## Findings", ""]
-    if not report.findings:
-        out.append("None: the database matches the policy and no hazard was found.")
-    for f in report.findings:
-        out.append(f"- **{f.severity}** `{f.rule}` {f.object}: {f.message}" + (f" Fix: `{f.fix}`" if f.fix else ""))
-    return "\n".join(out) + "\n"
-
-
 def render_report(report: Report, fmt: str) -> str:
     """The report in one of FORMATS (`md` is markdown), as a string."""
-    from pgwarden.render import graph, html
+    from pgwarden.render import graph, html, markdown
 
     if fmt == "json":
         return json.dumps(document(report.to_json()), indent=2, ensure_ascii=False) + "\n"
     if fmt in ("markdown", "md"):
-        return render_markdown(report)
+        return markdown.render_markdown(report)
     if fmt == "html":
         return html.render_html(report)
     if fmt in ("dot", "mermaid"):
