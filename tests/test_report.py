@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import psycopg
 import pytest
 from psycopg import sql
 
 from conftest import PgCleanup
+from helpers import role_conninfo, run_cli
+from pgwarden.policy import build_policy, password_env_for
 from test_core import Split, make_split
 
 
@@ -173,6 +176,8 @@ def test_text_report_is_a_matrix_that_fits_120_columns_for_the_demo(
     assert f"{alice} on database {s.database}: must not hold CONNECT" in result.stdout
     assert f"DANGER {alice} -> {s.owner} becomes the owner" in result.stdout
     assert f"only {s.owner}'s own privileges" in result.stdout  # the row the PUBLIC revoke leaves
+    markdown = s.cli("report", "--format", "markdown")
+    assert markdown.exit_code == 0 and s.cli("report", "--format", "md").stdout == markdown.stdout
 
 
 def test_html_report_in_chromium_shows_every_column_fix_target_role_and_the_graph(
@@ -340,3 +345,40 @@ def test_role_graph_as_dot_and_mermaid_highlights_the_chain_to_the_owner(
     assert highlighted == {(names[split.app], names[mid]), (names[mid], names[split.owner])}
     text = split.cli("report").stdout
     assert f"DANGER {split.app} -> {mid} -> {split.owner} becomes the owner" in text
+
+
+def test_report_of_a_nologin_owner_with_a_deploy_login_has_no_deviation(
+    tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    """A deploy login is a member of the owner by design: it holds what the owner holds, and its path to
+    the owner is drawn but not dangerous."""
+    db, owner, app = (
+        pg_cleanup.database(unique_name("db")),
+        pg_cleanup.role(unique_name("own")),
+        pg_cleanup.role(unique_name("app")),
+    )
+    deployer = pg_cleanup.role(unique_name("deployer"))
+    base = build_policy(database=db, owner=owner, app=[app])
+    policy = base.model_copy(
+        update={"owner": base.owner.model_copy(update={"login": False, "deploy_logins": (deployer,)})}
+    )
+    path = tmp_path / "pgwarden.toml"
+    path.write_text(policy.to_toml(), encoding="utf-8")
+    env: dict[str, str | None] = {password_env_for(deployer): "deploy-pw", password_env_for(app): "app-pw"}
+    assert run_cli(["apply", "-c", str(path), "--dsn", admin_dsn, "--yes"], env=env).exit_code == 0
+    with psycopg.connect(role_conninfo(admin_dsn, deployer, "deploy-pw", db), autocommit=True) as conn:
+        conn.execute("CREATE TABLE deployed (id int)")
+    result = run_cli(["report", "-c", str(path), "--dsn", admin_dsn, "--format", "json"], env=env)
+    assert result.exit_code == 0, str(result)
+    data = jsonschema_valid(result.json())
+    assert {"role": deployer, "level": "deploy"} in data["roles"]
+    assert data["deviations"] == 0 and data["scope_deviations"] == 0, [
+        c for c in data["privileges"] + data["scope_privileges"] if c["deviation"]
+    ]
+    path_to_owner = [p for p in data["graph"]["paths"] if p["from"] == deployer and p["to"] == owner]
+    assert path_to_owner and not path_to_owner[0]["dangerous"]
+
+
+def jsonschema_valid(data: dict[str, Any]) -> dict[str, Any]:
+    jsonschema.Draft202012Validator(report_schema()).validate(data)
+    return data

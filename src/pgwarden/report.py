@@ -133,7 +133,7 @@ class Report:
 
 
 def _expected(policy: Policy, level: str, kind: str, privilege: str, owner_privs: tuple[str, ...], total: int) -> int:
-    if level == "owner":
+    if level in ("owner", "deploy"):  # a deploy login is a member of the owner by design: it holds the same
         return total if privilege in owner_privs else 0
     if level not in PROFILES:  # PUBLIC, deploy logins and roles outside the policy
         if level != "public":
@@ -227,7 +227,7 @@ def _scope_cells(policy: Policy, rows: list[dict[str, Any]], oids: Mapping[int, 
 
 def _want(policy: Policy, level: str, kind: str, privilege: str) -> Want:
     """What the policy says of a database or schema privilege (the plan's grants and tolerances)."""
-    if level == "owner":
+    if level in ("owner", "deploy"):
         return "yes"
     public_db = not policy.hardening.revoke_public_connect and privilege in ("CONNECT", "TEMPORARY")
     if level in PROFILES:
