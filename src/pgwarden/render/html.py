@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from pgwarden.render.graph import to_svg
-from pgwarden.render.report import columns, grouped, scope_by_role, scope_columns
+from pgwarden.render.report import EMPTY_MATRIX, columns, grouped, scope_by_role, scope_columns
 from pgwarden.report import Report, ScopeCell
 
 _CSS = """
@@ -36,6 +36,8 @@ def _e(value: object) -> str:
 
 def _matrix(report: Report) -> str:
     cols = columns(report)
+    if not cols:
+        return f'<p class="empty" id="matrix-empty">{_e(EMPTY_MATRIX)}</p>'
     head = "".join(f"<th>{_e(k)}<br>{_e(p)}</th>" for k, p in cols)
     levels = dict(report.roles)
     rows = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pgwarden.render.graph import to_mermaid
-from pgwarden.render.report import cell_text, columns, grouped, scope_by_role, scope_columns, scope_short
+from pgwarden.render.report import EMPTY_MATRIX, cell_text, columns, grouped, scope_by_role, scope_columns, scope_short
 from pgwarden.report import Report
 
 
@@ -31,7 +31,7 @@ def _matrix(report: Report) -> list[str]:
             c = by.get(kp)
             row.append("" if c is None else (f"**{cell_text(c)}**" if c.deviation else f"{c.held}/{c.total}"))
         rows.append(row)
-    return _table(["role", "schema", *(f"{k} {p}" for k, p in cols)], rows, "No privileges were read.")
+    return _table(["role", "schema", *(f"{k} {p}" for k, p in cols)], rows if cols else [], EMPTY_MATRIX)
 
 
 def _scope(report: Report) -> list[str]:

@@ -78,8 +78,13 @@ def legend() -> str:
     )
 
 
+EMPTY_MATRIX = "No tables, sequences or routines in the managed schemas: nothing to count."
+
+
 def _matrix(report: Report) -> list[Text | str]:
     cols = columns(report)
+    if not cols:
+        return [EMPTY_MATRIX]
     kinds_row: list[Text | str] = ["", ""]
     last = ""
     for kind, _ in cols:
