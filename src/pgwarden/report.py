@@ -140,7 +140,12 @@ def _expected(policy: Policy, level: str, kind: str, privilege: str, owner_privs
             return 0
         allowed = kind == "routine" and privilege == "EXECUTE" and not policy.hardening.revoke_public_execute
         return total if allowed else 0
-    return total if privilege in PROFILES[level][kind] else 0  # type: ignore[index]
+    return total if privilege in _profile(level).get(kind, ()) else 0
+
+
+def _profile(level: str) -> Mapping[str, frozenset[str]]:
+    """The privileges an access level gets, per kind (the plan's profiles); empty for other levels."""
+    return next((kinds for name, kinds in PROFILES.items() if name == level), {})
 
 
 def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> Report:
@@ -231,7 +236,7 @@ def _want(policy: Policy, level: str, kind: str, privilege: str) -> Want:
         return "yes"
     public_db = not policy.hardening.revoke_public_connect and privilege in ("CONNECT", "TEMPORARY")
     if level in PROFILES:
-        if privilege in PROFILES[level][kind]:  # type: ignore[index]
+        if privilege in _profile(level).get(kind, ()):
             return "yes"
         return "either" if (kind == "database" and public_db) else "no"
     if kind == "database":
