@@ -88,3 +88,10 @@ def test_envelope_wraps_each_database_and_keeps_errors_apart() -> None:
         ],
         "summary": {"databases": 2, "errors": 1},
     }
+
+
+def test_the_report_command_offers_every_format_the_renderer_knows() -> None:
+    from pgwarden.commands.report import REPORT_FORMATS
+    from pgwarden.render.report import FORMATS
+
+    assert REPORT_FORMATS == FORMATS

@@ -6,6 +6,9 @@ import click
 
 from pgwarden.cli import EXIT_OK, config_option, dsn_option, format_option, load, ui_of
 
+#: pgwarden.render.report.FORMATS, written out so that `--help` does not import the renderers
+REPORT_FORMATS = ("text", "json", "markdown", "md", "html", "dot", "mermaid")
+
 
 @click.command(
     "report",
@@ -23,7 +26,7 @@ Exit codes: 0 the report was written (deviations included), 2 it could not be.""
 )
 @config_option
 @dsn_option
-@format_option("text", "json", "markdown", "md", "html", "dot", "mermaid")
+@format_option(*REPORT_FORMATS)
 @click.option(
     "-o",
     "--output",

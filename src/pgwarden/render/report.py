@@ -30,7 +30,8 @@ ABBREV = {
 }
 #: The text report's sections wrap at this width (the matrix is as wide as its columns).
 WIDTH = 120
-FORMATS = ("text", "json", "markdown", "html", "dot", "mermaid")
+#: What `pgwarden report --format` accepts (`md` is markdown).
+FORMATS = ("text", "json", "markdown", "md", "html", "dot", "mermaid")
 
 
 def grouped(report: Report) -> dict[tuple[str, str], list[Cell]]:
