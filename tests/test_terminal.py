@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from conftest import PgCleanup
+from test_atomicity import slow_on_one_version
 from test_core import Split, make_split
 
 #: An SGR sequence that sets a foreground colour (30-37, 90-97 or 38;...): what NO_COLOR forbids.
@@ -57,7 +58,10 @@ def _in_pipe(argv: Sequence[str], env: dict[str, str]) -> tuple[int, str]:
 
 
 @pytest.fixture
-def drifted(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
+def drifted(
+    tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup, pg_version: int
+) -> Split:
+    slow_on_one_version(pg_version)  # colours do not depend on the server: the newest configured one is enough
     split = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
     split.apply()
     with split.admin_db() as db:
@@ -66,6 +70,7 @@ def drifted(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], p
     return split
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "needle"),
     [(("check",), "HIGH"), (("probe",), "allowed"), (("report",), "deviation(s) from the policy")],
@@ -91,6 +96,7 @@ def test_colours_on_a_terminal_and_none_in_a_pipe_or_with_no_color(
     assert plain.split("\n")[:12] == piped.split("\n")[:12]  # the same aligned table, coloured or not
 
 
+@pytest.mark.slow
 def test_check_colours_each_severity(drifted: Split) -> None:
     code, out = _on_pty(_args(drifted, "check"), _env(drifted))
     assert code == 1
