@@ -319,8 +319,8 @@ def _defaults(snap: Snapshot) -> tuple[dict[str, Any], ...]:
                 # PostgreSQL writes this row when a default privilege is revoked from PUBLIC (the
                 # hardening's EXECUTE): the built-in default made explicit, minus PUBLIC
                 "note": (
-                    f"only {for_role}'s own privileges: PostgreSQL keeps this row after a default privilege "
-                    "is revoked from PUBLIC (the hardening); nobody else gets anything"
+                    f"only {for_role}'s own privileges: the row PostgreSQL keeps once a default privilege "
+                    "is revoked from PUBLIC, as the hardening does; nobody else gets anything"
                 )
                 if only_own
                 else None,
