@@ -102,6 +102,6 @@ def test_the_old_import_places_of_the_renderers_still_work() -> None:
     import pgwarden.render
     import pgwarden.report
 
-    assert pgwarden.findings.render_text is pgwarden.render.findings_text  # type: ignore[attr-defined]
-    assert pgwarden.findings.to_sarif is pgwarden.render.to_sarif  # type: ignore[attr-defined]
-    assert pgwarden.report.render_report is pgwarden.render.render_report  # type: ignore[attr-defined]
+    assert pgwarden.findings.render_text is pgwarden.render.findings_text
+    assert pgwarden.findings.to_sarif is pgwarden.render.to_sarif
+    assert pgwarden.report.render_report is pgwarden.render.render_report
