@@ -11,12 +11,14 @@ import jsonschema
 import pytest
 
 from pgwarden.check import drift_finding, findings_for
-from pgwarden.findings import Finding, display_name, render_text, summary, to_json, to_sarif
+from pgwarden.findings import Finding, display_name, summary, to_json
 from pgwarden.hazards import HazardData
 from pgwarden.plan import plan
-from pgwarden.probe import ACTIONS, Attempt, ProbeResult, expected, render_junit
-from pgwarden.probe import render_text as probe_text
-from pgwarden.report import Cell, Report, render_report
+from pgwarden.probe import ACTIONS, Attempt, ProbeResult, expected
+from pgwarden.render import findings_text as render_text
+from pgwarden.render import probe_junit as render_junit
+from pgwarden.render import probe_text, render_report, to_sarif
+from pgwarden.report import Cell, Report
 from pgwarden.rules import CATALOG, RULES, run_rules
 from pgwarden.snapshot import DefaultAcl, Membership, ObjectRef, Role
 from test_plan_pure import APP, OWNER, POSTGRES, RO, _policy, _role, _table_group, acl, compliant

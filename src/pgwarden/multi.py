@@ -7,14 +7,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import PgwardenError, PolicyError
 from pgwarden.policy import Policy, check_identifier
-
-if TYPE_CHECKING:
-    from pgwarden.ui import UI
 
 T = TypeVar("T")
 
@@ -111,10 +108,12 @@ def select(policy: Policy, dsn: str | None, selectors: Sequence[str]) -> dict[st
 
 
 def run_over(
-    ui: UI, targets: dict[str, Policy], job: Callable[[Policy], T], *, jobs: int, what: str
+    targets: dict[str, Policy],
+    job: Callable[[Policy], T],
+    *,
+    jobs: int,
+    on_done: Callable[[Outcome[T], int, int], None] | None = None,
 ) -> list[Outcome[T]]:
-    """`job(policy)` for every selected database, `jobs` at a time, with a progress bar on a terminal."""
-    from pgwarden.render import database_progress
-
-    with database_progress(ui, what) as progress:
-        return run_each(list(targets), lambda name: job(targets[name]), jobs=jobs, on_done=progress)
+    """`job(policy)` for every selected database, `jobs` at a time; `on_done` reports progress
+    (the commands pass pgwarden.render.database_progress: the library prints nothing)."""
+    return run_each(list(targets), lambda name: job(targets[name]), jobs=jobs, on_done=on_done)

@@ -1,22 +1,23 @@
-"""`build_report(session) -> Report`: who holds what, where it differs from the policy; text/JSON/Markdown/HTML.
+"""`build_report(session, secrets) -> Report`: who holds what, where it differs from the policy.
 
 Library use (the demo calls it):
 
     with Session.open(dsn, policy) as session:
-        report = build_report(session)
-    render_report(report, "html")   # or "text", "json", "markdown"; returns a str
+        report = build_report(session, secrets_from_env([env for _, env in policy.login_roles()]))
+    pgwarden.render.render_report(report, "html")   # or text, json, markdown, dot, mermaid; a str
+
+The model and its reading live here; pgwarden.render prints it.
 """
 
 from __future__ import annotations
 
-import html
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pgwarden.findings import Finding
-from pgwarden.findings import render_text as findings_text
 from pgwarden.plan import PROFILES
+from pgwarden.rolegraph import RoleGraph
 
 if TYPE_CHECKING:
     from pgwarden.policy import Policy
@@ -31,7 +32,7 @@ class Cell:
     """How many of the `total` objects of (schema, kind) `role` holds `privilege` on, vs. the policy."""
 
     role: str
-    level: str  # owner | readwrite | readonly | public
+    level: str  # owner | readwrite | readonly | deploy | other (a role outside the policy) | public
     schema: str
     kind: str
     privilege: str
@@ -57,6 +58,38 @@ class Cell:
         }
 
 
+Want = Literal["yes", "no", "either"]
+
+
+@dataclass(frozen=True)
+class ScopeCell:
+    """Whether `role` holds `privilege` (CONNECT, TEMPORARY, CREATE, USAGE) on the database or a schema."""
+
+    role: str
+    level: str
+    kind: Literal["database", "schema"]
+    name: str
+    privilege: str
+    held: bool
+    want: Want  # what the policy says: must hold, must not, or either (tolerated)
+
+    @property
+    def deviation(self) -> bool:
+        return (self.want == "yes" and not self.held) or (self.want == "no" and self.held)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "level": self.level,
+            "kind": self.kind,
+            "name": self.name,
+            "privilege": self.privilege,
+            "held": self.held,
+            "expected": self.want,
+            "deviation": self.deviation,
+        }
+
+
 @dataclass(frozen=True)
 class Report:
     database: str
@@ -68,10 +101,17 @@ class Report:
     default_privileges: tuple[dict[str, Any], ...]
     memberships: tuple[dict[str, Any], ...]
     findings: tuple[Finding, ...]
+    scope: tuple[ScopeCell, ...] = ()
+    graph: RoleGraph | None = None
+    superusers: tuple[str, ...] = ()
 
     @property
     def deviations(self) -> tuple[Cell, ...]:
         return tuple(c for c in self.cells if c.deviation)
+
+    @property
+    def scope_deviations(self) -> tuple[ScopeCell, ...]:
+        return tuple(c for c in self.scope if c.deviation)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,29 +121,42 @@ class Report:
             "schemas": list(self.schemas),
             "privileges": [c.to_dict() for c in self.cells],
             "deviations": len(self.deviations),
+            "scope_privileges": [c.to_dict() for c in self.scope],
+            "scope_deviations": len(self.scope_deviations),
+            "superusers": list(self.superusers),
             "owners": list(self.owners),
             "default_privileges": list(self.default_privileges),
             "memberships": list(self.memberships),
+            "graph": self.graph.to_dict() if self.graph else {"nodes": [], "edges": [], "paths": []},
             "findings": [f.to_dict() for f in self.findings],
         }
 
 
 def _expected(policy: Policy, level: str, kind: str, privilege: str, owner_privs: tuple[str, ...], total: int) -> int:
-    if level == "owner":
+    if level in ("owner", "deploy"):  # a deploy login is a member of the owner by design: it holds the same
         return total if privilege in owner_privs else 0
-    if level == "public":
+    if level not in PROFILES:  # PUBLIC, deploy logins and roles outside the policy
+        if level != "public":
+            return 0
         allowed = kind == "routine" and privilege == "EXECUTE" and not policy.hardening.revoke_public_execute
         return total if allowed else 0
-    return total if privilege in PROFILES[level][kind] else 0
+    return total if privilege in _profile(level).get(kind, ()) else 0
 
 
-def build_report(session: Session) -> Report:
-    """Read the target database through `session` (one snapshot, the hazard queries, one privilege
-    query) and summarise it; `findings` are those of `run_check`."""
+def _profile(level: str) -> Mapping[str, frozenset[str]]:
+    """The privileges an access level gets, per kind (the plan's profiles); empty for other levels."""
+    return PROFILES.get(level, {})
+
+
+def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> Report:
+    """Read the target database through `session` (one snapshot, the hazard queries, two privilege
+    queries) and summarise it; `findings` are those of `run_check` with the same `secrets` (the
+    policy's passwords: with them a changed password is drift). Rows: the policy's roles, PUBLIC,
+    and every other role that owns or holds something in the database (superusers are listed apart)."""
     from pgwarden.check import findings_for
-    from pgwarden.connect import secrets_from_env
     from pgwarden.errors import ConnectError
     from pgwarden.hazards import read_hazards
+    from pgwarden.rolegraph import build_graph
     from pgwarden.snapshot import _rows
 
     policy = session.policy
@@ -112,48 +165,124 @@ def build_report(session: Session) -> Report:
     with session.inspection_connection() as conn:
         snap = session.snapshot(conn)
         hz = read_hazards(conn, policy, snap)
-        roles: list[tuple[str, str]] = [(policy.owner.name, "owner")] + [(a.name, a.level) for a in policy.access]
-        oids = {snap.role_by_name[r].oid: (r, lvl) for r, lvl in roles if r in snap.role_by_name}
         schema_oids = {s.oid: s.name for s in snap.schemas if s.name in policy.database.schemas}
-        rows = _rows(
-            conn,
-            "report_privileges",
-            {
-                "schemas": list(schema_oids),
-                "roles": list(oids),
-                "table_privs": list(snap.caps.table_owner_privileges),
-            },
-        )
-    secrets = secrets_from_env([env for _, env in policy.login_roles()])
+        roles = _candidates(policy, snap, schema_oids)
+        oids = {snap.role_by_name[r].oid: (r, lvl) for r, lvl in roles}
+        params = {"schemas": list(schema_oids), "roles": list(oids)}
+        rows = _rows(conn, "report_privileges", {**params, "table_privs": list(snap.caps.table_owner_privileges)})
+        scope_rows = _rows(conn, "report_scope_privileges", params)
     findings = findings_for(policy, snap, hz, session.plan(snap, secrets))
-    cells = []
-    for r in rows:
-        role, level = ("PUBLIC", "public") if r["role"] == 0 else oids[int(r["role"])]
-        total = int(r["total"])
-        cells.append(
-            Cell(
-                role,
-                level,
-                schema_oids[r["schema"]],
-                r["kind"],
-                r["privilege"],
-                int(r["held"]),
-                total,
-                _expected(policy, level, r["kind"], r["privilege"], snap.caps.owner_privileges(r["kind"]), total),
-            )
-        )
-    order = {name: i for i, (name, _) in enumerate([*roles, ("PUBLIC", "public")])}
-    cells.sort(key=lambda c: (order.get(c.role, 99), c.schema, KINDS.index(c.kind), c.privilege))
+    cells = _object_cells(policy, snap, rows, oids, schema_oids)
+    scope = _scope_cells(policy, scope_rows, oids)
+    # a role outside the policy is a row only when it holds something (in the matrix or on the database)
+    holding = {c.role for c in cells if c.held} | {c.role for c in scope if c.held and c.want == "no"}
+    holding |= {o for o in (snap.role_name(g.owner) for g in snap.objects if g.schema in schema_oids) if o}
+    kept = [(r, lvl) for r, lvl in roles if lvl != "other" or r in holding]
+    order = {name: i for i, (name, _) in enumerate([*kept, ("PUBLIC", "public")])}
+    cells.sort(key=lambda c: (order.get(c.role, -1), c.schema, KINDS.index(c.kind), c.privilege))
+    scope.sort(key=lambda c: (order.get(c.role, -1), c.kind != "database", c.name, c.privilege))
+    starts = [r for r, lvl in kept if lvl == "other"] + _members_of_policy(policy, snap)
     return Report(
         policy.database.name,
         snap.server.version,
-        tuple([*[(r, lvl) for r, lvl in roles if r in snap.role_by_name], ("PUBLIC", "public")]),
+        tuple([*kept, ("PUBLIC", "public")]),
         tuple(s for s in policy.database.schemas if s in schema_oids.values()),
-        tuple(cells),
+        tuple(c for c in cells if c.role in order),
         _owners(snap, schema_oids),
         _defaults(snap),
         _memberships(policy, snap, hz.member_of),
         tuple(findings),
+        tuple(c for c in scope if c.role in order),
+        build_graph(policy, snap, starts),
+        tuple(sorted(r.name for r in snap.roles.values() if r.superuser)),
+    )
+
+
+def _who(row: Mapping[str, Any], oids: Mapping[int, tuple[str, str]]) -> tuple[str, str]:
+    return ("PUBLIC", "public") if row["role"] == 0 else oids[int(row["role"])]
+
+
+def _object_cells(
+    policy: Policy,
+    snap: Snapshot,
+    rows: list[dict[str, Any]],
+    oids: Mapping[int, tuple[str, str]],
+    schema_oids: Mapping[int, str],
+) -> list[Cell]:
+    cells = []
+    for r in rows:
+        role, level = _who(r, oids)
+        total = int(r["total"])
+        expected = _expected(policy, level, r["kind"], r["privilege"], snap.caps.owner_privileges(r["kind"]), total)
+        cells.append(
+            Cell(role, level, schema_oids[r["schema"]], r["kind"], r["privilege"], int(r["held"]), total, expected)
+        )
+    return cells
+
+
+def _scope_cells(policy: Policy, rows: list[dict[str, Any]], oids: Mapping[int, tuple[str, str]]) -> list[ScopeCell]:
+    out = []
+    for r in rows:
+        role, level = _who(r, oids)
+        want = _want(policy, level, r["kind"], r["privilege"])
+        out.append(ScopeCell(role, level, r["kind"], r["name"], r["privilege"], bool(r["held"]), want))
+    return out
+
+
+def _want(policy: Policy, level: str, kind: str, privilege: str) -> Want:
+    """What the policy says of a database or schema privilege (the plan's grants and tolerances)."""
+    if level in ("owner", "deploy"):
+        return "yes"
+    public_db = not policy.hardening.revoke_public_connect and privilege in ("CONNECT", "TEMPORARY")
+    if level in PROFILES:
+        if privilege in _profile(level).get(kind, ()):
+            return "yes"
+        return "either" if (kind == "database" and public_db) else "no"
+    if kind == "database":
+        return "either" if public_db else "no"
+    return "either" if privilege == "USAGE" else "no"  # PUBLIC may keep USAGE on a schema
+
+
+def _candidates(policy: Policy, snap: Snapshot, schema_oids: Mapping[int, str]) -> list[tuple[str, str]]:
+    """The policy's roles, then (sorted) every other non-superuser role that owns or is granted something
+    in the database or its managed schemas, and the members of those, by any path."""
+    levels = {policy.owner.name: "owner", **{d: "deploy" for d in policy.owner.deploy_logins}}
+    levels |= {a.name: a.level for a in policy.access}
+    direct: set[int] = set()
+    acls = [g.acl for g in snap.objects if g.schema in schema_oids] + [
+        s.acl for s in snap.schemas if s.oid in schema_oids
+    ]
+    if snap.database is not None:
+        acls.append(snap.database.acl)
+        direct.add(snap.database.owner)
+    direct |= {g.owner for g in snap.objects if g.schema in schema_oids}
+    direct |= {s.owner for s in snap.schemas if s.oid in schema_oids}
+    direct |= {grant.grantee for acl in acls for grant in (acl or ())}
+    members: dict[int, set[int]] = {}
+    for m in snap.memberships:
+        members.setdefault(m.role, set()).add(m.member)
+    found, queue = set(direct), list(direct) + [snap.role_by_name[n].oid for n in levels if n in snap.role_by_name]
+    while queue:
+        for member in members.get(queue.pop(), ()):
+            if member not in found:
+                found.add(member)
+                queue.append(member)
+    others = sorted(
+        r.name
+        for oid in found
+        if (r := snap.roles.get(oid)) is not None
+        and not r.superuser
+        and not r.name.startswith("pg_")
+        and r.name not in levels
+    )
+    return [(r, lvl) for r, lvl in levels.items() if r in snap.role_by_name] + [(r, "other") for r in others]
+
+
+def _members_of_policy(policy: Policy, snap: Snapshot) -> list[str]:
+    """Roles outside the policy that are members of one of its roles (a person granted the owner, ...)."""
+    names = set(policy.role_names)
+    return sorted(
+        {m for x in snap.memberships if (m := snap.role_name(x.member)) and snap.role_name(x.role) in names} - names
     )
 
 
@@ -178,12 +307,22 @@ def _defaults(snap: Snapshot) -> tuple[dict[str, Any], ...]:
             grants.setdefault(snap.role_name(g.grantee) or "PUBLIC", []).append(
                 g.privilege + ("*" if g.grantable else "")
             )
+        for_role = snap.role_name(d.role)
+        only_own = set(grants) <= {for_role}
         out.append(
             {
-                "for_role": snap.role_name(d.role),
+                "for_role": for_role,
                 "schema": schemas.get(d.schema) if d.schema else None,
                 "objects": _OBJTYPE.get(d.objtype, d.objtype),
                 "grants": grants,
+                # PostgreSQL writes this row when a default privilege is revoked from PUBLIC (the
+                # hardening's EXECUTE): the built-in default made explicit, minus PUBLIC
+                "note": (
+                    f"only {for_role}'s own privileges: the row PostgreSQL keeps once a default privilege "
+                    "is revoked from PUBLIC, as the hardening does; nobody else gets anything"
+                )
+                if only_own
+                else None,
             }
         )
     return tuple(out)
@@ -209,163 +348,11 @@ def _memberships(policy: Policy, snap: Snapshot, closure: dict[int, frozenset[in
     return tuple(sorted(out, key=lambda x: (str(x["member"]), str(x["role"]))))
 
 
-# --- rendering ------------------------------------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    """The renderers moved to pgwarden.render; `from pgwarden.report import render_report` keeps working."""
+    if name in ("render_report", "render_text", "render_markdown", "render_html"):
+        from pgwarden.render import html, markdown
+        from pgwarden.render import report as rendered
 
-
-def _grouped(report: Report) -> dict[tuple[str, str], list[Cell]]:
-    """Cells by (role, schema), for the matrix."""
-    out: dict[tuple[str, str], list[Cell]] = {}
-    for c in report.cells:
-        out.setdefault((c.role, c.schema), []).append(c)
-    return out
-
-
-def _cell_text(c: Cell) -> str:
-    return f"{c.held}/{c.total}" + (f" (want {c.expected})" if c.deviation else "")
-
-
-def _columns(report: Report) -> list[tuple[str, str]]:
-    seen = dict.fromkeys((c.kind, c.privilege) for c in report.cells)
-    return sorted(seen, key=lambda kp: (KINDS.index(kp[0]), kp[1]))
-
-
-def render_text(report: Report) -> str:
-    lines = [f"database {report.database} (PostgreSQL {report.server_version})", ""]
-    for (role, schema), cells in _grouped(report).items():
-        held = ", ".join(f"{c.kind} {c.privilege} {_cell_text(c)}" for c in cells if c.held or c.deviation)
-        lines.append(f"{role} on schema {schema}: {held or 'nothing'}")
-    lines += ["", "owners:"]
-    lines += [f"  {o['schema']} {o['kind']}s: {o['count']} owned by {o['owner']}" for o in report.owners] or [
-        "  (no objects)"
-    ]
-    lines += ["", "default privileges:"]
-    for d in report.default_privileges:
-        where = f" in schema {d['schema']}" if d["schema"] else ""
-        grants = "; ".join(f"{g}: {','.join(p)}" for g, p in d["grants"].items())
-        lines.append(f"  for {d['for_role']} on {d['objects']}{where}: {grants}")
-    lines += ["", "memberships:"]
-    for m in report.memberships:
-        lines.append(
-            f"  {m['member']} is member of {m['role']}"
-            + ("" if m["direct"] else " (indirectly)")
-            + (" with admin" if m["admin"] else "")
-        )
-    lines += ["", f"{len(report.deviations)} deviation(s) from the policy in the privilege matrix", ""]
-    lines.append(findings_text(report.findings))
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def render_markdown(report: Report) -> str:
-    cols = _columns(report)
-    out = [
-        f"# Privileges in database `{report.database}`",
-        "",
-        f"PostgreSQL {report.server_version}. "
-        f"Cells: objects on which the role holds the privilege / objects of that kind; "
-        f"**bold** where the policy wants another number.",
-        "",
-    ]
-    out.append("| role | schema | " + " | ".join(f"{k} {p}" for k, p in cols) + " |")
-    out.append("|---|---|" + "---|" * len(cols))
-    for (role, schema), cells in _grouped(report).items():
-        by = {(c.kind, c.privilege): c for c in cells}
-        row = []
-        for kp in cols:
-            c = by.get(kp)
-            row.append("" if c is None else (f"**{_cell_text(c)}**" if c.deviation else f"{c.held}/{c.total}"))
-        out.append(f"| {role} | {schema} | " + " | ".join(row) + " |")
-    out += ["", "## Owners", "", "| schema | kind | owner | objects |", "|---|---|---|---|"]
-    out += [f"| {o['schema']} | {o['kind']} | {o['owner']} | {o['count']} |" for o in report.owners]
-    out += ["", "## Default privileges", "", "| for role | schema | objects | grants |", "|---|---|---|---|"]
-    for d in report.default_privileges:
-        grants = "; ".join(f"{g}: {','.join(p)}" for g, p in d["grants"].items())
-        out.append(f"| {d['for_role']} | {d['schema'] or '(all)'} | {d['objects']} | {grants} |")
-    out += ["", "## Memberships", "", "| member | role | direct | admin |", "|---|---|---|---|"]
-    out += [f"| {m['member']} | {m['role']} | {m['direct']} | {m['admin']} |" for m in report.memberships]
-    out += ["", "## Findings", ""]
-    if not report.findings:
-        out.append("None: the database matches the policy and no hazard was found.")
-    for f in report.findings:
-        out.append(f"- **{f.severity}** `{f.rule}` {f.object}: {f.message}" + (f" Fix: `{f.fix}`" if f.fix else ""))
-    return "\n".join(out) + "\n"
-
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0}
-th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:center}
-th{background:#f4f4f4}
-td.role,td.schema{text-align:left;font-weight:600}
-td.none{color:#aaa}
-td.deviation{background:#ffd7d7;color:#900;font-weight:700}
-.critical,.high{color:#900}.medium{color:#a60}.low{color:#555}
-"""
-
-
-def render_html(report: Report) -> str:
-    """One self-contained HTML page (inline CSS, no script, no external resource)."""
-    e = html.escape
-    cols = _columns(report)
-    head = "".join(f"<th>{e(k)}<br>{e(p)}</th>" for k, p in cols)
-    rows = []
-    for (role, schema), cells in _grouped(report).items():
-        by = {(c.kind, c.privilege): c for c in cells}
-        tds = []
-        for kp in cols:
-            c = by.get(kp)
-            if c is None:
-                tds.append("<td></td>")
-                continue
-            cls = "deviation" if c.deviation else ("held" if c.held else "none")
-            title = f' title="policy: {c.expected}/{c.total}"' if c.deviation else ""
-            attrs = f'class="{cls}" data-role="{e(role)}" data-privilege="{e(kp[0])} {e(kp[1])}"{title}'
-            tds.append(f"<td {attrs}>{c.held}/{c.total}</td>")
-        rows.append(f'<tr><td class="role">{e(role)}</td><td class="schema">{e(schema)}</td>{"".join(tds)}</tr>')
-    owners = "".join(
-        f"<tr><td>{e(o['schema'])}</td><td>{e(o['kind'])}</td><td>{e(str(o['owner']))}</td><td>{o['count']}</td></tr>"
-        for o in report.owners
-    )
-    defaults = "".join(
-        f"<tr><td>{e(str(d['for_role']))}</td><td>{e(d['schema'] or '(all)')}</td><td>{e(d['objects'])}</td>"
-        f"<td>{e('; '.join(f'{g}: {chr(44).join(p)}' for g, p in d['grants'].items()))}</td></tr>"
-        for d in report.default_privileges
-    )
-    members = "".join(
-        f"<tr><td>{e(str(m['member']))}</td><td>{e(str(m['role']))}</td><td>{'yes' if m['direct'] else 'no'}</td></tr>"
-        for m in report.memberships
-    )
-    findings = (
-        "".join(
-            f'<li class="{e(f.severity)}"><b>{e(f.severity)}</b> <code>{e(f.rule)}</code> '
-            f"{e(f.object)}: {e(f.message)}</li>"
-            for f in report.findings
-        )
-        or "<li>None: the database matches the policy and no hazard was found.</li>"
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>pgwarden report: {e(report.database)}</title>
-<style>{_CSS}</style></head><body>
-<h1>Privileges in database {e(report.database)}</h1>
-<p>PostgreSQL {e(report.server_version)}. Each cell: objects on which the role holds the privilege / objects
-of that kind in the schema. <span class="deviation">Highlighted</span> cells differ from the policy
-({len(report.deviations)} deviation(s)).</p>
-<table id="matrix"><thead><tr><th>role</th><th>schema</th>{head}</tr></thead><tbody>
-{"".join(rows)}
-</tbody></table>
-<h2>Findings</h2><ul id="findings">{findings}</ul>
-<h2>Owners</h2><table id="owners"><tr><th>schema</th><th>kind</th><th>owner</th><th>objects</th></tr>{owners}</table>
-<h2>Default privileges</h2><table id="defaults">
-<tr><th>for role</th><th>schema</th><th>objects</th><th>grants</th></tr>{defaults}</table>
-<h2>Memberships</h2><table id="memberships"><tr><th>member</th><th>role</th><th>direct</th></tr>{members}</table>
-</body></html>
-"""
-
-
-def render_report(report: Report, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
-    if fmt == "markdown":
-        return render_markdown(report)
-    if fmt == "html":
-        return render_html(report)
-    return render_text(report)
+        return getattr({"render_html": html, "render_markdown": markdown}.get(name, rendered), name)
+    raise AttributeError(name)

@@ -26,16 +26,25 @@ class UI:
         from rich.console import Console
 
         stream = sys.stderr if stderr else sys.stdout
-        no_color = self.color is False or (self.color is None and "NO_COLOR" in os.environ)
         force = True if self.color else None
         return Console(
             file=stream,
-            no_color=no_color,
+            no_color=self.no_color,
             force_terminal=force,
             highlight=False,
             soft_wrap=not stream.isatty(),
             emoji=False,
         )
+
+    @property
+    def no_color(self) -> bool:
+        """--no-color, or NO_COLOR set (any value, https://no-color.org) without --color."""
+        return self.color is False or (self.color is None and bool(os.environ.get("NO_COLOR")))
+
+    @property
+    def styled(self) -> bool:
+        """Whether stdout gets colours: a terminal (or --color) and neither --no-color nor NO_COLOR."""
+        return self.out.is_terminal and not self.no_color
 
     @property
     def out(self) -> Console:
@@ -54,8 +63,9 @@ class UI:
         return sys.stdin.isatty() and sys.stdout.isatty()
 
     def print(self, *objects: Any, style: str | None = None) -> None:
-        """Data for the user (stdout)."""
-        self.out.print(*objects, style=style)
+        """Data for the user (stdout). Strings are printed as they are: names are user data, and a
+        table named `[red]` must not be read as rich markup (styles come from Text objects)."""
+        self.out.print(*objects, style=style, markup=False)
 
     def info(self, message: str) -> None:
         """Progress and notes (stderr), hidden by --quiet."""

@@ -7,8 +7,7 @@ from typing import Any
 import click
 
 from pgwarden.cli import EXIT_OK, config_option, dsn_option, format_option, load, lock_timeout_option, ui_of
-
-ADOPT_SCHEMA_VERSION = 1
+from pgwarden.findings import SCHEMA_VERSION as ADOPT_SCHEMA_VERSION  # one version for every document
 
 
 @click.command(

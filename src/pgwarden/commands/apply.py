@@ -112,6 +112,7 @@ def _apply_many(
     so the cluster phase of each run waits for the others (advisory lock)."""
     from pgwarden.apply import ApplyResult, apply
     from pgwarden.multi import run_each
+    from pgwarden.render import render_applies
     from pgwarden.session import Session
 
     names = [p.database.name for p in targets]
@@ -133,25 +134,5 @@ def _apply_many(
             + (f"error: {o.error}" if o.error else f"{len(o.result.executed) if o.result else 0} change(s)")
         ),
     )
-    if fmt == "json":
-        ui.json(
-            {
-                "databases": [
-                    {"database": o.database, "seconds": round(o.seconds, 3)}
-                    | (o.result.to_dict() if o.result else {"error": str(o.error)})
-                    for o in outcomes
-                ],
-                "summary": {
-                    "databases": len(outcomes),
-                    "changed": sum(1 for o in outcomes if o.result and o.result.executed),
-                    "errors": sum(1 for o in outcomes if o.error),
-                },
-            }
-        )
-    else:
-        changed = sum(1 for o in outcomes if o.result and o.result.executed)
-        failed = [o for o in outcomes if o.error]
-        ui.print(f"{len(outcomes)} database(s): {changed} changed, {len(failed)} failed")
-        for o in failed:
-            ui.print(f"  {o.database}: {o.error}")
+    render_applies(ui, outcomes, fmt)
     return EXIT_ERROR if any(o.error for o in outcomes) else EXIT_OK

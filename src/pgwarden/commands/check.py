@@ -49,13 +49,12 @@ The rules are listed in docs/rules.md.""",
 def command(
     ctx: click.Context, config: str, dsn: str | None, databases: tuple[str, ...], jobs: int, fmt: str, fail_on: str
 ) -> int:
-    from pgwarden import __version__
     from pgwarden.check import CheckResult, run_check
     from pgwarden.connect import secrets_from_env
-    from pgwarden.findings import render_text, to_junit, to_sarif
     from pgwarden.multi import run_over, select
     from pgwarden.policy import Policy
-    from pgwarden.rules import RULES
+    from pgwarden.render import database_progress
+    from pgwarden.render.check import render_check, render_checks
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
@@ -68,54 +67,12 @@ def command(
             return run_check(session, secrets)
 
     if len(targets) > 1:
-        outcomes = run_over(ui, targets, one, jobs=jobs, what="checking databases")
-        ok = [o for o in outcomes if o.result is not None]
-        if fmt == "json":
-            ui.json(
-                {
-                    "databases": [
-                        {"database": o.database, "seconds": round(o.seconds, 3)}
-                        | (o.result.to_json(fail_on) if o.result else {"error": str(o.error)})
-                        for o in outcomes
-                    ],
-                    "summary": {
-                        "databases": len(outcomes),
-                        "failed": sum(1 for o in ok if o.result and o.result.failed(fail_on)),
-                        "findings": sum(len(o.result.findings) for o in ok if o.result),
-                        "errors": sum(1 for o in outcomes if o.error),
-                    },
-                }
-            )
-        elif fmt == "sarif":
-            runs: list[object] = []
-            doc: dict[str, object] = {}
-            for o in ok:
-                assert o.result is not None
-                doc = to_sarif(o.result.findings, RULES.values(), version=__version__, target=o.database)
-                runs.extend(doc["runs"])  # type: ignore[arg-type]
-            ui.json({**doc, "runs": runs})
-        elif fmt == "junit":
-            ui.raw(to_junit([(o.database, o.result.findings) for o in ok if o.result], RULES.values(), fail_on=fail_on))
-        else:
-            for o in outcomes:
-                ui.print(f"== database {o.database}")
-                if o.result is not None:
-                    ui.raw(render_text(o.result.findings, fail_on))
-                else:
-                    ui.print(f"error: {o.error}")
-        for o in outcomes:
-            if o.error is not None:
-                ui.err.print(f"error: database {o.database}: {o.error}", markup=False)
+        with database_progress(ui, "checking databases") as progress:
+            outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
+        render_checks(ui, outcomes, fmt, fail_on)
         if any(o.error for o in outcomes):
             return EXIT_ERROR
-        return EXIT_FOUND if any(o.result and o.result.failed(fail_on) for o in ok) else EXIT_OK
+        return EXIT_FOUND if any(o.result and o.result.failed(fail_on) for o in outcomes) else EXIT_OK
     result = one(next(iter(targets.values())))
-    if fmt == "json":
-        ui.json(result.to_json(fail_on))
-    elif fmt == "sarif":
-        ui.json(to_sarif(result.findings, RULES.values(), version=__version__, target=result.database))
-    elif fmt == "junit":
-        ui.raw(to_junit([(result.database, result.findings)], RULES.values(), fail_on=fail_on))
-    else:
-        ui.raw(render_text(result.findings, fail_on))
+    render_check(ui, result, fmt, fail_on)
     return EXIT_FOUND if result.failed(fail_on) else EXIT_OK

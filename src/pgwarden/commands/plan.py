@@ -49,7 +49,7 @@ def command(
     from pgwarden.multi import run_over, select
     from pgwarden.plan import Plan
     from pgwarden.policy import Policy
-    from pgwarden.render import render_plan, render_plans
+    from pgwarden.render import database_progress, render_plan, render_plans
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
@@ -65,7 +65,8 @@ def command(
         result = one(next(iter(targets.values())))
         render_plan(ui, result, fmt)
         return EXIT_FOUND if exit_code and not result.empty else EXIT_OK
-    outcomes = run_over(ui, targets, one, jobs=jobs, what="planning databases")
+    with database_progress(ui, "planning databases") as progress:
+        outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
     render_plans(ui, outcomes, fmt)
     if any(o.error for o in outcomes):
         return EXIT_ERROR

@@ -61,8 +61,9 @@ def command(
     from pgwarden.connect import secrets_from_env
     from pgwarden.multi import run_over, select
     from pgwarden.policy import Policy
-    from pgwarden.probe import ProbeResult, render_junit, render_text, run_probe
-    from pgwarden.render import role_progress
+    from pgwarden.probe import ProbeResult, run_probe
+    from pgwarden.render import database_progress, role_progress
+    from pgwarden.render.probe import render_probe, render_probes
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
@@ -75,42 +76,14 @@ def command(
             return run_probe(session, login=login, passwords=passwords, max_objects=max_objects)
 
     if len(targets) > 1:
-        outcomes = run_over(ui, targets, one, jobs=jobs, what="probing databases")
-        if fmt == "json":
-            ui.json(
-                {
-                    "databases": [
-                        {"database": o.database}
-                        | (o.result.to_json() if o.result else {"error": str(o.error), "ok": False})
-                        for o in outcomes
-                    ],
-                    "summary": {
-                        "databases": len(outcomes),
-                        "failed": sum(1 for o in outcomes if o.result and not o.result.ok),
-                        "errors": sum(1 for o in outcomes if o.error),
-                    },
-                }
-            )
-        elif fmt == "junit":
-            ui.raw(render_junit([o.result for o in outcomes if o.result is not None]))
-        else:
-            for o in outcomes:
-                if o.result is not None:
-                    ui.print(f"== database {o.database}")
-                    ui.raw(render_text(o.result))
-        for o in outcomes:
-            if o.error is not None:
-                ui.err.print(f"error: database {o.database}: {o.error}", markup=False)
+        with database_progress(ui, "probing databases") as progress:
+            outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
+        render_probes(ui, outcomes, fmt)
         if any(o.error for o in outcomes):
             return EXIT_ERROR
         return EXIT_FOUND if any(o.result and not o.result.ok for o in outcomes) else EXIT_OK
     only = next(iter(targets.values()))
     with role_progress(ui) as on_role, Session.open(dsn, only) as session:
         result = run_probe(session, login=login, passwords=passwords, max_objects=max_objects, on_role=on_role)
-    if fmt == "json":
-        ui.json(result.to_json())
-    elif fmt == "junit":
-        ui.raw(render_junit(result))
-    else:
-        ui.raw(render_text(result))
+    render_probe(ui, result, fmt)
     return EXIT_OK if result.ok else EXIT_FOUND

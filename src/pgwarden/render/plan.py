@@ -1,19 +1,21 @@
-"""Rendering of plans and apply results as text, SQL and JSON (the library returns data; this prints)."""
+"""Plans and apply results as text, SQL and JSON (the library returns data; this prints)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rich.text import Text
 
 from pgwarden.plan import Phase, Plan, Step
+from pgwarden.render.envelope import SCHEMA_VERSION, envelope
 
 if TYPE_CHECKING:
-    from pgwarden.apply import ApplyResult, EventHandler
+    from pgwarden.apply import ApplyResult
     from pgwarden.multi import Outcome
     from pgwarden.ui import UI
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = SCHEMA_VERSION
 
 
 def plan_sql(plan: Plan) -> str:
@@ -111,17 +113,7 @@ def render_plan(ui: UI, plan: Plan, fmt: str) -> None:
 def render_plans(ui: UI, outcomes: Sequence[Outcome[Plan]], fmt: str) -> None:
     """Several databases: each plan, then a total; errors per database, never hiding the rest."""
     if fmt == "json":
-        ui.json(
-            {
-                "schema_version": PLAN_SCHEMA_VERSION,
-                "databases": [
-                    {"database": o.database, "seconds": round(o.seconds, 3)}
-                    | (o.result.to_dict() if o.result else {"error": str(o.error)})
-                    for o in outcomes
-                ],
-                "summary": _multi_summary(outcomes),
-            }
-        )
+        ui.json(envelope(outcomes, lambda p: p.to_dict(), _multi_summary(outcomes)))
         return
     for o in outcomes:
         if o.error is not None:
@@ -150,9 +142,8 @@ def _multi_summary(outcomes: Sequence[Outcome[Plan]]) -> dict[str, int]:
 
 def _steps_table(ui: UI, steps: tuple[Step, ...] | list[Step], title: str) -> None:
     from rich.table import Table
-    from rich.text import Text
 
-    table = Table(title=title, title_justify="left", show_lines=False, expand=False)
+    table = Table(title=Text(title), title_justify="left", show_lines=False, expand=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("object")
     table.add_column("why")
@@ -167,6 +158,26 @@ def _steps_table(ui: UI, steps: tuple[Step, ...] | list[Step], title: str) -> No
     ui.print(table)
 
 
+def apply_summary(outcomes: Sequence[Outcome[ApplyResult]]) -> dict[str, int]:
+    return {
+        "databases": len(outcomes),
+        "changed": sum(1 for o in outcomes if o.result and o.result.executed),
+        "errors": sum(1 for o in outcomes if o.error),
+    }
+
+
+def render_applies(ui: UI, outcomes: Sequence[Outcome[ApplyResult]], fmt: str) -> None:
+    """Several databases applied: the envelope in JSON; a total and each failure in text."""
+    summary = apply_summary(outcomes)
+    if fmt == "json":
+        ui.json(envelope(outcomes, lambda r: r.to_dict(), summary))
+        return
+    failed = [o for o in outcomes if o.error]
+    ui.print(f"{summary['databases']} database(s): {summary['changed']} changed, {len(failed)} failed")
+    for o in failed:
+        ui.print(f"  {o.database}: {o.error}")
+
+
 def render_apply(ui: UI, result: ApplyResult, fmt: str) -> None:
     if fmt == "json":
         ui.json({"schema_version": PLAN_SCHEMA_VERSION, **result.to_dict()})
@@ -179,7 +190,7 @@ def render_apply(ui: UI, result: ApplyResult, fmt: str) -> None:
     if result.executed:
         ui.print(f"applied {len(result.executed)} change(s) to {result.plan.database}:")
         for step in result.executed:
-            ui.print(f"  {step.object}: {step.reason}")
+            ui.print(Text(f"  {step.object}: {step.reason}"))
     if result.skipped:
         ui.print(
             f"skipped {len(result.skipped)} step(s) the connected role may not run; "
@@ -187,83 +198,3 @@ def render_apply(ui: UI, result: ApplyResult, fmt: str) -> None:
         )
         for step in result.skipped:
             ui.raw(f"-- {step.object}: needs {step.needs}\n{step.render()};")
-
-
-class _Bar:
-    """One rich progress bar on stderr when it is a terminal (and not --quiet); a no-op elsewhere."""
-
-    def __init__(self, ui: UI, *, transient: bool = True) -> None:
-        self._bar: Any = None
-        self._task: Any = None
-        if ui.err.is_terminal and not ui.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=ui.err,
-                transient=transient,
-            )
-
-    @property
-    def shown(self) -> bool:
-        return self._bar is not None
-
-    def show(self, description: str, done: int, total: int) -> None:
-        if self._bar is None:
-            return
-        if self._task is None:
-            self._task = self._bar.add_task(description, total=total)
-        self._bar.update(self._task, description=description, total=total, completed=done)
-
-    def __enter__(self) -> _Bar:
-        if self._bar is not None:
-            self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-
-
-@contextmanager
-def apply_progress(ui: UI) -> Iterator[EventHandler]:
-    """A progress bar on a terminal (for long applies), the statements with --verbose otherwise."""
-    with _Bar(ui, transient=False) as bar:
-
-        def on_event(event: str, step: Step | None, done: int, total: int) -> None:
-            if event == "waiting":
-                ui.info("another pgwarden apply holds the lock on this cluster: waiting for it to finish")
-            elif step is not None:
-                bar.show(f"applying ({step.phase.name.lower()})", done, total)
-                if not bar.shown and ui.verbose:
-                    ui.detail(f"{step.object}: {step.render_short()}")
-
-        yield on_event
-
-
-@contextmanager
-def database_progress(ui: UI, what: str) -> Iterator[Callable[[Outcome[Any], int, int], None]]:
-    """Progress over several databases: a bar on a terminal, one line per database with --verbose."""
-    with _Bar(ui) as bar:
-
-        def on_done(outcome: Outcome[Any], done: int, total: int) -> None:
-            bar.show(what, done, total)
-            state = f"error: {outcome.error}" if outcome.error else f"{outcome.seconds:.2f}s"
-            ui.detail(f"[{done}/{total}] {outcome.database}: {state}")
-
-        yield on_done
-
-
-@contextmanager
-def role_progress(ui: UI) -> Iterator[Callable[[str, int, int], None]]:
-    """Progress over the roles a probe acts as: a bar on a terminal, a line per role with --verbose."""
-    with _Bar(ui) as bar:
-
-        def on_role(role: str, done: int, total: int) -> None:
-            bar.show(f"probing as {role}", done, total)
-            ui.detail(f"probing as {role} ({done + 1}/{total})")
-
-        yield on_role

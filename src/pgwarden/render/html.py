@@ -1,0 +1,188 @@
+"""The report as one self-contained HTML page: inline CSS and SVG, no script, no external resource."""
+
+from __future__ import annotations
+
+import html
+
+from pgwarden.render.graph import to_svg
+from pgwarden.render.report import EMPTY_MATRIX, columns, grouped, scope_by_role, scope_columns
+from pgwarden.report import Report, ScopeCell
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:100%}
+.scroll{overflow:auto;width:fit-content;max-width:100%;border:1px solid #ddd;margin:1rem 0}
+table{border-collapse:collapse;margin:0}
+.scroll table{margin:0}
+th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:center;white-space:nowrap}
+th{background:#f4f4f4;position:sticky;top:0}
+td.role,td.schema{text-align:left;font-weight:600;background:#fff}
+td.role{position:sticky;left:0}
+td.none{color:#aaa}
+td.deviation{background:#ffd7d7;color:#900;font-weight:700}
+.want{display:block;font-size:.8em;font-weight:400}
+.level{display:block;font-size:.8em;font-weight:400;color:#666}
+.critical,.high{color:#900}.medium{color:#a60}.low{color:#555}
+pre.fix{background:#f6f6f6;border:1px solid #ddd;padding:.4rem;white-space:pre-wrap;word-break:break-all;color:#222}
+p.empty{color:#666;font-style:italic}
+.note{color:#666;font-size:.9em;white-space:normal}
+#defaults td:last-child{white-space:normal;max-width:40rem;text-align:left}
+li.danger{color:#900;font-weight:600}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _matrix(report: Report) -> str:
+    cols = columns(report)
+    if not cols:
+        return f'<p class="empty" id="matrix-empty">{_e(EMPTY_MATRIX)}</p>'
+    head = "".join(f"<th>{_e(k)}<br>{_e(p)}</th>" for k, p in cols)
+    levels = dict(report.roles)
+    rows = []
+    for (role, schema), cells in grouped(report).items():
+        by = {(c.kind, c.privilege): c for c in cells}
+        tds = []
+        for kp in cols:
+            c = by.get(kp)
+            if c is None:
+                tds.append("<td></td>")
+                continue
+            cls = "deviation" if c.deviation else ("held" if c.held else "none")
+            attrs = f'class="{cls}" data-role="{_e(role)}" data-privilege="{_e(kp[0])} {_e(kp[1])}"'
+            if c.deviation:
+                attrs += f' title="policy: {c.expected}/{c.total}"'
+                want = f'<span class="want">policy: {c.expected}/{c.total}</span>'
+                tds.append(f"<td {attrs}>{c.held}/{c.total}{want}</td>")
+            else:
+                tds.append(f"<td {attrs}>{c.held}/{c.total}</td>")
+        level = f'<span class="level">{_e(levels.get(role, ""))}</span>'
+        head_cells = (
+            f'<td class="role" data-role="{_e(role)}">{_e(role)}{level}</td><td class="schema">{_e(schema)}</td>'
+        )
+        rows.append(f"<tr>{head_cells}{''.join(tds)}</tr>")
+    return (
+        f'<div class="scroll" id="matrix-box"><table id="matrix"><thead><tr><th>role</th><th>schema</th>{head}'
+        f"</tr></thead><tbody>\n{''.join(rows)}\n</tbody></table></div>"
+    )
+
+
+def _scope_cell(c: ScopeCell | None) -> str:
+    if c is None:
+        return "<td></td>"
+    held = "yes" if c.held else "no"
+    if not c.deviation:
+        return f'<td class="{"held" if c.held else "none"}">{held}</td>'
+    want = "must hold" if c.want == "yes" else "must not hold"
+    return f'<td class="deviation scope" data-role="{_e(c.role)}">{held}<span class="want">policy: {want}</span></td>'
+
+
+def _scope(report: Report) -> str:
+    cols = scope_columns(report)
+    if not cols:
+        return '<p class="empty">No database or schema privilege was read.</p>'
+    head = "".join(f"<th>{_e(k)} {_e(n)}<br>{_e(p)}</th>" for k, n, p in cols)
+    rows = "".join(
+        f'<tr><td class="role" data-role="{_e(role)}">{_e(role)}</td>'
+        + "".join(_scope_cell(cells.get(k)) for k in cols)
+        + "</tr>"
+        for role, cells in scope_by_role(report).items()
+    )
+    table = f'<table id="scope"><thead><tr><th>role</th>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    return f'<div class="scroll">{table}</div>'
+
+
+def _table(table_id: str, heads: list[str], rows: list[list[str]], empty: str) -> str:
+    if not rows:
+        return f'<p class="empty" id="{table_id}-empty">{_e(empty)}</p>'
+    head = "".join(f"<th>{_e(h)}</th>" for h in heads)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<div class="scroll"><table id="{table_id}"><tr>{head}</tr>{body}</table></div>'
+
+
+def _findings(report: Report) -> str:
+    if not report.findings:
+        return '<p class="empty">None: the database matches the policy and no hazard was found.</p>'
+    items = []
+    for f in report.findings:
+        who = f" (role {_e(f.role)})" if f.role else ""
+        fix = (
+            f'<pre class="fix">{_e(f.fix)}</pre>'
+            if f.fix
+            else '<p class="note">No SQL fixes this: see the message.</p>'
+        )
+        items.append(
+            f'<li class="{_e(f.severity)}"><b>{_e(f.severity)}</b> <code>{_e(f.rule)}</code> '
+            f"{_e(f.object)}{who}: {_e(f.message)}{fix}</li>"
+        )
+    return f'<ul id="findings">{"".join(items)}</ul>'
+
+
+def _graph(report: Report) -> str:
+    graph = report.graph
+    if graph is None or not graph.nodes:
+        return '<p class="empty">No roles to draw.</p>'
+    paths = (
+        "".join(
+            f'<li class="{"danger" if p.dangerous else "design"}">'
+            f"{'danger: ' if p.dangerous else 'by design: '}{_e(p.why)}</li>"
+            for p in graph.paths
+        )
+        or "<li>No role can become the owner, a superuser or a powerful predefined role.</li>"
+    )
+    return (
+        "<p>Arrows go from a member to the role it belongs to, labelled with what the membership gives "
+        "(INHERIT: its privileges; SET: SET ROLE to it; ADMIN: may grant it, to itself too). "
+        "Red, thick: on a path to something powerful that the policy does not intend.</p>"
+        f'<div class="scroll" id="graph-box">{to_svg(graph)}</div><ul id="paths">{paths}</ul>'
+    )
+
+
+def render_html(report: Report) -> str:
+    """One self-contained HTML page (inline CSS, no script, no external resource)."""
+    e = _e
+    owners = [[e(o["schema"]), e(o["kind"]), e(o["owner"]), str(o["count"])] for o in report.owners]
+    defaults = [
+        [
+            e(d["for_role"]),
+            e(d["schema"] or "(all)"),
+            e(d["objects"]),
+            e("; ".join(f"{g}: {','.join(p)}" for g, p in d["grants"].items()))
+            + (f'<span class="note"><br>{e(d["note"])}</span>' if d.get("note") else ""),
+        ]
+        for d in report.default_privileges
+    ]
+    members = [
+        [e(m["member"]), e(m["role"]), "yes" if m["direct"] else "no", "yes" if m["admin"] else "no"]
+        for m in report.memberships
+    ]
+    n = len(report.deviations) + len(report.scope_deviations)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>pgwarden report: {e(report.database)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{_CSS}</style></head><body>
+<h1>Privileges in database {e(report.database)}</h1>
+<p>PostgreSQL {e(report.server_version)}. Each cell: objects on which the role holds the privilege / objects
+of that kind in the schema. <span class="deviation">Highlighted</span> cells differ from the policy and
+show what it wants ({n} deviation(s)).</p>
+{_matrix(report)}
+<h2>Database and schema privileges</h2>
+{_scope(report)}
+<p id="superusers">Superusers (hold everything, not shown above): {e(", ".join(report.superusers) or "none")}.</p>
+<h2>Findings</h2>{_findings(report)}
+<h2>Who can become whom</h2>{_graph(report)}
+<h2>Owners</h2>{_table("owners", ["schema", "kind", "owner", "objects"], owners, "No objects in the managed schemas.")}
+<h2>Default privileges</h2>{
+        _table(
+            "defaults",
+            ["for role", "schema", "objects", "grants"],
+            defaults,
+            "None: objects get PostgreSQL's built-in defaults.",
+        )
+    }
+<h2>Memberships</h2>{
+        _table("memberships", ["member", "role", "direct", "admin"], members, "None involving the policy's roles.")
+    }
+</body></html>
+"""

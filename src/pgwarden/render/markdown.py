@@ -1,0 +1,97 @@
+"""The report as Markdown: the matrix, the database and schema privileges, a Mermaid role graph, the findings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pgwarden.render.graph import to_mermaid
+from pgwarden.render.report import EMPTY_MATRIX, cell_text, columns, grouped, scope_by_role, scope_columns, scope_short
+from pgwarden.report import Report
+
+
+def _md(value: object) -> str:
+    """A table cell: pipes and newlines would break the row."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(heads: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> list[str]:
+    if not rows:
+        return [empty]
+    out = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    return out + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _matrix(report: Report) -> list[str]:
+    cols = columns(report)
+    rows = []
+    for (role, schema), cells in grouped(report).items():
+        by = {(c.kind, c.privilege): c for c in cells}
+        row = [_md(role), _md(schema)]
+        for kp in cols:
+            c = by.get(kp)
+            row.append("" if c is None else (f"**{cell_text(c)}**" if c.deviation else f"{c.held}/{c.total}"))
+        rows.append(row)
+    return _table(["role", "schema", *(f"{k} {p}" for k, p in cols)], rows if cols else [], EMPTY_MATRIX)
+
+
+def _scope(report: Report) -> list[str]:
+    cols = scope_columns(report)
+    rows = []
+    for role, cells in scope_by_role(report).items():
+        values = [cells.get(k) for k in cols]
+        shown = ["" if v is None else (f"**{scope_short(v)}**" if v.deviation else scope_short(v)) for v in values]
+        rows.append([_md(role), *shown])
+    return _table(["role", *(f"{k} {_md(n)} {p}" for k, n, p in cols)], rows, "None read.")
+
+
+def _paths(report: Report) -> list[str]:
+    paths = report.graph.paths if report.graph else ()
+    out = [f"- {'**danger**' if p.dangerous else 'by design'}: {_md(p.why)}" for p in paths]
+    out = out or ["No role can become the owner, a superuser or a powerful predefined role."]
+    if report.graph and report.graph.nodes:
+        out += ["", "```mermaid", to_mermaid(report.graph).rstrip(), "```"]
+    return out
+
+
+def render_markdown(report: Report) -> str:
+    out = [
+        f"# Privileges in database `{report.database}`",
+        "",
+        f"PostgreSQL {report.server_version}. "
+        f"Cells: objects on which the role holds the privilege / objects of that kind; "
+        f"**bold** where the policy wants another number.",
+        "",
+        *_matrix(report),
+        "",
+        "## Database and schema privileges",
+        "",
+        *_scope(report),
+        "",
+        f"Superusers (hold everything): {', '.join(report.superusers) or 'none'}.",
+        "",
+        "## Owners",
+        "",
+    ]
+    owners = [[_md(o["schema"]), o["kind"], _md(o["owner"]), str(o["count"])] for o in report.owners]
+    out += _table(["schema", "kind", "owner", "objects"], owners, "No objects in the managed schemas.")
+    out += ["", "## Default privileges", ""]
+    defaults = [
+        [
+            _md(d["for_role"]),
+            _md(d["schema"] or "(all)"),
+            d["objects"],
+            _md("; ".join(f"{g}: {','.join(p)}" for g, p in d["grants"].items()))
+            + (f" ({_md(d['note'])})" if d.get("note") else ""),
+        ]
+        for d in report.default_privileges
+    ]
+    out += _table(["for role", "schema", "objects", "grants"], defaults, "None: PostgreSQL's built-in defaults.")
+    out += ["", "## Memberships", ""]
+    members = [[_md(m["member"]), _md(m["role"]), str(m["direct"]), str(m["admin"])] for m in report.memberships]
+    out += _table(["member", "role", "direct", "admin"], members, "None involving the policy's roles.")
+    out += ["", "## Who can become whom", "", *_paths(report), "", "## Findings", ""]
+    if not report.findings:
+        out.append("None: the database matches the policy and no hazard was found.")
+    for f in report.findings:
+        out.append(f"- **{f.severity}** `{f.rule}` {f.object}: {f.message}" + (f" Fix: `{f.fix}`" if f.fix else ""))
+    return "\n".join(out) + "\n"
