@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 MIGRATE_ENV = "PGWARDEN_MIGRATE"
 #: The policy role the command acts as (owner or an access role), for the framework helpers.
 ROLE_ENV = "PGWARDEN_ROLE"
+#: The policy's owner, whatever role the command runs as: what a migration helper must act as.
+OWNER_ENV = "PGWARDEN_OWNER"
 
 #: Hazard rules about objects, which a migration command can cause (the others are about roles).
 _OBJECT_RULES = ("ownership.", "access.owns-objects", "defaults.wrong-role")
@@ -106,7 +108,7 @@ def command_env(
     for key in list(env):
         if (key.startswith("PG") and not key.startswith("PGWARDEN_") and key not in _KEPT_PG) or key == "DATABASE_URL":
             del env[key]
-    for key in (MIGRATE_ENV, ROLE_ENV):
+    for key in (MIGRATE_ENV, ROLE_ENV, OWNER_ENV):
         env.pop(key, None)
     # the other roles' passwords are not this command's to see (PGWARDEN_* is otherwise passed on)
     for _, var in policy.login_roles():
@@ -127,6 +129,7 @@ def command_env(
         env["PGPASSWORD"] = password
     env["DATABASE_URL"] = database_url(run_as.login, password, host, port, policy.database.name, server.get("sslmode"))
     env[ROLE_ENV] = run_as.acts_as
+    env[OWNER_ENV] = policy.owner.name
     if run_as.is_owner:
         env[MIGRATE_ENV] = "1"
     return env
