@@ -121,6 +121,15 @@ def test_run_reaches_the_server_pgwarden_checked(
         assert res.exit_code == 0, f"{name}: {res}"
         # the command's own connection (libpq environment) reached the checked server as the app role
         assert out.read_text().split() == ["at", host, port, port, app, db], f"{name}: {res}"
+    # docs/alembic.md: a tool taking a URL argument gets `postgresql+psycopg://`, all from the environment
+    # (the password never on its command line)
+    url_only = (
+        "import sys, sqlalchemy as sa; e = sa.create_engine(sys.argv[1]); "
+        "open(sys.argv[2], 'w').write(e.connect().execute(sa.text('SELECT current_user')).scalar())"
+    )
+    argv = ["--", sys.executable, "-c", url_only, "postgresql+psycopg://", str(out)]
+    res = run_cli(["run", "-c", str(policy), "--dsn", admin_dsn, "--as", app, *argv], env={**_NO_PG, **secrets})
+    assert res.exit_code == 0 and out.read_text() == app, res
 
 
 def test_run_refuses_before_the_command_when_the_login_would_not_act_as_it_should(
