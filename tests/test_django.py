@@ -59,6 +59,14 @@ def test_database_settings_switch(tmp_path: Path) -> None:
         "login = true\ncreatedb", 'login = false\ndeploy_logins = ["shop_deploy"]\ncreatedb', 1
     )
     policy.write_text(text)
+    # settings.PGWARDEN_POLICY relative to BASE_DIR, whatever the current directory
+    script = (
+        "import sys; from django.conf import settings\n"
+        "settings.configure(BASE_DIR=sys.argv[1], PGWARDEN_POLICY='p.toml')\n"
+        "from pgwarden.contrib.django import policy_path_setting; print(policy_path_setting())"
+    )
+    found = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, cwd="/")
+    assert found.stdout.strip() == str(policy), found.stderr
     # with no PGHOST/PGPORT, the server of PGWARDEN_DSN
     from_dsn = database_settings(policy, environ={"PGWARDEN_DSN": "host=db.example port=6432 user=admin"})
     assert (from_dsn["HOST"], from_dsn["PORT"]) == ("db.example", "6432")
@@ -231,3 +239,14 @@ def test_project_tests_run_as_the_app_role(
     assert (
         "FAIL: test_ddl_is_denied" in owner_run.stderr and "FAIL: test_queries_run_as_the_app_role" in owner_run.stderr
     )
+
+    # 4. no admin connection to harden the test database with: one error and one hint line, exit 2,
+    #    and the test database it had created is dropped again
+    params = conninfo_to_dict(admin_dsn)
+    server = {"PGHOST": str(params["host"]), "PGPORT": str(params["port"])}  # the database itself is reachable
+    down = _python(site, test, {**env, **server, "PGWARDEN_DSN": "host=127.0.0.1 port=1"}, check=False)
+    lines = [line for line in down.stderr.splitlines() if line.startswith(("error:", "hint:"))]
+    assert down.returncode == 2 and "Traceback" not in down.stderr, down.stderr
+    assert lines[0].startswith("error: cannot open the admin connection") and lines[1].startswith("hint:"), down.stderr
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [f"test_{db}"]).fetchone() is None
