@@ -36,9 +36,10 @@ def test_command_env_replaces_pg_variables() -> None:
     assert env["PGHOST"] == "/tmp/sock" and env["PGPORT"] == "5433" and env["PGDATABASE"] == "shop"
     assert "PGSSLMODE" not in env and env["HOME"] == "/root" and env["PGWARDEN_MIGRATE"] == "1"
     assert env["DATABASE_URL"] == "postgresql://shop_owner:o%20p%40ss@/shop?host=%2Ftmp%2Fsock&port=5433"
-    assert env["PGCONNECT_TIMEOUT"] == "10"
+    assert env["PGCONNECT_TIMEOUT"] == "10" and env["PGWARDEN_OWNER"] == "shop_owner"
     app = command_env(policy, resolve_role(policy, "shop_app"), {"host": "db", "sslmode": "require"}, parent)
     assert app["PGUSER"] == "shop_app" and "PGPASSWORD" not in app and "PGWARDEN_MIGRATE" not in app
+    assert app["PGWARDEN_OWNER"] == "shop_owner" and app["PGWARDEN_ROLE"] == "shop_app"
     assert app["PGSSLMODE"] == "require" and app["DATABASE_URL"] == "postgresql://shop_app@db/shop?sslmode=require"
     assert database_url("u", None, "db.example", "5432", "d b") == "postgresql://u@db.example:5432/d%20b"
     with pytest.raises(PgwardenError, match="not in the policy"):

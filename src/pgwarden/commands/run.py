@@ -72,8 +72,9 @@ def login_check(policy: Policy, run_as: RunAs, env: Mapping[str, str], config: s
 The command gets PGUSER, PGPASSWORD (from the role's password variable, never on argv), PGHOST,
 PGPORT, PGDATABASE and DATABASE_URL; the parent's other PG* variables and DATABASE_URL are
 removed (PGPASSFILE is kept); PGCONNECT_TIMEOUT defaults to 10. Host, port and sslmode are those
-of the admin connection pgwarden opened (--dsn, PGWARDEN_DSN, PG* or PGSERVICE). As the owner it
-also gets PGWARDEN_MIGRATE=1 (read by pgwarden.contrib.django and pgwarden.contrib.alembic). A
+of the admin connection pgwarden opened (--dsn, PGWARDEN_DSN, PG* or PGSERVICE). PGWARDEN_ROLE
+and PGWARDEN_OWNER name the role it acts as and the policy's owner; as the owner it also gets
+PGWARDEN_MIGRATE=1 (read by pgwarden.contrib.django and pgwarden.contrib.alembic). A
 NOLOGIN owner runs through its first deploy login, whose sessions act as the owner. Before the
 command starts pgwarden logs in as the role with that environment and refuses (exit 2) when the
 login fails or its sessions would not act as the role (a missing role setting). Afterwards,
