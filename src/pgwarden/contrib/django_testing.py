@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import connections
 from django.db.backends.signals import connection_created
@@ -35,16 +35,10 @@ class TestRunner(DiscoverRunner):
         self._owner: dict[str, Any] = {}
 
     def setup_databases(self, **kwargs: Any) -> Any:
-        path = policy_path_setting()
-        policy = load_policy(path)
-        self._owner = {k: v for k, v in database_settings(path, role="owner").items() if k in _CREDENTIALS}
-        runtime = {k: v for k, v in database_settings(path, role="runtime").items() if k in _CREDENTIALS}
-        self._aliases = [
-            alias
-            for alias in connections
-            if connections[alias].vendor == "postgresql"
-            and connections[alias].settings_dict["NAME"] == policy.database.name
-        ]
+        try:
+            policy, runtime = self._credentials()
+        except PgwardenError as exc:
+            _fail(exc)
         for alias in self._aliases:
             conn = connections[alias]
             conn.settings_dict.setdefault("TEST", {})[OWNER_KEY] = dict(self._owner)
@@ -63,10 +57,22 @@ class TestRunner(DiscoverRunner):
                 _use(conn, runtime)
         except PgwardenError as exc:
             self.teardown_databases(old_config)
-            print(f"error: {exc.message}", file=sys.stderr)
-            print(f"hint: {exc.hint or 'set PGWARDEN_DSN to an admin connection'}", file=sys.stderr)
-            raise SystemExit(2) from None
+            _fail(exc)
         return old_config
+
+    def _credentials(self) -> tuple[Policy, dict[str, Any]]:
+        """The policy, the runtime role's credentials; the owner's and the aliases to switch go on self."""
+        path = policy_path_setting()
+        policy = load_policy(path)
+        self._owner = {k: v for k, v in database_settings(path, role="owner").items() if k in _CREDENTIALS}
+        runtime = {k: v for k, v in database_settings(path, role="runtime").items() if k in _CREDENTIALS}
+        self._aliases = [
+            alias
+            for alias in connections
+            if connections[alias].vendor == "postgresql"
+            and connections[alias].settings_dict["NAME"] == policy.database.name
+        ]
+        return policy, runtime
 
     def teardown_databases(self, old_config: Any, **kwargs: Any) -> None:
         for alias in self._aliases:
@@ -78,11 +84,20 @@ class TestRunner(DiscoverRunner):
             print(message, file=sys.stderr)
 
 
+def _fail(exc: PgwardenError) -> NoReturn:
+    print(f"error: {exc.message}", file=sys.stderr)
+    print(f"hint: {exc.hint or 'set PGWARDEN_DSN to an admin connection'}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
 def _use(conn: Any, credentials: dict[str, Any]) -> None:
-    """Point a connection at other credentials (the next query reconnects)."""
+    """Point a connection at other credentials (the next query reconnects); the project's own OPTIONS
+    stay, only assume_role follows the credentials."""
     conn.close()
-    for key in _CREDENTIALS:
-        conn.settings_dict[key] = credentials[key]
+    conn.settings_dict["USER"] = credentials["USER"]
+    conn.settings_dict["PASSWORD"] = credentials["PASSWORD"]
+    options = {k: v for k, v in (conn.settings_dict.get("OPTIONS") or {}).items() if k != "assume_role"}
+    conn.settings_dict["OPTIONS"] = {**options, **(credentials.get("OPTIONS") or {})}
 
 
 def harden(policy: Policy, dbname: str, admin_dsn: str | None, verbosity: int, say: Callable[[str], None]) -> None:
