@@ -29,6 +29,14 @@ def _alembic(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Completed
     )
 
 
+def _assert_one_error(stderr: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr and [line[:5] for line in lines if line.startswith(("error", "hint"))] == [
+        "error",
+        "hint:",
+    ], stderr
+
+
 def test_alembic_project(
     admin_dsn: str,
     admin_conn: psycopg.Connection[Any],
@@ -80,8 +88,23 @@ def test_alembic_project(
     params = conninfo_to_dict(admin_dsn)
     app_url = database_url(app, "app-pw", str(params.get("host")), str(params.get("port")), db)
     bad = _alembic(proj, {**base, "DATABASE_URL": app_url, "PGWARDEN_ROLE": owner}, "upgrade", "head")
-    assert bad.returncode != 0
+    assert bad.returncode == 2
     assert f"cannot act as the owner {owner}" in bad.stderr, bad.stderr
+    _assert_one_error(bad.stderr)
+    # the same through `pgwarden run --as APP`: the helper acts as the policy's owner ($PGWARDEN_OWNER), not as
+    # the role the command was given, so it refuses with one line instead of a SQLAlchemy traceback
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgwarden", "run", "-c", str(policy), "--dsn", admin_dsn, "--as", app, "--no-check"]
+        + ["--", sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=proj,
+        env={**base, **secrets, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"error: cannot act as the owner {owner}: " in proc.stderr, proc.stderr
+    _assert_one_error(proc.stderr)
     with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
         assert conn.execute("SELECT to_regclass('tag')").fetchone() == (None,)

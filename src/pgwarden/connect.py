@@ -32,7 +32,8 @@ def conninfo_for(dsn: str | None, dbname: str | None = None, **overrides: Any) -
 
 
 def dsn_params(dsn: str | None) -> dict[str, str]:
-    """The parameters libpq would use for `dsn`, environment included (password left out)."""
+    """The parameters written in `dsn` (password left out). The libpq environment is not read: for
+    the server actually reached, whatever configured it, use server_params() on the open connection."""
     from psycopg.conninfo import conninfo_to_dict
 
     try:
@@ -40,6 +41,22 @@ def dsn_params(dsn: str | None) -> dict[str, str]:
     except Exception as exc:
         raise ConnectError(f"invalid connection string: {_scrub(str(exc))}") from None
     params.pop("password", None)
+    return params
+
+
+#: What another login needs to reach the same server as an open connection, and to verify it.
+SERVER_KEYS = ("host", "port", "sslmode", "sslrootcert")
+
+
+def server_params(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """host, port and sslmode of an open connection, from conn.info: --dsn, PG* variables and a
+    service file (PGSERVICE) all end up here. sslmode is the one in force: as given, else `require`
+    or `disable` as the connection turned out (what libpq's default `prefer` settled on)."""
+    info = conn.info
+    given = {k: str(v) for k, v in info.get_parameters().items() if k in SERVER_KEYS and v}
+    params = {**given, "host": str(info.host), "port": str(info.port)}
+    if "sslmode" not in given or given["sslmode"] in ("allow", "prefer"):
+        params["sslmode"] = "require" if conn.pgconn.ssl_in_use else "disable"
     return params
 
 

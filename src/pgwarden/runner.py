@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from pgwarden.connect import dsn_params
 from pgwarden.errors import PgwardenError
 from pgwarden.policy import Policy, password_env_for
 
@@ -22,6 +21,8 @@ if TYPE_CHECKING:
 MIGRATE_ENV = "PGWARDEN_MIGRATE"
 #: The policy role the command acts as (owner or an access role), for the framework helpers.
 ROLE_ENV = "PGWARDEN_ROLE"
+#: The policy's owner, whatever role the command runs as: what a migration helper must act as.
+OWNER_ENV = "PGWARDEN_OWNER"
 
 #: Hazard rules about objects, which a migration command can cause (the others are about roles).
 _OBJECT_RULES = ("ownership.", "access.owns-objects", "defaults.wrong-role")
@@ -61,54 +62,72 @@ def resolve_role(policy: Policy, name: str) -> RunAs:
     raise PgwardenError(f"role {name} is not in the policy", hint=f"--as takes one of: {roles}")
 
 
-def database_url(user: str, password: str | None, host: str | None, port: str | None, dbname: str) -> str:
+def database_url(
+    user: str, password: str | None, host: str | None, port: str | None, dbname: str, sslmode: str | None = None
+) -> str:
     """A postgresql:// URL (every part percent-encoded; a socket directory goes in ?host=)."""
     auth = quote(user, safe="")
     if password is not None:
         auth += ":" + quote(password, safe="")
     netloc = auth + "@"
-    query = ""
+    query: list[str] = []
     if host and (host.startswith("/") or "," in host):
-        query = "?host=" + quote(host, safe="")
+        query.append("host=" + quote(host, safe=""))
         if port:
-            query += "&port=" + quote(port, safe="")
+            query.append("port=" + quote(port, safe=""))
     else:
         netloc += host or ""
         if port:
             netloc += ":" + port
-    return f"postgresql://{netloc}/{quote(dbname, safe='')}{query}"
+    if sslmode:
+        # drivers that are not libpq (Go's lib/pq and pgx, used by dbmate and golang-migrate) default
+        # to sslmode=require; saying what the admin connection used keeps them on the same footing
+        query.append("sslmode=" + quote(sslmode, safe=""))
+    tail = "?" + "&".join(query) if query else ""
+    return f"postgresql://{netloc}/{quote(dbname, safe='')}{tail}"
+
+
+#: The parent's variables kept for the command: where libpq finds passwords (~/.pgpass) for the role.
+_KEPT_PG = ("PGPASSFILE",)
+#: libpq waits forever for an unreachable server unless told otherwise.
+CONNECT_TIMEOUT = "10"
 
 
 def command_env(
     policy: Policy,
     run_as: RunAs,
-    dsn: str | None,
+    server: Mapping[str, str],
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The command's environment: the parent's without PG*/DATABASE_URL, plus the role's connection."""
+    """The command's environment: the parent's without PG*/DATABASE_URL, plus the role's connection to `server`."""
     env = dict(os.environ if environ is None else environ)
-    params = dsn_params(dsn)  # host/port of the admin connection (environment included)
     password = env.get(run_as.password_env) if run_as.password_env else None
+    timeout = env.get("PGCONNECT_TIMEOUT") or CONNECT_TIMEOUT
     for key in list(env):
-        if (key.startswith("PG") and not key.startswith("PGWARDEN_")) or key == "DATABASE_URL":
+        if (key.startswith("PG") and not key.startswith("PGWARDEN_") and key not in _KEPT_PG) or key == "DATABASE_URL":
             del env[key]
-    for key in (MIGRATE_ENV, ROLE_ENV):
+    for key in (MIGRATE_ENV, ROLE_ENV, OWNER_ENV):
         env.pop(key, None)
     # the other roles' passwords are not this command's to see (PGWARDEN_* is otherwise passed on)
     for _, var in policy.login_roles():
         if var and var != run_as.password_env:
             env.pop(var, None)
-    host, port = params.get("host"), params.get("port")
+    host, port = server.get("host"), server.get("port")
     env["PGUSER"] = run_as.login
     env["PGDATABASE"] = policy.database.name
+    env["PGCONNECT_TIMEOUT"] = timeout
     if host:
         env["PGHOST"] = host
     if port:
         env["PGPORT"] = port
+    for key in ("sslmode", "sslrootcert"):
+        if server.get(key):
+            env["PG" + key.upper()] = server[key]
     if password is not None:
         env["PGPASSWORD"] = password
-    env["DATABASE_URL"] = database_url(run_as.login, password, host, port, policy.database.name)
+    env["DATABASE_URL"] = database_url(run_as.login, password, host, port, policy.database.name, server.get("sslmode"))
     env[ROLE_ENV] = run_as.acts_as
+    env[OWNER_ENV] = policy.owner.name
     if run_as.is_owner:
         env[MIGRATE_ENV] = "1"
     return env

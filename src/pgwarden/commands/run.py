@@ -2,9 +2,66 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import click
 
 from pgwarden.cli import EXIT_FOUND, EXIT_OK, config_option, dsn_option, format_option, load, ui_of
+from pgwarden.errors import PgwardenError
+
+if TYPE_CHECKING:
+    from pgwarden.policy import Policy
+    from pgwarden.runner import RunAs
+
+# Logs in with exactly the command's environment (libpq never prompts; PGCONNECT_TIMEOUT bounds it)
+# and says who the session acts as: the role setting of a deploy login is proven, not assumed.
+_LOGIN_CHECK = """
+import sys, psycopg
+try:
+    with psycopg.connect("", application_name="pgwarden run") as conn:
+        print(conn.execute("SELECT current_user").fetchone()[0])
+except psycopg.Error as exc:
+    print(" ".join(str(exc).split()), file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def login_check(policy: Policy, run_as: RunAs, env: Mapping[str, str], config: str) -> None:
+    """Refuse (before the command starts) when the login fails or its sessions do not act as they should."""
+    from pgwarden.connect import scrub
+
+    db = policy.database.name
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOGIN_CHECK],
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        message = scrub(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no output")
+        hint = "check that the server lets this role connect (pg_hba.conf, CONNECT on the database)"
+        if "password" in message and run_as.password_env:
+            hint = f"set {run_as.password_env} (passed as PGPASSWORD), or add {run_as.login} to ~/.pgpass ($PGPASSFILE)"
+        raise PgwardenError(f"cannot log in as {run_as.login} to {db}: {message}", hint=hint)
+    current = proc.stdout.strip()
+    if current == run_as.acts_as:
+        return
+    if run_as.login != run_as.acts_as:
+        raise PgwardenError(
+            f"sessions of {run_as.login} in {db} act as {current}, not as the owner {run_as.acts_as}: "
+            f"the role setting (ALTER ROLE {run_as.login} IN DATABASE {db} SET role) is missing",
+            hint=f"`pgwarden apply -c {config}` sets it; then run this again",
+        )
+    raise PgwardenError(
+        f"sessions of {run_as.login} in {db} act as {current}, not as {run_as.acts_as}",
+        hint=f"a role setting changes it: ALTER ROLE {run_as.login} IN DATABASE {db} RESET role",
+    )
 
 
 @click.command(
@@ -14,10 +71,15 @@ from pgwarden.cli import EXIT_FOUND, EXIT_OK, config_option, dsn_option, format_
 
 The command gets PGUSER, PGPASSWORD (from the role's password variable, never on argv), PGHOST,
 PGPORT, PGDATABASE and DATABASE_URL; the parent's other PG* variables and DATABASE_URL are
-removed. As the owner it also gets PGWARDEN_MIGRATE=1 (read by pgwarden.contrib.django and
-pgwarden.contrib.alembic). A NOLOGIN owner runs through its first deploy login, whose sessions
-act as the owner. Afterwards, objects not owned by the owner or lacking the access roles' grants
-are reported with the SQL that fixes them (exit 1). Otherwise the exit code is the command's.
+removed (PGPASSFILE is kept); PGCONNECT_TIMEOUT defaults to 10. Host, port and sslmode are those
+of the admin connection pgwarden opened (--dsn, PGWARDEN_DSN, PG* or PGSERVICE). PGWARDEN_ROLE
+and PGWARDEN_OWNER name the role it acts as and the policy's owner; as the owner it also gets
+PGWARDEN_MIGRATE=1 (read by pgwarden.contrib.django and pgwarden.contrib.alembic). A
+NOLOGIN owner runs through its first deploy login, whose sessions act as the owner. Before the
+command starts pgwarden logs in as the role with that environment and refuses (exit 2) when the
+login fails or its sessions would not act as the role (a missing role setting). Afterwards,
+objects not owned by the owner or lacking the access roles' grants are reported with the SQL
+that fixes them (exit 1). Otherwise the exit code is the command's.
 
 \b
   pgwarden run --as owner -- python manage.py migrate
@@ -40,16 +102,22 @@ are reported with the SQL that fixes them (exit 1). Otherwise the exit code is t
 def command(
     ctx: click.Context, config: str, dsn: str | None, as_role: str, no_check: bool, fmt: str, argv: tuple[str, ...]
 ) -> int:
-    from pgwarden.connect import secrets_from_env
+    from pgwarden.connect import secrets_from_env, server_params
     from pgwarden.runner import command_env, object_findings, resolve_role, run_command
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     policy = load(config)
     run_as = resolve_role(policy, as_role)
-    env = command_env(policy, run_as, dsn)
+    with Session.open(dsn, policy) as session:
+        if not session.target_exists():
+            raise PgwardenError(
+                f"database {policy.database.name} does not exist", hint=f"`pgwarden apply -c {config}` creates it"
+            )
+        env = command_env(policy, run_as, server_params(session.admin))
+    login_check(policy, run_as, env, config)
     if "PGPASSWORD" not in env and run_as.password_env:
-        ui.detail(f"{run_as.password_env} is not set: the command relies on ~/.pgpass or trust/peer auth")
+        ui.detail(f"{run_as.password_env} is not set: {run_as.login} logs in through ~/.pgpass or trust/peer auth")
     ui.info(f"running as {run_as.login}" + (f" (acting as {run_as.acts_as})" if run_as.login != run_as.acts_as else ""))
     code = run_command(argv, env)
     if no_check:

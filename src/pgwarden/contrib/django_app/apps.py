@@ -21,6 +21,12 @@ class PgwardenConfig(AppConfig):
     def ready(self) -> None:
         checks.register(runtime_role_check, checks.Tags.database)
         pre_migrate.connect(refuse_migrate_as_runtime, dispatch_uid="pgwarden.refuse_migrate")
+        # TestRunner's flushes as the owner, in --parallel workers too (a spawned worker runs ready())
+        from django.db.backends.signals import connection_created
+
+        from pgwarden.contrib.django import flush_as_owner
+
+        connection_created.connect(flush_as_owner, dispatch_uid="pgwarden.flush_as_owner")
 
 
 def runtime_role_check(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

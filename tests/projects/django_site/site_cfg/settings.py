@@ -30,3 +30,5 @@ TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP
                                                  "django.template.context_processors.request"]}}]
 PGWARDEN_POLICY = os.environ["PGWARDEN_POLICY"]
 DATABASES = {"default": database_settings(PGWARDEN_POLICY)}
+# tests as the app role: the owner creates, migrates and hardens the test database (docs/django.md)
+TEST_RUNNER = "pgwarden.contrib.django.TestRunner"

@@ -13,16 +13,16 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dsn", default=None, help="Admin connection (default: $PGWARDEN_DSN, else PG*).")
+        parser.add_argument(
+            "--dsn", default=None, help="Admin connection (default: settings.PGWARDEN_DSN, $PGWARDEN_DSN, else PG*)."
+        )
         parser.add_argument("--config", default=None, help="Policy file (default: settings.PGWARDEN_POLICY).")
         parser.add_argument("--fail-on", default="low", choices=["critical", "high", "medium", "low"])
 
     def handle(self, *args: Any, **options: Any) -> None:
-        import os
-
         from pgwarden.check import run_check
         from pgwarden.connect import secrets_from_env
-        from pgwarden.contrib.django import policy_path_setting
+        from pgwarden.contrib.django import admin_dsn_setting, policy_path_setting
         from pgwarden.errors import PgwardenError
         from pgwarden.findings import render_text
         from pgwarden.policy import load_policy
@@ -31,10 +31,11 @@ class Command(BaseCommand):
         try:
             policy = load_policy(options["config"] or policy_path_setting())
             secrets = secrets_from_env([e for _, e in policy.login_roles()])
-            with Session.open(options["dsn"] or os.environ.get("PGWARDEN_DSN"), policy) as session:
+            with Session.open(options["dsn"] or admin_dsn_setting(), policy) as session:
                 result = run_check(session, secrets)
         except PgwardenError as exc:
-            raise CommandError(f"{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")) from None
+            # exit 2 like the CLI: pgwarden could not do its job (1 means it found something)
+            raise CommandError(f"{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""), returncode=2) from None
         self.stdout.write(render_text(list(result.findings), options["fail_on"]))
         if result.failed(options["fail_on"]):
             raise CommandError("pgwarden check found problems", returncode=1)

@@ -1,0 +1,112 @@
+"""Django tests as the app role: the test database created, migrated and hardened as the owner."""
+# mypy: disable-error-code="import-untyped,misc"
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from django.db import connections
+from django.db.backends.signals import connection_created
+from django.test.runner import DiscoverRunner
+
+from pgwarden.contrib.django import OWNER_KEY, admin_dsn_setting, database_settings, flush_as_owner, policy_path_setting
+from pgwarden.errors import PgwardenError
+from pgwarden.policy import Policy, load_policy
+
+_CREDENTIALS = ("USER", "PASSWORD", "OPTIONS")
+
+
+class TestRunner(DiscoverRunner):
+    """TEST_RUNNER = "pgwarden.contrib.django.TestRunner".
+
+    For each PostgreSQL alias of the policy's database: the owner creates the test database (and the
+    --parallel clones), migrates it and, through the admin connection (settings.PGWARDEN_DSN or
+    $PGWARDEN_DSN, else the libpq environment), `pgwarden apply` makes it match the policy, hardening
+    included. The tests then connect as the runtime role; TransactionTestCase flushes (TRUNCATE, which
+    the app role may not run) go through a connection of the owner; the owner drops the databases.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        connection_created.connect(flush_as_owner, dispatch_uid="pgwarden.flush_as_owner")
+        self._aliases: list[str] = []
+        self._owner: dict[str, Any] = {}
+
+    def setup_databases(self, **kwargs: Any) -> Any:
+        try:
+            policy, runtime = self._credentials()
+        except PgwardenError as exc:
+            _fail(exc)
+        for alias in self._aliases:
+            conn = connections[alias]
+            conn.settings_dict.setdefault("TEST", {})[OWNER_KEY] = dict(self._owner)
+            _use(conn, self._owner)
+        old_config = super().setup_databases(**kwargs)
+        try:
+            for alias in self._aliases:
+                conn = connections[alias]
+                names = [conn.settings_dict["NAME"]]
+                if self.parallel > 1:
+                    names += [
+                        conn.creation.get_test_db_clone_settings(str(i + 1))["NAME"] for i in range(self.parallel)
+                    ]
+                for name in names:
+                    harden(policy, name, admin_dsn_setting(), self.verbosity, self._say)
+                _use(conn, runtime)
+        except PgwardenError as exc:
+            self.teardown_databases(old_config)
+            _fail(exc)
+        return old_config
+
+    def _credentials(self) -> tuple[Policy, dict[str, Any]]:
+        """The policy, the runtime role's credentials; the owner's and the aliases to switch go on self."""
+        path = policy_path_setting()
+        policy = load_policy(path)
+        self._owner = {k: v for k, v in database_settings(path, role="owner").items() if k in _CREDENTIALS}
+        runtime = {k: v for k, v in database_settings(path, role="runtime").items() if k in _CREDENTIALS}
+        self._aliases = [
+            alias
+            for alias in connections
+            if connections[alias].vendor == "postgresql"
+            and connections[alias].settings_dict["NAME"] == policy.database.name
+        ]
+        return policy, runtime
+
+    def teardown_databases(self, old_config: Any, **kwargs: Any) -> None:
+        for alias in self._aliases:
+            _use(connections[alias], self._owner)  # the owner created them; the owner drops them
+        super().teardown_databases(old_config, **kwargs)
+
+    def _say(self, message: str) -> None:
+        if self.verbosity >= 1:
+            print(message, file=sys.stderr)
+
+
+def _fail(exc: PgwardenError) -> NoReturn:
+    print(f"error: {exc.message}", file=sys.stderr)
+    print(f"hint: {exc.hint or 'set PGWARDEN_DSN to an admin connection'}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def _use(conn: Any, credentials: dict[str, Any]) -> None:
+    """Point a connection at other credentials (the next query reconnects); the project's own OPTIONS
+    stay, only assume_role follows the credentials."""
+    conn.close()
+    conn.settings_dict["USER"] = credentials["USER"]
+    conn.settings_dict["PASSWORD"] = credentials["PASSWORD"]
+    options = {k: v for k, v in (conn.settings_dict.get("OPTIONS") or {}).items() if k != "assume_role"}
+    conn.settings_dict["OPTIONS"] = {**options, **(credentials.get("OPTIONS") or {})}
+
+
+def harden(policy: Policy, dbname: str, admin_dsn: str | None, verbosity: int, say: Callable[[str], None]) -> None:
+    """`pgwarden apply` of `policy` to the database `dbname` (a test database or clone)."""
+    from pgwarden.apply import apply
+    from pgwarden.session import Session
+
+    test_policy = policy.model_copy(update={"database": policy.database.model_copy(update={"name": dbname})})
+    with Session.open(admin_dsn, test_policy) as session:
+        result = apply(session, None)
+    if verbosity >= 2:
+        say(f"pgwarden: applied the policy to {dbname} ({len(result.executed)} statement(s))")

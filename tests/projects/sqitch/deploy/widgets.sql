@@ -1,0 +1,3 @@
+BEGIN;
+CREATE TABLE widgets (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, n serial, name text NOT NULL);
+COMMIT;

@@ -1,0 +1,1 @@
+SELECT id, n, name FROM widgets WHERE false;
