@@ -139,6 +139,12 @@ class HardeningSpec(_Model):
     revoke_public_execute: bool = True
 
 
+class GuardSpec(_Model):
+    """An event trigger that refuses, at DDL time, objects the owner would not own (docs/guard.md)."""
+
+    enabled: bool = False
+
+
 class IgnoreSpec(_Model):
     """Roles whose privileges pgwarden leaves alone (a monitoring or BI role, say)."""
 
@@ -159,6 +165,7 @@ class Policy(_Model):
     owner: OwnerSpec
     access: tuple[AccessSpec, ...] = Field(default=())
     hardening: HardeningSpec = HardeningSpec()
+    guard: GuardSpec = GuardSpec()
     ignore: IgnoreSpec = IgnoreSpec()
     apply: ApplySpec = ApplySpec()
 
@@ -393,6 +400,11 @@ def render_toml(policy: Policy) -> str:
         f"revoke_public_connect = {str(h.revoke_public_connect).lower()}",
         "# REVOKE EXECUTE on functions in managed schemas FROM PUBLIC; EXECUTE for access roles.",
         f"revoke_public_execute = {str(h.revoke_public_execute).lower()}",
+        "",
+        "[guard]",
+        "# Refuse, when the DDL runs, any object in the managed schemas that the owner would not own",
+        "# (a migration run by the wrong login). An event trigger: needs a superuser admin. docs/guard.md",
+        f"enabled = {str(policy.guard.enabled).lower()}",
         "",
         "[ignore]",
         "# Roles whose privileges pgwarden leaves alone (monitoring, BI, ...).",

@@ -113,6 +113,22 @@ class TypeRef:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardState:
+    """pgwarden's guard as the database has it (queries/guard.sql)."""
+
+    trigger_enabled: str | None  # pg_event_trigger.evtenabled; None: no trigger
+    trigger_event: str | None
+    trigger_calls_function: bool | None
+    source: str | None  # the function's body; None: no function
+    security_definer: bool | None
+    config: tuple[str, ...] | None
+    owner_is_superuser: bool | None
+    acl: str | None
+    schema_exists: bool
+    other_objects: int  # objects in schema pgwarden besides the function
+
+
+@dataclass(frozen=True, slots=True)
 class DefaultAcl:
     role: int
     schema: int  # 0: global entry
@@ -158,6 +174,7 @@ class Snapshot:
     role_settings: tuple[RoleSetting, ...]
     owner_oid: int = 0  # the policy owner's oid when the snapshot was taken (0: it did not exist)
     types: tuple[TypeRef, ...] = ()  # of the managed schemas, not owned by the owner
+    guard: GuardState | None = None  # None: the database does not exist
     #: role name -> whether logging in with the password from its variable succeeded; filled by the
     #: session when `passwords` is None (not superuser), so unchanged passwords are not set again
     password_checks: Mapping[str, bool] = field(default_factory=dict)
@@ -241,9 +258,12 @@ def inspect(
     if server.can_read_authid and role_names:
         passwords = {r["oid"]: r["password"] for r in _rows(conn, "passwords", {"names": list(role_names)})}
     database = None
+    guard = None
     if server.database == target:
         d = _rows(conn, "database", {"name": target})[0]
         database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
+        g = _rows(conn, "guard")[0]
+        guard = GuardState(**{**g, "config": tuple(g["config"]) if g["config"] is not None else None})
     schemas = tuple(
         Schema(r["oid"], r["name"], r["owner"], _acl(r["acl"]), r["extension"]) for r in _rows(conn, "schemas")
     )
@@ -260,6 +280,7 @@ def inspect(
     return Snapshot(
         owner_oid=owner_oid,
         types=types,
+        guard=guard,
         server=server,
         caps=caps,
         target=target,

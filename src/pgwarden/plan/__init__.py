@@ -3,7 +3,7 @@
 The planners run in a fixed order, and the order matters: roles first (a CREATEROLE admin gains
 ADMIN OPTION on the roles it creates, 16+), then memberships (a non-superuser admin is granted the
 owner, which every later planner relies on to act as it), then the database, its schemas, their
-objects and types, the owner's default privileges and the deploy logins' settings.
+objects and types, the owner's default privileges, the deploy logins' settings and the guard.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pgwarden.plan.authority import Authority
 from pgwarden.plan.context import PlanContext
 from pgwarden.plan.database import plan_database, plan_schemas
 from pgwarden.plan.defaults import plan_default_privileges
+from pgwarden.plan.guard import plan_guard
 from pgwarden.plan.model import OBJECT_ACTIONS, Action, Need, Phase, Plan, Requirement, Statement, Step
 from pgwarden.plan.objects import BULK_FACTOR, OBJECTS_PER_STATEMENT, groups_to_name, plan_objects
 from pgwarden.plan.roles import plan_memberships, plan_role_settings, plan_roles
@@ -73,6 +74,7 @@ def plan(
     plan_types(ctx)
     plan_default_privileges(ctx)
     plan_role_settings(ctx)
+    plan_guard(ctx)
     # The admin's own membership in the owner is a means, not drift: alone, it is no change at all
     # (otherwise a non-superuser admin or an auditor role could never see a clean plan).
     admin_step = [s for s in ctx.steps if s.action == Action.GRANT_MEMBERSHIP and s.role == ctx.auth.name]

@@ -51,6 +51,7 @@ class Action(enum.StrEnum):
     REVOKE_GRANT_OPTION = "revoke-grant-option"
     DEFAULT_PRIVILEGES = "default-privileges"
     ROLE_SETTING = "role-setting"
+    GUARD = "guard"
 
 
 #: Actions on the objects inside the database: what a migration command can get wrong (`run`).

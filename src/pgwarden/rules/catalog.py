@@ -180,6 +180,8 @@ DRIFT_SEVERITY: dict[str, Severity] = {
     "default-privileges": "medium",
     # a deploy login without its role setting makes every migration escape the owner
     "role-setting": "high",
+    # the guard was dropped, disabled or changed behind pgwarden's back
+    "guard": "high",
 }
 DRIFT_CATALOG: tuple[Rule, ...] = tuple(
     Rule(

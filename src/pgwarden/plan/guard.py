@@ -1,0 +1,178 @@
+"""Planner for the guard: an event trigger that refuses, at DDL time, objects in the managed schemas
+that the owner would not own (a migration run by a member of the owner without SET ROLE, by
+postgres, by the app). Installed, checked and removed like any object pgwarden manages."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from pgwarden.plan.context import PlanContext
+from pgwarden.plan.model import Action, Need, Phase, Statement, Step
+from pgwarden.snapshot import GuardState
+
+SCHEMA = "pgwarden"
+FUNCTION = "guard"
+TRIGGER = "pgwarden_guard"
+SUBJECT = ("guard", TRIGGER)
+SEARCH_PATH = "search_path=pg_catalog, pg_temp"
+
+#: Catalogs whose objects have an owner, and its column: the owner of what a DDL command made.
+_OWNER_COLUMNS = (
+    ("pg_class", "relowner"),
+    ("pg_proc", "proowner"),
+    ("pg_type", "typowner"),
+    ("pg_collation", "collowner"),
+    ("pg_conversion", "conowner"),
+    ("pg_operator", "oprowner"),
+    ("pg_opclass", "opcowner"),
+    ("pg_opfamily", "opfowner"),
+    ("pg_ts_config", "cfgowner"),
+    ("pg_ts_dict", "dictowner"),
+    ("pg_statistic_ext", "stxowner"),
+)
+
+
+_BODY = sql.SQL("""
+DECLARE
+  obj record;
+  made_by text;
+BEGIN
+  FOR obj IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
+    CONTINUE WHEN obj.in_extension OR obj.schema_name IS NULL OR NOT obj.schema_name = ANY ({schemas});
+    made_by := CASE obj.classid
+{lookups}
+    END;
+    CONTINUE WHEN made_by IS NULL OR made_by = ANY ({allowed});
+    RAISE EXCEPTION 'pgwarden guard: % % would be owned by %, not by the owner %',
+      obj.object_type, obj.object_identity, made_by, {owner}
+      USING ERRCODE = 'insufficient_privilege', HINT = {hint};
+  END LOOP;
+END
+""")
+_LOOKUP = sql.SQL(
+    "      WHEN {catalog}::pg_catalog.regclass THEN "
+    "(SELECT pg_catalog.pg_get_userbyid({column}) FROM {table} WHERE oid = obj.objid)"
+)
+
+
+def _array(values: list[str]) -> sql.Composed:
+    return sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(sql.Literal(v) for v in values))
+
+
+def function_source(schemas: list[str], allowed: list[str], owner: str) -> str:
+    """The guard function's body, composed by psycopg (every name a literal or an identifier), so
+    the body the server stores (pg_proc.prosrc) is exactly this text, and check compares it."""
+    lookups = sql.SQL("\n").join(
+        _LOOKUP.format(
+            catalog=sql.Literal(f"pg_catalog.{catalog}"),
+            column=sql.Identifier(column),
+            table=sql.Identifier("pg_catalog", catalog),
+        )
+        for catalog, column in _OWNER_COLUMNS
+    )
+    hint = f"run migrations as {owner}: SET ROLE {owner}, or pgwarden run --as owner"
+    return _BODY.format(
+        schemas=_array(schemas),
+        lookups=lookups,
+        allowed=_array(allowed),
+        owner=sql.Literal(owner),
+        hint=sql.Literal(hint),
+    ).as_string(None)
+
+
+def _installed(state: GuardState | None, source: str) -> bool:
+    """Whether the guard is there, enabled and exactly as pgwarden writes it."""
+    if state is None or state.source is None:
+        return False
+    return (
+        state.trigger_enabled in ("O", "A")
+        and state.trigger_event == "ddl_command_end"
+        and bool(state.trigger_calls_function)
+        and state.source == source
+        and bool(state.security_definer)
+        and SEARCH_PATH in (state.config or ())
+        and bool(state.owner_is_superuser)
+        and state.acl is not None
+        and not any(item.startswith("=") for item in state.acl.strip("{}").split(","))  # nothing for PUBLIC
+    )
+
+
+def plan_guard(ctx: PlanContext) -> None:
+    """Install (or repair) the guard when the policy enables it; remove it when it does not."""
+    if ctx.snap.database is None:
+        return
+    state = ctx.snap.guard
+    policy = ctx.policy
+    if policy.guard.enabled:
+        schemas = list(policy.database.schemas)
+        allowed = [ctx.owner, *policy.ignore.roles]
+        source = function_source(schemas, allowed, ctx.owner)
+        if not _installed(state, source):
+            why = "installed" if state is None or state.source is None else "repaired (it was changed or disabled)"
+            for label, change, statement in _install(source):
+                _add(
+                    ctx,
+                    label,
+                    change,
+                    statement,
+                    f"the guard must be {why}: it refuses objects the owner would not own",
+                )
+        return
+    if state is not None and (state.source is not None or state.trigger_enabled is not None):
+        for label, change, statement in _remove(state):
+            _add(ctx, label, change, statement, "the policy does not enable the guard: pgwarden removes it")
+
+
+_SCHEMA_LABEL, _FUNCTION_LABEL, _TRIGGER_LABEL = (
+    f"schema {SCHEMA}",
+    f"function {SCHEMA}.{FUNCTION}()",
+    f"event trigger {TRIGGER}",
+)
+
+
+def _install(source: str) -> list[tuple[str, str, Statement]]:
+    """(object label, what the statement does to it, statement): schema, function, trigger."""
+    schema, function, trigger = sql.Identifier(SCHEMA), sql.Identifier(SCHEMA, FUNCTION), sql.Identifier(TRIGGER)
+    create_function = sql.SQL(
+        "CREATE OR REPLACE FUNCTION {}() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER "
+        "SET search_path = pg_catalog, pg_temp AS {}"
+    ).format(function, sql.Literal(source))
+    return [
+        (_SCHEMA_LABEL, "create", sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema)),
+        (_SCHEMA_LABEL, "revoke", sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema)),
+        (_FUNCTION_LABEL, "create", create_function),
+        (_FUNCTION_LABEL, "revoke", sql.SQL("REVOKE ALL ON FUNCTION {}() FROM PUBLIC").format(function)),
+        (_TRIGGER_LABEL, "drop", sql.SQL("DROP EVENT TRIGGER IF EXISTS {}").format(trigger)),
+        (
+            _TRIGGER_LABEL,
+            "create",
+            sql.SQL("CREATE EVENT TRIGGER {} ON ddl_command_end EXECUTE FUNCTION {}()").format(trigger, function),
+        ),
+    ]
+
+
+def _remove(state: GuardState) -> list[tuple[str, str, Statement]]:
+    out: list[tuple[str, str, Statement]] = [
+        (_TRIGGER_LABEL, "drop", sql.SQL("DROP EVENT TRIGGER IF EXISTS {}").format(sql.Identifier(TRIGGER))),
+        (_FUNCTION_LABEL, "drop", sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(SCHEMA, FUNCTION))),
+    ]
+    if state.schema_exists and state.other_objects == 0:
+        out.append((_SCHEMA_LABEL, "drop", sql.SQL("DROP SCHEMA IF EXISTS {}").format(sql.Identifier(SCHEMA))))
+    return out
+
+
+def _add(ctx: PlanContext, label: str, change: str, statement: Statement, reason: str) -> None:
+    ok = ctx.auth.superuser  # only a superuser may create an event trigger
+    ctx.add(
+        Step(
+            Phase.DATABASE,
+            Action.GUARD,
+            label,
+            reason,
+            statement,
+            needs=None if ok else Need.superuser(),
+            allowed=ok,
+            subject=SUBJECT,
+            change=change,
+        )
+    )
