@@ -239,6 +239,25 @@ def test_module_failures_are_one_message(tmp_path: Path) -> None:
     assert lock["failed"] and lock["msg"].startswith("lock_timeout:")
 
 
+def test_collection_builds_and_installs_from_its_tarball(tmp_path: Path) -> None:
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "HOME": str(tmp_path), "ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "c")}
+
+    def run(*args: str) -> str:
+        done = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done
+        return done.stdout
+
+    run(str(BIN / "ansible-galaxy"), "collection", "build", str(MODULES.parent.parent))
+    (tarball,) = tmp_path.glob("pgwarden-postgresql-*.tar.gz")
+    run(str(BIN / "ansible-galaxy"), "collection", "install", "-p", str(tmp_path / "c"), str(tarball))
+    installed = tmp_path / "c" / "ansible_collections" / "pgwarden" / "postgresql"
+    assert (installed / "plugins" / "module_utils" / "engine.py").exists()
+    assert not list(installed.rglob("__pycache__"))
+    doc = json.loads(run(str(BIN / "ansible-doc"), "--json", "pgwarden.postgresql.policy"))
+    options = doc["pgwarden.postgresql.policy"]["doc"]["options"]
+    assert {"policy", "dsn", "login_password", "database", "state", "fail_on", "passwords"} <= set(options)
+
+
 def _report_and_mapping(tmp_path: Path, c1: Cluster) -> None:
     """On a converged cluster: the policy as a YAML mapping plans nothing; report returns data."""
     mapping = {

@@ -19,10 +19,10 @@ description:
     (C(readwrite)) or only read (C(readonly)). See the pgwarden policy reference (docs/policy.md).
   - In check mode the module plans; it reports C(changed) when the plan is not empty and, with
     C(--diff), shows the plan's SQL. Passwords never appear in it, psql variables stand in for them.
-  - Uses pgwarden as a library: pgwarden must be installed for the Python that runs the module, on
+  - Uses pgwarden as a library (no subprocess). pgwarden must be installed for the Python that runs the module, on
     the control node (C(delegate_to=localhost) or C(connection=local)) or on the target host.
 version_added: "0.1.0"
-author: pgwarden developers
+author: pgwarden developers (@pgwarden)
 requirements:
   - python >= 3.11
   - pgwarden (which brings psycopg 3)

@@ -14,9 +14,9 @@ short_description: Read who can do what in a PostgreSQL database, against a pgwa
 description:
   - Returns the privilege report of one database (or every database matching a pattern), as
     C(pgwarden report --format json) prints it, for a fleet-wide summary or an audit. Changes nothing.
-  - Uses pgwarden as a library: pgwarden must be installed for the Python that runs the module.
+  - Uses pgwarden as a library (no subprocess). pgwarden must be installed for the Python that runs the module.
 version_added: "0.1.0"
-author: pgwarden developers
+author: pgwarden developers (@pgwarden)
 requirements:
   - python >= 3.11
   - pgwarden (which brings psycopg 3)
