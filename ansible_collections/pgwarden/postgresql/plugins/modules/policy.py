@@ -187,21 +187,30 @@ def _summary(results):
     }
 
 
-def _run(module):
+def _run(module, results):
+    """Handle every selected database, appending to `results` as each is done (kept on a failure)."""
     p = module.params
     policy = engine.load_policy(p["policy"])
     dsn = engine.conninfo(p)
     secrets = engine.secrets_for(policy, p["passwords"])
     lock_timeout = engine.check_lock_timeout(p["lock_timeout"])
-    results = []
-    for target in engine.targets(policy, dsn, p["database"]).values():
-        if p["state"] == "checked":
-            results.append(engine.check_one(dsn, target, secrets, p["fail_on"]))
-        elif module.check_mode:
-            results.append(engine.plan_one(dsn, target, secrets))
-        else:
-            results.append(engine.apply_one(dsn, target, secrets, lock_timeout))
-    return results
+    for name, target in engine.targets(policy, dsn, p["database"]).items():
+        try:
+            if p["state"] == "checked":
+                results.append(engine.check_one(dsn, target, secrets, p["fail_on"]))
+            elif module.check_mode:
+                results.append(engine.plan_one(dsn, target, secrets))
+            else:
+                results.append(engine.apply_one(dsn, target, secrets, lock_timeout))
+        except engine.EngineError as exc:
+            text = str(exc)
+            raise engine.EngineError(text if name in text else "database %s: %s" % (name, text)) from None
+        blocked = [s for s in results[-1]["steps"] if not s["allowed"]]
+        if blocked and module.check_mode and p["state"] == "present":
+            module.warn(
+                "database %s: %d step(s) need more than the admin has (%s); apply would change nothing"
+                % (name, len(blocked), "; ".join(sorted({s["needs"] or "more privileges" for s in blocked})))
+            )
 
 
 def main():
@@ -218,10 +227,16 @@ def main():
     )
     if engine.IMPORT_ERROR:
         missing_library(module, engine.IMPORT_ERROR)
+    results = []
     try:
-        results = _run(module)
+        _run(module, results)
     except engine.EngineError as exc:
-        module.fail_json(msg=str(exc))
+        # the databases handled before the failure keep their changes: say which
+        for r in results:
+            r.pop("sql", None)
+        done = [r["database"] for r in results if r["changed"]]
+        kept = "; changed before it: %s" % ", ".join(done) if done and not module.check_mode else ""
+        module.fail_json(msg=str(exc) + kept, changed=bool(kept), databases=results, summary=_summary(results))
     sql = "".join(r.pop("sql", "") for r in results)
     out = dict(changed=any(r["changed"] for r in results), databases=results, summary=_summary(results))
     if module._diff and sql:
