@@ -99,6 +99,7 @@ def main() -> int:
     dbs = [names[:7], names[7:14], names[14:]]
     servers = [LocalServer(download_binaries(versions[i % len(versions)])) for i in range(3)]
     rows: list[tuple[str, str]] = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         try:
@@ -157,7 +158,8 @@ def main() -> int:
                 server.cleanup()
     print(
         f"20 databases ({args.tables} tables each) on 3 clusters (PostgreSQL {args.versions}), "
-        f"{os.cpu_count()} CPUs, median of {args.runs} runs (min-max)\n"
+        f"{os.cpu_count()} CPUs (load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after), "
+        f"median of {args.runs} runs (min-max)\n"
     )
     print("| run | time |\n|---|---|")
     for label, figure in rows:
