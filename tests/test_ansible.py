@@ -204,13 +204,13 @@ def test_fleet_check_diff_converge_idempotent_checked(tmp_path: Path, fleet: lis
     _report_and_mapping(tmp_path, c1)
 
 
-def _run_module(name: str, args: dict[str, Any], tmp: Path) -> dict[str, Any]:
+def _run_module(name: str, args: dict[str, Any], tmp: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a module file as Ansible runs it on a host (arguments in a JSON file), without a play."""
     path = tmp / "args.json"
     path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"_ansible_remote_tmp": str(tmp), **args}}))
     run = subprocess.run(
         [sys.executable, str(MODULES / f"{name}.py"), str(path)],
-        env={**os.environ, "PYTHONPATH": str(ROOT), "LC_ALL": "C.UTF-8"},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LC_ALL": "C.UTF-8", **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -269,6 +269,17 @@ def _report_and_mapping(tmp_path: Path, c1: Cluster) -> None:
     # the same policy as a YAML mapping: nothing to change on a converged cluster
     planned = _run_module("policy", {"policy": mapping, "dsn": dsn, "_ansible_check_mode": True}, tmp_path)
     assert planned["changed"] is False and planned["summary"]["databases"] == 1, planned
+
+    # a password the module is not given comes from the variable the policy names
+    owner_only = {"policy": POLICY, "dsn": dsn, "_ansible_check_mode": True}
+    owner_only["passwords"] = {"shop_owner": c1.passwords["shop_owner"]}
+    same = _run_module("policy", owner_only, tmp_path, {"PGWARDEN_PASSWORD_SHOP_APP": c1.passwords["shop_app"]})
+    assert same["changed"] is False, same
+    new_password = secrets.token_urlsafe(12)
+    other = _run_module("policy", owner_only, tmp_path, {"PGWARDEN_PASSWORD_SHOP_APP": new_password})
+    (step,) = other["databases"][0]["steps"]
+    assert other["changed"] and step["role"] == "shop_app" and ":'PGWARDEN_PASSWORD_SHOP_APP'" in step["sql"], step
+    assert new_password not in json.dumps(other)
 
     with c1.connect("shop") as conn:
         conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier("shop_app")))
