@@ -290,3 +290,25 @@ def _report_and_mapping(tmp_path: Path, c1: Cluster) -> None:
     assert any(f["rule"] == "drift.revoke" and f["role"] == "shop_app" for f in only["findings"]), only["findings"]
     with c1.connect("shop") as conn:
         conn.execute("REVOKE CREATE ON SCHEMA public FROM shop_app")
+    _one_database_fails(tmp_path, c1)
+
+
+def _one_database_fails(tmp_path: Path, c1: Cluster) -> None:
+    """Two databases match; the second cannot take a lock: the message names it and what changed before."""
+    with c1.connect() as conn:
+        conn.execute("CREATE DATABASE shop_locked")
+    with c1.connect("shop_locked") as conn:
+        conn.execute("CREATE TABLE busy (id int)")  # owned by postgres: apply must ALTER its owner
+    with c1.connect("shop") as conn:
+        conn.execute("REVOKE SELECT ON orders FROM shop_app")
+    args = {"policy": POLICY, "dsn": c1.server.conninfo("postgres"), "database": "shop*", "lock_timeout": "200ms"}
+    args["passwords"] = c1.passwords
+    with c1.connect("shop_locked") as reader, reader.transaction():
+        reader.execute("SELECT count(*) FROM busy")  # live traffic: ACCESS SHARE until the transaction ends
+        result = _run_module("policy", args, tmp_path)
+    assert result["failed"] and result["changed"] is True, result
+    assert result["msg"].startswith("database shop_locked: a lock could not be taken within lock_timeout"), result
+    assert "; nothing was changed; applied before this failure, and kept: shop; hint: " in result["msg"], result
+    assert [d["database"] for d in result["databases"]] == ["shop"]
+    with c1.connect("shop_locked") as conn:
+        assert conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'busy'").fetchone() == ("postgres",)

@@ -33,19 +33,25 @@ except ImportError:  # reported by the module as one message, with the Python th
 
 
 class EngineError(Exception):
-    """One line for Ansible's `msg`: what went wrong, then what to do."""
+    """One line for Ansible's `msg`: what went wrong, then (`hint`) what to do."""
 
+    def __init__(self, message, hint=None):
+        super(EngineError, self).__init__(message)
+        self.message = message
+        self.hint = hint
 
-def _one_line(exc):
-    text = exc.message or str(exc)
-    return text + ("; hint: " + exc.hint if exc.hint else "")
+    def line(self, extra=""):
+        return self.message + extra + ("; hint: " + self.hint if self.hint else "")
+
+    def __str__(self):
+        return self.line()
 
 
 def _guard(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except PgwardenError as exc:
-        raise EngineError(_one_line(exc)) from None
+        raise EngineError(exc.message or str(exc), exc.hint) from None
 
 
 # -- arguments ---------------------------------------------------------------------------------
@@ -117,8 +123,8 @@ def secrets_for(policy, passwords, environ=None):
         var = by_role.get(key, key if key in names else None)
         if var is None:
             raise EngineError(
-                "passwords: %r is neither a login role of the policy with a password_env nor a "
-                "password_env name; hint: the policy names: %s" % (key, ", ".join(sorted(by_role)) or "none")
+                "passwords: %r is neither a login role of the policy with a password_env nor a password_env name" % key,
+                "the policy names: %s" % (", ".join(sorted(by_role)) or "none"),
             )
         out[var] = str(password)
     for var in names - set(out):

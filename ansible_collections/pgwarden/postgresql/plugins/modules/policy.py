@@ -203,8 +203,9 @@ def _run(module, results):
             else:
                 results.append(engine.apply_one(dsn, target, secrets, lock_timeout))
         except engine.EngineError as exc:
-            text = str(exc)
-            raise engine.EngineError(text if name in text else "database %s: %s" % (name, text)) from None
+            if name not in exc.message:
+                exc.message = "database %s: %s" % (name, exc.message)
+            raise
         blocked = [s for s in results[-1]["steps"] if not s["allowed"]]
         if blocked and module.check_mode and p["state"] == "present":
             module.warn(
@@ -235,8 +236,8 @@ def main():
         for r in results:
             r.pop("sql", None)
         done = [r["database"] for r in results if r["changed"]]
-        kept = "; changed before it: %s" % ", ".join(done) if done and not module.check_mode else ""
-        module.fail_json(msg=str(exc) + kept, changed=bool(kept), databases=results, summary=_summary(results))
+        kept = "; applied before this failure, and kept: %s" % ", ".join(done) if done and not module.check_mode else ""
+        module.fail_json(msg=exc.line(kept), changed=bool(kept), databases=results, summary=_summary(results))
     sql = "".join(r.pop("sql", "") for r in results)
     out = dict(changed=any(r["changed"] for r in results), databases=results, summary=_summary(results))
     if module._diff and sql:
