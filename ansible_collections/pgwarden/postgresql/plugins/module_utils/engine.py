@@ -48,10 +48,19 @@ class EngineError(Exception):
 
 
 def _guard(fn, *args, **kwargs):
+    import psycopg
+
     try:
         return fn(*args, **kwargs)
     except PgwardenError as exc:
         raise EngineError(exc.message or str(exc), exc.hint) from None
+    except psycopg.Error as exc:
+        # pgwarden turns the errors it expects into PgwardenError; this is the server going away mid-run
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EngineError(
+            "the server failed the request: %s" % first,
+            "check the server, then re-run the task (pgwarden plans again from what is there)",
+        ) from None
 
 
 # -- arguments ---------------------------------------------------------------------------------
