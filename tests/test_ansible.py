@@ -199,7 +199,8 @@ def test_fleet_check_diff_converge_idempotent_checked(tmp_path: Path, fleet: lis
     fleet_json = json.loads(summary.read_text())
     assert [h for h, r in fleet_json.items() if r["failed"]] == ["c2"]
     c2_rules = {f["rule"] for f in fleet_json["c2"]["databases"][0]["findings"]}
-    assert "drift.revoke-membership" in c2_rules, c2_rules
+    # the tampered membership is one finding, the hazard with the revoke as its fix
+    assert "access.member-of-owner" in c2_rules and "drift.revoke-membership" not in c2_rules, c2_rules
     assert fleet_json["c1"]["databases"][0]["findings"] == []
     _report_and_mapping(tmp_path, c1)
 
@@ -287,7 +288,11 @@ def _report_and_mapping(tmp_path: Path, c1: Cluster) -> None:
     assert report["changed"] is False, report
     (only,) = report["reports"]
     assert only["database"] == "shop"
-    assert any(f["rule"] == "drift.revoke" and f["role"] == "shop_app" for f in only["findings"]), only["findings"]
+    # one finding: the hazard, with the revoke apply would run as its fix
+    assert any(
+        f["rule"] == "create.schema" and f["role"] == "shop_app" and f["fix"].startswith("REVOKE")
+        for f in only["findings"]
+    ), only["findings"]
     with c1.connect("shop") as conn:
         conn.execute("REVOKE CREATE ON SCHEMA public FROM shop_app")
     _one_database_fails(tmp_path, c1)

@@ -4,7 +4,6 @@
 
 from __future__ import absolute_import, division, print_function
 
-import inspect
 import json
 import os
 import traceback
@@ -16,7 +15,6 @@ try:
     from pgwarden.check import run_check as _run_check
     from pgwarden.errors import PgwardenError
     from pgwarden.multi import select as _select
-    from pgwarden.plan import plan as _plan
     from pgwarden.policy import check_duration as _check_duration
     from pgwarden.policy import load_policy as _load_policy
     from pgwarden.policy import parse_policy as _parse_policy
@@ -176,7 +174,8 @@ def plan_one(dsn, policy, secrets):
 
     def run():
         with _Session.open(dsn, policy) as session:
-            the_plan = _plan(policy, session.snapshot(secrets=secrets), secrets)
+            # the session's verifiers (libpq, the server's scram_iterations): the plan is the one apply makes
+            the_plan = session.plan(session.snapshot(secrets=secrets), secrets)
         return {
             "database": policy.database.name,
             "server_version": the_plan.server_version,
@@ -237,11 +236,7 @@ def report_one(dsn, policy, secrets):
 
     def run():
         with _Session.open(dsn, policy) as session:
-            # build_report reads the passwords from the environment until it takes `secrets`
-            if "secrets" in inspect.signature(_build_report).parameters:
-                report = _build_report(session, secrets=secrets)
-            else:
-                report = _build_report(session)
+            report = _build_report(session, secrets=secrets)
         return report.to_json()
 
     return _guard(run)
