@@ -382,6 +382,12 @@ def render_toml(policy: Policy) -> str:
         out.append(f"password_env = {_toml_str(o.password_env)}")
     if o.deploy_logins:
         out.append(f"deploy_logins = {_toml_list(o.deploy_logins)}")
+    out += _access_toml(policy)
+    return "\n".join(out + _switches_toml(policy))
+
+
+def _access_toml(policy: Policy) -> list[str]:
+    out: list[str] = []
     for a in policy.access:
         out += [
             "",
@@ -392,8 +398,13 @@ def render_toml(policy: Policy) -> str:
         ]
         if a.password_env:
             out.append(f"password_env = {_toml_str(a.password_env)}")
+    return out
+
+
+def _switches_toml(policy: Policy) -> list[str]:
+    """[hardening], [guard], [ignore] and [apply], each key with a comment saying what it does."""
     h = policy.hardening
-    out += [
+    return [
         "",
         "[hardening]",
         "# REVOKE CONNECT, TEMPORARY ON DATABASE ... FROM PUBLIC; CONNECT for the policy's roles only.",
@@ -415,4 +426,3 @@ def render_toml(policy: Policy) -> str:
         f"lock_timeout = {_toml_str(policy.apply.lock_timeout)}",
         "",
     ]
-    return "\n".join(out)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pgwarden.cli import EXIT_OK, config_option, dsn_option, format_option, load, lock_timeout_option, ui_of
 from pgwarden.findings import SCHEMA_VERSION as ADOPT_SCHEMA_VERSION  # one version for every document
+
+if TYPE_CHECKING:
+    from pgwarden.adopt import AdoptPlan
+    from pgwarden.ui import UI
 
 
 @click.command(
@@ -43,55 +47,19 @@ def command(
     batch_size: int,
     fmt: str,
 ) -> int:
-    from pgwarden.adopt import REPORT_REASONS, AdoptPlan, adopt, plan_adopt
+    from pgwarden.adopt import adopt, plan_adopt
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     policy = load(config)
-
-    def summary(p: AdoptPlan, moved: int | None, batches: int = 0, retries: int = 0) -> dict[str, Any]:
-        return {
-            "schema_version": ADOPT_SCHEMA_VERSION,
-            "database": p.database,
-            "from": p.from_role,
-            "to": p.to_role,
-            "dry_run": moved is None,
-            "statements": [s.as_string(None) for s in p.statements()],
-            "objects": [o.to_dict() for o in p.objects],
-            "moved": moved or 0,
-            "batches": batches,
-            "retries": retries,
-            "reported": [{**o.to_dict(), "reason": REPORT_REASONS.get(o.kind, "")} for o in p.reported],
-            "default_privileges": [d.to_dict() for d in p.default_privileges],
-        }
-
-    def show_plan(p: AdoptPlan) -> None:
-        if not p.objects:
-            ui.print(f"nothing in database {p.database} is owned by {p.from_role}")
-        else:
-            ui.print(f"-- adopt: {len(p.objects)} object(s) in {p.database} from {p.from_role} to {p.to_role}")
-            for stmt in p.statements():
-                ui.raw(stmt.as_string(None) + ";")
-
-    def show_notes(p: AdoptPlan) -> None:
-        for o in p.reported:
-            ui.warn(f"{o.label} stays owned by {p.from_role}: {REPORT_REASONS.get(o.kind, '')}")
-        if p.default_privileges:
-            ui.warn(
-                f"{p.from_role} defined default privileges in {p.database}; they apply only to objects "
-                f"{p.from_role} creates. The equivalent for {p.to_role} (pgwarden apply sets the policy's own):"
-            )
-            for d in p.default_privileges:
-                ui.info(f"  {d.statement};")
-
     with Session.open(dsn, policy) as session:
         preview = plan_adopt(session, from_role)
         if not yes:
             if fmt == "json":
-                ui.json(summary(preview, None))
+                ui.json(_summary(preview, None))
                 return EXIT_OK
-            show_plan(preview)
-            show_notes(preview)
+            _show_plan(ui, preview)
+            _show_notes(ui, preview)
             if not preview.objects or not ui.interactive:
                 if preview.objects:
                     ui.info("dry run: nothing changed (pass --yes to move ownership)")
@@ -101,15 +69,58 @@ def command(
                 return EXIT_OK
         result = _run(ui, session, from_role, lock_timeout, batch_size, adopt)
     if fmt == "json":
-        ui.json(summary(result.plan, len(result.moved), result.batches, result.retries))
+        ui.json(_summary(result.plan, len(result.moved), result.batches, result.retries))
         return EXIT_OK
-    show_notes(result.plan)
+    _show_notes(ui, result.plan)
     ui.print(
         f"moved {len(result.moved)} object(s) in {result.plan.database} from {result.plan.from_role} to "
         f"{result.plan.to_role} in {result.batches} batch(es)"
         + (f", {result.retries} retried after a lock timeout" if result.retries else "")
     )
     return EXIT_OK
+
+
+def _summary(p: AdoptPlan, moved: int | None, batches: int = 0, retries: int = 0) -> dict[str, Any]:
+    """The JSON document (schemas/adopt.json): a dry run when `moved` is None."""
+    from pgwarden.adopt import REPORT_REASONS
+
+    return {
+        "schema_version": ADOPT_SCHEMA_VERSION,
+        "database": p.database,
+        "from": p.from_role,
+        "to": p.to_role,
+        "dry_run": moved is None,
+        "statements": [s.as_string(None) for s in p.statements()],
+        "objects": [o.to_dict() for o in p.objects],
+        "moved": moved or 0,
+        "batches": batches,
+        "retries": retries,
+        "reported": [{**o.to_dict(), "reason": REPORT_REASONS.get(o.kind, "")} for o in p.reported],
+        "default_privileges": [d.to_dict() for d in p.default_privileges],
+    }
+
+
+def _show_plan(ui: UI, p: AdoptPlan) -> None:
+    if not p.objects:
+        ui.print(f"nothing in database {p.database} is owned by {p.from_role}")
+        return
+    ui.print(f"-- adopt: {len(p.objects)} object(s) in {p.database} from {p.from_role} to {p.to_role}")
+    for stmt in p.statements():
+        ui.raw(stmt.as_string(None) + ";")
+
+
+def _show_notes(ui: UI, p: AdoptPlan) -> None:
+    from pgwarden.adopt import REPORT_REASONS
+
+    for o in p.reported:
+        ui.warn(f"{o.label} stays owned by {p.from_role}: {REPORT_REASONS.get(o.kind, '')}")
+    if p.default_privileges:
+        ui.warn(
+            f"{p.from_role} defined default privileges in {p.database}; they apply only to objects "
+            f"{p.from_role} creates. The equivalent for {p.to_role} (pgwarden apply sets the policy's own):"
+        )
+        for d in p.default_privileges:
+            ui.info(f"  {d.statement};")
 
 
 def _run(ui: Any, session: Any, from_role: str, lock_timeout: str | None, batch_size: int, adopt: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from psycopg import sql
 
@@ -16,6 +17,7 @@ from pgwarden.snapshot import Snapshot
 
 
 def check_create(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    """CREATE for PUBLIC on the managed schemas and the database, and for an access role anywhere."""
     db = policy.database.name
     for s in snap.schemas:
         if s.name in policy.database.schemas and any(g.grantee == 0 and g.privilege == "CREATE" for g in s.acl):
@@ -37,49 +39,39 @@ def check_create(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Fin
             subject=acl_subject("pg_database", snap.database.oid, None),
         )
     access = {oid: name for name, oid in access_roles(policy, snap)}
-    direct_schema = {(g.grantee, s.name) for s in snap.schemas for g in s.acl if g.privilege == "CREATE"}
-    direct_db = {g.grantee for g in snap.database.acl if g.privilege == "CREATE"} if snap.database else set()
     for row in hz.privileges:
         oid = int(row["role"])
         name = access.get(oid)
-        if name is None or not row["can_create"] or snap.roles[oid].superuser:
-            continue
-        is_schema = row["kind"] == "schema"
-        direct = (oid, row["name"]) in direct_schema if is_schema else oid in direct_db
-        if is_schema:
-            obj, what = f"schema {row['name']}", f"create objects in schema {row['name']}"
-            fix = sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(
-                sql.Identifier(row["name"]), sql.Identifier(name)
-            )
-        else:
-            obj, what = f"database {row['name']}", f"create schemas in database {row['name']}"
-            fix = sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(
-                sql.Identifier(row["name"]), sql.Identifier(name)
-            )
-        if direct:
-            if is_schema:
-                schema = snap.schema_by_name(row["name"])
-                subject = acl_subject("pg_namespace", schema.oid, name) if schema else None
-            else:
-                subject = acl_subject("pg_database", snap.database.oid, name) if snap.database else None
-            yield finding("create." + row["kind"], obj, name, f"access role {name} may {what}", fix, subject=subject)
-        else:
-            entries = (snap.schema_by_name(row["name"]) if is_schema else snap.database) or None
-            holders = {g.grantee for g in (entries.acl if entries else ()) if g.privilege == "CREATE"}
-            if 0 in holders:
-                continue  # through PUBLIC: PUBLIC's own finding is this problem
-            through = sorted(holders & hz.member_of.get(oid, frozenset()))
-            if not through:
-                continue  # through the database's or schema's owner: the membership findings say so
-            membership_fix, subject = revoke_membership(snap, oid, through[0])
-            yield finding(
-                "create." + row["kind"],
-                obj,
-                name,
-                f"access role {name} may {what} through the role {snap.role_name(through[0])} it is a member of",
-                membership_fix,
-                subject=subject,
-            )
+        if name is not None and row["can_create"] and not snap.roles[oid].superuser:
+            if f := _access_create(snap, hz, row, oid, name):
+                yield f
+
+
+def _access_create(snap: Snapshot, hz: HazardData, row: dict[str, Any], oid: int, name: str) -> Finding | None:
+    """An access role's CREATE on a schema or the database: granted to it, or through a role it is a
+    member of; through PUBLIC it is PUBLIC's finding."""
+    is_schema = row["kind"] == "schema"
+    target = snap.schema_by_name(row["name"]) if is_schema else snap.database
+    if target is None:
+        return None
+    catalog, word = ("pg_namespace", "SCHEMA") if is_schema else ("pg_database", "DATABASE")
+    obj = f"{row['kind']} {row['name']}"
+    what = f"create objects in schema {row['name']}" if is_schema else f"create schemas in database {row['name']}"
+    holders = {g.grantee for g in target.acl if g.privilege == "CREATE"}
+    if oid in holders:
+        fix = sql.SQL("REVOKE CREATE ON {} {} FROM {}").format(
+            sql.SQL(word), sql.Identifier(row["name"]), sql.Identifier(name)
+        )
+        subject = acl_subject(catalog, target.oid, name)
+        return finding("create." + row["kind"], obj, name, f"access role {name} may {what}", fix, subject=subject)
+    if 0 in holders:
+        return None  # through PUBLIC: PUBLIC's own finding is this problem
+    through = sorted(holders & hz.member_of.get(oid, frozenset()))
+    if not through:
+        return None  # through the owner of the database or schema: the membership findings say so
+    membership_fix, membership = revoke_membership(snap, oid, through[0])
+    message = f"access role {name} may {what} through the role {snap.role_name(through[0])} it is a member of"
+    return finding("create." + row["kind"], obj, name, message, membership_fix, subject=membership)
 
 
 def check_temp(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
