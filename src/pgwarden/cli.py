@@ -170,10 +170,23 @@ def ui_of(ctx: click.Context) -> UI:
     return obj if obj is not None else UI()
 
 
-def load(config: str) -> Any:
+def mode_option(f: F) -> F:
+    return click.option(
+        "--mode",
+        type=click.Choice(["authoritative", "additive"]),
+        default=None,
+        help="Override the policy's mode: authoritative revokes what the policy does not say; additive "
+        "grants and creates what is missing and never revokes, drops or moves what exists (the rest is "
+        "listed as withheld).",
+    )(f)
+
+
+def load(config: str, mode: str | None = None) -> Any:
+    """The policy file, with --mode (when given) in place of its own mode."""
     from pgwarden.policy import load_policy
 
-    return load_policy(config)
+    policy = load_policy(config)
+    return policy if mode is None else policy.model_copy(update={"mode": mode})
 
 
 def main(argv: list[str] | None = None) -> None:

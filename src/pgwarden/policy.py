@@ -24,6 +24,10 @@ from pgwarden.errors import PolicyError
 MAX_IDENTIFIER_BYTES = 63
 
 AccessLevel = Literal["readwrite", "readonly"]
+#: authoritative: what the policy does not say is revoked; additive: grant and create what is
+#: missing, never revoke, drop or move what exists (plan lists that apart, as `withheld`).
+Mode = Literal["authoritative", "additive"]
+MODES: tuple[Mode, ...] = ("authoritative", "additive")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|min|h)?\s*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -161,6 +165,7 @@ class Policy(_Model):
     """Desired state: one database, its owner, its access roles, hardening switches."""
 
     version: Literal[1] = 1
+    mode: Mode = "authoritative"
     database: DatabaseSpec
     owner: OwnerSpec
     access: tuple[AccessSpec, ...] = Field(default=())
@@ -363,6 +368,9 @@ def render_toml(policy: Policy) -> str:
         "# access roles read and write rows (readwrite) or only read (readonly).",
         "# Reference: docs/policy.md",
         "version = 1",
+        "# authoritative: what this file does not say is revoked. additive: grant and create what is",
+        "# missing, never revoke, drop or move what exists (for adopting pgwarden step by step).",
+        f"mode = {_toml_str(policy.mode)}",
         "",
         "[database]",
         f"name = {_toml_str(policy.database.name)}",

@@ -15,6 +15,7 @@ from pgwarden.cli import (
     format_option,
     load,
     lock_timeout_option,
+    mode_option,
     ui_of,
 )
 from pgwarden.errors import PgwardenError
@@ -39,6 +40,7 @@ for long. All or nothing: on any error the database is left as it was.
 @config_option
 @dsn_option
 @databases_option
+@mode_option
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking (required when not on a terminal).")
 @click.option(
     "--skip-unprivileged",
@@ -54,6 +56,7 @@ def command(
     dsn: str | None,
     databases: tuple[str, ...],
     jobs: int,
+    mode: str | None,
     yes: bool,
     skip_unprivileged: bool,
     lock_timeout: str | None,
@@ -65,7 +68,7 @@ def command(
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    policy = load(config)
+    policy = load(config, mode)
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
     if not yes and not ui.interactive:
         # refuse before connecting: nothing is read or changed

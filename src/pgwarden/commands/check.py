@@ -13,6 +13,7 @@ from pgwarden.cli import (
     dsn_option,
     format_option,
     load,
+    mode_option,
     ui_of,
 )
 
@@ -37,6 +38,7 @@ The rules are listed in docs/rules.md.""",
 @config_option
 @dsn_option
 @databases_option
+@mode_option
 @format_option("text", "json", "sarif", "junit")
 @click.option(
     "--fail-on",
@@ -47,7 +49,14 @@ The rules are listed in docs/rules.md.""",
 )
 @click.pass_context
 def command(
-    ctx: click.Context, config: str, dsn: str | None, databases: tuple[str, ...], jobs: int, fmt: str, fail_on: str
+    ctx: click.Context,
+    config: str,
+    dsn: str | None,
+    databases: tuple[str, ...],
+    jobs: int,
+    mode: str | None,
+    fmt: str,
+    fail_on: str,
 ) -> int:
     from pgwarden.check import CheckResult, run_check
     from pgwarden.connect import secrets_from_env
@@ -58,7 +67,7 @@ def command(
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    policy = load(config)
+    policy = load(config, mode)
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
     targets = select(policy, dsn, databases)
 

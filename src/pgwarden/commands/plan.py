@@ -13,6 +13,7 @@ from pgwarden.cli import (
     dsn_option,
     format_option,
     load,
+    mode_option,
     ui_of,
 )
 
@@ -33,6 +34,7 @@ Steps the connected role may not run are marked with what they need.""",
 @config_option
 @dsn_option
 @databases_option
+@mode_option
 @format_option("text", "sql", "json")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when changes are pending, 0 when none.")
 @click.pass_context
@@ -42,6 +44,7 @@ def command(
     dsn: str | None,
     databases: tuple[str, ...],
     jobs: int,
+    mode: str | None,
     fmt: str,
     exit_code: bool,
 ) -> int:
@@ -53,7 +56,7 @@ def command(
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    base = load(config)
+    base = load(config, mode)
     secrets = secrets_from_env([env for _, env in base.login_roles()])
     targets = select(base, dsn, databases)
 

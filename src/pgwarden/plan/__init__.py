@@ -9,6 +9,7 @@ objects and types, the owner's default privileges, the deploy logins' settings a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from pgwarden.errors import PolicyError
 from pgwarden.plan.authority import Authority
@@ -20,7 +21,7 @@ from pgwarden.plan.model import OBJECT_ACTIONS, Action, Need, Phase, Plan, Requi
 from pgwarden.plan.objects import BULK_FACTOR, OBJECTS_PER_STATEMENT, groups_to_name, plan_objects
 from pgwarden.plan.roles import plan_memberships, plan_role_settings, plan_roles
 from pgwarden.plan.types import plan_types
-from pgwarden.policy import Policy
+from pgwarden.policy import Mode, Policy
 from pgwarden.profiles import PROFILES
 from pgwarden.snapshot import Snapshot
 
@@ -48,12 +49,17 @@ def plan(
     snap: Snapshot,
     secrets: Mapping[str, str] | None = None,
     verifiers: Mapping[str, str] | None = None,
+    *,
+    mode: Mode | None = None,
 ) -> Plan:
     """Compute what must change for the database to match the policy. No I/O.
 
     `secrets` maps password environment variable names to their values (read by the caller): they
     are compared with the stored verifiers. `verifiers` maps the same names to the SCRAM verifiers
-    to store (Session.verifiers computes them with libpq); given both, the plan is deterministic."""
+    to store (Session.verifiers computes them with libpq); given both, the plan is deterministic.
+    `mode` overrides the policy's. In additive mode the plan grants and creates what is missing and
+    never revokes, drops or moves what exists; what authoritative mode would do beyond that is
+    listed as `withheld` (and never run)."""
     if not snap.caps.supported:
         raise PolicyError(
             f"PostgreSQL {snap.server.version} is not supported",
@@ -65,7 +71,19 @@ def plan(
             f"the owner cannot be the bootstrap superuser {bootstrap.name!r}",
             hint="choose a dedicated owner role; `pgwarden adopt` moves objects to it",
         )
-    ctx = PlanContext.of(policy, snap, verifiers)
+    mode = mode or policy.mode
+    full = _plan(PlanContext.of(policy, snap, verifiers), secrets)
+    if mode != "additive":
+        return full
+    part = _plan(PlanContext.of(policy, snap, verifiers, additive=True), secrets)
+    steps = tuple(s for s in part.steps if not s.takes_away)
+    keys = {s.key for s in steps}
+    withheld = tuple(s for s in full.steps if s.key not in keys)
+    return replace(part, steps=steps, mode=mode, withheld=withheld)
+
+
+def _plan(ctx: PlanContext, secrets: Mapping[str, str] | None) -> Plan:
+    policy, snap = ctx.policy, ctx.snap
     plan_roles(ctx, secrets or {})
     plan_memberships(ctx)
     plan_database(ctx)

@@ -27,15 +27,18 @@ class PlanContext:
     owner: str
     ignore: frozenset[str]
     verifiers: Mapping[str, str] = field(default_factory=dict)  # password variable -> SCRAM verifier
+    #: additive mode: ownership does not move, so no grant is planned that depends on a move
+    additive: bool = False
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     quoted: dict[int, str] = field(default_factory=dict)  # object oid -> its name as SQL text
 
     @classmethod
-    def of(cls, policy: Policy, snap: Snapshot, verifiers: Mapping[str, str] | None = None) -> PlanContext:
-        return cls(
-            policy, snap, Authority.of(snap), policy.owner.name, frozenset(policy.ignore.roles), dict(verifiers or {})
-        )
+    def of(
+        cls, policy: Policy, snap: Snapshot, verifiers: Mapping[str, str] | None = None, *, additive: bool = False
+    ) -> PlanContext:
+        roles = frozenset(policy.ignore.roles)
+        return cls(policy, snap, Authority.of(snap), policy.owner.name, roles, dict(verifiers or {}), additive)
 
     def add(self, step: Step) -> None:
         self.steps.append(step)

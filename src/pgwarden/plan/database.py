@@ -52,6 +52,8 @@ def plan_database(ctx: PlanContext) -> None:
                     subject=owner_subject("pg_database", db.oid),
                 )
             )
+        if current_owner != owner and ctx.additive:
+            return  # its grants follow the move, which additive mode does not make
         actual = ctx.acl(db.acl, db.owner)
         grantor = owner
     expected: dict[Grantee, frozenset[str]] = {owner: frozenset(owner_privs)}
@@ -107,6 +109,8 @@ def _plan_managed_schema(ctx: PlanContext, name: str) -> None:
         actual = acl.held({owner: ("USAGE", "CREATE")})
     else:
         acl_owner, allowed, moved = _schema_owner(ctx, schema)
+        if moved and ctx.additive:
+            return  # its grants follow the move, which additive mode does not make
         actual = ctx.acl(schema.acl, schema.owner if moved else None)
         grantor = acl_owner
     expected: dict[Grantee, frozenset[str]] = {acl_owner: frozenset({"USAGE", "CREATE"})}

@@ -151,6 +151,15 @@ class Step:
             return text
         return text[:limit].rstrip() + f" ... ({self.count} objects; the whole statement with --format sql)"
 
+    @property
+    def takes_away(self) -> bool:
+        """Whether the step revokes, drops or moves something that exists (additive mode withholds it)."""
+        return (
+            self.destructive
+            or self.change in ("revoke", "revoke-grant-option", "drop")
+            or self.action == Action.SET_PASSWORD
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "phase": self.phase.name.lower(),
@@ -173,6 +182,9 @@ class Plan:
     notes: tuple[str, ...] = ()
     server_version: str = ""
     lock_timeout: str = "5s"  # the policy's [apply] lock_timeout, for scripts printed from the plan
+    mode: str = "authoritative"
+    #: additive mode: what authoritative mode would also do (revoke, drop, move what exists); never run
+    withheld: tuple[Step, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -186,7 +198,7 @@ class Plan:
         return tuple(s for s in self.steps if s.phase == phase)
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "database": self.database,
             "server_version": self.server_version,
             "changes": len(self.steps),
@@ -195,3 +207,7 @@ class Plan:
             "steps": [s.to_dict() for s in self.steps],
             "notes": list(self.notes),
         }
+        if self.mode == "additive":  # an authoritative plan keeps the shape it always had
+            data["mode"] = self.mode
+            data["withheld"] = [s.to_dict() for s in self.withheld]
+        return data

@@ -86,9 +86,10 @@ def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
     """(schema, kind, change) -> the groups whose objects need that change."""
     schema_names = {s.oid: s.name for s in ctx.snap.schemas}
     pending: dict[PendingKey, list[ObjectGroup]] = defaultdict(list)
+    owner = ctx.snap.role_by_name.get(ctx.owner)
     for group in ctx.snap.objects:
-        if group.extension:
-            continue
+        if group.extension or (ctx.additive and (owner is None or group.owner != owner.oid)):
+            continue  # additive: the grants of an object whose ownership would move follow the move
         schema = schema_names.get(group.schema, str(group.schema))
         for change in _group_changes(ctx, group):
             pending[(schema, group.kind, change)].append(group)

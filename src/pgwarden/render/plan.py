@@ -52,6 +52,11 @@ def plan_sql(plan: Plan) -> str:
         out.append(step.render() + ";")
     if current == Phase.DATABASE:
         out.append("COMMIT;")
+    if plan.withheld:
+        out += ["", f"-- additive mode: {len(plan.withheld)} step(s) withheld, what authoritative mode would also run:"]
+        for step in plan.withheld:
+            out.append(f"--   {step.object}: {step.reason}")
+            out.extend(f"--     {line}" for line in step.render().splitlines())
     return "\n".join(out) + "\n"
 
 
@@ -91,7 +96,9 @@ def render_plan(ui: UI, plan: Plan, fmt: str) -> None:
     for note in plan.notes:
         ui.info(f"note: {note}")
     if plan.empty:
-        ui.print(f"database {plan.database} matches the policy: no changes")
+        done = "no changes" if not plan.withheld else "nothing to grant or create (additive mode)"
+        ui.print(f"database {plan.database} matches the policy: {done}")
+        _withheld(ui, plan)
         return
     title = f"Plan for database {plan.database}: {len(plan.steps)} change(s)"
     if ui.out.is_terminal:
@@ -108,6 +115,16 @@ def render_plan(ui: UI, plan: Plan, fmt: str) -> None:
             "(apply refuses unless --skip-unprivileged)"
         )
     ui.print(summary)
+    _withheld(ui, plan)
+
+
+def _withheld(ui: UI, plan: Plan) -> None:
+    """Additive mode: what authoritative mode would also do, never run, listed apart."""
+    if plan.withheld:
+        ui.raw(
+            f"\nwithheld in additive mode ({len(plan.withheld)}): authoritative mode would also run\n\n"
+            + plan_text(plan.withheld)
+        )
 
 
 def render_plans(ui: UI, outcomes: Sequence[Outcome[Plan]], fmt: str) -> None:
