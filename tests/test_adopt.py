@@ -377,3 +377,36 @@ def test_adopt_retries_a_batch_that_hit_the_lock_timeout(
         )
     assert owners == {"busy": owner, "calm": owner}
     print(f"\nadopt retry: {data['retries']} retries, finished in {elapsed:.2f}s after a 1.2 s lock")
+
+
+def test_adopt_creates_the_policys_missing_roles_first(
+    admin_conn: psycopg.Connection[Any],
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: Any,
+    tmp_path: Path,
+) -> None:
+    """A database made by postgres, a policy whose roles do not exist yet: adopt creates them as apply
+    does (a SCRAM verifier, the clear password nowhere), then moves ownership; the owner logs in."""
+    db = pg_cleanup.database(unique_name("adoptnew"))
+    owner, app = pg_cleanup.role(unique_name("owner")), pg_cleanup.role(unique_name("app"))
+    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.legacy (id serial PRIMARY KEY, v text)")
+    policy = write_policy(tmp_path / "pgwarden.toml", database=db, owner=owner, app=[app])
+    env = {f"PGWARDEN_PASSWORD_{owner.upper()}": "own-pw-123", f"PGWARDEN_PASSWORD_{app.upper()}": "app-pw-123"}
+    dry = run_cli(["adopt", "-c", str(policy), "--dsn", admin_dsn, "--from", "postgres"], env=env)
+    assert dry.exit_code == 0 and f'CREATE ROLE "{owner}"' in dry.stdout, dry
+    assert "own-pw-123" not in dry.stdout + dry.stderr and f":'PGWARDEN_PASSWORD_{owner.upper()}'" in dry.stdout
+    assert admin_conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (owner,)).fetchone() == (0,)
+    moved = run_cli(["adopt", "-c", str(policy), "--dsn", admin_dsn, "--from", "postgres", "--yes"], env=env)
+    assert moved.exit_code == 0, moved
+    stored = admin_conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (owner,)).fetchone()
+    assert stored is not None and stored[0].startswith("SCRAM-SHA-256$"), stored
+    with psycopg.connect(role_conninfo(admin_dsn, owner, "own-pw-123", db), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'legacy'").fetchone()
+        assert row == (owner,)
+    applied = run_cli(["apply", "-c", str(policy), "--dsn", admin_dsn, "--yes"], env=env)
+    assert applied.exit_code == 0, applied
+    clean = run_cli(["plan", "-c", str(policy), "--dsn", admin_dsn, "--exit-code"], env=env)
+    assert clean.exit_code == 0, clean

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from psycopg import sql
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PgwardenError
 from pgwarden.kinds import defacl_word
+from pgwarden.plan import Action, Phase, Step
 from pgwarden.snapshot import query
 
 if TYPE_CHECKING:
@@ -139,6 +141,8 @@ class AdoptPlan:
     objects: list[OwnedObject]
     reported: list[OwnedObject]
     default_privileges: list[DefaultPrivilege]
+    #: the policy's roles that do not exist yet, created first the way apply creates them
+    roles: list[Step] = field(default_factory=list)
 
     def statements(self) -> list[sql.Composed]:
         return [alter_owner_sql(o, self.to_role) for o in self.objects]
@@ -196,28 +200,55 @@ def _default_privileges(conn: psycopg.Connection[Any], from_role: str, to_role: 
     return out
 
 
-def plan_adopt(session: Session, from_role: str) -> AdoptPlan:
-    """Enumerate what adopt would move in the target database (reads only)."""
+def plan_adopt(session: Session, from_role: str, secrets: Mapping[str, str] | None = None) -> AdoptPlan:
+    """Enumerate what adopt would do in the target database (reads only): the policy's roles to
+    create first (as apply creates them: SCRAM verifiers from `secrets`, never clear text), then
+    the objects to move."""
     to_role = session.policy.owner.name
     if from_role == to_role:
         raise PgwardenError(f"role {from_role} is already the owner named in the policy", hint="pass --from OLD_ROLE")
     if not session.target_exists():
         raise PgwardenError(f"database {session.target} does not exist", hint="adopt moves an existing database")
+    snap = session.snapshot(secrets=secrets, names=False)
+    roles = [s for s in session.plan(snap, secrets).phase(Phase.ROLES) if s.action == Action.CREATE_ROLE]
     conn = session.connect_target()
-    try:
-        _role_oid(conn, to_role)
-    except PgwardenError:
-        conn.close()
-        raise PgwardenError(
-            f"the owner role {to_role} does not exist yet",
-            hint=f"create it first (CREATE ROLE {to_role} ...), then adopt, then `pgwarden apply`",
-        ) from None
     try:
         objects, reported = enumerate_owned(conn, from_role)
         defaults = _default_privileges(conn, from_role, to_role)
     finally:
         conn.close()
-    return AdoptPlan(session.target, from_role, to_role, objects, reported, defaults)
+    return AdoptPlan(session.target, from_role, to_role, objects, reported, defaults, roles)
+
+
+def create_roles(session: Session, steps: Sequence[Step]) -> None:
+    """CREATE ROLE for the policy's missing roles, in one transaction under apply's cluster lock."""
+    import psycopg
+
+    from pgwarden.apply import LOCK_KEY
+
+    blocked = [s for s in steps if not s.allowed]
+    if blocked:
+        needs = "; ".join(sorted({str(s.needs) for s in blocked}))
+        raise PgwardenError(
+            f"the policy's roles {', '.join(s.role or '' for s in blocked)} do not exist and the connected "
+            f"role may not create them (needs {needs}); nothing was changed",
+            hint="connect as a superuser or a CREATEROLE admin, or create them with `pgwarden apply` first",
+        )
+    admin = session.admin
+    try:
+        admin.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        with admin.transaction():
+            for step in steps:
+                admin.execute(step.sql)
+    except psycopg.Error as exc:
+        first = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise ApplyError(
+            f"adopt: creating the policy's roles failed: {first}; nothing was changed",
+            hint="fix the cause and re-run adopt",
+        ) from None
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            admin.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
 
 def _batches(items: Sequence[OwnedObject], size: int) -> list[list[OwnedObject]]:
@@ -276,19 +307,23 @@ def adopt(
     retries: int = 5,
     backoff: float = 0.5,
     on_progress: ProgressHandler | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> AdoptResult:
     """Move ownership from `from_role` to the policy's owner, batch by batch, each batch one transaction.
 
     A batch that hits lock_timeout is rolled back and retried after a growing pause; live traffic
     therefore never waits on adopt for longer than lock_timeout plus one batch. Interrupting is safe:
     committed batches stay done, and a re-run enumerates again what is still owned by `from_role`.
+    The policy's roles that do not exist yet are created first, with passwords from `secrets`.
     """
     import psycopg
 
     if batch_size < 1:
         raise PgwardenError("--batch-size must be at least 1")
     timeout = lock_timeout or session.policy.apply.lock_timeout
-    adopt_plan = plan_adopt(session, from_role)
+    adopt_plan = plan_adopt(session, from_role, secrets)
+    if adopt_plan.roles:
+        create_roles(session, adopt_plan.roles)
     result = AdoptResult(adopt_plan)
     emit = on_progress or (lambda _what, _done, _total: None)
     total = len(adopt_plan.objects)

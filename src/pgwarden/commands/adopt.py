@@ -48,12 +48,14 @@ def command(
     fmt: str,
 ) -> int:
     from pgwarden.adopt import adopt, plan_adopt
+    from pgwarden.connect import secrets_from_env
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     policy = load(config)
+    secrets = secrets_from_env([env for _, env in policy.login_roles()])
     with Session.open(dsn, policy) as session:
-        preview = plan_adopt(session, from_role)
+        preview = plan_adopt(session, from_role, secrets)
         if not yes:
             if fmt == "json":
                 ui.json(_summary(preview, None))
@@ -67,7 +69,7 @@ def command(
             if not click.confirm(f"Move these {len(preview.objects)} object(s)?", default=False, err=True):
                 ui.info("nothing changed")
                 return EXIT_OK
-        result = _run(ui, session, from_role, lock_timeout, batch_size, adopt)
+        result = _run(ui, session, from_role, lock_timeout, batch_size, adopt, secrets)
     if fmt == "json":
         ui.json(_summary(result.plan, len(result.moved), result.batches, result.retries))
         return EXIT_OK
@@ -97,10 +99,15 @@ def _summary(p: AdoptPlan, moved: int | None, batches: int = 0, retries: int = 0
         "retries": retries,
         "reported": [{**o.to_dict(), "reason": REPORT_REASONS.get(o.kind, "")} for o in p.reported],
         "default_privileges": [d.to_dict() for d in p.default_privileges],
+        "roles": [{"object": s.object, "sql": s.render(), "reason": s.reason} for s in p.roles],
     }
 
 
 def _show_plan(ui: UI, p: AdoptPlan) -> None:
+    if p.roles:
+        ui.print(f"-- first, the policy's {len(p.roles)} missing role(s), as apply creates them:")
+        for step in p.roles:
+            ui.raw(step.render() + ";")
     if not p.objects:
         ui.print(f"nothing in database {p.database} is owned by {p.from_role}")
         return
@@ -123,7 +130,9 @@ def _show_notes(ui: UI, p: AdoptPlan) -> None:
             ui.info(f"  {d.statement};")
 
 
-def _run(ui: Any, session: Any, from_role: str, lock_timeout: str | None, batch_size: int, adopt: Any) -> Any:
+def _run(
+    ui: Any, session: Any, from_role: str, lock_timeout: str | None, batch_size: int, adopt: Any, secrets: Any
+) -> Any:
     """Run adopt with a progress bar on a terminal (stderr), plain notes otherwise."""
     if ui.quiet or not ui.err.is_terminal:
 
@@ -131,7 +140,9 @@ def _run(ui: Any, session: Any, from_role: str, lock_timeout: str | None, batch_
             if what == "retry":
                 ui.info(f"lock timeout: retrying a batch ({done}/{total} moved)")
 
-        return adopt(session, from_role, lock_timeout=lock_timeout, batch_size=batch_size, on_progress=plain)
+        return adopt(
+            session, from_role, lock_timeout=lock_timeout, batch_size=batch_size, on_progress=plain, secrets=secrets
+        )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -144,4 +155,6 @@ def _run(ui: Any, session: Any, from_role: str, lock_timeout: str | None, batch_
             if what == "retry":
                 progress.console.print(f"lock timeout: retrying a batch ({done}/{total} moved)")
 
-        return adopt(session, from_role, lock_timeout=lock_timeout, batch_size=batch_size, on_progress=bar)
+        return adopt(
+            session, from_role, lock_timeout=lock_timeout, batch_size=batch_size, on_progress=bar, secrets=secrets
+        )
