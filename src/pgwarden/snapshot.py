@@ -257,20 +257,21 @@ def inspect(
     passwords: dict[int, str | None] | None = None
     if server.can_read_authid and role_names:
         passwords = {r["oid"]: r["password"] for r in _rows(conn, "passwords", {"names": list(role_names)})}
-    database = None
-    guard = None
+    owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
+    database, guard = None, None
+    types: tuple[TypeRef, ...] = ()
     if server.database == target:
-        d = _rows(conn, "database", {"name": target})[0]
+        params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid}
+        d = _rows(conn, "database", params)[0]
         database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
-        g = _rows(conn, "guard")[0]
+        types = tuple(TypeRef(**t) for t in d["types"])
+        g = d["guard"]
         guard = GuardState(**{**g, "config": tuple(g["config"]) if g["config"] is not None else None})
     schemas = tuple(
         Schema(r["oid"], r["name"], r["owner"], _acl(r["acl"]), r["extension"]) for r in _rows(conn, "schemas")
     )
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
-    owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
     objects = _object_groups(conn, managed_oids, name_threshold, owner_oid)
-    types = tuple(TypeRef(**r) for r in _rows(conn, "types", {"schemas": managed_oids, "owner": owner_oid}))
     default_acls = tuple(
         DefaultAcl(r["role"], r["schema"], r["objtype"], _acl(r["acl"])) for r in _rows(conn, "default_acls")
     )

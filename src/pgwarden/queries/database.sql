@@ -1,7 +1,41 @@
--- One database: owner and ACL (NULL ACL means the built-in default, made explicit here).
+-- One database: owner and ACL (NULL ACL means the built-in default, made explicit here), plus, in
+-- the same round trip, what plan needs once per existing database:
+-- `types`: the types and domains of the managed schemas that the policy's owner does not own (a
+--   compliant database has none). Left out, as adopt leaves them: array and multirange types and
+--   table row types (they follow their base object), and extension members.
+-- `guard`: pgwarden's guard as the server has it: its event trigger, its function and the schema
+--   pgwarden keeps it in (every column NULL or false when there is no guard).
 SELECT d.oid, d.datname AS name, d.datdba AS owner,
        COALESCE((SELECT json_agg(json_build_array(a.grantor, a.grantee, a.privilege_type, a.is_grantable)
                                  ORDER BY a.grantee, a.privilege_type)
-                 FROM aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a), '[]') AS acl
+                 FROM aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a), '[]') AS acl,
+       (SELECT COALESCE(json_agg(row_to_json(ty) ORDER BY ty.schema, ty.name), '[]')
+        FROM (SELECT t.oid::int8 AS oid, t.typnamespace::int8 AS schema, t.typname::text AS name,
+                     t.typtype::text AS subkind, t.typowner::int8 AS owner
+              FROM pg_catalog.pg_type t
+              WHERE t.typnamespace = ANY(ARRAY(SELECT n.oid FROM pg_catalog.pg_namespace n
+                                               WHERE n.nspname = ANY(%(schemas)s::text[])))
+                AND t.typowner <> %(owner)s::oid
+                AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
+                AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c')
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.typarray = t.oid)
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep
+                                WHERE dep.classid = 'pg_catalog.pg_type'::regclass AND dep.objid = t.oid
+                                  AND dep.deptype = 'e')) ty) AS types,
+       (SELECT row_to_json(g)
+        FROM (SELECT e.evtenabled::text AS trigger_enabled, e.evtevent::text AS trigger_event,
+                     e.evtfoid = p.oid AS trigger_calls_function,
+                     p.prosrc AS source, p.prosecdef AS security_definer, p.proconfig AS config,
+                     r.rolsuper AS owner_is_superuser, p.proacl::text AS acl,
+                     n.oid IS NOT NULL AS schema_exists,
+                     (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid)
+                       + (SELECT count(*) FROM pg_catalog.pg_proc o
+                          WHERE o.pronamespace = n.oid AND o.oid <> COALESCE(p.oid, 0))
+                       + (SELECT count(*) FROM pg_catalog.pg_type ty WHERE ty.typnamespace = n.oid) AS other_objects
+              FROM (SELECT 1) one
+              LEFT JOIN pg_catalog.pg_event_trigger e ON e.evtname = 'pgwarden_guard'
+              LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'pgwarden'
+              LEFT JOIN pg_catalog.pg_proc p ON p.pronamespace = n.oid AND p.proname = 'guard' AND p.pronargs = 0
+              LEFT JOIN pg_catalog.pg_roles r ON r.oid = p.proowner) g) AS guard
 FROM pg_catalog.pg_database d
 WHERE d.datname = %(name)s
