@@ -47,6 +47,15 @@ def _conf_value(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+def _temp_root(as_root: bool) -> str | None:
+    """Where the cluster's directory goes: $TMPDIR (None: the system's default); as root, $TMPDIR only
+    when the server's OS user can reach it (it may be inside /root), else /tmp."""
+    if not as_root:
+        return None
+    tmpdir = os.environ.get("TMPDIR")
+    return tmpdir if tmpdir and traversable_by_others(Path(tmpdir)) else "/tmp"
+
+
 class LocalServer:
     """A throwaway PostgreSQL cluster in a temp dir: initdb, scram auth, 127.0.0.1 on a free port.
 
@@ -87,9 +96,7 @@ class LocalServer:
         self._bindir = binaries.bindir
         self._owns_base = base_dir is None or not Path(base_dir).exists()
         if base_dir is None:
-            # Under /tmp (not $TMPDIR, which may be inside an unreadable home) when root.
-            tmp_root = "/tmp" if self._os_user is not None else None
-            self.base_dir = Path(tempfile.mkdtemp(prefix="pgwarden-", dir=tmp_root))
+            self.base_dir = Path(tempfile.mkdtemp(prefix="pgwarden-", dir=_temp_root(self._os_user is not None)))
         else:
             self.base_dir = Path(base_dir).absolute()
         self.datadir = self.base_dir / "data"
