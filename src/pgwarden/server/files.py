@@ -81,3 +81,12 @@ def traversable_by_others(path: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def temp_root(as_root: bool) -> str | None:
+    """Where a cluster's directory goes: $TMPDIR (None: the system's default); as root, $TMPDIR only
+    when the server's OS user can reach it (it may be inside /root), else /tmp."""
+    if not as_root:
+        return None
+    tmpdir = os.environ.get("TMPDIR")
+    return tmpdir if tmpdir and traversable_by_others(Path(tmpdir)) else "/tmp"

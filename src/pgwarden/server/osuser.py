@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgwarden.errors import ServerError
-from pgwarden.server.files import file_lock, is_root
+from pgwarden.server.files import cache_dir, file_lock, is_root, makedirs_traversable, open_to_others
 
 SERVER_OS_USER = "pgwarden"
 
@@ -65,3 +66,22 @@ def server_os_user() -> OsUser | None:
         "(initdb and postgres refuse to run as root)",
         hint=f"create one (useradd --system --no-create-home {SERVER_OS_USER}), or run as non-root",
     )
+
+
+def copy_readable_by_others(install_root: Path, full_version: str) -> Path:
+    """A copy of a PostgreSQL installation the server's OS user can run (the original may be under
+    /root, mode 700), made once in the cache; the copy's root."""
+    digest = hashlib.sha256(str(install_root).encode()).hexdigest()[:12]
+    copies = cache_dir() / "copies"
+    makedirs_traversable(copies)
+    target = copies / f"postgresql-{full_version}-{digest}"
+    with file_lock(copies / f".lock-{digest}"):
+        if not target.exists():
+            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=copies))
+            try:
+                shutil.copytree(install_root, tmp / "tree", symlinks=True)
+                open_to_others(tmp / "tree")
+                os.rename(tmp / "tree", target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
