@@ -14,6 +14,13 @@ from helpers import run_cli, write_policy
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
+#: `python -c LAUNCH ARGS` runs the CLI with Python's Ctrl-C handler restored: a test worker may have
+#: been started with SIGINT ignored, which its children inherit.
+LAUNCH = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from pgwarden.cli import main; main(sys.argv[1:])"
+)
+
 
 def pgwarden(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
@@ -123,12 +130,8 @@ def test_ctrl_c_exits_130_and_says_nothing_was_changed(tmp_path: Path) -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         dsn = f"host=127.0.0.1 port={silent.getsockname()[1]} user=x dbname=postgres connect_timeout=30"
-        launch = (
-            "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from pgwarden.cli import main; main(sys.argv[1:])"
-        )
         proc = subprocess.Popen(
-            [sys.executable, "-c", launch, "check", "-c", str(policy), "--dsn", dsn],
+            [sys.executable, "-c", LAUNCH, "check", "-c", str(policy), "--dsn", dsn],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pgwarden.server import PgBinaries
+from test_cli_manners import LAUNCH
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -213,11 +214,6 @@ def test_demo_keep_then_stop(pg_binaries: PgBinaries, tmp_path: Path) -> None:
 
 # --- Ctrl-C at any moment: exit 130, the server stopped, nothing left behind ------------------------------
 
-#: The child restores Python's Ctrl-C handler: a test worker may have been started with SIGINT ignored.
-_LAUNCH = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "from pgwarden.cli import main; main(sys.argv[1:])"
-)
 
 
 def _demo_dirs(root: Path) -> list[Path]:
@@ -245,7 +241,7 @@ def _interrupted_demo(binaries: PgBinaries, root: Path, after: str, delay: float
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1"}
     env["TMPDIR"] = str(root)
     proc = subprocess.Popen(
-        [sys.executable, "-c", _LAUNCH, "demo", "--pg-bin", str(binaries.bindir)],
+        [sys.executable, "-c", LAUNCH, "demo", "--pg-bin", str(binaries.bindir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

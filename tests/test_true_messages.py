@@ -21,15 +21,11 @@ from psycopg import sql
 from conftest import PgCleanup
 from helpers import role_conninfo
 from pgwarden.apply import LOCK_KEY
+from test_cli_manners import LAUNCH
 from test_core import Split, make_split
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
-#: The child restores Python's Ctrl-C handler: a test worker may have been started with SIGINT ignored.
-_LAUNCH = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "from pgwarden.cli import main; main(sys.argv[1:])"
-)
 
 
 @pytest.fixture
@@ -86,7 +82,7 @@ def _start_apply(s: Split, *extra: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
     env.update({"PYTHONPATH": str(SRC), "NO_COLOR": "1", **{k: v for k, v in s.env.items() if v is not None}})
     return subprocess.Popen(
-        [sys.executable, "-c", _LAUNCH, "apply", "--yes", "-c", str(s.path), "--dsn", s.admin_dsn, *extra],
+        [sys.executable, "-c", LAUNCH, "apply", "--yes", "-c", str(s.path), "--dsn", s.admin_dsn, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -165,7 +161,7 @@ def _pty_apply(s: Split, answer: bytes) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
     env.update({"PYTHONPATH": str(SRC), "NO_COLOR": "1", "COLUMNS": "200"})
     env.update({k: v for k, v in s.env.items() if v is not None})
-    args = [sys.executable, "-c", _LAUNCH, "apply", "-c", str(s.path), "--dsn", s.admin_dsn]
+    args = [sys.executable, "-c", LAUNCH, "apply", "-c", str(s.path), "--dsn", s.admin_dsn]
     pid, fd = pty.fork()
     if pid == 0:  # the child: its terminal is the pty, as in a shell
         os.execve(sys.executable, args, env)
