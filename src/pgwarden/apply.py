@@ -29,7 +29,6 @@ class ApplyResult:
     executed: list[Step] = field(default_factory=list)
     skipped: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    committing: bool = field(default=False, repr=False)  # the database transaction is ending with COMMIT
 
     @property
     def changed(self) -> bool:
@@ -163,6 +162,7 @@ def _database_phase(
 
     conn = session.connect_target(autocommit=False)
     kept = list(result.executed)  # the roles phase and CREATE DATABASE: committed
+    committing = False
     try:
         with conn.transaction():
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
@@ -177,15 +177,15 @@ def _database_phase(
             todo = [s for s in steps if s.allowed]
             if todo:
                 _execute(conn, todo, emit, result, pipeline=len(todo) >= PIPELINE_MIN)
-            result.committing = True  # from here the transaction ends with COMMIT
+            committing = True  # from here the transaction ends with COMMIT
     except BaseException as exc:
-        if not (result.committing and not isinstance(exc, psycopg.Error)):
-            result.executed = kept  # rolled back
-        if isinstance(exc, psycopg.Error):
+        if isinstance(exc, psycopg.Error):  # the server rolled it back
+            result.executed = kept
             raise _apply_error(exc, f"database {session.target}", kept) from None
+        if not committing:  # Ctrl-C before COMMIT: rolled back; during it, nobody knows (see _interrupted)
+            result.executed = kept
         raise
     finally:
-        result.committing = False
         conn.close()
 
 
