@@ -166,12 +166,15 @@ def _pty_apply(s: Split, answer: bytes) -> tuple[int, str]:
     if pid == 0:  # the child: its terminal is the pty, as in a shell
         os.execve(sys.executable, args, env)
     output = b""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     try:
         while b"Apply these changes?" not in output and time.monotonic() < deadline:
             if select.select([fd], [], [], 0.1)[0]:
                 output += os.read(fd, 65536)
+        assert b"Apply these changes?" in output, output.decode(errors="replace")
+        time.sleep(0.3)  # let it reach the read of the answer
         os.write(fd, answer)
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if select.select([fd], [], [], 0.1)[0]:
                 try:
@@ -182,9 +185,23 @@ def _pty_apply(s: Split, answer: bytes) -> tuple[int, str]:
                     break
                 output += chunk
     finally:
-        _, status = os.waitpid(pid, 0)
+        status = _reap(pid)
         os.close(fd)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+    return status, output.decode(errors="replace")
+
+
+def _reap(pid: int, seconds: float = 30) -> int:
+    """The child's exit code; if it is still there after `seconds`, its signal state, then kill it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    state = [ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("Sig")]
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError(f"the child did not end: {state}")
 
 
 def test_ctrl_c_and_end_of_input_at_the_question(drifted: Split) -> None:
