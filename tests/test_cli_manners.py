@@ -14,6 +14,13 @@ from helpers import run_cli, write_policy
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
+#: `python -c LAUNCH ARGS` runs the CLI with Python's Ctrl-C handler restored: a test worker may have
+#: been started with SIGINT ignored, which its children inherit.
+LAUNCH = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from pgwarden.cli import main; main(sys.argv[1:])"
+)
+
 
 def pgwarden(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
@@ -79,6 +86,65 @@ def test_usage_errors_exit_2_without_traceback() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "yaml" in result.stderr
+    assert result.stderr.splitlines() == [
+        "error: Invalid value for '--format': 'yaml' is not one of 'text', 'sql', 'json'.",
+        "hint: see `pgwarden plan --help`",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (["nosuch"], "pgwarden"),
+        (["plan", "--no-such-option"], "pgwarden plan"),
+        (["probe", "--max-objects", "0"], "pgwarden probe"),
+        (["demo", "--stop", "--keep"], "pgwarden demo"),
+    ],
+)
+def test_usage_errors_are_an_error_and_a_hint(args: list[str], where: str) -> None:
+    result = pgwarden(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: "), result.stderr
+    assert lines[1] == f"hint: see `{where} --help`", result.stderr
+    assert "Usage:" not in result.stderr and "Try '" not in result.stderr
+
+
+def test_an_error_without_its_own_hint_still_gets_one(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[database\nname = 'x'\n")
+    result = pgwarden("plan", "-c", str(bad))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"error: {bad}:1: invalid TOML"), result.stderr
+    assert lines[1].startswith("hint: ") and "docs/policy.md" in lines[1], result.stderr
+
+
+def test_ctrl_c_exits_130_and_says_nothing_was_changed(tmp_path: Path) -> None:
+    """A read-only command interrupted while it waits for the server: exit 130, an error and a hint."""
+    import signal
+    import socket
+
+    policy = write_policy(tmp_path / "p.toml", database="d", owner="o", app=["a"])
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        dsn = f"host=127.0.0.1 port={silent.getsockname()[1]} user=x dbname=postgres connect_timeout=30"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, "check", "-c", str(policy), "--dsn", dsn],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+        )
+        silent.settimeout(30)
+        client, _ = silent.accept()  # it connected: it now waits for the server's first answer
+        with client:
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert err.splitlines() == ["error: interrupted: nothing was changed", "hint: run `pgwarden check` again"], err
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:

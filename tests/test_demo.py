@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pgwarden.server import PgBinaries
+from test_cli_manners import LAUNCH
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -207,3 +210,92 @@ def test_demo_keep_then_stop(pg_binaries: PgBinaries, tmp_path: Path) -> None:
     again = _demo(pg_binaries, "--stop", env=env)
     assert again.returncode == 0 and "nothing to stop" in again.stderr
     assert not (tmp_path / "pgwarden" / "demo.json").exists()
+
+
+# --- Ctrl-C at any moment: exit 130, the server stopped, nothing left behind ------------------------------
+
+
+
+def _demo_dirs(root: Path) -> list[Path]:
+    return sorted(root.glob("pgwarden-*"))
+
+
+def _processes_using(root: Path) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(root) in text:
+            found.append(text)
+    return found
+
+
+def _interrupted_demo(binaries: PgBinaries, root: Path, after: str, delay: float) -> tuple[int, str, str]:
+    """Start the demo, wait for `after` (a line of its output, or "initdb": its data directory
+    appearing), wait `delay`, then Ctrl-C its process group as a terminal does."""
+    import threading
+    import time
+
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1"}
+    env["TMPDIR"] = str(root)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, "demo", "--pg-bin", str(binaries.bindir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if after == "initdb" and any((d / "data").exists() for d in _demo_dirs(root)):
+                break
+            if after != "initdb" and any(after in line for line in lines):
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the demo ended before {after!r}:\n{''.join(lines)}"
+        time.sleep(delay)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)  # also when the test fails: the demo must clean up
+        err = proc.stderr.read()  # type: ignore[union-attr]
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
+    return proc.returncode, "".join(lines), err
+
+
+@pytest.mark.parametrize(
+    ("after", "delay"),
+    [
+        ("=== Start a throwaway PostgreSQL server", 0.0),
+        ("initdb", 0.0),
+        ("initdb", 0.4),
+        (", data in ", 0.0),
+        ("$ pgwarden apply --yes", 0.05),
+        ("$ pgwarden probe", 0.05),
+    ],
+)
+def test_ctrl_c_during_the_demo_exits_130_and_leaves_nothing(after: str, delay: float) -> None:
+    from conftest import PG_VERSIONS, binaries_for
+
+    binaries = binaries_for(max(PG_VERSIONS))  # the property does not depend on the version
+    root = Path(tempfile.mkdtemp(prefix="pgwarden-ctrl-c-", dir="/tmp"))
+    os.chmod(root, 0o755)  # as root, the server's OS user must reach it (else the demo uses /tmp)
+    try:
+        code, out, err = _interrupted_demo(binaries, root, after, delay)
+        assert code == 130, f"exit {code}\n{out}\n{err}"
+        assert "Traceback" not in err, err
+        lines = err.strip().splitlines()  # the steps' own notes come first, on stderr too
+        assert [line for line in lines if line.startswith("error:")] == lines[-2:-1], err
+        assert lines[-2].startswith("error: interrupted: ") and "nothing is left behind" in lines[-2], err
+        assert lines[-1].startswith("hint: "), err
+        assert _demo_dirs(root) == [], f"left behind: {_demo_dirs(root)}\n{out}\n{err}"
+        assert _processes_using(root) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

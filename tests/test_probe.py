@@ -207,3 +207,91 @@ def test_hostile_names_probe_check_and_report_clean(
     assert checked.exit_code == 0 and checked.json()["findings"] == [], str(checked)
     report = s.cli("report", "--format", "html")
     assert report.exit_code == 0 and "We &quot;Sell&quot; Ünicode" in report.stdout, str(report)
+
+
+# --- the table of actions, derived from the privilege profiles ----------------------------------------
+
+
+def test_what_each_level_must_get_comes_from_the_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgwarden.policy import build_policy
+    from pgwarden.probe import actions, expected
+
+    policy = build_policy(database="shop", owner="own", app=["app"], readonly=["ro"])
+    for level, allowed in ACCESS_ALLOWED.items():
+        for action in ACTIONS:
+            if action != "create-temp-table":
+                assert expected(policy, level, action) == (action in allowed), (level, action)
+    assert all(expected(policy, "owner", a) for a in ACTIONS)
+    # the profile is the one definition: give readonly INSERT and the probe expects it to insert
+    readonly = {**actions.PROFILES["readonly"], "table": frozenset({"SELECT", "INSERT"})}
+    profiles = {**actions.PROFILES, "readonly": readonly}
+    monkeypatch.setattr(actions, "PROFILES", profiles)
+    assert expected(policy, "readonly", "insert") and not expected(policy, "readonly", "update")
+
+
+def test_every_action_is_tried_or_asked() -> None:
+    from pgwarden.probe import TABLE
+
+    for action in TABLE:
+        if action.on == "connection":
+            continue
+        assert action.statement is not None or action.inquiry is not None, action.name
+        assert action.inquiry is None or action.privilege is not None, action.name
+
+
+def test_owner_grant_to_public_when_public_already_holds_select(split: Split) -> None:
+    """The owner granted SELECT to PUBLIC itself: a second GRANT changes no ACL, yet the owner can grant."""
+    with split.login(split.owner) as owner:
+        owner.execute("GRANT SELECT ON items, billing.invoices TO PUBLIC")
+    code, data = probe_json(split)
+    grants = [a for a in data["attempts"] if a["action"] == "grant-to-public"]
+    assert {(a["role"], a["outcome"]) for a in grants} == {
+        (split.owner, "allowed"),
+        (split.app, "denied"),
+        (split.readonly, "denied"),
+    }, grants
+    assert code == 0, json.dumps([a for a in data["attempts"] if not a["ok"]], indent=1)
+    assert all(a["sqlstate"] == "01007" for a in grants if a["outcome"] == "denied"), grants
+
+
+@pytest.mark.minversion(16)
+def test_createrole_admin_that_cannot_set_role_could_not_run(
+    split: Split, admin_conn: Any, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    """On 16+ a CREATEROLE admin holds ADMIN on the roles it created, but neither SET nor INHERIT."""
+    import psycopg
+    from psycopg import sql
+
+    from helpers import role_conninfo
+
+    admin = pg_cleanup.role(unique_name("cradmin"))
+    password = "pw-" + unique_name("x")
+    ident = sql.Identifier(admin)
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(ident, sql.Literal(password)))
+    for role in (split.owner, split.app, split.readonly):
+        admin_conn.execute(
+            sql.SQL("GRANT {} TO {} WITH ADMIN TRUE, INHERIT FALSE, SET FALSE").format(sql.Identifier(role), ident)
+        )
+    admin_conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(split.database), ident))
+    dsn = role_conninfo(split.admin_dsn, admin, password, "postgres")
+    with psycopg.connect(role_conninfo(split.admin_dsn, admin, password, split.database), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied to set role"):
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(split.owner)))
+    result = split.cli("probe", dsn=dsn)
+    assert result.exit_code == 2, str(result)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: cannot act as "), result.stderr
+    assert "permission denied to set role" in lines[0]
+    assert lines[1].startswith("hint: ") and "--login" in lines[1] and "WITH SET TRUE" in lines[1]
+    assert "UNEXPECTED" not in result.stdout
+    # the way out the hint gives runs, as that admin; once it ran for every role the probe runs, clean
+    for _ in range(3):
+        fix = lines[1].split("`")[-2]
+        assert fix.startswith("GRANT ") and fix.endswith(" WITH SET TRUE;"), fix
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(fix)  # type: ignore[call-overload]
+        result = split.cli("probe", dsn=dsn)
+        lines = result.stderr.strip().splitlines()
+        if result.exit_code != 2:
+            break
+    assert result.exit_code == 0, str(result)

@@ -29,6 +29,8 @@ class ApplyResult:
     executed: list[Step] = field(default_factory=list)
     skipped: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the step whose statement failed, for the error message (pipelines do not say which)
+    failed: Step | None = None
 
     @property
     def changed(self) -> bool:
@@ -47,10 +49,17 @@ def _noop(event: str, step: Step | None, done: int, total: int) -> None:
     return None
 
 
-def unprivileged_error(steps: Sequence[Step]) -> PrivilegeError:
-    needs = sorted({str(s.needs) if s.needs else "more privileges" for s in steps})
+class ApplyInterrupted(ApplyError):
+    """Ctrl-C (or SIGTERM turned into it) during apply: what was committed stays, the rest was rolled back."""
+
+    exit_code = 130
+
+
+def unprivileged_error(steps: Sequence[Step], kept: Sequence[Step] = ()) -> PrivilegeError:
+    needs = sorted({str(s.needs or "more privileges") for s in steps})
     return PrivilegeError(
-        f"{len(steps)} step(s) need more than the connected role has ({'; '.join(needs)}); nothing was changed",
+        f"{len(steps)} step(s) need more than the connected role has ({'; '.join(needs)}); "
+        + _outcome(kept, "the database part"),
         hint="connect as a role that has them, or pass --skip-unprivileged to apply the rest and print "
         "the SQL someone with the right role must run",
     )
@@ -64,53 +73,75 @@ def apply(
     lock_timeout: str | None = None,
     on_event: EventHandler | None = None,
 ) -> ApplyResult:
-    """Make the database match the policy. All or nothing for the database part."""
-    import psycopg
-
+    """Make the database match the policy. All or nothing for the database part.
+    On Ctrl-C raises ApplyInterrupted saying what was committed and what was rolled back."""
     emit = on_event or _noop
     admin = session.admin
     timeout = lock_timeout or session.policy.apply.lock_timeout
-    _cluster_lock(admin, emit)
+    result: ApplyResult | None = None
     try:
-        # the database part is planned again under the lock; here only roles, CREATE DATABASE and
-        # what the admin may do matter, so big groups need not be named
-        first = session.plan(session.snapshot(secrets=secrets, names=False), secrets)
-        result = ApplyResult(first, notes=list(first.notes))
-        if first.unprivileged and not skip_unprivileged:
-            raise unprivileged_error(first.unprivileged)
-        roles = [s for s in first.phase(Phase.ROLES) if s.allowed]
-        result.skipped.extend(s for s in first.phase(Phase.ROLES) if not s.allowed)
-        if roles:
-            try:
-                with admin.transaction():
-                    _execute(admin, roles, emit, result)
-            except psycopg.Error as exc:
-                result.executed.clear()
-                raise _apply_error(exc, "roles") from None
-        for step in first.phase(Phase.CREATE_DATABASE):
-            if not step.allowed:
-                result.skipped.append(step)
-                continue
-            try:
-                _execute(admin, [step], emit, result)
-            except psycopg.Error as exc:
-                raise _apply_error(exc, "CREATE DATABASE") from None
-            # it exists now: the plan's "does not exist yet" note no longer holds
-            result.notes = [n for n in result.notes if n != missing_database_note(session.target)]
-        if first.empty:
-            # Nothing to change as of a snapshot taken under the cluster lock: nothing to lock and
-            # re-check either (a concurrent apply that is changing the database does its own work).
-            return result
-        if not session.target_exists():
-            result.notes.append(f"database {session.target} does not exist: its steps were not applied")
-            return result
-        _database_phase(session, secrets, timeout, skip_unprivileged, emit, result)
-        return result
-    finally:
+        _cluster_lock(admin, emit)
         try:
-            admin.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-        except Exception:
-            pass  # the connection is gone; the server released the lock with it
+            # the database part is planned again under the lock; here only roles, CREATE DATABASE and
+            # what the admin may do matter, so big groups need not be named
+            first = session.plan(session.snapshot(secrets=secrets, names=False), secrets)
+            result = ApplyResult(first, notes=list(first.notes))
+            if first.unprivileged and not skip_unprivileged:
+                raise unprivileged_error(first.unprivileged)
+            _roles_phase(admin, first, emit, result)
+            _create_database_phase(session, admin, first, emit, result)
+            if first.empty:
+                # Nothing to change as of a snapshot taken under the cluster lock: nothing to lock and
+                # re-check either (a concurrent apply that is changing the database does its own work).
+                return result
+            if not session.target_exists():
+                result.notes.append(f"database {session.target} does not exist: its steps were not applied")
+                return result
+            _database_phase(session, secrets, timeout, skip_unprivileged, emit, result)
+            return result
+        finally:
+            try:
+                admin.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            except BaseException:
+                pass  # the connection is gone (or we are interrupted): the server releases the lock with it
+    except KeyboardInterrupt:
+        raise _interrupted(result, session.target) from None
+
+
+def _roles_phase(admin: psycopg.Connection[Any], first: Plan, emit: EventHandler, result: ApplyResult) -> None:
+    """Every role step in one transaction: all committed, or none."""
+    import psycopg
+
+    roles = [s for s in first.phase(Phase.ROLES) if s.allowed]
+    result.skipped.extend(s for s in first.phase(Phase.ROLES) if not s.allowed)
+    if not roles:
+        return
+    try:
+        with admin.transaction():
+            _execute(admin, roles, emit, result)
+    except BaseException as exc:
+        result.executed.clear()  # rolled back: nothing of it is kept
+        if isinstance(exc, psycopg.Error):
+            raise _apply_error(exc, "roles", (), result.failed) from None
+        raise
+
+
+def _create_database_phase(
+    session: Session, admin: psycopg.Connection[Any], first: Plan, emit: EventHandler, result: ApplyResult
+) -> None:
+    import psycopg
+
+    for step in first.phase(Phase.CREATE_DATABASE):
+        if not step.allowed:
+            result.skipped.append(step)
+            continue
+        kept = list(result.executed)
+        try:
+            _execute(admin, [step], emit, result)
+        except psycopg.Error as exc:
+            raise _apply_error(exc, "CREATE DATABASE", kept, result.failed) from None
+        # it exists now: the plan's "does not exist yet" note no longer holds
+        result.notes = [n for n in result.notes if n != missing_database_note(session.target)]
 
 
 def _cluster_lock(admin: psycopg.Connection[Any], emit: EventHandler) -> None:
@@ -132,6 +163,8 @@ def _database_phase(
     import psycopg
 
     conn = session.connect_target(autocommit=False)
+    kept = list(result.executed)  # the roles phase and CREATE DATABASE: committed
+    committing = False
     try:
         with conn.transaction():
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
@@ -141,14 +174,19 @@ def _database_phase(
             steps = list(current.phase(Phase.DATABASE))
             blocked = [s for s in steps if not s.allowed]
             if blocked and not skip_unprivileged:
-                raise unprivileged_error(blocked)
+                raise unprivileged_error(blocked, kept)
             result.skipped.extend(blocked)
             todo = [s for s in steps if s.allowed]
             if todo:
                 _execute(conn, todo, emit, result, pipeline=len(todo) >= PIPELINE_MIN)
-    except psycopg.Error as exc:
-        result.executed = [s for s in result.executed if s.phase != Phase.DATABASE]
-        raise _apply_error(exc, f"database {session.target}") from None
+            committing = True  # from here the transaction ends with COMMIT
+    except BaseException as exc:
+        if isinstance(exc, psycopg.Error):  # the server rolled it back
+            result.executed = kept
+            raise _apply_error(exc, f"database {session.target}", kept, result.failed) from None
+        if not committing:  # Ctrl-C before COMMIT: rolled back; during it, nobody knows (see _interrupted)
+            result.executed = kept
+        raise
     finally:
         conn.close()
 
@@ -170,29 +208,66 @@ def _execute(
         result.executed.extend(steps)
         return
     for i, step in enumerate(steps, 1):
-        try:
-            conn.execute(step.sql)
-        except Exception as exc:
-            exc.add_note(f"pgwarden step: {step.object}: {step.render()}")
-            raise
+        result.failed = step
+        conn.execute(step.sql)
+        result.failed = None
         result.executed.append(step)
         emit("step", step, i, total)
 
 
-def _apply_error(exc: BaseException, phase: str) -> ApplyError:
+def _apply_error(exc: BaseException, phase: str, kept: Sequence[Step], failed: Step | None = None) -> ApplyError:
+    """One line: what failed, where, and what is kept of the steps committed before the failing phase."""
     import psycopg.errors as e
 
-    step_note = next((n for n in getattr(exc, "__notes__", []) if n.startswith("pgwarden step:")), None)
-    where = f" ({step_note[len('pgwarden step: ') :]})" if step_note else ""
+    where = f" ({failed.object}: {failed.render()})" if failed is not None else ""
     message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    undone = "the roles phase" if phase == "roles" else ("it" if phase == "CREATE DATABASE" else "the database part")
+    outcome = _outcome(kept, undone)
     if isinstance(exc, e.LockNotAvailable):
         return ApplyError(
-            f"{phase}: a lock could not be taken within lock_timeout{where}; nothing was changed",
+            f"{phase}: a lock could not be taken within lock_timeout{where}; {outcome}",
             hint="live traffic holds the lock: re-run later, or raise --lock-timeout",
         )
     if isinstance(exc, e.InsufficientPrivilege):
         return ApplyError(
-            f"{phase}: permission denied: {message}{where}; nothing was changed in this phase",
+            f"{phase}: permission denied: {message}{where}; {outcome}",
             hint="connect as a role with the rights `pgwarden plan` lists",
         )
-    return ApplyError(f"{phase}: {message}{where}; nothing was changed in this phase", hint="re-run `pgwarden plan`")
+    return ApplyError(f"{phase}: {message}{where}; {outcome}", hint="re-run `pgwarden plan`")
+
+
+def _outcome(kept: Sequence[Step], undone: str) -> str:
+    """The truth about the database after a failure: `undone` was rolled back, `kept` stays committed."""
+    if not kept:
+        return "nothing was changed"
+    return f"{undone} was rolled back, but {_describe(kept)} had already been committed and stays"
+
+
+def _describe(steps: Sequence[Step], shown: int = 3) -> str:
+    roles = [s for s in steps if s.phase == Phase.ROLES]
+    parts = []
+    if roles:
+        listed = "; ".join(s.render_short(120) for s in roles[:shown])
+        more = f"; and {len(roles) - shown} more" if len(roles) > shown else ""
+        parts.append(f"the roles phase ({len(roles)} step(s): {listed}{more})")
+    parts.extend(s.render_short(120) for s in steps if s.phase == Phase.CREATE_DATABASE)
+    return " and ".join(parts)
+
+
+def _interrupted(result: ApplyResult | None, database: str) -> ApplyInterrupted:
+    executed = result.executed if result is not None else []
+    kept = [s for s in executed if s.phase != Phase.DATABASE]
+    hint = "run `pgwarden plan` to see what is left, then `pgwarden apply` again (it is safe to re-run)"
+    if len(kept) < len(executed):  # interrupted while committing
+        return ApplyInterrupted(
+            f"interrupted while committing the database part of {database}: it may or may not be committed"
+            + (f"; {_describe(kept)} had been committed before" if kept else ""),
+            hint=hint,
+        )
+    if not kept:
+        return ApplyInterrupted("interrupted: nothing was changed (the transaction in progress was rolled back)", hint)
+    return ApplyInterrupted(
+        f"interrupted: the database part of {database} was rolled back (or had not started), but "
+        f"{_describe(kept)} had already been committed and stays",
+        hint=hint,
+    )

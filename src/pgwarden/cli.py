@@ -45,6 +45,26 @@ probe failures, plan --exit-code with changes pending); 2 it could not do its jo
 """
 
 
+#: Commands that change nothing: interrupting them leaves everything as it was.
+_READ_ONLY = frozenset({"plan", "check", "probe", "report", "completion"})
+
+
+class Interrupted(PgwardenError):
+    """Ctrl-C (or SIGTERM where a command turns it into one): exit 130, saying what was kept."""
+
+    exit_code = 130
+
+
+def interrupted(command: str | None) -> Interrupted:
+    """What can be said of an interruption knowing only the command (apply and demo say more)."""
+    if command in _READ_ONLY:
+        return Interrupted("interrupted: nothing was changed", hint=f"run `pgwarden {command}` again")
+    return Interrupted(
+        "interrupted",
+        hint="run `pgwarden plan` to see where the database stands (apply is safe to re-run)",
+    )
+
+
 class LazyGroup(click.Group):
     """Commands live in pgwarden.commands.<name>; import them only when used (fast --help/--version)."""
 
@@ -64,6 +84,21 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"pgwarden.commands.{cmd_name}")
         command: click.Command = module.command
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # click turns KeyboardInterrupt into Abort (after printing a blank line) and a Ctrl-C at a
+        # prompt into Abort too; both become one Interrupted error here, with the command's name.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise interrupted(ctx.invoked_subcommand) from None
+        except click.exceptions.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise Interrupted(
+                    "interrupted at the question: nothing was changed",
+                    hint="run the command again and answer, or pass --yes",
+                ) from None
+            raise
 
 
 @click.group(
@@ -190,7 +225,8 @@ def load(config: str, mode: str | None = None) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one line per error, exit codes 0/1/2, --debug for the traceback."""
+    """Entry point: an `error:` line and a `hint:` line per error, exit codes 0/1/2 (130 interrupted),
+    --debug for the traceback."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     if not debug:
         # psycopg logs "error ignored terminating <psycopg.Pipeline [BAD] at 0x...>" when the server goes
@@ -203,10 +239,18 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        report_usage_error(exc)
         sys.exit(EXIT_ERROR)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C before a command was chosen
+            report_error(interrupted(None))
+            sys.exit(130)
+        report_error(
+            PgwardenError(
+                "aborted: no answer to the question (end of input); nothing was changed",
+                hint="answer on a terminal, or pass --yes to go ahead without a question",
+            )
+        )
         sys.exit(EXIT_ERROR)
     except PgwardenError as exc:
         if debug:
@@ -214,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         report_error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        report_error(interrupted(None))
         sys.exit(130)
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
@@ -225,7 +269,25 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 
+_DEFAULT_HINTS: tuple[tuple[str, str], ...] = (
+    ("PolicyError", "each problem names the file, line and key: fix them (docs/policy.md lists every key)"),
+    ("ConnectError", "check --dsn or the PG* environment variables"),
+)
+
+
 def report_error(exc: PgwardenError) -> None:
+    """`error: ...` and `hint: ...`, always both (a hint-less error gets its kind's general advice)."""
+    hint = exc.hint or next(
+        (h for kind, h in _DEFAULT_HINTS if kind in (c.__name__ for c in type(exc).__mro__)),
+        "re-run with -v for details (or --debug for the traceback)",
+    )
     click.echo(f"error: {exc.message}", err=True)
-    if exc.hint:
-        click.echo(f"hint: {exc.hint}", err=True)
+    click.echo(f"hint: {hint}", err=True)
+
+
+def report_usage_error(exc: click.ClickException) -> None:
+    """click's usage errors (bad option value, unknown command) in the same two lines."""
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "pgwarden"
+    click.echo(f"error: {exc.format_message()}", err=True)
+    click.echo(f"hint: see `{path} --help`", err=True)

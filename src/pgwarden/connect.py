@@ -73,7 +73,7 @@ def connect(
     try:
         return psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=connect_timeout)
     except psycopg.OperationalError as exc:
-        raise ConnectError(f"cannot open {what}: {_first_line(exc)}", hint=_connect_hint(str(exc))) from None
+        raise ConnectError(f"cannot open {what}: {_first_line(exc)}", hint=_connect_hint(str(exc), what)) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -83,10 +83,21 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(lines) if lines else exc.__class__.__name__
 
 
-def _connect_hint(message: str) -> str:
+def _connect_hint(message: str, what: str = "the admin connection") -> str:
     if "password authentication failed" in message:
         return "check the password (PGPASSWORD, ~/.pgpass or the password in --dsn)"
+    if "permission denied for database" in message:
+        # pgwarden's hardening revokes CONNECT from PUBLIC: only the policy's roles and the admin may connect
+        return (
+            "CONNECT on it is revoked from PUBLIC (pgwarden's hardening does that): connect as the admin "
+            "that applied the policy (a superuser or the database's owner), or as a role that holds CONNECT"
+        )
     if "does not exist" in message and "database" in message:
+        if what == "the admin connection":
+            return (
+                "check the database name in --dsn (or PGDATABASE): the admin connection needs a database "
+                "that exists, such as postgres; `pgwarden apply` creates only the policy's database"
+            )
         return "check the database name, or run `pgwarden apply` to create it"
     if "no pg_hba.conf entry" in message:
         return "the server's pg_hba.conf does not allow this user/host/database"

