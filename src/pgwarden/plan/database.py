@@ -22,18 +22,7 @@ def plan_database(ctx: PlanContext) -> None:
     owner_privs = kind("database").owner_privileges(major)
     target = sql.SQL("DATABASE {}").format(sql.Identifier(name))
     if db is None:
-        ok = auth.superuser or (auth.createdb and auth.may_set(owner))
-        ctx.add(
-            Step(
-                Phase.CREATE_DATABASE,
-                Action.CREATE_DATABASE,
-                f"database {name}",
-                f"the database must exist, owned by {owner}",
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)),
-                needs=None if ok else Need.of(R.CREATEDB, (R.MEMBERSHIP, owner)),
-                allowed=ok,
-            )
-        )
+        _create_database(ctx)
         # a new database gets acldefault('d', owner): the owner's CTc and PUBLIC's Tc
         actual = acl.held({owner: owner_privs, PUBLIC: ("CONNECT", "TEMPORARY")})
         grantor: str | None = None
@@ -76,6 +65,22 @@ def plan_database(ctx: PlanContext) -> None:
         subject = acl_subject("pg_database", db.oid, change.grantee) if db is not None else None
         needs = Need.of((R.MEMBERSHIP, owner))
         ctx.add(acl_step(change, target, f"database {name}", reason, allowed, needs, subject=subject))
+
+
+def _create_database(ctx: PlanContext) -> None:
+    auth, owner, name = ctx.auth, ctx.owner, ctx.policy.database.name
+    ok = auth.superuser or (auth.createdb and auth.may_set(owner))
+    ctx.add(
+        Step(
+            Phase.CREATE_DATABASE,
+            Action.CREATE_DATABASE,
+            f"database {name}",
+            f"the database must exist, owned by {owner}",
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)),
+            needs=None if ok else Need.of(R.CREATEDB, (R.MEMBERSHIP, owner)),
+            allowed=ok,
+        )
+    )
 
 
 def plan_schemas(ctx: PlanContext) -> None:
