@@ -117,6 +117,22 @@ class RoleSetting:
 
 
 @dataclass(frozen=True, slots=True)
+class OutsideGrant:
+    """One ACL entry outside the managed schemas that names a policy role or PUBLIC (0) and that
+    the object did not start with (queries/outside_acls.sql, outside_parameters.sql)."""
+
+    kind: str  # registry kind: database, tablespace, language, ..., parameter
+    subkind: str  # prokind / typtype ("" for the others)
+    oid: int
+    owner: int
+    ident: str  # the object's name as SQL text
+    grantor: int
+    grantee: int
+    privilege: str
+    grantable: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ServerInfo:
     version_num: int
     version: str
@@ -149,6 +165,10 @@ class Snapshot:
     #: role name -> whether logging in with the password from its variable succeeded; filled by the
     #: session when `passwords` is None (not superuser), so unchanged passwords are not set again
     password_checks: Mapping[str, bool] = field(default_factory=dict)
+    #: grants outside the managed schemas to the policy's roles or PUBLIC (read when the database exists)
+    outside: tuple[OutsideGrant, ...] = ()
+    #: parameters of context `superuser` (a role setting of one gives the role what it cannot set)
+    superuser_settings: frozenset[str] = frozenset()
 
     @property
     def database_exists(self) -> bool:
@@ -244,7 +264,10 @@ def inspect(
     role_settings = tuple(
         RoleSetting(r["role"], r["database"], tuple(r["settings"] or ())) for r in _rows(conn, "role_settings")
     )
+    outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
     return Snapshot(
+        outside=outside,
+        superuser_settings=superuser_settings,
         owner_oid=owner_oid,
         server=server,
         caps=caps,
@@ -258,6 +281,27 @@ def inspect(
         default_acls=default_acls,
         role_settings=role_settings,
     )
+
+
+def _outside(
+    conn: psycopg.Connection[Any],
+    exists: bool,
+    caps: Capabilities,
+    roles: Mapping[int, Role],
+    role_names: Sequence[str],
+    schemas: Sequence[int],
+) -> tuple[tuple[OutsideGrant, ...], frozenset[str]]:
+    """Grants outside the managed schemas (two queries, one before 15) and the superuser-only
+    parameters (one query)."""
+    settings = frozenset(r["name"] for r in _rows(conn, "superuser_settings"))
+    if not exists:
+        return (), settings
+    oids = [oid for oid, r in roles.items() if r.name in role_names]
+    params = {"roles": oids, "schemas": list(schemas)}
+    rows = _rows(conn, "outside_acls", params)
+    if caps.major >= 15:
+        rows += _rows(conn, "outside_parameters", {"roles": oids})
+    return tuple(OutsideGrant(**r) for r in rows), settings
 
 
 def _object_groups(

@@ -17,6 +17,7 @@ from pgwarden.plan.database import plan_database, plan_schemas
 from pgwarden.plan.defaults import plan_default_privileges
 from pgwarden.plan.model import OBJECT_ACTIONS, Action, Need, Phase, Plan, Requirement, Statement, Step
 from pgwarden.plan.objects import BULK_FACTOR, OBJECTS_PER_STATEMENT, groups_to_name, plan_objects
+from pgwarden.plan.outside import plan_outside, plan_owner_memberships
 from pgwarden.plan.roles import plan_memberships, plan_role_settings, plan_roles
 from pgwarden.policy import Policy
 from pgwarden.profiles import PROFILES
@@ -66,11 +67,13 @@ def plan(
     ctx = PlanContext.of(policy, snap, verifiers)
     plan_roles(ctx, secrets or {})
     plan_memberships(ctx)
+    plan_owner_memberships(ctx)
     plan_database(ctx)
     plan_schemas(ctx)
     plan_objects(ctx)
     plan_default_privileges(ctx)
     plan_role_settings(ctx)
+    plan_outside(ctx)
     # The admin's own membership in the owner is a means, not drift: alone, it is no change at all
     # (otherwise a non-superuser admin or an auditor role could never see a clean plan).
     admin_step = [s for s in ctx.steps if s.action == Action.GRANT_MEMBERSHIP and s.role == ctx.auth.name]

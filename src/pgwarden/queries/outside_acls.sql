@@ -1,0 +1,57 @@
+-- ACL entries outside the managed schemas that name one of the listed roles or PUBLIC and that the
+-- object did not start with (its pg_init_privs entry, else acldefault() for its owner): other
+-- databases, tablespaces, languages, foreign-data wrappers and servers, large objects, other
+-- schemas, routines and types. Only objects with a stored ACL are exploded (a NULL ACL is the
+-- default), so the cost follows the number of granted objects, not the catalog size.
+-- `ident`: the object's name as SQL text (GRANT ... ON <kind word> <ident>).
+WITH acls (kind, subkind, classid, objid, owner, ident, acl, code) AS (
+    SELECT 'database', '', 'pg_catalog.pg_database'::regclass, d.oid, d.datdba,
+           quote_ident(d.datname), d.datacl, 'd'
+    FROM pg_catalog.pg_database d
+    WHERE d.datacl IS NOT NULL AND d.datname <> current_database()
+  UNION ALL
+    SELECT 'tablespace', '', 'pg_catalog.pg_tablespace'::regclass, t.oid, t.spcowner,
+           quote_ident(t.spcname), t.spcacl, 't'
+    FROM pg_catalog.pg_tablespace t WHERE t.spcacl IS NOT NULL
+  UNION ALL
+    SELECT 'language', '', 'pg_catalog.pg_language'::regclass, l.oid, l.lanowner,
+           quote_ident(l.lanname), l.lanacl, 'l'
+    FROM pg_catalog.pg_language l WHERE l.lanacl IS NOT NULL
+  UNION ALL
+    SELECT 'foreign_data_wrapper', '', 'pg_catalog.pg_foreign_data_wrapper'::regclass, w.oid, w.fdwowner,
+           quote_ident(w.fdwname), w.fdwacl, 'F'
+    FROM pg_catalog.pg_foreign_data_wrapper w WHERE w.fdwacl IS NOT NULL
+  UNION ALL
+    SELECT 'foreign_server', '', 'pg_catalog.pg_foreign_server'::regclass, s.oid, s.srvowner,
+           quote_ident(s.srvname), s.srvacl, 'S'
+    FROM pg_catalog.pg_foreign_server s WHERE s.srvacl IS NOT NULL
+  UNION ALL
+    SELECT 'large_object', '', 'pg_catalog.pg_largeobject'::regclass, m.oid, m.lomowner,
+           m.oid::text, m.lomacl, 'L'
+    FROM pg_catalog.pg_largeobject_metadata m WHERE m.lomacl IS NOT NULL
+  UNION ALL
+    SELECT 'schema', '', 'pg_catalog.pg_namespace'::regclass, n.oid, n.nspowner,
+           quote_ident(n.nspname), n.nspacl, 'n'
+    FROM pg_catalog.pg_namespace n
+    WHERE n.nspacl IS NOT NULL AND n.oid <> ALL(%(schemas)s::oid[])
+  UNION ALL
+    SELECT 'routine', p.prokind::text, 'pg_catalog.pg_proc'::regclass, p.oid, p.proowner,
+           format('%%I.%%I(%%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)),
+           p.proacl, 'f'
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.proacl IS NOT NULL AND p.pronamespace <> ALL(%(schemas)s::oid[])
+  UNION ALL
+    SELECT 'type', t.typtype::text, 'pg_catalog.pg_type'::regclass, t.oid, t.typowner,
+           format('%%I.%%I', n.nspname, t.typname), t.typacl, 'T'
+    FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+    WHERE t.typacl IS NOT NULL AND t.typnamespace <> ALL(%(schemas)s::oid[])
+)
+SELECT a.kind, a.subkind, a.objid AS oid, a.owner, a.ident,
+       e.grantor, e.grantee, e.privilege_type AS privilege, e.is_grantable AS grantable
+FROM acls a CROSS JOIN LATERAL aclexplode(a.acl) e
+LEFT JOIN pg_catalog.pg_init_privs i ON i.classoid = a.classid AND i.objoid = a.objid AND i.objsubid = 0
+WHERE (e.grantee = ANY(%(roles)s::oid[]) OR e.grantee = 0) AND e.grantee <> a.owner
+  AND NOT EXISTS (
+      SELECT 1 FROM aclexplode(COALESCE(i.initprivs, acldefault(a.code::"char", a.owner))) d
+      WHERE d.grantee = e.grantee AND d.privilege_type = e.privilege_type)
+ORDER BY a.kind, a.ident, e.grantee, e.privilege_type

@@ -1,0 +1,61 @@
+"""Hazard checks about grants outside the managed schemas that apply does not take back (outside.grant)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from psycopg import sql
+
+from pgwarden.findings import Finding, Severity
+from pgwarden.hazards import HazardData
+from pgwarden.plan.outside import object_label, repairable, target_sql
+from pgwarden.policy import Policy
+from pgwarden.rules.common import finding
+from pgwarden.snapshot import OutsideGrant, Snapshot
+
+#: Kinds whose extra grants reach the server itself (a granted pg_read_file, GRANT SET ON PARAMETER).
+SERVER_KINDS = frozenset({"routine", "parameter", "language"})
+
+
+def _grantee(snap: Snapshot, g: OutsideGrant) -> sql.Composable:
+    name = snap.role_name(g.grantee)
+    return sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
+
+
+def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    access = {a.name for a in policy.access}
+    owners = {policy.owner.name, *policy.owner.deploy_logins}
+    for g in snap.outside:
+        name = snap.role_name(g.grantee)
+        # USAGE on a schema only looks names up; CREATE is judged by settings.writable-search-path, where it is one
+        if repairable(snap, access, g) or g.kind == "schema":
+            continue
+        obj = object_label(g)
+        revoke = sql.SQL("REVOKE {} ON {} FROM {} CASCADE").format(
+            sql.SQL(g.privilege), target_sql(g), _grantee(snap, g)
+        )
+        severity: Severity = "high" if g.kind in SERVER_KINDS else "medium"
+        if name is None:
+            message = (
+                f"PUBLIC holds {g.privilege} on {obj}, which the object did not start with: every role, "
+                "the access roles included, can use it (detect-only: other databases' roles may rely on it)"
+            )
+            severity = "high"
+        elif name in owners:
+            message = (
+                f"{name} holds {g.privilege} on {obj}: every migration can use it (detect-only: "
+                "the policy does not say what the owner needs outside its schemas)"
+            )
+        elif g.grantor != g.owner:
+            grantor = snap.role_name(g.grantor) or str(g.grantor)
+            message = (
+                f"access role {name} holds {g.privilege} on {obj}, granted by {grantor}, not the owner: "
+                f"only {grantor} can revoke it, so the fix takes {grantor}'s grant option (detect-only)"
+            )
+            revoke = sql.SQL("REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE").format(
+                sql.SQL(g.privilege), target_sql(g), sql.Identifier(grantor)
+            )
+        else:  # CONNECT on another database
+            message = f"access role {name} may connect to {obj} (detect-only: another policy may serve that database)"
+            severity = "low"
+        yield finding("outside.grant", obj, name or "PUBLIC", message, revoke, severity=severity)
