@@ -1,0 +1,186 @@
+"""plan/outside.py and the outside rules on hand-built snapshots: no server, fast."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pgwarden.hazards import HazardData
+from pgwarden.plan import plan
+from pgwarden.rules import run_rules
+from pgwarden.rules.settings import parse_search_path
+from pgwarden.snapshot import DefaultAcl, Membership, OutsideGrant, Role, RoleSetting, Snapshot
+from test_plan_pure import APP, DB_OID, OWNER, POSTGRES, RO, _policy, acl, compliant
+
+BI_GRANTOR, PRSF, SPC, LANG, FN, TYP = 16390, 4569, 16500, 13000, 2624, 16600
+
+
+def _outside(
+    kind: str, ident: str, grantee: int, privilege: str, *, grantor: int = POSTGRES, subkind: str = ""
+) -> OutsideGrant:
+    return OutsideGrant(kind, subkind, 1, POSTGRES, ident, grantor, grantee, privilege, False)
+
+
+def _with(version: int = 160000, **changes: object) -> Snapshot:
+    snap = compliant(version)
+    roles = {
+        **snap.roles,
+        PRSF: Role(PRSF, "pg_read_server_files", False, True, False, False, False, False, False, -1),
+        BI_GRANTOR: Role(BI_GRANTOR, "eve", False, True, False, False, True, False, False, -1),
+    }
+    return dataclasses.replace(snap, roles=roles, **changes)  # type: ignore[arg-type]
+
+
+def _steps(snap: Snapshot) -> list[str]:
+    return [s.render() for s in plan(_policy(), snap).steps]
+
+
+def test_access_roles_lose_every_grant_outside_in_one_revoke_per_object() -> None:
+    snap = _with(
+        outside=(
+            _outside("tablespace", "fast", APP, "CREATE"),
+            _outside("language", "plpgsql", RO, "USAGE"),
+            _outside("routine", "pg_catalog.pg_read_file(text)", RO, "EXECUTE", subkind="f"),
+            _outside("type", "other.mood", APP, "USAGE", subkind="e"),
+            _outside("parameter", "session_replication_role", APP, "SET"),
+            _outside("parameter", "session_replication_role", APP, "ALTER SYSTEM"),
+            _outside("database", "other", APP, "CREATE"),
+            _outside("database", "other", APP, "TEMPORARY"),
+            _outside("large_object", "16412", APP, "UPDATE"),
+        )
+    )
+    assert _steps(snap) == [
+        'REVOKE CREATE ON TABLESPACE fast FROM "app" CASCADE',
+        'REVOKE USAGE ON LANGUAGE plpgsql FROM "ro" CASCADE',
+        'REVOKE EXECUTE ON ROUTINE pg_catalog.pg_read_file(text) FROM "ro" CASCADE',
+        'REVOKE USAGE ON TYPE other.mood FROM "app" CASCADE',
+        'REVOKE SET, ALTER SYSTEM ON PARAMETER session_replication_role FROM "app" CASCADE',
+        'REVOKE CREATE, TEMPORARY ON DATABASE other FROM "app" CASCADE',
+        'REVOKE UPDATE ON LARGE OBJECT 16412 FROM "app" CASCADE',
+    ]
+    assert run_rules(_policy(), snap, HazardData()) == []  # repaired: drift only, no second finding
+
+
+def test_what_is_not_the_policys_is_reported_once_with_a_fix_and_not_planned() -> None:
+    snap = _with(
+        outside=(
+            _outside("routine", "pg_catalog.pg_ls_dir(text)", 0, "EXECUTE", subkind="f"),
+            _outside("foreign_server", "remote", OWNER, "USAGE"),
+            _outside("database", "other", APP, "CONNECT"),
+            _outside("language", "plpgsql", APP, "USAGE", grantor=BI_GRANTOR),
+            _outside("schema", "ext", APP, "USAGE"),
+        )
+    )
+    assert _steps(snap) == []
+    found = {(f.object, f.role): f for f in run_rules(_policy(), snap, HazardData()) if f.rule == "outside.grant"}
+    assert {k: (f.severity, f.fix) for k, f in found.items()} == {
+        ("function pg_catalog.pg_ls_dir(text)", "PUBLIC"): (
+            "high",
+            "REVOKE EXECUTE ON ROUTINE pg_catalog.pg_ls_dir(text) FROM PUBLIC CASCADE",
+        ),
+        ("foreign server remote", "own"): ("medium", 'REVOKE USAGE ON FOREIGN SERVER remote FROM "own" CASCADE'),
+        ("database other", "app"): ("low", 'REVOKE CONNECT ON DATABASE other FROM "app" CASCADE'),
+        ("language plpgsql", "app"): ("high", 'REVOKE GRANT OPTION FOR USAGE ON LANGUAGE plpgsql FROM "eve" CASCADE'),
+    }
+    assert all("detect-only" in f.message for f in found.values())
+
+
+def test_owner_memberships_in_server_roles_direct_planned_indirect_reported() -> None:
+    direct = Membership(PRSF, OWNER, POSTGRES, False, True, True)
+    for version, statement in (
+        (160000, 'REVOKE "pg_read_server_files" FROM "own" GRANTED BY "postgres"'),
+        (140000, 'REVOKE "pg_read_server_files" FROM "own"'),
+    ):
+        snap = _with(version, memberships=(direct,))
+        assert _steps(snap) == [statement]
+        hz = HazardData.build(owner_reach=[{"member": OWNER, "role": PRSF, "direct": True}])
+        (f,) = [f for f in run_rules(_policy(), snap, hz) if f.rule == "owner.member-of-privileged"]
+        assert f.fix == statement and f.step == plan(_policy(), snap).steps[0].key
+    # through a group: not planned (the group may be wanted), reported with the first hop to cut
+    grp = 16700
+    snap = _with(
+        memberships=(
+            Membership(grp, OWNER, POSTGRES, False, True, True),
+            Membership(PRSF, grp, POSTGRES, False, True, True),
+        )
+    )
+    snap = dataclasses.replace(
+        snap, roles={**snap.roles, grp: Role(grp, "grp", False, True, False, False, False, False, False, -1)}
+    )
+    assert _steps(snap) == []
+    hz = HazardData.build(
+        owner_reach=[{"member": OWNER, "role": PRSF, "direct": False}, {"member": OWNER, "role": grp, "direct": True}]
+    )
+    (f,) = [f for f in run_rules(_policy(), snap, hz) if f.rule == "owner.member-of-privileged"]
+    assert "through grp" in f.message and f.fix == 'REVOKE "grp" FROM "own" GRANTED BY "postgres"' and f.step is None
+
+
+def test_settings_that_change_what_a_role_can_do_are_reset() -> None:
+    snap = _with(
+        superuser_settings=frozenset({"session_replication_role", "lo_compat_privileges"}),
+        role_settings=(
+            RoleSetting(APP, DB_OID, ("session_replication_role=replica", "work_mem=64MB")),
+            RoleSetting(RO, 0, ("role=own",)),
+            RoleSetting(0, DB_OID, ("lo_compat_privileges=on",)),
+            RoleSetting(POSTGRES, 0, ("session_replication_role=replica",)),  # not a policy role
+        ),
+    )
+    assert _steps(snap) == [
+        'ALTER ROLE "app" IN DATABASE "shop" RESET "session_replication_role"',
+        'ALTER ROLE "ro" RESET "role"',
+        'ALTER DATABASE "shop" RESET "lo_compat_privileges"',
+    ]
+
+
+def test_owner_default_privileges_on_schemas_types_large_objects() -> None:
+    base = compliant(180000)
+    snap = dataclasses.replace(
+        base,
+        default_acls=base.default_acls
+        + (
+            DefaultAcl(OWNER, 0, "n", acl((OWNER, APP, "USAGE CREATE"), (OWNER, RO, "USAGE", True))),
+            DefaultAcl(OWNER, 0, "T", acl((OWNER, RO, "USAGE"))),
+            DefaultAcl(OWNER, 0, "L", acl((OWNER, APP, "SELECT UPDATE"))),
+        ),
+    )
+    assert _steps(snap) == [
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "own" REVOKE CREATE ON SCHEMAS FROM "app" CASCADE',
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "own" REVOKE GRANT OPTION FOR USAGE ON SCHEMAS FROM "ro" CASCADE',
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "own" REVOKE USAGE ON TYPES FROM "ro" CASCADE',
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "own" REVOKE SELECT, UPDATE ON LARGE OBJECTS FROM "app" CASCADE',
+    ]
+
+
+def test_search_path_parsing_and_hijack_by_another_role() -> None:
+    assert parse_search_path('"$user", public, "My S",x', "own") == ["own", "public", "My S", "x"]
+    assert parse_search_path("$user,PUBLIC", "own") == ["own", "public"]
+    eve = BI_GRANTOR
+    snap = _with(role_settings=(RoleSetting(OWNER, DB_OID, ("search_path=tools, public",)),))
+    row = {
+        "oid": 16800,
+        "name": "tools",
+        "owner": POSTGRES,
+        "grantees": [eve],
+        "creators": [],
+        "default_path": '"$user", public',
+    }
+    found = [
+        f for f in run_rules(_policy(), snap, HazardData.build(schema_create=[row])) if f.rule.startswith("settings.")
+    ]
+    assert [(f.object, f.role, f.fix) for f in found] == [
+        ("schema tools", "own", 'REVOKE CREATE ON SCHEMA "tools" FROM "eve"')
+    ]
+    assert "role in database setting" in found[0].message and "eve" in found[0].message
+    # a schema owned by another role: its owner keeps CREATE, so the fix takes it off the path
+    owned = dict(row, owner=eve, grantees=[])
+    (f,) = [
+        f for f in run_rules(_policy(), snap, HazardData.build(schema_create=[owned])) if f.rule.startswith("settings.")
+    ]
+    assert f.fix == 'ALTER ROLE "own" IN DATABASE "shop" SET search_path = "public"'
+    # the managed schema public is the plan's (create.schema), and a schema only the owner creates in is fine
+    public = dict(row, name="public", grantees=[0])
+    trusted = dict(row, grantees=[OWNER])
+    assert not [
+        f
+        for f in run_rules(_policy(), snap, HazardData.build(schema_create=[public, trusted]))
+        if f.rule.startswith("settings.")
+    ]
