@@ -71,6 +71,18 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
         )
         if pg_version >= 15:
             adb.execute(sql.SQL("GRANT SET ON PARAMETER session_replication_role TO {}").format(ident(ro)))
+        if pg_version >= 16:  # ADMIN OPTION alone: no inherited rights, no SET ROLE, yet a path
+            adb.execute(
+                sql.SQL("GRANT pg_read_server_files TO {} WITH ADMIN TRUE, INHERIT FALSE, SET FALSE").format(
+                    ident(owner)
+                )
+            )
+        if pg_version >= 18:
+            adb.execute(
+                sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT SELECT, UPDATE ON LARGE OBJECTS TO {}").format(
+                    ident(owner), ident(app)
+                )
+            )
 
     def proofs() -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -93,6 +105,19 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
             out["app inserts an orphan row"] = works(a, "INSERT INTO child (pid) VALUES (424242) RETURNING id")
         with split.login(owner) as o:
             out["the migration runs a program"] = works(o, "COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'")
+            if pg_version >= 16:
+                # it grants itself the membership, reads a server file, and covers its tracks
+                took = works(o, sql.SQL("GRANT pg_read_server_files TO {}").format(ident(owner)))
+                if not isinstance(took, Exception):
+                    took = works(o, sql.SQL("COPY parent FROM {}").format(sql.Literal(f"{datadir}/PG_VERSION")))
+                    o.execute("TRUNCATE parent CASCADE")
+                    o.execute(sql.SQL("REVOKE pg_read_server_files FROM {}").format(ident(owner)))
+                out["the owner grants itself pg_read_server_files"] = took
+            if pg_version >= 18:
+                made = o.execute("SELECT lo_from_bytea(0, 'mine')").fetchone()[0]  # type: ignore[index]
+                out["owner_lo"] = made
+                with split.login(app) as a:
+                    out["app writes the owner's new large object"] = works(a, "SELECT lo_put(%s::oid, 0, 'x')", made)
             o.execute("CREATE SCHEMA later")
             try:
                 with split.login(app) as a:
@@ -101,6 +126,8 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
                 o.execute("DROP SCHEMA later CASCADE")
         return out
 
+    with psycopg.connect(split.admin_dsn, autocommit=True) as admin:
+        datadir = admin.execute("SHOW data_directory").fetchone()[0]  # type: ignore[index]
     before = proofs()
     assert all(not isinstance(v, Exception) for v in before.values()), before
     with split.admin_db() as adb:
@@ -108,8 +135,8 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
 
     code, data = check_json(split)
     assert code == 1
-    found = {(f["rule"], f["object"], f["role"]) for f in data["findings"]}
-    expected = {
+    found = sorted((f["rule"], f["object"], f["role"]) for f in data["findings"])
+    expected = [
         ("drift.revoke", "function pg_catalog.pg_read_file(text)", ro),
         ("drift.revoke", f"database {other}", app),
         ("drift.revoke", "foreign server s_outside", app),
@@ -118,15 +145,22 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
         ("drift.default-privileges", f"default privileges of {owner} on schemas", app),
         ("drift.revoke-membership", f"role {owner}", owner),
         ("owner.member-of-privileged", "role pg_execute_server_program", owner),
-    }
+    ]
     if pg_version >= 15:
-        expected.add(("drift.revoke", "parameter session_replication_role", ro))
-    assert expected <= found, sorted(found)
-    # one finding per problem: nothing else (the membership is one hazard naming its drift step)
-    assert len(data["findings"]) == len(expected), data["findings"]
+        expected.append(("drift.revoke", "parameter session_replication_role", ro))
+    if pg_version >= 16:
+        expected.append(("owner.member-of-privileged", "role pg_read_server_files", owner))
+        expected.append(("drift.revoke-membership", f"role {owner}", owner))
+    if pg_version >= 18:
+        expected.append(("drift.default-privileges", f"default privileges of {owner} on large objects", app))
+        expected.append(("drift.revoke", f"large object {before['owner_lo']}", app))
+    # one finding per problem, but each direct membership of the owner is a hazard plus the drift
+    # step that repairs it (the hazard names the step: check's de-duplication keeps one)
+    assert found == sorted(expected), found
 
     split.apply()
     after = proofs()
+    after.pop("owner_lo", None)
     assert all(isinstance(v, Exception) for v in after.values()), after
     assert denied(after["ro reads a server file"]) and denied(after["app creates in another database"])
     assert isinstance(after["app inserts an orphan row"], psycopg.errors.ForeignKeyViolation)
