@@ -45,7 +45,7 @@ def target_sql(grant: OutsideGrant) -> sql.Composable:
 
 
 def object_label(grant: OutsideGrant) -> str:
-    """"function pg_catalog.pg_read_file(text)", "foreign server s", "large object 16412"."""
+    """ "function pg_catalog.pg_read_file(text)", "foreign server s", "large object 16412"."""
     word = label(grant.kind, grant.subkind) if grant.subkind else kind(grant.kind).sql_word.lower()
     return f"{word} {grant.ident}"
 
@@ -107,7 +107,8 @@ def plan_owner_memberships(ctx: PlanContext) -> None:
             continue
         statement = sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
         grantor = snap.role_name(m.grantor)
-        if snap.caps.membership_options and grantor:
+        by_superuser = m.grantor in snap.roles and snap.roles[m.grantor].superuser
+        if snap.caps.membership_options and grantor and not by_superuser:
             statement = sql.SQL("{} GRANTED BY {}").format(statement, sql.Identifier(grantor))
         auth = ctx.auth
         ok = auth.superuser or role in auth.admin_of

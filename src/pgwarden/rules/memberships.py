@@ -34,17 +34,17 @@ def first_hop(snap: Snapshot, member: int, target: int) -> int | None:
 
 
 def revoke_sql(snap: Snapshot, member: int, hop: int) -> str:
-    """REVOKE every grant of `hop` to `member` (one per grantor on 16+, where GRANTED BY tells them apart)."""
+    """REVOKE every grant of `hop` to `member`. On 16+ each grant is its grantor's: a superuser's plain
+    REVOKE removes only the one a superuser made, so each other grantor is named with GRANTED BY."""
     name, role = sql.Identifier(snap.role_name(member) or ""), sql.Identifier(snap.role_name(hop) or "")
-    grantors = sorted({m.grantor for m in snap.memberships if m.member == member and m.role == hop})
-    if not snap.caps.membership_options or not grantors:
-        return sql.SQL("REVOKE {} FROM {}").format(role, name).as_string(None)
-    return "; ".join(
-        sql.SQL("REVOKE {} FROM {} GRANTED BY {}")
-        .format(role, name, sql.Identifier(snap.role_name(g) or ""))
-        .as_string(None)
-        for g in grantors
-    )
+    plain = sql.SQL("REVOKE {} FROM {}").format(role, name)
+    if not snap.caps.membership_options:
+        return plain.as_string(None)
+    grantors = {m.grantor for m in snap.memberships if m.member == member and m.role == hop}
+    others = sorted(g for g in grantors if not (g in snap.roles and snap.roles[g].superuser))
+    statements = [plain] if len(others) < len(grantors) or not grantors else []
+    statements += [sql.SQL("{} GRANTED BY {}").format(plain, sql.Identifier(snap.role_name(g) or "")) for g in others]
+    return "; ".join(s.as_string(None) for s in statements)
 
 
 def check_owner_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:

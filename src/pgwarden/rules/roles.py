@@ -11,16 +11,16 @@ from pgwarden.hazards import HazardData
 from pgwarden.plan.roles import ATTRIBUTE_SQL
 from pgwarden.policy import Policy
 from pgwarden.rules.common import access_roles, finding
+from pgwarden.rules.memberships import revoke_sql
 from pgwarden.snapshot import Snapshot
 
 
-def _revoke_membership(snap: Snapshot, member: int, target: int) -> sql.Composable:
-    """REVOKE the direct grants on the path from member to target (the first hop is enough to cut it)."""
+def _revoke_membership(snap: Snapshot, member: int, target: int) -> str:
+    """REVOKE the direct grants on the path from member to target (the first hop is enough to cut it),
+    each by its grantor on 16+ (a superuser's plain REVOKE leaves a grant by another role in place)."""
     direct = [m.role for m in snap.memberships if m.member == member]
     hop = target if target in direct else next(iter(direct), target)
-    return sql.SQL("REVOKE {} FROM {}").format(
-        sql.Identifier(snap.role_name(hop) or ""), sql.Identifier(snap.role_name(member) or "")
-    )
+    return revoke_sql(snap, member, hop)
 
 
 def check_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
