@@ -10,8 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from conftest import PgCleanup
+from helpers import db_conninfo
 from test_check import check_json
 from test_core import Split, make_split
 
@@ -237,3 +239,61 @@ def test_detect_only_findings_are_true_and_their_fixes_run(
     assert all(isinstance(v, Exception) for v in after.values()), after
     code, data = check_json(split)
     assert code == 0 and data["findings"] == [], data["findings"]
+
+
+# The rule is the same on every version; the pinned 17+ binaries' postgres_fdw needs libpq 17
+# (PQcancelStart) and loads the system's older one, so the proof runs where the extension loads.
+@pytest.mark.maxversion(16)
+def test_user_mapping_that_borrows_the_owners_login(
+    split: Split, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    """A foreign table the policy lets app read, and a mapping that logs app in as the owner on the
+    remote side: app reads what only the owner may read there."""
+    app, owner = split.app, split.owner
+    other = pg_cleanup.database(unique_name("remote"))
+    params = conninfo_to_dict(split.admin_dsn)
+    with psycopg.connect(split.admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(ident(other)))
+    with psycopg.connect(db_conninfo(split.admin_dsn, other), autocommit=True) as rdb:
+        rdb.execute("CREATE TABLE secret (x text)")
+        rdb.execute("INSERT INTO secret VALUES ('only the owner reads this')")
+        rdb.execute(sql.SQL("GRANT SELECT ON secret TO {}").format(ident(owner)))
+    with split.admin_db() as adb:
+        adb.execute("CREATE SCHEMA ext")
+        adb.execute("CREATE EXTENSION postgres_fdw SCHEMA ext")
+        adb.execute(
+            sql.SQL(
+                "CREATE SERVER loop FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host {}, port {}, dbname {})"
+            ).format(
+                sql.Literal(str(params.get("host", "127.0.0.1"))), sql.Literal(str(params["port"])), sql.Literal(other)
+            )
+        )
+        adb.execute("CREATE FOREIGN TABLE public.remote (x text) SERVER loop OPTIONS (table_name 'secret')")
+    split.apply()  # the owner owns the foreign table, app may read it (its profile)
+    split.assert_clean()
+
+    def proof() -> Any:
+        with split.login(app) as a:
+            return works(a, "SELECT x FROM public.remote")
+
+    assert isinstance(proof(), psycopg.Error)  # no mapping: app cannot reach the remote side
+    with split.admin_db() as adb:
+        adb.execute(
+            sql.SQL("CREATE USER MAPPING FOR {} SERVER loop OPTIONS (user {}, password {})").format(
+                ident(app), sql.Literal(owner), sql.Literal(split.passwords[owner])
+            )
+        )
+    assert proof() == "only the owner reads this"
+    code, data = check_json(split)
+    (f,) = data["findings"]
+    assert (f["rule"], f["role"], f["object"]) == (
+        "outside.user-mapping",
+        app,
+        f"user mapping for {app} on server loop",
+    )
+    split.apply()
+    assert proof() == "only the owner reads this", "apply must not drop credentials it cannot replace"
+    with split.admin_db() as adb:
+        adb.execute(f["fix"])
+    assert isinstance(proof(), psycopg.Error)
+    assert check_json(split)[1]["findings"] == []

@@ -1,4 +1,4 @@
-"""The extra catalog reads the hazard rules need: seven queries whatever the size of the database."""
+"""The extra catalog reads the hazard rules need: eight queries whatever the size of the database."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class HazardData:
     member_of: dict[int, frozenset[int]] = field(default_factory=dict)
     owner_reach: tuple[dict[str, Any], ...] = ()  # member, role, direct: the owner's and deploy logins'
     schema_create: tuple[dict[str, Any], ...] = ()  # name, owner, grantees, creators, default_path
+    user_mappings: tuple[dict[str, Any], ...] = ()  # role (0: PUBLIC), server, remote_user
 
     @classmethod
     def build(cls, **rows: list[dict[str, Any]]) -> HazardData:
@@ -56,4 +57,5 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
         rls=_rows(conn, "hazard_rls", {"schemas": schemas}),
         owner_reach=_rows(conn, "hazard_memberships", {"roles": owners + deploy}),
         schema_create=_rows(conn, "hazard_schema_create", {"roles": owners + deploy + roles}),
+        user_mappings=_rows(conn, "hazard_user_mappings", {"roles": roles}),
     )

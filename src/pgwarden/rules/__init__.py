@@ -6,7 +6,7 @@ from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.policy import Policy
 from pgwarden.rules.catalog import CATALOG, DRIFT_CATALOG, DRIFT_SEVERITY, RULES, Rule
-from pgwarden.rules.cluster import check_outside_grants
+from pgwarden.rules.cluster import check_outside_grants, check_user_mappings
 from pgwarden.rules.common import Check
 from pgwarden.rules.memberships import check_owner_memberships
 from pgwarden.rules.objects import check_access_owns, check_default_acls, check_ownership
@@ -38,6 +38,7 @@ CHECKS: tuple[Check, ...] = (
     check_passwords,
     check_owner_memberships,
     check_outside_grants,
+    check_user_mappings,
     check_search_path,
 )
 

@@ -172,6 +172,15 @@ CATALOG: tuple[Rule, ...] = (
         "Run the fix (a REVOKE) as a superuser, after checking nobody else relies on the grant.",
     ),
     Rule(
+        "outside.user-mapping",
+        "high",
+        "An access role's user mapping logs in as the owner or a superuser",
+        "A user mapping says which remote role a local role is on a foreign server. An access role "
+        "(or PUBLIC) mapped to the owner's, a deploy login's or a superuser's login acts as that role "
+        "through every foreign table it may read there, whatever the policy gives it.",
+        "DROP USER MAPPING FOR the role SERVER ...; create one with the access role's own remote login.",
+    ),
+    Rule(
         "settings.writable-search-path",
         "high",
         "A schema on the owner's or an access role's search_path that another role can create in",

@@ -59,3 +59,27 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
             message = f"access role {name} may connect to {obj} (detect-only: another policy may serve that database)"
             severity = "low"
         yield finding("outside.grant", obj, name or "PUBLIC", message, revoke, severity=severity)
+
+
+def check_user_mappings(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    """outside.user-mapping: an access role's (or PUBLIC's) user mapping logs in on a foreign server as
+    the owner, a deploy login or a superuser of this cluster: through every foreign table it may read
+    on that server, it acts as a role the policy says it must not be."""
+    access = {a.name for a in policy.access}
+    borrowed = {policy.owner.name: "the owner", **{d: "a deploy login" for d in policy.owner.deploy_logins}}
+    borrowed |= {r.name: "a superuser" for r in snap.roles.values() if r.superuser}
+    for row in hz.user_mappings:
+        name = snap.role_name(int(row["role"]))
+        remote = row["remote_user"]
+        if (name is not None and name not in access) or remote not in borrowed:
+            continue
+        who = sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
+        yield finding(
+            "outside.user-mapping",
+            f"user mapping for {name or 'PUBLIC'} on server {row['server']}",
+            name or "PUBLIC",
+            f"{name or 'PUBLIC'} logs in on foreign server {row['server']} as {remote}, {borrowed[remote]}: through "
+            "its foreign tables it reads and writes with that role's rights (detect-only: the mapping holds "
+            "credentials pgwarden cannot replace)",
+            sql.SQL("DROP USER MAPPING FOR {} SERVER {}").format(who, sql.Identifier(row["server"])),
+        )
