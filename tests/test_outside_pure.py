@@ -78,7 +78,6 @@ def test_what_is_not_the_policys_is_reported_once_with_a_fix_and_not_planned() -
             "REVOKE EXECUTE ON ROUTINE pg_catalog.pg_ls_dir(text) FROM PUBLIC CASCADE",
         ),
         ("foreign server remote", "own"): ("medium", 'REVOKE USAGE ON FOREIGN SERVER remote FROM "own" CASCADE'),
-        ("database other", "app"): ("low", 'REVOKE CONNECT ON DATABASE other FROM "app" CASCADE'),
         ("language plpgsql", "app"): ("high", 'REVOKE GRANT OPTION FOR USAGE ON LANGUAGE plpgsql FROM "eve" CASCADE'),
     }
     assert all("detect-only" in f.message for f in found.values())
@@ -186,4 +185,21 @@ def test_search_path_parsing_and_hijack_by_another_role() -> None:
         f
         for f in run_rules(_policy(), snap, HazardData.build(schema_create=[public, trusted]))
         if f.rule.startswith("settings.")
+    ]
+
+
+def test_user_mappings_are_judged_by_whom_they_log_in_as() -> None:
+    snap = _with()
+    rows = [
+        {"role": APP, "server": "remote", "remote_user": "own"},  # borrows the owner's login
+        {"role": 0, "server": "remote", "remote_user": "postgres"},  # everybody as a superuser
+        {"role": RO, "server": "remote", "remote_user": "ro_remote"},  # its own login: configuration
+        {"role": APP, "server": "hidden", "remote_user": None},  # options not readable
+    ]
+    found = [
+        f for f in run_rules(_policy(), snap, HazardData.build(user_mappings=rows)) if f.rule == "outside.user-mapping"
+    ]
+    assert [(f.role, f.fix) for f in found] == [
+        ("app", 'DROP USER MAPPING FOR "app" SERVER "remote"'),
+        ("PUBLIC", 'DROP USER MAPPING FOR PUBLIC SERVER "remote"'),
     ]

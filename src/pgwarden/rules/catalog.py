@@ -168,7 +168,7 @@ CATALOG: tuple[Rule, ...] = (
         "reaches another database. `apply` revokes what the policy's access roles were granted there "
         "by the object's owner; it reports, without changing, what PUBLIC holds beyond the object's "
         "initial privileges (other databases' roles may rely on it), what the owner and deploy logins "
-        "hold (migrations may need it), grants by another grantor, and CONNECT on other databases.",
+        "hold (migrations may need it) and grants by another grantor.",
         "Run the fix (a REVOKE) as a superuser, after checking nobody else relies on the grant.",
     ),
     Rule(

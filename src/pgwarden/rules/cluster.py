@@ -27,8 +27,10 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
     owners = {policy.owner.name, *policy.owner.deploy_logins}
     for g in snap.outside:
         name = snap.role_name(g.grantee)
-        # USAGE on a schema only looks names up; CREATE is judged by settings.writable-search-path, where it is one
-        if repairable(snap, access, g) or g.kind == "schema":
+        # USAGE on a schema only looks names up; CREATE is judged by settings.writable-search-path, where
+        # it is one. An access role's CONNECT on another database is what a policy over several
+        # databases (`-d 'shop_*'`) grants: configuration, not a finding.
+        if repairable(snap, access, g) or g.kind == "schema" or (name in access and g.kind == "database"):
             continue
         obj = object_label(g)
         revoke = sql.SQL("REVOKE {} ON {} FROM {} CASCADE").format(
@@ -46,7 +48,7 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
                 f"{name} holds {g.privilege} on {obj}: every migration can use it (detect-only: "
                 "the policy does not say what the owner needs outside its schemas)"
             )
-        elif g.grantor != g.owner:
+        else:  # an access role's grant by another grantor: a superuser's REVOKE acts as the owner
             grantor = snap.role_name(g.grantor) or str(g.grantor)
             message = (
                 f"access role {name} holds {g.privilege} on {obj}, granted by {grantor}, not the owner: "
@@ -55,9 +57,6 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
             revoke = sql.SQL("REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE").format(
                 sql.SQL(g.privilege), target_sql(g), sql.Identifier(grantor)
             )
-        else:  # CONNECT on another database
-            message = f"access role {name} may connect to {obj} (detect-only: another policy may serve that database)"
-            severity = "low"
         yield finding("outside.grant", obj, name or "PUBLIC", message, revoke, severity=severity)
 
 
