@@ -71,6 +71,11 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
                 ident(owner), ident(app)
             )
         )
+        # no proof for these two (PUBLIC can use both anyway): they are found and repaired all the same
+        adb.execute("CREATE SCHEMA elsewhere")
+        adb.execute("CREATE DOMAIN elsewhere.positive AS int CHECK (VALUE > 0)")
+        adb.execute(sql.SQL("GRANT USAGE ON DOMAIN elsewhere.positive TO {}").format(ident(app)))
+        adb.execute(sql.SQL("GRANT USAGE ON LANGUAGE plpgsql TO {}").format(ident(ro)))
         if pg_version >= 15:
             adb.execute(sql.SQL("GRANT SET ON PARAMETER session_replication_role TO {}").format(ident(ro)))
         if pg_version >= 16:  # ADMIN OPTION alone: no inherited rights, no SET ROLE, yet a path
@@ -142,7 +147,9 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
         ("drift.revoke", "function pg_catalog.pg_read_file(text)", ro),
         ("drift.revoke", f"database {other}", app),
         ("drift.revoke", "foreign server s_outside", app),
-        ("drift.revoke", f"large object {lo}", app),  # writing needs both: one REVOKE
+        ("drift.revoke", f"large object {lo}", app),
+        ("drift.revoke", "domain elsewhere.positive", app),
+        ("drift.revoke", "language plpgsql", ro),  # writing needs both: one REVOKE
         ("drift.role-setting", f"setting session_replication_role of role {app} in database {db}", app),
         ("drift.default-privileges", f"default privileges of {owner} on schemas", app),
         ("drift.revoke-membership", f"role {owner}", owner),

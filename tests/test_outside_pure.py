@@ -9,7 +9,7 @@ from pgwarden.plan import plan
 from pgwarden.rules import run_rules
 from pgwarden.rules.settings import parse_search_path
 from pgwarden.snapshot import DefaultAcl, Membership, OutsideGrant, Role, RoleSetting, Snapshot
-from test_plan_pure import APP, DB_OID, OWNER, POSTGRES, RO, _policy, acl, compliant
+from test_plan_pure import APP, BI, DB_OID, OWNER, POSTGRES, RO, _policy, acl, compliant
 
 BI_GRANTOR, PRSF, SPC, LANG, FN, TYP = 16390, 4569, 16500, 13000, 2624, 16600
 
@@ -203,3 +203,14 @@ def test_user_mappings_are_judged_by_whom_they_log_in_as() -> None:
         ("app", 'DROP USER MAPPING FOR "app" SERVER "remote"'),
         ("PUBLIC", 'DROP USER MAPPING FOR PUBLIC SERVER "remote"'),
     ]
+
+
+def test_a_deploy_login_in_a_server_role_loses_it_too() -> None:
+    base = _policy()
+    policy = base.model_copy(update={"owner": base.owner.model_copy(update={"deploy_logins": ("bi",)})})
+    snap = _with(memberships=(Membership(PRSF, BI, POSTGRES, False, True, True),))
+    revokes = [s.render() for s in plan(policy, snap).steps if s.action == "revoke-membership"]
+    assert revokes == ['REVOKE "pg_read_server_files" FROM "bi"']
+    hz = HazardData.build(owner_reach=[{"member": BI, "role": PRSF, "direct": True}])
+    (f,) = [f for f in run_rules(policy, snap, hz) if f.rule == "owner.member-of-privileged"]
+    assert f.role == "bi" and f.message.startswith("deploy login bi is a member of pg_read_server_files")
