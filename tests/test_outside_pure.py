@@ -214,3 +214,19 @@ def test_a_deploy_login_in_a_server_role_loses_it_too() -> None:
     hz = HazardData.build(owner_reach=[{"member": BI, "role": PRSF, "direct": True}])
     (f,) = [f for f in run_rules(policy, snap, hz) if f.rule == "owner.member-of-privileged"]
     assert f.role == "bi" and f.message.startswith("deploy login bi is a member of pg_read_server_files")
+    # through the owner: one problem, the owner's membership, one finding
+    snap = _with(
+        memberships=(
+            Membership(OWNER, BI, POSTGRES, False, True, True),
+            Membership(PRSF, OWNER, POSTGRES, False, True, True),
+        )
+    )
+    hz = HazardData.build(
+        owner_reach=[
+            {"member": BI, "role": OWNER, "direct": True},
+            {"member": BI, "role": PRSF, "direct": False},
+            {"member": OWNER, "role": PRSF, "direct": True},
+        ]
+    )
+    found = [f for f in run_rules(policy, snap, hz) if f.rule == "owner.member-of-privileged"]
+    assert [f.role for f in found] == ["own"]
