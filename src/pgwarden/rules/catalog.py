@@ -167,8 +167,9 @@ CATALOG: tuple[Rule, ...] = (
         "session_replication_role disables triggers and foreign keys, USAGE on a foreign server "
         "reaches another database. `apply` revokes what the policy's access roles were granted there "
         "by the object's owner; it reports, without changing, what PUBLIC holds beyond the object's "
-        "initial privileges (other databases' roles may rely on it), what the owner and deploy logins "
-        "hold (migrations may need it) and grants by another grantor.",
+        "initial privileges (other databases' roles may rely on it), the routines, parameters, "
+        "languages and other databases the owner and deploy logins were granted (every migration can "
+        "use them; the policy does not say what migrations need), and grants by another grantor.",
         "Run the fix (a REVOKE) as a superuser, after checking nobody else relies on the grant.",
     ),
     Rule(

@@ -15,6 +15,8 @@ from pgwarden.snapshot import OutsideGrant, Snapshot
 
 #: Kinds whose extra grants reach the server itself (a granted pg_read_file, GRANT SET ON PARAMETER).
 SERVER_KINDS = frozenset({"routine", "parameter", "language"})
+#: What the owner or a deploy login may not hold unreported: the server kinds, and other databases.
+OWNER_KINDS = SERVER_KINDS | {"database"}
 
 
 def _grantee(snap: Snapshot, g: OutsideGrant) -> sql.Composable:
@@ -44,6 +46,8 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
             )
             severity = "high"
         elif name in owners:
+            if g.kind not in OWNER_KINDS:
+                continue  # USAGE on a foreign server, a type, a tablespace: what migrations may need
             message = (
                 f"{name} holds {g.privilege} on {obj}: every migration can use it (detect-only: "
                 "the policy does not say what the owner needs outside its schemas)"
