@@ -248,9 +248,6 @@ def test_detect_only_findings_are_true_and_their_fixes_run(
     assert code == 0 and data["findings"] == [], data["findings"]
 
 
-# The rule is the same on every version; the pinned 17+ binaries' postgres_fdw needs libpq 17
-# (PQcancelStart) and loads the system's older one, so the proof runs where the extension loads.
-@pytest.mark.maxversion(16)
 def test_user_mapping_that_borrows_the_owners_login(
     split: Split, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
 ) -> None:
@@ -267,7 +264,12 @@ def test_user_mapping_that_borrows_the_owners_login(
         rdb.execute(sql.SQL("GRANT SELECT ON secret TO {}").format(ident(owner)))
     with split.admin_db() as adb:
         adb.execute("CREATE SCHEMA ext")
-        adb.execute("CREATE EXTENSION postgres_fdw SCHEMA ext")
+        try:
+            adb.execute("CREATE EXTENSION postgres_fdw SCHEMA ext")
+        except psycopg.errors.UndefinedFile as exc:
+            # the pinned binaries' postgres_fdw.so links libpq by name and the dynamic loader finds the
+            # system's (Debian 12: libpq 15, too old for 16+), or none: the machine, not pgwarden
+            pytest.skip(f"postgres_fdw cannot be loaded on this machine: {exc}")
         adb.execute(
             sql.SQL(
                 "CREATE SERVER loop FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host {}, port {}, dbname {})"

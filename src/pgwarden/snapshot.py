@@ -291,17 +291,20 @@ def _outside(
     role_names: Sequence[str],
     schemas: Sequence[int],
 ) -> tuple[tuple[OutsideGrant, ...], frozenset[str]]:
-    """Grants outside the managed schemas (two queries, one before 15) and the superuser-only
-    parameters (one query)."""
-    settings = frozenset(r["name"] for r in _rows(conn, "superuser_settings"))
+    """Grants outside the managed schemas and the superuser-only parameters: one statement (with
+    pg_parameter_acl's grants on 15+)."""
+    from psycopg.rows import dict_row
+
     if not exists:
-        return (), settings
-    oids = [oid for oid, r in roles.items() if r.name in role_names]
-    params = {"roles": oids, "schemas": list(schemas)}
-    rows = _rows(conn, "outside_acls", params)
+        return (), frozenset()
+    text = query("outside_acls")
     if caps.major >= 15:
-        rows += _rows(conn, "outside_parameters", {"roles": oids})
-    return tuple(OutsideGrant(**r) for r in rows), settings
+        text = text.replace("\n/* parameters */\n", "\n" + query("outside_parameters"))
+    params = {"roles": [oid for oid, r in roles.items() if r.name in role_names], "schemas": list(schemas)}
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(text.encode(), params).fetchall()
+    settings = frozenset(r["ident"] for r in rows if r["kind"] == "superuser_setting")
+    return tuple(OutsideGrant(**r) for r in rows if r["kind"] != "superuser_setting"), settings
 
 
 def _object_groups(

@@ -4,6 +4,10 @@
 -- schemas, routines and types. Only objects with a stored ACL are exploded (a NULL ACL is the
 -- default), so the cost follows the number of granted objects, not the catalog size.
 -- `ident`: the object's name as SQL text (GRANT ... ON <kind word> <ident>).
+-- One statement for what plan/outside.py needs: also, as rows of kind `superuser_setting` (ident: the
+-- name), the parameters only a superuser may set but for logging and statistics ones (they change
+-- what is recorded, not what a role can do); on 15+ the snapshot puts outside_parameters.sql in
+-- place of the parameters marker line below (pg_parameter_acl does not exist before).
 WITH acls (kind, subkind, classid, objid, owner, ident, acl, code) AS (
     SELECT 'database', '', 'pg_catalog.pg_database'::regclass, d.oid, d.datdba,
            quote_ident(d.datname), d.datacl, 'd'
@@ -54,4 +58,10 @@ WHERE (e.grantee = ANY(%(roles)s::oid[]) OR e.grantee = 0) AND e.grantee <> a.ow
   AND NOT EXISTS (
       SELECT 1 FROM aclexplode(COALESCE(i.initprivs, acldefault(a.code::"char", a.owner))) d
       WHERE d.grantee = e.grantee AND d.privilege_type = e.privilege_type)
-ORDER BY a.kind, a.ident, e.grantee, e.privilege_type
+UNION ALL
+SELECT 'superuser_setting', '', 0::oid, 0::oid, s.name, 0::oid, 0::oid, '', false
+FROM pg_catalog.pg_settings s
+WHERE s.context = 'superuser'
+  AND s.category NOT LIKE 'Reporting and Logging%%' AND s.category NOT LIKE 'Statistics%%'
+/* parameters */
+ORDER BY 1, 5, 7, 8
