@@ -76,6 +76,11 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
         adb.execute("CREATE DOMAIN elsewhere.positive AS int CHECK (VALUE > 0)")
         adb.execute(sql.SQL("GRANT USAGE ON DOMAIN elsewhere.positive TO {}").format(ident(app)))
         adb.execute(sql.SQL("GRANT USAGE ON LANGUAGE plpgsql TO {}").format(ident(ro)))
+        adb.execute(
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA elsewhere GRANT SELECT ON TABLES TO {}").format(
+                ident(owner), ident(ro)
+            )
+        )
         if pg_version >= 15:
             adb.execute(sql.SQL("GRANT SET ON PARAMETER session_replication_role TO {}").format(ident(ro)))
         if pg_version >= 16:  # ADMIN OPTION alone: no inherited rights, no SET ROLE, yet a path
@@ -149,7 +154,12 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
         ("drift.revoke", "foreign server s_outside", app),
         ("drift.revoke", f"large object {lo}", app),
         ("drift.revoke", "domain elsewhere.positive", app),
-        ("drift.revoke", "language plpgsql", ro),  # writing needs both: one REVOKE
+        ("drift.revoke", "language plpgsql", ro),
+        (
+            "drift.default-privileges",
+            f"default privileges of {owner} on tables in schema elsewhere",
+            ro,
+        ),  # writing needs both: one REVOKE
         ("drift.role-setting", f"setting session_replication_role of role {app} in database {db}", app),
         ("drift.default-privileges", f"default privileges of {owner} on schemas", app),
         ("drift.revoke-membership", f"role {owner}", owner),

@@ -8,10 +8,10 @@ from pgwarden.hazards import HazardData
 from pgwarden.plan import plan
 from pgwarden.rules import run_rules
 from pgwarden.rules.settings import parse_search_path
-from pgwarden.snapshot import DefaultAcl, Membership, OutsideGrant, Role, RoleSetting, Snapshot
+from pgwarden.snapshot import DefaultAcl, Membership, OutsideGrant, Role, RoleSetting, Schema, Snapshot
 from test_plan_pure import APP, BI, DB_OID, OWNER, POSTGRES, RO, _policy, acl, compliant
 
-BI_GRANTOR, PRSF, SPC, LANG, FN, TYP = 16390, 4569, 16500, 13000, 2624, 16600
+BI_GRANTOR, PRSF, OTHER_NS = 16390, 4569, 16900
 
 
 def _outside(
@@ -146,13 +146,18 @@ def test_owner_default_privileges_on_schemas_types_large_objects() -> None:
             DefaultAcl(OWNER, 0, "n", acl((OWNER, APP, "USAGE CREATE"), (OWNER, RO, "USAGE", True))),
             DefaultAcl(OWNER, 0, "T", acl((OWNER, RO, "USAGE"))),
             DefaultAcl(OWNER, 0, "L", acl((OWNER, APP, "SELECT UPDATE"))),
+            DefaultAcl(OWNER, OTHER_NS, "T", acl((OWNER, APP, "USAGE"))),
+            DefaultAcl(OWNER, OTHER_NS, "r", acl((OWNER, RO, "SELECT"))),  # a schema the policy does not manage
         ),
+        schemas=base.schemas + (Schema(OTHER_NS, "other", OWNER, acl((OWNER, OWNER, "USAGE CREATE")), False),),
     )
     assert _steps(snap) == [
         'ALTER DEFAULT PRIVILEGES FOR ROLE "own" REVOKE CREATE ON SCHEMAS FROM "app" CASCADE',
         'ALTER DEFAULT PRIVILEGES FOR ROLE "own" REVOKE GRANT OPTION FOR USAGE ON SCHEMAS FROM "ro" CASCADE',
         'ALTER DEFAULT PRIVILEGES FOR ROLE "own" REVOKE USAGE ON TYPES FROM "ro" CASCADE',
         'ALTER DEFAULT PRIVILEGES FOR ROLE "own" REVOKE SELECT, UPDATE ON LARGE OBJECTS FROM "app" CASCADE',
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "own" IN SCHEMA "other" REVOKE USAGE ON TYPES FROM "app" CASCADE',
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "own" IN SCHEMA "other" REVOKE SELECT ON TABLES FROM "ro" CASCADE',
     ]
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from psycopg import sql
 
 from pgwarden.acl import Change, ChangeAction
-from pgwarden.kinds import kind, label, ordered
+from pgwarden.kinds import BY_DEFACL_CODE, kind, label, ordered
 from pgwarden.plan.context import PlanContext, acl_step, privs_sql
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
 from pgwarden.profiles import profile
@@ -35,7 +35,7 @@ SERVER_ROLES = frozenset(
     }
 )
 
-#: pg_default_acl object types whose owner entries plan/defaults.py does not plan.
+#: Kinds of the owner's default privileges plan/defaults.py does not plan, in any schema.
 OUTSIDE_DEFACL_KINDS = ("schema", "type", "large_object")
 
 
@@ -189,53 +189,74 @@ def plan_setting_resets(ctx: PlanContext) -> None:
         )
 
 
+def _outside_default(ctx: PlanContext, objtype: str, schema: str | None) -> tuple[str, bool] | None:
+    """(kind, whether the profile applies) of an owner's default-privileges entry this planner owns:
+    ON SCHEMAS, TYPES, LARGE OBJECTS anywhere, and tables, sequences and routines in a schema the
+    policy does not manage (which it gives the access roles nothing in); None for plan/defaults.py's."""
+    k = BY_DEFACL_CODE.get(objtype)
+    if k is None:
+        return None
+    if k.name in OUTSIDE_DEFACL_KINDS:
+        return k.name, schema is None or schema in ctx.policy.database.schemas
+    if schema is not None and schema not in ctx.policy.database.schemas:
+        return k.name, False
+    return None
+
+
 def plan_outside_defaults(ctx: PlanContext) -> None:
-    """The owner's default privileges ON SCHEMAS, TYPES and LARGE OBJECTS (18+) give the access
-    roles no more than their profile and nobody a grant option (plan/defaults.py plans tables,
-    sequences and routines)."""
+    """The owner's default privileges that plan/defaults.py does not plan (see _outside_default) give
+    the access roles no more than their profile and nobody a grant option."""
     snap, owner = ctx.snap, ctx.owner
     owner_role = snap.role_by_name.get(owner)
     if owner_role is None:
         return
     levels = {a.name: a.level for a in ctx.policy.access}
+    schemas = {s.oid: s.name for s in snap.schemas}
     ok = ctx.auth.superuser or ctx.auth.acts_as(owner)
     for d in snap.default_acls:
-        k = next((kind(n) for n in OUTSIDE_DEFACL_KINDS if kind(n).defacl_code == d.objtype), None)
-        if d.role != owner_role.oid or k is None:
+        schema = schemas.get(d.schema, str(d.schema)) if d.schema else None
+        judged = _outside_default(ctx, d.objtype, schema) if d.role == owner_role.oid else None
+        if judged is None:
             continue
+        kind_name, profiled = judged
         extra: dict[str, set[str]] = {}
         options: dict[str, set[str]] = {}
         for g in d.acl:
             grantee = snap.role_name(g.grantee)
             if grantee is None or grantee == owner or grantee in ctx.ignore:
                 continue
-            allowed = profile(levels[grantee]).on(k.name) if grantee in levels else frozenset()
+            allowed = profile(levels[grantee]).on(kind_name) if grantee in levels and profiled else frozenset()
             if g.privilege not in allowed:
                 extra.setdefault(grantee, set()).add(g.privilege)
             elif g.grantable:
                 options.setdefault(grantee, set()).add(g.privilege)
+        word = kind(kind_name).all_word or ""
         for grantee, privs in sorted(extra.items()):
-            ctx.add(_defacl_step(ctx, k.all_word or "", grantee, privs, False, ok))
+            ctx.add(_defacl_step(ctx, word, schema, grantee, privs, False, ok))
         for grantee, privs in sorted(options.items()):
-            ctx.add(_defacl_step(ctx, k.all_word or "", grantee, privs, True, ok))
+            ctx.add(_defacl_step(ctx, word, schema, grantee, privs, True, ok))
 
 
-def _defacl_step(ctx: PlanContext, word: str, grantee: str, privs: set[str], option: bool, ok: bool) -> Step:
+def _defacl_step(
+    ctx: PlanContext, word: str, schema: str | None, grantee: str, privs: set[str], option: bool, ok: bool
+) -> Step:
     owner = ctx.owner
     what = "REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE" if option else "REVOKE {} ON {} FROM {} CASCADE"
-    statement = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} " + what).format(
-        sql.Identifier(owner), privs_sql(privs), sql.SQL(word), sql.Identifier(grantee)
-    )
+    prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}").format(sql.Identifier(owner))
+    if schema is not None:
+        prefix = sql.SQL("{} IN SCHEMA {}").format(prefix, sql.Identifier(schema))
+    statement = sql.SQL("{} " + what).format(prefix, privs_sql(privs), sql.SQL(word), sql.Identifier(grantee))
+    where = f" in schema {schema}" if schema else ""
     reason = (
-        f"{grantee} must not be able to grant privileges on {word.lower()} {owner} creates later"
+        f"{grantee} must not be able to grant privileges on {word.lower()} {owner} creates later{where}"
         if option
-        else f"{word.lower()} {owner} creates later must not give {grantee} {', '.join(ordered(privs))}"
+        else f"{word.lower()} {owner} creates later{where} must not give {grantee} {', '.join(ordered(privs))}"
     )
     change = ChangeAction.REVOKE_GRANT_OPTION if option else ChangeAction.REVOKE
     return Step(
         Phase.DATABASE,
         Action.DEFAULT_PRIVILEGES,
-        f"default privileges of {owner} on {word.lower()}",
+        f"default privileges of {owner} on {word.lower()}{where}",
         reason,
         statement,
         role=grantee,
