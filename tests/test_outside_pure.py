@@ -9,7 +9,7 @@ from pgwarden.plan import plan
 from pgwarden.rules import run_rules
 from pgwarden.rules.settings import parse_search_path
 from pgwarden.snapshot import DefaultAcl, Membership, OutsideGrant, Role, RoleSetting, Schema, Snapshot
-from test_plan_pure import APP, BI, DB_OID, OWNER, POSTGRES, RO, _policy, acl, compliant
+from test_plan_pure import APP, BI, DB_OID, OWNER, PDO, POSTGRES, RO, _policy, acl, compliant
 
 BI_GRANTOR, PRSF, OTHER_NS = 16390, 4569, 16900
 
@@ -187,6 +187,16 @@ def test_search_path_parsing_and_hijack_by_another_role() -> None:
         f for f in run_rules(_policy(), snap, HazardData.build(schema_create=[owned])) if f.rule.startswith("settings.")
     ]
     assert f.fix == 'ALTER ROLE "own" IN DATABASE "shop" SET search_path = "public"'
+    # pg_database_owner is the database's owner: the policy's owner here (trusted), else whoever it is
+    pdo = dict(row, owner=PDO, grantees=[])
+    assert not [
+        f for f in run_rules(_policy(), snap, HazardData.build(schema_create=[pdo])) if f.rule.startswith("settings.")
+    ]
+    app_db = dataclasses.replace(snap, database=dataclasses.replace(snap.database, owner=APP))
+    (f,) = [
+        f for f in run_rules(_policy(), app_db, HazardData.build(schema_create=[pdo])) if f.rule.startswith("settings.")
+    ]
+    assert "app can create" in f.message
     # the managed schema public is the plan's (create.schema), and a schema only the owner creates in is fine
     public = dict(row, name="public", grantees=[0])
     trusted = dict(row, grantees=[OWNER])

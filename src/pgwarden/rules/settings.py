@@ -52,6 +52,7 @@ def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
     if not hz.schema_create or snap.database is None:
         return
     schemas = {r["name"]: r for r in hz.schema_create}
+    db_owner = snap.database.owner
     default = str(hz.schema_create[0]["default_path"] or "")
     deploy = set(policy.owner.deploy_logins)
     access = {a.name for a in policy.access}
@@ -70,6 +71,8 @@ def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
             if row is None or schema in policy.database.schemas:
                 continue
             found = {int(g) for g in row["grantees"]} | {int(c) for c in row["creators"]} | {int(row["owner"])}
+            # pg_database_owner (15+: owner of public) is whoever owns the database
+            found = {db_owner if snap.role_name(o) == "pg_database_owner" else o for o in found}
             found = {
                 o
                 for o in found
