@@ -76,6 +76,8 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
         adb.execute("CREATE DOMAIN elsewhere.positive AS int CHECK (VALUE > 0)")
         adb.execute(sql.SQL("GRANT USAGE ON DOMAIN elsewhere.positive TO {}").format(ident(app)))
         adb.execute(sql.SQL("GRANT USAGE ON LANGUAGE plpgsql TO {}").format(ident(ro)))
+        # a database setting: large objects' privileges stop being checked for every session
+        adb.execute(sql.SQL("ALTER DATABASE {} SET lo_compat_privileges = on").format(ident(db)))
         adb.execute(
             sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA elsewhere GRANT SELECT ON TABLES TO {}").format(
                 ident(owner), ident(ro)
@@ -100,6 +102,7 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
         out: dict[str, Any] = {}
         with split.login(ro) as r:
             out["ro reads a server file"] = works(r, "SELECT pg_read_file('PG_VERSION')")
+            out["ro reads a large object it was never granted"] = works(r, "SELECT lo_get(%s::oid)", lo)
             if pg_version >= 15:
                 out["ro disables triggers"] = works(r, "SET session_replication_role = replica")
         with split.login(app, dbname=other) as a:
@@ -155,6 +158,7 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
         ("drift.revoke", f"large object {lo}", app),
         ("drift.revoke", "domain elsewhere.positive", app),
         ("drift.revoke", "language plpgsql", ro),
+        ("drift.role-setting", f"setting lo_compat_privileges of database {db}", None),
         (
             "drift.default-privileges",
             f"default privileges of {owner} on tables in schema elsewhere",
