@@ -249,3 +249,31 @@ def test_a_deploy_login_in_a_server_role_loses_it_too() -> None:
     )
     found = [f for f in run_rules(policy, snap, hz) if f.rule == "owner.member-of-privileged"]
     assert [f.role for f in found] == ["own"]
+
+
+def test_what_a_non_superuser_admin_needs_for_the_outside_steps() -> None:
+    """An admin that acts as the owner (a member of it) revokes on the owner's objects; what postgres
+    owns, a membership in a server role and a superuser-only setting need a superuser."""
+    snap = _with(
+        outside=(
+            _outside("routine", "pg_catalog.pg_read_file(text)", RO, "EXECUTE", subkind="f"),
+            dataclasses.replace(_outside("type", "other.mood", APP, "USAGE", grantor=OWNER), owner=OWNER),
+        ),
+        memberships=(
+            Membership(OWNER, BI, POSTGRES, False, True, True),
+            Membership(PRSF, OWNER, POSTGRES, False, True, True),
+        ),
+        superuser_settings=frozenset({"session_replication_role"}),
+        role_settings=(RoleSetting(APP, DB_OID, ("session_replication_role=replica",)),),
+    )
+    snap = dataclasses.replace(
+        snap, server=dataclasses.replace(snap.server, current_role_oid=BI, current_role="bi", is_superuser=False)
+    )
+    steps = {s.object: s for s in plan(_policy(), snap).steps}
+    assert steps["type other.mood"].allowed
+    denied = {o: str(s.needs) for o, s in steps.items() if not s.allowed}
+    assert denied == {
+        "function pg_catalog.pg_read_file(text)": "superuser or the privileges of postgres (the object's owner)",
+        "role own": "superuser or ADMIN OPTION on pg_read_server_files",
+        "setting session_replication_role of role app in database shop": "superuser",
+    }
