@@ -58,6 +58,7 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
         admin.execute(sql.SQL("GRANT pg_execute_server_program TO {}").format(ident(owner)))
     with split.admin_db() as adb:
         adb.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_file(text) TO {}").format(ident(ro)))
+        adb.execute(sql.SQL("GRANT SELECT ON pg_catalog.pg_authid TO {}").format(ident(ro)))
         adb.execute("CREATE FOREIGN DATA WRAPPER w_outside")
         adb.execute("CREATE SERVER s_outside FOREIGN DATA WRAPPER w_outside")
         adb.execute(sql.SQL("GRANT USAGE ON FOREIGN SERVER s_outside TO {}").format(ident(app)))
@@ -102,6 +103,7 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
         out: dict[str, Any] = {}
         with split.login(ro) as r:
             out["ro reads a server file"] = works(r, "SELECT pg_read_file('PG_VERSION')")
+            out["ro reads password verifiers"] = works(r, "SELECT count(rolpassword) FROM pg_catalog.pg_authid")
             out["ro reads a large object it was never granted"] = works(r, "SELECT lo_get(%s::oid)", lo)
             if pg_version >= 15:
                 out["ro disables triggers"] = works(r, "SET session_replication_role = replica")
@@ -153,6 +155,7 @@ def test_grants_settings_and_memberships_outside_are_found_and_repaired(
     found = sorted((f["rule"], f["object"], f["role"]) for f in data["findings"])
     expected = [
         ("drift.revoke", "function pg_catalog.pg_read_file(text)", ro),
+        ("drift.revoke", "table pg_catalog.pg_authid", ro),
         ("drift.revoke", f"database {other}", app),
         ("drift.revoke", "foreign server s_outside", app),
         ("drift.revoke", f"large object {lo}", app),

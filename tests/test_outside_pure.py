@@ -46,6 +46,8 @@ def test_access_roles_lose_every_grant_outside_in_one_revoke_per_object() -> Non
             _outside("database", "other", APP, "CREATE"),
             _outside("database", "other", APP, "TEMPORARY"),
             _outside("large_object", "16412", APP, "UPDATE"),
+            _outside("table", "pg_catalog.pg_authid", RO, "SELECT", subkind="r"),
+            _outside("sequence", "other.counter", APP, "USAGE", subkind="S"),
         )
     )
     assert _steps(snap) == [
@@ -56,6 +58,8 @@ def test_access_roles_lose_every_grant_outside_in_one_revoke_per_object() -> Non
         'REVOKE SET, ALTER SYSTEM ON PARAMETER session_replication_role FROM "app" CASCADE',
         'REVOKE CREATE, TEMPORARY ON DATABASE other FROM "app" CASCADE',
         'REVOKE UPDATE ON LARGE OBJECT 16412 FROM "app" CASCADE',
+        'REVOKE SELECT ON TABLE pg_catalog.pg_authid FROM "ro" CASCADE',
+        'REVOKE USAGE ON SEQUENCE other.counter FROM "app" CASCADE',
     ]
     assert run_rules(_policy(), snap, HazardData()) == []  # repaired: drift only, no second finding
 

@@ -1,8 +1,9 @@
 -- ACL entries outside the managed schemas that name one of the listed roles or PUBLIC and that the
 -- object did not start with (its pg_init_privs entry, else acldefault() for its owner): other
 -- databases, tablespaces, languages, foreign-data wrappers and servers, large objects, other
--- schemas, routines and types. Only objects with a stored ACL are exploded (a NULL ACL is the
--- default), so the cost follows the number of granted objects, not the catalog size.
+-- schemas, and the relations (pg_catalog's included), routines and types of other schemas.
+-- Each catalog is scanned once; only rows with a stored ACL (a NULL ACL is the default) are
+-- exploded, so the rows returned follow the number of grants, not the catalog size.
 -- `ident`: the object's name as SQL text (GRANT ... ON <kind word> <ident>).
 -- One statement for what plan/outside.py needs: also, as rows of kind `superuser_setting` (ident: the
 -- name), the parameters only a superuser may set but for logging and statistics ones (they change
@@ -45,6 +46,12 @@ WITH acls (kind, subkind, classid, objid, owner, ident, acl, code) AS (
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
     WHERE p.proacl IS NOT NULL AND p.pronamespace <> ALL(%(schemas)s::oid[])
   UNION ALL
+    SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END, c.relkind::text,
+           'pg_catalog.pg_class'::regclass, c.oid, c.relowner,
+           format('%%I.%%I', n.nspname, c.relname), c.relacl, CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relacl IS NOT NULL AND c.relnamespace <> ALL(%(schemas)s::oid[])
+  UNION ALL
     SELECT 'type', t.typtype::text, 'pg_catalog.pg_type'::regclass, t.oid, t.typowner,
            format('%%I.%%I', n.nspname, t.typname), t.typacl, 'T'
     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
@@ -55,6 +62,9 @@ SELECT a.kind, a.subkind, a.objid AS oid, a.owner, a.ident,
 FROM acls a CROSS JOIN LATERAL aclexplode(a.acl) e
 LEFT JOIN pg_catalog.pg_init_privs i ON i.classoid = a.classid AND i.objoid = a.objid AND i.objsubid = 0
 WHERE (e.grantee = ANY(%(roles)s::oid[]) OR e.grantee = 0) AND e.grantee <> a.owner
+  -- initdb leaves some system objects (information_schema.sql_features, ...) granted to PUBLIC with no
+  -- pg_init_privs row: for an object from initdb (oid < 16384) without one, PUBLIC's entry is initial
+  AND NOT (e.grantee = 0 AND i.objoid IS NULL AND a.objid < 16384)
   AND NOT EXISTS (
       SELECT 1 FROM aclexplode(COALESCE(i.initprivs, acldefault(a.code::"char", a.owner))) d
       WHERE d.grantee = e.grantee AND d.privilege_type = e.privilege_type)
