@@ -130,6 +130,7 @@ class OutsideGrant:
     grantee: int
     privilege: str
     grantable: bool
+    system: bool = True  # the server's (a system schema, a cluster object), not another schema's or database's
 
 
 @dataclass(frozen=True, slots=True)

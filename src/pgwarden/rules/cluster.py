@@ -34,6 +34,8 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
         # databases (`-d 'shop_*'`) grants: configuration, not a finding.
         if repairable(snap, access, g) or g.kind == "schema" or (name in access and g.kind == "database"):
             continue
+        if name is None and not g.system:
+            continue  # what PUBLIC holds in another database or schema is that one's owner's business
         obj = object_label(g)
         revoke = sql.SQL("REVOKE {} ON {} FROM {} CASCADE").format(
             sql.SQL(g.privilege), target_sql(g), _grantee(snap, g)
