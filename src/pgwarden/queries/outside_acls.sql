@@ -53,7 +53,8 @@ WITH acls (kind, subkind, classid, objid, owner, ident, acl, code, system) AS (
            format('%%I.%%I', n.nspname, c.relname), c.relacl,
            CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END, true
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relacl IS NOT NULL AND n.nspname IN ('pg_catalog', 'information_schema')
+    -- they come from initdb (oids below FirstNormalObjectId): the oid index reads only them
+    WHERE c.oid < 16384 AND c.relacl IS NOT NULL AND n.nspname IN ('pg_catalog', 'information_schema')
   UNION ALL
     SELECT 'type', t.typtype::text, 'pg_catalog.pg_type'::regclass, t.oid, t.typowner,
            format('%%I.%%I', n.nspname, t.typname), t.typacl, 'T',
