@@ -166,8 +166,8 @@ CATALOG: tuple[Rule, ...] = (
         "pg_read_file or lo_export reads and writes server files, GRANT SET ON PARAMETER "
         "session_replication_role disables triggers and foreign keys, USAGE on a foreign server "
         "reaches another database. `apply` revokes what the policy's access roles were granted there "
-        "by the object's owner; it reports, without changing, what PUBLIC holds beyond the object's "
-        "initial privileges (other databases' roles may rely on it), the routines, parameters, "
+        "by the object's owner; it reports, without changing, what PUBLIC holds on the server's "
+        "objects beyond their initial privileges (other databases' roles may rely on it), the routines, parameters, "
         "languages and other databases the owner and deploy logins were granted (every migration can "
         "use them; the policy does not say what migrations need), and grants by another grantor.",
         "Run the fix (a REVOKE) as a superuser, after checking nobody else relies on the grant.",
