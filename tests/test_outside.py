@@ -208,6 +208,15 @@ def test_detect_only_findings_are_true_and_their_fixes_run(
         admin.execute(sql.SQL("GRANT {} TO {}").format(ident(group), ident(owner)))
     with split.admin_db() as adb:
         adb.execute("GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text) TO PUBLIC")
+        # a grant by another grantor: a superuser's REVOKE acts as the owner and cannot take it back
+        adb.execute(
+            sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text) TO {} WITH GRANT OPTION").format(
+                ident(group)
+            )
+        )
+        adb.execute(sql.SQL("SET ROLE {}").format(ident(group)))
+        adb.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text) TO {}").format(ident(ro)))
+        adb.execute("RESET ROLE")
         adb.execute("CREATE SCHEMA hijack")
         adb.execute("GRANT CREATE, USAGE ON SCHEMA hijack TO PUBLIC")
         adb.execute(
@@ -220,6 +229,7 @@ def test_detect_only_findings_are_true_and_their_fixes_run(
         out: dict[str, Any] = {}
         with split.login(ro) as r:
             out["ro lists the data directory"] = works(r, "SELECT count(*) FROM pg_ls_dir('.')")
+            out["ro stats a server file"] = works(r, "SELECT size FROM pg_stat_file('PG_VERSION')")
         with split.login(app) as a:
             made = works(a, "CREATE FUNCTION hijack.greet() RETURNS text LANGUAGE sql AS $$ SELECT 'hijacked' $$")
         with split.login(owner) as o:
@@ -247,6 +257,7 @@ def test_detect_only_findings_are_true_and_their_fixes_run(
     ]
     assert sorted((f["rule"], f["object"], f["role"]) for f in mine) == [
         ("outside.grant", "function pg_catalog.pg_ls_dir(text)", "PUBLIC"),
+        ("outside.grant", "function pg_catalog.pg_stat_file(text)", ro),
         ("owner.member-of-privileged", "role pg_read_server_files", owner),
         ("settings.writable-search-path", "schema hijack", owner),
     ], data["findings"]

@@ -43,7 +43,11 @@ WITH acls (kind, subkind, classid, objid, owner, ident, acl, code, system) AS (
     WHERE n.nspacl IS NOT NULL AND n.oid <> ALL(%(schemas)s::oid[])
   UNION ALL
     SELECT 'routine', p.prokind::text, 'pg_catalog.pg_proc'::regclass, p.oid, p.proowner,
-           format('%%I.%%I(%%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)),
+           -- argument types only (names and OUT arguments are no part of a function's identity; they
+           -- are of a procedure's, 14+)
+           format('%%I.%%I(%%s)', n.nspname, p.proname,
+                  CASE WHEN p.prokind = 'p' THEN pg_catalog.pg_get_function_identity_arguments(p.oid)
+                       ELSE pg_catalog.oidvectortypes(p.proargtypes) END),
            p.proacl, 'f', n.nspname IN ('pg_catalog', 'information_schema')
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
     WHERE p.proacl IS NOT NULL AND p.pronamespace <> ALL(%(schemas)s::oid[])
