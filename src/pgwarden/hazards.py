@@ -1,4 +1,4 @@
-"""The extra catalog reads the hazard rules need: five queries whatever the size of the database."""
+"""The extra catalog reads the hazard rules need: six queries whatever the size of the database."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ class HazardData:
     functions: tuple[dict[str, Any], ...] = ()  # schema, name, args, owner, kind, public_execute, executable_by
     rls: tuple[dict[str, Any], ...] = ()  # kind, schema, name, owner, forced, base_schema, base_name
     member_of: dict[int, frozenset[int]] = field(default_factory=dict)
+    owner_reach: tuple[dict[str, Any], ...] = ()  # member, role, direct: the owner's and deploy logins'
+    schema_create: tuple[dict[str, Any], ...] = ()  # name, owner, grantees, creators, default_path
+    user_mappings: tuple[dict[str, Any], ...] = ()  # role (0: PUBLIC), server, remote_user
 
     @classmethod
     def build(cls, **rows: list[dict[str, Any]]) -> HazardData:
@@ -44,11 +47,23 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     """Read what the rules need through `conn` (connected to the target database)."""
     roles = access_role_oids(policy, snap)
     schemas = [s.oid for s in snap.schemas if s.name in policy.database.schemas]
+    owners = [snap.role_by_name[policy.owner.name].oid] if policy.owner.name in snap.role_by_name else []
     deploy = [snap.role_by_name[d].oid for d in policy.owner.deploy_logins if d in snap.role_by_name]
+    # one read for the access roles' paths and the owner's and deploy logins' (owner_reach)
+    builders = set(owners + deploy)
+    paths = _rows(conn, "hazard_memberships", {"roles": roles + owners + deploy})
     return HazardData.build(
-        memberships=_rows(conn, "hazard_memberships", {"roles": roles}),
+        memberships=[m for m in paths if m["member"] not in builders],
         owned=_rows(conn, "hazard_owned", {"roles": roles + deploy}),
         privileges=_rows(conn, "hazard_privileges", {"roles": roles, "schemas": schemas}),
         functions=_rows(conn, "hazard_functions", {"roles": roles, "schemas": schemas}),
         rls=_rows(conn, "hazard_rls", {"schemas": schemas}),
+        owner_reach=[m for m in paths if m["member"] in builders],
+        **_outside(conn, roles, owners + deploy),
     )
+
+
+def _outside(conn: psycopg.Connection[Any], access: list[int], owners: list[int]) -> dict[str, list[dict[str, Any]]]:
+    """schema_create and user_mappings: one statement (queries/hazard_outside.sql)."""
+    row = _rows(conn, "hazard_outside", {"roles": owners + access, "access": access})[0]
+    return {"schema_create": list(row["schemas"]), "user_mappings": list(row["mappings"])}

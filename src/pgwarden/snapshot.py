@@ -144,6 +144,23 @@ class RoleSetting:
 
 
 @dataclass(frozen=True, slots=True)
+class OutsideGrant:
+    """One ACL entry outside the managed schemas that names a policy role or PUBLIC (0) and that
+    the object did not start with (queries/outside_acls.sql, outside_parameters.sql)."""
+
+    kind: str  # registry kind: database, tablespace, language, ..., parameter
+    subkind: str  # prokind / typtype ("" for the others)
+    oid: int
+    owner: int
+    ident: str  # the object's name as SQL text
+    grantor: int
+    grantee: int
+    privilege: str
+    grantable: bool
+    system: bool = True  # the server's (a system schema, a cluster object), not another schema's or database's
+
+
+@dataclass(frozen=True, slots=True)
 class ServerInfo:
     version_num: int
     version: str
@@ -178,6 +195,10 @@ class Snapshot:
     #: role name -> whether logging in with the password from its variable succeeded; filled by the
     #: session when `passwords` is None (not superuser), so unchanged passwords are not set again
     password_checks: Mapping[str, bool] = field(default_factory=dict)
+    #: grants outside the managed schemas to the policy's roles or PUBLIC (read when the database exists)
+    outside: tuple[OutsideGrant, ...] = ()
+    #: parameters of context `superuser` (a role setting of one gives the role what it cannot set)
+    superuser_settings: frozenset[str] = frozenset()
 
     @property
     def database_exists(self) -> bool:
@@ -278,7 +299,10 @@ def inspect(
     role_settings = tuple(
         RoleSetting(r["role"], r["database"], tuple(r["settings"] or ())) for r in _rows(conn, "role_settings")
     )
+    outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
     return Snapshot(
+        outside=outside,
+        superuser_settings=superuser_settings,
         owner_oid=owner_oid,
         types=types,
         guard=guard,
@@ -294,6 +318,30 @@ def inspect(
         default_acls=default_acls,
         role_settings=role_settings,
     )
+
+
+def _outside(
+    conn: psycopg.Connection[Any],
+    exists: bool,
+    caps: Capabilities,
+    roles: Mapping[int, Role],
+    role_names: Sequence[str],
+    schemas: Sequence[int],
+) -> tuple[tuple[OutsideGrant, ...], frozenset[str]]:
+    """Grants outside the managed schemas and the superuser-only parameters: one statement (with
+    pg_parameter_acl's grants on 15+)."""
+    from psycopg.rows import dict_row
+
+    if not exists:
+        return (), frozenset()
+    text = query("outside_acls")
+    if caps.major >= 15:
+        text = text.replace("\n/* parameters */\n", "\n" + query("outside_parameters"))
+    params = {"roles": [oid for oid, r in roles.items() if r.name in role_names], "schemas": list(schemas)}
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(text.encode(), params).fetchall()
+    settings = frozenset(r["ident"] for r in rows if r["kind"] == "superuser_setting")
+    return tuple(OutsideGrant(**r) for r in rows if r["kind"] != "superuser_setting"), settings
 
 
 def _object_groups(

@@ -19,6 +19,7 @@ from pgwarden.plan.defaults import plan_default_privileges
 from pgwarden.plan.guard import plan_guard
 from pgwarden.plan.model import OBJECT_ACTIONS, Action, Need, Phase, Plan, Requirement, Statement, Step
 from pgwarden.plan.objects import BULK_FACTOR, OBJECTS_PER_STATEMENT, groups_to_name, plan_objects
+from pgwarden.plan.outside import plan_outside, plan_owner_memberships
 from pgwarden.plan.roles import plan_memberships, plan_role_settings, plan_roles
 from pgwarden.plan.types import plan_types
 from pgwarden.policy import Mode, Policy
@@ -86,12 +87,14 @@ def _plan(ctx: PlanContext, secrets: Mapping[str, str] | None) -> Plan:
     policy, snap = ctx.policy, ctx.snap
     plan_roles(ctx, secrets or {})
     plan_memberships(ctx)
+    plan_owner_memberships(ctx)
     plan_database(ctx)
     plan_schemas(ctx)
     plan_objects(ctx)
     plan_types(ctx)
     plan_default_privileges(ctx)
     plan_role_settings(ctx)
+    plan_outside(ctx)
     plan_guard(ctx)
     # The admin's own membership in the owner is a means, not drift: alone, it is no change at all
     # (otherwise a non-superuser admin or an auditor role could never see a clean plan).

@@ -6,7 +6,9 @@ from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.policy import Policy
 from pgwarden.rules.catalog import CATALOG, DRIFT_CATALOG, DRIFT_SEVERITY, RULES, Rule
+from pgwarden.rules.cluster import check_outside_grants, check_user_mappings
 from pgwarden.rules.common import Check
+from pgwarden.rules.memberships import check_owner_memberships
 from pgwarden.rules.objects import check_access_owns, check_default_acls, check_ownership
 from pgwarden.rules.privileges import (
     check_create,
@@ -16,6 +18,7 @@ from pgwarden.rules.privileges import (
     check_temp,
 )
 from pgwarden.rules.roles import check_attributes, check_memberships, check_owner, check_passwords
+from pgwarden.rules.settings import check_search_path
 from pgwarden.snapshot import Snapshot
 
 __all__ = ["CATALOG", "CHECKS", "DRIFT_CATALOG", "DRIFT_SEVERITY", "RULES", "Rule", "run_rules"]
@@ -33,6 +36,10 @@ CHECKS: tuple[Check, ...] = (
     check_definer_readonly,
     check_rls,
     check_passwords,
+    check_owner_memberships,
+    check_outside_grants,
+    check_user_mappings,
+    check_search_path,
 )
 
 

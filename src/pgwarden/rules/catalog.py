@@ -149,6 +149,51 @@ CATALOG: tuple[Rule, ...] = (
         "ALTER VIEW ... SET (security_invoker = true) (15+).",
     ),
     Rule(
+        "owner.member-of-privileged",
+        "critical",
+        "The owner or a deploy login is a member of a role that reaches the server",
+        "Every migration runs as the owner: if it is a member (by any path, ADMIN OPTION included, "
+        "which lets it grant itself the membership) of a superuser or of pg_execute_server_program, "
+        "pg_read_server_files, pg_write_server_files, pg_read_all_data, pg_write_all_data, "
+        "pg_signal_backend, pg_maintain (17+) or pg_create_subscription (16+), so is every migration: "
+        "COPY ... TO PROGRAM gives it a shell on the server.",
+        "REVOKE the membership (GRANTED BY its grantor on 16+); `pgwarden apply` revokes direct ones.",
+    ),
+    Rule(
+        "outside.grant",
+        "high",
+        "A grant outside the managed schemas that apply does not take back",
+        "Privileges outside the managed schemas reach beyond the application: EXECUTE on "
+        "pg_read_file or lo_export reads and writes server files, GRANT SET ON PARAMETER "
+        "session_replication_role disables triggers and foreign keys, USAGE on a foreign server "
+        "reaches another database. `apply` revokes what the policy's access roles were granted there "
+        "by the object's owner; it reports, without changing, what PUBLIC holds on the server's "
+        "objects beyond their initial privileges (other databases' roles may rely on it), the routines, parameters, "
+        "languages and other databases the owner and deploy logins were granted (every migration can "
+        "use them; the policy does not say what migrations need), and grants by another grantor.",
+        "Run the fix (a REVOKE) as a superuser, after checking nobody else relies on the grant.",
+    ),
+    Rule(
+        "outside.user-mapping",
+        "high",
+        "An access role's user mapping logs in as the owner or a superuser",
+        "A user mapping says which remote role a local role is on a foreign server. An access role "
+        "(or PUBLIC) mapped to the owner's, a deploy login's or a superuser's login acts as that role "
+        "through every foreign table it may read there, whatever the policy gives it.",
+        "DROP USER MAPPING FOR the role SERVER ...; create one with the access role's own remote login.",
+    ),
+    Rule(
+        "settings.writable-search-path",
+        "high",
+        "A schema on the owner's or an access role's search_path that another role can create in",
+        "Unqualified names resolve through the search_path (database and role settings, `$user`, "
+        'the server\'s default "$user", public): a role that can create in one of those schemas can '
+        "put a function or table there that a migration or the application then uses by mistake, "
+        "and runs its code with their rights (CVE-2018-1058).",
+        "REVOKE CREATE ON SCHEMA ... FROM the other roles, or take the schema off the search_path "
+        "(ALTER ROLE ... IN DATABASE ... SET search_path).",
+    ),
+    Rule(
         "login.no-password",
         "medium",
         "LOGIN role of the policy without a password",

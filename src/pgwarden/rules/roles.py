@@ -12,17 +12,17 @@ from pgwarden.plan.model import Subject
 from pgwarden.plan.roles import ATTRIBUTE_SQL
 from pgwarden.policy import Policy
 from pgwarden.rules.common import access_roles, finding
+from pgwarden.rules.memberships import revoke_sql
 from pgwarden.snapshot import Snapshot
 
 
-def revoke_membership(snap: Snapshot, member: int, target: int) -> tuple[sql.Composable, Subject]:
-    """REVOKE the direct grant on the path from member to target (the first hop is enough to cut
-    it), and the membership it is about."""
+def revoke_membership(snap: Snapshot, member: int, target: int) -> tuple[str, Subject]:
+    """REVOKE the direct grants on the path from member to target (the first hop is enough to cut
+    it), each by its grantor on 16+ (a superuser's plain REVOKE leaves a grant by another role in
+    place), and the membership it is about."""
     direct = [m.role for m in snap.memberships if m.member == member]
     hop = target if target in direct else next(iter(direct), target)
-    hop_name, member_name = snap.role_name(hop) or "", snap.role_name(member) or ""
-    fix = sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(hop_name), sql.Identifier(member_name))
-    return fix, ("membership", hop_name, member_name)
+    return revoke_sql(snap, member, hop), ("membership", snap.role_name(hop) or "", snap.role_name(member) or "")
 
 
 def check_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:

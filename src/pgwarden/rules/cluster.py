@@ -1,0 +1,90 @@
+"""Hazard checks about grants outside the managed schemas that apply does not take back (outside.grant)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from psycopg import sql
+
+from pgwarden.findings import Finding, Severity
+from pgwarden.hazards import HazardData
+from pgwarden.plan.outside import object_label, repairable, target_sql
+from pgwarden.policy import Policy
+from pgwarden.rules.common import finding
+from pgwarden.snapshot import OutsideGrant, Snapshot
+
+#: Kinds whose extra grants reach the server itself (a granted pg_read_file, GRANT SET ON PARAMETER).
+SERVER_KINDS = frozenset({"routine", "parameter", "language"})
+#: What the owner or a deploy login may not hold unreported: the server kinds, and other databases.
+OWNER_KINDS = SERVER_KINDS | {"database"}
+
+
+def _grantee(snap: Snapshot, g: OutsideGrant) -> sql.Composable:
+    name = snap.role_name(g.grantee)
+    return sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
+
+
+def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    access = {a.name for a in policy.access}
+    owners = {policy.owner.name, *policy.owner.deploy_logins}
+    for g in snap.outside:
+        name = snap.role_name(g.grantee)
+        # USAGE on a schema only looks names up; CREATE is judged by settings.writable-search-path, where
+        # it is one. An access role's CONNECT on another database is what a policy over several
+        # databases (`-d 'shop_*'`) grants: configuration, not a finding.
+        if repairable(snap, access, g) or g.kind == "schema" or (name in access and g.kind == "database"):
+            continue
+        if name is None and not g.system:
+            continue  # what PUBLIC holds in another database or schema is that one's owner's business
+        obj = object_label(g)
+        revoke = sql.SQL("REVOKE {} ON {} FROM {} CASCADE").format(
+            sql.SQL(g.privilege), target_sql(g), _grantee(snap, g)
+        )
+        severity: Severity = "high" if g.kind in SERVER_KINDS else "medium"
+        if name is None:
+            message = (
+                f"PUBLIC holds {g.privilege} on {obj}, which the object did not start with: every role, "
+                "the access roles included, can use it (detect-only: other databases' roles may rely on it)"
+            )
+            severity = "high"
+        elif name in owners:
+            if g.kind not in OWNER_KINDS:
+                continue  # USAGE on a foreign server, a type, a tablespace: what migrations may need
+            message = (
+                f"{name} holds {g.privilege} on {obj}: every migration can use it (detect-only: "
+                "the policy does not say what the owner needs outside its schemas)"
+            )
+        else:  # an access role's grant by another grantor: a superuser's REVOKE acts as the owner
+            grantor = snap.role_name(g.grantor) or str(g.grantor)
+            message = (
+                f"access role {name} holds {g.privilege} on {obj}, granted by {grantor}, not the owner: "
+                f"only {grantor} can revoke it, so the fix takes {grantor}'s grant option (detect-only)"
+            )
+            revoke = sql.SQL("REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE").format(
+                sql.SQL(g.privilege), target_sql(g), sql.Identifier(grantor)
+            )
+        yield finding("outside.grant", obj, name or "PUBLIC", message, revoke, severity=severity)
+
+
+def check_user_mappings(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    """outside.user-mapping: an access role's (or PUBLIC's) user mapping logs in on a foreign server as
+    the owner, a deploy login or a superuser of this cluster: through every foreign table it may read
+    on that server, it acts as a role the policy says it must not be."""
+    access = {a.name for a in policy.access}
+    borrowed = {policy.owner.name: "the owner", **{d: "a deploy login" for d in policy.owner.deploy_logins}}
+    borrowed |= {r.name: "a superuser" for r in snap.roles.values() if r.superuser}
+    for row in hz.user_mappings:
+        name = snap.role_name(int(row["role"]))
+        remote = row["remote_user"]
+        if (name is not None and name not in access) or remote not in borrowed:
+            continue
+        who = sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
+        yield finding(
+            "outside.user-mapping",
+            f"user mapping for {name or 'PUBLIC'} on server {row['server']}",
+            name or "PUBLIC",
+            f"{name or 'PUBLIC'} logs in on foreign server {row['server']} as {remote}, {borrowed[remote]}: through "
+            "its foreign tables it reads and writes with that role's rights (detect-only: the mapping holds "
+            "credentials pgwarden cannot replace)",
+            sql.SQL("DROP USER MAPPING FOR {} SERVER {}").format(who, sql.Identifier(row["server"])),
+        )

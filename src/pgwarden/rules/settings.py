@@ -1,0 +1,128 @@
+"""Hazard checks about settings: a schema on a policy role's search_path that another role can create in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from psycopg import sql
+
+from pgwarden.findings import Finding
+from pgwarden.hazards import HazardData
+from pgwarden.plan.outside import repairable
+from pgwarden.policy import Policy
+from pgwarden.rules.common import finding
+from pgwarden.snapshot import Snapshot
+
+_ITEM = re.compile(r'\s*("(?:[^"]|"")*"|[^,]+?)\s*(?:,|$)')
+
+
+def parse_search_path(value: str, role: str) -> list[str]:
+    """The schema names of a search_path value, `$user` replaced by `role` (as the server reads it)."""
+    names = []
+    for m in _ITEM.finditer(value.strip()):
+        item = m.group(1)
+        if not item:
+            continue
+        name = item[1:-1].replace('""', '"') if item.startswith('"') else item.lower()
+        names.append(role if name == "$user" else name)
+    return names
+
+
+def stored_path(snap: Snapshot, role_oid: int) -> tuple[str, str] | None:
+    """(value, where it comes from) of the search_path a role's sessions start with in this database,
+    when a role or database setting gives one: role in database, then role, then database."""
+    if snap.database is None:
+        return None
+    db = snap.database.oid
+    for role, database, where in ((role_oid, db, "role in database"), (role_oid, 0, "role"), (0, db, "database")):
+        for s in snap.role_settings:
+            if s.role == role and s.database == database:
+                for setting in s.settings:
+                    key, _, value = setting.partition("=")
+                    if key.strip().lower() == "search_path":
+                        return value, f"{where} setting"
+    return None
+
+
+def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    """settings.writable-search-path: every schema on the search_path of the owner or an access role, but the
+    managed ones (create.schema and the plan cover those), in which another role can create objects:
+    its objects then resolve the role's unqualified names. One finding per schema."""
+    if not hz.schema_create or snap.database is None:
+        return
+    schemas = {r["name"]: r for r in hz.schema_create}
+    db_owner = snap.database.owner
+    default = str(hz.schema_create[0]["default_path"] or "")
+    deploy = set(policy.owner.deploy_logins)
+    access = {a.name for a in policy.access}
+    # CREATE the plan revokes (an access role's direct grant) is drift, reported once, by the plan
+    revoked = {(g.oid, g.grantee) for g in snap.outside if g.kind == "schema" and repairable(snap, access, g)}
+    victims: dict[str, list[tuple[str, str, str]]] = {}  # schema -> (role, where its path comes from, path)
+    creators_of: dict[str, set[int]] = {}
+    for name in (policy.owner.name, *(a.name for a in policy.access)):
+        role = snap.role_by_name.get(name)
+        if role is None or role.superuser:
+            continue
+        value, where = stored_path(snap, role.oid) or (default, "server default")
+        trusted = {snap.role_by_name[n].oid for n in {name, policy.owner.name, *deploy} if n in snap.role_by_name}
+        for schema in parse_search_path(value, name):
+            row = schemas.get(schema)
+            if row is None or schema in policy.database.schemas:
+                continue
+            found = {int(g) for g in row["grantees"]} | {int(c) for c in row["creators"]} | {int(row["owner"])}
+            # pg_database_owner (15+: owner of public) is whoever owns the database
+            found = {db_owner if snap.role_name(o) == "pg_database_owner" else o for o in found}
+            found = {
+                o
+                for o in found
+                if o not in trusted
+                and (int(row["oid"]), o) not in revoked
+                and not (o in snap.roles and snap.roles[o].superuser)
+            }
+            if found:
+                victims.setdefault(schema, []).append((name, where, value))
+                creators_of.setdefault(schema, set()).update(found)
+    for schema, roles in victims.items():
+        creators = sorted(creators_of[schema])
+        names = ", ".join("PUBLIC" if o == 0 else (snap.role_name(o) or str(o)) for o in creators)
+        direct = {int(g) for g in schemas[schema]["grantees"]}
+        yield finding(
+            "settings.writable-search-path",
+            f"schema {schema}",
+            roles[0][0],
+            f"schema {schema} is on the search_path of {', '.join(f'{r} ({w})' for r, w, _ in roles)} and "
+            f"{names} can create objects in it: an unqualified name they use can resolve to such an object "
+            "(detect-only: apply does not change schemas the policy does not manage)",
+            _fix(policy, snap, schema, creators, direct, roles),
+        )
+
+
+def _fix(
+    policy: Policy,
+    snap: Snapshot,
+    schema: str,
+    creators: list[int],
+    direct: set[int],
+    roles: list[tuple[str, str, str]],
+) -> str:
+    """REVOKE CREATE from the creators when each holds it directly; otherwise take the schema off the
+    roles' search_path (what the owner of the schema can do is not the admin's to take)."""
+    if all(o in direct for o in creators):
+        who = sql.SQL(", ").join(
+            sql.SQL("PUBLIC") if o == 0 else sql.Identifier(snap.role_name(o) or "") for o in creators
+        )
+        return sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(sql.Identifier(schema), who).as_string(None)
+    statements = []
+    for role, _, value in roles:
+        path = [s for s in parse_search_path(value, role) if s != schema]
+        statements.append(
+            sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}")
+            .format(
+                sql.Identifier(role),
+                sql.Identifier(policy.database.name),
+                sql.SQL(", ").join(sql.Identifier(s) for s in path) if path else sql.Literal(""),
+            )
+            .as_string(None)
+        )
+    return "; ".join(statements)
