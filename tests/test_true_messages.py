@@ -175,7 +175,13 @@ def _pty_apply(s: Split, answer: bytes) -> tuple[int, str]:
         time.sleep(0.3)  # let it reach the read of the answer
         os.write(fd, answer)
         deadline = time.monotonic() + 30
+        resent = False
         while time.monotonic() < deadline:
+            if answer == b"\x03" and not resent and time.monotonic() > deadline - 20 and b"interrupted" not in output:
+                # once, under heavy load, the first ^C got no answer (cause not found); a user would
+                # press Ctrl-C again: send the signal it makes, once, after 10 s
+                os.kill(pid, signal.SIGINT)
+                resent = True
             if select.select([fd], [], [], 0.1)[0]:
                 try:
                     chunk = os.read(fd, 65536)
