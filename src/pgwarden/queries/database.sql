@@ -9,29 +9,36 @@ SELECT d.oid, d.datname AS name, d.datdba AS owner,
        COALESCE((SELECT json_agg(json_build_array(a.grantor, a.grantee, a.privilege_type, a.is_grantable)
                                  ORDER BY a.grantee, a.privilege_type)
                  FROM aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a), '[]') AS acl,
-       (SELECT COALESCE(json_agg(row_to_json(ty) ORDER BY ty.schema, ty.name), '[]')
-        FROM (SELECT t.oid::int8 AS oid, t.typnamespace::int8 AS schema, t.typname::text AS name,
-                     t.typtype::text AS subkind, t.typowner::int8 AS owner
-              FROM pg_catalog.pg_type t
-              WHERE t.typnamespace = ANY(ARRAY(SELECT n.oid FROM pg_catalog.pg_namespace n
-                                               WHERE n.nspname = ANY(%(schemas)s::text[])))
-                AND t.typowner <> %(owner)s::oid
-                AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
-                AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c')
-                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.typarray = t.oid)
-                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep
-                                WHERE dep.classid = 'pg_catalog.pg_type'::regclass AND dep.objid = t.oid
-                                  AND dep.deptype = 'e')) ty) AS types,
+       (WITH candidates AS MATERIALIZED (
+            -- cheap filters first, in one scan of pg_type: a compliant database leaves no row here
+            SELECT t.oid, t.typnamespace, t.typname, t.typtype, t.typowner, t.typrelid
+            FROM pg_catalog.pg_type t
+            WHERE t.typowner <> %(owner)s::oid AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
+              AND t.typnamespace = ANY(ARRAY(SELECT n.oid FROM pg_catalog.pg_namespace n
+                                             WHERE n.nspname = ANY(%(schemas)s::text[]))))
+        SELECT COALESCE(json_agg(json_build_object('oid', t.oid::int8, 'schema', t.typnamespace::int8,
+                                                   'name', t.typname::text, 'subkind', t.typtype::text,
+                                                   'owner', t.typowner::int8)
+                                 ORDER BY t.typnamespace, t.typname), '[]')
+        FROM candidates t
+        WHERE (t.typrelid = 0 OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c')
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.typarray = t.oid)
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep
+                          WHERE dep.classid = 'pg_catalog.pg_type'::regclass AND dep.objid = t.oid
+                            AND dep.deptype = 'e')) AS types,
        (SELECT row_to_json(g)
         FROM (SELECT e.evtenabled::text AS trigger_enabled, e.evtevent::text AS trigger_event,
                      e.evtfoid = p.oid AS trigger_calls_function,
                      p.prosrc AS source, p.prosecdef AS security_definer, p.proconfig AS config,
                      r.rolsuper AS owner_is_superuser, p.proacl::text AS acl,
                      n.oid IS NOT NULL AS schema_exists,
-                     (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid)
+                     -- counted only when the schema exists (each count scans its catalog)
+                     CASE WHEN n.oid IS NULL THEN 0 ELSE
+                       (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid)
                        + (SELECT count(*) FROM pg_catalog.pg_proc o
                           WHERE o.pronamespace = n.oid AND o.oid <> COALESCE(p.oid, 0))
-                       + (SELECT count(*) FROM pg_catalog.pg_type ty WHERE ty.typnamespace = n.oid) AS other_objects
+                       + (SELECT count(*) FROM pg_catalog.pg_type ty WHERE ty.typnamespace = n.oid)
+                     END AS other_objects
               FROM (SELECT 1) one
               LEFT JOIN pg_catalog.pg_event_trigger e ON e.evtname = 'pgwarden_guard'
               LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'pgwarden'
