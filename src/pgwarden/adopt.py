@@ -209,8 +209,7 @@ def plan_adopt(session: Session, from_role: str, secrets: Mapping[str, str] | No
         raise PgwardenError(f"role {from_role} is already the owner named in the policy", hint="pass --from OLD_ROLE")
     if not session.target_exists():
         raise PgwardenError(f"database {session.target} does not exist", hint="adopt moves an existing database")
-    snap = session.snapshot(secrets=secrets, names=False)
-    roles = [s for s in session.plan(snap, secrets).phase(Phase.ROLES) if s.action == Action.CREATE_ROLE]
+    roles = _missing_roles(session, secrets)
     conn = session.connect_target()
     try:
         objects, reported = enumerate_owned(conn, from_role)
@@ -218,6 +217,24 @@ def plan_adopt(session: Session, from_role: str, secrets: Mapping[str, str] | No
     finally:
         conn.close()
     return AdoptPlan(session.target, from_role, to_role, objects, reported, defaults, roles)
+
+
+def _missing_roles(session: Session, secrets: Mapping[str, str] | None) -> list[Step]:
+    """The plan's CREATE ROLE steps for the policy's roles the cluster lacks; none is read or planned
+    when they all exist (adopt is about objects: the usual case costs one lookup)."""
+    from pgwarden.snapshot import inspect
+
+    names = list(session.policy.role_names)
+    found = {
+        r[0] for r in session.admin.execute("SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(%s)", (names,))
+    }
+    if found == set(names):
+        return []
+    p = session.policy
+    with session.inspection_connection() as conn:
+        # roles only: with no managed schema the snapshot reads no object, whatever the database's size
+        light = inspect(conn, p.database.name, (), p.owner.name, p.role_names)
+    return [s for s in session.plan(light, secrets).phase(Phase.ROLES) if s.action == Action.CREATE_ROLE]
 
 
 def create_roles(session: Session, steps: Sequence[Step]) -> None:
