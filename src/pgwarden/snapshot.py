@@ -113,6 +113,19 @@ class TypeRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ColumnAcl:
+    """A column of a managed schema's relation that has its own ACL (column privileges)."""
+
+    relation: int
+    schema: int
+    table: str
+    subkind: str  # the relation's relkind
+    owner: int  # the relation's owner
+    column: str
+    acl: Acl
+
+
+@dataclass(frozen=True, slots=True)
 class GuardState:
     """pgwarden's guard as the database has it (queries/guard.sql)."""
 
@@ -192,6 +205,7 @@ class Snapshot:
     owner_oid: int = 0  # the policy owner's oid when the snapshot was taken (0: it did not exist)
     types: tuple[TypeRef, ...] = ()  # of the managed schemas, not owned by the owner
     guard: GuardState | None = None  # None: the database does not exist
+    columns: tuple[ColumnAcl, ...] = ()  # column-level ACLs in the managed schemas
     #: role name -> whether logging in with the password from its variable succeeded; filled by the
     #: session when `passwords` is None (not superuser), so unchanged passwords are not set again
     password_checks: Mapping[str, bool] = field(default_factory=dict)
@@ -281,11 +295,13 @@ def inspect(
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
     database, guard = None, None
     types: tuple[TypeRef, ...] = ()
+    columns: tuple[ColumnAcl, ...] = ()
     if server.database == target:
         params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid}
         d = _rows(conn, "database", params)[0]
         database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
         types = tuple(TypeRef(**t) for t in d["types"])
+        columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"])}) for c in d["columns"])
         g = d["guard"]
         guard = GuardState(**{**g, "config": tuple(g["config"]) if g["config"] is not None else None})
     schemas = tuple(
@@ -306,6 +322,7 @@ def inspect(
         owner_oid=owner_oid,
         types=types,
         guard=guard,
+        columns=columns,
         server=server,
         caps=caps,
         target=target,

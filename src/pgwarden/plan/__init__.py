@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from pgwarden.errors import PolicyError
 from pgwarden.plan.authority import Authority
+from pgwarden.plan.columns import plan_columns
 from pgwarden.plan.context import PlanContext
 from pgwarden.plan.database import plan_database, plan_schemas
 from pgwarden.plan.defaults import plan_default_privileges
@@ -91,6 +92,7 @@ def _plan(ctx: PlanContext, secrets: Mapping[str, str] | None) -> Plan:
     plan_database(ctx)
     plan_schemas(ctx)
     plan_objects(ctx)
+    plan_columns(ctx)
     plan_types(ctx)
     plan_default_privileges(ctx)
     plan_role_settings(ctx)
