@@ -285,3 +285,27 @@ def test_what_a_non_superuser_admin_needs_for_the_outside_steps() -> None:
         "role own": "superuser or ADMIN OPTION on pg_read_server_files",
         "setting session_replication_role of role app in database shop": "superuser",
     }
+
+
+def test_a_deploy_logins_own_search_path_is_judged_too() -> None:
+    """Migrations run as the owner through a deploy login keep the login's own settings: a writable
+    schema on its search_path hijacks them as it would the owner's."""
+    deploy = 16900
+    policy = _policy()
+    policy = policy.model_copy(update={"owner": policy.owner.model_copy(update={"deploy_logins": ("deployer",)})})
+    snap = _with(role_settings=(RoleSetting(deploy, DB_OID, ("role=own", "search_path=tools, public")),))
+    snap = dataclasses.replace(
+        snap, roles={**snap.roles, deploy: Role(deploy, "deployer", False, True, False, False, True, False, False, -1)}
+    )
+    row = {
+        "oid": 16800,
+        "name": "tools",
+        "owner": POSTGRES,
+        "grantees": [BI_GRANTOR],
+        "creators": [],
+        "default_path": "public",
+    }
+    found = [
+        f for f in run_rules(policy, snap, HazardData.build(schema_create=[row])) if f.rule.startswith("settings.")
+    ]
+    assert [(f.object, f.role) for f in found] == [("schema tools", "deployer")], found

@@ -46,9 +46,9 @@ def stored_path(snap: Snapshot, role_oid: int) -> tuple[str, str] | None:
 
 
 def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
-    """settings.writable-search-path: every schema on the search_path of the owner or an access role, but the
-    managed ones (create.schema and the plan cover those), in which another role can create objects:
-    its objects then resolve the role's unqualified names. One finding per schema."""
+    """settings.writable-search-path: every schema on the search_path of the owner, a deploy login or an
+    access role, but the managed ones (create.schema and the plan cover those), in which another role
+    can create objects: its objects then resolve the role's unqualified names. One finding per schema."""
     if not hz.schema_create or snap.database is None:
         return
     schemas = {r["name"]: r for r in hz.schema_create}
@@ -60,13 +60,16 @@ def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
     revoked = {(g.oid, g.grantee) for g in snap.outside if g.kind == "schema" and repairable(snap, access, g)}
     victims: dict[str, list[tuple[str, str, str]]] = {}  # schema -> (role, where its path comes from, path)
     creators_of: dict[str, set[int]] = {}
-    for name in (policy.owner.name, *(a.name for a in policy.access)):
+    # a deploy login's sessions act as the owner ($user is the owner) with the login's own settings
+    sessions = [(policy.owner.name, policy.owner.name), *((a.name, a.name) for a in policy.access)]
+    sessions += [(d, policy.owner.name) for d in policy.owner.deploy_logins]
+    for name, user in sessions:
         role = snap.role_by_name.get(name)
         if role is None or role.superuser:
             continue
         value, where = stored_path(snap, role.oid) or (default, "server default")
         trusted = {snap.role_by_name[n].oid for n in {name, policy.owner.name, *deploy} if n in snap.role_by_name}
-        for schema in parse_search_path(value, name):
+        for schema in parse_search_path(value, user):
             row = schemas.get(schema)
             if row is None or schema in policy.database.schemas:
                 continue
