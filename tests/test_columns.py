@@ -85,3 +85,26 @@ def test_column_grants_are_found_proved_and_revoked(
         conn.execute("INSERT INTO public.customers VALUES (2, 'b', 'b@example.com')")  # its table grant stays
     code, data = check_json(split)
     assert code == 0, json.dumps(data["findings"], indent=1)
+
+
+def test_a_policy_role_granted_a_secret_column_of_a_system_catalog_loses_it(split: Split) -> None:
+    """GRANT SELECT (rolpassword) ON pg_authid: the app reads every password verifier. check finds it,
+    apply revokes it; what initdb gives on the catalogs (pg_subscription's columns to PUBLIC) stays."""
+    with split.admin_db() as db:
+        db.execute(
+            sql.SQL("GRANT SELECT (rolname, rolpassword) ON pg_catalog.pg_authid TO {}").format(
+                sql.Identifier(split.app)
+            )
+        )
+    with split.login(split.app) as conn:
+        assert conn.execute("SELECT count(rolpassword) FROM pg_catalog.pg_authid").fetchone()  # the hazard is real
+    code, data = check_json(split)
+    found = [f for f in data["findings"] if "pg_authid" in f["object"]]
+    assert code == 1 and [(f["object"], f["role"]) for f in found] == [
+        ("SELECT (rolname, rolpassword) of table pg_catalog.pg_authid", split.app)
+    ], json.dumps(data["findings"], indent=1)
+    split.apply()
+    with split.login(split.app) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT rolpassword FROM pg_catalog.pg_authid")
+    code, data = check_json(split)
+    assert code == 0, json.dumps(data["findings"], indent=1)

@@ -123,6 +123,9 @@ class ColumnAcl:
     owner: int  # the relation's owner
     column: str
     acl: Acl
+    schema_name: str = ""  # as the server quotes it (regnamespace)
+    system: bool = False  # a column of pg_catalog or information_schema
+    initial: Acl = frozenset()  # system columns: what initdb gave (pg_init_privs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +304,7 @@ def inspect(
         d = _rows(conn, "database", params)[0]
         database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
         types = tuple(TypeRef(**t) for t in d["types"])
-        columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"])}) for c in d["columns"])
+        columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"]), "initial": _acl(c["initial"])}) for c in d["columns"])
         g = d["guard"]
         guard = GuardState(**{**g, "config": tuple(g["config"]) if g["config"] is not None else None})
     schemas = tuple(

@@ -19,23 +19,31 @@ R = Requirement
 
 
 def plan_columns(ctx: PlanContext) -> None:
+    """Managed schemas: every column grant goes. System catalogs: what the policy's roles were granted
+    beyond what initdb gave (SELECT (rolpassword) ON pg_authid, say); PUBLIC's there is left alone."""
     snap = ctx.snap
-    schemas = {s.oid: s.name for s in snap.schemas if s.name in ctx.policy.database.schemas}
+    schemas = {s.oid: s.name for s in snap.schemas}
+    schemas |= {c.schema: c.schema_name for c in snap.columns if c.system}  # pg_catalog, information_schema
+    managed = {s.oid for s in snap.schemas if s.name in ctx.policy.database.schemas}
+    policy_roles = set(ctx.policy.role_names)
     # (relation, grantee, privilege) -> columns, in the order the snapshot lists them
     revokes: dict[tuple[int, Grantee, str], list[str]] = defaultdict(list)
     tables = {}
     for col in snap.columns:
-        if col.schema not in schemas:
+        if col.schema not in managed and not col.system:
             continue
         tables[col.relation] = col
+        initial = {(g.grantee, g.privilege) for g in col.initial}
         for g in col.acl:
             grantee = snap.role_name(g.grantee)
             if grantee is not None and grantee in ctx.ignore:
                 continue
+            if col.system and (grantee not in policy_roles or (g.grantee, g.privilege) in initial):
+                continue
             revokes[(col.relation, grantee, g.privilege)].append(col.column)
     for (relation, grantee, privilege), columns in revokes.items():
         t = tables[relation]
-        _revoke(ctx, schemas[t.schema], t.table, t.owner, relation, grantee, privilege, columns)
+        _revoke(ctx, schemas[t.schema], t.table, t.owner, relation, grantee, privilege, columns, t.system)
 
 
 def _revoke(
@@ -47,6 +55,7 @@ def _revoke(
     grantee: Grantee,
     privilege: str,
     columns: list[str],
+    system: bool,
 ) -> None:
     owner = ctx.snap.role_name(owner_oid) or ""
     allowed = ctx.auth.acts_as(owner)
@@ -57,7 +66,9 @@ def _revoke(
     names = ", ".join(dict.fromkeys(columns))
     label = f"{privilege} ({names}) of table {display_name(schema, table)}"
     level = next((a.level for a in ctx.policy.access if a.name == grantee), None)
-    if level is None:
+    if system:
+        why = "beyond what the server gives on its own catalogs"
+    elif level is None:
         why = "not in the policy"
     elif profile(level).allows("table", privilege):
         why = f"already part of its table-level grant ({level})"

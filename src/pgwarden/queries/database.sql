@@ -5,8 +5,9 @@
 --   table row types (they follow their base object), and extension members.
 -- `guard`: pgwarden's guard as the server has it: its event trigger, its function and the schema
 --   pgwarden keeps it in (every column NULL or false when there is no guard).
--- `columns`: the column-level ACLs of the managed schemas' relations (rare: one scan of
---   pg_attribute for the rows that have one; 65 ms at 100,000 tables, PostgreSQL 16).
+-- `columns`: the column-level ACLs of the managed schemas' relations and of the system catalogs
+--   (pg_catalog, information_schema: with what initdb gave, `initial`), rare: one scan of
+--   pg_attribute for the rows that have one; 65 ms at 100,000 tables, PostgreSQL 16.
 SELECT d.oid, d.datname AS name, d.datdba AS owner,
        COALESCE((SELECT json_agg(json_build_array(a.grantor, a.grantee, a.privilege_type, a.is_grantable)
                                  ORDER BY a.grantee, a.privilege_type)
@@ -30,16 +31,23 @@ SELECT d.oid, d.datname AS name, d.datdba AS owner,
                             AND dep.deptype = 'e')) AS types,
        (SELECT COALESCE(json_agg(json_build_object(
                    'relation', a.attrelid::int8, 'schema', c.relnamespace::int8, 'table', c.relname::text,
+                   'schema_name', c.relnamespace::regnamespace::text,
                    'subkind', c.relkind::text, 'owner', c.relowner::int8, 'column', a.attname::text,
                    'acl', (SELECT json_agg(json_build_array(x.grantor, x.grantee, x.privilege_type, x.is_grantable)
                                            ORDER BY x.grantee, x.privilege_type)
-                           FROM aclexplode(a.attacl) x))
+                           FROM aclexplode(a.attacl) x),
+                   'system', c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace),
+                   'initial', (SELECT json_agg(json_build_array(x.grantor, x.grantee, x.privilege_type, x.is_grantable))
+                               FROM pg_catalog.pg_init_privs i, aclexplode(i.initprivs) x
+                               WHERE i.classoid = 'pg_catalog.pg_class'::regclass AND i.objoid = a.attrelid
+                                 AND i.objsubid = a.attnum))
                  ORDER BY c.relnamespace, c.relname, a.attnum), '[]')
         FROM pg_catalog.pg_attribute a
         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
         WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
-          AND c.relnamespace = ANY(ARRAY(SELECT n.oid FROM pg_catalog.pg_namespace n
-                                         WHERE n.nspname = ANY(%(schemas)s::text[])))) AS columns,
+          AND (c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+               OR c.relnamespace = ANY(ARRAY(SELECT n.oid FROM pg_catalog.pg_namespace n
+                                             WHERE n.nspname = ANY(%(schemas)s::text[]))))) AS columns,
        (SELECT row_to_json(g)
         FROM (SELECT e.evtenabled::text AS trigger_enabled, e.evtevent::text AS trigger_event,
                      e.evtfoid = p.oid AS trigger_calls_function,
