@@ -287,3 +287,12 @@ def test_report_renderers() -> None:
     assert "**1/3 (want 0)**" in md
     assert "TRUNCATE 1/3 (want 0)" in render_report(report, "text")
     assert json.loads(render_report(report, "json"))["deviations"] == 1
+
+
+def test_adopt_fixes_are_shell_commands_that_name_the_role_exactly() -> None:
+    import shlex
+
+    from pgwarden.rules.common import adopt_fix
+
+    for name in ("postgres", 'We"ird role', "it's", "$(rm -rf ~)", "a;b"):
+        assert shlex.split(adopt_fix(name)) == ["pgwarden", "adopt", "--from", name, "--yes"], name

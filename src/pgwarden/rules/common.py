@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterator
 
 from psycopg import sql
@@ -38,9 +39,9 @@ def finding(
 
 def adopt_fix(role: str) -> str:
     """The fix for objects a role owns that no single statement moves: adopt moves them one by one
-    (REASSIGN OWNED cannot move the bootstrap superuser's objects, and would move other databases)."""
-    quoted = role if role.isidentifier() and role.islower() else sql.Identifier(role).as_string(None)
-    return f"pgwarden adopt --from {quoted} --yes"
+    (REASSIGN OWNED cannot move the bootstrap superuser's objects, and would move other databases).
+    A shell command: --from takes the role's name as it is, so it is quoted for the shell, not SQL."""
+    return f"pgwarden adopt --from {shlex.quote(role)} --yes"
 
 
 def access_roles(policy: Policy, snap: Snapshot) -> list[tuple[str, int]]:
