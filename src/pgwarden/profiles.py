@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pgwarden.kinds import KINDS
+
+if TYPE_CHECKING:
+    from pgwarden.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,18 @@ READONLY = Profile(
     },
 )
 
-BUILTIN: Mapping[str, Profile] = {p.name: p for p in (READWRITE, READONLY)}
+#: Only adds rows: an audit log or an event queue the application writes and never reads back.
+APPEND = Profile(
+    "append",
+    {
+        "table": frozenset({"INSERT"}),
+        "sequence": frozenset({"USAGE"}),
+        "schema": frozenset({"USAGE"}),
+        "database": frozenset({"CONNECT"}),
+    },
+)
+
+BUILTIN: Mapping[str, Profile] = {p.name: p for p in (READWRITE, READONLY, APPEND)}
 
 #: level -> kind -> privileges (the shape plan and report have always read).
 PROFILES: Mapping[str, Mapping[str, frozenset[str]]] = {name: p.grants for name, p in BUILTIN.items()}
@@ -63,3 +78,14 @@ PROFILES: Mapping[str, Mapping[str, frozenset[str]]] = {name: p.grants for name,
 
 def profile(name: str) -> Profile:
     return BUILTIN[name]
+
+
+def defined(policy: Policy) -> Mapping[str, Profile]:
+    """The built-in profiles and the policy's own ([profiles.NAME]); every profile also gives
+    USAGE on the schemas it covers and CONNECT on the database."""
+    out = dict(BUILTIN)
+    for name, spec in policy.profiles.items():
+        grants = {k: frozenset(getattr(spec, k)) for k in ("table", "sequence", "routine") if getattr(spec, k)}
+        grants |= {"schema": frozenset({"USAGE"}), "database": frozenset({"CONNECT"})}
+        out[name] = Profile(name, grants)
+    return out

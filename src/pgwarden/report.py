@@ -247,7 +247,7 @@ def _candidates(policy: Policy, snap: Snapshot, schema_oids: Mapping[int, str]) 
     """The policy's roles, then (sorted) every other non-superuser role that owns or is granted something
     in the database or its managed schemas, and the members of those, by any path."""
     levels = {policy.owner.name: "owner", **{d: "deploy" for d in policy.owner.deploy_logins}}
-    levels |= {a.name: a.level for a in policy.access}
+    levels |= {a.name: policy.level_of(a.name) or "no grant" for a in policy.access}
     direct: set[int] = set()
     acls = [g.acl for g in snap.objects if g.schema in schema_oids] + [
         s.acl for s in snap.schemas if s.oid in schema_oids

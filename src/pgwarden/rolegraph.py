@@ -128,7 +128,8 @@ def build_graph(policy: Policy, snap: Snapshot, starts: Iterable[str]) -> RoleGr
     for e in edges:
         up.setdefault(e.member, []).append(e)
     kinds = {policy.owner.name: "owner", **{d: "deploy" for d in policy.owner.deploy_logins}}
-    kinds |= {a.name: a.level for a in policy.access}
+    kinds |= {a.name: policy.level_of(a.name) or "no grant" for a in policy.access}
+    kinds |= {m.name: "member" for m in policy.members}
     by_name = snap.role_by_name
 
     def powerful(name: str) -> bool:

@@ -150,9 +150,12 @@ class Session:
 
     def _inspect(self, conn: psycopg.Connection[Any], names: bool = True) -> Snapshot:
         from pgwarden.plan import groups_to_name
+        from pgwarden.scopes import Scopes
 
         p = self.policy
-        snap = inspect(conn, p.database.name, p.database.schemas, p.owner.name, p.role_names)
+        columns = Scopes.of(p).column_tables()
+        snap = inspect(conn, p.database.name, p.database.schemas, p.owner.name, p.role_names, column_tables=columns)
         # big groups that need changes are named in one more query, so that apply can grant on
-        # lists of objects; a compliant database needs none
-        return with_names(conn, snap, groups_to_name(p, snap)) if names else snap
+        # lists of objects; a compliant database needs none. The objects of schemas the policy
+        # treats one by one (listed tables, exceptions) are always named.
+        return with_names(conn, snap, groups_to_name(p, snap, changing=names))

@@ -284,6 +284,7 @@ def inspect(
     role_names: Sequence[str] = (),
     *,
     name_threshold: int = NAME_THRESHOLD,
+    column_tables: Sequence[tuple[str, str]] = (),
 ) -> Snapshot:
     """Read a snapshot through `conn`, connected to the target database (or to template1 when
     the target does not exist yet). A fixed number of queries whatever the catalog size."""
@@ -300,7 +301,10 @@ def inspect(
     types: tuple[TypeRef, ...] = ()
     columns: tuple[ColumnAcl, ...] = ()
     if server.database == target:
-        params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid}
+        import json
+
+        tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
+        params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
         d = _rows(conn, "database", params)[0]
         database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
         types = tuple(TypeRef(**t) for t in d["types"])

@@ -1,6 +1,9 @@
-"""Planner for column privileges in the managed schemas: the policy grants on whole tables only, so
-every column-level grant (an UPDATE (name) for a readonly role, a SELECT (secret) for PUBLIC) is
-revoked; the roles the policy ignores keep theirs."""
+"""Planner for column privileges. In the managed schemas a role holds column privileges only where
+a grant of the policy excludes columns (`except_columns`): then the grant's SELECT, INSERT, UPDATE
+and REFERENCES are given column by column on the other columns, new columns included; every other
+column grant (an UPDATE (name) for a readonly role, a SELECT (secret) for PUBLIC) is revoked. The
+roles the policy ignores keep theirs. On the system catalogs, what the policy's roles hold beyond
+what initdb gave is revoked."""
 
 from __future__ import annotations
 
@@ -13,22 +16,23 @@ from pgwarden.findings import display_name
 from pgwarden.kinds import ordered
 from pgwarden.plan.context import PlanContext, grantee_sql
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step, acl_subject
-from pgwarden.profiles import profile
+from pgwarden.snapshot import ColumnAcl
 
 R = Requirement
 
+ColumnKey = tuple[int, Grantee, str]  # (relation, grantee, privilege)
+
 
 def plan_columns(ctx: PlanContext) -> None:
-    """Managed schemas: every column grant goes. System catalogs: what the policy's roles were granted
-    beyond what initdb gave (SELECT (rolpassword) ON pg_authid, say); PUBLIC's there is left alone."""
+    """Column grants as the policy's exceptions want them, nothing else (see the module's text)."""
     snap = ctx.snap
     schemas = {s.oid: s.name for s in snap.schemas}
     schemas |= {c.schema: c.schema_name for c in snap.columns if c.system}  # pg_catalog, information_schema
     managed = {s.oid for s in snap.schemas if s.name in ctx.policy.database.schemas}
     policy_roles = set(ctx.policy.role_names)
-    # (relation, grantee, privilege) -> columns, in the order the snapshot lists them
-    revokes: dict[tuple[int, Grantee, str], list[str]] = defaultdict(list)
-    tables = {}
+    held: dict[ColumnKey, list[str]] = defaultdict(list)  # in the order the snapshot lists the columns
+    wanted: dict[ColumnKey, list[str]] = defaultdict(list)
+    tables: dict[int, ColumnAcl] = {}
     for col in snap.columns:
         if col.schema not in managed and not col.system:
             continue
@@ -40,10 +44,54 @@ def plan_columns(ctx: PlanContext) -> None:
                 continue
             if col.system and (grantee not in policy_roles or (g.grantee, g.privilege) in initial):
                 continue
-            revokes[(col.relation, grantee, g.privilege)].append(col.column)
-    for (relation, grantee, privilege), columns in revokes.items():
+            held[(col.relation, grantee, g.privilege)].append(col.column)
+        if not col.system:
+            for role in ctx.grants.holders:
+                for privilege in ctx.grants.on_column(role, schemas[col.schema], col.table, col.column):
+                    wanted[(col.relation, role, privilege)].append(col.column)
+    for key in dict.fromkeys([*held, *wanted]):
+        relation, grantee, privilege = key
         t = tables[relation]
-        _revoke(ctx, schemas[t.schema], t.table, t.owner, relation, grantee, privilege, columns, t.system)
+        extra = [c for c in held.get(key, []) if c not in wanted.get(key, [])]
+        missing = [c for c in wanted.get(key, []) if c not in held.get(key, [])]
+        where = (schemas[t.schema], t.table, t.owner, relation, grantee, privilege)
+        if extra:
+            _revoke(ctx, *where, extra, t.system)
+        if missing:
+            _grant(ctx, *where, missing)
+
+
+def _grant(
+    ctx: PlanContext,
+    schema: str,
+    table: str,
+    owner_oid: int,
+    relation: int,
+    grantee: Grantee,
+    privilege: str,
+    columns: list[str],
+) -> None:
+    owner = ctx.snap.role_name(owner_oid) or ""
+    allowed = ctx.auth.acts_as(owner)
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    names = ", ".join(columns)
+    ctx.add(
+        Step(
+            Phase.DATABASE,
+            Action.GRANT,
+            f"{privilege} ({names}) of table {display_name(schema, table)}",
+            f"{show(grantee)} must have {privilege} on every column of {display_name(schema, table)} "
+            "that the policy does not except",
+            sql.SQL("GRANT {} ({}) ON TABLE {} TO {}").format(
+                sql.SQL(privilege), cols, sql.Identifier(schema, table), grantee_sql(grantee)
+            ),
+            role=grantee,
+            needs=None if allowed else Need.of((R.PRIVILEGES_OF, owner), note="the owner of the table"),
+            allowed=allowed,
+            change="grant",
+            subject=acl_subject("pg_attribute", relation, grantee),
+        )
+    )
 
 
 def _revoke(
@@ -65,13 +113,15 @@ def _revoke(
     )
     names = ", ".join(dict.fromkeys(columns))
     label = f"{privilege} ({names}) of table {display_name(schema, table)}"
-    level = next((a.level for a in ctx.policy.access if a.name == grantee), None)
+    level = ctx.policy.level_of(grantee) if grantee is not None else None
     if system:
         why = "beyond what the server gives on its own catalogs"
     elif level is None:
         why = "not in the policy"
-    elif profile(level).allows("table", privilege):
+    elif privilege in ctx.grants.objects(grantee or "", "table", schema, table):
         why = f"already part of its table-level grant ({level})"
+    elif ctx.grants.columns(grantee or "", schema, table) is not None:
+        why = "on a column the policy excepts"
     else:
         why = f"more than its level ({level})"
     ctx.add(
@@ -79,7 +129,7 @@ def _revoke(
             Phase.DATABASE,
             Action.REVOKE,
             label,
-            f"{show(grantee)} must hold no column privilege: the policy grants on whole tables only; "
+            f"{show(grantee)} must hold no column privilege beyond the policy's column exceptions; "
             f"{privilege} on {names} is {why}",
             statement,
             role=grantee,

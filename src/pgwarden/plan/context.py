@@ -14,6 +14,7 @@ from pgwarden.kinds import ordered
 from pgwarden.plan.authority import Authority
 from pgwarden.plan.model import Action, Need, Phase, Step, Subject
 from pgwarden.policy import Policy
+from pgwarden.scopes import Scopes
 from pgwarden.snapshot import Acl, Snapshot
 
 
@@ -29,6 +30,7 @@ class PlanContext:
     verifiers: Mapping[str, str] = field(default_factory=dict)  # password variable -> SCRAM verifier
     #: additive mode: ownership does not move, so no grant is planned that depends on a move
     additive: bool = False
+    scopes: Scopes | None = None  # the policy's grants by role (set by `of`)
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     quoted: dict[int, str] = field(default_factory=dict)  # object oid -> its name as SQL text
@@ -38,7 +40,8 @@ class PlanContext:
         cls, policy: Policy, snap: Snapshot, verifiers: Mapping[str, str] | None = None, *, additive: bool = False
     ) -> PlanContext:
         roles = frozenset(policy.ignore.roles)
-        return cls(policy, snap, Authority.of(snap), policy.owner.name, roles, dict(verifiers or {}), additive)
+        auth = Authority.of(snap)
+        return cls(policy, snap, auth, policy.owner.name, roles, dict(verifiers or {}), additive, Scopes.of(policy))
 
     def add(self, step: Step) -> None:
         self.steps.append(step)
@@ -56,6 +59,11 @@ class PlanContext:
     @property
     def access_names(self) -> set[str]:
         return {a.name for a in self.policy.access}
+
+    @property
+    def grants(self) -> Scopes:
+        assert self.scopes is not None
+        return self.scopes
 
 
 def privs_sql(privs: Iterable[str]) -> sql.Composable:

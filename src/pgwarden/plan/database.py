@@ -9,7 +9,6 @@ from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.kinds import kind
 from pgwarden.plan.context import PlanContext, acl_step, owner_step
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step, acl_subject, owner_subject
-from pgwarden.profiles import profile
 from pgwarden.snapshot import Schema
 
 R = Requirement
@@ -47,7 +46,7 @@ def plan_database(ctx: PlanContext) -> None:
         grantor = owner
     expected: dict[Grantee, frozenset[str]] = {owner: frozenset(owner_privs)}
     for a in policy.access:
-        expected[a.name] = profile(a.level).on("database")
+        expected[a.name] = ctx.grants.database(a.name)
     for deploy in policy.owner.deploy_logins:
         expected[deploy] = frozenset({"CONNECT"})
     tolerated: dict[Grantee, frozenset[str]] = {}
@@ -122,7 +121,7 @@ def _plan_managed_schema(ctx: PlanContext, name: str) -> None:
     if acl_owner not in (owner, "pg_database_owner"):
         expected[owner] = frozenset({"USAGE", "CREATE"})  # public kept by its owner: see _schema_owner
     for a in ctx.policy.access:
-        expected[a.name] = profile(a.level).on("schema")
+        expected[a.name] = ctx.grants.schema(a.name, name)
     wanted = Wanted(expected, {PUBLIC: frozenset({"USAGE"})}, owner=acl_owner, grantor=grantor, ignore=ctx.ignore)
     owned_by = owner if acl_owner in (owner, "pg_database_owner") else acl_owner
     needs = Need.of((R.PRIVILEGES_OF, owned_by), note=f"the owner of schema {name}")

@@ -9,7 +9,6 @@ from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.kinds import kind
 from pgwarden.plan.context import PlanContext, grantee_sql, privs_sql
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
-from pgwarden.profiles import profile
 from pgwarden.snapshot import Acl, ObjectKind
 
 R = Requirement
@@ -32,7 +31,9 @@ def plan_default_privileges(ctx: PlanContext) -> None:
         for kind_name in kinds:
             code = kind(kind_name).defacl_code or ""
             entries = rows.get((oid, code), frozenset()) if oid is not None else frozenset()
-            expected: dict[Grantee, frozenset[str]] = {a.name: profile(a.level).on(kind_name) for a in policy.access}
+            expected: dict[Grantee, frozenset[str]] = {
+                a.name: ctx.grants.defaults(a.name, kind_name, schema) for a in policy.access
+            }
             wanted = Wanted(expected, ignore=ctx.ignore)
             for change in acl.diff(ctx.acl(entries), wanted):
                 ctx.add(_defacl_step(ctx, change, kind_name, schema, ok, needs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from psycopg import sql
 
@@ -15,7 +16,6 @@ from pgwarden.kinds import kind, label
 from pgwarden.plan.context import PlanContext, acl_step, owner_step
 from pgwarden.plan.model import Need, Requirement, owner_subject
 from pgwarden.policy import Policy
-from pgwarden.profiles import profile
 from pgwarden.snapshot import NAME_THRESHOLD, ObjectGroup, ObjectKind, ObjectRef, Snapshot
 
 R = Requirement
@@ -31,8 +31,9 @@ BULK_FACTOR = 20
 PendingKey = tuple[str, ObjectKind, Change]
 
 
-def wanted_for(ctx: PlanContext, kind_name: ObjectKind) -> Wanted:
-    """What the owner and the access roles must hold on every object of a kind."""
+def wanted_for(ctx: PlanContext, kind_name: ObjectKind, schema: str, name: str | None = None) -> Wanted:
+    """What the owner and the access roles must hold on an object of a kind in a managed schema
+    (`name` None: on every object of a schema the policy treats as a whole)."""
     owner = ctx.owner
     expected: dict[Grantee, frozenset[str]] = {owner: frozenset(kind(kind_name).owner_privileges(ctx.snap.caps.major))}
     tolerated: dict[Grantee, frozenset[str]] = {}
@@ -40,7 +41,7 @@ def wanted_for(ctx: PlanContext, kind_name: ObjectKind) -> Wanted:
         tolerated[PUBLIC] = frozenset({"EXECUTE"})
     else:
         for a in ctx.policy.access:
-            expected[a.name] = profile(a.level).on(kind_name)
+            expected[a.name] = ctx.grants.objects(a.name, kind_name, schema, name)
     return Wanted(expected, tolerated, owner=owner, grantor=owner, ignore=ctx.ignore)
 
 
@@ -77,13 +78,14 @@ def _object_list(ctx: PlanContext, kind_name: ObjectKind, schema: str, objects: 
     return sql.SQL(", ".join(parts))
 
 
-def _group_changes(ctx: PlanContext, group: ObjectGroup) -> list[Change]:
+def _group_changes(ctx: PlanContext, group: ObjectGroup, schema: str, name: str | None = None) -> list[Change]:
     """What must change on the objects of one group (after a planned ownership change)."""
-    return acl.diff(ctx.acl(group.acl, group.owner), wanted_for(ctx, group.kind))
+    return acl.diff(ctx.acl(group.acl, group.owner), wanted_for(ctx, group.kind, schema, name))
 
 
 def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
-    """(schema, kind, change) -> the groups whose objects need that change."""
+    """(schema, kind, change) -> the groups whose objects need that change. In a schema whose
+    objects the policy treats apart (listed tables, exceptions), each object is its own group."""
     schema_names = {s.oid: s.name for s in ctx.snap.schemas}
     pending: dict[PendingKey, list[ObjectGroup]] = defaultdict(list)
     owner = ctx.snap.role_by_name.get(ctx.owner)
@@ -91,7 +93,13 @@ def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
         if group.extension or (ctx.additive and (owner is None or group.owner != owner.oid)):
             continue  # additive: the grants of an object whose ownership would move follow the move
         schema = schema_names.get(group.schema, str(group.schema))
-        for change in _group_changes(ctx, group):
+        if ctx.grants.detailed(schema) and group.kind != "routine" and group.objects is not None:
+            for obj in group.objects:
+                single = replace(group, count=1, objects=(obj,))
+                for change in _group_changes(ctx, single, schema, obj.name):
+                    pending[(schema, group.kind, change)].append(single)
+            continue
+        for change in _group_changes(ctx, group, schema):
             pending[(schema, group.kind, change)].append(group)
     return pending
 
@@ -107,11 +115,17 @@ def _bulk_is_cheaper(snap: Snapshot, kind_name: ObjectKind, total: int) -> bool:
     return total > NAME_THRESHOLD and total * BULK_FACTOR >= _scan_rows(snap, kind_name)
 
 
-def groups_to_name(policy: Policy, snap: Snapshot) -> list[ObjectGroup]:
+def groups_to_name(policy: Policy, snap: Snapshot, *, changing: bool = True) -> list[ObjectGroup]:
     """Groups whose objects a plan will change one by one but that the snapshot does not list:
     the session fetches their names (snapshot.with_names) before planning."""
     ctx = PlanContext.of(policy, snap)
     out: dict[int, ObjectGroup] = {}
+    schema_names = {s.oid: s.name for s in snap.schemas}
+    for g in snap.objects:  # objects the policy treats one by one are always named
+        if g.objects is None and g.kind != "routine" and ctx.grants.detailed(schema_names.get(g.schema, "")):
+            out[id(g)] = g
+    if not changing:
+        return list(out.values())
     for (_schema, kind_name, _change), groups in _pending(ctx).items():
         if _bulk_is_cheaper(snap, kind_name, sum(g.count for g in groups)):
             continue
@@ -135,7 +149,9 @@ def plan_objects(ctx: PlanContext) -> None:
     totals: dict[tuple[int, str], int] = defaultdict(int)  # (schema, kind) -> objects
     for g in snap.objects:
         totals[(g.schema, g.kind)] += g.count
+    # bulk statements would reach extension members and objects the policy treats apart
     with_extension = {(g.schema, g.kind) for g in snap.objects if g.extension}
+    with_extension |= {(s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in ("table", "sequence")}
     schema_oids = {s.name: s.oid for s in snap.schemas}
     for (schema, kind_name, change), groups in _pending(ctx).items():
         stuck = sorted({blocked_owner[id(g)] for g in groups if id(g) in blocked_owner})

@@ -10,7 +10,6 @@ from pgwarden.acl import Change, ChangeAction
 from pgwarden.kinds import BY_DEFACL_CODE, kind, label, ordered
 from pgwarden.plan.context import PlanContext, acl_step, privs_sql
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
-from pgwarden.profiles import profile
 from pgwarden.snapshot import OutsideGrant, Snapshot
 
 R = Requirement
@@ -211,7 +210,7 @@ def plan_outside_defaults(ctx: PlanContext) -> None:
     owner_role = snap.role_by_name.get(owner)
     if owner_role is None:
         return
-    levels = {a.name: a.level for a in ctx.policy.access}
+    holders = set(ctx.grants.holders)
     schemas = {s.oid: s.name for s in snap.schemas}
     ok = ctx.auth.superuser or ctx.auth.acts_as(owner)
     for d in snap.default_acls:
@@ -226,7 +225,7 @@ def plan_outside_defaults(ctx: PlanContext) -> None:
             grantee = snap.role_name(g.grantee)
             if grantee is None or grantee == owner or grantee in ctx.ignore:
                 continue
-            allowed = profile(levels[grantee]).on(kind_name) if grantee in levels and profiled else frozenset()
+            allowed = ctx.grants.anywhere(grantee, kind_name) if grantee in holders and profiled else frozenset()
             if g.privilege not in allowed:
                 extra.setdefault(grantee, set()).add(g.privilege)
             elif g.grantable:

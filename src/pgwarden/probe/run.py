@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def policy_roles(policy: Policy) -> list[tuple[str, str, str | None]]:
     """(role, level, password env) for the owner and every access role, in policy order."""
     out: list[tuple[str, str, str | None]] = [(policy.owner.name, "owner", policy.owner.password_env)]
-    out.extend((a.name, a.level, a.password_env) for a in policy.access)
+    out.extend((a.name, policy.level_of(a.name) or "no grant", a.password_env) for a in policy.access)
     return out
 
 

@@ -1,0 +1,189 @@
+"""Policies as TOML text: commented files that load back to the same policy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from pgwarden.policy.model import AccessSpec, MemberSpec, Policy
+
+
+def _toml_str(value: str) -> str:
+    # JSON string escapes are valid TOML basic-string escapes.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _toml_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(_toml_str(v) for v in values) + "]"
+
+
+def render_toml(policy: Policy) -> str:
+    """Render a policy as a commented TOML file that loads back to the same policy."""
+    if policy.version == 2:
+        return render_toml_v2(policy)
+    o = policy.owner
+    out = [
+        "# pgwarden policy: one owner runs migrations and owns everything;",
+        "# access roles read and write rows (readwrite) or only read (readonly).",
+        "# Reference: docs/policy.md",
+        "version = 1",
+        "# authoritative: what this file does not say is revoked. additive: grant and create what is",
+        "# missing, never revoke, drop or move what exists (for adopting pgwarden step by step).",
+        f"mode = {_toml_str(policy.mode)}",
+        "",
+        "[database]",
+        f"name = {_toml_str(policy.database.name)}",
+        "# Schemas whose objects pgwarden manages (ownership, grants, default privileges).",
+        f"schemas = {_toml_list(policy.database.schemas)}",
+        "",
+        "[owner]",
+        "# Owns the database and every object in it; the only role that runs migrations.",
+        f"name = {_toml_str(o.name)}",
+        f"login = {str(o.login).lower()}",
+        f"createdb = {str(o.createdb).lower()}",
+        "# CREATEROLE is off: on PostgreSQL 14-15 it is nearly superuser (docs/policy.md).",
+        f"createrole = {str(o.createrole).lower()}",
+    ]
+    if o.password_env:
+        out.append("# The password is read from this environment variable (never stored here).")
+        out.append(f"password_env = {_toml_str(o.password_env)}")
+    if o.deploy_logins:
+        out.append(f"deploy_logins = {_toml_list(o.deploy_logins)}")
+    out += _access_toml(policy)
+    return "\n".join(out + _switches_toml(policy))
+
+
+def _access_toml(policy: Policy) -> list[str]:
+    out: list[str] = []
+    for a in policy.access:
+        out += [
+            "",
+            "[[access]]",
+            f"name = {_toml_str(a.name)}",
+            f"level = {_toml_str(a.level or 'readonly')}",
+            f"login = {str(a.login).lower()}",
+        ]
+        if a.password_env:
+            out.append(f"password_env = {_toml_str(a.password_env)}")
+    return out
+
+
+def _switches_toml(policy: Policy) -> list[str]:
+    """[hardening], [guard], [ignore] and [apply], each key with a comment saying what it does."""
+    h = policy.hardening
+    return [
+        "",
+        "[hardening]",
+        "# REVOKE CONNECT, TEMPORARY ON DATABASE ... FROM PUBLIC; CONNECT for the policy's roles only.",
+        f"revoke_public_connect = {str(h.revoke_public_connect).lower()}",
+        "# REVOKE EXECUTE on functions in managed schemas FROM PUBLIC; EXECUTE for access roles.",
+        f"revoke_public_execute = {str(h.revoke_public_execute).lower()}",
+        "",
+        "[guard]",
+        "# Refuse, when the DDL runs, any object in the managed schemas that the owner would not own",
+        "# (a migration run by the wrong login). An event trigger: needs a superuser admin. docs/guard.md",
+        f"enabled = {str(policy.guard.enabled).lower()}",
+        "",
+        "[ignore]",
+        "# Roles whose privileges pgwarden leaves alone (monitoring, BI, ...).",
+        f"roles = {_toml_list(policy.ignore.roles)}",
+        "",
+        "[apply]",
+        "# apply never waits longer than this for a lock held by live traffic.",
+        f"lock_timeout = {_toml_str(policy.apply.lock_timeout)}",
+        "",
+    ]
+
+
+# --- version 2 ------------------------------------------------------------------------------------
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return _toml_str(str(value))
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "_-" for c in key) and key.isascii() else _toml_str(key)
+
+
+def _attributes_toml(spec: object) -> list[str]:
+    out = []
+    for key in ("connection_limit", "valid_until", "comment", "settings", "database_settings"):
+        value = getattr(spec, key)
+        if value is not None:
+            out.append(f"{key} = {_toml_value(value)}")
+    return out
+
+
+def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None) -> str:
+    """A version 2 file for `policy` and every database it lists (`policy.databases`).
+    `comments` maps a role or `database.NAME` to comment lines written above it."""
+    notes = comments or {}
+    o = policy.owner
+    out = [
+        "# pgwarden policy: one owner runs migrations and owns everything; the other roles get",
+        "# profiles (readwrite, readonly, append or your own) on schemas and tables.",
+        "# Reference: docs/policy.md",
+        "version = 2",
+        "# authoritative: what this file does not say is revoked. additive: grant and create what is",
+        "# missing, never revoke, drop or move what exists (for adopting pgwarden step by step).",
+        f"mode = {_toml_str(policy.mode)}",
+        "",
+        "[owner]",
+        "# Owns the databases and every object in them; the only role that runs migrations.",
+        f"name = {_toml_str(o.name)}",
+        f"login = {str(o.login).lower()}",
+        f"createdb = {str(o.createdb).lower()}",
+        "# CREATEROLE is off: on PostgreSQL 14-15 it is nearly superuser (docs/policy.md).",
+        f"createrole = {str(o.createrole).lower()}",
+    ]
+    if o.password_env:
+        out.append("# The password is read from this environment variable (never stored here).")
+        out.append(f"password_env = {_toml_str(o.password_env)}")
+    if o.deploy_logins:
+        out.append(f"deploy_logins = {_toml_list(o.deploy_logins)}")
+    out += _attributes_toml(o)
+    out += _roles_toml(policy, notes)
+    for name, spec in policy.profiles.items():
+        out += ["", f"[profiles.{_toml_key(name)}]"]
+        out += [f"{k} = {_toml_list(getattr(spec, k))}" for k in ("table", "sequence", "routine") if getattr(spec, k)]
+    for db in policy.databases or (policy.database,):
+        out += ["", *(f"# {line}" for line in notes.get(f"database.{db.name}", [])), "[[databases]]"]
+        out += [f"name = {_toml_str(db.name)}", f"schemas = {_toml_list(db.schemas)}", "grants = ["]
+        for grant in db.grants:
+            out += [f"  # {line}" for line in notes.get(f"grant.{db.name}.{grant.role}.{grant.profile}", [])]
+            fields = grant.model_dump(exclude_defaults=True)
+            out.append("  " + _toml_value(fields) + ",")
+        out.append("]")
+    if policy.retired:
+        out += ["", "# Roles apply drops, after reassigning what they own to the owner in every database."]
+        out += [
+            "retired = [" + ", ".join(_toml_value(r.model_dump(exclude_defaults=True)) for r in policy.retired) + "]"
+        ]
+    switches = _switches_toml(policy)
+    return "\n".join(out + switches)
+
+
+def _roles_toml(policy: Policy, notes: dict[str, list[str]]) -> list[str]:
+    out: list[str] = []
+    specs: list[AccessSpec | MemberSpec] = [*policy.access, *policy.members]
+    for spec in specs:
+        out += ["", *(f"# {line}" for line in notes.get(spec.name, [])), "[[roles]]", f"name = {_toml_str(spec.name)}"]
+        out.append(f"login = {str(spec.login).lower()}")
+        if spec.password_env:
+            out.append(f"password_env = {_toml_str(spec.password_env)}")
+        members = getattr(spec, "member_of", ())
+        if members:
+            plain = all(m.inherit and m.set for m in members)
+            value = [m.role for m in members] if plain else [m.model_dump() for m in members]
+            out.append(f"member_of = {_toml_value(value)}")
+        out += _attributes_toml(spec)
+    return out

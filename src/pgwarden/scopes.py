@@ -1,0 +1,137 @@
+"""What each role must hold on each object of one database: the policy's grants (profile x scope,
+minus exceptions) evaluated per role, kind, schema, object and column. Pure.
+
+plan diffs the catalogs against it, probe derives what each role must be allowed to do from it,
+report compares what is held with it. A role holds the union of its grants; a column exception
+removes the column-capable privileges (SELECT, INSERT, UPDATE, REFERENCES) of its grant from the
+table and gives them back on every other column, one column-level grant each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pgwarden.policy import GrantSpec, Policy
+from pgwarden.profiles import Profile, defined
+
+#: Privileges PostgreSQL can grant on single columns.
+COLUMN_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "REFERENCES"})
+
+_NOTHING: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """A role's privileges on one table whose grant excludes columns."""
+
+    table: frozenset[str]  # held on the whole table
+    columns: frozenset[str]  # held on each column that no grant of the role excludes
+    excluded: frozenset[str]  # columns without `columns`' privileges (when no other grant gives them)
+    by_column: Mapping[str, frozenset[str]] = field(default_factory=dict)  # exact per excluded column
+
+
+@dataclass(frozen=True)
+class Scopes:
+    """The grants of one database, by role."""
+
+    grants: tuple[GrantSpec, ...]
+    profiles: Mapping[str, Profile]
+    schemas: tuple[str, ...]
+
+    @classmethod
+    def of(cls, policy: Policy) -> Scopes:
+        return cls(policy.grants(), defined(policy), policy.database.schemas)
+
+    @property
+    def holders(self) -> tuple[str, ...]:
+        """Roles that hold a grant in this database, in the policy's order."""
+        return tuple(dict.fromkeys(g.role for g in self.grants))
+
+    def _of(self, role: str) -> list[GrantSpec]:
+        return [g for g in self.grants if g.role == role]
+
+    def _privs(self, grant: GrantSpec, kind_name: str) -> frozenset[str]:
+        return self.profiles[grant.profile].on(kind_name)
+
+    def anywhere(self, role: str, kind_name: str) -> frozenset[str]:
+        """What any grant of `role` gives on objects of `kind_name` (its profiles' union)."""
+        out: frozenset[str] = _NOTHING
+        for g in self._of(role):
+            out |= self._privs(g, kind_name)
+        return out
+
+    def database(self, role: str) -> frozenset[str]:
+        out: frozenset[str] = _NOTHING
+        for g in self._of(role):
+            out |= self._privs(g, "database")
+        return out
+
+    def schema(self, role: str, schema: str) -> frozenset[str]:
+        out: frozenset[str] = _NOTHING
+        for g in self._of(role):
+            if schema in g.schemas or any(t.partition(".")[0] == schema for t in g.tables):
+                out |= self._privs(g, "schema")
+        return out
+
+    def detailed(self, schema: str) -> bool:
+        """Whether some object of `schema` is treated apart (listed tables, exceptions): its objects
+        are then planned one by one, never with `ON ALL ... IN SCHEMA`."""
+        return any(schema in g.detailed_schemas for g in self.grants)
+
+    def objects(self, role: str, kind_name: str, schema: str, name: str | None = None) -> frozenset[str]:
+        """What `role` holds on an object of `kind_name` in `schema` (`name` None: any object of a
+        schema that is not detailed). On a table with excluded columns: the table-level part."""
+        out: frozenset[str] = _NOTHING
+        for g in self._of(role):
+            privs = self._privs(g, kind_name)
+            if not privs:
+                continue
+            if kind_name == "routine":
+                if schema in g.schemas:
+                    out |= privs
+            elif name is None:
+                if schema in g.schemas:
+                    out |= privs
+            elif g.covers_table(schema, name):
+                if kind_name == "table" and g.excluded_columns(schema, name):
+                    privs = privs - COLUMN_PRIVILEGES
+                out |= privs
+        return out
+
+    def defaults(self, role: str, kind_name: str, schema: str) -> frozenset[str]:
+        """What `role` gets on objects created later in `schema` (grants on whole schemas only)."""
+        out: frozenset[str] = _NOTHING
+        for g in self._of(role):
+            if schema in g.schemas:
+                out |= self._privs(g, kind_name)
+        return out
+
+    def column_tables(self) -> tuple[tuple[str, str], ...]:
+        """(schema, table) of every table some grant excludes columns of."""
+        names = dict.fromkeys(n for g in self.grants for n in g.except_columns)
+        return tuple(tuple(n.partition(".")[::2]) for n in names)  # type: ignore[misc]
+
+    def columns(self, role: str, schema: str, table: str) -> ColumnRule | None:
+        """`role`'s column-level rule on a table that some grant excludes columns of (None when the
+        role's grants on it exclude no column)."""
+        with_exceptions = [
+            g for g in self._of(role) if g.covers_table(schema, table) and g.excluded_columns(schema, table)
+        ]
+        if not with_exceptions:
+            return None
+        whole = self.objects(role, "table", schema, table)
+        per_grant = [
+            (self._privs(g, "table") & COLUMN_PRIVILEGES, g.excluded_columns(schema, table)) for g in with_exceptions
+        ]
+        columns = frozenset().union(*(p for p, _ in per_grant)) - whole
+        excluded = frozenset().union(*(e for _, e in per_grant))
+        by_column = {c: frozenset().union(*(p for p, e in per_grant if c not in e)) - whole for c in excluded}
+        return ColumnRule(whole, columns, excluded, by_column)
+
+    def on_column(self, role: str, schema: str, table: str, column: str) -> frozenset[str]:
+        """The column-level privileges `role` must hold on one column (beyond its table-level ones)."""
+        rule = self.columns(role, schema, table)
+        if rule is None:
+            return _NOTHING
+        return rule.by_column.get(column, rule.columns)
