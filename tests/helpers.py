@@ -70,7 +70,10 @@ def run_cli(args: Sequence[str], env: Mapping[str, str | None] | None = None, st
 
 
 def write_policy(path: Path, policy: Policy | None = None, **kwargs: Any) -> Path:
-    """Write a policy file; kwargs go to build_policy (database=, owner=, app=, readonly=, schemas=)."""
+    """Write a policy file; kwargs go to build_policy (database=, owner=, app=, readonly=, schemas=,
+    version=). The suite's tests were written against version 1 files, which keep working as they
+    were; version 2 has its own tests (and `upgrade` is proved to plan the same)."""
+    kwargs.setdefault("version", 1)
     policy = policy or build_policy(**kwargs)
     path.write_text(policy.to_toml(), encoding="utf-8")
     return path

@@ -99,7 +99,7 @@ def database_settings(
 
 def _access_role(policy: Policy, want: str) -> Any:
     for access in policy.access:
-        if access.name == want or (want == "runtime" and access.level == "readwrite"):
+        if access.name == want or (want == "runtime" and policy.level_of(access.name) == "readwrite"):
             return access
     raise PgwardenError(f"no access role {want!r} in the policy", hint="name a readwrite [[access]] role")
 

@@ -62,7 +62,7 @@ class PgwardenDatabase:
         names = {a.name for a in self.policy.access}
         if role in ("runtime", "readwrite", "readonly") and role not in names:
             level = "readwrite" if role == "runtime" else role
-            first = next((a for a in self.policy.access if a.level == level), None)
+            first = next((a for a in self.policy.access if self.policy.level_of(a.name) == level), None)
             if first is None:
                 raise PgwardenError(f"the policy has no {level} access role to act as `{role}`")
             role = first.name

@@ -52,7 +52,8 @@ def wanted_roles(policy: Policy) -> list[RoleWant]:
         out.append(RoleWant(deploy, "deploy login", True, {"login": True, "superuser": False}, deploy_envs[deploy]))
     for a in policy.access:
         attrs = {attr: False for attr in ATTRIBUTE_SQL} | {"login": a.login}
-        out.append(RoleWant(a.name, f"{a.level} access role", a.login, attrs, a.password_env if a.login else None))
+        what = f"{policy.level_of(a.name) or ''} access role".strip()
+        out.append(RoleWant(a.name, what, a.login, attrs, a.password_env if a.login else None))
     return out
 
 

@@ -44,7 +44,4 @@ def upgrade(policy: Policy) -> Policy:
     if policy.version == 2:
         return policy
     database = policy.database.model_copy(update={"grants": policy.grants()})
-    access = tuple(a.model_copy(update={"level": None}) for a in policy.access)
-    return Policy.model_validate(
-        {**dict(policy), "version": 2, "database": database, "access": access, "databases": (database,)}
-    )
+    return Policy.model_validate({**dict(policy), "version": 2, "database": database, "databases": (database,)})

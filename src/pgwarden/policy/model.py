@@ -308,6 +308,14 @@ class Policy(_Model):
         out.extend((m.name, m.password_env) for m in self.members if m.login)
         return out
 
+    def with_levels(self) -> Policy:
+        """Version 2: each access role's `level`, where one grant of readwrite or readonly on every
+        managed schema says all it holds here (what version 1 would have written); None otherwise."""
+        if self.version != 2:
+            return self
+        access = tuple(a.model_copy(update={"level": v1_level(self.database, a.name)}) for a in self.access)
+        return self.model_copy(update={"access": access})
+
     def grants(self) -> tuple[GrantSpec, ...]:
         """The grants in this database: version 1's levels are grants on every managed schema."""
         if self.version == 2:
@@ -332,3 +340,17 @@ class Policy(_Model):
         from pgwarden.policy.render import render_toml
 
         return render_toml(self)
+
+
+def v1_level(database: DatabaseSpec, role: str) -> AccessLevel | None:
+    """The version 1 level equivalent to a role's grants in `database`, if there is one."""
+    mine = [g for g in database.grants if g.role == role]
+    if len(mine) != 1:
+        return None
+    g = mine[0]
+    plain = not (g.tables or g.except_tables or g.except_columns) and set(g.schemas) == set(database.schemas)
+    if plain and g.profile == "readwrite":
+        return "readwrite"
+    if plain and g.profile == "readonly":
+        return "readonly"
+    return None

@@ -181,7 +181,7 @@ class PolicyFileV2(_Model):
                 ignore=self.ignore,
                 apply=self.apply,
                 databases=self.databases,
-            )
+            ).with_levels()
             for db in self.databases
         ]
 

@@ -124,7 +124,7 @@ def check_definer_readonly(policy: Policy, snap: Snapshot, hz: HazardData) -> It
     readonly = {
         snap.role_by_name[a.name].oid: a.name
         for a in policy.access
-        if a.level == "readonly" and a.name in snap.role_by_name
+        if policy.level_of(a.name) == "readonly" and a.name in snap.role_by_name
     }
     for row in hz.functions:
         runners = [readonly[o] for o in row["executable_by"] if o in readonly and o != row["owner"]]
