@@ -230,3 +230,25 @@ grants = [{ role = "app", profile = "readonly", schemas = ["s"] }]
     assert one.databases == two.databases and len(one.databases) == 2
     assert Scopes.of(two).objects("app", "table", "s") == {"SELECT"}
     assert one.access[0].level == "readwrite" and two.access[0].level == "readonly"
+
+
+def test_a_sequence_goes_with_the_table_it_belongs_to() -> None:
+    text = """version = 2
+[owner]
+name = "own"
+[[roles]]
+name = "app"
+[[databases]]
+name = "shop"
+schemas = ["app", "audit"]
+grants = [
+  { role = "app", profile = "append", tables = ["audit.events"] },
+  { role = "app", profile = "readwrite", schemas = ["app"], except_tables = ["app.secrets"] },
+]
+"""
+    s = Scopes.of(parse_policy(text))
+    assert s.objects("app", "sequence", "audit", "events_id_seq", "events") == {"USAGE"}
+    assert s.objects("app", "sequence", "audit", "other_id_seq", "other") == set()
+    assert s.objects("app", "sequence", "app", "secrets_id_seq", "secrets") == set()
+    assert s.objects("app", "sequence", "app", "orders_id_seq", "orders") == {"USAGE", "SELECT"}
+    assert s.objects("app", "sequence", "app", "free_standing") == {"USAGE", "SELECT"}
