@@ -299,20 +299,9 @@ def inspect(
     if server.can_read_authid and role_names:
         passwords = {r["oid"]: r["password"] for r in _rows(conn, "passwords", {"names": list(role_names)})}
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
-    database, guard = None, None
-    types: tuple[TypeRef, ...] = ()
-    columns: tuple[ColumnAcl, ...] = ()
+    database, types, columns, guard = None, (), (), None
     if server.database == target:
-        import json
-
-        tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
-        params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
-        d = _rows(conn, "database", params)[0]
-        database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
-        types = tuple(TypeRef(**t) for t in d["types"])
-        columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"]), "initial": _acl(c["initial"])}) for c in d["columns"])
-        g = d["guard"]
-        guard = GuardState(**{**g, "config": tuple(g["config"]) if g["config"] is not None else None})
+        database, types, columns, guard = _database(conn, target, managed_schemas, owner_oid, column_tables)
     schemas = tuple(
         Schema(r["oid"], r["name"], r["owner"], _acl(r["acl"]), r["extension"]) for r in _rows(conn, "schemas")
     )
@@ -345,6 +334,27 @@ def inspect(
         default_acls=default_acls,
         role_settings=role_settings,
     )
+
+
+def _database(
+    conn: psycopg.Connection[Any],
+    target: str,
+    managed_schemas: Sequence[str],
+    owner_oid: int,
+    column_tables: Sequence[tuple[str, str]],
+) -> tuple[Database, tuple[TypeRef, ...], tuple[ColumnAcl, ...], GuardState]:
+    """The target database, with its types, column ACLs and guard (one query: database.sql)."""
+    import json
+
+    tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
+    params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
+    d = _rows(conn, "database", params)[0]
+    database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
+    types = tuple(TypeRef(**t) for t in d["types"])
+    columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"]), "initial": _acl(c["initial"])}) for c in d["columns"])
+    g = d["guard"]
+    guard = GuardState(**{**g, "config": tuple(g["config"]) if g["config"] is not None else None})
+    return database, types, columns, guard
 
 
 def _outside(
