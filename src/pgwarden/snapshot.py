@@ -299,7 +299,10 @@ def inspect(
     if server.can_read_authid and role_names:
         passwords = {r["oid"]: r["password"] for r in _rows(conn, "passwords", {"names": list(role_names)})}
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
-    database, types, columns, guard = None, (), (), None
+    database: Database | None = None
+    types: tuple[TypeRef, ...] = ()
+    columns: tuple[ColumnAcl, ...] = ()
+    guard: GuardState | None = None
     if server.database == target:
         database, types, columns, guard = _database(conn, target, managed_schemas, owner_oid, column_tables)
     schemas = tuple(
