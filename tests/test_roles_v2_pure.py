@@ -253,3 +253,16 @@ def test_superuser_only_settings_need_a_superuser_and_are_planned_once() -> None
 def test_list_values_are_read_as_the_server_reads_them() -> None:
     assert split_names('"$user", App, "My ""x"" schema" ,public') == ["$user", "app", 'My "x" schema', "public"]
     assert split_names("") == []
+
+
+def test_a_member_with_a_powerful_attribute_is_one_finding_with_the_plans_fix() -> None:
+    from pgwarden.check import findings_for
+    from pgwarden.hazards import HazardData
+
+    policy = _people(_alice())
+    snap = _with_alice(compliant(160000), Membership(RO, ALICE, POSTGRES, False, True, True), bypassrls=True)
+    p = plan(policy, snap)
+    found = [f for f in findings_for(policy, snap, HazardData(), p) if f.role == "alice"]
+    assert [(f.rule, f.severity, f.message, f.fix) for f in found] == [
+        ("access.attribute", "critical", "member alice has BYPASSRLS", 'ALTER ROLE "alice" WITH NOBYPASSRLS')
+    ]
