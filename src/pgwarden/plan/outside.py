@@ -10,6 +10,7 @@ from pgwarden.acl import Change, ChangeAction
 from pgwarden.kinds import BY_DEFACL_CODE, kind, label, ordered
 from pgwarden.plan.context import PlanContext, acl_step, privs_sql
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
+from pgwarden.plan.settings import declared_settings
 from pgwarden.snapshot import OutsideGrant, Snapshot
 
 R = Requirement
@@ -162,8 +163,6 @@ def dangerous_settings(ctx: PlanContext) -> Iterator[tuple[str | None, int, str]
 
 def _declared(ctx: PlanContext, role: str | None, database: int) -> set[str]:
     """The parameters the policy itself declares for `role` there (lowercased)."""
-    from pgwarden.plan.settings import declared_settings
-
     if role is None:
         return set()
     return {k.lower() for k in declared_settings(ctx, role, database != 0) or {}}
