@@ -267,3 +267,40 @@ def test_membership_options_14_15_cannot_express_are_one_clear_error(
     lines = res.stderr.strip().splitlines()
     assert lines[0].startswith("error: ") and n["alice"] in lines[0] and "needs PostgreSQL 16" in lines[0], res
     assert lines[1].startswith("hint: ") and len(lines) == 2, res
+
+
+@pytest.mark.minversion(16)
+def test_a_createrole_admin_manages_people_and_corrects_its_own_grant_in_place(
+    admin_dsn: str, admin_conn: psycopg.Connection[Any], unique_name: Any, pg_cleanup: Any, tmp_path: Path
+) -> None:
+    """Managed services give a CREATEROLE + CREATEDB admin, no superuser: it creates the people, grants
+    their memberships (it is their grantor) and, when one drifts, GRANT ... WITH corrects its own grant."""
+    n = _names(unique_name, pg_cleanup)
+    admin = pg_cleanup.role(unique_name("rv2admin"))
+    admin_conn.execute(
+        psycopg.sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD 'adm-pw'").format(
+            psycopg.sql.Identifier(admin)
+        )
+    )
+    dsn = role_conninfo(admin_dsn, admin, "adm-pw", "postgres")
+    path = tmp_path / "pgwarden.toml"
+    path.write_text(_policy(n, options=True).replace(', log_statement = "all"', ""), encoding="utf-8")
+    env, args = _secrets(n), ["-c", str(path), "--dsn", dsn]
+    res = run_cli(["apply", *args, "--yes"], env=env)
+    assert res.exit_code == 0, res
+    assert run_cli(["check", *args], env=env).exit_code == 0
+    grant = admin_conn.execute(
+        "SELECT pg_get_userbyid(grantor), inherit_option, set_option FROM pg_auth_members"
+        " WHERE roleid = %s::regrole AND member = %s::regrole",
+        (n["group"], n["alice"]),
+    ).fetchall()
+    assert grant == [(admin, True, False)]
+    with psycopg.connect(dsn, autocommit=True) as conn:  # the admin itself lets alice SET ROLE
+        conn.execute(f'GRANT "{n["group"]}" TO "{n["alice"]}" WITH SET TRUE')
+    res = run_cli(["plan", *args, "--format", "json"], env=env)
+    steps = [(s["action"], s["sql"]) for s in json.loads(res.stdout)["steps"]]
+    assert steps == [("membership-options", f'GRANT "{n["group"]}" TO "{n["alice"]}" WITH INHERIT TRUE, SET FALSE')]
+    assert run_cli(["apply", *args, "--yes"], env=env).exit_code == 0
+    assert run_cli(["plan", *args, "--exit-code"], env=env).exit_code == 0
+    with _as(admin_dsn, n["alice"], "alice-pw", n["db"]) as alice:
+        assert _denied(alice, f'SET ROLE "{n["group"]}"')

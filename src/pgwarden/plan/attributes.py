@@ -43,12 +43,15 @@ def same_valid_until(declared: str, role: Role | None) -> bool:
 def limits_sql(spec: RoleAttributes, role: Role | None) -> list[tuple[str, sql.Composable]]:
     """(what, SQL) of each declared limit the role lacks: CONNECTION LIMIT, VALID UNTIL."""
     out: list[tuple[str, sql.Composable]] = []
-    limit = spec.connection_limit
-    if limit is not None and (role.connlimit if role is not None else -1) != limit:
-        out.append((f"CONNECTION LIMIT {limit}", sql.SQL("CONNECTION LIMIT {}").format(sql.Literal(limit))))
-    until = spec.valid_until
+    limit, until = spec.connection_limit, spec.valid_until
+    current = role.connlimit if role is not None else -1
+    if limit is not None and current != limit:
+        was = "" if role is None else f" (it has {'no limit' if current < 0 else current})"
+        out.append((f"CONNECTION LIMIT {limit}{was}", sql.SQL("CONNECTION LIMIT {}").format(sql.Literal(limit))))
     if until is not None and not same_valid_until(until, role):
-        out.append((f"VALID UNTIL {until}", sql.SQL("VALID UNTIL {}").format(sql.Literal(until))))
+        stored = role.valid_until if role is not None else None
+        was = "" if role is None else f" (it {'never expires' if stored in NEVER else f'expires {stored}'})"
+        out.append((f"VALID UNTIL {until}{was}", sql.SQL("VALID UNTIL {}").format(sql.Literal(until))))
     return out
 
 
@@ -83,7 +86,9 @@ def plan_role_attributes(ctx: PlanContext) -> None:
                     Phase.ROLES,
                     Action.ROLE_COMMENT,
                     f"role {name}",
-                    f"the policy gives role {name} " + (f"the comment {comment!r}" if comment else "no comment"),
+                    f"the policy gives role {name} "
+                    + (f"the comment {comment!r}" if comment else "no comment")
+                    + (f" (it has {role.comment!r})" if role is not None and role.comment else ""),
                     sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(name), text),
                     role=name,
                     needs=needs,
