@@ -157,6 +157,12 @@ def test_limits_expiry_and_comment_are_planned_and_compliant_roles_plan_nothing(
         """ALTER ROLE "app" WITH CONNECTION LIMIT 20 VALID UNTIL '2027-01-01'""",
         """COMMENT ON ROLE "app" IS 'the app'""",
     ]
+    five = dataclasses.replace(snap.roles[APP], connlimit=5, comment="old")
+    reasons = [s.reason for s in plan(policy, dataclasses.replace(snap, roles={**snap.roles, APP: five})).steps]
+    assert reasons == [
+        "the policy says role app has CONNECTION LIMIT 20 (it has 5), VALID UNTIL 2027-01-01 (it never expires)",
+        "the policy gives role app the comment 'the app' (it has 'old')",
+    ]
     kinds = {s.action for s in plan(policy, snap).steps}
     assert kinds == {Action.ROLE_ATTRIBUTE, Action.ROLE_COMMENT}
     app = dataclasses.replace(

@@ -126,7 +126,10 @@ def plan_member_memberships(ctx: PlanContext) -> None:
     for member in ctx.policy.members:
         role = snap.role_by_name.get(member.name)
         rows = [m for m in snap.memberships if role is not None and m.member == role.oid]
+        specs: dict[str, MembershipSpec] = {}
         for spec in member.member_of:
+            specs.setdefault(spec.role, spec)  # a group listed twice: the first says it
+        for spec in specs.values():
             group = snap.role_by_name.get(spec.role)
             _membership(ctx, member.name, spec, [m for m in rows if group is not None and m.role == group.oid])
         declared = {spec.role for spec in member.member_of}
