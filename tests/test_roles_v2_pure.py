@@ -272,3 +272,19 @@ def test_a_member_with_a_powerful_attribute_is_one_finding_with_the_plans_fix() 
     assert [(f.rule, f.severity, f.message, f.fix) for f in found] == [
         ("access.attribute", "critical", "member alice has BYPASSRLS", 'ALTER ROLE "alice" WITH NOBYPASSRLS')
     ]
+
+
+def test_a_non_superuser_admin_cannot_take_back_a_superusers_grant_on_16() -> None:
+    policy = _people(_alice())
+    snap = _with_alice(compliant(160000), Membership(OWNER, ALICE, POSTGRES, False, True, True))
+    admin = dataclasses.replace(snap.server, current_role_oid=ADMIN, current_role="admin", is_superuser=False)
+    snap = dataclasses.replace(
+        snap,
+        server=admin,
+        memberships=(*snap.memberships, Membership(RO, ADMIN, ADMIN, True, False, False)),
+    )
+    steps = {s.render(): s for s in plan(policy, snap).steps if s.role == "alice"}
+    assert {r: (s.allowed, str(s.needs)) for r, s in steps.items()} == {
+        'GRANT "ro" TO "alice" WITH INHERIT TRUE, SET TRUE': (True, "None"),
+        'REVOKE "own" FROM "alice"': (False, "superuser"),
+    }

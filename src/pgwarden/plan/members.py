@@ -246,10 +246,13 @@ def _member_step(
     admin: bool = False,
 ) -> Step:
     """A membership step of `member` in `group`; `row` is the grant it revokes (one per grantor on 16+)."""
-    ok = _may_grant(ctx, group)
+    ok, needs = _may_grant(ctx, group), Need.of((R.ADMIN_OPTION, group))
     change = f"member of {group}"
     if row is not None and ctx.snap.caps.membership_options:
         change += f" granted by {ctx.snap.role_name(row.grantor)}"
+        grantor = ctx.snap.roles.get(row.grantor)
+        if grantor is not None and grantor.superuser and not ctx.auth.superuser:
+            ok, needs = False, Need.superuser()  # 16+: only a superuser takes back a superuser's grant
     return Step(
         Phase.ROLES,
         action,
@@ -258,7 +261,7 @@ def _member_step(
         statement,
         role=member,
         destructive=row is not None if destructive is None else destructive,
-        needs=None if ok else Need.of((R.ADMIN_OPTION, group)),
+        needs=None if ok else needs,
         allowed=ok,
         change=change + (" admin" if admin else ""),
         subject=("membership", group, member),
