@@ -159,6 +159,17 @@ def test_groups_people_attributes_and_settings_apply_and_stay_clean(
     assert res.exit_code == 0, res
     res = run_cli(["check", *args], env=env)
     assert res.exit_code == 0, res
+    # a privilege granted to a person directly is taken back by apply (she keeps what her group gives)
+    with psycopg.connect(db_conninfo(admin_dsn, n["db"]), autocommit=True) as db:
+        db.execute(f'GRANT SELECT, INSERT ON app.t TO "{n["alice"]}"')
+        with _as(admin_dsn, n["alice"], "alice-pw", n["db"]) as alice:
+            alice.execute("INSERT INTO app.t VALUES (3)")  # the grant is real
+        assert run_cli(["apply", *args, "--yes"], env=env).exit_code == 0
+        acl = db.execute("SELECT relacl::text FROM pg_class WHERE oid = 'app.t'::regclass").fetchone()
+        assert acl is not None and n["alice"] not in acl[0], acl
+        with _as(admin_dsn, n["alice"], "alice-pw", n["db"]) as alice:
+            assert _denied(alice, "INSERT INTO app.t VALUES (4)")
+            assert alice.execute("SELECT count(*) FROM app.t").fetchone() == (3,)
     # the same date read by a client in another TimeZone is another instant
     res = run_cli(["plan", *args, "--exit-code"], env={**env, "PGTZ": "UTC"})
     assert res.exit_code == 1 and "VALID UNTIL" in res.stdout, res
