@@ -49,6 +49,11 @@ class Role:
     replication: bool
     bypassrls: bool
     connlimit: int
+    #: VALID UNTIL in the session's TimeZone without offset ('2027-01-01T00:00:00.000000'), 'infinity'
+    #: or '-infinity'; None: no expiry
+    valid_until: str | None = None
+    valid_until_epoch: float | None = None  # the same instant as seconds since 1970 (None unless finite)
+    comment: str | None = None  # COMMENT ON ROLE
 
 
 @dataclass(frozen=True, slots=True)

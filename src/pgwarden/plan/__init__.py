@@ -13,16 +13,19 @@ from dataclasses import replace
 
 from pgwarden.errors import PolicyError
 from pgwarden.kinds import PRIVILEGE_SINCE, kind
+from pgwarden.plan.attributes import plan_role_attributes
 from pgwarden.plan.authority import Authority
 from pgwarden.plan.columns import plan_columns
 from pgwarden.plan.context import PlanContext
 from pgwarden.plan.database import plan_database, plan_schemas
 from pgwarden.plan.defaults import plan_default_privileges
 from pgwarden.plan.guard import plan_guard
+from pgwarden.plan.members import plan_memberships
 from pgwarden.plan.model import OBJECT_ACTIONS, Action, Need, Phase, Plan, Requirement, Statement, Step
 from pgwarden.plan.objects import BULK_FACTOR, OBJECTS_PER_STATEMENT, groups_to_name, plan_objects
 from pgwarden.plan.outside import plan_outside, plan_owner_memberships
-from pgwarden.plan.roles import plan_memberships, plan_role_settings, plan_roles
+from pgwarden.plan.roles import plan_roles
+from pgwarden.plan.settings import plan_declared_settings, plan_role_settings
 from pgwarden.plan.types import plan_types
 from pgwarden.policy import Mode, Policy
 from pgwarden.profiles import PROFILES, defined
@@ -105,6 +108,8 @@ def _check_profiles(policy: Policy, snap: Snapshot) -> None:
 def _plan(ctx: PlanContext, secrets: Mapping[str, str] | None) -> Plan:
     policy, snap = ctx.policy, ctx.snap
     plan_roles(ctx, secrets or {})
+    plan_role_attributes(ctx)
+    plan_declared_settings(ctx, in_database=False)
     plan_memberships(ctx)
     plan_owner_memberships(ctx)
     plan_database(ctx)
@@ -114,6 +119,7 @@ def _plan(ctx: PlanContext, secrets: Mapping[str, str] | None) -> Plan:
     plan_types(ctx)
     plan_default_privileges(ctx)
     plan_role_settings(ctx)
+    plan_declared_settings(ctx, in_database=True)
     plan_outside(ctx)
     plan_guard(ctx)
     # The admin's own membership in the owner is a means, not drift: alone, it is no change at all

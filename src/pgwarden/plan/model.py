@@ -52,6 +52,10 @@ class Action(enum.StrEnum):
     DEFAULT_PRIVILEGES = "default-privileges"
     ROLE_SETTING = "role-setting"
     GUARD = "guard"
+    # version 2's declared role state (plan/attributes.py, plan/members.py)
+    ROLE_ATTRIBUTE = "role-attribute"  # CONNECTION LIMIT, VALID UNTIL
+    ROLE_COMMENT = "role-comment"
+    MEMBERSHIP_OPTIONS = "membership-options"  # INHERIT / SET / ADMIN OPTION of a member's membership
 
 
 #: Actions on the objects inside the database: what a migration command can get wrong (`run`).

@@ -10,6 +10,7 @@ from pgwarden.acl import Change, ChangeAction
 from pgwarden.kinds import BY_DEFACL_CODE, kind, label, ordered
 from pgwarden.plan.context import PlanContext, acl_step, privs_sql
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
+from pgwarden.plan.settings import declared_settings
 from pgwarden.snapshot import OutsideGrant, Snapshot
 
 R = Requirement
@@ -151,10 +152,20 @@ def dangerous_settings(ctx: PlanContext) -> Iterator[tuple[str | None, int, str]
             role = snap.roles.get(s.role)
             if name not in policy_roles or role is None or role.superuser:
                 continue
+        declared = _declared(ctx, name, s.database)
         for setting in s.settings:
             param = setting_name(setting)
+            if param in declared:
+                continue  # the policy sets it (plan/settings.py, with a superuser)
             if param in snap.superuser_settings or (param == "role" and name in acting):
                 yield name, s.database, param
+
+
+def _declared(ctx: PlanContext, role: str | None, database: int) -> set[str]:
+    """The parameters the policy itself declares for `role` there (lowercased)."""
+    if role is None:
+        return set()
+    return {k.lower() for k in declared_settings(ctx, role, database != 0) or {}}
 
 
 def plan_setting_resets(ctx: PlanContext) -> None:

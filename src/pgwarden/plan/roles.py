@@ -1,4 +1,5 @@
-"""Planners for the cluster's roles: existence, attributes, passwords, memberships, deploy-login settings."""
+"""Planners for the cluster's roles: existence, attributes and passwords (memberships: plan/members.py;
+settings: plan/settings.py; declared limits and comments: plan/attributes.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from pgwarden import scram
+from pgwarden.caps import Capabilities
+from pgwarden.errors import PolicyError
 from pgwarden.plan.context import PlanContext
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
-from pgwarden.policy import Policy
+from pgwarden.policy import MemberSpec, Policy
 from pgwarden.snapshot import Role
 
 R = Requirement
@@ -30,8 +33,13 @@ SUPERUSER_ATTRIBUTES = frozenset({"superuser", "replication", "bypassrls"})
 ALTER_ROLE_NEED = Need.of(R.CREATEROLE, note="with ADMIN OPTION on the role on 16+")
 
 
+#: On 14-15 a member's inheritance is its own attribute (16+: an option of each membership).
+INHERIT_SQL = ("INHERIT", "NOINHERIT")
+
+
 def attribute_sql(attribute: str, value: bool) -> str:
-    return ATTRIBUTE_SQL[attribute][0 if value else 1]
+    words = INHERIT_SQL if attribute == "inherit" else ATTRIBUTE_SQL[attribute]
+    return words[0 if value else 1]
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,9 @@ class RoleWant:
     password_env: str | None
 
 
-def wanted_roles(policy: Policy) -> list[RoleWant]:
+def wanted_roles(policy: Policy, caps: Capabilities | None = None) -> list[RoleWant]:
+    """The policy's roles with the attributes they must have; `caps` (the server's) adds a member's
+    INHERIT attribute on 14-15, where its memberships have no options."""
     o = policy.owner
     owner_attrs = {"login": o.login, "superuser": False, "createdb": o.createdb, "createrole": o.createrole}
     out = [RoleWant(o.name, "owner", o.login, owner_attrs, o.password_env if o.login else None)]
@@ -54,11 +64,39 @@ def wanted_roles(policy: Policy) -> list[RoleWant]:
         attrs = {attr: False for attr in ATTRIBUTE_SQL} | {"login": a.login}
         what = f"{policy.level_of(a.name) or ''} access role".strip()
         out.append(RoleWant(a.name, what, a.login, attrs, a.password_env if a.login else None))
+    for m in policy.members:
+        attrs = {attr: False for attr in ATTRIBUTE_SQL} | {"login": m.login}
+        if caps is not None and not caps.membership_options:
+            attrs["inherit"] = member_inherit(m, caps)
+        what = "member of " + ", ".join(ms.role for ms in m.member_of)
+        out.append(RoleWant(m.name, what, m.login, attrs, m.password_env if m.login else None))
     return out
 
 
+def member_inherit(member: MemberSpec, caps: Capabilities) -> bool:
+    """14-15: what INHERIT attribute says the member's memberships (they have no options there).
+    What those versions cannot say is a PolicyError, never silently dropped."""
+    version = f"PostgreSQL {caps.major}"
+    no_set = [ms.role for ms in member.member_of if not ms.set]
+    if no_set:
+        raise PolicyError(
+            f"role {member.name}: set = false on its membership in {no_set[0]} needs PostgreSQL 16 "
+            f"(membership options); the server is {version}",
+            hint=f"on {version} every member may SET ROLE to its groups: remove `set = false` for {member.name}",
+        )
+    inherits = {ms.inherit for ms in member.member_of}
+    if len(inherits) > 1:
+        raise PolicyError(
+            f"role {member.name}: some of its memberships inherit and some do not, which needs PostgreSQL 16 "
+            f"(membership options); the server is {version}",
+            hint=f"on {version} inheritance is the member's INHERIT attribute: give every membership of "
+            f"{member.name} the same `inherit`",
+        )
+    return inherits.pop() if inherits else True
+
+
 def plan_roles(ctx: PlanContext, secrets: Mapping[str, str]) -> None:
-    for want in wanted_roles(ctx.policy):
+    for want in wanted_roles(ctx.policy, ctx.snap.caps):
         role = ctx.snap.role_by_name.get(want.name)
         password = secrets.get(want.password_env) if want.password_env else None
         if want.password_env and password is None:
@@ -170,133 +208,3 @@ def _set_password(ctx: PlanContext, want: RoleWant, role: Role, password: str) -
             subject=("role-password", want.name),
         )
     )
-
-
-# --- memberships ---------------------------------------------------------------------------------
-
-
-def _may_grant(ctx: PlanContext, role: str) -> bool:
-    """Whether the admin may GRANT or REVOKE membership in `role`."""
-    auth = ctx.auth
-    return auth.superuser or role in auth.admin_of or (auth.createrole and not ctx.snap.caps.membership_options)
-
-
-def plan_memberships(ctx: PlanContext) -> None:
-    """Access roles lose forbidden memberships; deploy logins and a non-superuser admin get the owner's.
-    A granted admin membership widens the authority later planners see."""
-    _revoke_access_memberships(ctx)
-    _grant_deploy_memberships(ctx)
-    _grant_admin_membership(ctx)
-
-
-def _revoke_access_memberships(ctx: PlanContext) -> None:
-    snap, policy, owner = ctx.snap, ctx.policy, ctx.owner
-    forbidden = {owner, *policy.owner.deploy_logins, *snap.caps.dangerous_predefined_roles}
-    forbidden |= {"pg_read_all_data", "pg_write_all_data"}
-    access_names = ctx.access_names
-    for m in snap.memberships:
-        member, role = snap.role_name(m.member), snap.role_name(m.role)
-        if member not in access_names or role is None:
-            continue
-        if role not in forbidden and not (role in access_names and role != member):
-            continue
-        grantor = snap.role_name(m.grantor)
-        statement = sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
-        if snap.caps.membership_options and grantor:
-            statement = sql.SQL("{} GRANTED BY {}").format(statement, sql.Identifier(grantor))
-        ok = _may_grant(ctx, role)
-        ctx.add(
-            Step(
-                Phase.ROLES,
-                Action.REVOKE_MEMBERSHIP,
-                f"role {member}",
-                f"access role {member} must not be a member of {role}: it would "
-                + ("act as the owner and change the schema" if role == owner else "gain rights beyond its level"),
-                statement,
-                role=member,
-                destructive=True,
-                needs=None if ok else Need.of((R.ADMIN_OPTION, role)),
-                allowed=ok,
-                subject=("membership", role, member),
-            )
-        )
-
-
-def _grant_deploy_memberships(ctx: PlanContext) -> None:
-    snap, owner = ctx.snap, ctx.owner
-    owner_role = snap.role_by_name.get(owner)
-    for deploy in ctx.policy.owner.deploy_logins:
-        dep = snap.role_by_name.get(deploy)
-        if owner_role and dep and any(m.role == owner_role.oid and m.member == dep.oid for m in snap.memberships):
-            continue
-        ok = _may_grant(ctx, owner)
-        ctx.add(
-            Step(
-                Phase.ROLES,
-                Action.GRANT_MEMBERSHIP,
-                f"role {deploy}",
-                f"deploy login {deploy} must be able to act as the owner {owner}",
-                sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(deploy)),
-                role=deploy,
-                needs=None if ok else Need.of((R.ADMIN_OPTION, owner)),
-                allowed=ok,
-            )
-        )
-
-
-def _grant_admin_membership(ctx: PlanContext) -> None:
-    auth, owner = ctx.auth, ctx.owner
-    if auth.superuser or (auth.acts_as(owner) and auth.may_set(owner)):
-        return
-    ok = owner in auth.admin_of or (auth.createrole and not ctx.snap.caps.membership_options)
-    statement = sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(auth.name))
-    if ctx.snap.caps.membership_options:
-        statement = sql.SQL("{} WITH INHERIT TRUE, SET TRUE").format(statement)
-    ctx.add(
-        Step(
-            Phase.ROLES,
-            Action.GRANT_MEMBERSHIP,
-            f"role {auth.name}",
-            f"the admin {auth.name} is not a superuser: it must act as the owner {owner} to create "
-            "its database, grant on its objects and set its default privileges",
-            statement,
-            role=auth.name,
-            needs=None if ok else Need.of((R.ADMIN_OPTION, owner)),
-            allowed=ok,
-        )
-    )
-    if ok:
-        auth.gain(owner)
-
-
-# --- role settings (deploy logins act as the owner) ------------------------------------------------
-
-
-def plan_role_settings(ctx: PlanContext) -> None:
-    snap, auth, policy, owner = ctx.snap, ctx.auth, ctx.policy, ctx.owner
-    db_oid = snap.database.oid if snap.database else None
-    for deploy in policy.owner.deploy_logins:
-        role = snap.role_by_name.get(deploy)
-        current: tuple[str, ...] = ()
-        if role is not None and db_oid is not None:
-            for s in snap.role_settings:
-                if s.role == role.oid and s.database == db_oid:
-                    current = s.settings
-        if any(s in (f"role={owner}", f'role="{owner}"') for s in current):
-            continue
-        ok = auth.superuser or (auth.createrole and auth.may_alter_role(deploy, role is not None))
-        ctx.add(
-            Step(
-                Phase.DATABASE,
-                Action.ROLE_SETTING,
-                f"role {deploy}",
-                f"every session of deploy login {deploy} in {policy.database.name} must act as {owner}, "
-                "so that what it creates is owned by the owner (works behind poolers too)",
-                sql.SQL("ALTER ROLE {} IN DATABASE {} SET role = {}").format(
-                    sql.Identifier(deploy), sql.Identifier(policy.database.name), sql.Literal(owner)
-                ),
-                role=deploy,
-                needs=None if ok else Need.of(R.CREATEROLE),
-                allowed=ok,
-            )
-        )

@@ -227,6 +227,12 @@ DRIFT_SEVERITY: dict[str, Severity] = {
     "role-setting": "high",
     # the guard was dropped, disabled or changed behind pgwarden's back
     "guard": "high",
+    # a member that may SET ROLE to, or inherit, a group the policy says it must not, or hands it out
+    "membership-options": "high",
+    # a connection limit or an expiry the policy declares (an account that should have expired)
+    "role-attribute": "medium",
+    # a comment is documentation
+    "role-comment": "low",
 }
 DRIFT_CATALOG: tuple[Rule, ...] = tuple(
     Rule(

@@ -60,15 +60,19 @@ def check_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
 
 
 def check_attributes(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
-    for name, oid in access_roles(policy, snap):
+    """access.attribute: an access role or a member (a person gets its rights from groups only) with
+    an attribute beyond LOGIN."""
+    people = [(m.name, snap.role_by_name[m.name].oid) for m in policy.members if m.name in snap.role_by_name]
+    for name, oid in [*access_roles(policy, snap), *people]:
         role = snap.roles[oid]
+        what = "member" if (name, oid) in people else "access role"
         for attr, (word, negation) in ATTRIBUTE_SQL.items():
             if attr != "login" and getattr(role, attr):
                 yield finding(
                     "access.attribute",
                     f"role {name}",
                     name,
-                    f"access role {name} has {word}",
+                    f"{what} {name} has {word}",
                     sql.SQL("ALTER ROLE {} " + negation).format(sql.Identifier(name)),
                     severity="critical" if attr in ("superuser", "bypassrls") else "high",
                     subject=("role-attributes", name),
