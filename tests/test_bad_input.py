@@ -174,8 +174,53 @@ def test_random_text_as_policy_never_crashes(text: str) -> None:
         assert_clean_failure(run_cli(["plan", "-c", "p.toml"], env=ENV))
 
 
+def _near_valid_v2() -> st.SearchStrategy[dict[str, Any]]:
+    """Version 2 files close to valid: scopes, exceptions, members and profiles with one thing wrong."""
+    name = st.sampled_from(["app", "owner", "grp", "alice", "x" * 64, "pg_x", "", 3, None])
+    schema_list = st.sampled_from([["public"], ["other"], [], "public", ["public", "public"], None])
+    table_list = st.sampled_from([["public.t"], ["other.t"], ["t"], [""], None, [1]])
+    grant = st.fixed_dictionaries(
+        {"role": name, "profile": st.sampled_from(["readwrite", "append", "mine", "nope", 1, None])},
+        optional={
+            "schemas": schema_list,
+            "tables": table_list,
+            "except_tables": table_list,
+            "except_columns": st.sampled_from([{"public.t": ["c"]}, {"other.t": ["c"]}, {"public.t": []}, [], None]),
+        },
+    )
+    role = st.fixed_dictionaries(
+        {"name": name},
+        optional={
+            "member_of": st.sampled_from([["grp"], ["owner"], [{"role": "grp", "set": False}], "grp", [1], None]),
+            "login": st.sampled_from([True, False, "no"]),
+            "connection_limit": st.sampled_from([5, -2, "5", None]),
+            "valid_until": st.sampled_from(["2027-01-01", "soon", "infinity", 3, None]),
+            "settings": st.sampled_from([{"statement_timeout": "5s"}, {"role": "x"}, {"a b": 1}, [], None]),
+        },
+    )
+    return st.fixed_dictionaries(
+        {
+            "version": st.just(2),
+            "owner": st.fixed_dictionaries({"name": name}),
+            "roles": st.lists(role, max_size=3),
+            "databases": st.lists(
+                st.fixed_dictionaries(
+                    {"name": st.sampled_from(["db", "template0", 1]), "grants": st.lists(grant, max_size=2)}
+                ),
+                max_size=2,
+            ),
+        },
+        optional={
+            "profiles": st.sampled_from(
+                [{"mine": {"table": ["SELECT"]}}, {"mine": {"table": ["EXECUTE"]}}, {"readwrite": {}}]
+            ),
+            "retired": st.sampled_from([["old"], ["owner"], [{"name": "old", "objects": "burn"}], "old"]),
+        },
+    )
+
+
 @FUZZ
-@given(data=st.one_of(_structured, _near_valid().map(_drop_none)))
+@given(data=st.one_of(_structured, _near_valid().map(_drop_none), _near_valid_v2().map(_drop_none)))
 def test_structured_garbage_policy_never_crashes(data: dict[str, Any]) -> None:
     text = to_toml(data)
     policy = _parse(text)

@@ -82,7 +82,9 @@ def _refuse_v2_keys(data: dict[str, Any], text: str, source: str) -> None:
     """Version 2's keys in a version 1 file, and a v1 access role without its level."""
     found: list[tuple[tuple[int | str, ...], str]] = [((k,), "needs version = 2") for k in _V2_ONLY_TOP if k in data]
     sections: list[tuple[str, Any]] = [("owner", data.get("owner"))]
-    sections += [(f"access[{i}]", a) for i, a in enumerate(data.get("access") or [])]
+    access = data.get("access")
+    if isinstance(access, list):  # anything else is the model's to report
+        sections += [(f"access[{i}]", a) for i, a in enumerate(access)]
     for where, section in sections:
         if not isinstance(section, dict):
             continue
