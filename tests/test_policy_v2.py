@@ -4,6 +4,7 @@ policy and its upgrade plan the same; scopes and exceptions plan what they say).
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,21 @@ grants = [
     assert s.objects("app", "sequence", "app", "secrets_id_seq", "secrets") == set()
     assert s.objects("app", "sequence", "app", "orders_id_seq", "orders") == {"USAGE", "SELECT"}
     assert s.objects("app", "sequence", "app", "free_standing") == {"USAGE", "SELECT"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (('member_of = ["analysts"]\nvalid', 'member_of = ["analysts", "analysts"]\nvalid'), "twice"),
+        (
+            ('settings = { statement_timeout = "5s" }', 'database_settings = { other = { lock_timeout = "1s" } }'),
+            "roles[0].database_settings.other: database 'other' is not one of the file's",
+        ),
+        (('settings = { statement_timeout = "5s" }', 'settings = { a = "1", A = "2" }'), "given twice"),
+    ],
+)
+def test_more_v2_mistakes_are_caught_in_the_file(edit: tuple[str, str], needle: str) -> None:
+    text = TEAM.read_text()
+    assert edit[0] in text
+    with pytest.raises(PolicyError, match=re.escape(needle)):
+        parse_policies(text.replace(edit[0], edit[1], 1), "team.toml")

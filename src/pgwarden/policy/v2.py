@@ -73,6 +73,7 @@ class PolicyFileV2(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> PolicyFileV2:
         self._check_profiles()
+        self._check_owner()
         self._check_roles()
         self._check_databases()
         return self
@@ -90,8 +91,14 @@ class PolicyFileV2(_Model):
                 raise LocatedError(f"role {role.name!r} is declared twice (also {seen[role.name]})", "roles", index)
             seen[role.name] = f"roles[{index}]"
         groups = {r.name for r in self.roles if not r.member_of}
+        databases = {d.name for d in self.databases}
         for index, role in enumerate(self.roles):
+            _check_attributes(role, databases, ("roles", index))
             for m_index, membership in enumerate(role.member_of):
+                if [m.role for m in role.member_of].count(membership.role) > 1:
+                    raise LocatedError(
+                        f"{role.name} lists group {membership.role!r} twice", "roles", index, "member_of", m_index
+                    )
                 if membership.role not in groups:
                     what = (
                         "the owner: use owner.deploy_logins for logins that run migrations"
@@ -109,6 +116,9 @@ class PolicyFileV2(_Model):
             for index, name in enumerate(names):
                 if name in seen:
                     raise LocatedError(f"role {name!r} is {seen[name]} and cannot be {key}d", key, index)
+
+    def _check_owner(self) -> None:
+        _check_attributes(self.owner, {d.name for d in self.databases}, ("owner",))
 
     def _check_databases(self) -> None:
         if not self.databases:
@@ -184,6 +194,25 @@ class PolicyFileV2(_Model):
             ).with_levels()
             for db in self.databases
         ]
+
+
+def _check_attributes(spec: RoleAttributes, databases: set[str], where: tuple[int | str, ...]) -> None:
+    """database_settings names databases of the file; a setting is named once, whatever its case."""
+    for db in spec.database_settings or {}:
+        if db not in databases:
+            raise LocatedError(
+                f"database {db!r} is not one of the file's [[databases]] ({', '.join(sorted(databases))})",
+                *where,
+                "database_settings",
+                db,
+            )
+    tables = [("settings", spec.settings or {})]
+    tables += [(f"database_settings.{db}", values) for db, values in (spec.database_settings or {}).items()]
+    for key, values in tables:
+        lowered = [name.lower() for name in values]
+        for name in values:
+            if lowered.count(name.lower()) > 1:
+                raise LocatedError(f"setting {name!r} is given twice (setting names ignore case)", *where, key)
 
 
 def _attributes(role: RoleAttributes) -> dict[str, Any]:
