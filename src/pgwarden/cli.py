@@ -6,13 +6,16 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from pgwarden import __version__
 from pgwarden.errors import PgwardenError
 from pgwarden.ui import UI
+
+if TYPE_CHECKING:
+    from pgwarden.policy import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -181,8 +184,10 @@ def databases_option(f: F) -> F:
         "databases",
         multiple=True,
         metavar="NAME|PATTERN",
-        help="Work on this database instead of the policy's (repeatable); a glob pattern such as "
-        "'tenant_*' selects every matching database of the cluster.",
+        help="Work on this database (repeatable). A version 2 file: one of its [[databases]] (default: "
+        "all of them), a glob pattern matching their names; a version 1 file: its policy applied to this "
+        "database of the cluster instead of its own, a glob pattern such as 'tenant_*' selecting every "
+        "matching database of the cluster.",
     )(f)
 
 
@@ -222,6 +227,32 @@ def load(config: str, mode: str | None = None) -> Any:
 
     policy = load_policy(config)
     return policy if mode is None else policy.model_copy(update={"mode": mode})
+
+
+def load_all(config: str, mode: str | None = None) -> list[Policy]:
+    """The policy of every database of the file (one for version 1), with --mode when given."""
+    from pgwarden.policy import load_policies
+
+    policies = load_policies(config)
+    return policies if mode is None else [p.model_copy(update={"mode": mode}) for p in policies]
+
+
+def load_targets(config: str, mode: str | None, dsn: str | None, databases: tuple[str, ...]) -> dict[str, Policy]:
+    """database name -> its policy, for -d/--database (pgwarden.multi.select_in_file), with --mode."""
+    from pgwarden.multi import select_in_file
+
+    return select_in_file(load_all(config, mode), dsn, databases, source=config)
+
+
+def single_target(targets: dict[str, Policy], command: str) -> Policy:
+    """The one database a command that works on one at a time was given; else an error naming them."""
+    if len(targets) == 1:
+        return next(iter(targets.values()))
+    names = ", ".join(targets)
+    raise PgwardenError(
+        f"`pgwarden {command}` works on one database at a time and {len(targets)} are selected ({names})",
+        hint=f"choose one with -d NAME (one of {names})",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
