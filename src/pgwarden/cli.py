@@ -62,6 +62,11 @@ def interrupted(command: str | None) -> Interrupted:
     """What can be said of an interruption knowing only the command (apply and demo say more)."""
     if command in _READ_ONLY:
         return Interrupted("interrupted: nothing was changed", hint=f"run `pgwarden {command}` again")
+    if command == "policy":  # it works on a file, never on a database
+        return Interrupted(
+            "interrupted: the policy file is as it was or completely rewritten, never half",
+            hint="run the command again",
+        )
     return Interrupted(
         "interrupted",
         hint="run `pgwarden plan` to see where the database stands (apply is safe to re-run)",
@@ -188,6 +193,19 @@ def databases_option(f: F) -> F:
         "all of them), a glob pattern matching their names; a version 1 file: its policy applied to this "
         "database of the cluster instead of its own, a glob pattern such as 'tenant_*' selecting every "
         "matching database of the cluster.",
+    )(f)
+
+
+def database_option(f: F) -> F:
+    """-d for a command that works on one database (run): the same selection, exactly one result."""
+    return click.option(
+        "-d",
+        "--database",
+        "databases",
+        multiple=True,
+        metavar="NAME|PATTERN",
+        help="The database to work on, selected as for plan (a version 2 file: one of its [[databases]]; "
+        "a version 1 file: its policy on this database of the cluster); exactly one must be selected.",
     )(f)
 
 
