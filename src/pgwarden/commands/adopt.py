@@ -247,7 +247,9 @@ def _dry_run_many(ui: UI, previews: Sequence[Outcome[AdoptPlan]], fmt: str) -> i
     plans = [o.result for o in previews if o.result is not None]
     total = sum(len(p.objects) for p in plans)
     if fmt == "json":
-        ui.json(envelope(previews, lambda p: _summary(p, None), {"databases": len(previews), "objects": total}))
+        errors = sum(1 for o in previews if o.error is not None)
+        summary = {"databases": len(previews), "objects": total, "errors": errors}
+        ui.json(envelope(previews, lambda p: _summary(p, None), summary))
     else:
         for o in previews:
             ui.print(f"== database {o.database}")
