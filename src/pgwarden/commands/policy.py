@@ -26,9 +26,13 @@ if TYPE_CHECKING:
   pgwarden policy validate pgwarden.toml       # load it, one line per database
 
 Exit codes: 0 done, 2 the file could not be read, is invalid, or could not be written.""",
+    invoke_without_command=True,
 )
-def command() -> None:
-    pass
+@click.pass_context
+def command(ctx: click.Context) -> int:
+    if ctx.invoked_subcommand is None:  # `pgwarden policy` alone: its help, not a usage error
+        click.echo(ctx.get_help())
+    return EXIT_OK
 
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
