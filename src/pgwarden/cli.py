@@ -6,13 +6,16 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from pgwarden import __version__
 from pgwarden.errors import PgwardenError
 from pgwarden.ui import UI
+
+if TYPE_CHECKING:
+    from pgwarden.policy import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,6 +62,11 @@ def interrupted(command: str | None) -> Interrupted:
     """What can be said of an interruption knowing only the command (apply and demo say more)."""
     if command in _READ_ONLY:
         return Interrupted("interrupted: nothing was changed", hint=f"run `pgwarden {command}` again")
+    if command == "policy":  # it works on a file, never on a database
+        return Interrupted(
+            "interrupted: the policy file is as it was or completely rewritten, never half",
+            hint="run the command again",
+        )
     return Interrupted(
         "interrupted",
         hint="run `pgwarden plan` to see where the database stands (apply is safe to re-run)",
@@ -181,8 +189,23 @@ def databases_option(f: F) -> F:
         "databases",
         multiple=True,
         metavar="NAME|PATTERN",
-        help="Work on this database instead of the policy's (repeatable); a glob pattern such as "
-        "'tenant_*' selects every matching database of the cluster.",
+        help="Work on this database (repeatable). A version 2 file: one of its [[databases]] (default: "
+        "all of them), a glob pattern matching their names; a version 1 file: its policy applied to this "
+        "database of the cluster instead of its own, a glob pattern such as 'tenant_*' selecting every "
+        "matching database of the cluster.",
+    )(f)
+
+
+def database_option(f: F) -> F:
+    """-d for a command that works on one database (run): the same selection, exactly one result."""
+    return click.option(
+        "-d",
+        "--database",
+        "databases",
+        multiple=True,
+        metavar="NAME|PATTERN",
+        help="The database to work on, selected as for plan (a version 2 file: one of its [[databases]]; "
+        "a version 1 file: its policy on this database of the cluster); exactly one must be selected.",
     )(f)
 
 
@@ -222,6 +245,32 @@ def load(config: str, mode: str | None = None) -> Any:
 
     policy = load_policy(config)
     return policy if mode is None else policy.model_copy(update={"mode": mode})
+
+
+def load_all(config: str, mode: str | None = None) -> list[Policy]:
+    """The policy of every database of the file (one for version 1), with --mode when given."""
+    from pgwarden.policy import load_policies
+
+    policies = load_policies(config)
+    return policies if mode is None else [p.model_copy(update={"mode": mode}) for p in policies]
+
+
+def load_targets(config: str, mode: str | None, dsn: str | None, databases: tuple[str, ...]) -> dict[str, Policy]:
+    """database name -> its policy, for -d/--database (pgwarden.multi.select_in_file), with --mode."""
+    from pgwarden.multi import select_in_file
+
+    return select_in_file(load_all(config, mode), dsn, databases, source=config)
+
+
+def single_target(targets: dict[str, Policy], command: str) -> Policy:
+    """The one database a command that works on one at a time was given; else an error naming them."""
+    if len(targets) == 1:
+        return next(iter(targets.values()))
+    names = ", ".join(targets)
+    raise PgwardenError(
+        f"`pgwarden {command}` works on one database at a time and {len(targets)} are selected ({names})",
+        hint=f"choose one with -d NAME (one of {names})",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Many databases of one cluster: resolve names and glob patterns, run a job per database with --jobs."""
+"""Several databases: a v2 file's [[databases]] or (v1) the cluster's, selected by -d; a job each with --jobs."""
 
 from __future__ import annotations
 
@@ -111,6 +111,40 @@ def policies_for(policy: Policy, dsn: str | None, selectors: Sequence[str]) -> l
 def select(policy: Policy, dsn: str | None, selectors: Sequence[str]) -> dict[str, Policy]:
     """database name -> the policy for it, from --database (the policy's own database when none)."""
     return {p.database.name: p for p in policies_for(policy, dsn, selectors)}
+
+
+def select_in_file(
+    policies: Sequence[Policy], dsn: str | None, selectors: Sequence[str], *, source: str = "the policy file"
+) -> dict[str, Policy]:
+    """database name -> its policy, in the file's order. A version 2 file: its [[databases]], every
+    one without --database, else those named or matched by a glob (a name the file lacks is an
+    error: the file says nothing about other databases). A version 1 file: as `select` (the one
+    policy applied to other databases of the cluster)."""
+    if policies[0].version != 2:
+        return select(policies[0], dsn, selectors)
+    by_name = {p.database.name: p for p in policies}
+    if not selectors:
+        return by_name
+    listed = ", ".join(by_name)
+    chosen: list[str] = []
+    for sel in selectors:
+        if is_pattern(sel):
+            matched = [name for name in by_name if fnmatch.fnmatchcase(name, sel)]
+            if not matched:
+                raise PolicyError(
+                    f"--database {sel!r} matches none of the databases of {source} ({listed})",
+                    hint="a version 2 file works on the databases it lists ([[databases]]); "
+                    "quote the pattern so that the shell does not expand it",
+                )
+        elif sel in by_name:
+            matched = [sel]
+        else:
+            raise PolicyError(
+                f"--database {sel!r} is not a database of {source} (it lists {listed})",
+                hint=f"give one of {listed}, or add a [[databases]] table named {sel!r} to the file",
+            )
+        chosen.extend(matched)
+    return {name: by_name[name] for name in by_name if name in chosen}
 
 
 def run_over(

@@ -6,11 +6,25 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pgwarden.cli import EXIT_OK, config_option, dsn_option, format_option, load, lock_timeout_option, ui_of
+from pgwarden.cli import (
+    EXIT_ERROR,
+    EXIT_OK,
+    config_option,
+    databases_option,
+    dsn_option,
+    format_option,
+    load_targets,
+    lock_timeout_option,
+    ui_of,
+)
 from pgwarden.findings import SCHEMA_VERSION as ADOPT_SCHEMA_VERSION  # one version for every document
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pgwarden.adopt import AdoptPlan
+    from pgwarden.multi import Outcome
+    from pgwarden.policy import Policy
     from pgwarden.ui import UI
 
 
@@ -25,10 +39,12 @@ Extension members stay; event triggers, foreign-data wrappers and extensions are
 
 \b
   pgwarden adopt --from postgres           # show the statements (asks on a terminal)
-  pgwarden adopt --from postgres --yes     # do it""",
+  pgwarden adopt --from postgres --yes     # do it
+  pgwarden adopt -d shop --from postgres   # one database of a version 2 file (default: all)""",
 )
 @config_option
 @dsn_option
+@databases_option
 @click.option("--from", "from_role", required=True, metavar="ROLE", help="The role that owns the objects now.")
 @click.option("-y", "--yes", is_flag=True, help="Move ownership without asking (otherwise: a dry run).")
 @lock_timeout_option
@@ -41,6 +57,8 @@ def command(
     ctx: click.Context,
     config: str,
     dsn: str | None,
+    databases: tuple[str, ...],
+    jobs: int,
     from_role: str,
     yes: bool,
     lock_timeout: str | None,
@@ -52,8 +70,12 @@ def command(
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    policy = load(config)
+    targets = load_targets(config, None, dsn, databases)
+    policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
+    if len(targets) > 1:
+        return _adopt_many(ui, targets, dsn, from_role, secrets, yes=yes, jobs=jobs, fmt=fmt,
+                          lock_timeout=lock_timeout, batch_size=batch_size)  # fmt: skip
     with Session.open(dsn, policy) as session:
         preview = plan_adopt(session, from_role, secrets)
         if not yes:
@@ -158,3 +180,96 @@ def _run(
         return adopt(
             session, from_role, lock_timeout=lock_timeout, batch_size=batch_size, on_progress=bar, secrets=secrets
         )
+
+
+def _adopt_many(
+    ui: UI,
+    targets: dict[str, Policy],
+    dsn: str | None,
+    from_role: str,
+    secrets: dict[str, str],
+    *,
+    yes: bool,
+    jobs: int,
+    fmt: str,
+    lock_timeout: str | None,
+    batch_size: int,
+) -> int:
+    """Several databases: each previewed (a dry run without --yes), the policy's missing roles created
+    once (roles are the cluster's: parallel runs would each try), then each database adopted on its own."""
+    from pgwarden.adopt import adopt, create_roles, plan_adopt
+    from pgwarden.multi import run_over
+    from pgwarden.render import database_progress, envelope
+    from pgwarden.session import Session
+
+    def preview(policy: Policy) -> AdoptPlan:
+        with Session.open(dsn, policy) as session:
+            return plan_adopt(session, from_role, secrets)
+
+    with database_progress(ui, "reading databases") as progress:
+        previews = run_over(targets, preview, jobs=jobs, on_done=progress)
+    plans = [o.result for o in previews if o.result is not None]
+    if not yes:
+        stop = _dry_run_many(ui, previews, fmt)
+        if stop is not None:
+            return stop
+    elif _errors(ui, previews):
+        return EXIT_ERROR  # nothing was changed: every database is read before any is adopted
+    missing = next((p for p in plans if p.roles), None)
+    if missing is not None:
+        with Session.open(dsn, targets[missing.database]) as session:
+            create_roles(session, missing.roles)
+
+    def one(policy: Policy) -> Any:
+        with Session.open(dsn, policy) as session:
+            return adopt(session, from_role, lock_timeout=lock_timeout, batch_size=batch_size, secrets=secrets)
+
+    with database_progress(ui, "adopting databases") as progress:
+        outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
+    if fmt == "json":
+        moved = sum(len(o.result.moved) for o in outcomes if o.result is not None)
+        summary = {"databases": len(outcomes), "moved": moved, "errors": sum(1 for o in outcomes if o.error)}
+        ui.json(envelope(outcomes, lambda r: _summary(r.plan, len(r.moved), r.batches, r.retries), summary))
+    else:
+        for o in outcomes:
+            if o.result is not None:
+                r = o.result
+                _show_notes(ui, r.plan)
+                ui.print(f"moved {len(r.moved)} object(s) in {o.database} from {from_role} to {r.plan.to_role}")
+    return EXIT_ERROR if _errors(ui, outcomes) else EXIT_OK
+
+
+def _dry_run_many(ui: UI, previews: Sequence[Outcome[AdoptPlan]], fmt: str) -> int | None:
+    """Show what adopt would do in each database; the exit code when that is all (no --yes, nothing to
+    move, a database that could not be read, not on a terminal, or "no"), None to go ahead."""
+    from pgwarden.render import envelope
+
+    plans = [o.result for o in previews if o.result is not None]
+    total = sum(len(p.objects) for p in plans)
+    if fmt == "json":
+        errors = sum(1 for o in previews if o.error is not None)
+        summary = {"databases": len(previews), "objects": total, "errors": errors}
+        ui.json(envelope(previews, lambda p: _summary(p, None), summary))
+    else:
+        for o in previews:
+            ui.print(f"== database {o.database}")
+            if o.result is not None:
+                _show_plan(ui, o.result)
+                _show_notes(ui, o.result)
+    failed = _errors(ui, previews)
+    if failed or not total or not ui.interactive:
+        if total and not failed and fmt != "json":
+            ui.info("dry run: nothing changed (pass --yes to move ownership)")
+        return EXIT_ERROR if failed else EXIT_OK
+    if not click.confirm(f"Move these {total} object(s) in {len(plans)} databases?", default=False, err=True):
+        ui.info("nothing changed")
+        return EXIT_OK
+    return None
+
+
+def _errors(ui: UI, outcomes: Sequence[Outcome[Any]]) -> bool:
+    """Each database that could not be worked on, on stderr; whether there was one."""
+    failed = [o for o in outcomes if o.error is not None]
+    for o in failed:
+        ui.err.print(f"error: database {o.database}: {o.error}", markup=False)
+    return bool(failed)

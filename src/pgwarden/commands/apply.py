@@ -13,7 +13,7 @@ from pgwarden.cli import (
     databases_option,
     dsn_option,
     format_option,
-    load,
+    load_all,
     lock_timeout_option,
     mode_option,
     ui_of,
@@ -35,7 +35,8 @@ for long. All or nothing: on any error the database is left as it was.
 
 \b
   pgwarden apply            # shows the plan and asks on a terminal
-  pgwarden apply --yes      # no question (CI, scripts)""",
+  pgwarden apply --yes      # no question (CI, scripts)
+  pgwarden apply -d shop    # one database of a version 2 file (default: all)""",
 )
 @config_option
 @dsn_option
@@ -68,7 +69,8 @@ def command(
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    policy = load(config, mode)
+    loaded = load_all(config, mode)
+    policy = loaded[0]  # roles (and their passwords) are the same in every database
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
     if not yes and not ui.interactive:
         # refuse before connecting: nothing is read or changed
@@ -76,9 +78,9 @@ def command(
             "apply changes the database and needs confirmation",
             hint="pass --yes (not on a terminal), or run `pgwarden plan` first to review",
         )
-    from pgwarden.multi import policies_for
+    from pgwarden.multi import select_in_file
 
-    targets = policies_for(policy, dsn, databases)
+    targets = list(select_in_file(loaded, dsn, databases, source=config).values())
     if len(targets) > 1:
         return _apply_many(ui, targets, dsn, secrets, yes, skip_unprivileged, lock_timeout, jobs, fmt)
     policy = targets[0]

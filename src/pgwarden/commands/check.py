@@ -12,7 +12,7 @@ from pgwarden.cli import (
     databases_option,
     dsn_option,
     format_option,
-    load,
+    load_targets,
     mode_option,
     ui_of,
 )
@@ -30,7 +30,8 @@ SECURITY DEFINER functions without search_path, ...). Changes nothing.
   pgwarden check --format json           # {"findings": [...], "summary": {...}}
   pgwarden check --format sarif > pgwarden.sarif
   pgwarden check --format junit > pgwarden-junit.xml
-  pgwarden check -d 'tenant_*' -j 8      # every matching database of the cluster
+  pgwarden check -d shop                 # one database of a version 2 file (default: all)
+  pgwarden check -d 'tenant_*' -j 8      # version 1: every matching database of the cluster
 
 Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 the check could not run.
 The rules are listed in docs/rules.md.""",
@@ -60,16 +61,16 @@ def command(
 ) -> int:
     from pgwarden.check import CheckResult, run_check
     from pgwarden.connect import secrets_from_env
-    from pgwarden.multi import run_over, select
+    from pgwarden.multi import run_over
     from pgwarden.policy import Policy
     from pgwarden.render import database_progress
     from pgwarden.render.check import render_check, render_checks
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    policy = load(config, mode)
+    targets = load_targets(config, mode, dsn, databases)
+    policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
-    targets = select(policy, dsn, databases)
 
     def one(target: Policy) -> CheckResult:
         with Session.open(dsn, target) as session:

@@ -12,7 +12,7 @@ from pgwarden.cli import (
     databases_option,
     dsn_option,
     format_option,
-    load,
+    load_targets,
     mode_option,
     ui_of,
 )
@@ -27,7 +27,8 @@ from pgwarden.cli import (
   pgwarden plan --format sql > review.sql
   pgwarden plan --format json
   pgwarden plan --exit-code          # exit 1 when changes are pending (for CI)
-  pgwarden plan -d 'tenant_*' -j 8   # every matching database of the cluster
+  pgwarden plan -d shop              # one database of a version 2 file (default: all)
+  pgwarden plan -d 'tenant_*' -j 8   # version 1: every matching database of the cluster
 
 Steps the connected role may not run are marked with what they need.""",
 )
@@ -49,16 +50,16 @@ def command(
     exit_code: bool,
 ) -> int:
     from pgwarden.connect import secrets_from_env
-    from pgwarden.multi import run_over, select
+    from pgwarden.multi import run_over
     from pgwarden.plan import Plan
     from pgwarden.policy import Policy
     from pgwarden.render import database_progress, render_plan, render_plans
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    base = load(config, mode)
+    targets = load_targets(config, mode, dsn, databases)
+    base = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
     secrets = secrets_from_env([env for _, env in base.login_roles()])
-    targets = select(base, dsn, databases)
 
     def one(policy: Policy) -> Plan:
         with Session.open(dsn, policy) as session:

@@ -12,7 +12,7 @@ from pgwarden.cli import (
     databases_option,
     dsn_option,
     format_option,
-    load,
+    load_targets,
     ui_of,
 )
 
@@ -29,7 +29,8 @@ savepoint and everything is rolled back: nothing is left behind.
   pgwarden probe                   # SET ROLE from the admin connection
   pgwarden probe --login           # log in as each role with its password (proves CONNECT, pg_hba)
   pgwarden probe --format junit > probe.xml
-  pgwarden probe -d 'tenant_*' -j 4  # every matching database of the cluster
+  pgwarden probe -d shop            # one database of a version 2 file (default: all)
+  pgwarden probe -d 'tenant_*' -j 4  # version 1: every matching database of the cluster
 
 Exit codes: 0 every outcome is what the policy expects, 1 something differs, 2 could not run.""",
 )
@@ -59,7 +60,7 @@ def command(
     max_objects: int,
 ) -> int:
     from pgwarden.connect import secrets_from_env
-    from pgwarden.multi import run_over, select
+    from pgwarden.multi import run_over
     from pgwarden.policy import Policy
     from pgwarden.probe import ProbeResult, run_probe
     from pgwarden.render import database_progress, role_progress
@@ -67,9 +68,9 @@ def command(
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    policy = load(config)
+    targets = load_targets(config, None, dsn, databases)
+    policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
     passwords = secrets_from_env([env for _, env in policy.login_roles()]) if login else None
-    targets = select(policy, dsn, databases)
 
     def one(target: Policy) -> ProbeResult:
         with Session.open(dsn, target) as session:

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
-from pgwarden.cli import EXIT_OK, config_option, dsn_option, format_option, load, ui_of
+from pgwarden.cli import (
+    EXIT_ERROR,
+    EXIT_OK,
+    config_option,
+    databases_option,
+    dsn_option,
+    format_option,
+    load_targets,
+    single_target,
+    ui_of,
+)
+from pgwarden.errors import PgwardenError
+
+if TYPE_CHECKING:
+    from pgwarden.multi import Outcome
+    from pgwarden.report import Report
+    from pgwarden.ui import UI
 
 #: pgwarden.render.report.FORMATS, written out so that `--help` does not import the renderers
 REPORT_FORMATS = ("text", "json", "markdown", "md", "html", "dot", "mermaid")
@@ -21,11 +42,16 @@ findings of `check`. Changes nothing.
   pgwarden report --format markdown > PRIVILEGES.md
   pgwarden report --format html -o report.html   # one self-contained page
   pgwarden report --format dot | dot -Tsvg > roles.svg   # who can become whom (or mermaid)
+  pgwarden report -d shop                        # one database of a version 2 file (default: all)
+
+Several databases: text and Markdown give a section per database, JSON one envelope; html, dot
+and mermaid need one database (-d).
 
 Exit codes: 0 the report was written (deviations included), 2 it could not be.""",
 )
 @config_option
 @dsn_option
+@databases_option
 @format_option(*REPORT_FORMATS)
 @click.option(
     "-o",
@@ -35,29 +61,84 @@ Exit codes: 0 the report was written (deviations included), 2 it could not be.""
     help="Write to this file instead of standard output.",
 )
 @click.pass_context
-def command(ctx: click.Context, config: str, dsn: str | None, fmt: str, output: str | None) -> int:
-    from pathlib import Path
-
+def command(
+    ctx: click.Context,
+    config: str,
+    dsn: str | None,
+    databases: tuple[str, ...],
+    jobs: int,
+    fmt: str,
+    output: str | None,
+) -> int:
     from pgwarden.connect import secrets_from_env
-    from pgwarden.errors import PgwardenError
-    from pgwarden.render import emit, render_report, report_styled
+    from pgwarden.multi import run_over
+    from pgwarden.policy import Policy
+    from pgwarden.render import database_progress, emit, render_report, report_styled
     from pgwarden.report import build_report
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    policy = load(config)
-    secrets = secrets_from_env([env for _, env in policy.login_roles()])
-    with Session.open(dsn, policy) as session:
-        report = build_report(session, secrets)
-    if output is None:
-        if fmt == "text":
+    targets = load_targets(config, None, dsn, databases)
+    if len(targets) > 1 and fmt in _ONE_DATABASE:
+        single_target(targets, f"report --format {fmt}")  # raises: one page or graph per database
+    first = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
+    secrets = secrets_from_env([env for _, env in first.login_roles()])
+
+    def one(policy: Policy) -> Report:
+        with Session.open(dsn, policy) as session:
+            return build_report(session, secrets)
+
+    if len(targets) == 1:
+        report = one(first)
+        if output is None and fmt == "text":
             emit(ui, report_styled(report))  # coloured on a terminal
-        else:
-            ui.raw(render_report(report, fmt))
+            return EXIT_OK
+        _write(ui, render_report(report, fmt), output)
+        if output is not None:
+            ui.info(
+                f"report written to {output} ({len(report.deviations)} deviation(s), {len(report.findings)} finding(s))"
+            )
         return EXIT_OK
+    with database_progress(ui, "reporting on databases") as progress:
+        outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
+    _write(ui, _several(outcomes, fmt), output)
+    for o in outcomes:
+        if o.error is not None:
+            ui.err.print(f"error: database {o.database}: {o.error}", markup=False)
+    if output is not None:
+        ui.info(f"report on {len(outcomes)} database(s) written to {output}")
+    return EXIT_ERROR if any(o.error for o in outcomes) else EXIT_OK
+
+
+#: Formats that are one document of one database (a page, a graph): several databases need -d.
+_ONE_DATABASE = ("html", "dot", "mermaid")
+
+
+def _several(outcomes: Sequence[Outcome[Report]], fmt: str) -> str:
+    """Several databases: the JSON envelope, else each database's report under a heading."""
+    from pgwarden.render import envelope, render_report
+
+    if fmt == "json":
+        summary = {
+            "databases": len(outcomes),
+            "deviations": sum(len(o.result.deviations) for o in outcomes if o.result is not None),
+            "findings": sum(len(o.result.findings) for o in outcomes if o.result is not None),
+            "errors": sum(1 for o in outcomes if o.error is not None),
+        }
+        return json.dumps(envelope(outcomes, lambda r: r.to_json(), summary), indent=2, ensure_ascii=False) + "\n"
+    parts = []
+    for o in outcomes:
+        head = f"# database {o.database}" if fmt in ("markdown", "md") else f"== database {o.database}"
+        body = render_report(o.result, fmt) if o.result is not None else f"error: {o.error}\n"
+        parts.append(f"{head}\n\n{body}")
+    return "\n".join(parts)
+
+
+def _write(ui: UI, text: str, output: str | None) -> None:
+    if output is None:
+        ui.raw(text)
+        return
     try:
-        Path(output).write_text(render_report(report, fmt), encoding="utf-8")
+        Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise PgwardenError(f"cannot write {output}: {exc.strerror}", hint="choose a writable path for -o") from None
-    ui.info(f"report written to {output} ({len(report.deviations)} deviation(s), {len(report.findings)} finding(s))")
-    return EXIT_OK

@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pgwarden.cli import EXIT_FOUND, EXIT_OK, config_option, dsn_option, format_option, load, ui_of
+from pgwarden.cli import (
+    EXIT_FOUND,
+    EXIT_OK,
+    config_option,
+    database_option,
+    dsn_option,
+    format_option,
+    load_targets,
+    single_target,
+    ui_of,
+)
 from pgwarden.errors import PgwardenError
 
 if TYPE_CHECKING:
@@ -29,8 +39,9 @@ except psycopg.Error as exc:
 """
 
 
-def login_check(policy: Policy, run_as: RunAs, env: Mapping[str, str], config: str) -> None:
-    """Refuse (before the command starts) when the login fails or its sessions do not act as they should."""
+def login_check(policy: Policy, run_as: RunAs, env: Mapping[str, str], apply_args: str) -> None:
+    """Refuse (before the command starts) when the login fails or its sessions do not act as they should;
+    `apply_args` (`-c FILE [-d DB]`) make the `pgwarden apply` of the hint work on this database."""
     from pgwarden.connect import scrub
 
     db = policy.database.name
@@ -56,7 +67,7 @@ def login_check(policy: Policy, run_as: RunAs, env: Mapping[str, str], config: s
         raise PgwardenError(
             f"sessions of {run_as.login} in {db} act as {current}, not as the owner {run_as.acts_as}: "
             f"the role setting (ALTER ROLE {run_as.login} IN DATABASE {db} SET role) is missing",
-            hint=f"`pgwarden apply -c {config}` sets it; then run this again",
+            hint=f"`pgwarden apply {apply_args}` sets it; then run this again",
         )
     raise PgwardenError(
         f"sessions of {run_as.login} in {db} act as {current}, not as {run_as.acts_as}",
@@ -83,10 +94,15 @@ that fixes them (exit 1). Otherwise the exit code is the command's.
 
 \b
   pgwarden run --as owner -- python manage.py migrate
-  pgwarden run --as owner -- alembic upgrade head""",
+  pgwarden run --as owner -- alembic upgrade head
+  pgwarden run -d shop --as owner -- alembic upgrade head   # a file with several databases
+
+One command, one database: with several databases in the file (or -d matching several), choose one
+with -d; to migrate many, run pgwarden run once per database.""",
 )
 @config_option
 @dsn_option
+@database_option
 @click.option(
     "--as",
     "as_role",
@@ -100,22 +116,31 @@ that fixes them (exit 1). Otherwise the exit code is the command's.
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARG]...")
 @click.pass_context
 def command(
-    ctx: click.Context, config: str, dsn: str | None, as_role: str, no_check: bool, fmt: str, argv: tuple[str, ...]
+    ctx: click.Context,
+    config: str,
+    dsn: str | None,
+    databases: tuple[str, ...],
+    as_role: str,
+    no_check: bool,
+    fmt: str,
+    argv: tuple[str, ...],
 ) -> int:
     from pgwarden.connect import secrets_from_env, server_params
     from pgwarden.runner import command_env, object_findings, resolve_role, run_command
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
-    policy = load(config)
+    # one migration command, one database: a file with several needs -d (see docs/run.md)
+    policy = single_target(load_targets(config, None, dsn, databases), "run")
     run_as = resolve_role(policy, as_role)
+    apply_args = f"-c {config}" + (f" -d {policy.database.name}" if databases else "")
     with Session.open(dsn, policy) as session:
         if not session.target_exists():
             raise PgwardenError(
-                f"database {policy.database.name} does not exist", hint=f"`pgwarden apply -c {config}` creates it"
+                f"database {policy.database.name} does not exist", hint=f"`pgwarden apply {apply_args}` creates it"
             )
         env = command_env(policy, run_as, server_params(session.admin))
-    login_check(policy, run_as, env, config)
+    login_check(policy, run_as, env, apply_args)
     if "PGPASSWORD" not in env and run_as.password_env:
         ui.detail(f"{run_as.password_env} is not set: {run_as.login} logs in through ~/.pgpass or trust/peer auth")
     ui.info(f"running as {run_as.login}" + (f" (acting as {run_as.acts_as})" if run_as.login != run_as.acts_as else ""))
