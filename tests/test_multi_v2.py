@@ -35,6 +35,7 @@ login = false
 
 [[roles]]
 name = "{person}"
+password_env = "PGWARDEN_PASSWORD_{person.upper()}"
 member_of = ["{group}"]
 
 [[databases]]
@@ -101,7 +102,11 @@ def test_three_databases_apply_in_parallel_creates_each_role_once(
     three: tuple[Path, list[str], dict[str, str]], admin_dsn: str, admin_conn: Any
 ) -> None:
     cfg, dbs, names = three
-    env = {"PGWARDEN_DSN": admin_dsn, f"PGWARDEN_PASSWORD_{names['app'].upper()}": "app-secret-1"}
+    env = {
+        "PGWARDEN_DSN": admin_dsn,
+        f"PGWARDEN_PASSWORD_{names['app'].upper()}": "app-secret-1",
+        f"PGWARDEN_PASSWORD_{names['who'].upper()}": "who-secret-1",
+    }
 
     pending = run_cli(["plan", "-c", str(cfg), "--exit-code", "--format", "json"], env)
     assert pending.exit_code == 1, pending
@@ -109,7 +114,7 @@ def test_three_databases_apply_in_parallel_creates_each_role_once(
     assert [d["database"] for d in planned] == sorted(dbs)
     to_create = [{s["role"] for s in d["steps"] if s["action"] == "create-role"} for d in planned]
     # each database's plan, made alone, creates the cluster's roles
-    assert to_create[0] == to_create[1] == to_create[2] >= {names["own"], names["app"], names["grp"]}
+    assert to_create[0] == to_create[1] == to_create[2] == {names[k] for k in ("own", "app", "grp", "who")}
 
     applied = run_cli(["apply", "-c", str(cfg), "-j", "3", "--yes", "--format", "json"], env)
     assert applied.exit_code == 0, applied

@@ -23,8 +23,10 @@ from pgwarden.cli import (
 from pgwarden.errors import PgwardenError
 
 if TYPE_CHECKING:
+    from pgwarden.findings import Finding
     from pgwarden.policy import Policy
     from pgwarden.runner import RunAs
+    from pgwarden.ui import UI
 
 # Logs in with exactly the command's environment (libpq never prompts; PGCONNECT_TIMEOUT bounds it)
 # and says who the session acts as: the role setting of a deploy login is proven, not assumed.
@@ -150,6 +152,16 @@ def command(
     secrets = secrets_from_env([e for _, e in policy.login_roles()])
     with Session.open(dsn, policy) as session:
         findings = object_findings(session, secrets) if session.target_exists() else []
+    _report(ui, fmt, policy, run_as, argv, code, findings)
+    if code != 0:
+        return code
+    return EXIT_FOUND if findings else EXIT_OK
+
+
+def _report(
+    ui: UI, fmt: str, policy: Policy, run_as: RunAs, argv: tuple[str, ...], code: int, findings: list[Finding]
+) -> None:
+    """What the command left behind: JSON, or the problems with their fixes, or one line."""
     if fmt == "json":
         ui.json(
             {
@@ -175,6 +187,3 @@ def command(
             f"checked {policy.database.name}: every object is owned by {policy.owner.name} "
             "and granted as the policy says"
         )
-    if code != 0:
-        return code
-    return EXIT_FOUND if findings else EXIT_OK
