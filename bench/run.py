@@ -72,6 +72,36 @@ def write_policy(ctx: Context, size: fixture.Size, dbname: str, *, readonly: boo
     return path
 
 
+def write_scoped_policy(ctx: Context, size: fixture.Size, dbname: str) -> Path:
+    """A version 2 policy of several scopes that the compliant database matches exactly: the app's
+    readwrite in two grants, the readonly role's with a table exception and a column exception that
+    other grants give back. Its first two schemas are then planned object by object (named, with
+    the excepted table's columns read), which is what scopes cost."""
+    from pgwarden.policy import parse_policy
+    from pgwarden.policy.render import _toml_value
+
+    schemas = size.schema_names()
+    half = max(1, len(schemas) // 2)
+    first, second = schemas[0], schemas[1 % len(schemas)]
+    only_v = {f"{second}.t1": ["v"]}
+    grants = [
+        {"role": fixture.APP, "profile": "readwrite", "schemas": schemas[:half]},
+        {"role": fixture.READONLY, "profile": "readonly", "schemas": schemas, "except_tables": [f"{first}.t1"]},
+        {"role": fixture.READONLY, "profile": "readonly", "tables": [f"{first}.t1"]},
+        {"role": fixture.READONLY, "profile": "readonly", "schemas": [second], "except_columns": only_v},
+    ]
+    if schemas[half:]:
+        grants.insert(1, {"role": fixture.APP, "profile": "readwrite", "schemas": schemas[half:]})
+    text = (
+        f"version = 2\nowner = {_toml_value({'name': fixture.OWNER})}\n"
+        f"roles = {_toml_value([{'name': fixture.APP}, {'name': fixture.READONLY}])}\n"
+        f"databases = {_toml_value([{'name': dbname, 'schemas': schemas, 'grants': grants}])}\n"
+    )
+    path = ctx.workdir / f"{dbname}-scoped.toml"
+    path.write_text(parse_policy(text).to_toml(), encoding="utf-8")
+    return path
+
+
 def repeat(
     ctx: Context, row: Row, argv: list[str], *, before: Callable[[], None] | None = None, count: bool = True
 ) -> Row:
@@ -147,6 +177,12 @@ def measure_plan_check(ctx: Context, size: fixture.Size, work: str) -> list[Row]
     repeat(ctx, row, pgwarden_argv(work, "-c", str(policy), "--dsn", ctx.dsn(), "--format", "json"))
     row.note = steps_note(row)
     rows.append(row)
+    if work == "check":
+        scoped = Row("check (compliant, v2 scopes)", size.tables, floor="floor: psql reads the ACLs", goal=goal)
+        argv = pgwarden_argv("check", "-c", str(write_scoped_policy(ctx, size, size.compliant)), "--dsn", ctx.dsn())
+        repeat(ctx, scoped, [*argv, "--format", "json"])
+        scoped.note = steps_note(scoped)
+        rows.append(scoped)
     if work == "plan":
         brown_policy = write_policy(ctx, size, size.brown)
         fixture.copy_database(ctx.admin, size.brown_template, size.brown)

@@ -40,7 +40,9 @@ class HazardData:
 
 
 def access_role_oids(policy: Policy, snap: Snapshot) -> list[int]:
-    return [snap.role_by_name[a.name].oid for a in policy.access if a.name in snap.role_by_name]
+    """The roles that work with rows: access roles, groups and their members (people, services)."""
+    names = [*(a.name for a in policy.access), *(m.name for m in policy.members)]
+    return [snap.role_by_name[n].oid for n in names if n in snap.role_by_name]
 
 
 def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) -> HazardData:

@@ -79,9 +79,13 @@ class Scopes:
         are then planned one by one, never with `ON ALL ... IN SCHEMA`."""
         return any(schema in g.detailed_schemas for g in self.grants)
 
-    def objects(self, role: str, kind_name: str, schema: str, name: str | None = None) -> frozenset[str]:
+    def objects(
+        self, role: str, kind_name: str, schema: str, name: str | None = None, table: str | None = None
+    ) -> frozenset[str]:
         """What `role` holds on an object of `kind_name` in `schema` (`name` None: any object of a
-        schema that is not detailed). On a table with excluded columns: the table-level part."""
+        schema that is not detailed). On a table with excluded columns: the table-level part. A
+        sequence that belongs to a `table` (serial, identity) goes with it: a grant on the table
+        (listed, or excepted) reaches the sequence too, and listing the sequence itself works."""
         out: frozenset[str] = _NOTHING
         for g in self._of(role):
             privs = self._privs(g, kind_name)
@@ -92,6 +96,9 @@ class Scopes:
                     out |= privs
             elif name is None:
                 if schema in g.schemas:
+                    out |= privs
+            elif kind_name == "sequence" and table is not None:
+                if g.covers_table(schema, table) or f"{schema}.{name}" in g.tables:
                     out |= privs
             elif g.covers_table(schema, name):
                 if kind_name == "table" and g.excluded_columns(schema, name):

@@ -153,9 +153,18 @@ class Session:
         from pgwarden.scopes import Scopes
 
         p = self.policy
-        columns = Scopes.of(p).column_tables()
-        snap = inspect(conn, p.database.name, p.database.schemas, p.owner.name, p.role_names, column_tables=columns)
+        scopes = Scopes.of(p)
+        detailed = [s for s in p.database.schemas if scopes.detailed(s)]
+        snap = inspect(
+            conn,
+            p.database.name,
+            p.database.schemas,
+            p.owner.name,
+            p.role_names,
+            column_tables=scopes.column_tables(),
+            detailed=detailed,
+        )
         # big groups that need changes are named in one more query, so that apply can grant on
         # lists of objects; a compliant database needs none. The objects of schemas the policy
         # treats one by one (listed tables, exceptions) are always named.
-        return with_names(conn, snap, groups_to_name(p, snap, changing=names))
+        return with_names(conn, snap, groups_to_name(p, snap, changing=names), detailed)

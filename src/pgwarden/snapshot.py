@@ -83,7 +83,8 @@ class ObjectRef:
     oid: int
     name: str
     subkind: str  # relkind or prokind
-    args: str | None  # routines: identity arguments as rendered by the server
+    args: str | None  # routines: identity arguments as rendered by the server; sequences of a
+    # detailed schema (see inspect's `detailed`): the table it belongs to, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +286,7 @@ def inspect(
     *,
     name_threshold: int = NAME_THRESHOLD,
     column_tables: Sequence[tuple[str, str]] = (),
+    detailed: Sequence[str] = (),
 ) -> Snapshot:
     """Read a snapshot through `conn`, connected to the target database (or to template1 when
     the target does not exist yet). A fixed number of queries whatever the catalog size."""
@@ -297,25 +299,18 @@ def inspect(
     if server.can_read_authid and role_names:
         passwords = {r["oid"]: r["password"] for r in _rows(conn, "passwords", {"names": list(role_names)})}
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
-    database, guard = None, None
+    database: Database | None = None
     types: tuple[TypeRef, ...] = ()
     columns: tuple[ColumnAcl, ...] = ()
+    guard: GuardState | None = None
     if server.database == target:
-        import json
-
-        tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
-        params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
-        d = _rows(conn, "database", params)[0]
-        database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
-        types = tuple(TypeRef(**t) for t in d["types"])
-        columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"]), "initial": _acl(c["initial"])}) for c in d["columns"])
-        g = d["guard"]
-        guard = GuardState(**{**g, "config": tuple(g["config"]) if g["config"] is not None else None})
+        database, types, columns, guard = _database(conn, target, managed_schemas, owner_oid, column_tables)
     schemas = tuple(
         Schema(r["oid"], r["name"], r["owner"], _acl(r["acl"]), r["extension"]) for r in _rows(conn, "schemas")
     )
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
-    objects = _object_groups(conn, managed_oids, name_threshold, owner_oid)
+    detailed_oids = [s.oid for s in schemas if s.name in detailed and s.name in managed_schemas]
+    objects = _object_groups(conn, managed_oids, name_threshold, owner_oid, detailed_oids)
     default_acls = tuple(
         DefaultAcl(r["role"], r["schema"], r["objtype"], _acl(r["acl"])) for r in _rows(conn, "default_acls")
     )
@@ -344,6 +339,27 @@ def inspect(
     )
 
 
+def _database(
+    conn: psycopg.Connection[Any],
+    target: str,
+    managed_schemas: Sequence[str],
+    owner_oid: int,
+    column_tables: Sequence[tuple[str, str]],
+) -> tuple[Database, tuple[TypeRef, ...], tuple[ColumnAcl, ...], GuardState]:
+    """The target database, with its types, column ACLs and guard (one query: database.sql)."""
+    import json
+
+    tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
+    params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
+    d = _rows(conn, "database", params)[0]
+    database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
+    types = tuple(TypeRef(**t) for t in d["types"])
+    columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"]), "initial": _acl(c["initial"])}) for c in d["columns"])
+    g = d["guard"]
+    guard = GuardState(**{**g, "config": tuple(g["config"]) if g["config"] is not None else None})
+    return database, types, columns, guard
+
+
 def _outside(
     conn: psycopg.Connection[Any],
     exists: bool,
@@ -369,9 +385,10 @@ def _outside(
 
 
 def _object_groups(
-    conn: psycopg.Connection[Any], schemas: Sequence[int], threshold: int, owner_oid: int
+    conn: psycopg.Connection[Any], schemas: Sequence[int], threshold: int, owner_oid: int, detailed: Sequence[int]
 ) -> tuple[ObjectGroup, ...]:
-    rows = _rows(conn, "objects", {"schemas": list(schemas), "threshold": threshold, "owner": owner_oid})
+    params = {"schemas": list(schemas), "threshold": threshold, "owner": owner_oid, "detailed": list(detailed)}
+    rows = _rows(conn, "objects", params)
     return tuple(
         ObjectGroup(
             schema=r["schema"],
@@ -392,7 +409,9 @@ def _refs(rows: Iterable[Sequence[Any]]) -> tuple[ObjectRef, ...]:
     return tuple(ObjectRef(int(o[0]), o[1], o[2], o[3]) for o in rows)
 
 
-def with_names(conn: psycopg.Connection[Any], snap: Snapshot, groups: Sequence[ObjectGroup]) -> Snapshot:
+def with_names(
+    conn: psycopg.Connection[Any], snap: Snapshot, groups: Sequence[ObjectGroup], detailed: Sequence[str] = ()
+) -> Snapshot:
     """The snapshot with the objects of `groups` listed: one more query, whatever their number.
 
     Used when a plan must change big groups: naming their objects lets apply grant on lists of
@@ -406,7 +425,9 @@ def with_names(conn: psycopg.Connection[Any], snap: Snapshot, groups: Sequence[O
         return snap
     index = {id(g): i for i, g in enumerate(snap.objects)}
     keys = [[index[id(g)], g.schema, g.kind, g.owner, g.linked, g.acl_text] for g in wanted]
-    rows = _rows(conn, "object_names", {"keys": json.dumps(keys), "owner": snap.owner_oid})
+    detailed_oids = [s.oid for s in snap.schemas if s.name in detailed]
+    params = {"keys": json.dumps(keys), "owner": snap.owner_oid, "detailed": detailed_oids}
+    rows = _rows(conn, "object_names", params)
     found = {r["gid"]: _refs(r["objects"]) for r in rows}
     wanted_ids = {id(g) for g in wanted}
     objects = tuple(

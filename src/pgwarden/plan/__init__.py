@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from pgwarden.errors import PolicyError
+from pgwarden.kinds import PRIVILEGE_SINCE, kind
 from pgwarden.plan.authority import Authority
 from pgwarden.plan.columns import plan_columns
 from pgwarden.plan.context import PlanContext
@@ -24,7 +25,7 @@ from pgwarden.plan.outside import plan_outside, plan_owner_memberships
 from pgwarden.plan.roles import plan_memberships, plan_role_settings, plan_roles
 from pgwarden.plan.types import plan_types
 from pgwarden.policy import Mode, Policy
-from pgwarden.profiles import PROFILES
+from pgwarden.profiles import PROFILES, defined
 from pgwarden.snapshot import Snapshot
 
 __all__ = [
@@ -73,6 +74,7 @@ def plan(
             f"the owner cannot be the bootstrap superuser {bootstrap.name!r}",
             hint="choose a dedicated owner role; `pgwarden adopt` moves objects to it",
         )
+    _check_profiles(policy, snap)
     mode = mode or policy.mode
     full = _plan(PlanContext.of(policy, snap, verifiers), secrets)
     if mode != "additive":
@@ -82,6 +84,22 @@ def plan(
     keys = {s.key for s in steps}
     withheld = tuple(s for s in full.steps if s.key not in keys)
     return replace(part, steps=steps, mode=mode, withheld=withheld)
+
+
+def _check_profiles(policy: Policy, snap: Snapshot) -> None:
+    """A profile in use that names a privilege this server does not have (MAINTAIN before 17)."""
+    profiles = defined(policy)
+    for name in dict.fromkeys(g.profile for g in policy.grants()):
+        for kind_name, privileges in profiles[name].grants.items():
+            known = set(kind(kind_name).privileges_on(snap.caps.major))
+            missing = sorted(set(privileges) - known)
+            if missing:
+                raise PolicyError(
+                    f"profile {name} gives {', '.join(missing)} on {kind(kind_name).plural}, which PostgreSQL "
+                    f"{snap.caps.major} does not have",
+                    hint=f"remove it from [profiles.{name}], or use it on PostgreSQL "
+                    f"{max(PRIVILEGE_SINCE.get(p, 0) for p in missing)} or later",
+                )
 
 
 def _plan(ctx: PlanContext, secrets: Mapping[str, str] | None) -> Plan:

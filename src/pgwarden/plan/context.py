@@ -61,6 +61,11 @@ class PlanContext:
         return {a.name for a in self.policy.access}
 
     @property
+    def row_roles(self) -> set[str]:
+        """The roles that work with rows: access roles, groups and their members (people)."""
+        return self.access_names | {m.name for m in self.policy.members}
+
+    @property
     def grants(self) -> Scopes:
         assert self.scopes is not None
         return self.scopes

@@ -172,7 +172,7 @@ def _plan_other_schema(ctx: PlanContext, schema: Schema) -> None:
     snap, auth = ctx.snap, ctx.auth
     schema_owner = snap.role_name(schema.owner) or ""
     allowed = auth.acts_as(ctx.owner if schema_owner == "pg_database_owner" else schema_owner)
-    access_names = ctx.access_names
+    access_names = ctx.row_roles
     creators = {snap.role_name(g.grantee) for g in schema.acl if g.privilege == "CREATE"}
     for g in sorted(creators, key=str):
         if g is not None and g not in access_names:

@@ -31,7 +31,9 @@ BULK_FACTOR = 20
 PendingKey = tuple[str, ObjectKind, Change]
 
 
-def wanted_for(ctx: PlanContext, kind_name: ObjectKind, schema: str, name: str | None = None) -> Wanted:
+def wanted_for(
+    ctx: PlanContext, kind_name: ObjectKind, schema: str, name: str | None = None, table: str | None = None
+) -> Wanted:
     """What the owner and the access roles must hold on an object of a kind in a managed schema
     (`name` None: on every object of a schema the policy treats as a whole)."""
     owner = ctx.owner
@@ -41,7 +43,7 @@ def wanted_for(ctx: PlanContext, kind_name: ObjectKind, schema: str, name: str |
         tolerated[PUBLIC] = frozenset({"EXECUTE"})
     else:
         for a in ctx.policy.access:
-            expected[a.name] = ctx.grants.objects(a.name, kind_name, schema, name)
+            expected[a.name] = ctx.grants.objects(a.name, kind_name, schema, name, table)
     return Wanted(expected, tolerated, owner=owner, grantor=owner, ignore=ctx.ignore)
 
 
@@ -78,9 +80,11 @@ def _object_list(ctx: PlanContext, kind_name: ObjectKind, schema: str, objects: 
     return sql.SQL(", ".join(parts))
 
 
-def _group_changes(ctx: PlanContext, group: ObjectGroup, schema: str, name: str | None = None) -> list[Change]:
+def _group_changes(ctx: PlanContext, group: ObjectGroup, schema: str, obj: ObjectRef | None = None) -> list[Change]:
     """What must change on the objects of one group (after a planned ownership change)."""
-    return acl.diff(ctx.acl(group.acl, group.owner), wanted_for(ctx, group.kind, schema, name))
+    name = obj.name if obj is not None else None
+    table = obj.args if obj is not None and group.kind == "sequence" else None
+    return acl.diff(ctx.acl(group.acl, group.owner), wanted_for(ctx, group.kind, schema, name, table))
 
 
 def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
@@ -96,7 +100,7 @@ def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
         if ctx.grants.detailed(schema) and group.kind != "routine" and group.objects is not None:
             for obj in group.objects:
                 single = replace(group, count=1, objects=(obj,))
-                for change in _group_changes(ctx, single, schema, obj.name):
+                for change in _group_changes(ctx, single, schema, obj):
                     pending[(schema, group.kind, change)].append(single)
             continue
         for change in _group_changes(ctx, group, schema):

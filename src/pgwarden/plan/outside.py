@@ -69,7 +69,7 @@ def plan_outside(ctx: PlanContext) -> None:
 def plan_outside_grants(ctx: PlanContext) -> None:
     """Access roles lose what they were granted outside the managed schemas: one REVOKE per object
     and role (the policy gives them nothing there)."""
-    snap, auth, access = ctx.snap, ctx.auth, ctx.access_names
+    snap, auth, access = ctx.snap, ctx.auth, ctx.row_roles
     grouped: dict[tuple[str, str, int], list[OutsideGrant]] = {}
     for g in snap.outside:
         if repairable(snap, access, g):
@@ -139,8 +139,8 @@ def dangerous_settings(ctx: PlanContext) -> Iterator[tuple[str | None, int, str]
     snap = ctx.snap
     if snap.database is None:
         return
-    policy_roles = {ctx.owner, *ctx.policy.owner.deploy_logins, *ctx.access_names}
-    acting = {ctx.owner, *ctx.access_names}
+    policy_roles = {ctx.owner, *ctx.policy.owner.deploy_logins, *ctx.row_roles}
+    acting = {ctx.owner, *ctx.row_roles}
     for s in snap.role_settings:
         if s.role == 0:
             name: str | None = None

@@ -126,7 +126,7 @@ def format_errors(exc: ValidationError, text: str | None, source: str | None) ->
         if isinstance(cause, LocatedError):
             loc = (*loc, *cause.loc)
         # a tagged value that failed as a string and as a table: report the table's own problem
-        loc = tuple(p for p in loc if p not in ("MembershipSpec",))
+        loc = tuple(p for p in loc if p not in ("MembershipSpec", "[key]"))
         key = dotted(loc)
         msg = err["msg"]
         if msg.startswith("Value error, "):

@@ -30,7 +30,14 @@ obj AS (
                       WHERE ext.classid = 'pg_catalog.pg_proc'::regclass AND ext.objid = p.oid
                         AND ext.deptype = 'e')
 )
-SELECT w.gid, json_agg(json_build_array(o.oid, o.name, o.subkind, o.args) ORDER BY o.name, o.oid) AS objects
+SELECT w.gid, json_agg(json_build_array(o.oid, o.name, o.subkind,
+                         -- a sequence of a schema treated one by one: the table it belongs to (objects.sql)
+                         CASE WHEN o.kind = 'sequence' AND o.schema = ANY(%(detailed)s::oid[])
+                              THEN (SELECT t.relname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = o.oid
+                      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
+                      AND d.deptype IN ('a', 'i') LIMIT 1)
+                              ELSE o.args END) ORDER BY o.name, o.oid) AS objects
 FROM obj o
 JOIN want w ON w.schema = o.schema AND w.kind = o.kind AND w.owner = o.owner AND w.linked = o.linked
            AND w.acl_text IS NOT DISTINCT FROM o.acl_text

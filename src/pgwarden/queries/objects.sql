@@ -3,7 +3,9 @@
 -- only where a plan may need them: small groups, objects not owned by %(owner)s, and
 -- (schema, kind) pairs that contain extension members (bulk statements would touch those).
 -- Grouping hashes the ACL arrays themselves (no text conversion, no sort), and names are
--- aggregated only for the groups that want them, through a hash join.
+-- aggregated only for the groups that want them, through a hash join. A listed sequence of a
+-- schema in %(detailed)s (the policy treats its objects one by one) carries the table it belongs
+-- to (serial, identity) in place of the routines' arguments: grants on a table reach its sequence.
 WITH obj AS MATERIALIZED (
     SELECT c.oid, c.relnamespace AS schema, c.relowner AS owner,
            CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
@@ -45,7 +47,13 @@ wanted AS (
 ),
 names AS (
     -- grouped by the group's number: ordered aggregates cannot hash, and ACL arrays cannot sort
-    SELECT w.gid, json_agg(json_build_array(o.oid, o.name, o.subkind, o.args) ORDER BY o.name, o.oid) AS objects
+    SELECT w.gid, json_agg(json_build_array(o.oid, o.name, o.subkind,
+                             CASE WHEN o.kind = 'sequence' AND o.schema = ANY(%(detailed)s::oid[])
+                                  THEN (SELECT t.relname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = o.oid
+                      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
+                      AND d.deptype IN ('a', 'i') LIMIT 1)
+                                  ELSE o.args END) ORDER BY o.name, o.oid) AS objects
     FROM obj o
     JOIN wanted w
       ON w.schema = o.schema AND w.kind = o.kind AND w.owner = o.owner
