@@ -133,6 +133,13 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
         for grantee, privs in s.acl.items():
             if "CREATE" in privs and grantee not in (owner, s.owner):
                 h.append(f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: only the owner may; plan revokes it")
+    for s in live.others:
+        if s.extension:
+            continue
+        if s.name == "public" and "CREATE" in s.acl.get(None, frozenset()):
+            h.append("PUBLIC may CREATE in schema public (the PostgreSQL 14 default): plan revokes it")
+        for grantee in sorted(g for g, p in s.acl.items() if g in groups and "CREATE" in p):
+            h.append(f"access role {grantee} may CREATE in schema {s.name}: plan revokes it")
     if live.db_owner != owner:
         h.append(f"database {live.database} is owned by {live.db_owner}, not {owner}: plan moves it")
     for m in live.memberships:

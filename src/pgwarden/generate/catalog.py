@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pgwarden.errors import PolicyError
 from pgwarden.snapshot import query
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class LiveObject:
     grantors: frozenset[tuple[Grantee, str]] = frozenset()  # (grantee, grantor) pairs
     args: str | None = None
     extension: bool = False
+    table: str | None = None  # a serial's or identity's sequence: its table (same schema)
     #: tables with column grants: every column in order, with what each grantee holds on it
     columns: tuple[tuple[str, Privileges], ...] = ()
 
@@ -99,6 +101,7 @@ class Live:
     objects: tuple[LiveObject, ...]
     defaults: tuple[LiveDefault, ...]
     admin: str = ""
+    others: tuple[LiveSchema, ...] = ()  # the schemas not managed
 
     def schema(self, name: str) -> LiveSchema | None:
         return next((s for s in self.schemas if s.name == name), None)
@@ -148,6 +151,7 @@ def _object(row: Mapping[str, Any]) -> LiveObject:
         owner=row["owner"],
         args=row["args"],
         extension=row["extension"],
+        table=row["table"],
         acl=_privileges(acl),
         grantable=frozenset((r[0], r[1]) for r in acl if r[2]),
         grantors=frozenset((r[0], r[3]) for r in acl),
@@ -163,6 +167,12 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
         for s in d["schemas"]
     )
     names = list(schemas) if schemas is not None else [s.name for s in all_schemas if _in_use(s)]
+    missing = [n for n in names if n not in {s.name for s in all_schemas}]
+    if missing:
+        raise PolicyError(
+            f"schema {missing[0]} does not exist in database {conn.info.dbname}",
+            hint="--schema names an existing schema (repeat it for several)",
+        )
     objects = tuple(_object(r) for r in _rows(conn, "generate_objects", {"schemas": names}))
     defaults = tuple(
         LiveDefault(r["role"], r["schema"], r["objtype"], _privileges(r["acl"])) for r in d["default_acls"]
@@ -184,6 +194,7 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
         roles={r["name"]: _role(r) for r in _rows(conn, "generate_roles")},
         memberships=memberships,
         schemas=tuple(s for s in all_schemas if s.name in names),
+        others=tuple(s for s in all_schemas if s.name not in names),
         objects=objects,
         defaults=defaults,
         admin=str(conn.execute("SELECT current_user").fetchone()[0]),  # type: ignore[index]

@@ -201,12 +201,18 @@ def _draft(drafts: dict[str, Draft], role: str, profile: str) -> Draft:
 def _exceptions(
     role: str, profile: str | None, helds: list[Held], drafts: dict[str, Draft], notes: list[str], book: ProfileBook
 ) -> None:
-    """Except from the schema's grant the objects that hold something else, and grant those their own."""
-    for h in helds:
+    """Except from the schema's grant the objects that hold something else, and grant those their own.
+    A serial's sequence goes with its table (scopes): it can only be given more, by listing it."""
+    covering: dict[str, list[str]] = {}  # table -> the profiles whose grants reach it
+    for h in sorted(helds, key=lambda h: h.obj.kind == "sequence" and h.obj.table is not None):
         if h.note:
             notes.append(h.note + ": plan changes them")
-        base = book.on(profile, h.obj.kind) if profile else _NOTHING
         q = h.obj.qualified
+        if h.obj.kind == "sequence" and h.obj.table is not None:
+            _linked_sequence(role, h, covering.get(f"{h.obj.schema}.{h.obj.table}", []), drafts, notes, book)
+            continue
+        base = book.on(profile, h.obj.kind) if profile else _NOTHING
+        covering[q] = [profile] if profile else []
         if h.privileges == base:
             if h.excluded and profile:
                 drafts[profile].except_columns[q] = list(h.excluded)
@@ -223,9 +229,30 @@ def _exceptions(
         if profile:
             drafts[profile].except_tables.append(q)
             drafts[profile].why.append(f"except {q}: {role} holds {_words(h.privileges)} there")
+            covering[q] = []
         if h.privileges:
-            other = _draft(drafts, role, book.name_for({h.obj.kind: h.privileges}, role))
+            name = book.name_for({h.obj.kind: h.privileges}, role)
+            covering[q].append(name)
+            other = _draft(drafts, role, name)
             other.tables.append(q)
             other.why.append(f"{q}: {role} holds {_words(h.privileges)} there")
             if h.excluded:
                 other.except_columns[q] = list(h.excluded)
+
+
+def _linked_sequence(
+    role: str, h: Held, profiles: list[str], drafts: dict[str, Draft], notes: list[str], book: ProfileBook
+) -> None:
+    given = frozenset().union(*(book.on(p, "sequence") for p in profiles))
+    if h.privileges == given:
+        return
+    q = h.obj.qualified
+    if given <= h.privileges:
+        other = _draft(drafts, role, book.name_for({"sequence": h.privileges}, role))
+        other.tables.append(q)
+        other.why.append(f"{q}: {role} holds {_words(h.privileges)} there")
+        return
+    notes.append(
+        f"{role} holds {_words(h.privileges)} on sequence {q}, less than its table's grants give it "
+        f"({_words(given)}): plan grants the rest"
+    )
