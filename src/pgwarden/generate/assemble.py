@@ -153,6 +153,8 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
                     f"{'without' if usage else 'despite'} privileges there: plan "
                     f"{'revokes' if usage else 'grants'} it"
                 )
+        if fit.grants and "CONNECT" not in live.db_acl.get(name, frozenset()):
+            fit.notes.append(f"{name} has no CONNECT of its own on database {live.database}: plan grants it")
     return fits
 
 

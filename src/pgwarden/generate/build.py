@@ -50,6 +50,11 @@ def generate(live: Live, owner_name: str | None = None) -> Generated:
     people = _people(live, groups, owner_side | superusers)
     roles = [_group_or_app(live, n, gen) for n in candidates if n in groups and n not in people]
     roles += [_person(live, n, groups) for n in sorted(people)]
+    for name in deploys:
+        if "CONNECT" not in live.db_acl.get(name, frozenset()):
+            gen.header.append(
+                f"deploy login {name} has no CONNECT of its own on database {live.database}: plan grants it"
+            )
     for name in candidates:
         if name not in groups and name not in people:
             gen.header.append(f"{name} holds privileges no grant can say (only CONNECT or USAGE): plan revokes them")

@@ -49,7 +49,7 @@ class ProfileBook:
         for name in [*self.builtin, *self.custom]:
             if all(self.on(name, k) == v for k, v in wanted.items()):
                 return name
-        closest = nearest_builtin(wanted, self.builtin)
+        closest = nearest_builtin(wanted, self.builtin, smaller=False)
         full = {k: wanted.get(k, closest.on(k)) for k in FITTED_KINDS}
         name = self._new_name(closest, full)
         self.custom[name] = full
@@ -76,11 +76,15 @@ class ProfileBook:
         return name
 
 
-def nearest_builtin(wanted: Mapping[str, frozenset[str]], builtin: Mapping[str, Profile] = BUILTIN) -> Profile:
-    """The built-in profile closest to `wanted` (fewest privileges apart); on a tie the smaller one."""
+def nearest_builtin(
+    wanted: Mapping[str, frozenset[str]], builtin: Mapping[str, Profile] = BUILTIN, *, smaller: bool = True
+) -> Profile:
+    """The built-in profile closest to `wanted` (fewest privileges apart); on a tie the smaller one
+    (`smaller` False: the first in readwrite, readonly, append order, which names custom ones)."""
 
     def distance(p: Profile) -> tuple[int, int]:
-        return sum(len(p.on(k) ^ v) for k, v in wanted.items()), sum(len(p.on(k)) for k in FITTED_KINDS)
+        size = sum(len(p.on(k)) for k in FITTED_KINDS) if smaller else 0
+        return sum(len(p.on(k) ^ v) for k, v in wanted.items()), size
 
     return min(builtin.values(), key=distance)
 
