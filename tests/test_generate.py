@@ -163,7 +163,7 @@ def test_a_handmade_database_becomes_a_policy_that_plans_nothing(handmade: Handm
     assert not policy.hardening.revoke_public_connect  # PUBLIC still connects, as the database does
     text = path.read_text()
     assert "PASSWORD" not in text.replace("PGWARDEN_PASSWORD", "") and "pw-" not in text  # never a password
-    assert "# readwrite plus TRUNCATE on tables" in text and "# except app.secrets" in text
+    assert "# readwrite plus TRUNCATE on tables" in text and "# exact: except app.secrets" in text
     plan = run_cli(["plan", "-c", str(path), "--dsn", h.dsn, "--exit-code"], env=h.env)
     assert plan.exit_code == 0, str(plan)
 

@@ -138,6 +138,8 @@ def _from_database(
         for line in result.diff:
             ui.info(f"  {line}")
     target = "" if output == "pgwarden.toml" else f" -c {output}"
-    if path is not None:
+    if path is not None and suggest:
+        ui.info(f"next: pgwarden plan{target}   # what applying the suggestion would grant and revoke")
+    elif path is not None:
         ui.info(f"next: pgwarden plan{target} --exit-code   # exits 0 when the file says what the database holds")
     return EXIT_OK

@@ -139,9 +139,12 @@ def deploy_logins(live: Live, owner: str) -> list[str]:
 
 def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Generated) -> dict[str, RoleFit]:
     schemas = [s.name for s in live.schemas]
+    # An object the owner does not own is moved to it by plan, its old owner's implicit privileges
+    # with it; what others hold on it was granted by the wrong role: it says nothing of the intent.
+    objects = [o for o in live.objects if o.owner == owner]
     fits = {}
     for name in names:
-        fit = fit_role(name, schemas, live.objects, _defaults(live, owner, name), gen.book, routines=routines)
+        fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
         fits[name] = fit
         for schema in schemas:
             s = live.schema(schema)

@@ -64,7 +64,7 @@ def generate(live: Live, owner_name: str | None = None) -> Generated:
             grants += [d.spec() for d in fits[name].grants]
             for d in fits[name].grants:
                 if d.why:
-                    gen.comments[f"grant.{live.database}.{name}.{d.profile}"] = ["exact:", *d.why]
+                    gen.comments[f"grant.{live.database}.{name}.{d.profile}"] = [f"exact: {w}" for w in d.why]
             gen.header += fits[name].notes
     _hazards(live, owner, owner_side, groups, gen)
     gen.data = {
@@ -126,7 +126,10 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
             continue
         if o.owner != owner:
             what = "access role " if o.owner in groups else ""
-            h.append(f"{o.kind} {o.qualified} is owned by {what}{o.owner}, not {owner}: plan moves it to {owner}")
+            h.append(
+                f"{o.kind} {o.qualified} is owned by {what}{o.owner}, not {owner}: plan moves it to {owner} "
+                "and grants on it what the policy says"
+            )
         if o.held(None) and not (o.kind == "routine" and o.held(None) == {"EXECUTE"}):
             h.append(f"PUBLIC holds {', '.join(sorted(o.held(None)))} on {o.kind} {o.qualified}: plan revokes it")
         for grantee, privilege in sorted(o.grantable, key=str):
