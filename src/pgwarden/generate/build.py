@@ -153,8 +153,8 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
     for m in live.memberships:
         if m.role == owner and m.member not in owner_side and not live.roles.get(m.member, LiveRole("")).superuser:
             h.append(
-                f"{m.member} is a member of the owner {owner}: it acts as the owner without SET ROLE "
-                "(make it a deploy login, docs/deploy-logins.md)"
+                f"{m.member} is a member of the owner {owner}: it acts as the owner without SET ROLE"
+                ": revoke the membership, or make it a deploy login (docs/deploy-logins.md)"
             )
         if m.member in groups and m.role in groups | {owner}:
             h.append(f"access role {m.member} is a member of {m.role}: plan revokes that membership")
