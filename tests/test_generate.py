@@ -43,7 +43,11 @@ class Handmade:
 
 
 def _handmade(
-    admin_conn: psycopg.Connection[Any], admin_dsn: str, name: Callable[[str], str], cleanup: PgCleanup
+    admin_conn: psycopg.Connection[Any],
+    admin_dsn: str,
+    name: Callable[[str], str],
+    cleanup: PgCleanup,
+    extra: list[str] | None = None,
 ) -> Handmade:
     roles = {r: cleanup.role(name(r)) for r in ("owner", "deploy", "app", "bi", "etl", "analysts", "alice", "bob")}
     env: dict[str, str | None] = {}
@@ -78,7 +82,7 @@ def _handmade(
     ) as c:
         c.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # the split's shape (14's default has it)
         c.execute(sql.SQL("SET ROLE {}").format(q["owner"]))
-        for stmt in _SETUP:
+        for stmt in _SETUP + (extra or []):
             c.execute(sql.SQL(stmt).format(**q, db=sql.Identifier(db)))
     return Handmade(db, *roles.values(), dsn=admin_dsn, env=env)  # type: ignore[arg-type]
 
@@ -129,6 +133,19 @@ def handmade(
     return _handmade(admin_conn, admin_dsn, unique_name, pg_cleanup)
 
 
+#: A team that also hardened by hand: PUBLIC neither connects nor runs the owner's functions.
+_HARDENED = [
+    "REVOKE CONNECT, TEMPORARY ON DATABASE {db} FROM PUBLIC",
+    "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC",
+    "CREATE FUNCTION app.total() RETURNS numeric LANGUAGE sql AS 'SELECT sum(total) FROM app.orders'",
+    "CREATE FUNCTION reporting.today() RETURNS date LANGUAGE sql AS 'SELECT current_date'",
+    "GRANT EXECUTE ON FUNCTION app.total() TO {app}, {bi}, {analysts}",
+    "GRANT EXECUTE ON FUNCTION reporting.today() TO {app}, {bi}, {etl}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT EXECUTE ON FUNCTIONS TO {app}, {bi}, {analysts}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA reporting GRANT EXECUTE ON FUNCTIONS TO {app}, {bi}, {etl}",
+]
+
+
 def _init(h: Handmade, path: Path, *args: str) -> CliResult:
     result = run_cli(["init", "--from-database", h.db, "--dsn", h.dsn, "-o", str(path), *args])
     assert result.exit_code == 0, str(result)
@@ -164,6 +181,26 @@ def test_a_handmade_database_becomes_a_policy_that_plans_nothing(handmade: Handm
     text = path.read_text()
     assert "PASSWORD" not in text.replace("PGWARDEN_PASSWORD", "") and "pw-" not in text  # never a password
     assert "# readwrite plus TRUNCATE on tables" in text and "# exact: except app.secrets" in text
+    plan = run_cli(["plan", "-c", str(path), "--dsn", h.dsn, "--exit-code"], env=h.env)
+    assert plan.exit_code == 0, str(plan)
+
+
+def test_a_hardened_database_gives_the_hardening_switches_on(
+    admin_conn: psycopg.Connection[Any],
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: PgCleanup,
+    tmp_path: Path,
+) -> None:
+    h = _handmade(admin_conn, admin_dsn, unique_name, pg_cleanup, _HARDENED)
+    with psycopg.connect(h.conninfo(h.app), autocommit=True) as app:  # what the grants give, proved as the role
+        assert app.execute("SELECT app.total()").fetchone() == (None,)
+    path = tmp_path / "policy.toml"
+    result = _init(h, path)
+    assert "not exact" not in result.stderr, str(result)
+    policy = load_policy(path)
+    assert policy.hardening.revoke_public_connect and policy.hardening.revoke_public_execute
+    assert "revoke_public_connect = false" not in path.read_text()
     plan = run_cli(["plan", "-c", str(path), "--dsn", h.dsn, "--exit-code"], env=h.env)
     assert plan.exit_code == 0, str(plan)
 
