@@ -228,15 +228,24 @@ def test_what_the_split_forbids_is_listed_not_written(
         app.execute("CREATE TABLE app.app_made (id int)")
         assert app.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'app_made'").fetchone() == (h.app,)
     admin_conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(h.owner), sql.Identifier(h.alice)))
+    with psycopg.connect(h.conninfo(h.owner), autocommit=True) as owner:
+        owner.execute(sql.SQL("GRANT SELECT ON app.orders TO {} WITH GRANT OPTION").format(sql.Identifier(h.bi)))
+    with psycopg.connect(h.conninfo(h.bi), autocommit=True) as bi:  # bi hands its right on
+        bi.execute(sql.SQL("GRANT SELECT ON app.orders TO {}").format(sql.Identifier(h.etl)))
     path = tmp_path / "policy.toml"
     result = _init(h, path)
     assert f"table app.app_made is owned by access role {h.app}, not {h.owner}" in result.stderr, str(result)
     assert f"{h.app} may CREATE in schema app: only the owner may" in result.stderr
     assert f"{h.alice} is a member of the owner {h.owner}" in result.stderr
+    assert f"{h.bi} may grant SELECT on app.orders to others: plan revokes that" in result.stderr
+    assert f"privileges of {h.etl} were granted by {h.bi}, not the owner {h.owner}: plan grants them" in result.stderr
     policy = load_policy(path)
     assert policy.owner.name == h.owner and h.alice not in policy.owner.deploy_logins  # not written as intent
     plan = run_cli(["plan", "-c", str(path), "--dsn", h.dsn, "--exit-code"], env=h.env)
     assert plan.exit_code == 1 and "ALTER TABLE" in plan.stdout and "REVOKE CREATE ON SCHEMA" in plan.stdout, str(plan)
+    assert f'GRANT SELECT ON TABLE "app"."orders" TO "{h.etl}"' in plan.stdout, str(plan)
+    revoke_option = 'REVOKE GRANT OPTION FOR SELECT ON TABLE "app"."orders" FROM "%s"' % h.bi  # noqa: S608, UP031
+    assert revoke_option in plan.stdout, str(plan)
     check = run_cli(["check", "-c", str(path), "--dsn", h.dsn], env=h.env)
     assert check.exit_code == 1 and "app_made" in check.stdout, str(check)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pgwarden.cli import EXIT_OK, dsn_option, ui_of
+from pgwarden.cli import EXIT_OK, Interrupted, dsn_option, ui_of
 from pgwarden.errors import PolicyError
 from pgwarden.ui import UI
 
@@ -99,13 +99,20 @@ def command(
 
 
 def _write(ui: UI, path: Path | None, text: str) -> None:
+    """The whole file or nothing: written beside it, then renamed over it."""
     if path is None:
         ui.raw(text)
         return
+    partial = path.with_name(f".{path.name}.pgwarden-partial")
     try:
-        path.write_text(text, encoding="utf-8")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         raise PolicyError(f"cannot write {path}: {exc.strerror}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     ui.info(f"wrote {path}")
 
 
@@ -122,8 +129,11 @@ def _from_database(
     from pgwarden.connect import connect, conninfo_for
     from pgwarden.generate import from_database
 
-    with connect(conninfo_for(dsn, dbname=name), what=f"a connection to database {name}") as conn:
-        result = from_database(conn, schemas or None, owner, suggest=suggest)
+    try:
+        with connect(conninfo_for(dsn, dbname=name), what=f"a connection to database {name}") as conn:
+            result = from_database(conn, schemas or None, owner, suggest=suggest)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: nothing was written, nothing was changed", hint="run it again") from None
     _write(ui, path, result.text)
     if result.inexact:
         ui.info("not exact (also in the file's header): `pgwarden plan` will change")

@@ -42,7 +42,7 @@ def generate(live: Live, owner_name: str | None = None) -> Generated:
         if name in superusers:
             gen.hazards.append(
                 f"superuser {name} holds privileges in {live.database}: not written (a superuser "
-                "bypasses every check; apps must not use one)"
+                "bypasses every check; apps must not use one): plan revokes them"
             )
     candidates = [n for n in found if n not in superusers]
     fits = fit_all(live, owner, candidates, switches["revoke_public_execute"], gen)
@@ -67,6 +67,7 @@ def generate(live: Live, owner_name: str | None = None) -> Generated:
                     gen.comments[f"grant.{live.database}.{name}.{d.profile}"] = [f"exact: {w}" for w in d.why]
             gen.header += fits[name].notes
     _hazards(live, owner, owner_side, groups, gen)
+    gen.header += _other_grantors(live, owner, groups)
     gen.data = {
         "version": 2,
         "owner": _owner(live, owner, deploys),
@@ -116,6 +117,20 @@ def _person(live: Live, name: str, groups: set[str]) -> dict[str, Any]:
     member_of = [{"role": m.role, "inherit": m.inherit, "set": m.set} for m in live.member_of(name) if m.role in groups]
     out: dict[str, Any] = {"name": name, "login": True, "password_env": password_env_for(name), "member_of": member_of}
     return out | role_attributes(live, role)
+
+
+def _other_grantors(live: Live, owner: str, groups: set[str]) -> list[str]:
+    """Grants on the owner's objects that another role made: plan makes them again as the owner."""
+    pairs = sorted(
+        {(grantee, grantor) for o in live.objects if o.owner == owner for grantee, grantor in o.grantors}
+        - {(g, owner) for g in groups},
+        key=str,
+    )
+    return [
+        f"privileges of {grantee} were granted by {grantor}, not the owner {owner}: plan grants them again as {owner}"
+        for grantee, grantor in pairs
+        if grantee in groups and grantor != owner
+    ]
 
 
 def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen: Generated) -> None:
