@@ -176,3 +176,16 @@ def test_from_database_refuses_init_arguments_and_an_existing_file(tmp_path: Pat
     assert result.exit_code == 2 and "already exists" in result.stderr and existing.read_text() == "keep"
     result = run_cli(["init", "--database", "d", "--owner", "o", "--app", "a", "--suggest", "-o", "-"])
     assert result.exit_code == 2 and "--suggest works with --from-database" in result.stderr
+
+
+def test_what_cannot_be_said_exactly_is_in_the_header() -> None:
+    acl = {"owner": frozenset({"CONNECT", "CREATE", "TEMPORARY"}), "alice": frozenset({"CONNECT"})}
+    handed = LiveObject("app", "table", "c", "owner", acl={"app": RW}, grantors=frozenset({("app", "etl")}))
+    live = _live(db_acl=acl, objects=(*_live().objects, handed))
+    gen = generate(live)
+    assert (
+        "alice, a member of a group, holds privileges itself: plan revokes them (its rights come from its groups)"
+        in (gen.header)
+    )
+    assert "privileges of app were granted by etl, not the owner owner: plan grants them again as owner" in gen.header
+    assert generate(live).header == gen.header  # the same database, the same words

@@ -50,14 +50,7 @@ def generate(live: Live, owner_name: str | None = None) -> Generated:
     people = _people(live, groups, owner_side | superusers)
     roles = [_group_or_app(live, n, gen) for n in candidates if n in groups and n not in people]
     roles += [_person(live, n, groups) for n in sorted(people)]
-    for name in deploys:
-        if "CONNECT" not in live.db_acl.get(name, frozenset()):
-            gen.header.append(
-                f"deploy login {name} has no CONNECT of its own on database {live.database}: plan grants it"
-            )
-    for name in candidates:
-        if name not in groups and name not in people:
-            gen.header.append(f"{name} holds privileges no grant can say (only CONNECT or USAGE): plan revokes them")
+    _role_notes(live, candidates, groups, people, deploys, gen)
     grants = []
     for name in candidates:
         if name in groups:
@@ -79,6 +72,24 @@ def generate(live: Live, owner_name: str | None = None) -> Generated:
     for name, lines in gen.book.notes.items():
         gen.comments[f"profile.{name}"] = lines
     return gen
+
+
+def _role_notes(
+    live: Live, candidates: list[str], groups: set[str], people: set[str], deploys: list[str], gen: Generated
+) -> None:
+    """Where the roles' privileges cannot be said as they are (the file's header)."""
+    for name in deploys:
+        if "CONNECT" not in live.db_acl.get(name, frozenset()):
+            gen.header.append(
+                f"deploy login {name} has no CONNECT of its own on database {live.database}: plan grants it"
+            )
+    for name in sorted(people & set(candidates)):
+        gen.header.append(
+            f"{name}, a member of a group, holds privileges itself: plan revokes them (its rights come from its groups)"
+        )
+    for name in candidates:
+        if name not in groups and name not in people:
+            gen.header.append(f"{name} holds privileges no grant can say (only CONNECT or USAGE): plan revokes them")
 
 
 def _owner(live: Live, owner: str, deploys: list[str]) -> dict[str, Any]:
