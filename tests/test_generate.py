@@ -75,6 +75,7 @@ def _handmade(
     admin_conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '5s'").format(q["app"]))
     admin_conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 20").format(q["app"]))
     admin_conn.execute(sql.SQL("ALTER ROLE {} VALID UNTIL '2031-01-01'").format(q["alice"]))
+    admin_conn.execute(sql.SQL("ALTER ROLE {} VALID UNTIL '2030-06-01 12:30:00+00'").format(q["bob"]))
     admin_conn.execute(sql.SQL("COMMENT ON ROLE {} IS 'the BI tool'").format(q["bi"]))
     params = psycopg.conninfo.conninfo_to_dict(admin_dsn) | {"dbname": db}
     with psycopg.connect(
@@ -177,6 +178,7 @@ def test_a_handmade_database_becomes_a_policy_that_plans_nothing(handmade: Handm
     assert [(m.role, m.inherit, m.set) for m in members[h.alice].member_of] == [(h.analysts, True, True)]
     assert members[h.alice].valid_until == "2031-01-01"
     assert [(m.role, m.inherit, m.set) for m in members[h.bob].member_of] == [(h.analysts, False, True)]
+    assert members[h.bob].valid_until == "2030-06-01T12:30:00+00:00"  # an instant, not midnight: said as one
     assert not policy.hardening.revoke_public_connect  # PUBLIC still connects, as the database does
     text = path.read_text()
     assert "PASSWORD" not in text.replace("PGWARDEN_PASSWORD", "") and "pw-" not in text  # never a password

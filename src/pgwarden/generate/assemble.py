@@ -112,8 +112,7 @@ def role_attributes(live: Live, role: LiveRole) -> dict[str, Any]:
     if role.connlimit != -1:
         out["connection_limit"] = role.connlimit
     if role.valid_until is not None:
-        until = role.valid_until
-        out["valid_until"] = until[:10] if until.endswith("T00:00:00") else until
+        out["valid_until"] = role.valid_until
     if role.comment is not None:
         out["comment"] = role.comment
     settings = {k: v for k, v in parse_settings(role.settings).items() if k not in UNDECLARABLE}
