@@ -125,7 +125,8 @@ def _attributes_toml(spec: object) -> list[str]:
 
 def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None) -> str:
     """A version 2 file for `policy` and every database it lists (`policy.databases`).
-    `comments` maps a role or `database.NAME` to comment lines written above it."""
+    `comments` maps a role, `database.NAME`, `grant.DB.ROLE.PROFILE` or `profile.NAME` to comment
+    lines written above it, and `hardening` to lines written under `[hardening]`."""
     notes = comments or {}
     o = policy.owner
     out = [
@@ -153,7 +154,7 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
     out += _attributes_toml(o)
     out += _roles_toml(policy, notes)
     for name, spec in policy.profiles.items():
-        out += ["", f"[profiles.{_toml_key(name)}]"]
+        out += ["", *(f"# {line}" for line in notes.get(f"profile.{name}", [])), f"[profiles.{_toml_key(name)}]"]
         out += [f"{k} = {_toml_list(getattr(spec, k))}" for k in ("table", "sequence", "routine") if getattr(spec, k)]
     for db in policy.databases or (policy.database,):
         out += ["", *(f"# {line}" for line in notes.get(f"database.{db.name}", [])), "[[databases]]"]
@@ -169,6 +170,9 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
             "retired = [" + ", ".join(_toml_value(r.model_dump(exclude_defaults=True)) for r in policy.retired) + "]"
         ]
     switches = _switches_toml(policy)
+    if notes.get("hardening"):  # why a switch is off (init --from-database)
+        at = switches.index("[hardening]") + 1
+        switches[at:at] = [f"# {line}" for line in notes["hardening"]]
     return "\n".join(out + switches)
 
 

@@ -1,0 +1,53 @@
+"""`init --from-database`: the version 2 policy that describes a live database (see generate.build)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pgwarden.generate.assemble import Generated
+from pgwarden.generate.build import generate, to_policy
+from pgwarden.generate.catalog import Live, read
+from pgwarden.generate.suggest import privilege_diff, smaller
+from pgwarden.policy import Policy
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["Generated", "Live", "Result", "from_database", "generate", "read", "render", "to_policy"]
+
+
+@dataclass(frozen=True)
+class Result:
+    text: str  # the policy file
+    policy: Policy
+    hazards: tuple[str, ...]  # what the split forbids (not written as intent)
+    inexact: tuple[str, ...]  # where the file cannot say what the database does
+    diff: tuple[str, ...] = ()  # --suggest: effective privileges it widens (+) or narrows (-)
+
+
+def render(gen: Generated, policy: Policy) -> str:
+    from pgwarden.policy.render import render_toml_v2
+
+    header = [f"Written by `pgwarden init --from-database {policy.database.name}` from the live database."]
+    if gen.header:
+        header += ["Not exact: `pgwarden plan` will change these (the rest is what the database holds):"]
+        header += [f"  - {line}" for line in gen.header]
+    return "\n".join(f"# {line}" for line in header) + "\n" + render_toml_v2(policy, gen.comments)
+
+
+def from_database(
+    conn: psycopg.Connection[Any], schemas: Sequence[str] | None, owner: str | None, *, suggest: bool = False
+) -> Result:
+    """Read the database `conn` is connected to and describe it as a policy (the exact one, or with
+    `suggest` a smaller one and the privileges it changes)."""
+    live = read(conn, schemas)
+    gen = generate(live, owner)
+    policy = to_policy(gen)
+    if not suggest:
+        return Result(render(gen, policy), policy, tuple(gen.hazards), tuple(gen.header))
+    small = smaller(gen)
+    suggested = to_policy(small)
+    diff = privilege_diff(policy, suggested, live.objects, policy.hardening.revoke_public_execute)
+    return Result(render(small, suggested), suggested, tuple(small.hazards), tuple(gen.header), tuple(diff))

@@ -1,0 +1,164 @@
+"""The version 2 policy that describes a live database: owner, roles, groups and people, grants,
+hardening; and the list of what the database does that the split forbids (not written as intent)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgwarden.errors import PolicyError
+from pgwarden.generate.catalog import Live, LiveRole
+from pgwarden.generate.fit import FITTED_KINDS, ProfileBook, RoleFit, fit_role
+
+#: ALTER DEFAULT PRIVILEGES object types by kind.
+DEFACL_CODES = {"table": "r", "sequence": "S", "routine": "f"}
+#: Settings a policy cannot declare on a role (pgwarden's own, or not storable).
+UNDECLARABLE = frozenset({"role", "session_authorization"})
+
+
+@dataclass
+class Generated:
+    """A policy file's data (PolicyFileV2 shape), its comments, and what `init` must say."""
+
+    data: dict[str, Any]
+    comments: dict[str, list[str]] = field(default_factory=dict)
+    header: list[str] = field(default_factory=list)  # why the policy is not exact, when it is not
+    hazards: list[str] = field(default_factory=list)  # what the split forbids: plan/check act on it
+    book: ProfileBook = field(default_factory=ProfileBook)
+
+
+def choose_owner(live: Live, given: str | None) -> str:
+    """--owner, else the role that owns most objects of the managed schemas (an error when two tie)."""
+    if given is not None:
+        if given not in live.roles:
+            raise PolicyError(f"role {given!r} does not exist", hint="name an existing role with --owner")
+        return given
+    counts = Counter(o.owner for o in live.objects if not o.extension)
+    if not counts:
+        counts = Counter(s.owner for s in live.schemas if s.owner != "pg_database_owner") or Counter([live.db_owner])
+    ranked = counts.most_common()
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        raise PolicyError(
+            f"the owner is ambiguous: {ranked[0][0]} and {ranked[1][0]} own {ranked[0][1]} objects each",
+            hint="name the owner with --owner ROLE",
+        )
+    owner = ranked[0][0]
+    if live.roles.get(owner, LiveRole(owner)).superuser:
+        raise PolicyError(
+            f"most objects are owned by {owner}, a superuser: pgwarden's owner must not be one",
+            hint="create an owner role and pass --owner ROLE; `pgwarden adopt` then moves the objects to it",
+        )
+    return owner
+
+
+def parse_settings(entries: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for entry in entries:
+        name, _, value = entry.partition("=")
+        out[name] = value
+    return out
+
+
+def _defaults(live: Live, owner: str, role: str) -> Any:
+    entries = {(d.schema, d.objtype): d.acl for d in live.defaults if d.role == owner}
+
+    def of(schema: str, kind: str) -> frozenset[str] | None:
+        acl = entries.get((schema, DEFACL_CODES[kind]))
+        return None if acl is None else acl.get(role, frozenset())
+
+    return of
+
+
+def holders(live: Live, owner_side: set[str]) -> list[str]:
+    """Roles that hold something in the database, in name order (superusers and the owner's side apart)."""
+    names: set[str | None] = set(live.db_acl)
+    for s in live.schemas:
+        names |= set(s.acl)
+    for o in live.objects:
+        names |= set(o.acl)
+        names |= {g for _, acl in o.columns for g in acl}
+    for d in live.defaults:
+        if d.role in owner_side and d.schema in {s.name for s in live.schemas}:
+            names |= set(d.acl)
+    return sorted(n for n in names if n is not None and n not in owner_side and n in live.roles)
+
+
+def hardening(live: Live, owner: str, gen: Generated) -> dict[str, bool]:
+    """The hardening switches that match what the database does."""
+    public_db = live.db_acl.get(None, frozenset())
+    connect = not public_db
+    if public_db:
+        gen.comments.setdefault("hardening", []).append(
+            f"revoke_public_connect = false: PUBLIC holds {', '.join(sorted(public_db))} on database "
+            f"{live.database} (set it to true to revoke that)"
+        )
+    routines = [o for o in live.objects if o.kind == "routine" and not o.extension]
+    public_exec = [o for o in routines if "EXECUTE" in o.held(None)]
+    global_f = next((d for d in live.defaults if d.role == owner and d.schema is None and d.objtype == "f"), None)
+    future_public = global_f is None or "EXECUTE" in global_f.acl.get(None, frozenset())
+    execute = not public_exec and not future_public
+    if not execute:
+        why = f"PUBLIC may run {len(public_exec)} routine(s) of the managed schemas" if public_exec else ""
+        why = why or f"routines {owner} creates are executable by PUBLIC (PostgreSQL's default)"
+        gen.comments.setdefault("hardening", []).append(f"revoke_public_execute = false: {why}")
+    return {"revoke_public_connect": connect, "revoke_public_execute": execute}
+
+
+def role_attributes(live: Live, role: LiveRole) -> dict[str, Any]:
+    """connection_limit, valid_until, comment and settings, where the role has them."""
+    out: dict[str, Any] = {}
+    if role.connlimit != -1:
+        out["connection_limit"] = role.connlimit
+    if role.valid_until is not None:
+        out["valid_until"] = role.valid_until
+    if role.comment is not None:
+        out["comment"] = role.comment
+    settings = {k: v for k, v in parse_settings(role.settings).items() if k not in UNDECLARABLE}
+    if settings:
+        out["settings"] = settings
+    here = {k: v for k, v in parse_settings(role.database_settings).items() if k not in UNDECLARABLE}
+    if here:
+        out["database_settings"] = {live.database: here}
+    return out
+
+
+def deploy_logins(live: Live, owner: str) -> list[str]:
+    """Members of the owner whose sessions in this database act as it (ALTER ROLE ... SET role)."""
+    out = []
+    for m in live.memberships:
+        role = live.roles.get(m.member)
+        if m.role != owner or role is None or role.superuser:
+            continue
+        if parse_settings(role.database_settings).get("role", "").strip('"') == owner:
+            out.append(m.member)
+    return sorted(out)
+
+
+def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Generated) -> dict[str, RoleFit]:
+    schemas = [s.name for s in live.schemas]
+    # An object the owner does not own is moved to it by plan, its old owner's implicit privileges
+    # with it; what others hold on it was granted by the wrong role: it says nothing of the intent.
+    objects = [o for o in live.objects if o.owner == owner]
+    fits = {}
+    for name in names:
+        fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
+        fits[name] = fit
+        for schema in schemas:
+            s = live.schema(schema)
+            usage = s is not None and "USAGE" in s.acl.get(name, frozenset())
+            needs = schema in fit.schemas_with_grants()
+            if usage != needs:
+                fit.notes.append(
+                    f"{name} {'holds' if usage else 'lacks'} USAGE on schema {schema} "
+                    f"{'without' if usage else 'despite'} privileges there: plan "
+                    f"{'revokes' if usage else 'grants'} it"
+                )
+        if fit.grants and "CONNECT" not in live.db_acl.get(name, frozenset()):
+            fit.notes.append(f"{name} has no CONNECT of its own on database {live.database}: plan grants it")
+    return fits
+
+
+def kinds_fitted(routines: bool) -> tuple[str, ...]:
+    return tuple(k for k in FITTED_KINDS if routines or k != "routine")

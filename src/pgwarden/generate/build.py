@@ -1,0 +1,204 @@
+"""From a live database to the version 2 policy file that describes it (init --from-database)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from pgwarden.errors import PolicyError
+from pgwarden.generate.assemble import (
+    Generated,
+    choose_owner,
+    deploy_logins,
+    fit_all,
+    hardening,
+    holders,
+    role_attributes,
+)
+from pgwarden.generate.catalog import Live, LiveRole
+from pgwarden.policy import Policy
+from pgwarden.policy.names import password_env_for
+
+#: Attributes an access role must not have (plan takes them away).
+_FORBIDDEN_ATTRIBUTES = ("superuser", "createdb", "createrole", "replication", "bypassrls")
+
+
+def generate(live: Live, owner_name: str | None = None) -> Generated:
+    """The policy data for `live`, with its comments and the split's hazards."""
+    if not live.schemas:
+        raise PolicyError(
+            f"database {live.database} has no schema with objects or grants",
+            hint="name the schemas to manage with --schema NAME",
+        )
+    gen = Generated(data={})
+    owner = choose_owner(live, owner_name)
+    deploys = deploy_logins(live, owner)
+    switches = hardening(live, owner, gen)
+    owner_side = {owner, *deploys}
+    superusers = {n for n, r in live.roles.items() if r.superuser}
+    found = holders(live, owner_side)
+    for name in found:
+        if name in superusers:
+            gen.hazards.append(
+                f"superuser {name} holds privileges in {live.database}: not written (a superuser "
+                "bypasses every check; apps must not use one): plan revokes them"
+            )
+    candidates = [n for n in found if n not in superusers]
+    fits = fit_all(live, owner, candidates, switches["revoke_public_execute"], gen)
+    groups = {n for n in candidates if fits[n].grants}
+    people = _people(live, groups, owner_side | superusers)
+    roles = [_group_or_app(live, n, gen) for n in candidates if n in groups and n not in people]
+    roles += [_person(live, n, groups) for n in sorted(people)]
+    _role_notes(live, candidates, groups, people, deploys, gen)
+    grants = []
+    for name in candidates:
+        if name in groups:
+            grants += [d.spec() for d in fits[name].grants]
+            for d in fits[name].grants:
+                if d.why:
+                    gen.comments[f"grant.{live.database}.{name}.{d.profile}"] = [f"exact: {w}" for w in d.why]
+            gen.header += fits[name].notes
+    _hazards(live, owner, owner_side, groups, gen)
+    gen.header += _other_grantors(live, owner, groups)
+    gen.data = {
+        "version": 2,
+        "owner": _owner(live, owner, deploys),
+        "roles": roles,
+        "profiles": {n: {k: sorted(v) for k, v in p.items() if v} for n, p in gen.book.custom.items()},
+        "databases": [{"name": live.database, "schemas": [s.name for s in live.schemas], "grants": grants}],
+        "hardening": switches,
+    }
+    for name, lines in gen.book.notes.items():
+        gen.comments[f"profile.{name}"] = lines
+    return gen
+
+
+def _role_notes(
+    live: Live, candidates: list[str], groups: set[str], people: set[str], deploys: list[str], gen: Generated
+) -> None:
+    """Where the roles' privileges cannot be said as they are (the file's header)."""
+    for name in deploys:
+        if "CONNECT" not in live.db_acl.get(name, frozenset()):
+            gen.header.append(
+                f"deploy login {name} has no CONNECT of its own on database {live.database}: plan grants it"
+            )
+    for name in sorted(people & set(candidates)):
+        gen.header.append(
+            f"{name}, a member of a group, holds privileges itself: plan revokes them (its rights come from its groups)"
+        )
+    for name in candidates:
+        if name not in groups and name not in people:
+            gen.header.append(f"{name} holds privileges no grant can say (only CONNECT or USAGE): plan revokes them")
+
+
+def _owner(live: Live, owner: str, deploys: list[str]) -> dict[str, Any]:
+    role = live.roles[owner]
+    out: dict[str, Any] = {"name": owner, "login": role.login, "createdb": role.createdb, "createrole": role.createrole}
+    if role.login:
+        out["password_env"] = password_env_for(owner)
+    if deploys:
+        out["deploy_logins"] = deploys
+    return out | role_attributes(live, role)
+
+
+def _people(live: Live, groups: set[str], apart: set[str]) -> set[str]:
+    """LOGIN roles that hold nothing themselves (CONNECT aside) and are members of a group."""
+    out = set()
+    for name, role in live.roles.items():
+        if name in apart or not role.login or name in groups:
+            continue
+        if any(m.role in groups for m in live.member_of(name)):
+            out.add(name)
+    return out
+
+
+def _group_or_app(live: Live, name: str, gen: Generated) -> dict[str, Any]:
+    role = live.roles[name]
+    out: dict[str, Any] = {"name": name, "login": role.login}
+    if role.login:
+        out["password_env"] = password_env_for(name)
+    if not role.login and any(m.role == name for m in live.memberships):
+        gen.comments[name] = ["A group: holds the grants; its members get them by membership."]
+    return out | role_attributes(live, role)
+
+
+def _person(live: Live, name: str, groups: set[str]) -> dict[str, Any]:
+    role = live.roles[name]
+    member_of = [{"role": m.role, "inherit": m.inherit, "set": m.set} for m in live.member_of(name) if m.role in groups]
+    out: dict[str, Any] = {"name": name, "login": True, "password_env": password_env_for(name), "member_of": member_of}
+    return out | role_attributes(live, role)
+
+
+def _other_grantors(live: Live, owner: str, groups: set[str]) -> list[str]:
+    """Grants on the owner's objects that another role made: plan makes them again as the owner."""
+    pairs = sorted(
+        {(grantee, grantor) for o in live.objects if o.owner == owner for grantee, grantor in o.grantors}
+        - {(g, owner) for g in groups},
+        key=str,
+    )
+    return [
+        f"privileges of {grantee} were granted by {grantor}, not the owner {owner}: plan grants them again as {owner}"
+        for grantee, grantor in pairs
+        if grantee in groups and grantor != owner
+    ]
+
+
+def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen: Generated) -> None:
+    """What the split forbids, said once each; plan and check act on every one."""
+    h = gen.hazards
+    for o in live.objects:
+        if o.extension:
+            continue
+        if o.owner != owner:
+            what = "access role " if o.owner in groups else ""
+            h.append(
+                f"{o.kind} {o.qualified} is owned by {what}{o.owner}, not {owner}: plan moves it to {owner} "
+                "and grants on it what the policy says"
+            )
+        if o.held(None) and not (o.kind == "routine" and o.held(None) == {"EXECUTE"}):
+            h.append(f"PUBLIC holds {', '.join(sorted(o.held(None)))} on {o.kind} {o.qualified}: plan revokes it")
+        for grantee, privilege in sorted(o.grantable, key=str):
+            if grantee != o.owner:
+                h.append(f"{grantee or 'PUBLIC'} may grant {privilege} on {o.qualified} to others: plan revokes that")
+    for s in live.schemas:
+        if s.owner not in (owner, "pg_database_owner"):
+            h.append(f"schema {s.name} is owned by {s.owner}, not {owner}: plan moves it")
+        for grantee, privs in s.acl.items():
+            if "CREATE" in privs and grantee not in (owner, s.owner):
+                h.append(f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: only the owner may; plan revokes it")
+    for s in live.others:
+        if s.extension:
+            continue
+        if s.name == "public" and "CREATE" in s.acl.get(None, frozenset()):
+            h.append("PUBLIC may CREATE in schema public (the PostgreSQL 14 default): plan revokes it")
+        for grantee in sorted(g for g, p in s.acl.items() if g in groups and "CREATE" in p):
+            h.append(f"access role {grantee} may CREATE in schema {s.name}: plan revokes it")
+    if live.db_owner != owner:
+        h.append(f"database {live.database} is owned by {live.db_owner}, not {owner}: plan moves it")
+    for m in live.memberships:
+        if m.role == owner and m.member not in owner_side and not live.roles.get(m.member, LiveRole("")).superuser:
+            h.append(
+                f"{m.member} is a member of the owner {owner}: it acts as the owner without SET ROLE"
+                ": revoke the membership, or make it a deploy login (docs/deploy-logins.md)"
+            )
+        if m.member in groups and m.role in groups | {owner}:
+            h.append(f"access role {m.member} is a member of {m.role}: plan revokes that membership")
+    for name in sorted(groups):
+        role = live.roles[name]
+        bad = [a.upper() for a in _FORBIDDEN_ATTRIBUTES if getattr(role, a)]
+        if bad:
+            h.append(f"access role {name} has {', '.join(bad)}: plan takes it away")
+        if "role" in {k for k in (e.partition("=")[0] for e in role.database_settings)}:
+            h.append(f"access role {name} switches role in {live.database} (SET role): not written")
+
+
+def to_policy(gen: Generated) -> Policy:
+    """The engine's policy for the generated file (validated like a file)."""
+    from pgwarden.policy.load import format_errors, tuples
+    from pgwarden.policy.v2 import PolicyFileV2
+
+    try:
+        return PolicyFileV2.model_validate(tuples(gen.data)).resolve()[0]
+    except ValidationError as exc:  # a name the policy format refuses, say
+        raise PolicyError("the database cannot be described as a policy: " + format_errors(exc, None, None)) from None

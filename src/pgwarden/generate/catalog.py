@@ -1,0 +1,209 @@
+"""What `init --from-database` reads from a live database: roles, memberships, objects and ACLs by name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pgwarden.errors import PolicyError
+from pgwarden.snapshot import query
+
+if TYPE_CHECKING:
+    import psycopg
+
+#: A grantee by name; None is PUBLIC.
+Grantee = str | None
+#: grantee -> privileges it holds.
+Privileges = Mapping[Grantee, frozenset[str]]
+
+
+@dataclass(frozen=True)
+class LiveRole:
+    name: str
+    superuser: bool = False
+    login: bool = False
+    inherit: bool = True
+    createdb: bool = False
+    createrole: bool = False
+    replication: bool = False
+    bypassrls: bool = False
+    connlimit: int = -1
+    valid_until: str | None = None
+    comment: str | None = None
+    settings: tuple[str, ...] = ()  # "name=value", all databases
+    database_settings: tuple[str, ...] = ()  # "name=value", this database
+
+
+@dataclass(frozen=True)
+class LiveMembership:
+    role: str
+    member: str
+    inherit: bool
+    set: bool
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """A table, sequence or routine: what each grantee holds on it (and on its columns)."""
+
+    schema: str
+    kind: str  # table, sequence, routine
+    name: str
+    owner: str
+    acl: Privileges = field(default_factory=dict)
+    grantable: frozenset[tuple[Grantee, str]] = frozenset()
+    grantors: frozenset[tuple[Grantee, str]] = frozenset()  # (grantee, grantor) pairs
+    args: str | None = None
+    extension: bool = False
+    table: str | None = None  # a serial's or identity's sequence: its table (same schema)
+    #: tables with column grants: every column in order, with what each grantee holds on it
+    columns: tuple[tuple[str, Privileges], ...] = ()
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def held(self, role: Grantee) -> frozenset[str]:
+        return self.acl.get(role, frozenset())
+
+
+@dataclass(frozen=True)
+class LiveSchema:
+    name: str
+    owner: str
+    acl: Privileges
+    objects: int
+    extension: bool = False
+
+
+@dataclass(frozen=True)
+class LiveDefault:
+    """An ALTER DEFAULT PRIVILEGES entry (`schema` None: the role's global entry)."""
+
+    role: str
+    schema: str | None
+    objtype: str  # r S f T n
+    acl: Privileges
+
+
+@dataclass(frozen=True)
+class Live:
+    """One database as `init --from-database` sees it."""
+
+    database: str
+    version: int  # server major version
+    db_owner: str
+    db_acl: Privileges
+    roles: Mapping[str, LiveRole]
+    memberships: tuple[LiveMembership, ...]
+    schemas: tuple[LiveSchema, ...]
+    objects: tuple[LiveObject, ...]
+    defaults: tuple[LiveDefault, ...]
+    admin: str = ""
+    others: tuple[LiveSchema, ...] = ()  # the schemas not managed
+
+    def schema(self, name: str) -> LiveSchema | None:
+        return next((s for s in self.schemas if s.name == name), None)
+
+    def member_of(self, member: str) -> list[LiveMembership]:
+        return [m for m in self.memberships if m.member == member]
+
+
+def _privileges(rows: Sequence[Sequence[Any]] | None) -> dict[Grantee, frozenset[str]]:
+    out: dict[Grantee, set[str]] = {}
+    for row in rows or ():
+        out.setdefault(row[0], set()).add(str(row[1]))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _rows(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query(name).encode(), dict(params or {})).fetchall()
+
+
+def _role(row: Mapping[str, Any]) -> LiveRole:
+    return LiveRole(
+        name=row["name"],
+        superuser=row["superuser"],
+        login=row["login"],
+        inherit=row["inherit"],
+        createdb=row["createdb"],
+        createrole=row["createrole"],
+        replication=row["replication"],
+        bypassrls=row["bypassrls"],
+        connlimit=row["connlimit"],
+        valid_until=row["valid_until"],
+        comment=row["comment"],
+        settings=tuple(row["settings"] or ()),
+        database_settings=tuple(row["database_settings"] or ()),
+    )
+
+
+def _object(row: Mapping[str, Any]) -> LiveObject:
+    acl = row["acl"] or []
+    return LiveObject(
+        schema=row["schema"],
+        kind=row["kind"],
+        name=row["name"],
+        owner=row["owner"],
+        args=row["args"],
+        extension=row["extension"],
+        table=row["table"],
+        acl=_privileges(acl),
+        grantable=frozenset((r[0], r[1]) for r in acl if r[2]),
+        grantors=frozenset((r[0], r[3]) for r in acl),
+        columns=tuple((c[0], _privileges(c[1])) for c in row["columns"] or ()),
+    )
+
+
+def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
+    """Read the database `conn` is connected to; `schemas` None: every schema with objects or grants."""
+    d = _rows(conn, "generate_database")[0]
+    all_schemas = tuple(
+        LiveSchema(s["name"], s["owner"], _privileges(s["acl"]), int(s["objects"]), s["extension"])
+        for s in d["schemas"]
+    )
+    names = list(schemas) if schemas is not None else [s.name for s in all_schemas if _in_use(s)]
+    missing = [n for n in names if n not in {s.name for s in all_schemas}]
+    if missing:
+        raise PolicyError(
+            f"schema {missing[0]} does not exist in database {conn.info.dbname}",
+            hint="--schema names an existing schema (repeat it for several)",
+        )
+    objects = tuple(_object(r) for r in _rows(conn, "generate_objects", {"schemas": names}))
+    defaults = tuple(
+        LiveDefault(r["role"], r["schema"], r["objtype"], _privileges(r["acl"])) for r in d["default_acls"]
+    )
+    memberships = tuple(
+        LiveMembership(
+            r["role"],
+            r["member"],
+            r["inherit"] if r["inherit"] is not None else bool(r["member_inherit"]),
+            r["set"] if r["set"] is not None else True,
+        )
+        for r in _rows(conn, "generate_memberships")
+    )
+    return Live(
+        database=conn.info.dbname,
+        version=conn.info.server_version // 10000,
+        db_owner=d["owner"],
+        db_acl=_privileges(d["acl"]),
+        roles={r["name"]: _role(r) for r in _rows(conn, "generate_roles")},
+        memberships=memberships,
+        schemas=tuple(s for s in all_schemas if s.name in names),
+        others=tuple(s for s in all_schemas if s.name not in names),
+        objects=objects,
+        defaults=defaults,
+        admin=str(conn.execute("SELECT current_user").fetchone()[0]),  # type: ignore[index]
+    )
+
+
+def _in_use(schema: LiveSchema) -> bool:
+    """A schema worth managing: not an extension's, and holding objects or grants beyond its owner's."""
+    if schema.extension:
+        return False
+    others = {g for g in schema.acl if g != schema.owner and g is not None}
+    return schema.objects > 0 or bool(others)
