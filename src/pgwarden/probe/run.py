@@ -33,6 +33,7 @@ class Subject:
     login: bool  # NOLOGIN roles are acted as by SET ROLE from the admin, in --login mode too
     rights: Rights
     groups: tuple[tuple[str, bool], ...] = ()  # groups it must SET ROLE to: (group, whether it may)
+    valid_until: str | None = None  # past it, logging in must fail
 
 
 def subjects(policy: Policy, version: int = 160000) -> list[Subject]:
@@ -40,16 +41,19 @@ def subjects(policy: Policy, version: int = 160000) -> list[Subject]:
     server's (server_version_num): what a membership carries depends on it."""
     scopes = Scopes.of(policy)
     owner = policy.owner
-    out = [Subject(owner.name, "owner", owner.password_env, owner.login, Rights.of(policy, owner=True, scopes=scopes))]
+    everything = Rights.of(policy, owner=True, scopes=scopes)
+    out = [Subject(owner.name, "owner", owner.password_env, owner.login, everything, (), owner.valid_until)]
     for a in policy.access:
         level = policy.level_of(a.name) or "no grant"
-        out.append(Subject(a.name, level, a.password_env, a.login, Rights.of(policy, a.name, scopes=scopes)))
+        rights = Rights.of(policy, a.name, scopes=scopes)
+        out.append(Subject(a.name, level, a.password_env, a.login, rights, (), a.valid_until))
     for m in policy.members:
         groups = [ms.role for ms in m.member_of]
         held = tuple(g for g in groups if inherits(m, g, version))
         to_set = tuple((g, may_set(m, g, version)) for g in groups if g not in held)
         rights = Rights.of(policy, *held, scopes=scopes)
-        out.append(Subject(m.name, "member of " + ", ".join(groups), m.password_env, m.login, rights, to_set))
+        level = "member of " + ", ".join(groups)
+        out.append(Subject(m.name, level, m.password_env, m.login, rights, to_set, m.valid_until))
     return out
 
 
@@ -87,7 +91,8 @@ def run_probe(
             if on_role is not None:
                 on_role(subject.role, number, len(chosen))
             if login and subject.login:
-                attempts.extend(_by_login(session, targets, subject, passwords or {}, number_version))
+                expired = _expired(admin, subject.valid_until)
+                attempts.extend(_by_login(session, targets, subject, passwords or {}, number_version, expired))
             else:
                 attempts.extend(_by_set_role(admin, policy, targets, subject, number_version))
     notes = targets.notes
@@ -116,8 +121,21 @@ def _by_set_role(
     return out
 
 
+def _expired(admin: psycopg.Connection[Any], valid_until: str | None) -> bool:
+    """Whether the role's VALID UNTIL has passed, by the server's clock and time zone (as it judges)."""
+    if valid_until is None:
+        return False
+    row = admin.execute("SELECT %s::timestamptz <= now()", (valid_until,)).fetchone()
+    return bool(row and row[0])
+
+
 def _by_login(
-    session: Session, targets: Targets, subject: Subject, passwords: Mapping[str, str], version: int
+    session: Session,
+    targets: Targets,
+    subject: Subject,
+    passwords: Mapping[str, str],
+    version: int,
+    expired: bool = False,
 ) -> list[Attempt]:
     policy = session.policy
     role, level, env = subject.role, subject.level, subject.env
@@ -132,11 +150,11 @@ def _by_login(
             what=f"{role} on {policy.database.name}",
         )
     except ConnectError as exc:
-        exp = subject.rights.allows(BY_NAME["connect"], None)
+        exp = subject.rights.allows(BY_NAME["connect"], None) and not expired
         return [Attempt(role, level, "connect", where, exp, "denied", message=exc.message)]
     with conn:
         prober = Prober(conn, policy, role, level, targets, subject.rights)
-        prober.record("connect", where, "allowed")
+        prober.record("connect", where, "allowed", expected=prober.expects("connect") and not expired)
         with _role_transaction(conn, None):
             prober.run()
         out = prober.attempts
