@@ -37,7 +37,7 @@ class Rights:
     def of(cls, policy: Policy, *holders: str, owner: bool = False, scopes: Scopes | None = None) -> Rights:
         return cls(scopes or Scopes.of(policy), holders, owner, not policy.hardening.revoke_public_connect)
 
-    def _union(self, each: Callable[[str], frozenset[str]]) -> frozenset[str]:
+    def union(self, each: Callable[[str], frozenset[str]]) -> frozenset[str]:
         out = _NOTHING
         for role in self.holders:
             out |= each(role)
@@ -45,11 +45,11 @@ class Rights:
 
     def table(self, schema: str, name: str) -> frozenset[str]:
         """Held on the whole table (or view)."""
-        return self._union(lambda r: self.scopes.objects(r, "table", schema, name))
+        return self.union(lambda r: self.scopes.objects(r, "table", schema, name))
 
     def column(self, schema: str, table: str, column: str) -> frozenset[str]:
         """Held on one column: the table's privileges and the column-level ones."""
-        return self.table(schema, table) | self._union(lambda r: self.scopes.on_column(r, schema, table, column))
+        return self.table(schema, table) | self.union(lambda r: self.scopes.on_column(r, schema, table, column))
 
     def on_some_column(self, schema: str, table: str) -> frozenset[str]:
         """Column-level privileges held on at least one column of a table with excluded columns."""
@@ -71,16 +71,16 @@ class Rights:
         if privilege is None:  # only ownership allows it
             return False
         if action.kind == "database":
-            held = self._union(self.scopes.database)
+            held = self.union(self.scopes.database)
             return privilege in held or (self.public and privilege == "CONNECT")
         if target is None:
             return False
         if action.kind == "schema":
-            return privilege in self._union(lambda r: self.scopes.schema(r, target.name))
+            return privilege in self.union(lambda r: self.scopes.schema(r, target.name))
         if action.kind == "routine":
-            return privilege in self._union(lambda r: self.scopes.objects(r, "routine", target.schema))
+            return privilege in self.union(lambda r: self.scopes.objects(r, "routine", target.schema))
         if action.kind == "sequence":
-            return privilege in self._union(lambda r: self.scopes.objects(r, "sequence", target.schema, target.name))
+            return privilege in self.union(lambda r: self.scopes.objects(r, "sequence", target.schema, target.name))
         if target.what == "column" and target.col is not None:
             return privilege in self.column(target.schema, target.name, target.col)
         if privilege in self.table(target.schema, target.name):
@@ -115,3 +115,33 @@ def named_tables(policy: Policy) -> tuple[tuple[str, str], ...]:
     """(schema, table) of every table a grant names (tables, except_tables, except_columns)."""
     names: Iterable[str] = (n for g in policy.grants() for n in (*g.tables, *g.except_tables, *g.except_columns))
     return tuple(tuple(n.partition(".")[::2]) for n in dict.fromkeys(names))  # type: ignore[misc]
+
+
+#: What "writing" means for a role: changing rows of some table.
+WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "TRUNCATE"})
+
+
+def may_write(scopes: Scopes, role: str) -> bool:
+    """Whether any grant of `role` lets it change rows of some table of the database."""
+    return bool(scopes.anywhere(role, "table") & WRITES)
+
+
+def reads_only(scopes: Scopes, role: str) -> bool:
+    """Whether `role` holds grants that read tables and none that write them."""
+    held = scopes.anywhere(role, "table")
+    return "SELECT" in held and not held & WRITES
+
+
+def held_on(rights: Rights, kind_name: str, schema: str, name: str | None = None) -> frozenset[str]:
+    """What `rights` holds on an object of `kind_name` (table-level; routines by schema)."""
+    if rights.owner:
+        raise ValueError("the owner holds everything: ask the catalogs")
+    if kind_name == "routine":
+        name = None
+    return rights.union(lambda r: rights.scopes.objects(r, kind_name, schema, name))
+
+
+def member_rights(policy: Policy, member: MemberSpec, version: int, scopes: Scopes | None = None) -> Rights:
+    """What a member holds without SET ROLE: the grants of the groups it inherits from."""
+    held = [m.role for m in member.member_of if inherits(member, m.role, version)]
+    return Rights.of(policy, *held, scopes=scopes)
