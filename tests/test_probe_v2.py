@@ -250,3 +250,90 @@ def test_a_member_without_inherit_must_set_role_to_its_group(
         db.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(team["analysts"]), sql.Identifier(carol)))
     code, data, _ = team.probe()
     assert code == 1 and failures(data) == {(carol, "set-role", f"role {team['analysts']}")}, failures(data)
+
+
+# --- pure: what each identity must be allowed to do, from the scopes ---------------------------------
+
+
+def _team_policy(tmp_path: Path, extra: str = "") -> Any:
+    from pgwarden.policy import load_policy
+
+    path = tmp_path / "team.toml"
+    path.write_text(EXAMPLE.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    return load_policy(path)
+
+
+def _target(what: str, schema: str, name: str, col: str | None = None) -> Any:
+    from pgwarden.probe import Target
+
+    return Target(what, schema, name, 0, "r", col)
+
+
+def test_rights_follow_each_scope_of_a_role(tmp_path: Path) -> None:
+    from pgwarden.probe.actions import BY_NAME
+    from pgwarden.probe.rights import Rights
+
+    policy = _team_policy(tmp_path)
+    app = Rights.of(policy, "shop_app")
+
+    def may(rights: Rights, action: str, schema: str, name: str, **kw: Any) -> bool:
+        return rights.allows(BY_NAME[action], _target("relation", schema, name), **kw)
+
+    assert may(app, "insert", "app", "orders") and may(app, "delete", "app", "orders")
+    assert may(app, "select", "reporting", "daily") and not may(app, "insert", "reporting", "daily")
+    assert may(app, "insert", "audit", "events")
+    assert not any(may(app, a, "audit", "events") for a in ("select", "update", "delete", "truncate"))
+    assert not any(may(app, a, "app", "orders") for a in ("truncate", "alter-table", "drop-table"))
+    assert not app.allows(BY_NAME["create-table"], _target("schema", "app", "app"))
+    etl = Rights.of(policy, "etl")
+    assert may(etl, "truncate", "reporting", "daily") and not may(etl, "truncate", "app", "orders")
+    # the column exception: no SELECT on the table, SELECT on every column but email
+    analysts = Rights.of(policy, "analysts")
+    assert "SELECT" not in analysts.table("app", "customers") and "SELECT" in analysts.table("app", "orders")
+    assert "SELECT" in analysts.column("app", "customers", "name")
+    assert "SELECT" not in analysts.column("app", "customers", "email")
+    column = BY_NAME["select"]
+    assert not analysts.allows(column, _target("column", "app", "customers", "email"))
+    assert analysts.allows(column, _target("column", "app", "customers", "id"))
+    # `SELECT 1 FROM t` needs SELECT on any column; has_table_privilege asks for the whole table
+    assert may(analysts, "select", "app", "customers") and not may(analysts, "select", "app", "customers", inquiry=True)
+    owner = Rights.of(policy, owner=True)
+    assert may(owner, "drop-table", "app", "orders")
+
+
+def test_members_hold_their_groups_rights_by_inherit_or_after_set_role(tmp_path: Path) -> None:
+    from pgwarden.probe.run import subjects
+
+    extra = (
+        '\n[[roles]]\nname = "carol"\nmember_of = [{ role = "analysts", inherit = false, set = true }]\n'
+        '\n[[roles]]\nname = "dave"\nmember_of = [{ role = "analysts", inherit = false, set = false }]\n'
+    )
+    policy = _team_policy(tmp_path, extra)
+    for version in (140000, 160000):
+        by_name = {s.role: s for s in subjects(policy, version)}
+        assert [s.role for s in subjects(policy, version)][:5] == ["shop_owner", "shop_app", "analysts", "etl", "alice"]
+        alice = by_name["alice"]
+        assert alice.level == "member of analysts" and alice.rights.holders == ("analysts",) and not alice.groups
+        assert "SELECT" in alice.rights.table("reporting", "daily")
+        carol, dave = by_name["carol"], by_name["dave"]
+        assert carol.rights.holders == () and carol.groups == (("analysts", True),)
+        # 14 and 15 have no SET option: every member may SET ROLE to its groups
+        assert dave.groups == (("analysts", version < 160000),), version
+    assert by_name["bob"].valid_until == "2027-01-01"
+
+
+def test_writers_and_readers_are_judged_by_their_grants(tmp_path: Path) -> None:
+    from pgwarden.errors import PgwardenError
+    from pgwarden.probe.rights import may_write, reads_only
+    from pgwarden.runner import resolve_role, role_for
+    from pgwarden.scopes import Scopes
+
+    policy = _team_policy(tmp_path)
+    scopes = Scopes.of(policy)
+    assert may_write(scopes, "shop_app") and may_write(scopes, "etl") and not may_write(scopes, "analysts")
+    assert reads_only(scopes, "analysts") and not reads_only(scopes, "etl")
+    assert role_for(policy, "runtime") == role_for(policy, "readwrite") == "shop_app"
+    assert resolve_role(policy, "runtime").login == "shop_app"
+    assert resolve_role(policy, "alice").password_env == "PGWARDEN_PASSWORD_ALICE"
+    with pytest.raises(PgwardenError, match="only read rows, to act as `readonly`"):
+        role_for(policy, "readonly")  # analysts only reads, but cannot log in
