@@ -47,6 +47,7 @@ class Team:
     def env(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {f"PGWARDEN_PASSWORD_{v}": self.passwords[k] for k, v in LOGINS.items()}
         out[password_env_for(self["shop_deploy"])] = self.passwords["shop_deploy"]
+        out |= {password_env_for(self[r]): self.passwords[r] for r in self.names if r not in ROLES}
         return out
 
     def cli(self, *args: str) -> CliResult:
@@ -232,13 +233,19 @@ def test_a_member_without_inherit_must_set_role_to_its_group(
     team.passwords["carol"] = "pw-" + secrets.token_hex(8)
     with team.path.open("a", encoding="utf-8") as f:
         f.write(
-            f'\n[[roles]]\nname = "{carol}"\n'
+            f'\n[[roles]]\nname = "{carol}"\npassword_env = "{password_env_for(carol)}"\n'
             f'member_of = [{{ role = "{team["analysts"]}", inherit = false, set = true }}]\n'
         )
     assert team.cli("apply", "--yes").exit_code == 0
     _members_by_hand_until_h20(team)
     code, data, _ = team.probe()
     assert code == 0, failures(data)
+    # logged in she would first need CONNECT, which only the group she does not inherit holds
+    # (PUBLIC's is revoked): her login is refused, as probe expects
+    code, logged, _ = team.probe("--login")
+    assert code == 0, failures(logged)
+    refused = [a for a in logged["attempts"] if a["role"] == carol]
+    assert [(a["action"], a["outcome"], a["expected"]) for a in refused] == [("connect", "denied", "denied")]
     direct, as_group = outcomes(data, carol), outcomes(data, carol, team["analysts"])
     assert direct[("select", "reporting.daily")] == "denied"  # not without SET ROLE
     assert as_group[("select", "reporting.daily")] == "allowed"
