@@ -47,7 +47,9 @@ class Team:
     def env(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {f"PGWARDEN_PASSWORD_{v}": self.passwords[k] for k, v in LOGINS.items()}
         out[password_env_for(self["shop_deploy"])] = self.passwords["shop_deploy"]
-        out |= {password_env_for(self[r]): self.passwords[r] for r in self.names if r not in ROLES}
+        out |= {
+            password_env_for(self[r]): self.passwords[r] for r in self.names if r not in ROLES and r in self.passwords
+        }
         return out
 
     def cli(self, *args: str) -> CliResult:
@@ -344,3 +346,35 @@ def test_writers_and_readers_are_judged_by_their_grants(tmp_path: Path) -> None:
     assert resolve_role(policy, "alice").password_env == "PGWARDEN_PASSWORD_ALICE"
     with pytest.raises(PgwardenError, match="only read rows, to act as `readonly`"):
         role_for(policy, "readonly")  # analysts only reads, but cannot log in
+
+
+def test_listed_tables_and_excluded_tables_are_probed_as_scoped(
+    team: Team, pg_cleanup: PgCleanup, unique_name: Callable[[str], str]
+) -> None:
+    auditor = team.names["auditor"] = pg_cleanup.role(unique_name("auditor"))
+    text = team.path.read_text(encoding="utf-8")
+    etl = f'{{ role = "{team["etl"]}", profile = "etl", schemas = ["reporting"] }},'
+    assert etl in text
+    text = text.replace(
+        etl,
+        etl
+        + f'\n  {{ role = "{auditor}", profile = "readonly", schemas = ["app"], except_tables = ["app.customers"] }},'
+        + f'\n  {{ role = "{auditor}", profile = "append", tables = ["audit.events"] }},',
+    )
+    team.path.write_text(text + f'\n[[roles]]\nname = "{auditor}"\nlogin = false\n', encoding="utf-8")
+    result = team.cli("apply", "--yes")
+    assert result.exit_code == 0, str(result)
+    code, data, _ = team.probe()
+    assert code == 0, failures(data)
+    mine = outcomes(data, auditor)
+    assert mine[("select", "app.orders")] == "allowed" and mine[("select", "app.customers")] == "denied"
+    assert mine[("insert", "audit.events")] == "allowed" and mine[("select", "audit.events")] == "denied"
+    assert mine[("insert", "app.orders")] == "denied"
+    # the excluded table is a scope of its own: DDL is tried on it too, and denied
+    assert mine[("alter-table", "app.customers")] == mine[("alter-table", "audit.events")] == "denied"
+    # a grant on the excluded table, made behind pgwarden's back, is found
+    with team.admin_db() as db:
+        db.execute(sql.SQL("GRANT SELECT ON app.customers TO {}").format(sql.Identifier(auditor)))
+    code, data, _ = team.probe()
+    objects = ["app.customers", *(f"app.customers (column {c})" for c in ("id", "name", "email"))]
+    assert code == 1 and failures(data) == {(auditor, "select", o) for o in objects}, failures(data)
