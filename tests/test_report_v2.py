@@ -49,6 +49,13 @@ def test_report_compares_what_is_held_with_the_scopes(team: Team) -> None:  # no
     assert {"app.customers": ["email"]} in [g["except_columns"] for g in mine]
     members = {m["member"]: m["groups"] for m in data["members"]}
     assert members[team["alice"]] == [{"role": analysts, "inherit": True, "set": True}]
+    kinds = {n["name"]: n["kind"] for n in data["graph"]["nodes"]}
+    assert kinds[analysts] == "group" and kinds[team["alice"]] == kinds[team["bob"]] == "member"
+    assert kinds[team["shop_app"]] == "access" and kinds[team["shop_owner"]] == "owner"
+    edges = {(e["member"], e["role"]) for e in data["graph"]["edges"]}
+    assert (team["alice"], analysts) in edges and (team["bob"], analysts) in edges
+    dot = team.cli("report", "--format", "dot").stdout
+    assert f'"{team["alice"]}\\n(member, login)"' in dot, dot
     text = team.cli("report").stdout
     assert f"{analysts}: readonly on schema(s) app, except column(s) app.customers (email)" in text, text
     assert f"{team['alice']} gets the rights of {analysts}" in text
