@@ -215,6 +215,7 @@ def test_demo_keep_then_stop(pg_binaries: PgBinaries, tmp_path: Path) -> None:
 # --- Ctrl-C at any moment: exit 130, the server stopped, nothing left behind ------------------------------
 
 
+
 def _demo_dirs(root: Path) -> list[Path]:
     return sorted(root.glob("pgwarden-*"))
 

@@ -27,6 +27,7 @@ from test_core import Split, make_split
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
+
 @pytest.fixture
 def drifted(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
     """Applied, then two changes behind pgwarden's back: the app made a member of the owner (the roles

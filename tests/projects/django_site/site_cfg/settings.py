@@ -24,19 +24,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-                "django.template.context_processors.request",
-            ]
-        },
-    }
-]
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
+              "OPTIONS": {"context_processors": ["django.contrib.auth.context_processors.auth",
+                                                 "django.contrib.messages.context_processors.messages",
+                                                 "django.template.context_processors.request"]}}]
 PGWARDEN_POLICY = os.environ["PGWARDEN_POLICY"]
 DATABASES = {"default": database_settings(PGWARDEN_POLICY)}
 # tests as the app role: the owner creates, migrates and hardens the test database (docs/django.md)
