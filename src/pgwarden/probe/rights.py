@@ -1,8 +1,7 @@
-"""What one identity probe acts as must be allowed to do, from the policy's Scopes. Pure.
+"""What each identity probe acts as must be allowed to do, from the policy's Scopes (pure)."""
 
-An access role holds its own grants; a member (a person) holds the grants of the groups it inherits
-from, and after `SET ROLE group` exactly that group's; the owner may do everything.
-"""
+# An access role holds its own grants; a member (a person) holds the grants of the groups it
+# inherits from, and after `SET ROLE group` exactly that group's; the owner may do everything.
 
 from __future__ import annotations
 
