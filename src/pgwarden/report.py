@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pgwarden.findings import Finding
-from pgwarden.plan import PROFILES
 from pgwarden.rolegraph import RoleGraph
 
 if TYPE_CHECKING:
     from pgwarden.policy import Policy
+    from pgwarden.probe.rights import Rights
     from pgwarden.session import Session
     from pgwarden.snapshot import Snapshot
 
@@ -32,7 +32,7 @@ class Cell:
     """How many of the `total` objects of (schema, kind) `role` holds `privilege` on, vs. the policy."""
 
     role: str
-    level: str  # owner | readwrite | readonly | deploy | other (a role outside the policy) | public
+    level: str  # owner | deploy | the role's profiles | member of GROUP | other (outside the policy) | public
     schema: str
     kind: str
     privilege: str
@@ -104,6 +104,8 @@ class Report:
     scope: tuple[ScopeCell, ...] = ()
     graph: RoleGraph | None = None
     superusers: tuple[str, ...] = ()
+    grants: tuple[dict[str, Any], ...] = ()  # the policy's grants in this database: profile x scope
+    members: tuple[dict[str, Any], ...] = ()  # the policy's people, under their groups
 
     @property
     def deviations(self) -> tuple[Cell, ...]:
@@ -129,23 +131,52 @@ class Report:
             "memberships": list(self.memberships),
             "graph": self.graph.to_dict() if self.graph else {"nodes": [], "edges": [], "paths": []},
             "findings": [f.to_dict() for f in self.findings],
+            "grants": list(self.grants),
+            "members": list(self.members),
         }
 
 
-def _expected(policy: Policy, level: str, kind: str, privilege: str, owner_privs: tuple[str, ...], total: int) -> int:
+def _expected(
+    policy: Policy,
+    snap: Snapshot,
+    rights: Mapping[str, Rights],
+    who: tuple[str, str],
+    where: tuple[int, str],
+    kind: str,
+    privilege: str,
+    total: int,
+) -> int:
+    """How many of the `total` objects of `kind` in schema `where` (oid, name) the role `who` (name,
+    level) must hold `privilege` on: its grants' scopes, one object at a time where the schema has
+    listed tables or exceptions (whose objects the snapshot always names)."""
+    role, level = who
     if level in ("owner", "deploy"):  # a deploy login is a member of the owner by design: it holds the same
-        return total if privilege in owner_privs else 0
-    if level not in PROFILES:  # PUBLIC, deploy logins and roles outside the policy
-        if level != "public":
-            return 0
+        return total if privilege in snap.caps.owner_privileges(kind) else 0
+    if level == "public":
         allowed = kind == "routine" and privilege == "EXECUTE" and not policy.hardening.revoke_public_execute
         return total if allowed else 0
-    return total if privilege in _profile(level).get(kind, ()) else 0
+    mine = rights.get(role)
+    if mine is None:  # roles outside the policy
+        return 0
+    from pgwarden.probe.rights import held_on
+
+    schema_oid, schema = where
+    groups = [g for g in snap.objects if g.schema == schema_oid and g.kind == kind]
+    if kind == "routine" or not mine.scopes.detailed(schema) or any(g.objects is None for g in groups):
+        return total if privilege in held_on(mine, kind, schema) else 0
+    return sum(1 for g in groups for o in g.objects or () if privilege in held_on(mine, kind, schema, o.name))
 
 
-def _profile(level: str) -> Mapping[str, frozenset[str]]:
-    """The privileges an access level gets, per kind (the plan's profiles); empty for other levels."""
-    return PROFILES.get(level, {})
+def _rights(policy: Policy, snap: Snapshot) -> dict[str, Rights]:
+    """What each access role and each member must hold directly (a member: its inherited groups')."""
+    from pgwarden.probe.rights import Rights, member_rights
+    from pgwarden.scopes import Scopes
+
+    scopes = Scopes.of(policy)
+    version = 160000 if snap.caps.membership_options else 150000
+    out = {a.name: Rights.of(policy, a.name, scopes=scopes) for a in policy.access}
+    out |= {m.name: member_rights(policy, m, version, scopes) for m in policy.members}
+    return out
 
 
 def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> Report:
@@ -172,8 +203,9 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
         rows = _rows(conn, "report_privileges", {**params, "table_privs": list(snap.caps.table_owner_privileges)})
         scope_rows = _rows(conn, "report_scope_privileges", params)
     findings = findings_for(policy, snap, hz, session.plan(snap, secrets))
-    cells = _object_cells(policy, snap, rows, oids, schema_oids)
-    scope = _scope_cells(policy, scope_rows, oids)
+    rights = _rights(policy, snap)
+    cells = _object_cells(policy, snap, rights, rows, oids, schema_oids)
+    scope = _scope_cells(policy, rights, scope_rows, oids)
     # a role outside the policy is a row only when it holds something (in the matrix or on the database)
     holding = {c.role for c in cells if c.held} | {c.role for c in scope if c.held and c.want == "no"}
     holding |= {o for o in (snap.role_name(g.owner) for g in snap.objects if g.schema in schema_oids) if o}
@@ -195,6 +227,25 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
         tuple(c for c in scope if c.role in order),
         build_graph(policy, snap, starts),
         tuple(sorted(r.name for r in snap.roles.values() if r.superuser)),
+        _grants(policy),
+        tuple(
+            {"member": m.name, "groups": [{"role": g.role, "inherit": g.inherit, "set": g.set} for g in m.member_of]}
+            for m in policy.members
+        ),
+    )
+
+
+def _grants(policy: Policy) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {
+            "role": g.role,
+            "profile": g.profile,
+            "schemas": list(g.schemas),
+            "tables": list(g.tables),
+            "except_tables": list(g.except_tables),
+            "except_columns": {t: list(c) for t, c in g.except_columns.items()},
+        }
+        for g in policy.grants()
     )
 
 
@@ -205,6 +256,7 @@ def _who(row: Mapping[str, Any], oids: Mapping[int, tuple[str, str]]) -> tuple[s
 def _object_cells(
     policy: Policy,
     snap: Snapshot,
+    rights: Mapping[str, Rights],
     rows: list[dict[str, Any]],
     oids: Mapping[int, tuple[str, str]],
     schema_oids: Mapping[int, str],
@@ -213,29 +265,33 @@ def _object_cells(
     for r in rows:
         role, level = _who(r, oids)
         total = int(r["total"])
-        expected = _expected(policy, level, r["kind"], r["privilege"], snap.caps.owner_privileges(r["kind"]), total)
+        where = (int(r["schema"]), schema_oids[r["schema"]])
+        expected = _expected(policy, snap, rights, (role, level), where, r["kind"], r["privilege"], total)
         cells.append(
             Cell(role, level, schema_oids[r["schema"]], r["kind"], r["privilege"], int(r["held"]), total, expected)
         )
     return cells
 
 
-def _scope_cells(policy: Policy, rows: list[dict[str, Any]], oids: Mapping[int, tuple[str, str]]) -> list[ScopeCell]:
+def _scope_cells(
+    policy: Policy, rights: Mapping[str, Rights], rows: list[dict[str, Any]], oids: Mapping[int, tuple[str, str]]
+) -> list[ScopeCell]:
     out = []
     for r in rows:
         role, level = _who(r, oids)
-        want = _want(policy, level, r["kind"], r["privilege"])
+        want = _want(policy, rights.get(role), level, r["kind"], r["name"], r["privilege"])
         out.append(ScopeCell(role, level, r["kind"], r["name"], r["privilege"], bool(r["held"]), want))
     return out
 
 
-def _want(policy: Policy, level: str, kind: str, privilege: str) -> Want:
+def _want(policy: Policy, rights: Rights | None, level: str, kind: str, name: str, privilege: str) -> Want:
     """What the policy says of a database or schema privilege (the plan's grants and tolerances)."""
     if level in ("owner", "deploy"):
         return "yes"
     public_db = not policy.hardening.revoke_public_connect and privilege in ("CONNECT", "TEMPORARY")
-    if level in PROFILES:
-        if privilege in _profile(level).get(kind, ()):
+    if rights is not None:
+        held = rights.union(rights.scopes.database if kind == "database" else lambda r: rights.scopes.schema(r, name))
+        if privilege in held:
             return "yes"
         return "either" if (kind == "database" and public_db) else "no"
     if kind == "database":
@@ -248,6 +304,7 @@ def _candidates(policy: Policy, snap: Snapshot, schema_oids: Mapping[int, str]) 
     in the database or its managed schemas, and the members of those, by any path."""
     levels = {policy.owner.name: "owner", **{d: "deploy" for d in policy.owner.deploy_logins}}
     levels |= {a.name: policy.level_of(a.name) or "no grant" for a in policy.access}
+    levels |= {m.name: "member of " + ", ".join(g.role for g in m.member_of) for m in policy.members}
     direct: set[int] = set()
     acls = [g.acl for g in snap.objects if g.schema in schema_oids] + [
         s.acl for s in snap.schemas if s.oid in schema_oids

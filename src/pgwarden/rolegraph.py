@@ -24,7 +24,7 @@ POWERFUL_PREDEFINED = (
 @dataclass(frozen=True)
 class Node:
     name: str
-    kind: str  # owner | readwrite | readonly | deploy | superuser | predefined | other
+    kind: str  # owner | readwrite | readonly | access | group | member | deploy | superuser | predefined | other
     login: bool
     powerful: bool
 
@@ -128,7 +128,7 @@ def build_graph(policy: Policy, snap: Snapshot, starts: Iterable[str]) -> RoleGr
     for e in edges:
         up.setdefault(e.member, []).append(e)
     kinds = {policy.owner.name: "owner", **{d: "deploy" for d in policy.owner.deploy_logins}}
-    kinds |= {a.name: policy.level_of(a.name) or "no grant" for a in policy.access}
+    kinds |= {a.name: _access_kind(policy, a.name) for a in policy.access}
     kinds |= {m.name: "member" for m in policy.members}
     by_name = snap.role_by_name
 
@@ -193,3 +193,12 @@ def _why(path: Sequence[str], target: str, policy: Policy, snap: Snapshot, by_de
     else:
         what = f"{target}: reaches outside the database's privileges"
     return f"{' -> '.join(path)} becomes {what}" + (" (the owner itself)" if owner_up else "")
+
+
+def _access_kind(policy: Policy, role: str) -> str:
+    """group for a role the policy's members belong to (people get its grants through it), else
+    readwrite or readonly for a role with only that profile (version 1's levels), access for any other mix."""
+    if any(ms.role == role for m in policy.members for ms in m.member_of):
+        return "group"
+    level = policy.level_of(role)
+    return level if level in ("readwrite", "readonly") else "access"

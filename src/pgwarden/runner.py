@@ -53,13 +53,41 @@ def resolve_role(policy: Policy, name: str) -> RunAs:
         )
     if name in owner.deploy_logins:
         return RunAs(name, owner.name, password_env_for(name), True)
+    if name in ROLE_WORDS and name not in policy.role_names:
+        name = role_for(policy, name)
     for access in policy.access:
         if access.name == name:
             if not access.login:
                 raise PgwardenError(f"access role {name} cannot log in (login = false in the policy)")
             return RunAs(name, name, access.password_env, False)
+    for member in policy.members:
+        if member.name == name and member.login:
+            return RunAs(name, name, member.password_env, False)
     roles = ", ".join(["owner", *policy.owner.deploy_logins, *(a.name for a in policy.access)])
     raise PgwardenError(f"role {name} is not in the policy", hint=f"--as takes one of: {roles}")
+
+
+#: Words that stand for an access role: runtime and readwrite (the first login whose grants write
+#: rows), readonly (the first login whose grants only read them). A role of that name wins.
+ROLE_WORDS = ("runtime", "readwrite", "readonly")
+
+
+def role_for(policy: Policy, word: str) -> str:
+    """The access role `word` (ROLE_WORDS) stands for, judged by its grants in this database."""
+    from pgwarden.probe.rights import may_write, reads_only
+    from pgwarden.scopes import Scopes
+
+    scopes = Scopes.of(policy)
+    fits = reads_only if word == "readonly" else may_write
+    logins = [a.name for a in policy.access if a.login and a.name in scopes.holders]
+    found = next((r for r in logins if fits(scopes, r)), None)
+    if found is None:
+        what = "only read" if word == "readonly" else "write"
+        raise PgwardenError(
+            f"the policy has no access role that can log in and whose grants {what} rows, to act as `{word}`",
+            hint="name the role itself",
+        )
+    return found
 
 
 def database_url(

@@ -98,8 +98,12 @@ def database_settings(
 
 
 def _access_role(policy: Policy, want: str) -> Any:
+    from pgwarden.runner import ROLE_WORDS, role_for
+
+    if want in ROLE_WORDS and want not in policy.role_names:
+        want = role_for(policy, want)
     for access in policy.access:
-        if access.name == want or (want == "runtime" and policy.level_of(access.name) == "readwrite"):
+        if access.name == want:
             return access
     raise PgwardenError(f"no access role {want!r} in the policy", hint="name a readwrite [[access]] role")
 

@@ -9,8 +9,9 @@ Passwords: the roles' password variables (PGWARDEN_PASSWORD_<ROLE>), as for `pgw
 
 Fixtures:
   pgwarden_database  (session) PgwardenDatabase: name, policy, conninfo(role), url(role), connect(role), env(role)
-  pgwarden_role      the role of this test: "runtime" (first readwrite role) unless @pytest.mark.pgwarden_role(name);
-                     a role is "owner", "runtime", "readwrite"/"readonly" (the first of that level) or a name
+  pgwarden_role      the role of this test: "runtime" unless @pytest.mark.pgwarden_role(name); a role is "owner",
+                     "runtime"/"readwrite" (the first login whose grants write rows), "readonly" (the first
+                     whose grants only read them) or a name
   pgwarden_conn      a psycopg connection (autocommit) acting as pgwarden_role
   pgwarden_url       a SQLAlchemy URL (postgresql+psycopg://, password included) for pgwarden_role
 Marker:
@@ -59,13 +60,6 @@ class PgwardenDatabase:
     def _login(self, role: str) -> tuple[str, str | None, str]:
         from pgwarden.runner import resolve_role
 
-        names = {a.name for a in self.policy.access}
-        if role in ("runtime", "readwrite", "readonly") and role not in names:
-            level = "readwrite" if role == "runtime" else role
-            first = next((a for a in self.policy.access if self.policy.level_of(a.name) == level), None)
-            if first is None:
-                raise PgwardenError(f"the policy has no {level} access role to act as `{role}`")
-            role = first.name
         run_as = resolve_role(self.policy, role)
         password = self.secrets.get(run_as.password_env) if run_as.password_env else None
         return run_as.login, password, run_as.acts_as

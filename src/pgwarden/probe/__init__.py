@@ -8,13 +8,15 @@ Library use (the demo calls it):
 
 Every attempt runs under a SAVEPOINT inside one transaction per role that is always rolled back.
 "Denied" means SQLSTATE 42501 (insufficient privilege, which includes "must be owner"); any other
-error is a failure of the probe. What is tried, on which objects, and who must be allowed is the
-table in `pgwarden.probe.actions`, derived from the privilege profiles.
+error is a failure of the probe. What is tried, on which objects, is the table in
+`pgwarden.probe.actions`; who must be allowed is `Rights` (pgwarden.probe.rights), from the
+policy's grants through `pgwarden.scopes.Scopes`; `subjects(policy)` lists who is acted as.
 """
 
 from pgwarden.probe.actions import ACTIONS, TABLE, Action, expected
 from pgwarden.probe.model import Attempt, Cell, Level, Outcome, ProbeResult
-from pgwarden.probe.run import policy_roles, run_probe
+from pgwarden.probe.rights import Rights
+from pgwarden.probe.run import Subject, policy_roles, run_probe, subjects
 from pgwarden.probe.targets import DEFAULT_MAX_OBJECTS, Target, Targets, read_targets
 
 __all__ = [
@@ -27,10 +29,13 @@ __all__ = [
     "Level",
     "Outcome",
     "ProbeResult",
+    "Rights",
+    "Subject",
     "Target",
     "Targets",
     "expected",
     "policy_roles",
     "read_targets",
     "run_probe",
+    "subjects",
 ]

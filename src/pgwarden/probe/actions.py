@@ -56,6 +56,12 @@ def _select(t: Target, tag: str) -> sql.Composed:
     return sql.SQL("SELECT 1 FROM {} WHERE false").format(_ident(t))
 
 
+def _select_column(t: Target, tag: str) -> sql.Composed | None:
+    if t.col is None:
+        return None
+    return sql.SQL("SELECT {} FROM {} WHERE false").format(sql.Identifier(t.col), _ident(t))
+
+
 _TABLE = "has_table_privilege"
 _SEQUENCE = "has_sequence_privilege"
 
@@ -126,6 +132,8 @@ TABLE: tuple[Action, ...] = (
         lambda t, tag: sql.SQL("DELETE FROM {} WHERE false").format(_ident(t)),
         _TABLE,
     ),
+    # each column of a table whose grants exclude columns, alone: the excluded ones must be denied
+    Action("select", "columns", "table", "SELECT", _select_column),
     Action("select", "readables", "table", "SELECT", _select, _TABLE),
     Action(
         "sequence-select",
@@ -143,6 +151,8 @@ TABLE: tuple[Action, ...] = (
 #: Action names in display order.
 ACTIONS: tuple[str, ...] = tuple(dict.fromkeys(a.name for a in TABLE))
 _BY_NAME: Mapping[str, Action] = {a.name: a for a in reversed(TABLE)}
+#: The row of each action name (the first, for a name tried on several target groups).
+BY_NAME = _BY_NAME
 #: Target groups with one target per object, bounded by --max-objects (beyond it: the inquiry).
 BOUNDED = frozenset({"tables", "readables", "sequences", "functions"})
 
@@ -158,7 +168,8 @@ def _profile(level: str, kind: str) -> frozenset[str]:
 
 
 def expected(policy: Policy, level: str, action: str) -> bool:
-    """Whether the policy says a role of `level` may do `action`."""
+    """Whether a version 1 role of `level` may do `action` on every object (the profile's word).
+    Probe itself asks `Rights.allows` (pgwarden.probe.rights), which knows scopes and exceptions."""
     if level == "owner":
         return True
     row = _BY_NAME[action]

@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pgwarden.probe.actions import ACTIONS
 
 Outcome = Literal["allowed", "denied", "error", "skipped"]
+#: The level words of version 1; version 2 roles show `policy.level_of` ("readwrite+append"), members
+#: "member of GROUP", and a member after SET ROLE "set role GROUP".
 Level = Literal["owner", "readwrite", "readonly"]
 
 
@@ -25,6 +27,12 @@ class Attempt:
     sqlstate: str | None = None
     message: str | None = None
     count: int = 1  # inquiries that agree with the policy are summed up in one record
+    acting_as: str | None = None  # the group a member has SET ROLE to (None: acting as itself)
+
+    @property
+    def who(self) -> str:
+        """The role as people read it: `alice`, or `alice (SET ROLE analysts)`."""
+        return self.role if self.acting_as is None else f"{self.role} (SET ROLE {self.acting_as})"
 
     @property
     def ok(self) -> bool:
@@ -45,6 +53,7 @@ class Attempt:
             "sqlstate": self.sqlstate,
             "message": self.message,
             "count": self.count,
+            "acting_as": self.acting_as,
         }
 
 
@@ -89,13 +98,21 @@ class ProbeResult:
         return not self.failures
 
     def roles(self) -> list[tuple[str, str]]:
+        """(role, level) of each identity probed; a member after SET ROLE has a level of its own."""
         return list(dict.fromkeys((a.role, a.level) for a in self.attempts))
+
+    def actions(self) -> tuple[str, ...]:
+        """The table's actions, then any other this result has (set-role), in display order."""
+        return tuple(dict.fromkeys((*ACTIONS, *(a.action for a in self.attempts))))
 
     def matrix(self) -> list[Cell]:
         cells: list[Cell] = []
+        by_identity: dict[tuple[str, str, str], list[Attempt]] = {}
+        for a in self.attempts:
+            by_identity.setdefault((a.role, a.level, a.action), []).append(a)
         for role, level in self.roles():
-            for action in ACTIONS:
-                rows = [a for a in self.attempts if a.role == role and a.action == action]
+            for action in self.actions():
+                rows = by_identity.get((role, level, action), [])
                 if not rows:
                     continue
                 outcomes = {a.outcome for a in rows}

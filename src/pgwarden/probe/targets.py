@@ -17,7 +17,7 @@ DEFAULT_MAX_OBJECTS = 200
 
 @dataclass(frozen=True)
 class Target:
-    what: str  # relation | function | schema | database
+    what: str  # relation | function | schema | database | column (name: the table, col: the column)
     schema: str
     name: str
     oid: int
@@ -30,6 +30,8 @@ class Target:
         if self.what in ("schema", "database"):
             return f"{self.what} {self.name}"
         base = display_name(self.schema, self.name)
+        if self.what == "column":
+            return f"{base} (column {self.col})"
         return f"{base}({', '.join(self.argtypes)})" if self.what == "function" else base
 
 
@@ -43,6 +45,8 @@ class Targets:
     max_objects: int = DEFAULT_MAX_OBJECTS
     notes: tuple[str, ...] = field(default=())
     database: str = ""
+    named: frozenset[tuple[str, str]] = frozenset()  # tables a grant names: DDL is tried on each too
+    columns: tuple[Target, ...] = ()  # each column of the tables whose grants exclude columns
 
     def of(self, group: str) -> Sequence[Target]:
         """The targets of one group an action names (see actions.Action.on)."""
@@ -51,9 +55,13 @@ class Targets:
         if group == "database":
             return [Target("database", "", self.database, 0, "", None)]
         if group == "first-tables":
-            # DDL on one table per schema: enough to prove ownership, and each takes an exclusive lock.
+            # DDL on one table per schema (enough to prove ownership, and each takes an exclusive
+            # lock) and on every table a grant names: its scope differs from its schema's.
             firsts = {tb.schema: tb for tb in reversed(self.tables)}
-            return [firsts[s] for s in self.schemas if s in firsts]
+            chosen = [firsts[s] for s in self.schemas if s in firsts]
+            return chosen + [t for t in self.tables if (t.schema, t.name) in self.named and t not in chosen]
+        if group == "columns":
+            return self.columns
         groups: dict[str, Sequence[Target]] = {
             "tables": self.tables,
             "readables": self.readables,
@@ -63,17 +71,26 @@ class Targets:
         return groups[group]
 
 
-def _targets_sql() -> str:
-    return resources.files("pgwarden.queries").joinpath("probe_targets.sql").read_text(encoding="utf-8")
+def _targets_sql(name: str) -> str:
+    return resources.files("pgwarden.queries").joinpath(name).read_text(encoding="utf-8")
 
 
 def read_targets(
-    conn: psycopg.Connection[Any], schemas: Sequence[str], max_objects: int, database: str = ""
+    conn: psycopg.Connection[Any],
+    schemas: Sequence[str],
+    max_objects: int,
+    database: str = "",
+    named: Sequence[tuple[str, str]] = (),
+    column_tables: Sequence[tuple[str, str]] = (),
 ) -> Targets:
+    """The managed schemas' objects; `named`: tables a grant names, `column_tables`: tables whose
+    grants exclude columns (their columns become targets of their own)."""
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(_targets_sql(), {"schemas": list(schemas)}).fetchall()
+        rows = cur.execute(_targets_sql("probe_targets.sql"), {"schemas": list(schemas)}).fetchall()
+        wanted = {"schemas": [s for s, _ in column_tables], "tables": [t for _, t in column_tables]}
+        cols = cur.execute(_targets_sql("probe_columns.sql"), wanted).fetchall() if column_tables else []
     found = [
         Target(r["what"], r["schema"], r["name"], int(r["oid"]), r["subkind"], r["col"], tuple(r["argtypes"] or ()))
         for r in rows
@@ -88,4 +105,6 @@ def read_targets(
         max_objects,
         tuple(f"schema {s} has no table, sequence or function to probe" for s in schemas if s not in existing),
         database,
+        frozenset(named),
+        tuple(Target("column", r["schema"], r["name"], int(r["oid"]), "r", r["col"]) for r in cols),
     )

@@ -14,6 +14,9 @@ _FILL = {
     "predefined": "#e1bee7",
     "readwrite": "#c8e6c9",
     "readonly": "#dcedc8",
+    "access": "#dcedc8",
+    "group": "#fff9c4",
+    "member": "#f5f5f5",
     "deploy": "#bbdefb",
     "other": "#eeeeee",
 }

@@ -5,7 +5,15 @@ from __future__ import annotations
 import html
 
 from pgwarden.render.graph import to_svg
-from pgwarden.render.report import EMPTY_MATRIX, columns, grouped, scope_by_role, scope_columns
+from pgwarden.render.report import (
+    EMPTY_MATRIX,
+    columns,
+    grant_lines,
+    grouped,
+    member_lines,
+    scope_by_role,
+    scope_columns,
+)
 from pgwarden.report import Report, ScopeCell
 
 _CSS = """
@@ -181,8 +189,16 @@ show what it wants ({n} deviation(s)).</p>
             "None: objects get PostgreSQL's built-in defaults.",
         )
     }
+<h2>Grants by scope</h2>{_list("grants", grant_lines(report), "The policy grants nothing in this database.")}
+<h2>Members</h2>{_list("members", member_lines(report), "The policy declares no members.")}
 <h2>Memberships</h2>{
         _table("memberships", ["member", "role", "direct", "admin"], members, "None involving the policy's roles.")
     }
 </body></html>
 """
+
+
+def _list(ident: str, items: list[str], empty: str) -> str:
+    if not items:
+        return f'<p class="empty">{html.escape(empty)}</p>'
+    return f'<ul id="{ident}">' + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"

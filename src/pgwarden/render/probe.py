@@ -8,7 +8,7 @@ from xml.etree import ElementTree as ET
 
 from rich.text import Text
 
-from pgwarden.probe import ACTIONS, Attempt, ProbeResult
+from pgwarden.probe import Attempt, ProbeResult
 from pgwarden.render.envelope import document, envelope
 from pgwarden.render.style import BAD_STYLE, HEAD_STYLE, OK_STYLE, aligned, emit, join
 
@@ -28,15 +28,15 @@ def _why(a: Attempt) -> str:
 def probe_styled(result: ProbeResult) -> Text:
     """The matrix: one row per action, one column per role; `allowed`/`denied`, `!` when unexpected."""
     roles = result.roles()
-    cells = {(c.role, c.action): c for c in result.matrix()}
+    cells = {(c.role, c.level, c.action): c for c in result.matrix()}
     rows: list[list[Text | str]] = [[Text("action", style=HEAD_STYLE)]]
     rows[0] += [Text(f"{r} ({lvl})", style=HEAD_STYLE) for r, lvl in roles]
-    for action in ACTIONS:
-        if not any((r, action) in cells for r, _ in roles):
+    for action in result.actions():
+        if not any((r, lvl, action) in cells for r, lvl in roles):
             continue
         row: list[Text | str] = [action]
-        for r, _ in roles:
-            c = cells.get((r, action))
+        for r, lvl in roles:
+            c = cells.get((r, lvl, action))
             if c is None:
                 row.append(Text("-", style="dim"))
             elif c.ok:
@@ -48,7 +48,7 @@ def probe_styled(result: ProbeResult) -> Text:
     for a in result.failures:
         lines.append(
             Text(
-                f"UNEXPECTED {a.role} {a.action} {a.object}: {a.outcome}, expected "
+                f"UNEXPECTED {a.who} {a.action} {a.object}: {a.outcome}, expected "
                 f"{'allowed' if a.expected else 'denied'}{_why(a)}",
                 style=BAD_STYLE,
             )
@@ -78,7 +78,7 @@ def probe_junit(result: ProbeResult | Sequence[ProbeResult]) -> str:
     )
     for res in results:
         for role, level in res.roles():
-            rows = [a for a in res.attempts if a.role == role]
+            rows = [a for a in res.attempts if a.role == role and a.level == level]
             suite = ET.SubElement(
                 root,
                 "testsuite",
@@ -90,7 +90,7 @@ def probe_junit(result: ProbeResult | Sequence[ProbeResult]) -> str:
             )
             for a in rows:
                 case = ET.SubElement(
-                    suite, "testcase", classname=f"pgwarden.probe.{role}", name=f"{a.action} {a.object}"
+                    suite, "testcase", classname=f"pgwarden.probe.{a.who}", name=f"{a.action} {a.object}"
                 )
                 if not a.ok:
                     failure = ET.SubElement(

@@ -151,6 +151,39 @@ def _verdicts(report: Report) -> list[Text | str]:
     return out
 
 
+def grant_lines(report: Report) -> list[str]:
+    """Each grant of the policy as a sentence: `analysts: readonly on schemas app, except columns
+    app.customers (email)`; then each member under its groups."""
+    out = []
+    for g in report.grants:
+        scope = []
+        if g["schemas"]:
+            scope.append("schema(s) " + ", ".join(g["schemas"]))
+        if g["tables"]:
+            scope.append("table(s) " + ", ".join(g["tables"]))
+        text = f"{g['role']}: {g['profile']} on {' and '.join(scope)}"
+        if g["except_tables"]:
+            text += ", except table(s) " + ", ".join(g["except_tables"])
+        if g["except_columns"]:
+            cols = "; ".join(f"{t} ({', '.join(c)})" for t, c in g["except_columns"].items())
+            text += ", except column(s) " + cols
+        out.append(text)
+    return out
+
+
+def member_lines(report: Report) -> list[str]:
+    out = []
+    for m in report.members:
+        groups = []
+        for g in m["groups"]:
+            how = [] if g["inherit"] else ["SET ROLE first" if g["set"] else "neither inherits nor may SET ROLE"]
+            if g["inherit"] and not g["set"]:
+                how.append("may not SET ROLE")
+            groups.append(g["role"] + (f" ({', '.join(how)})" if how else ""))
+        out.append(f"{m['member']} gets the rights of {', '.join(groups)}")
+    return out
+
+
 def _section(title: str) -> list[Text | str]:
     return ["", Text(title, style="bold underline")]
 
@@ -181,6 +214,11 @@ def report_styled(report: Report) -> Text:
             lines += [Text(f"    {part}", style="dim") for part in textwrap.wrap(f"({d['note']})", WIDTH - 4)]
     if not report.default_privileges:
         lines.append("  (none: objects get PostgreSQL's built-in defaults)")
+    lines += _section("grants (the policy's, by scope)")
+    lines += [f"  {g}" for g in grant_lines(report)] or ["  (none)"]
+    if report.members:
+        lines += _section("members (people and services: their rights come from groups only)")
+        lines += [f"  {m}" for m in member_lines(report)]
     lines += _section("memberships")
     for m in report.memberships:
         lines.append(

@@ -119,12 +119,17 @@ def check_security_definer(policy: Policy, snap: Snapshot, hz: HazardData) -> It
 
 
 def check_definer_readonly(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
-    """Readonly roles get EXECUTE on the managed schemas' routines (queries and views call them); a
-    SECURITY DEFINER routine runs with its owner's rights, so through it a readonly role may write."""
+    """Roles that may not write (no INSERT, UPDATE, DELETE or TRUNCATE on any table, by their grants)
+    get EXECUTE on the managed schemas' routines (queries and views call them); a SECURITY DEFINER
+    routine runs with its owner's rights, so through it such a role may write."""
+    from pgwarden.probe.rights import may_write
+    from pgwarden.scopes import Scopes
+
+    scopes = Scopes.of(policy)
     readonly = {
-        snap.role_by_name[a.name].oid: a.name
-        for a in policy.access
-        if policy.level_of(a.name) == "readonly" and a.name in snap.role_by_name
+        snap.role_by_name[role].oid: role
+        for role in scopes.holders
+        if not may_write(scopes, role) and role in snap.role_by_name
     }
     for row in hz.functions:
         runners = [readonly[o] for o in row["executable_by"] if o in readonly and o != row["owner"]]

@@ -1,0 +1,146 @@
+"""What each identity probe acts as must be allowed to do, from the policy's Scopes (pure)."""
+
+# An access role holds its own grants; a member (a person) holds the grants of the groups it
+# inherits from, and after `SET ROLE group` exactly that group's; the owner may do everything.
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pgwarden.policy import Policy
+from pgwarden.scopes import Scopes
+
+if TYPE_CHECKING:
+    from pgwarden.policy import MemberSpec
+    from pgwarden.probe.actions import Action
+    from pgwarden.probe.targets import Target
+
+_NOTHING: frozenset[str] = frozenset()
+#: Privileges a statement naming no column (`SELECT 1 FROM t`, `INSERT ... SELECT`) needs on the
+#: table or on any one column: PostgreSQL accepts either (ACLMASK_ANY in ExecCheckPermissions).
+_ANY_COLUMN = frozenset({"SELECT", "INSERT"})
+
+
+@dataclass(frozen=True)
+class Rights:
+    """The grants of `holders` in one database (union), or everything for the owner."""
+
+    scopes: Scopes
+    holders: tuple[str, ...]
+    owner: bool = False
+    public: bool = False  # PUBLIC keeps CONNECT and TEMPORARY (the hardening is switched off)
+
+    @classmethod
+    def of(cls, policy: Policy, *holders: str, owner: bool = False, scopes: Scopes | None = None) -> Rights:
+        return cls(scopes or Scopes.of(policy), holders, owner, not policy.hardening.revoke_public_connect)
+
+    def union(self, each: Callable[[str], frozenset[str]]) -> frozenset[str]:
+        out = _NOTHING
+        for role in self.holders:
+            out |= each(role)
+        return out
+
+    def table(self, schema: str, name: str) -> frozenset[str]:
+        """Held on the whole table (or view)."""
+        return self.union(lambda r: self.scopes.objects(r, "table", schema, name))
+
+    def column(self, schema: str, table: str, column: str) -> frozenset[str]:
+        """Held on one column: the table's privileges and the column-level ones."""
+        return self.table(schema, table) | self.union(lambda r: self.scopes.on_column(r, schema, table, column))
+
+    def on_some_column(self, schema: str, table: str) -> frozenset[str]:
+        """Column-level privileges held on at least one column of a table with excluded columns."""
+        out = _NOTHING
+        for role in self.holders:
+            rule = self.scopes.columns(role, schema, table)
+            if rule is not None:
+                out |= rule.columns.union(*rule.by_column.values())
+        return out
+
+    def allows(self, action: Action, target: Target | None, *, inquiry: bool = False) -> bool:
+        """Whether the policy says this identity may do `action` on `target` (None: the database).
+        `inquiry`: the server's has_*_privilege function is asked, which sees table-level grants only."""
+        if self.owner:
+            return True
+        if action.from_public:
+            return self.public
+        privilege = action.privilege
+        if privilege is None:  # only ownership allows it
+            return False
+        if action.kind == "database":
+            held = self.union(self.scopes.database)
+            return privilege in held or (self.public and privilege == "CONNECT")
+        if target is None:
+            return False
+        if action.kind == "schema":
+            return privilege in self.union(lambda r: self.scopes.schema(r, target.name))
+        if action.kind == "routine":
+            return privilege in self.union(lambda r: self.scopes.objects(r, "routine", target.schema))
+        if action.kind == "sequence":
+            return privilege in self.union(lambda r: self.scopes.objects(r, "sequence", target.schema, target.name))
+        if target.what == "column" and target.col is not None:
+            return privilege in self.column(target.schema, target.name, target.col)
+        if privilege in self.table(target.schema, target.name):
+            return True
+        if inquiry:
+            return False
+        if privilege in _ANY_COLUMN and privilege in self.on_some_column(target.schema, target.name):
+            return True
+        # UPDATE ... SET col: the column's privilege is enough
+        return (
+            privilege == "UPDATE"
+            and target.col is not None
+            and privilege in self.column(target.schema, target.name, target.col)
+        )
+
+
+def inherits(member: MemberSpec, group: str, version: int) -> bool:
+    """Whether `member` holds `group`'s privileges without SET ROLE. PostgreSQL 16+: the membership's
+    INHERIT option; 14-15 have only the role's INHERIT attribute, which pgwarden sets unless every
+    membership of the member says `inherit = false`."""
+    if version >= 160000:
+        return any(m.role == group and m.inherit for m in member.member_of)
+    return any(m.inherit for m in member.member_of) and any(m.role == group for m in member.member_of)
+
+
+def may_set(member: MemberSpec, group: str, version: int) -> bool:
+    """Whether `member` may `SET ROLE group`: 16+'s SET option; before 16 every member may."""
+    return version < 160000 or any(m.role == group and m.set for m in member.member_of)
+
+
+def named_tables(policy: Policy) -> tuple[tuple[str, str], ...]:
+    """(schema, table) of every table a grant names (tables, except_tables, except_columns)."""
+    names: Iterable[str] = (n for g in policy.grants() for n in (*g.tables, *g.except_tables, *g.except_columns))
+    return tuple(tuple(n.partition(".")[::2]) for n in dict.fromkeys(names))  # type: ignore[misc]
+
+
+#: What "writing" means for a role: changing rows of some table.
+WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "TRUNCATE"})
+
+
+def may_write(scopes: Scopes, role: str) -> bool:
+    """Whether any grant of `role` lets it change rows of some table of the database."""
+    return bool(scopes.anywhere(role, "table") & WRITES)
+
+
+def reads_only(scopes: Scopes, role: str) -> bool:
+    """Whether `role` holds grants that read tables and none that write them."""
+    held = scopes.anywhere(role, "table")
+    return "SELECT" in held and not held & WRITES
+
+
+def held_on(rights: Rights, kind_name: str, schema: str, name: str | None = None) -> frozenset[str]:
+    """What `rights` holds on an object of `kind_name` (table-level; routines by schema)."""
+    if rights.owner:
+        raise ValueError("the owner holds everything: ask the catalogs")
+    if kind_name == "routine":
+        name = None
+    return rights.union(lambda r: rights.scopes.objects(r, kind_name, schema, name))
+
+
+def member_rights(policy: Policy, member: MemberSpec, version: int, scopes: Scopes | None = None) -> Rights:
+    """What a member holds without SET ROLE: the grants of the groups it inherits from."""
+    held = [m.role for m in member.member_of if inherits(member, m.role, version)]
+    return Rights.of(policy, *held, scopes=scopes)
