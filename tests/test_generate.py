@@ -207,11 +207,6 @@ def test_a_hardened_database_gives_the_hardening_switches_on(
     assert plan.exit_code == 0, str(plan)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: probe derives expectations from one level per role (probe/actions.expected), "
-    "not from the version 2 scopes: `readwrite+readonly` and custom profiles expect every action denied",
-)
 def test_probe_passes_right_after_init(handmade: Handmade, tmp_path: Path) -> None:
     path = tmp_path / "policy.toml"
     _init(handmade, path)

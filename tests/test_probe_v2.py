@@ -90,36 +90,7 @@ def team(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_c
             deploy.execute(statement)
     result = t.cli("apply", "--yes")  # the column grants of app.customers
     assert result.exit_code == 0, str(result)
-    _members_by_hand_until_h20(t)
     return t
-
-
-def _members_by_hand_until_h20(t: Team) -> None:
-    """TEMPORARY (delete once branch h20, which creates members and memberships, is merged): make
-    the members of the policy that `apply` did not create, as the policy declares them. Once apply
-    creates them this does nothing."""
-    from pgwarden.policy import load_policy
-
-    policy = load_policy(t.path)
-    with t.admin_db() as db:
-        for member in policy.members:
-            if db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (member.name,)).fetchone():
-                continue
-            example = next(k for k, v in t.names.items() if v == member.name) if member.name in t.names.values() else ""
-            inherit = sql.SQL("INHERIT" if any(m.inherit for m in member.member_of) else "NOINHERIT")
-            password = t.passwords.get(example) or t.passwords.get(member.name, "")
-            db.execute(
-                sql.SQL("CREATE ROLE {} LOGIN {} PASSWORD {}").format(
-                    sql.Identifier(member.name), inherit, sql.Literal(password)
-                )
-            )
-            for m in member.member_of:
-                grant = sql.SQL("GRANT {} TO {}").format(sql.Identifier(m.role), sql.Identifier(member.name))
-                if db.info.server_version >= 160000:
-                    grant = sql.SQL("{} WITH INHERIT {}, SET {}").format(
-                        grant, sql.SQL(str(m.inherit).upper()), sql.SQL(str(m.set).upper())
-                    )
-                db.execute(grant)
 
 
 def outcomes(data: dict[str, Any], role: str, acting_as: str | None = None) -> dict[tuple[str, str], str]:
@@ -239,7 +210,6 @@ def test_a_member_without_inherit_must_set_role_to_its_group(
             f'member_of = [{{ role = "{team["analysts"]}", inherit = false, set = true }}]\n'
         )
     assert team.cli("apply", "--yes").exit_code == 0
-    _members_by_hand_until_h20(team)
     code, data, _ = team.probe()
     assert code == 0, failures(data)
     # logged in she would first need CONNECT, which only the group she does not inherit holds

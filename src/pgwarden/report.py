@@ -164,7 +164,12 @@ def _expected(
     groups = [g for g in snap.objects if g.schema == schema_oid and g.kind == kind]
     if kind == "routine" or not mine.scopes.detailed(schema) or any(g.objects is None for g in groups):
         return total if privilege in held_on(mine, kind, schema) else 0
-    return sum(1 for g in groups for o in g.objects or () if privilege in held_on(mine, kind, schema, o.name))
+    return sum(
+        1
+        for g in groups
+        for o in g.objects or ()
+        if privilege in held_on(mine, kind, schema, o.name, o.args if kind == "sequence" else None)
+    )
 
 
 def _rights(policy: Policy, snap: Snapshot) -> dict[str, Rights]:

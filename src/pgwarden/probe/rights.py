@@ -79,7 +79,9 @@ class Rights:
         if action.kind == "routine":
             return privilege in self.union(lambda r: self.scopes.objects(r, "routine", target.schema))
         if action.kind == "sequence":
-            return privilege in self.union(lambda r: self.scopes.objects(r, "sequence", target.schema, target.name))
+            return privilege in self.union(
+                lambda r: self.scopes.objects(r, "sequence", target.schema, target.name, target.owned_by)
+            )
         if target.what == "column" and target.col is not None:
             return privilege in self.column(target.schema, target.name, target.col)
         if privilege in self.table(target.schema, target.name):
@@ -131,13 +133,16 @@ def reads_only(scopes: Scopes, role: str) -> bool:
     return "SELECT" in held and not held & WRITES
 
 
-def held_on(rights: Rights, kind_name: str, schema: str, name: str | None = None) -> frozenset[str]:
-    """What `rights` holds on an object of `kind_name` (table-level; routines by schema)."""
+def held_on(
+    rights: Rights, kind_name: str, schema: str, name: str | None = None, table: str | None = None
+) -> frozenset[str]:
+    """What `rights` holds on an object of `kind_name` (table-level; routines by schema; a
+    sequence's `table` when it belongs to one)."""
     if rights.owner:
         raise ValueError("the owner holds everything: ask the catalogs")
     if kind_name == "routine":
         name = None
-    return rights.union(lambda r: rights.scopes.objects(r, kind_name, schema, name))
+    return rights.union(lambda r: rights.scopes.objects(r, kind_name, schema, name, table))
 
 
 def member_rights(policy: Policy, member: MemberSpec, version: int, scopes: Scopes | None = None) -> Rights:

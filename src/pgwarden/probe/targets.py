@@ -24,6 +24,7 @@ class Target:
     subkind: str  # relkind or prokind
     col: str | None
     argtypes: tuple[str, ...] = ()
+    owned_by: str | None = None  # a sequence's table (serial, identity)
 
     @property
     def label(self) -> str:
@@ -92,7 +93,16 @@ def read_targets(
         wanted = {"schemas": [s for s, _ in column_tables], "tables": [t for _, t in column_tables]}
         cols = cur.execute(_targets_sql("probe_columns.sql"), wanted).fetchall() if column_tables else []
     found = [
-        Target(r["what"], r["schema"], r["name"], int(r["oid"]), r["subkind"], r["col"], tuple(r["argtypes"] or ()))
+        Target(
+            r["what"],
+            r["schema"],
+            r["name"],
+            int(r["oid"]),
+            r["subkind"],
+            r["col"],
+            tuple(r["argtypes"] or ()),
+            r["owned_by"],
+        )
         for r in rows
     ]
     existing = {r["schema"] for r in rows}
