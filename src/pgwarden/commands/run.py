@@ -110,8 +110,9 @@ with -d; to migrate many, run pgwarden run once per database.""",
     "as_role",
     default="owner",
     show_default=True,
-    metavar="owner|ROLE",
-    help="The policy role to run as: owner, a deploy login, or an access role.",
+    metavar="owner|runtime|readonly|ROLE",
+    help="The policy role to run as: owner, runtime/readwrite (the first login whose grants write rows), "
+    "readonly (the first whose grants only read), or a role's name (a deploy login, an access role, a member).",
 )
 @click.option("--no-check", is_flag=True, help="Do not inspect the database after the command.")
 @format_option("text", "json")
