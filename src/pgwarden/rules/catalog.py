@@ -227,6 +227,8 @@ DRIFT_SEVERITY: dict[str, Severity] = {
     "role-setting": "high",
     # the guard was dropped, disabled or changed behind pgwarden's back
     "guard": "high",
+    # a retired role still exists (its objects, grants and logins with it)
+    "retire-role": "medium",
 }
 DRIFT_CATALOG: tuple[Rule, ...] = tuple(
     Rule(
