@@ -300,3 +300,94 @@ def test_objects_drop_drops_them_and_terminate_ends_its_sessions(
         "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", [owned_db]
     ).fetchone()
     assert row == (c.owner,)
+
+
+def test_a_database_the_admin_cannot_enter_blocks_the_retirement_and_apply_changes_nothing(
+    cluster: Cluster, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    c = cluster
+    r = pg_cleanup.role(unique_name("locked"))
+    closed = pg_cleanup.database(unique_name("closed"))
+    _retiree(c, admin_conn, r)
+    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(_ident(closed)))
+    for db in (c.db2, closed):
+        c.run(db, "CREATE TABLE public.t (id int)", sql.SQL("ALTER TABLE public.t OWNER TO {}").format(_ident(r)))
+    admin_conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(_ident(closed)))
+    roles = [c.owner, c.app, c.bystander, r]
+    before = fingerprint(c.admin_dsn, [c.db1, c.db2], roles)
+    c.write(json.dumps(r))
+
+    plan = c.cli("plan", "--format", "json")
+    assert plan.exit_code == 0, str(plan)
+    (retirement,) = plan.json()["retired"]
+    assert retirement["blocked"] and any(closed in b and "datallowconn" in b for b in retirement["blockers"])
+    text = c.cli("plan").stdout
+    assert f"blocked: database {closed} does not allow connections" in text, text
+
+    refused = c.cli("apply", "--yes")
+    assert refused.exit_code == 2, str(refused)
+    lines = refused.stderr.strip().splitlines()
+    assert lines[0].startswith("error: retired role") and closed in lines[0] and "nothing was changed" in lines[0]
+    assert lines[1].startswith("hint: ") and len(lines) == 2
+    assert c.exists(r) and fingerprint(c.admin_dsn, [c.db1, c.db2], roles) == before
+
+    skipped = c.cli("apply", "--yes", "--skip-unprivileged")
+    assert skipped.exit_code == 0, str(skipped)
+    assert f"retired role {r} was left as it is" in skipped.stderr + skipped.stdout
+    assert c.exists(r) and fingerprint(c.admin_dsn, [c.db1, c.db2], roles) == before
+
+
+def test_pgwarden_never_retires_the_bootstrap_superuser_a_superuser_or_a_system_role(
+    cluster: Cluster, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    c = cluster
+    boss = pg_cleanup.role(unique_name("boss"))
+    _retiree(c, admin_conn, boss, "SUPERUSER")
+    bootstrap = admin_conn.execute("SELECT rolname FROM pg_roles WHERE oid = 10").fetchone()
+    assert bootstrap is not None
+    cases = {bootstrap[0]: "bootstrap superuser", boss: "is a superuser", "pg_monitor": "reserved by PostgreSQL"}
+    for name, why in cases.items():
+        c.write(json.dumps(name))
+        for command in (("plan",), ("apply", "--yes"), ("check",)):
+            result = c.cli(*command)
+            lines = result.stderr.strip().splitlines()
+            assert result.exit_code == 2 and len(lines) == 2, (command, str(result))
+            assert lines[0].startswith("error: ") and why in lines[0] and lines[1].startswith("hint: "), str(result)
+        assert c.exists(name)
+    # the hint's statement runs, and then the role can be retired
+    c.write(json.dumps(boss))
+    hint = c.cli("plan").stderr.splitlines()[1]
+    statement = hint.split("run ", 1)[1].split(" as a superuser")[0]
+    admin_conn.execute(statement)
+    assert c.cli("apply", "--yes").exit_code == 0 and not c.exists(boss)
+
+
+@pytest.mark.minversion(16)
+def test_memberships_the_retired_role_granted_are_kept_16(
+    cluster: Cluster, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    c = cluster
+    r, group, member = (pg_cleanup.role(unique_name(n)) for n in ("lead", "team", "person"))
+    _retiree(c, admin_conn, r, "CREATEROLE")
+    for name in (group, member):
+        admin_conn.execute(sql.SQL("CREATE ROLE {}").format(_ident(name)))
+    admin_conn.execute(sql.SQL("GRANT {} TO {} WITH ADMIN TRUE").format(_ident(group), _ident(r)))
+    admin_conn.execute(sql.SQL("SET ROLE {}").format(_ident(r)))
+    admin_conn.execute(sql.SQL("GRANT {} TO {} WITH INHERIT FALSE, SET TRUE").format(_ident(group), _ident(member)))
+    admin_conn.execute("RESET ROLE")
+    membership = (
+        "SELECT m.admin_option, m.inherit_option, m.set_option FROM pg_auth_members m "
+        "WHERE m.roleid = %s::regrole AND m.member = %s::regrole"
+    )
+    quoted = [_ident(group).as_string(None), _ident(member).as_string(None)]
+    assert admin_conn.execute(membership, quoted).fetchall() == [(False, False, True)]
+    c.write(json.dumps(r))
+    # the hazard is real: as things are, the server refuses to drop it
+    with pytest.raises(psycopg.errors.DependentObjectsStillExist):
+        admin_conn.execute(sql.SQL("DROP ROLE {}").format(_ident(r)))
+    plan = c.cli("plan")
+    assert f"memberships it granted, granted again by the admin: {member} in {group}" in plan.stdout, str(plan)
+    applied = c.cli("apply", "--yes")
+    assert applied.exit_code == 0, str(applied)
+    assert not c.exists(r)
+    assert admin_conn.execute(membership, quoted).fetchall() == [(False, False, True)]  # kept, options and all

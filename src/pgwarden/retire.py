@@ -148,8 +148,8 @@ class Retiring:
             done = self._databases(r, emit, result, done, total)
             for step in r.after:
                 self._execute(admin, step, result)
+                self.kept.append(f"role {r.role} was dropped")
                 emit("step", step, done + 1, total)
-            self.kept.append(f"role {r.role} was dropped")
         except (psycopg.Error, PgwardenError) as exc:
             failed = result.failed
             result.failed = None
