@@ -391,3 +391,64 @@ def test_memberships_the_retired_role_granted_are_kept_16(
     assert applied.exit_code == 0, str(applied)
     assert not c.exists(r)
     assert admin_conn.execute(membership, quoted).fetchall() == [(False, False, True)]  # kept, options and all
+
+
+def _owner_of(c: Cluster, db: str, table: str) -> str:
+    with psycopg.connect(db_conninfo(c.admin_dsn, db), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = %s::regclass", [table]
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_an_interrupted_retirement_says_what_was_kept_and_the_next_apply_finishes_it(
+    cluster: Cluster, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    from pgwarden.apply import ApplyInterrupted, apply
+    from pgwarden.plan import Phase, Step
+    from pgwarden.policy import load_policy
+    from pgwarden.session import Session
+
+    c = cluster
+    r = pg_cleanup.role(unique_name("halfway"))
+    extra = pg_cleanup.database(unique_name("extra"))
+    _retiree(c, admin_conn, r, "LOGIN")
+    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(_ident(extra)))
+    for db in (c.db2, extra):
+        c.run(db, "CREATE TABLE public.t (id int)", sql.SQL("ALTER TABLE public.t OWNER TO {}").format(_ident(r)))
+    c.write(f'{{ name = "{r}", terminate = true }}')
+    seen: list[str] = []
+
+    def interrupt(event: str, step: Step | None, done: int, total: int) -> None:
+        if step is not None and step.phase == Phase.RETIRE:
+            seen.append(step.change)
+            if step.change == "drop-owned" and seen.count("drop-owned") == 2:  # the second database, uncommitted
+                raise KeyboardInterrupt
+
+    with Session.open(c.admin_dsn, load_policy(c.path)) as session, pytest.raises(ApplyInterrupted) as info:
+        apply(session, on_event=interrupt)
+    message = str(info.value)
+    assert info.value.exit_code == 130 and f"interrupted while retiring role {r}" in message, message
+    assert "kept: " in message and "nologin, terminate" in message and "apply` again" in str(info.value.hint)
+    # as said: logins stay refused, every database's part was rolled back, the role is still there
+    assert c.exists(r) and _owner_of(c, c.db2, "public.t") == r and _owner_of(c, extra, "public.t") == r
+    row = admin_conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [r]).fetchone()
+    assert row == (False,)
+    finished = c.cli("apply", "--yes")
+    assert finished.exit_code == 0, str(finished)
+    assert not c.exists(r) and _owner_of(c, c.db2, "public.t") == c.owner and _owner_of(c, extra, "public.t") == c.owner
+
+
+def test_additive_mode_withholds_the_retirement(
+    cluster: Cluster, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    c = cluster
+    r = pg_cleanup.role(unique_name("kept"))
+    _retiree(c, admin_conn, r)
+    c.write(json.dumps(r))
+    data = c.cli("plan", "--mode", "additive", "--format", "json").json()
+    assert "retired" not in data and any(s["sql"].startswith("DROP ROLE") for s in data["withheld"])
+    applied = c.cli("apply", "--yes", "--mode", "additive")
+    assert applied.exit_code == 0 and c.exists(r), str(applied)
+    assert f"retired role(s) {r} not dropped" in applied.stderr + applied.stdout
