@@ -215,8 +215,8 @@ def _owns_in_both(c: Cluster, r: str) -> None:
     )
 
 
-def _plan_schema() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(resources.files("pgwarden.schemas").joinpath("plan.json").read_text("utf-8"))
+def _schema(name: str = "plan") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(resources.files("pgwarden.schemas").joinpath(f"{name}.json").read_text("utf-8"))
     return data
 
 
@@ -243,7 +243,7 @@ def test_retired_role_is_reassigned_in_every_database_and_nothing_else_changes(
     assert "blocked" not in text.stdout
     assert c.cli("plan", "--exit-code").exit_code == 1
     data = c.cli("plan", "--format", "json").json()
-    jsonschema.Draft202012Validator(_plan_schema()).validate(data)
+    jsonschema.Draft202012Validator(_schema()).validate(data)
     (retirement,) = data["retired"]
     assert retirement["role"] == r and not retirement["blocked"]
     assert {d["database"] for d in retirement["databases"]} == {c.db1, c.db2}
@@ -286,8 +286,11 @@ def test_objects_drop_drops_them_and_terminate_ends_its_sessions(
         plan = c.cli("plan")
         assert "1 live session(s) (ended first)" in plan.stdout, str(plan)
         assert "cluster-wide: owns 1 database" in plan.stdout
-        applied = c.cli("apply", "--yes")
+        applied = c.cli("apply", "--yes", "--format", "json")
         assert applied.exit_code == 0, str(applied)
+        jsonschema.Draft202012Validator(_schema("apply")).validate(applied.json())
+        changes = [s["sql"] for s in applied.json()["executed"] if s["phase"] == "retire"]
+        assert changes[:2] == [f'ALTER ROLE "{r}" NOLOGIN', changes[1]] and "pg_terminate_backend" in changes[1]
         with pytest.raises(psycopg.OperationalError):
             session.execute("SELECT 1")
     finally:
@@ -452,3 +455,25 @@ def test_additive_mode_withholds_the_retirement(
     applied = c.cli("apply", "--yes", "--mode", "additive")
     assert applied.exit_code == 0 and c.exists(r), str(applied)
     assert f"retired role(s) {r} not dropped" in applied.stderr + applied.stdout
+
+
+def test_a_createrole_admin_retires_a_role_it_created(
+    cluster: Cluster, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    c = cluster
+    adm, r = pg_cleanup.role(unique_name("adm")), pg_cleanup.role(unique_name("made"))
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD 'adm-pw-123'").format(_ident(adm)))
+    admin_conn.execute(sql.SQL("GRANT {} TO {}").format(_ident(c.owner), _ident(adm)))  # it acts as the owner
+    adm_dsn = role_conninfo(c.admin_dsn, adm, "adm-pw-123", "postgres")
+    with psycopg.connect(adm_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {}").format(_ident(r)))  # 16+: ADMIN OPTION on what it creates
+    c.run(c.db2, "CREATE TABLE public.t (id int)", sql.SQL("ALTER TABLE public.t OWNER TO {}").format(_ident(r)))
+    c.write(json.dumps(r))
+    plan = run_cli(["plan", "--format", "json", "-c", str(c.path), "--dsn", adm_dsn])
+    assert plan.exit_code == 0, str(plan)
+    (retirement,) = plan.json()["retired"]
+    assert not retirement["blocked"], retirement["blockers"]
+    assert [s["sql"] for s in retirement["before"]] == [f'GRANT "{r}" TO "{adm}"']
+    applied = run_cli(["apply", "--yes", "-c", str(c.path), "--dsn", adm_dsn])
+    assert applied.exit_code == 0, str(applied)
+    assert not c.exists(r) and _owner_of(c, c.db2, "public.t") == c.owner
