@@ -232,6 +232,7 @@ def test_retired_role_is_reassigned_in_every_database_and_nothing_else_changes(
     c.write(json.dumps(r))
 
     check = c.cli("check", "--format", "json")
+    jsonschema.Draft202012Validator(_schema("check")).validate(check.json())
     found = [f for f in check.json()["findings"] if f["rule"] == "drift.retire-role"]
     assert check.exit_code == 1 and len(found) == 1, str(check)
     assert found[0]["severity"] == "medium" and found[0]["fix"] == "pgwarden apply" and found[0]["role"] == r
