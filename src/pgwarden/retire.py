@@ -139,12 +139,15 @@ class Retiring:
         admin = self.session.admin
         total, done = len(r.steps), 0
         try:
-            for step in r.before:  # each committed at once: refused logins stay refused
+            for i, step in enumerate(r.before):  # each committed at once: refused logins stay refused
                 self._execute(admin, step, result)
+                said = f"role {r.role}: " + ", ".join(s.change for s in r.before[: i + 1])
+                if i == 0:
+                    self.kept.append(said)
+                else:  # the same line, one more part
+                    self.kept[-1] = said
                 done += 1
                 emit("step", step, done, total)
-            if r.before:
-                self.kept.append(f"role {r.role}: " + ", ".join(s.change for s in r.before))
             done = self._databases(r, emit, result, done, total)
             for step in r.after:
                 self._execute(admin, step, result)

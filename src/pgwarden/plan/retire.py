@@ -12,7 +12,7 @@ from pgwarden.errors import PolicyError
 from pgwarden.plan.authority import Authority
 from pgwarden.plan.model import Action, Phase, Step
 from pgwarden.policy import Policy, RetiredSpec
-from pgwarden.snapshot import Role, Snapshot
+from pgwarden.snapshot import Membership, Role, Snapshot
 
 #: Roles below this oid are PostgreSQL's own (the bootstrap superuser is 10, predefined roles follow).
 FIRST_NORMAL_OID = 16384
@@ -238,11 +238,11 @@ def _retirement(
     held = dict(survey.holdings.get(role.oid, {}))
     shared = held.pop("", ())
     granted = _granted_memberships(snap, role)
-    blockers = _blockers(policy, snap, survey, auth, spec, role, held, granted)
+    blockers = _blockers(policy, snap, survey, auth, spec, role, held, shared, granted)
     before = _before(snap, auth, spec, role, granted)
     units = sorted(held)
-    # objects = "drop" never drops a database or tablespace: those are reassigned, from the admin's database
-    # shared objects are handled from any one database: the admin's, when nothing else is visited
+    # shared objects (objects = "drop" never drops a database or tablespace: those are reassigned) are
+    # handled from one database: the admin's when it is visited anyway or nothing else is
     if shared and not units:
         units.append(survey.admin_database)
     shared_unit = survey.admin_database if survey.admin_database in units else units[0] if units else None
@@ -271,7 +271,7 @@ def _retirement(
     )  # fmt: skip
 
 
-def _granted_memberships(snap: Snapshot, role: Role) -> list[Any]:
+def _granted_memberships(snap: Snapshot, role: Role) -> list[Membership]:
     """Memberships the role granted to others in others (16+: DROP ROLE fails while it is their grantor;
     DROP OWNED revokes them, so they are granted again by the admin first, options kept)."""
     if not snap.caps.membership_options:
@@ -287,7 +287,8 @@ def _blockers(
     spec: RetiredSpec,
     role: Role,
     held: Mapping[str, tuple[Holding, ...]],
-    granted: list[Any],
+    shared: tuple[Holding, ...],
+    granted: list[Membership],
 ) -> list[str]:
     """Everything that would make the retirement fail part-way, found before anything runs."""
     out = []
@@ -304,7 +305,8 @@ def _blockers(
     if not auth.superuser:
         if not auth.acts_as(spec.name) and not _may_gain(auth, role):
             out.append(f"the admin needs the privileges of {spec.name} to reassign or drop what it owns")
-        if spec.objects == "reassign" and not auth.acts_as(policy.owner.name):
+        reassigns = spec.objects == "reassign" or any(h.dependency == "owner" for h in shared)
+        if reassigns and not auth.acts_as(policy.owner.name):
             out.append(f"the admin needs the privileges of the owner {policy.owner.name} to reassign objects to it")
         if not auth.may_alter_role(spec.name, exists=True):
             what = "CREATEROLE and ADMIN OPTION on it" if auth.caps.membership_options else "CREATEROLE"
@@ -323,10 +325,22 @@ def _may_gain(auth: Authority, role: Role) -> bool:
     return auth.createrole and (not auth.caps.membership_options or role.name in auth.admin_of)
 
 
-def _before(snap: Snapshot, auth: Authority, spec: RetiredSpec, role: Role, granted: list[Any]) -> tuple[Step, ...]:
+def _before(
+    snap: Snapshot, auth: Authority, spec: RetiredSpec, role: Role, granted: list[Membership]
+) -> tuple[Step, ...]:
     name = spec.name
     ident = sql.Identifier(name)
     steps = []
+    # first: ending its sessions and moving what it owns both need its privileges
+    if not auth.superuser and not auth.acts_as(name):
+        steps.append(
+            _step(
+                name,
+                "grant-to-admin",
+                "the admin takes the role's privileges to reassign and drop what it owns (gone with the role)",
+                sql.SQL("GRANT {} TO {}").format(ident, sql.Identifier(auth.name)),
+            )
+        )
     if spec.terminate:
         if role.login:
             steps.append(
@@ -344,21 +358,12 @@ def _before(snap: Snapshot, auth: Authority, spec: RetiredSpec, role: Role, gran
                 destructive=True,
             )
         )
-    if not auth.superuser and not auth.acts_as(name):
-        steps.append(
-            _step(
-                name,
-                "grant-to-admin",
-                "the admin takes the role's privileges to reassign and drop what it owns (gone with the role)",
-                sql.SQL("GRANT {} TO {}").format(ident, sql.Identifier(auth.name)),
-            )
-        )
     for m in granted:
         steps.append(_regrant(snap, name, m))
     return tuple(steps)
 
 
-def _regrant(snap: Snapshot, retired: str, m: Any) -> Step:
+def _regrant(snap: Snapshot, retired: str, m: Membership) -> Step:
     group, member = snap.role_name(m.role) or "", snap.role_name(m.member) or ""
     options = sql.SQL(", ").join(
         sql.SQL(f"{option} {'TRUE' if value else 'FALSE'}")
