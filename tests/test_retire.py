@@ -478,3 +478,28 @@ def test_a_createrole_admin_retires_a_role_it_created(
     applied = run_cli(["apply", "--yes", "-c", str(c.path), "--dsn", adm_dsn])
     assert applied.exit_code == 0, str(applied)
     assert not c.exists(r) and _owner_of(c, c.db2, "public.t") == c.owner
+
+
+def test_a_lock_in_the_last_database_rolls_back_every_database(
+    cluster: Cluster, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    c = cluster
+    r = pg_cleanup.role(unique_name("busy"))
+    _retiree(c, admin_conn, r)
+    db3 = pg_cleanup.database(unique_name("db3"))
+    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(_ident(db3)))
+    first, last = sorted([c.db2, db3])  # the order the retirement visits them in
+    for db in (first, last):
+        c.run(db, "CREATE TABLE public.t (id int)", sql.SQL("ALTER TABLE public.t OWNER TO {}").format(_ident(r)))
+    c.write(json.dumps(r))
+    with psycopg.connect(db_conninfo(c.admin_dsn, last)) as reader:  # live traffic in the last database
+        reader.execute("LOCK TABLE public.t IN ACCESS SHARE MODE")
+        refused = c.cli("apply", "--yes", "--lock-timeout", "200ms")
+        reader.rollback()
+    assert refused.exit_code == 2, str(refused)
+    assert "lock timeout" in refused.stderr and "--lock-timeout" in refused.stderr, refused.stderr
+    assert "nothing was changed" in refused.stderr, refused.stderr
+    # the first database's part had run, uncommitted: it was rolled back with the rest
+    assert c.exists(r) and _owner_of(c, first, "public.t") == r and _owner_of(c, last, "public.t") == r
+    assert c.cli("apply", "--yes").exit_code == 0
+    assert not c.exists(r) and _owner_of(c, first, "public.t") == c.owner == _owner_of(c, last, "public.t")

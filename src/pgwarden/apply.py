@@ -89,7 +89,7 @@ def apply(
             result = ApplyResult(first, notes=list(first.notes))
             if first.unprivileged and not skip_unprivileged:
                 raise unprivileged_error(first.unprivileged)
-            retiring = prepare_retirement(session, first, skip_unprivileged)  # refuses a blocked one now
+            retiring = prepare_retirement(session, first, skip_unprivileged, timeout)  # refuses a blocked one now
             _roles_phase(admin, first, emit, result)
             _create_database_phase(session, admin, first, emit, result)
             retiring.run(emit, result)  # retired roles, in every database: once the owner exists

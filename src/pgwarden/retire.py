@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 EventHandler = Callable[[str, "Step | None", int, int], None]
 
+#: Databases whose part of a retirement is held open (and committed) together, at most.
+OPEN_AT_ONCE = 16
+
 
 def survey(session: Session, snap: Snapshot) -> Survey:
     """What the existing retired roles hold, in which databases, and whether the admin can get there."""
@@ -120,6 +123,7 @@ class Retiring:
     while nothing has changed) and run after the roles phase (the owner exists by then)."""
 
     session: Session
+    lock_timeout: str
     todo: tuple[Retirement, ...] = ()
     notes: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # what is committed, in words, for the messages
@@ -158,10 +162,10 @@ class Retiring:
             result.failed = None
             where = f" ({failed.object}: {failed.render()})" if failed is not None else ""
             text = exc.message if isinstance(exc, PgwardenError) else scrub(str(exc).strip().splitlines()[0])
-            raise ApplyError(
-                f"retiring role {r.role}: {text}{where}; {self._outcome(result)}",
-                hint="fix the cause, then run `pgwarden apply` again: it finishes the retirement",
-            ) from None
+            hint = "fix the cause, then run `pgwarden apply` again: it finishes the retirement"
+            if isinstance(exc, psycopg.errors.LockNotAvailable):
+                hint = "live traffic holds a lock on what it owns: re-run later, or raise --lock-timeout"
+            raise ApplyError(f"retiring role {r.role}: {text}{where}; {self._outcome(result)}", hint=hint) from None
 
     def _execute(self, conn: psycopg.Connection[Any], step: Step, result: ApplyResult) -> None:
         result.failed = step
@@ -174,9 +178,12 @@ class Retiring:
         so that a failure in one database leaves every database as it was. Shared objects (databases,
         tablespaces, grants on them) are the exception: every database's REASSIGN/DROP OWNED would update
         the same shared rows and wait for the first one's transaction, so the first database (where
-        they are handled) is committed on its own first, and the others see none left."""
-        groups = [r.databases[:1], r.databases[1:]] if r.shared else [r.databases]
-        for group in groups:
+        they are handled) is committed on its own first, and the others see none left. And so that a
+        cluster of many databases does not run out of connections, at most OPEN_AT_ONCE are open together."""
+        first = 1 if r.shared else 0
+        rest = r.databases[first:]
+        groups = [r.databases[:first], *(rest[i : i + OPEN_AT_ONCE] for i in range(0, len(rest), OPEN_AT_ONCE))]
+        for group in filter(None, groups):
             done = self._together(r, group, emit, result, done, total)
         return done
 
@@ -189,7 +196,7 @@ class Retiring:
         done: int,
         total: int,
     ) -> int:
-        timeout = self.session.policy.apply.lock_timeout
+        timeout = self.lock_timeout
         open_: list[psycopg.Connection[Any]] = []
         try:
             for work in group:
@@ -232,20 +239,23 @@ class Retiring:
         )
 
 
-def prepare_retirement(session: Session, first: Plan, skip_unprivileged: bool) -> Retiring:
+def prepare_retirement(
+    session: Session, first: Plan, skip_unprivileged: bool, lock_timeout: str | None = None
+) -> Retiring:
     """Plan apply's retirement phase before anything runs: refuse a blocked retirement (PrivilegeError,
     nothing changed), or with `skip_unprivileged` leave it out with a note saying why."""
     policy = session.policy
+    timeout = lock_timeout or policy.apply.lock_timeout
     if not policy.retired:
-        return Retiring(session)
+        return Retiring(session, timeout)
     snap = session.snapshot(names=False)
     found = retirements(session, snap, first)
     if not found:
-        return Retiring(session)
+        return Retiring(session, timeout)
     if policy.mode == "additive":
         names = ", ".join(r.role for r in found)
         note = f"additive mode: retired role(s) {names} not dropped (authoritative mode drops them)"
-        return Retiring(session, notes=[note])
+        return Retiring(session, timeout, notes=[note])
     blocked = [r for r in found if r.blocked]
     if blocked and not skip_unprivileged:
         raise PrivilegeError(
@@ -254,4 +264,4 @@ def prepare_retirement(session: Session, first: Plan, skip_unprivileged: bool) -
             hint="fix what blocks it (`pgwarden plan` lists it), or pass --skip-unprivileged to apply the rest",
         )
     notes = [f"retired role {r.role} was left as it is: {'; '.join(r.blockers)}" for r in blocked]
-    return Retiring(session, tuple(r for r in found if not r.blocked), notes)
+    return Retiring(session, timeout, tuple(r for r in found if not r.blocked), notes)
