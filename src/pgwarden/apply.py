@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PrivilegeError
 from pgwarden.plan import Phase, Plan, Step, missing_database_note
+from pgwarden.retire import prepare_retirement
 from pgwarden.session import Session
 
 if TYPE_CHECKING:
@@ -88,8 +89,10 @@ def apply(
             result = ApplyResult(first, notes=list(first.notes))
             if first.unprivileged and not skip_unprivileged:
                 raise unprivileged_error(first.unprivileged)
+            retiring = prepare_retirement(session, first, skip_unprivileged, timeout)  # refuses a blocked one now
             _roles_phase(admin, first, emit, result)
             _create_database_phase(session, admin, first, emit, result)
+            retiring.run(emit, result)  # retired roles, in every database: once the owner exists
             if first.empty:
                 # Nothing to change as of a snapshot taken under the cluster lock: nothing to lock and
                 # re-check either (a concurrent apply that is changing the database does its own work).
@@ -251,6 +254,9 @@ def _describe(steps: Sequence[Step], shown: int = 3) -> str:
         more = f"; and {len(roles) - shown} more" if len(roles) > shown else ""
         parts.append(f"the roles phase ({len(roles)} step(s): {listed}{more})")
     parts.extend(s.render_short(120) for s in steps if s.phase == Phase.CREATE_DATABASE)
+    retired = sorted({str(s.role) for s in steps if s.phase == Phase.RETIRE})
+    if retired:
+        parts.append(f"the retirement of {', '.join(retired)} ({sum(s.phase == Phase.RETIRE for s in steps)} step(s))")
     return " and ".join(parts)
 
 

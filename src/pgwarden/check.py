@@ -17,6 +17,7 @@ from pgwarden.findings import Finding, rank, sort_findings, summary, to_json
 from pgwarden.hazards import HazardData, read_hazards
 from pgwarden.plan import Plan, Step
 from pgwarden.policy import Policy
+from pgwarden.retire import findings as retired_findings
 from pgwarden.rules import DRIFT_SEVERITY, run_rules
 from pgwarden.session import Session
 from pgwarden.snapshot import Snapshot
@@ -97,6 +98,6 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
         snap = session.snapshot(conn, secrets)
         hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
     the_plan = session.plan(snap, secrets)
-    return CheckResult(
-        policy.database.name, snap.server.version, tuple(findings_for(policy, snap, hz, the_plan)), the_plan
-    )
+    found = findings_for(policy, snap, hz, the_plan)
+    found = sort_findings([*found, *retired_findings(policy, snap)])  # retired roles that still exist
+    return CheckResult(policy.database.name, snap.server.version, tuple(found), the_plan)

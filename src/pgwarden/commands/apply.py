@@ -66,6 +66,7 @@ def command(
     from pgwarden.apply import apply
     from pgwarden.connect import secrets_from_env
     from pgwarden.render import apply_progress, render_apply, render_plan
+    from pgwarden.retire import with_retirements
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
@@ -86,7 +87,8 @@ def command(
     policy = targets[0]
     with Session.open(dsn, policy) as session:
         if not yes:
-            preview = session.plan(session.snapshot(secrets=secrets), secrets)
+            snap = session.snapshot(secrets=secrets)
+            preview = with_retirements(session, snap, session.plan(snap, secrets))  # retired roles too
             if preview.empty:
                 ui.info(f"database {policy.database.name} already matches the policy: nothing to do")
                 return EXIT_OK

@@ -54,6 +54,7 @@ def command(
     from pgwarden.plan import Plan
     from pgwarden.policy import Policy
     from pgwarden.render import database_progress, render_plan, render_plans
+    from pgwarden.retire import with_retirements
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
@@ -63,7 +64,8 @@ def command(
 
     def one(policy: Policy) -> Plan:
         with Session.open(dsn, policy) as session:
-            return session.plan(session.snapshot(secrets=secrets), secrets)
+            snap = session.snapshot(secrets=secrets)
+            return with_retirements(session, snap, session.plan(snap, secrets))  # the preflight of `retired`
 
     if len(targets) == 1:
         result = one(next(iter(targets.values())))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from pgwarden.plan.retire import Retirement
 
 #: What a step or a finding is about, so that a drift step and a hazard about the same thing become
 #: one finding: ("owner", catalog, oid), ("role-attributes", role), ("role-password", role),
@@ -28,11 +31,13 @@ Statement = sql.SQL | sql.Composed
 
 class Phase(enum.IntEnum):
     """Roles and CREATE DATABASE run first (the latter outside a transaction); then everything
-    inside the database in one transaction."""
+    inside the database in one transaction. RETIRE: dropping retired roles, in every database of
+    the cluster (pgwarden.retire runs it between CREATE DATABASE and the database part)."""
 
     ROLES = 1
     CREATE_DATABASE = 2
     DATABASE = 3
+    RETIRE = 4
 
 
 class Action(enum.StrEnum):
@@ -56,6 +61,7 @@ class Action(enum.StrEnum):
     ROLE_ATTRIBUTE = "role-attribute"  # CONNECTION LIMIT, VALID UNTIL
     ROLE_COMMENT = "role-comment"
     MEMBERSHIP_OPTIONS = "membership-options"  # INHERIT / SET / ADMIN OPTION of a member's membership
+    RETIRE_ROLE = "retire-role"  # its `change` says which part: nologin, terminate, reassign, drop-owned, ...
 
 
 #: Actions on the objects inside the database: what a migration command can get wrong (`run`).
@@ -189,10 +195,12 @@ class Plan:
     mode: str = "authoritative"
     #: additive mode: what authoritative mode would also do (revoke, drop, move what exists); never run
     withheld: tuple[Step, ...] = ()
+    #: retired roles that still exist: what dropping each one takes, in every database (plan.retire)
+    retirements: tuple[Retirement, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.steps
+        return not self.steps and not self.retirements
 
     @property
     def unprivileged(self) -> tuple[Step, ...]:
@@ -214,4 +222,6 @@ class Plan:
         if self.mode == "additive":  # an authoritative plan keeps the shape it always had
             data["mode"] = self.mode
             data["withheld"] = [s.to_dict() for s in self.withheld]
+        if self.retirements:  # present only while a retired role exists
+            data["retired"] = [r.to_dict() for r in self.retirements]
         return data

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from pgwarden.plan import Phase, Plan, Step
+from pgwarden.plan.retire import describe
 from pgwarden.render.envelope import SCHEMA_VERSION, envelope
 
 if TYPE_CHECKING:
@@ -52,12 +53,32 @@ def plan_sql(plan: Plan) -> str:
         out.append(step.render() + ";")
     if current == Phase.DATABASE:
         out.append("COMMIT;")
+    out.extend(_retirements_sql(plan))
     if plan.withheld:
         out += ["", f"-- additive mode: {len(plan.withheld)} step(s) withheld, what authoritative mode would also run:"]
         for step in plan.withheld:
             out.append(f"--   {step.object}: {step.reason}")
             out.extend(f"--     {line}" for line in step.render().splitlines())
     return "\n".join(out) + "\n"
+
+
+def _retirements_sql(plan: Plan) -> list[str]:
+    """Retired roles: each database's part in a transaction of its own, DROP ROLE last; a blocked
+    retirement is printed commented out, under what blocks it."""
+    if not plan.retirements:
+        return []
+    out = ["", "-- retired roles (apply commits every database's part only once all of them succeeded)"]
+    for r in plan.retirements:
+        out.extend(f"-- {line}" for line in describe([r]))
+        lead = "-- " if r.blocked else ""
+        out.extend(lead + s.render() + ";" for s in r.before)
+        for work in r.databases:
+            out += [f"{lead}\\connect {_psql_ident(work.database)}", f"{lead}BEGIN;"]
+            out.append(f"{lead}SET LOCAL lock_timeout = {_psql_literal(plan.lock_timeout)};")
+            out.extend(lead + s.render() + ";" for s in work.steps)
+            out.append(f"{lead}COMMIT;")
+        out.extend(lead + s.render() + ";" for s in r.after)
+    return out
 
 
 def _psql_ident(name: str) -> str:
@@ -100,6 +121,13 @@ def render_plan(ui: UI, plan: Plan, fmt: str) -> None:
         ui.print(f"database {plan.database} matches the policy: {done}")
         _withheld(ui, plan)
         return
+    if plan.steps:
+        _steps(ui, plan)
+    _retired(ui, plan)
+    _withheld(ui, plan)
+
+
+def _steps(ui: UI, plan: Plan) -> None:
     title = f"Plan for database {plan.database}: {len(plan.steps)} change(s)"
     if ui.out.is_terminal:
         _steps_table(ui, plan.steps, title)
@@ -115,7 +143,23 @@ def render_plan(ui: UI, plan: Plan, fmt: str) -> None:
             "(apply refuses unless --skip-unprivileged)"
         )
     ui.print(summary)
-    _withheld(ui, plan)
+
+
+def _retired(ui: UI, plan: Plan) -> None:
+    """The preflight of the retired roles that still exist: where they hold what, what blocks, the steps."""
+    if not plan.retirements:
+        return
+    lines = describe(plan.retirements)
+    steps = [s for r in plan.retirements if not r.blocked for s in r.steps]
+    ui.raw(
+        f"\nretired roles to drop ({len(plan.retirements)}), in every database of the cluster:\n"
+        + "\n".join(lines)
+        + "\n"
+        + (("\n" + plan_text(steps)) if steps else "")
+    )
+    blocked = [r.role for r in plan.retirements if r.blocked]
+    if blocked:
+        ui.print(Text(f"blocked: {', '.join(blocked)} (apply refuses unless --skip-unprivileged, which leaves them)"))
 
 
 def _withheld(ui: UI, plan: Plan) -> None:

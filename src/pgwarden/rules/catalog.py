@@ -233,6 +233,8 @@ DRIFT_SEVERITY: dict[str, Severity] = {
     "role-attribute": "medium",
     # a comment is documentation
     "role-comment": "low",
+    # a retired role still exists (its objects, grants and logins with it)
+    "retire-role": "medium",
 }
 DRIFT_CATALOG: tuple[Rule, ...] = tuple(
     Rule(
