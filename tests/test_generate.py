@@ -97,7 +97,8 @@ _SETUP = [
     "CREATE TABLE app.orders (id serial PRIMARY KEY, total numeric)",
     "CREATE TABLE app.secrets (id int, token text)",
     "CREATE TABLE reporting.daily (day date, total numeric)",
-    "GRANT CONNECT ON DATABASE {db} TO {app}, {bi}, {etl}, {analysts}, {deploy}",
+    # bob does not inherit the analysts' rights: he logs in with a CONNECT of his own, then SET ROLE
+    "GRANT CONNECT ON DATABASE {db} TO {app}, {bi}, {etl}, {analysts}, {deploy}, {bob}",
     "GRANT USAGE ON SCHEMA app, reporting TO {app}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO {app}",
     "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA app TO {app}",

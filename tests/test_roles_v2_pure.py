@@ -126,9 +126,11 @@ def test_on_14_and_15_inheritance_is_the_members_attribute() -> None:
     assert _sql(p, Action.GRANT_MEMBERSHIP) == ['GRANT "ro" TO "alice"', 'GRANT "app" TO "alice"']
     snap = _with_alice(compliant(140000), Membership(RO, ALICE, POSTGRES, False, None, None))
     assert _sql(plan(_people(_alice()), snap)) == []
-    # inherit = false on an existing INHERIT member: the attribute changes
+    # inherit = false on an existing INHERIT member: the attribute changes, and she gets CONNECT of
+    # her own (the login check sees no privilege of a group she does not inherit)
     assert _sql(plan(_people(_alice(MembershipSpec(role="ro", inherit=False))), snap)) == [
-        'ALTER ROLE "alice" WITH NOINHERIT'
+        'ALTER ROLE "alice" WITH NOINHERIT',
+        'GRANT CONNECT ON DATABASE "shop" TO "alice"',
     ]
 
 

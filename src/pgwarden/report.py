@@ -295,7 +295,7 @@ def _want(policy: Policy, rights: Rights | None, level: str, kind: str, name: st
         return "yes"
     public_db = not policy.hardening.revoke_public_connect and privilege in ("CONNECT", "TEMPORARY")
     if rights is not None:
-        held = rights.union(rights.scopes.database if kind == "database" else lambda r: rights.scopes.schema(r, name))
+        held = rights.database() if kind == "database" else rights.union(lambda r: rights.scopes.schema(r, name))
         if privilege in held:
             return "yes"
         return "either" if (kind == "database" and public_db) else "no"

@@ -38,10 +38,13 @@ class Scopes:
     grants: tuple[GrantSpec, ...]
     profiles: Mapping[str, Profile]
     schemas: tuple[str, ...]
+    #: member -> ((group, inherit), ...) of the policy's people
+    members: Mapping[str, tuple[tuple[str, bool], ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, policy: Policy) -> Scopes:
-        return cls(policy.grants(), defined(policy), policy.database.schemas)
+        members = {m.name: tuple((g.role, g.inherit) for g in m.member_of) for m in policy.members}
+        return cls(policy.grants(), defined(policy), policy.database.schemas, members)
 
     @property
     def holders(self) -> tuple[str, ...]:
@@ -66,6 +69,18 @@ class Scopes:
         for g in self._of(role):
             out |= self._privs(g, "database")
         return out
+
+    def member_database(self, member: str) -> frozenset[str]:
+        """The one privilege a member holds itself: CONNECT, where a group it does not inherit
+        (`inherit = false`: it must SET ROLE first) holds it and none it inherits does. The check
+        at login sees only the login's own and inherited privileges, so without it the member could
+        never connect to SET ROLE; CONNECT reaches no data."""
+        groups = self.members.get(member, ())
+        if any(inherit and "CONNECT" in self.database(g) for g, inherit in groups):
+            return _NOTHING
+        if any(not inherit and "CONNECT" in self.database(g) for g, inherit in groups):
+            return frozenset({"CONNECT"})
+        return _NOTHING
 
     def schema(self, role: str, schema: str) -> frozenset[str]:
         out: frozenset[str] = _NOTHING

@@ -84,12 +84,28 @@ def _role_notes(
                 f"deploy login {name} has no CONNECT of its own on database {live.database}: plan grants it"
             )
     for name in sorted(people & set(candidates)):
+        if _own_connect_only(live, name, groups):
+            continue  # what the engine gives a member that does not inherit (Scopes.member_database)
         gen.header.append(
             f"{name}, a member of a group, holds privileges itself: plan revokes them (its rights come from its groups)"
         )
     for name in candidates:
         if name not in groups and name not in people:
             gen.header.append(f"{name} holds privileges no grant can say (only CONNECT or USAGE): plan revokes them")
+
+
+def _own_connect_only(live: Live, name: str, groups: set[str]) -> bool:
+    """A member that inherits none of its groups and holds only CONNECT on the database: it needs
+    that CONNECT to log in and SET ROLE, and the policy gives it."""
+    memberships = [m for m in live.member_of(name) if m.role in groups]
+    if not memberships or any(m.inherit for m in memberships):
+        return False
+    if live.db_acl.get(name, frozenset()) != frozenset({"CONNECT"}):
+        return False
+    elsewhere = any(name in s.acl for s in live.schemas) or any(
+        name in o.acl or any(name in acl for _, acl in o.columns) for o in live.objects
+    )
+    return not elsewhere and not any(name in d.acl for d in live.defaults)
 
 
 def _owner(live: Live, owner: str, deploys: list[str]) -> dict[str, Any]:

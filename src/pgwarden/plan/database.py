@@ -47,6 +47,8 @@ def plan_database(ctx: PlanContext) -> None:
     expected: dict[Grantee, frozenset[str]] = {owner: frozenset(owner_privs)}
     for a in policy.access:
         expected[a.name] = ctx.grants.database(a.name)
+    for m in policy.members:
+        expected[m.name] = ctx.grants.member_database(m.name)
     for deploy in policy.owner.deploy_logins:
         expected[deploy] = frozenset({"CONNECT"})
     tolerated: dict[Grantee, frozenset[str]] = {}

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pgwarden.policy import Policy
@@ -31,10 +31,15 @@ class Rights:
     holders: tuple[str, ...]
     owner: bool = False
     public: bool = False  # PUBLIC keeps CONNECT and TEMPORARY (the hardening is switched off)
+    own: frozenset[str] = _NOTHING  # a member's own database privileges (Scopes.member_database)
 
     @classmethod
     def of(cls, policy: Policy, *holders: str, owner: bool = False, scopes: Scopes | None = None) -> Rights:
         return cls(scopes or Scopes.of(policy), holders, owner, not policy.hardening.revoke_public_connect)
+
+    def database(self) -> frozenset[str]:
+        """Held on the database: the holders' grants, and a member's own CONNECT."""
+        return self.union(self.scopes.database) | self.own
 
     def union(self, each: Callable[[str], frozenset[str]]) -> frozenset[str]:
         out = _NOTHING
@@ -70,7 +75,7 @@ class Rights:
         if privilege is None:  # only ownership allows it
             return False
         if action.kind == "database":
-            held = self.union(self.scopes.database)
+            held = self.database()
             return privilege in held or (self.public and privilege == "CONNECT")
         if target is None:
             return False
@@ -148,4 +153,5 @@ def held_on(
 def member_rights(policy: Policy, member: MemberSpec, version: int, scopes: Scopes | None = None) -> Rights:
     """What a member holds without SET ROLE: the grants of the groups it inherits from."""
     held = [m.role for m in member.member_of if inherits(member, m.role, version)]
-    return Rights.of(policy, *held, scopes=scopes)
+    rights = Rights.of(policy, *held, scopes=scopes)
+    return replace(rights, own=rights.scopes.member_database(member.name))

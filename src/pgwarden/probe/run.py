@@ -13,7 +13,7 @@ from pgwarden.policy import Policy
 from pgwarden.probe.actions import BY_NAME
 from pgwarden.probe.model import Attempt, ProbeResult
 from pgwarden.probe.prober import Prober, first_line
-from pgwarden.probe.rights import Rights, inherits, may_set, named_tables
+from pgwarden.probe.rights import Rights, inherits, may_set, member_rights, named_tables
 from pgwarden.probe.targets import DEFAULT_MAX_OBJECTS, Targets, read_targets
 from pgwarden.scopes import Scopes
 
@@ -51,7 +51,7 @@ def subjects(policy: Policy, version: int = 160000) -> list[Subject]:
         groups = [ms.role for ms in m.member_of]
         held = tuple(g for g in groups if inherits(m, g, version))
         to_set = tuple((g, may_set(m, g, version)) for g in groups if g not in held)
-        rights = Rights.of(policy, *held, scopes=scopes)
+        rights = member_rights(policy, m, version, scopes)
         level = "member of " + ", ".join(groups)
         out.append(Subject(m.name, level, m.password_env, m.login, rights, to_set, m.valid_until))
     return out
