@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from pgwarden.policy.model import AccessSpec, MemberSpec, Policy
+from pgwarden.policy.model import AccessSpec, MemberSpec, OwnerSpec, Policy
 
 
 def _toml_str(value: str) -> str:
@@ -36,8 +36,18 @@ def render_toml(policy: Policy) -> str:
         "# Schemas whose objects pgwarden manages (ownership, grants, default privileges).",
         f"schemas = {_toml_list(policy.database.schemas)}",
         "",
+    ]
+    out += _owner_toml(o, "database")
+    out += _access_toml(policy)
+    return "\n".join(out + _switches_toml(policy))
+
+
+def _owner_toml(o: OwnerSpec, databases: str) -> list[str]:
+    """The [owner] table; `databases` is the word for what it owns ("database" in version 1)."""
+    them = "it" if databases == "database" else "them"
+    out = [
         "[owner]",
-        "# Owns the database and every object in it; the only role that runs migrations.",
+        f"# Owns the {databases} and every object in {them}; the only role that runs migrations.",
         f"name = {_toml_str(o.name)}",
         f"login = {str(o.login).lower()}",
         f"createdb = {str(o.createdb).lower()}",
@@ -49,8 +59,7 @@ def render_toml(policy: Policy) -> str:
         out.append(f"password_env = {_toml_str(o.password_env)}")
     if o.deploy_logins:
         out.append(f"deploy_logins = {_toml_list(o.deploy_logins)}")
-    out += _access_toml(policy)
-    return "\n".join(out + _switches_toml(policy))
+    return out
 
 
 def _access_toml(policy: Policy) -> list[str]:
@@ -138,19 +147,8 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
         "# missing, never revoke, drop or move what exists (for adopting pgwarden step by step).",
         f"mode = {_toml_str(policy.mode)}",
         "",
-        "[owner]",
-        "# Owns the databases and every object in them; the only role that runs migrations.",
-        f"name = {_toml_str(o.name)}",
-        f"login = {str(o.login).lower()}",
-        f"createdb = {str(o.createdb).lower()}",
-        "# CREATEROLE is off: on PostgreSQL 14-15 it is nearly superuser (docs/policy.md).",
-        f"createrole = {str(o.createrole).lower()}",
     ]
-    if o.password_env:
-        out.append("# The password is read from this environment variable (never stored here).")
-        out.append(f"password_env = {_toml_str(o.password_env)}")
-    if o.deploy_logins:
-        out.append(f"deploy_logins = {_toml_list(o.deploy_logins)}")
+    out += _owner_toml(o, "databases")
     out += _attributes_toml(o)
     out += _roles_toml(policy, notes)
     for name, spec in policy.profiles.items():
