@@ -40,9 +40,8 @@ class HazardData:
 
 
 def access_role_oids(policy: Policy, snap: Snapshot) -> list[int]:
-    """The roles that work with rows: access roles, groups and their members (people, services)."""
-    names = [*(a.name for a in policy.access), *(m.name for m in policy.members)]
-    return [snap.role_by_name[n].oid for n in names if n in snap.role_by_name]
+    """The oids of the policy's row roles (Policy.row_roles) that exist."""
+    return [snap.role_by_name[n].oid for n in policy.row_roles if n in snap.role_by_name]
 
 
 def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) -> HazardData:

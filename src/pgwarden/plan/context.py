@@ -63,7 +63,7 @@ class PlanContext:
     @property
     def row_roles(self) -> set[str]:
         """The roles that work with rows: access roles, groups and their members (people)."""
-        return self.access_names | {m.name for m in self.policy.members}
+        return set(self.policy.row_roles)
 
     @property
     def grants(self) -> Scopes:

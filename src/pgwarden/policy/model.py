@@ -298,6 +298,12 @@ class Policy(_Model):
             *(m.name for m in self.members),
         )
 
+    @property
+    def row_roles(self) -> tuple[str, ...]:
+        """The roles that work with rows, in policy order: access roles, groups and their members.
+        The split's hazards (owning objects, CREATE, membership in the owner) apply to all of them."""
+        return (*(a.name for a in self.access), *(m.name for m in self.members))
+
     def login_roles(self) -> list[tuple[str, str | None]]:
         """(role, password environment variable) for every LOGIN role of the policy."""
         out: list[tuple[str, str | None]] = []

@@ -25,7 +25,7 @@ def _grantee(snap: Snapshot, g: OutsideGrant) -> sql.Composable:
 
 
 def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
-    access = {*(a.name for a in policy.access), *(m.name for m in policy.members)}
+    access = set(policy.row_roles)
     owners = {policy.owner.name, *policy.owner.deploy_logins}
     for g in snap.outside:
         name = snap.role_name(g.grantee)
@@ -70,7 +70,7 @@ def check_user_mappings(policy: Policy, snap: Snapshot, hz: HazardData) -> Itera
     """outside.user-mapping: an access role's (or PUBLIC's) user mapping logs in on a foreign server as
     the owner, a deploy login or a superuser of this cluster: through every foreign table it may read
     on that server, it acts as a role the policy says it must not be."""
-    access = {*(a.name for a in policy.access), *(m.name for m in policy.members)}
+    access = set(policy.row_roles)
     borrowed = {policy.owner.name: "the owner", **{d: "a deploy login" for d in policy.owner.deploy_logins}}
     borrowed |= {r.name: "a superuser" for r in snap.roles.values() if r.superuser}
     for row in hz.user_mappings:

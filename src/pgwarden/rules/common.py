@@ -45,7 +45,5 @@ def adopt_fix(role: str) -> str:
 
 
 def access_roles(policy: Policy, snap: Snapshot) -> list[tuple[str, int]]:
-    """(name, oid) of the roles that work with rows: access roles, groups and their members; the
-    hazards that break the split (owning objects, CREATE, membership in the owner) apply to all."""
-    names = [*(a.name for a in policy.access), *(m.name for m in policy.members)]
-    return [(n, snap.role_by_name[n].oid) for n in names if n in snap.role_by_name]
+    """(name, oid) of the policy's row roles (Policy.row_roles) that exist."""
+    return [(n, snap.role_by_name[n].oid) for n in policy.row_roles if n in snap.role_by_name]

@@ -55,14 +55,13 @@ def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
     db_owner = snap.database.owner
     default = str(hz.schema_create[0]["default_path"] or "")
     deploy = set(policy.owner.deploy_logins)
-    access = {*(a.name for a in policy.access), *(m.name for m in policy.members)}
+    access = set(policy.row_roles)
     # CREATE the plan revokes (an access role's direct grant) is drift, reported once, by the plan
     revoked = {(g.oid, g.grantee) for g in snap.outside if g.kind == "schema" and repairable(snap, access, g)}
     victims: dict[str, list[tuple[str, str, str]]] = {}  # schema -> (role, where its path comes from, path)
     creators_of: dict[str, set[int]] = {}
     # a deploy login's sessions act as the owner ($user is the owner) with the login's own settings
-    rows = [*(a.name for a in policy.access), *(m.name for m in policy.members)]
-    sessions = [(policy.owner.name, policy.owner.name), *((n, n) for n in rows)]
+    sessions = [(policy.owner.name, policy.owner.name), *((n, n) for n in policy.row_roles)]
     sessions += [(d, policy.owner.name) for d in policy.owner.deploy_logins]
     for name, user in sessions:
         role = snap.role_by_name.get(name)
