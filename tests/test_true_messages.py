@@ -260,3 +260,27 @@ def split_applied(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], s
     s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
     s.apply()
     return s
+
+
+def test_an_interruption_mid_query_stays_an_interruption(admin_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C that lands while a catalog query is still in progress must reach the command as
+    KeyboardInterrupt (exit 130, what was kept), not be replaced by the settings-restoring
+    statement's "another command is already in progress" (an internal error, exit 2). Seen in
+    the demo's Ctrl-C test when the signal landed in report's objects query."""
+    import psycopg
+
+    from pgwarden import snapshot
+
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+
+        def interrupted(self: psycopg.Cursor[Any]) -> Any:
+            conn.pgconn.send_query(b"SELECT pg_sleep(0.1)")  # the query is still running when Ctrl-C lands
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(psycopg.Cursor, "fetchall", interrupted)
+        assert "objects" in snapshot.QUERY_SETTINGS  # a query whose settings are put back after it
+        with pytest.raises(KeyboardInterrupt):
+            snapshot._rows(conn, "objects", {"schemas": [], "threshold": 1, "owner": 0, "detailed": []})
+        monkeypatch.undo()
+        while conn.pgconn.get_result() is not None:  # let the connection close cleanly
+            pass

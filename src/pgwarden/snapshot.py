@@ -275,7 +275,10 @@ def _rows(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | 
             cur.execute(query(name).encode(), params or {})
             return cur.fetchall()
         finally:
-            if previous and conn.info.transaction_status != TransactionStatus.INERROR:
+            # only on a connection that can take a statement: not after an error, and not while the
+            # query is still running (an interruption raised KeyboardInterrupt in the middle of it,
+            # and a second statement would replace it with "another command is already in progress")
+            if previous and conn.info.transaction_status in (TransactionStatus.IDLE, TransactionStatus.INTRANS):
                 cur.execute(
                     "SELECT count(set_config(k, v, false)) FROM unnest(%s::text[], %s::text[]) AS s(k, v)",
                     (list(previous), list(previous.values())),
