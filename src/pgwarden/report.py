@@ -408,13 +408,3 @@ def _memberships(policy: Policy, snap: Snapshot, closure: dict[int, frozenset[in
                     {"member": pair[0], "role": pair[1], "admin": False, "inherit": None, "set": None, "direct": False}
                 )
     return tuple(sorted(out, key=lambda x: (str(x["member"]), str(x["role"]))))
-
-
-def __getattr__(name: str) -> Any:
-    """The renderers moved to pgwarden.render; `from pgwarden.report import render_report` keeps working."""
-    if name in ("render_report", "render_text", "render_markdown", "render_html"):
-        from pgwarden.render import html, markdown
-        from pgwarden.render import report as rendered
-
-        return getattr({"render_html": html, "render_markdown": markdown}.get(name, rendered), name)
-    raise AttributeError(name)
