@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.connect import connect, conninfo_for, scrub
-from pgwarden.errors import ApplyError, PgwardenError, PrivilegeError
+from pgwarden.errors import ApplyError, ApplyInterrupted, PgwardenError, PrivilegeError
 from pgwarden.findings import Finding
 from pgwarden.plan import Action, Phase, Plan, Step
 from pgwarden.plan.retire import (
@@ -230,8 +230,6 @@ class Retiring:
         return "what was not committed was rolled back; kept: " + "; ".join(parts)
 
     def _interrupted(self, r: Retirement, result: ApplyResult) -> PgwardenError:
-        from pgwarden.apply import ApplyInterrupted
-
         during = f"; database {self.committing} was being committed: it may or may not be" if self.committing else ""
         return ApplyInterrupted(
             f"interrupted while retiring role {r.role}{during}; {self._outcome(result)}",
