@@ -27,6 +27,7 @@ from pgwarden.policy.names import (
     password_env_for,
     split_qualified,
 )
+from pgwarden.policy.render import render_toml
 
 #: What a setting's value may be in TOML; stored on the role as text.
 SettingValue = str | int | float | bool
@@ -343,8 +344,6 @@ class Policy(_Model):
         yield from ((m.name, m) for m in self.members)
 
     def to_toml(self) -> str:
-        from pgwarden.policy.render import render_toml
-
         return render_toml(self)
 
 
