@@ -67,34 +67,42 @@ def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, k
         yield sub if sub in known else base
 
 
+class _Walker:
+    """Collects one module's imports of the tree, each classified top / function / type."""
+
+    def __init__(self, module: str, is_package: bool, known: dict[str, Path]) -> None:
+        self.module, self.is_package, self.known = module, is_package, known
+        self.found: list[Import] = []
+
+    def walk(self, node: ast.AST, how: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                for stmt in child.body:
+                    self.visit(stmt, "type")
+                for stmt in child.orelse:
+                    self.visit(stmt, how)
+            else:
+                self.visit(child, how)
+
+    def visit(self, node: ast.AST, how: str) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            self.walk(node, "type" if how == "type" else "function")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for target in _targets(node, self.module, self.is_package, self.known):
+                if target in self.known and target != self.module:
+                    self.found.append(Import(self.module, target, node.lineno, how))
+        else:
+            self.walk(node, how)
+
+
 def imports(src: Path) -> list[Import]:
     """Every import between modules of the tree, classified top / function / type."""
     known = modules(src)
     found: list[Import] = []
     for module, path in known.items():
-        is_package = path.name == "__init__.py"
-
-        def walk(node: ast.AST, how: str, module: str = module, is_package: bool = is_package) -> None:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, ast.If) and _is_type_checking(child.test):
-                    for stmt in child.body:
-                        walk_one(stmt, "type", module, is_package)
-                    for stmt in child.orelse:
-                        walk_one(stmt, how, module, is_package)
-                else:
-                    walk_one(child, how, module, is_package)
-
-        def walk_one(node: ast.AST, how: str, module: str, is_package: bool) -> None:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-                walk(node, "type" if how == "type" else "function")
-            elif isinstance(node, ast.Import | ast.ImportFrom):
-                for target in _targets(node, module, is_package, known):
-                    if target in known and target != module:
-                        found.append(Import(module, target, node.lineno, how))
-            else:
-                walk(node, how)
-
-        walk(ast.parse(path.read_text(encoding="utf-8"), str(path)), "top")
+        walker = _Walker(module, path.name == "__init__.py", known)
+        walker.walk(ast.parse(path.read_text(encoding="utf-8"), str(path)), "top")
+        found += walker.found
     return found
 
 
@@ -107,45 +115,50 @@ def cross_layer(found: Iterable[Import]) -> list[Import]:
     return [i for i in found if not is_edge(i.module) and is_edge(i.target)]
 
 
+class _Tarjan:
+    """Strongly connected components of a directed graph (the graph is ~120 modules: recursion is fine)."""
+
+    def __init__(self, graph: dict[str, set[str]]) -> None:
+        self.graph = graph
+        self.index: dict[str, int] = {}
+        self.low: dict[str, int] = {}
+        self.stack: list[str] = []
+        self.on_stack: set[str] = set()
+        self.components: list[list[str]] = []
+        for v in sorted(graph):
+            if v not in self.index:
+                self.connect(v)
+
+    def connect(self, v: str) -> None:
+        self.index[v] = self.low[v] = len(self.index)
+        self.stack.append(v)
+        self.on_stack.add(v)
+        for w in sorted(self.graph[v]):
+            if w not in self.index:
+                self.connect(w)
+                self.low[v] = min(self.low[v], self.low[w])
+            elif w in self.on_stack:
+                self.low[v] = min(self.low[v], self.index[w])
+        if self.low[v] == self.index[v]:
+            component = []
+            while True:
+                w = self.stack.pop()
+                self.on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            self.components.append(sorted(component))
+
+
 def cycles(found: Iterable[Import]) -> list[list[str]]:
     """The import cycles among runtime imports (top level and inside functions): strongly connected
-    components of more than one module, and modules that import themselves."""
+    components of more than one module."""
     graph: dict[str, set[str]] = {}
     for i in found:
         if i.how != "type":
             graph.setdefault(i.module, set()).add(i.target)
             graph.setdefault(i.target, set())
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    out: list[list[str]] = []
-
-    def connect(v: str) -> None:  # Tarjan; the graph is ~120 modules, recursion is fine
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                connect(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                out.append(sorted(component))
-
-    for v in sorted(graph):
-        if v not in index:
-            connect(v)
-    return out
+    return [c for c in _Tarjan(graph).components if len(c) > 1]
 
 
 def _describe(component: list[str], found: Iterable[Import]) -> str:

@@ -279,7 +279,8 @@ def _granted_memberships(snap: Snapshot, role: Role) -> list[Membership]:
     return [m for m in snap.memberships if m.grantor == role.oid and role.oid not in (m.role, m.member)]
 
 
-def _blockers(
+# complexity over 10 on purpose: a flat list of independent checks, each one `if` and one sentence
+def _blockers(  # noqa: C901
     policy: Policy,
     snap: Snapshot,
     survey: Survey,
