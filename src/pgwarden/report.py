@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from pgwarden.fetch import fetch
 from pgwarden.findings import Finding
 from pgwarden.rolegraph import RoleGraph
+from pgwarden.rows import HeldCountRow, ScopeHeldRow
 
 if TYPE_CHECKING:
     from pgwarden.policy import Policy
@@ -193,7 +195,6 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
     from pgwarden.errors import ConnectError
     from pgwarden.hazards import read_hazards
     from pgwarden.rolegraph import build_graph
-    from pgwarden.snapshot import _rows
 
     policy = session.policy
     if not session.target_exists():
@@ -205,8 +206,10 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
         roles = _candidates(policy, snap, schema_oids)
         oids = {snap.role_by_name[r].oid: (r, lvl) for r, lvl in roles}
         params = {"schemas": list(schema_oids), "roles": list(oids)}
-        rows = _rows(conn, "report_privileges", {**params, "table_privs": list(snap.caps.table_owner_privileges)})
-        scope_rows = _rows(conn, "report_scope_privileges", params)
+        rows = fetch(
+            conn, "report_privileges", HeldCountRow, {**params, "table_privs": list(snap.caps.table_owner_privileges)}
+        )
+        scope_rows = fetch(conn, "report_scope_privileges", ScopeHeldRow, params)
     findings = findings_for(policy, snap, hz, session.plan(snap, secrets))
     rights = _rights(policy, snap)
     cells = _object_cells(policy, snap, rights, rows, oids, schema_oids)
@@ -254,38 +257,36 @@ def _grants(policy: Policy) -> tuple[dict[str, Any], ...]:
     )
 
 
-def _who(row: Mapping[str, Any], oids: Mapping[int, tuple[str, str]]) -> tuple[str, str]:
-    return ("PUBLIC", "public") if row["role"] == 0 else oids[int(row["role"])]
+def _who(row: HeldCountRow | ScopeHeldRow, oids: Mapping[int, tuple[str, str]]) -> tuple[str, str]:
+    return ("PUBLIC", "public") if row.role == 0 else oids[int(row.role)]
 
 
 def _object_cells(
     policy: Policy,
     snap: Snapshot,
     rights: Mapping[str, Rights],
-    rows: list[dict[str, Any]],
+    rows: list[HeldCountRow],
     oids: Mapping[int, tuple[str, str]],
     schema_oids: Mapping[int, str],
 ) -> list[Cell]:
     cells = []
     for r in rows:
         role, level = _who(r, oids)
-        total = int(r["total"])
-        where = (int(r["schema"]), schema_oids[r["schema"]])
-        expected = _expected(policy, snap, rights, (role, level), where, r["kind"], r["privilege"], total)
-        cells.append(
-            Cell(role, level, schema_oids[r["schema"]], r["kind"], r["privilege"], int(r["held"]), total, expected)
-        )
+        total = int(r.total)
+        where = (int(r.schema), schema_oids[r.schema])
+        expected = _expected(policy, snap, rights, (role, level), where, r.kind, r.privilege, total)
+        cells.append(Cell(role, level, schema_oids[r.schema], r.kind, r.privilege, int(r.held), total, expected))
     return cells
 
 
 def _scope_cells(
-    policy: Policy, rights: Mapping[str, Rights], rows: list[dict[str, Any]], oids: Mapping[int, tuple[str, str]]
+    policy: Policy, rights: Mapping[str, Rights], rows: list[ScopeHeldRow], oids: Mapping[int, tuple[str, str]]
 ) -> list[ScopeCell]:
     out = []
     for r in rows:
         role, level = _who(r, oids)
-        want = _want(policy, rights.get(role), level, r["kind"], r["name"], r["privilege"])
-        out.append(ScopeCell(role, level, r["kind"], r["name"], r["privilege"], bool(r["held"]), want))
+        want = _want(policy, rights.get(role), level, r.kind, r.name, r.privilege)
+        out.append(ScopeCell(role, level, r.kind, r.name, r.privilege, bool(r.held), want))
     return out
 
 
