@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, ApplyInterrupted, PrivilegeError
 from pgwarden.plan import Phase, Plan, Step, missing_database_note
-from pgwarden.retire import prepare_retirement
+from pgwarden.retirement import prepare_retirement
 from pgwarden.session import Session
 
 if TYPE_CHECKING:

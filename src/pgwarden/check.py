@@ -17,7 +17,7 @@ from pgwarden.findings import Finding, rank, sort_findings, summary, to_json
 from pgwarden.hazards import HazardData, read_hazards
 from pgwarden.plan import Plan, Step
 from pgwarden.policy import Policy
-from pgwarden.retire import findings as retired_findings
+from pgwarden.retirement import findings as retired_findings
 from pgwarden.rules import DRIFT_SEVERITY, run_rules
 from pgwarden.session import Session
 from pgwarden.snapshot import Snapshot

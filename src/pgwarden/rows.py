@@ -231,7 +231,7 @@ class ColumnTargetRow:
     col: str
 
 
-# adopt.py and retire.py.
+# adopt.py and retirement.py.
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,7 @@ def command(
     from pgwarden.apply import apply
     from pgwarden.connect import secrets_from_env
     from pgwarden.render import apply_progress, render_apply, render_plan
-    from pgwarden.retire import with_retirements
+    from pgwarden.retirement import with_retirements
     from pgwarden.session import Session
 
     ui = ui_of(ctx)

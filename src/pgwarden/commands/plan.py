@@ -54,7 +54,7 @@ def command(
     from pgwarden.plan import Plan
     from pgwarden.policy import Policy
     from pgwarden.render import database_progress, render_plan, render_plans
-    from pgwarden.retire import with_retirements
+    from pgwarden.retirement import with_retirements
     from pgwarden.session import Session
 
     ui = ui_of(ctx)

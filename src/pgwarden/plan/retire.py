@@ -93,7 +93,7 @@ class DatabaseAccess:
 
 @dataclass(frozen=True)
 class Survey:
-    """What the retired roles hold across the cluster (pgwarden.retire reads it). `holdings` maps
+    """What the retired roles hold across the cluster (pgwarden.retirement reads it). `holdings` maps
     a role's oid to {database name ("" for shared objects): holdings}."""
 
     holdings: Mapping[int, Mapping[str, tuple[Holding, ...]]]
@@ -247,7 +247,7 @@ def _retirement(
         units.append(survey.admin_database)
     shared_unit = survey.admin_database if survey.admin_database in units else units[0] if units else None
     shared_owned = any(h.dependency == "owner" for h in shared)
-    if shared_unit is not None:  # first: its commit clears the shared dependencies (see pgwarden.retire)
+    if shared_unit is not None:  # first: its commit clears the shared dependencies (see pgwarden.retirement)
         units.remove(shared_unit)
         units.insert(0, shared_unit)
     databases = tuple(

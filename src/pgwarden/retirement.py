@@ -1,4 +1,4 @@
-"""Retiring roles across the cluster: read what they hold in every database, then reassign, drop and DROP ROLE."""
+"""Retiring roles, run (plan/retire.py plans it): read what they hold everywhere, then reassign, drop, DROP ROLE."""
 
 from __future__ import annotations
 
