@@ -92,6 +92,6 @@ def test_envelope_wraps_each_database_and_keeps_errors_apart() -> None:
 
 def test_the_report_command_offers_every_format_the_renderer_knows() -> None:
     from pgwarden.commands.report import REPORT_FORMATS
-    from pgwarden.render.report import FORMATS
+    from pgwarden.render.report_text import FORMATS
 
     assert REPORT_FORMATS == FORMATS

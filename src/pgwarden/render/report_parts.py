@@ -1,4 +1,4 @@
-"""The report's cells and sentences, shared by its text, Markdown and HTML renderers."""
+"""The report's cells and sentences, shared by its text (report_text), Markdown and HTML renderers."""
 
 from __future__ import annotations
 

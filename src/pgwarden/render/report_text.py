@@ -1,4 +1,4 @@
-"""The privilege report as text (a matrix, coloured on a terminal), Markdown, JSON, DOT and Mermaid."""
+"""The privilege report as text (a matrix, coloured on a terminal), and render_report: every format by name."""
 
 from __future__ import annotations
 
