@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,3 +235,25 @@ def test_a_library_module_importing_a_renderer_is_found(tmp_path: Path, how: str
     )
     leaks = cross_layer(imports(src))
     assert [(i.module, i.how) for i in leaks] == [("pgwarden.check", how)]
+
+
+def _module_map() -> str:
+    text = (SRC.parent / "docs" / "design.md").read_text(encoding="utf-8")
+    start = text.index("| module | what it does |")
+    return text[start : text.index("\n## ", start)]
+
+
+def test_the_module_map_in_design_md_names_every_module_and_only_modules_that_exist() -> None:
+    package = SRC / "pgwarden"
+    actual = {str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "__init__.py"}
+    named = set(re.findall(r"`([\w/]+\.py)`", _module_map()))
+    assert not actual - named, f"docs/design.md's module map does not name {sorted(actual - named)}"
+    assert not named - actual, f"docs/design.md's module map names modules that do not exist: {sorted(named - actual)}"
+
+
+def test_the_module_map_puts_exactly_the_edge_in_its_edge_row() -> None:
+    rows = [line for line in _module_map().splitlines() if line.startswith("| **the edge:**")]
+    assert len(rows) == 1
+    in_row = {"pgwarden." + m.removesuffix(".py").replace("/", ".") for m in re.findall(r"`([\w/]+\.py)`", rows[0])}
+    edge = {m for m in modules(SRC) if is_edge(m) and not (SRC / (m.replace(".", "/") + "/__init__.py")).exists()}
+    assert in_row == edge
