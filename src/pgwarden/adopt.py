@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from pgwarden.apply import LOCK_KEY
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PgwardenError
 from pgwarden.fetch import fetch
 from pgwarden.kinds import defacl_word
 from pgwarden.plan import Action, Phase, Step
 from pgwarden.rows import DefaultGrantRow, OwnedObjectRow
+from pgwarden.snapshot import inspect
 
 if TYPE_CHECKING:
     import psycopg
@@ -212,7 +214,6 @@ def plan_adopt(session: Session, from_role: str, secrets: Mapping[str, str] | No
 def _missing_roles(session: Session, secrets: Mapping[str, str] | None) -> list[Step]:
     """The plan's CREATE ROLE steps for the policy's roles the cluster lacks; none is read or planned
     when they all exist (adopt is about objects: the usual case costs one lookup)."""
-    from pgwarden.snapshot import inspect
 
     names = list(session.policy.role_names)
     found = {
@@ -230,8 +231,6 @@ def _missing_roles(session: Session, secrets: Mapping[str, str] | None) -> list[
 def create_roles(session: Session, steps: Sequence[Step]) -> None:
     """CREATE ROLE for the policy's missing roles, in one transaction under apply's cluster lock."""
     import psycopg
-
-    from pgwarden.apply import LOCK_KEY
 
     blocked = [s for s in steps if not s.allowed]
     if blocked:

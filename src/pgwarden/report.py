@@ -15,14 +15,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from pgwarden.check import findings_for
+from pgwarden.errors import ConnectError
 from pgwarden.fetch import fetch
 from pgwarden.findings import Finding
-from pgwarden.rolegraph import RoleGraph
+from pgwarden.hazards import read_hazards
+from pgwarden.probe.rights import Rights, held_on, member_rights
+from pgwarden.rolegraph import RoleGraph, build_graph
 from pgwarden.rows import HeldCountRow, ScopeHeldRow
+from pgwarden.scopes import Scopes
 
 if TYPE_CHECKING:
     from pgwarden.policy import Policy
-    from pgwarden.probe.rights import Rights
     from pgwarden.session import Session
     from pgwarden.snapshot import Snapshot
 
@@ -160,7 +164,6 @@ def _expected(
     mine = rights.get(role)
     if mine is None:  # roles outside the policy
         return 0
-    from pgwarden.probe.rights import held_on
 
     schema_oid, schema = where
     groups = [g for g in snap.objects if g.schema == schema_oid and g.kind == kind]
@@ -176,8 +179,6 @@ def _expected(
 
 def _rights(policy: Policy, snap: Snapshot) -> dict[str, Rights]:
     """What each access role and each member must hold directly (a member: its inherited groups')."""
-    from pgwarden.probe.rights import Rights, member_rights
-    from pgwarden.scopes import Scopes
 
     scopes = Scopes.of(policy)
     version = 160000 if snap.caps.membership_options else 150000
@@ -191,10 +192,6 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
     queries) and summarise it; `findings` are those of `run_check` with the same `secrets` (the
     policy's passwords: with them a changed password is drift). Rows: the policy's roles, PUBLIC,
     and every other role that owns or holds something in the database (superusers are listed apart)."""
-    from pgwarden.check import findings_for
-    from pgwarden.errors import ConnectError
-    from pgwarden.hazards import read_hazards
-    from pgwarden.rolegraph import build_graph
 
     policy = session.policy
     if not session.target_exists():

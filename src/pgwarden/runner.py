@@ -76,6 +76,7 @@ ROLE_WORDS = ("runtime", "readwrite", "readonly")
 
 def role_for(policy: Policy, word: str) -> str:
     """The access role `word` (ROLE_WORDS) stands for, judged by its grants in this database."""
+    # lazy on purpose: Django's settings.py imports this module (contrib.django); the engine loads on use
     from pgwarden.probe.rights import may_write, reads_only
     from pgwarden.scopes import Scopes
 
@@ -180,6 +181,7 @@ def run_command(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
 def object_findings(session: Session, secrets: Mapping[str, str] | None = None) -> list[Finding]:
     """What a migration can get wrong: objects not owned by the owner or lacking the access roles' grants."""
+    # lazy on purpose: see role_for
     from pgwarden.check import run_check
     from pgwarden.plan import OBJECT_ACTIONS, Phase
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pgwarden.kinds import KINDS
 from pgwarden.policy.names import (
     AccessLevel,
     ColumnName,
@@ -55,8 +56,6 @@ class ProfileSpec(_Model):
 
     @model_validator(mode="after")
     def _carried(self) -> ProfileSpec:
-        from pgwarden.kinds import KINDS
-
         for kind_name in ("table", "sequence", "routine"):
             privileges = getattr(self, kind_name)
             bad = [p for p in privileges if p not in KINDS[kind_name].privileges]

@@ -10,9 +10,11 @@ from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.plan.model import acl_subject
 from pgwarden.policy import Policy
+from pgwarden.probe.rights import may_write
 from pgwarden.rows import CreateRow, FunctionRow
 from pgwarden.rules.common import access_roles, finding, q
 from pgwarden.rules.roles import revoke_membership
+from pgwarden.scopes import Scopes
 from pgwarden.snapshot import Snapshot
 
 
@@ -118,8 +120,6 @@ def check_definer_readonly(policy: Policy, snap: Snapshot, hz: HazardData) -> It
     """Roles that may not write (no INSERT, UPDATE, DELETE or TRUNCATE on any table, by their grants)
     get EXECUTE on the managed schemas' routines (queries and views call them); a SECURITY DEFINER
     routine runs with its owner's rights, so through it such a role may write."""
-    from pgwarden.probe.rights import may_write
-    from pgwarden.scopes import Scopes
 
     scopes = Scopes.of(policy)
     readonly = {
