@@ -88,17 +88,6 @@ def demo_binaries(version: int | None = None, pg_bin: str | Path | None = None) 
     return find_binaries(version, pg_bin, allow_download=pg_bin is None)
 
 
-def start_server(version: int | None = None, pg_bin: str | Path | None = None) -> LocalServer:
-    """Find binaries and start a throwaway server; on any failure or interruption nothing is left."""
-    server = LocalServer(demo_binaries(version, pg_bin))
-    try:
-        server.start()
-    except BaseException:
-        server.cleanup()
-        raise
-    return server
-
-
 def simulate_accident(server: LocalServer, passwords: dict[str, str]) -> list[str]:
     """Make alice a member of the owner, then create a table as alice without SET ROLE.
 

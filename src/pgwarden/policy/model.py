@@ -105,10 +105,6 @@ class GrantSpec(_Model):
                 raise LocatedError(f"{name}: list at least one column", "except_columns", name)
         return self
 
-    def covers_schema(self, schema: str) -> bool:
-        """Whether the grant applies to every object of `schema` (not only listed tables)."""
-        return schema in self.schemas
-
     def covers_table(self, schema: str, table: str) -> bool:
         name = f"{schema}.{table}"
         if name in self.except_tables:
@@ -166,12 +162,6 @@ class RoleAttributes(_Model):
     comment: str | None = None
     settings: dict[SettingName, SettingValue] | None = None
     database_settings: dict[DatabaseName, dict[SettingName, SettingValue]] | None = None
-
-    def declares_attributes(self) -> bool:
-        return any(
-            v is not None
-            for v in (self.connection_limit, self.valid_until, self.comment, self.settings, self.database_settings)
-        )
 
 
 class OwnerSpec(RoleAttributes):
