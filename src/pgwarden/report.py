@@ -3,7 +3,7 @@
 Library use (the demo calls it):
 
     with Session.open(dsn, policy) as session:
-        report = build_report(session, secrets_from_env([env for _, env in policy.login_roles()]))
+        report = build_report(session, policy.secrets())
     pgwarden.render.render_report(report, "html")   # or text, json, markdown, dot, mermaid; a str
 
 The model and its reading live here; pgwarden.render prints it.

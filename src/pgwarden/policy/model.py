@@ -7,7 +7,8 @@ resolved into one of these per database: the planners never see the file's shape
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -305,6 +306,11 @@ class Policy(_Model):
         out.extend((a.name, a.password_env) for a in self.access if a.login)
         out.extend((m.name, m.password_env) for m in self.members if m.login)
         return out
+
+    def secrets(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The login roles' password variables that are set in `environ` (default: the process's), by name."""
+        env = os.environ if environ is None else environ
+        return {v: env[v] for _, v in self.login_roles() if v and env.get(v) is not None}
 
     def with_levels(self) -> Policy:
         """Version 2: each access role's `level`, where one grant of readwrite or readonly on every

@@ -21,7 +21,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from pgwarden.check import run_check
-        from pgwarden.connect import secrets_from_env
         from pgwarden.contrib.django import admin_dsn_setting, policy_path_setting
         from pgwarden.errors import PgwardenError
         from pgwarden.policy import load_policy
@@ -30,7 +29,7 @@ class Command(BaseCommand):
 
         try:
             policy = load_policy(options["config"] or policy_path_setting())
-            secrets = secrets_from_env([e for _, e in policy.login_roles()])
+            secrets = policy.secrets()
             with Session.open(options["dsn"] or admin_dsn_setting(), policy) as session:
                 result = run_check(session, secrets)
         except PgwardenError as exc:
