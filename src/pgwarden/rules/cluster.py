@@ -74,17 +74,17 @@ def check_user_mappings(policy: Policy, snap: Snapshot, hz: HazardData) -> Itera
     borrowed = {policy.owner.name: "the owner", **{d: "a deploy login" for d in policy.owner.deploy_logins}}
     borrowed |= {r.name: "a superuser" for r in snap.roles.values() if r.superuser}
     for row in hz.user_mappings:
-        name = snap.role_name(int(row["role"]))
-        remote = row["remote_user"]
+        name = snap.role_name(int(row.role))
+        remote = row.remote_user
         if (name is not None and name not in access) or remote not in borrowed:
             continue
         who = sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
         yield finding(
             "outside.user-mapping",
-            f"user mapping for {name or 'PUBLIC'} on server {row['server']}",
+            f"user mapping for {name or 'PUBLIC'} on server {row.server}",
             name or "PUBLIC",
-            f"{name or 'PUBLIC'} logs in on foreign server {row['server']} as {remote}, {borrowed[remote]}: through "
+            f"{name or 'PUBLIC'} logs in on foreign server {row.server} as {remote}, {borrowed[remote]}: through "
             "its foreign tables it reads and writes with that role's rights (detect-only: the mapping holds "
             "credentials pgwarden cannot replace)",
-            sql.SQL("DROP USER MAPPING FOR {} SERVER {}").format(who, sql.Identifier(row["server"])),
+            sql.SQL("DROP USER MAPPING FOR {} SERVER {}").format(who, sql.Identifier(row.server)),
         )
