@@ -135,6 +135,7 @@ def test_ddl_that_hands_a_managed_object_or_schema_away_is_refused(
         owner.execute("CREATE VIEW public.v AS SELECT 1 AS x")
         owner.execute("CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'")
         owner.execute("CREATE TYPE public.ty AS (a int)")
+        owner.execute("COMMENT ON SCHEMA public IS 'the app'")  # a managed schema the owner changes: allowed
     # what ALTER ... OWNER TO needs: the owner is a member of the new owner, which may create in the schema
     admin_conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(other), sql.Identifier(split.owner)))
     with split.admin_db() as db:

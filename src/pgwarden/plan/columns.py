@@ -55,9 +55,9 @@ def plan_columns(ctx: PlanContext) -> None:
     for key in dict.fromkeys([*held, *wanted]):
         relation, grantee, privilege = key
         t = tables[relation]
+        extra = [c for c in held.get(key, []) if c not in wanted.get(key, [])]
         if key in dropped or (relation, grantee, "ALL") in dropped:
             held.pop(key, None)  # plan_objects' table-level REVOKE takes them: grant them again after it
-        extra = [c for c in held.get(key, []) if c not in wanted.get(key, [])]
         missing = [c for c in wanted.get(key, []) if c not in held.get(key, [])]
         where = (schemas[t.schema], t.table, t.owner, relation, grantee, privilege)
         if extra:

@@ -47,7 +47,9 @@ BEGIN
     made_by := CASE obj.classid
 {lookups}
     END;
-    CONTINUE WHEN made_by IS NULL OR made_by = ANY ({allowed});
+    -- pg_database_owner (15+: public's owner) is whoever owns the database: the owner
+    CONTINUE WHEN made_by IS NULL OR made_by = ANY ({allowed}) OR (made_by = 'pg_database_owner'
+      AND obj.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass);
     RAISE EXCEPTION 'pgwarden guard: % % would be owned by %, not by the owner %',
       obj.object_type, obj.object_identity, made_by, {owner}
       USING ERRCODE = 'insufficient_privilege', HINT = {hint};

@@ -29,20 +29,17 @@ def check_outsiders(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[
         others = [p for p in e.paths if p[0] != e.member]
         logins = "; logins that come in through it: " + ", ".join(" -> ".join(p) for p in others) if others else ""
         if e.administrator:
-            tail = (
-                "an administrator (CREATEROLE): apply leaves it alone; list it under [ignore] roles if that is intended"
-            )
+            tail = "an administrator (CREATEROLE): apply leaves it; list it under [ignore] roles if intended"
         elif owner:
-            tail = "apply revokes the membership"
+            tail = "apply revokes it"
         else:
-            tail = "detect-only: declare it under [[roles]] with member_of, or list it under [ignore] roles"
+            tail = "detect-only: declare it under [[roles]] with member_of, or under [ignore] roles"
         member, role = snap.role_by_name[e.member].oid, snap.role_by_name[e.role].oid
         yield finding(
             "outside.member-of-owner" if owner else "outside.member-of-access",
             f"role {e.role}",
             e.member,
-            f"{e.member} is not in the policy and can act as {target}: it is a member ({e.edge.label}){logins} "
-            f"({tail})",
+            f"{e.member}, not in the policy, can act as {target} (member: {e.edge.label}; {tail}){logins}",
             revoke_sql(snap, member, role),
             subject=("membership", e.role, e.member),
         )
