@@ -9,6 +9,7 @@ from psycopg import sql
 
 from pgwarden.plan.context import PlanContext
 from pgwarden.plan.model import Action, Need, Phase, Statement, Step
+from pgwarden.plan.outside import dangerous_settings
 from pgwarden.snapshot import GuardState
 
 SCHEMA = "pgwarden"
@@ -182,12 +183,16 @@ def _plan_switches(ctx: PlanContext) -> None:
     """A stored `event_triggers = off` (ALTER ROLE [ALL] [IN DATABASE] / ALTER DATABASE ... SET, which
     a superuser made) switches the guard off for those sessions: it is reset, whatever the level."""
     snap, db = ctx.snap, ctx.policy.database.name
+    # those plan/outside.py resets already (a policy role's, the database's): one step per problem
+    elsewhere = {(role, database) for role, database, param in dangerous_settings(ctx) if param == _SWITCH}
     for s in snap.role_settings:
         for setting in s.settings:
             name, _, value = setting.partition("=")
             if name.strip().lower() != _SWITCH or value.strip().lower() in ("on", "true", "yes", "1"):
                 continue
             role = snap.role_name(s.role) if s.role else None
+            if (role, s.database) in elsewhere:
+                continue
             if s.role == 0:
                 head = (
                     sql.SQL("ALTER DATABASE {}").format(sql.Identifier(db)) if s.database else sql.SQL("ALTER ROLE ALL")
