@@ -144,6 +144,18 @@ def accident_owner(server: LocalServer) -> str | None:
     return None if row is None else str(row[0])
 
 
+def intruder_becomes_owner(server: LocalServer) -> bool:
+    """Whether the accident's login can still act as the owner (a member by any path, ADMIN included)."""
+    import psycopg
+
+    with psycopg.connect(server.conninfo(DATABASE), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pg_has_role(%s, %s, 'MEMBER') OR pg_has_role(%s, %s, 'USAGE') FROM pg_roles WHERE rolname = %s",
+            (INTRUDER, OWNER, INTRUDER, OWNER, INTRUDER),
+        ).fetchone()
+    return bool(row and row[0])
+
+
 # --- the kept server -----------------------------------------------------------------------------------
 
 

@@ -164,6 +164,12 @@ class GuardState:
     acl: str | None
     schema_exists: bool
     other_objects: int  # objects in schema pgwarden besides the function
+    trigger_tags: tuple[str, ...] | None = None  # WHEN TAG IN (...): None, every command
+    language: str | None = None
+    function_private: bool | None = None  # EXECUTE for its owner only
+    schema_owner_is_superuser: bool | None = None
+    schema_private: bool | None = None  # no privilege on schema pgwarden for anyone but its owner
+    schema_grantees: tuple[str, ...] = ()  # who holds some (PUBLIC included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +338,8 @@ def _database(
     types = tuple(TypeRef(**t) for t in d.types)
     columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"]), "initial": _acl(c["initial"])}) for c in d.columns)
     g = d.guard
-    guard = GuardState(**{**g, "config": tuple(g["config"]) if g["config"] is not None else None})
+    lists = {k: tuple(g[k]) if g[k] is not None else None for k in ("config", "trigger_tags")}
+    guard = GuardState(**{**g, **lists, "schema_grantees": tuple(g["schema_grantees"] or ())})
     return database, types, columns, guard
 
 

@@ -24,6 +24,16 @@ def _grantee(snap: Snapshot, g: OutsideGrant) -> sql.Composable:
     return sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
 
 
+def _file_database(policy: Policy, g: OutsideGrant) -> bool:
+    """CONNECT on another database of the same version 2 file: plan/database.py grants it there to the
+    deploy logins (each database's plan its own), so it is the file's design, not a finding."""
+    if g.kind != "database" or g.privilege != "CONNECT":
+        return False
+    names = {d.name for d in policy.databases}
+    # the ident is quote_ident(datname): the bare name, or the name in double quotes
+    return any(g.ident in (n, '"' + n.replace('"', '""') + '"') for n in names)
+
+
 def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     access = set(policy.row_roles)
     owners = {policy.owner.name, *policy.owner.deploy_logins}
@@ -48,7 +58,7 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
             )
             severity = "high"
         elif name in owners:
-            if g.kind not in OWNER_KINDS:
+            if g.kind not in OWNER_KINDS or _file_database(policy, g):
                 continue  # USAGE on a foreign server, a type, a tablespace: what migrations may need
             message = (
                 f"{name} holds {g.privilege} on {obj}: every migration can use it (detect-only: "

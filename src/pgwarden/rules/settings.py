@@ -31,11 +31,13 @@ def parse_search_path(value: str, role: str) -> list[str]:
 
 def stored_path(snap: Snapshot, role_oid: int) -> tuple[str, str] | None:
     """(value, where it comes from) of the search_path a role's sessions start with in this database,
-    when a role or database setting gives one: role in database, then role, then database."""
+    when a stored setting gives one, in PostgreSQL's order: role in database, role, database, then
+    every role (ALTER ROLE ALL SET)."""
     if snap.database is None:
         return None
     db = snap.database.oid
-    for role, database, where in ((role_oid, db, "role in database"), (role_oid, 0, "role"), (0, db, "database")):
+    levels = ((role_oid, db, "role in database"), (role_oid, 0, "role"), (0, db, "database"), (0, 0, "every role"))
+    for role, database, where in levels:
         for s in snap.role_settings:
             if s.role == role and s.database == database:
                 for setting in s.settings:
