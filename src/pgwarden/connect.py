@@ -123,6 +123,16 @@ def scrub(text: str) -> str:
 
 
 def secrets_from_env(names: list[str | None], environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The values of the policy's password variables that are set (and only those)."""
+    """The values of the policy's password variables that are set (and only those). A variable set
+    to the empty string is refused: PostgreSQL stores no password for it, so the role would be left
+    without one while the plan said "set the password"."""
     env = os.environ if environ is None else environ
+    empty = [n for n in names if n and env.get(n) == ""]
+    if empty:
+        from pgwarden.errors import PolicyError
+
+        raise PolicyError(
+            f"${empty[0]} is set but empty: an empty password is no password",
+            hint=f"set {empty[0]} to the password, or unset it (`unset {empty[0]}`) to leave the password as it is",
+        )
     return {n: env[n] for n in names if n and env.get(n) is not None}

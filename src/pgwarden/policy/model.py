@@ -131,6 +131,9 @@ class DatabaseSpec(_Model):
     name: DatabaseName
     schemas: tuple[SchemaName, ...] = ("public",)
     grants: tuple[GrantSpec, ...] = ()
+    #: names the grants use that a migration has not created yet ("app.invoices", a column as
+    #: "app.customers.email", a schema): absent, they are noted instead of refused (pgwarden.resolve)
+    expected: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _unique_schemas(self) -> DatabaseSpec:
@@ -138,6 +141,20 @@ class DatabaseSpec(_Model):
             raise ValueError("schemas must list at least one schema")
         if len(set(self.schemas)) != len(self.schemas):
             raise ValueError("schemas lists the same schema twice")
+        usable = self.policy_names()
+        for index, name in enumerate(self.expected):
+            if name not in usable:
+                import difflib
+
+                close = difflib.get_close_matches(name, sorted(usable), n=1)
+                raise LocatedError(
+                    f"{name!r} is not a name this database's schemas or grants use"
+                    + (f" (did you mean {close[0]!r}?)" if close else "")
+                    + ": expected lists schemas, tables (schema.table) and columns (schema.table.column) "
+                    "named elsewhere in the file",
+                    "expected",
+                    index,
+                )
         for index, grant in enumerate(self.grants):
             outside = [s for s in grant.schemas if s not in self.schemas]
             if outside:
@@ -156,6 +173,15 @@ class DatabaseSpec(_Model):
                     "tables",
                 )
         return self
+
+    def policy_names(self) -> set[str]:
+        """Every schema, table and column name the database's schemas and grants use, as written
+        (a column as schema.table.column): what `expected` may list."""
+        names = set(self.schemas)
+        for grant in self.grants:
+            names.update(grant.tables, grant.except_tables, grant.except_columns)
+            names.update(f"{table}.{column}" for table, columns in grant.except_columns.items() for column in columns)
+        return names
 
 
 class RoleAttributes(_Model):
