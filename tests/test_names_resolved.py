@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -80,6 +79,11 @@ def names(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_
     return n
 
 
+def _except_columns(app: str, table: str, column: str) -> str:
+    scope = f'schemas = ["app"], except_columns = {{ "{table}" = ["{column}"] }}'
+    return f'{{ role = "{app}", profile = "readonly", {scope} }}'
+
+
 def _refused(result: CliResult, wrong: str, right: str) -> None:
     assert result.exit_code == 2, str(result)
     lines = result.stderr.strip().splitlines()
@@ -90,18 +94,14 @@ def _refused(result: CliResult, wrong: str, right: str) -> None:
 
 def test_a_misspelt_excepted_column_is_refused_everywhere_and_grants_nothing(names: Names) -> None:
     app = names.app
-    names.write(
-        grant=f'{{ role = "{app}", profile = "readonly", schemas = ["app"], except_columns = {{ "app.customers" = ["emial"] }} }}'
-    )
+    names.write(grant=_except_columns(app, "app.customers", "emial"))
     for command in (["plan"], ["apply", "--yes"], ["check"], ["probe"], ["report"]):
         _refused(names.cli(*command), "emial", "email")
     # nothing was applied: the column meant to be hidden is not readable, nor is any other
     assert not names.as_app("SELECT email FROM app.customers")
     assert not names.as_app("SELECT name FROM app.customers")
     # spelt right, apply hides exactly that column
-    names.write(
-        grant=f'{{ role = "{app}", profile = "readonly", schemas = ["app"], except_columns = {{ "app.customers" = ["email"] }} }}'
-    )
+    names.write(grant=_except_columns(app, "app.customers", "email"))
     assert names.cli("apply", "--yes").exit_code == 0
     assert names.as_app("SELECT name FROM app.customers") and not names.as_app("SELECT email FROM app.customers")
 
@@ -116,7 +116,7 @@ def test_misspelt_tables_schemas_and_roles_are_refused_with_the_closest_name(nam
         ),
         (f'{{ role = "{app}", profile = "readonly", tables = ["app.custmers"] }}', "app.custmers", "app.customers"),
         (
-            f'{{ role = "{app}", profile = "readonly", schemas = ["app"], except_columns = {{ "app.custmers" = ["email"] }} }}',
+            _except_columns(app, "app.custmers", "email"),
             "app.custmers",
             "app.customers",
         ),
@@ -157,7 +157,3 @@ def test_names_declared_expected_are_noted_and_a_misspelt_expected_is_a_file_err
     names.write(grant=grant, expected='expected = ["app.invoice", "app.customers.phone"]')
     result = names.cli("plan")
     assert result.exit_code == 2 and "'app.invoices'" in result.stderr and "expected" in result.stderr, str(result)
-
-
-def _rows(conn: psycopg.Connection[Any], query: str) -> list[Any]:
-    return conn.execute(query).fetchall()  # type: ignore[arg-type]
