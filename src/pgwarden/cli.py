@@ -57,6 +57,8 @@ file, a name the database does not have, connection, credentials, output closed 
 
 #: Commands that change nothing: interrupting them leaves everything as it was.
 _READ_ONLY = frozenset({"plan", "check", "probe", "report", "completion"})
+#: ... and those whose only output is what they print (a closed output leaves nothing half-done)
+_CHANGE_NOTHING = _READ_ONLY | {"init"}
 
 
 class Interrupted(PgwardenError):
@@ -121,7 +123,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError:  # before click's own handler, which exits 1 without a word
-            raise output_closed(ctx.invoked_subcommand) from None
+            raise output_closed(ctx.invoked_subcommand in _CHANGE_NOTHING) from None
         except KeyboardInterrupt:
             raise interrupted(ctx.invoked_subcommand) from None
         except click.exceptions.Abort as exc:
@@ -326,6 +328,12 @@ def main(argv: list[str] | None = None) -> None:
         report_error(exc)
         _silence_stdout()
         sys.exit(EXIT_ERROR)
+    except SystemExit as exc:
+        # click's own answer to a closed output outside a command (--version, --help): exit 1, silent
+        if exc.code == 1 and type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+            report_error(output_closed(read_only=True))
+            sys.exit(EXIT_ERROR)
+        raise
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -363,7 +371,7 @@ class OutputClosed(PgwardenError):
     """Standard output was closed by its reader before the command finished writing."""
 
 
-def output_closed(command: str | None = None) -> OutputClosed:
+def output_closed(read_only: bool = False) -> OutputClosed:
     """The reader of our output went away (`pgwarden plan | head`): the job is not finished, so exit 2,
     saying whether something was committed before."""
     if _KEPT:
@@ -371,7 +379,7 @@ def output_closed(command: str | None = None) -> OutputClosed:
             f"output closed before pgwarden finished writing (broken pipe); the change was applied: {'; '.join(_KEPT)}",
             hint="nothing to redo: run `pgwarden check` to see the result",
         )
-    if command in _READ_ONLY or command == "init":
+    if read_only:
         return OutputClosed(
             "output closed before pgwarden finished writing (broken pipe); nothing was changed",
             hint="let the command finish: write to a file, or pipe into `less`",
