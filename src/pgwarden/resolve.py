@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from pgwarden.errors import PolicyError
 from pgwarden.policy import Policy, split_qualified
-from pgwarden.snapshot import Snapshot
+from pgwarden.snapshot import ObjectRef, Snapshot
 
 
 @dataclass(frozen=True)
@@ -122,26 +122,44 @@ def _names(policy: Policy, snap: Snapshot) -> Iterator[Name]:
 
 
 def _relations(snap: Snapshot) -> dict[str, set[str] | None]:
-    """schema -> the names of its tables, views and sequences; None when some group of the schema
-    was read without its names (it cannot be told what is missing there)."""
+    """schema -> `schema.name` of its tables, views and sequences; None when some group of the
+    schema was read without its names (it cannot be told what is missing there)."""
+    return _qualified(snap, ("table", "sequence"), lambda schema, o: f"{schema}.{o.name}")
+
+
+def _routines(snap: Snapshot) -> dict[str, set[str] | None]:
+    """schema -> `schema.name(identity arguments)` of its routines (None as for `_relations`)."""
+    return _qualified(snap, ("routine",), lambda schema, o: f"{schema}.{o.name}({o.args or ''})")
+
+
+def _qualified(
+    snap: Snapshot, kinds: tuple[str, ...], spell: Callable[[str, ObjectRef], str]
+) -> dict[str, set[str] | None]:
     by_oid = {s.oid: s.name for s in snap.schemas}
     out: dict[str, set[str] | None] = {}
     if snap.database_exists:
         out = {s.name: set() for s in snap.schemas}
     for group in snap.objects:
         schema = by_oid.get(group.schema)
-        if schema is None or group.kind == "routine":
+        if schema is None or group.kind not in kinds:
             continue
         names = out.get(schema)
         if group.objects is None or names is None:
             out[schema] = None
             continue
-        names.update(o.name for o in group.objects)
+        names.update(spell(schema, o) for o in group.objects)
     return out
 
 
+#: Grant keys naming tables, routines and columns; the keys a grant does not have are skipped
+#: (`routines`, `except_routines` and `columns` come with the keys that say any database exactly).
+_TABLE_KEYS = ("tables", "except_tables", "except_columns", "columns")
+_ROUTINE_KEYS = ("routines", "except_routines")
+_COLUMN_KEYS = ("except_columns", "columns")
+
+
 def _grant_names(policy: Policy, snap: Snapshot) -> Iterator[Name]:
-    relations = _relations(snap)
+    relations, routines = _relations(snap), _routines(snap)
     by_oid = {s.oid: s.name for s in snap.schemas}
     columns: dict[str, set[str]] = {}
     for c in snap.columns:
@@ -149,27 +167,28 @@ def _grant_names(policy: Policy, snap: Snapshot) -> Iterator[Name]:
     db = policy.database.name
     for index, grant in enumerate(policy.database.grants):
         where = f"databases[{db}].grants[{index}] ({grant.role}, {grant.profile})"
-        listed = [("tables", t) for t in grant.tables] + [("except_tables", t) for t in grant.except_tables]
-        listed += [("except_columns", t) for t in grant.except_columns]
-        for key, table in listed:
-            schema, bare = split_qualified(table)
-            names = relations.get(schema)
-            qualified = {f"{schema}.{n}" for n in names or ()}
-            yield Name(f"{where}.{key}", table, "table", qualified, known=names is not None)
-        for table, excepted in grant.except_columns.items():
-            schema, _ = split_qualified(table)
-            names = relations.get(schema)
-            present = names is not None and table in {f"{schema}.{n}" for n in names}
-            for column in excepted:
-                yield Name(
-                    f'{where}.except_columns."{table}"',
-                    column,
-                    f"column of {table}",
-                    columns.get(table, set()),
-                    # a missing table is reported as such (above); its columns cannot be checked
-                    known=present,
-                    expected_as=f"{table}.{column}",
-                )
+        for key in _TABLE_KEYS:
+            for table in getattr(grant, key, ()):
+                names = relations.get(split_qualified(table)[0])
+                yield Name(f"{where}.{key}", table, "table", names or set(), known=names is not None)
+        for key in _ROUTINE_KEYS:
+            for routine in getattr(grant, key, ()):
+                found = routines.get(split_qualified(routine)[0])
+                yield Name(f"{where}.{key}", routine, "routine", found or set(), known=found is not None)
+        for key in _COLUMN_KEYS:
+            listed: dict[str, tuple[str, ...]] = getattr(grant, key, {})
+            for table, named in listed.items():
+                names = relations.get(split_qualified(table)[0])
+                for column in named:
+                    yield Name(
+                        f'{where}.{key}."{table}"',
+                        column,
+                        f"column of {table}",
+                        columns.get(table, set()),
+                        # a missing table is reported as such (above); its columns cannot be checked
+                        known=names is not None and table in names,
+                        expected_as=f"{table}.{column}",
+                    )
 
 
 def _schema_names(policy: Policy, snap: Snapshot) -> Iterator[Name]:

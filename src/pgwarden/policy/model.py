@@ -179,8 +179,12 @@ class DatabaseSpec(_Model):
         (a column as schema.table.column): what `expected` may list."""
         names = set(self.schemas)
         for grant in self.grants:
-            names.update(grant.tables, grant.except_tables, grant.except_columns)
-            names.update(f"{table}.{column}" for table, columns in grant.except_columns.items() for column in columns)
+            for key in ("tables", "except_tables", "routines", "except_routines"):
+                names.update(getattr(grant, key, ()))  # routines: with the keys that say any database exactly
+            for key in ("except_columns", "columns"):
+                listed: dict[str, tuple[str, ...]] = getattr(grant, key, {})
+                names.update(listed)
+                names.update(f"{table}.{column}" for table, columns in listed.items() for column in columns)
         return names
 
 
