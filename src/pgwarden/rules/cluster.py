@@ -27,6 +27,8 @@ def _grantee(snap: Snapshot, g: OutsideGrant) -> sql.Composable:
 def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     access = set(policy.row_roles)
     owners = {policy.owner.name, *policy.owner.deploy_logins}
+    # the other databases of a version 2 file: apply gives the owner side CONNECT there itself
+    siblings = {sql.Identifier(d.name).as_string(None) for d in policy.databases} | {d.name for d in policy.databases}
     for g in snap.outside:
         name = snap.role_name(g.grantee)
         # USAGE on a schema only looks names up; CREATE is judged by settings.writable-search-path, where
@@ -48,7 +50,7 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
             )
             severity = "high"
         elif name in owners:
-            if g.kind not in OWNER_KINDS:
+            if g.kind not in OWNER_KINDS or (g.kind == "database" and g.privilege == "CONNECT" and g.ident in siblings):
                 continue  # USAGE on a foreign server, a type, a tablespace: what migrations may need
             message = (
                 f"{name} holds {g.privilege} on {obj}: every migration can use it (detect-only: "
