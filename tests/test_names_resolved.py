@@ -132,6 +132,19 @@ def test_misspelt_tables_schemas_and_roles_are_refused_with_the_closest_name(nam
     names.write()
     names.path.write_text(names.path.read_text() + f'\n[ignore]\nroles = ["{app}x"]\n')
     _refused(names.cli("plan"), f"{app}x", app)
+    # a retired role misspelt would keep the role meant to go: refused too (one already dropped is fine)
+    with psycopg.connect(names.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(names.app + "_old")))
+    try:
+        names.write()
+        names.path.write_text(f'retired = ["{app}_odl"]\n' + names.path.read_text())
+        _refused(names.cli("plan"), f"{app}_odl", f"{app}_old")
+        names.write()
+        names.path.write_text(f'retired = ["{app}_gone_long_ago"]\n' + names.path.read_text())
+        assert names.cli("plan").exit_code == 0
+    finally:
+        with psycopg.connect(names.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(names.app + "_old")))
 
 
 def test_names_declared_expected_are_noted_and_a_misspelt_expected_is_a_file_error(names: Names) -> None:

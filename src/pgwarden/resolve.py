@@ -56,9 +56,14 @@ def register(resolver: Resolver) -> Resolver:
     return resolver
 
 
-def closest(value: str, candidates: Iterable[str]) -> str | None:
+#: How alike a name that need not exist (a schema apply creates, an ignored or retired role) must
+#: be to one that does to be taken for a typo of it: stricter than a hint's did-you-mean.
+TYPO = 0.8
+
+
+def closest(value: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The candidate most like `value`, if one is close enough to be a typo of it."""
-    found = difflib.get_close_matches(value, list(candidates), n=1, cutoff=0.6)
+    found = difflib.get_close_matches(value, list(candidates), n=1, cutoff=cutoff)
     if not found:  # a case mistake ("Customers") is below difflib's cutoff for short names
         found = [c for c in candidates if c.lower() == value.lower()][:1]
     return found[0] if found else None
@@ -199,14 +204,21 @@ def _schema_names(policy: Policy, snap: Snapshot) -> Iterator[Name]:
     present = {s.name for s in snap.schemas}
     others = [s for s in present if s not in policy.database.schemas and not s.startswith("pg_")]
     for schema in policy.database.schemas:
-        if schema not in present and closest(schema, others):
+        if schema not in present and closest(schema, others, TYPO):
             yield Name(f"databases[{policy.database.name}].schemas", schema, "schema", present)
 
 
 def _ignored_roles(policy: Policy, snap: Snapshot) -> Iterator[Name]:
     """An ignored role that does not exist ignores nothing: refused when it looks like a typo of one
-    that does (whose privileges authoritative mode would then revoke)."""
+    that does (whose privileges authoritative mode would then revoke). Likewise a retired role: one
+    already dropped is fine, one whose name is a typo of a role outside the policy would silently
+    keep that role."""
     roles = set(snap.role_by_name)
     for role in policy.ignore.roles:
-        if role not in roles and closest(role, roles):
+        if role not in roles and closest(role, roles, TYPO):
             yield Name("ignore.roles", role, "role", roles, expectable=False)
+    others = roles - set(policy.role_names) - {r.name for r in policy.retired}
+    others = {r for r in others if not r.startswith("pg_")}
+    for retired in policy.retired:
+        if retired.name not in roles and closest(retired.name, others, TYPO):
+            yield Name("retired", retired.name, "role", others, expectable=False)
