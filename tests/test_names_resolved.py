@@ -170,3 +170,27 @@ def test_names_declared_expected_are_noted_and_a_misspelt_expected_is_a_file_err
     names.write(grant=grant, expected='expected = ["app.invoice", "app.customers.phone"]')
     result = names.cli("plan")
     assert result.exit_code == 2 and "'app.invoices'" in result.stderr and "expected" in result.stderr, str(result)
+
+
+def test_a_new_database_is_checked_against_template1_before_anything_is_created(
+    tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    """public comes from template1, empty: a table listed there that no migration is expected to
+    create is refused before apply creates a role or the database."""
+    owner, app = pg_cleanup.role(unique_name("owner")), pg_cleanup.role(unique_name("app"))
+    db = pg_cleanup.database(unique_name("db"))
+    n = Names(tmp_path, admin_dsn, owner, app, db)
+    n.path.write_text(
+        _policy(
+            owner, app, db, grant=f'{{ role = "{app}", profile = "readonly", tables = ["public.orders"] }}'
+        ).replace('schemas = ["app"]', 'schemas = ["public"]', 1)
+    )
+    result = n.cli("apply", "--yes")
+    assert result.exit_code == 2 and "'public.orders'" in result.stderr and "expected" in result.stderr, str(result)
+    with psycopg.connect(admin_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname IN (%s, %s)", (owner, app)).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (db,)).fetchone() == (0,)
+    # declared expected, the same file applies, and the plan says the table is awaited
+    n.path.write_text(n.path.read_text().replace("grants = [", 'expected = ["public.orders"]\ngrants = [', 1))
+    result = n.cli("apply", "--yes")
+    assert result.exit_code == 0, str(result)

@@ -6,7 +6,8 @@ excepted table misspelt is granted with its schema. So each name is looked up in
 before anything is planned; one that matches nothing is an error (exit 2) with the closest name
 the database has, unless the database's `expected` lists it (a migration will create it: the plan
 notes it). Names in a schema that does not exist yet (a database apply has still to create, say)
-cannot be told from typos and are noted, not refused: nothing there can be granted yet.
+cannot be told from typos and are noted, not refused: nothing there can be granted yet. (A database
+that does not exist yet is read from template1, which it will be a copy of: its `public` is checked.)
 
 Other parts of the policy that name catalog objects (labelled patterns, say) add their names with
 `register`: a resolver takes (policy, snapshot) and yields `Name`s, checked the same way.
@@ -141,9 +142,10 @@ def _qualified(
     snap: Snapshot, kinds: tuple[str, ...], spell: Callable[[str, ObjectRef], str]
 ) -> dict[str, set[str] | None]:
     by_oid = {s.oid: s.name for s in snap.schemas}
-    out: dict[str, set[str] | None] = {}
-    if snap.database_exists:
-        out = {s.name: set() for s in snap.schemas}
+    # a database that does not exist yet is read from template1, which CREATE DATABASE copies: its
+    # schemas (public) are what the new database will have, so names there are checked now, before
+    # apply creates anything
+    out: dict[str, set[str] | None] = {s.name: set() for s in snap.schemas}
     for group in snap.objects:
         schema = by_oid.get(group.schema)
         if schema is None or group.kind not in kinds:
