@@ -57,14 +57,36 @@ def register(resolver: Resolver) -> Resolver:
     return resolver
 
 
-#: How alike a name that need not exist (a schema apply creates, an ignored or retired role) must
-#: be to one that does to be taken for a typo of it: stricter than a hint's did-you-mean.
-TYPO = 0.8
+def typo_of(value: str, candidates: Iterable[str]) -> str | None:
+    """The candidate `value` is a typo of, for names that need not exist (a schema apply creates, an
+    ignored or retired role): at most one or two edits (a letter missing, extra, wrong or two
+    swapped; two only for names of eight characters or more). Likeness alone is not enough there:
+    `erp_monitor` is not a typo of `erp_owner`."""
+    allowed = 2 if len(value) >= 8 else 1
+    found = sorted((d, c) for c in candidates if (d := _edits(value.lower(), c.lower())) <= allowed)
+    return found[0][1] if found else None
 
 
-def closest(value: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
-    """The candidate most like `value`, if one is close enough to be a typo of it."""
-    found = difflib.get_close_matches(value, list(candidates), n=1, cutoff=cutoff)
+def _edits(a: str, b: str) -> int:
+    """Edit distance with transpositions (optimal string alignment)."""
+    if abs(len(a) - len(b)) > 2:
+        return 3
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i]
+        for j, cb in enumerate(b, 1):
+            cost = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, prev2[j - 2] + 1)
+            row.append(cost)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
+def closest(value: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like `value` (a hint's did-you-mean), if one is alike enough."""
+    found = difflib.get_close_matches(value, list(candidates), n=1, cutoff=0.6)
     if not found:  # a case mistake ("Customers") is below difflib's cutoff for short names
         found = [c for c in candidates if c.lower() == value.lower()][:1]
     return found[0] if found else None
@@ -206,7 +228,7 @@ def _schema_names(policy: Policy, snap: Snapshot) -> Iterator[Name]:
     present = {s.name for s in snap.schemas}
     others = [s for s in present if s not in policy.database.schemas and not s.startswith("pg_")]
     for schema in policy.database.schemas:
-        if schema not in present and closest(schema, others, TYPO):
+        if schema not in present and typo_of(schema, others):
             yield Name(f"databases[{policy.database.name}].schemas", schema, "schema", present)
 
 
@@ -217,10 +239,10 @@ def _ignored_roles(policy: Policy, snap: Snapshot) -> Iterator[Name]:
     keep that role."""
     roles = set(snap.role_by_name)
     for role in policy.ignore.roles:
-        if role not in roles and closest(role, roles, TYPO):
+        if role not in roles and typo_of(role, roles):
             yield Name("ignore.roles", role, "role", roles, expectable=False)
     others = roles - set(policy.role_names) - {r.name for r in policy.retired}
     others = {r for r in others if not r.startswith("pg_")}
     for retired in policy.retired:
-        if retired.name not in roles and closest(retired.name, others, TYPO):
+        if retired.name not in roles and typo_of(retired.name, others):
             yield Name("retired", retired.name, "role", others, expectable=False)

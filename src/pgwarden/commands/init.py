@@ -166,7 +166,7 @@ def _from_arguments(ui: UI, team: Team, path: Path | None, output: str, append: 
 
     if not (team.app or team.readonly or team.groups):
         raise PolicyError(
-            "give at least one role that holds grants: --app ROLE, --readonly ROLE or --group NAME:PROFILE"
+            "give at least one access role (--app ROLE or --readonly ROLE) or a group (--group NAME:PROFILE)"
         )
     shown: list[str] | None = None  # the roles whose password to mention (None: every login)
     if append and path is not None:
