@@ -141,20 +141,9 @@ class DatabaseSpec(_Model):
             raise ValueError("schemas must list at least one schema")
         if len(set(self.schemas)) != len(self.schemas):
             raise ValueError("schemas lists the same schema twice")
-        usable = self.policy_names()
-        for index, name in enumerate(self.expected):
-            if name not in usable:
-                import difflib
+        from pgwarden.policy.expected import check_expected
 
-                close = difflib.get_close_matches(name, sorted(usable), n=1)
-                raise LocatedError(
-                    f"{name!r} is not a name this database's schemas or grants use"
-                    + (f" (did you mean {close[0]!r}?)" if close else "")
-                    + ": expected lists schemas, tables (schema.table) and columns (schema.table.column) "
-                    "named elsewhere in the file",
-                    "expected",
-                    index,
-                )
+        check_expected(self)
         for index, grant in enumerate(self.grants):
             outside = [s for s in grant.schemas if s not in self.schemas]
             if outside:
@@ -173,19 +162,6 @@ class DatabaseSpec(_Model):
                     "tables",
                 )
         return self
-
-    def policy_names(self) -> set[str]:
-        """Every schema, table and column name the database's schemas and grants use, as written
-        (a column as schema.table.column): what `expected` may list."""
-        names = set(self.schemas)
-        for grant in self.grants:
-            for key in ("tables", "except_tables", "routines", "except_routines"):
-                names.update(getattr(grant, key, ()))  # routines: with the keys that say any database exactly
-            for key in ("except_columns", "columns"):
-                listed: dict[str, tuple[str, ...]] = getattr(grant, key, {})
-                names.update(listed)
-                names.update(f"{table}.{column}" for table, columns in listed.items() for column in columns)
-        return names
 
 
 class RoleAttributes(_Model):
