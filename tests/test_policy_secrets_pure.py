@@ -1,5 +1,8 @@
 """Policy.secrets: the one place that gathers the login roles' passwords from the environment (no server)."""
 
+import pytest
+
+from pgwarden.errors import PolicyError
 from pgwarden.policy import build_policy
 
 
@@ -10,5 +13,7 @@ def test_secrets_are_the_set_password_variables_of_the_login_roles_only() -> Non
     app_var, ro_var = variables[-2], variables[-1]
     environ = {app_var: "s3cret", "PGWARDEN_PASSWORD_SOMEONE_ELSE": "x", "HOME": "/root"}
     assert policy.secrets(environ) == {app_var: "s3cret"}  # unset ones left out, other variables never read
-    assert policy.secrets({**environ, ro_var: ""}) == {app_var: "s3cret", ro_var: ""}  # set but empty is set
+    # set but empty is refused (issue 22): PostgreSQL would store no password while the plan said "set it"
+    with pytest.raises(PolicyError, match="set but empty"):
+        policy.secrets({**environ, ro_var: ""})
     assert policy.secrets({}) == {}

@@ -225,7 +225,7 @@ def _missing_roles(session: Session, secrets: Mapping[str, str] | None) -> list[
     with session.inspection_connection() as conn:
         # roles only: with no managed schema the snapshot reads no object, whatever the database's size
         light = inspect(conn, p.database.name, (), p.owner.name, p.role_names)
-    return [s for s in session.plan(light, secrets).phase(Phase.ROLES) if s.action == Action.CREATE_ROLE]
+    return [s for s in session.plan(light, secrets, resolve=False).phase(Phase.ROLES) if s.action == Action.CREATE_ROLE]
 
 
 def create_roles(session: Session, steps: Sequence[Step]) -> None:

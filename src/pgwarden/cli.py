@@ -24,32 +24,41 @@ EXIT_FOUND = 1
 EXIT_ERROR = 2
 
 HELP = """\
-pgwarden keeps schema changes and data access apart on PostgreSQL.
+pgwarden keeps schema changes and data access apart on PostgreSQL 14-18.
 
-One role (the owner) owns the database and every object in it and is the only one that runs
-migrations; access roles read and write rows (readwrite) or only read (readonly). A policy file
-says who is who; pgwarden sets it up, keeps it true and proves it.
+One role (the owner) owns each database and every object in it and is the only one that runs
+migrations (directly or through deploy logins). Every other role works with rows only: it gets a
+profile (readwrite, readonly, append, or one of your own) on schemas or listed tables, with table
+and column exceptions, or gets its rights as a member of a group. A policy file (pgwarden.toml,
+version 2) says who is who in one or several databases; pgwarden sets it up, keeps it true and
+proves it.
 
 \b
 Typical session:
-  pgwarden init --database app --owner app_owner --app app_rw
+  pgwarden init --database app --owner app_owner --app app_rw   # writes pgwarden.toml
   pgwarden plan            # what would change, and why
-  pgwarden apply           # do it (one transaction for the database part)
+  pgwarden apply           # do it (one transaction per database)
   pgwarden check           # drift and hazards; exit 1 when something is found
   pgwarden probe           # act as each role and prove what it can and cannot do
+  pgwarden plan -d shop    # one database of the file (default: all of them)
 
 \b
-Connection: --dsn 'host=... user=... dbname=postgres' (or a postgresql:// URL), else the libpq
-environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSERVICE, ~/.pgpass).
+Connection: --dsn 'host=... user=... dbname=postgres' (or a postgresql:// URL), else $PGWARDEN_DSN,
+else the libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSERVICE, ~/.pgpass).
+Passwords: each LOGIN role's from $PGWARDEN_PASSWORD_<ROLE> (never stored in the file).
 
 \b
 Exit codes: 0 success and clean; 1 the command worked and found something (check findings,
-probe failures, plan --exit-code with changes pending); 2 it could not do its job.
+probe failures, plan --exit-code with changes pending); 2 it could not do its job (usage, policy
+file, a name the database does not have, connection, credentials, output closed early);
+130 interrupted (it says what was kept).
 """
 
 
 #: Commands that change nothing: interrupting them leaves everything as it was.
 _READ_ONLY = frozenset({"plan", "check", "probe", "report", "completion"})
+#: ... and those whose only output is what they print (a closed output leaves nothing half-done)
+_CHANGE_NOTHING = _READ_ONLY | {"init"}
 
 
 class Interrupted(PgwardenError):
@@ -58,8 +67,23 @@ class Interrupted(PgwardenError):
     exit_code = 130
 
 
+#: What a command has committed so far in this run (set by `kept`), for an interruption or a closed
+#: output that arrives afterwards: they must say the change was made, not only that it stopped.
+_KEPT: list[str] = []
+
+
+def kept(sentence: str) -> None:
+    """Record that the command has committed something (`sentence` says what), once it has."""
+    _KEPT.append(sentence)
+
+
 def interrupted(command: str | None) -> Interrupted:
     """What can be said of an interruption knowing only the command (apply and demo say more)."""
+    if _KEPT:
+        return Interrupted(
+            f"interrupted after the change was committed: {'; '.join(_KEPT)} (kept)",
+            hint="nothing to redo: run `pgwarden check` to see the result",
+        )
     if command in _READ_ONLY:
         return Interrupted("interrupted: nothing was changed", hint=f"run `pgwarden {command}` again")
     if command == "policy":  # it works on a file, never on a database
@@ -98,6 +122,8 @@ class LazyGroup(click.Group):
         # prompt into Abort too; both become one Interrupted error here, with the command's name.
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # before click's own handler, which exits 1 without a word
+            raise output_closed(ctx.invoked_subcommand in _CHANGE_NOTHING) from None
         except KeyboardInterrupt:
             raise interrupted(ctx.invoked_subcommand) from None
         except click.exceptions.Abort as exc:
@@ -110,7 +136,11 @@ class LazyGroup(click.Group):
 
 
 @click.group(
-    cls=LazyGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    cls=LazyGroup,
+    help=HELP,
+    invoke_without_command=True,  # `pgwarden` alone prints its help and exits 0 (a request, not a mistake)
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, "--version", "-V", prog_name="pgwarden", message="%(prog)s %(version)s")
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress, no notes).")
@@ -125,6 +155,9 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, quiet: bool, verbose: bool, color: bool | None, debug: bool) -> None:
     ctx.obj = UI(quiet=quiet, verbose=verbose, color=color)
     ctx.meta["pgwarden.debug"] = debug
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        ctx.exit(EXIT_OK)
 
 
 # --- options shared by commands --------------------------------------------------------------------------
@@ -285,8 +318,24 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901
         import logging
 
         logging.getLogger("psycopg").addHandler(logging.NullHandler())
+    _KEPT.clear()
     try:
         rv = cli.main(args=argv, prog_name="pgwarden", standalone_mode=False)
+        sys.stdout.flush()  # a closed pipe shows here, while it can still be reported
+    except BrokenPipeError:
+        report_error(output_closed())
+        _silence_stdout()
+        sys.exit(EXIT_ERROR)
+    except OutputClosed as exc:
+        report_error(exc)
+        _silence_stdout()
+        sys.exit(EXIT_ERROR)
+    except SystemExit as exc:
+        # click's own answer to a closed output outside a command (--version, --help): exit 1, silent
+        if exc.code == 1 and type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+            report_error(output_closed(read_only=True))
+            sys.exit(EXIT_ERROR)
+        raise
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -318,6 +367,40 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901
         click.echo("hint: re-run with --debug and report the traceback", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+class OutputClosed(PgwardenError):
+    """Standard output was closed by its reader before the command finished writing."""
+
+
+def output_closed(read_only: bool = False) -> OutputClosed:
+    """The reader of our output went away (`pgwarden plan | head`): the job is not finished, so exit 2,
+    saying whether something was committed before."""
+    if _KEPT:
+        return OutputClosed(
+            f"output closed before pgwarden finished writing (broken pipe); the change was applied: {'; '.join(_KEPT)}",
+            hint="nothing to redo: run `pgwarden check` to see the result",
+        )
+    if read_only:
+        return OutputClosed(
+            "output closed before pgwarden finished writing (broken pipe); nothing was changed",
+            hint="let the command finish: write to a file, or pipe into `less`",
+        )
+    return OutputClosed(
+        "output closed before pgwarden finished writing (broken pipe)",
+        hint="run `pgwarden plan` to see where the database stands (apply is safe to re-run)",
+    )
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush cannot fail again at exit."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture it in memory)
+        pass
 
 
 _DEFAULT_HINTS: tuple[tuple[str, str], ...] = (

@@ -13,6 +13,7 @@ from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import ConnectError, PgwardenError
 from pgwarden.plan import groups_to_name, plan
 from pgwarden.policy import Policy
+from pgwarden.resolve import resolve as resolve_names
 from pgwarden.scopes import Scopes
 from pgwarden.snapshot import Snapshot, inspect, with_names
 
@@ -118,10 +119,16 @@ class Session:
                 self._verifiers[env] = verifier.decode()
         return {env: v for env, v in self._verifiers.items() if env in secrets}
 
-    def plan(self, snap: Snapshot, secrets: Mapping[str, str] | None = None) -> Plan:
-        """plan() for this session's policy, with the session's verifiers."""
+    def plan(self, snap: Snapshot, secrets: Mapping[str, str] | None = None, *, resolve: bool = True) -> Plan:
+        """plan() for this session's policy, with the session's verifiers. Every name the policy
+        gives is first resolved against `snap` (pgwarden.resolve: a typo is an error, a name expected
+        later a note); `resolve=False` for a snapshot read without the managed schemas."""
 
-        return plan(self.policy, snap, secrets or {}, self.verifiers(secrets))
+        notes: tuple[str, ...] = ()
+        if resolve:
+            notes = resolve_names(self.policy, snap)
+        result = plan(self.policy, snap, secrets or {}, self.verifiers(secrets))
+        return dataclasses.replace(result, notes=(*result.notes, *notes)) if notes else result
 
     def check_passwords(self, snap: Snapshot, secrets: Mapping[str, str]) -> dict[str, bool]:
         """role -> True when a SCRAM login with its password succeeds, False when the server says the

@@ -25,9 +25,15 @@ class UI:
     def _console(self, stderr: bool) -> Console:
         from rich.console import Console
 
+        class _Console(Console):
+            def on_broken_pipe(self) -> None:
+                # rich exits 1 without a word; pgwarden.cli reports it (exit 2, and what was committed)
+                self.quiet = True
+                raise BrokenPipeError
+
         stream = sys.stderr if stderr else sys.stdout
         force = True if self.color else None
-        return Console(
+        return _Console(
             file=stream,
             no_color=self.no_color,
             force_terminal=force,

@@ -13,6 +13,7 @@ from pgwarden.cli import (
     databases_option,
     dsn_option,
     format_option,
+    kept,
     load_all,
     lock_timeout_option,
     mode_option,
@@ -99,6 +100,8 @@ def command(
             result = apply(
                 session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, on_event=on_event
             )
+    if result.changed:  # committed: a Ctrl-C or a closed output from here on must say so
+        kept(f"{len(result.executed)} change(s) committed in database {policy.database.name}")
     render_apply(ui, result, fmt)
     return EXIT_OK
 
@@ -140,5 +143,8 @@ def _apply_many(
             + (f"error: {o.error}" if o.error else f"{len(o.result.executed) if o.result else 0} change(s)")
         ),
     )
+    for o in outcomes:
+        if o.result is not None and o.result.changed:
+            kept(f"{len(o.result.executed)} change(s) committed in database {o.database}")
     render_applies(ui, outcomes, fmt)
     return EXIT_ERROR if any(o.error for o in outcomes) else EXIT_OK

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pgwarden.cli import EXIT_OK, Interrupted, dsn_option, ui_of
 from pgwarden.errors import PolicyError
 from pgwarden.ui import UI
+
+if TYPE_CHECKING:
+    from pgwarden.policy.compose import Team
 
 
 @click.command(
@@ -19,7 +23,10 @@ from pgwarden.ui import UI
   pgwarden init --database djangosite --owner sqlmigrations --app django
   pgwarden init --database shop --owner shop_owner --app shop_rw --readonly bi --schema sales --schema public
   pgwarden init --from-database shop                 # describe what the live database holds
-  pgwarden init --from-database shop --suggest -o -  # a smaller policy, and what it would change
+  pgwarden init --database shop --owner shop_owner --deploy-login shop_deploy --app shop_app
+      --group analysts:readonly --member alice:analysts --member bob:analysts
+  pgwarden init --append --database billing --app billing_app   # add a database to pgwarden.toml
+  pgwarden init --from-database shop --suggest -c -  # a smaller policy, and what it would change
 
 Passwords are never written to the file: each LOGIN role reads its password from the environment
 variable PGWARDEN_PASSWORD_<ROLE> (upper-cased, other characters replaced by _). Review the file,
@@ -42,14 +49,48 @@ then run `pgwarden plan`.""",
 @click.option(
     "--suggest", is_flag=True, help="With --from-database: write a smaller policy and list what it would change."
 )
+@click.option(
+    "--deploy-login",
+    "deploy_login",
+    metavar="NAME",
+    help="Write the owner NOLOGIN, with NAME as the login migrations run through (a deploy login; apply "
+    "creates it, its password from $PGWARDEN_PASSWORD_<NAME>).",
+)
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="NAME:PROFILE",
+    help="A NOLOGIN group holding PROFILE (readwrite, readonly, append) on the schemas (repeatable).",
+)
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    metavar="PERSON:GROUP",
+    help="A login that gets its rights as a member of GROUP (repeatable; a person may be in several groups).",
+)
+@click.option(
+    "--append",
+    is_flag=True,
+    help="Add --database (its schemas, grants and the roles the file lacks) to the existing version 2 file; "
+    "the rest of the file is kept as it is, comments included.",
+)
 @dsn_option
+@click.option(
+    "-c",
+    "--config",
+    "config",
+    default=None,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="File to write, as every command's -c (default: pgwarden.toml; - for standard output).",
+)
 @click.option(
     "-o",
     "--output",
-    default="pgwarden.toml",
-    show_default=True,
+    default=None,
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="File to write (- for standard output).",
+    help="The same as -c/--config (deprecated: kept so that scripts keep working).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
 @click.pass_context
@@ -62,38 +103,86 @@ def command(
     schemas: tuple[str, ...],
     from_database: str | None,
     suggest: bool,
+    deploy_login: str | None,
+    groups: tuple[str, ...],
+    members: tuple[str, ...],
+    append: bool,
     dsn: str | None,
-    output: str,
+    config: str | None,
+    output: str | None,
     force: bool,
 ) -> int:
     ui = ui_of(ctx)
+    output = _file(config, output)
     path = None if output == "-" else Path(output)
-    if path is not None and path.exists() and not force:
-        raise PolicyError(f"{path} already exists", hint="pass --force to overwrite it, or -o FILE")
+    if append:
+        if path is None or not path.exists():
+            raise PolicyError(
+                f"--append adds to an existing file and {output} does not exist",
+                hint="leave out --append to write a new file, or name the file with -c FILE",
+            )
+    elif path is not None and path.exists() and not force:
+        raise PolicyError(
+            f"{path} already exists", hint="pass --force to overwrite it, --append to add a database to it, or -c FILE"
+        )
     if from_database is not None:
-        if database or app or readonly:
+        if database or app or readonly or groups or members or append:
             raise PolicyError(
                 "--from-database reads the roles and grants from the database",
-                hint="leave out --database, --app and --readonly (keep --owner and --schema if you need them)",
+                hint="leave out --database, --app, --readonly, --group, --member and --append "
+                "(keep --owner and --schema if you need them)",
             )
         return _from_database(ui, from_database, dsn, owner, schemas, suggest, path, output)
     if suggest:
         raise PolicyError(
             "--suggest works with --from-database NAME", hint="pgwarden init --from-database NAME --suggest"
         )
+    from pgwarden.policy.compose import Team, parse_pair
+
+    if append and not owner and path is not None:
+        from pgwarden.policy import load_policy
+
+        owner = load_policy(path).owner.name  # the file's owner: one owner per file
     if not database or not owner:
         raise PolicyError(
             f"give {'--database NAME' if not database else '--owner ROLE'}",
             hint="pgwarden init --database NAME --owner ROLE --app ROLE (or --from-database NAME)",
         )
-    from pgwarden.policy import build_policy
+    pairs = [parse_pair(g, "--group") for g in groups], [parse_pair(m, "--member") for m in members]
+    team = Team(database, owner, schemas, app, readonly, *pairs, deploy_login=deploy_login)
+    return _from_arguments(ui, team, path, output, append)
 
-    if not app and not readonly:
-        raise PolicyError("give at least one access role with --app ROLE or --readonly ROLE")
-    policy = build_policy(database=database, owner=owner, app=app, readonly=readonly, schemas=schemas)
-    _write(ui, path, policy.to_toml())
+
+def _file(config: str | None, output: str | None) -> str:
+    """-c/--config, or its old name -o/--output; both naming different files is a mistake."""
+    if config is not None and output is not None and config != output:
+        raise PolicyError(f"-c {config} and -o {output} name two files", hint="give one: -c FILE (-o is its old name)")
+    return config or output or "pgwarden.toml"
+
+
+def _from_arguments(ui: UI, team: Team, path: Path | None, output: str, append: bool) -> int:
+    from pgwarden.policy import build_policy
+    from pgwarden.policy.compose import append_team, build_team
+
+    if not (team.app or team.readonly or team.groups):
+        raise PolicyError(
+            "give at least one access role (--app ROLE or --readonly ROLE) or a group (--group NAME:PROFILE)"
+        )
+    shown: list[str] | None = None  # the roles whose password to mention (None: every login)
+    if append and path is not None:
+        text, policy, shown = append_team(path.read_text(encoding="utf-8"), str(path), team)
+        _write(ui, path, text)
+    elif team.groups or team.members or team.deploy_login:
+        policy = build_team(team)
+        _write(ui, path, policy.to_toml())
+    else:  # the file init has always written for these arguments
+        policy = build_policy(
+            database=team.database, owner=team.owner, app=team.app, readonly=team.readonly, schemas=team.schemas
+        )
+        _write(ui, path, policy.to_toml())
     for role, env in policy.login_roles():
-        ui.info(f"  password of {role}: set {env} before `pgwarden apply` (or leave unset to manage it yourself)")
+        if shown is None or role in shown:
+            ui.info(f"  password of {role}: set {env} before `pgwarden apply` (or leave unset to manage it yourself)")
     ui.info("next: pgwarden plan" + ("" if output == "pgwarden.toml" else f" -c {output}"))
     return EXIT_OK
 

@@ -64,6 +64,7 @@ def command(
     from pgwarden.probe import ProbeResult, run_probe
     from pgwarden.render import database_progress, role_progress
     from pgwarden.render.probe import render_probe, render_probes
+    from pgwarden.resolve import resolve
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
@@ -73,6 +74,7 @@ def command(
 
     def one(target: Policy) -> ProbeResult:
         with Session.open(dsn, target) as session:
+            resolve(target, session.snapshot())  # a misspelt name is an error here too, never a probe of less
             return run_probe(session, login=login, passwords=passwords, max_objects=max_objects)
 
     if len(targets) > 1:
@@ -84,6 +86,7 @@ def command(
         return EXIT_FOUND if any(o.result and not o.result.ok for o in outcomes) else EXIT_OK
     only = next(iter(targets.values()))
     with role_progress(ui) as on_role, Session.open(dsn, only) as session:
+        resolve(only, session.snapshot())
         result = run_probe(session, login=login, passwords=passwords, max_objects=max_objects, on_role=on_role)
     render_probe(ui, result, fmt)
     return EXIT_OK if result.ok else EXIT_FOUND

@@ -163,13 +163,20 @@ def _schema_owner(ctx: PlanContext, schema: Schema) -> tuple[str, bool, bool]:
 
 
 def _schema_reason(ctx: PlanContext, change: Change, name: str) -> str:
-    if change.grantee is None or change.grantee in ctx.access_names:
-        if "CREATE" in change.privs and change.action == ChangeAction.REVOKE:
-            return f"only the owner may create objects in schema {name}"
-        if change.action == ChangeAction.GRANT:
-            return f"{show(change.grantee)} must be able to use schema {name}"
-        return f"{show(change.grantee)} must hold only USAGE on schema {name}"
-    return f"{show(change.grantee)} is not in the policy and must hold nothing on schema {name}"
+    """Why, in words true of exactly what the step's statement does (see tests/test_messages_exact.py)."""
+    who, privs = show(change.grantee), ", ".join(sorted(change.privs))
+    if change.action == ChangeAction.REVOKE_GRANT_OPTION:
+        return f"{who} must not be able to grant {privs} on schema {name} to others (it keeps {privs})"
+    if change.grantee is not None and change.grantee not in ctx.row_roles:
+        return f"{who} is not in the policy and must hold nothing on schema {name}"
+    if change.action == ChangeAction.GRANT:
+        return f"{who} must be able to use schema {name}"
+    if change.privs == {"CREATE"}:
+        return f"only the owner may create objects in schema {name}"
+    wanted = ctx.grants.schema(change.grantee, name) if change.grantee is not None else frozenset({"USAGE"})
+    if not wanted:
+        return f"{who} has no grant on schema {name} in this database and must hold nothing there ({privs})"
+    return f"{who} must hold only {', '.join(sorted(wanted))} on schema {name} ({privs} is extra)"
 
 
 def _plan_other_schema(ctx: PlanContext, schema: Schema) -> None:

@@ -167,7 +167,7 @@ class Step:
         return (
             self.destructive
             or self.change in ("revoke", "revoke-grant-option", "drop")
-            or self.action == Action.SET_PASSWORD
+            or (self.action == Action.SET_PASSWORD and self.change != "first-password")
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -184,11 +184,11 @@ def _plan_acl_change(
         needs = Need.of((R.MEMBERSHIP, ctx.owner))
     total = sum(g.count for g in groups)
     named = all(g.objects is not None for g in groups)
-    reason = _object_reason(change, kind_name)
     k = kind(kind_name)
     if (not named or _bulk_is_cheaper(snap, kind_name, total)) and not has_extension:
         target = sql.SQL("ALL {} IN SCHEMA {}").format(sql.SQL(k.all_word or ""), sql.Identifier(schema))
         text = f"{total} {k.plural} in schema {schema}"
+        reason = _object_reason(change, f"every {kind_name} of schema {schema} it changes")
         if total != in_schema:
             text += f" (of {in_schema}; the others are unaffected)"
         ctx.add(acl_step(change, target, text, reason, allowed, needs, count=total))
@@ -198,18 +198,21 @@ def _plan_acl_change(
         chunk = objects[start : start + OBJECTS_PER_STATEMENT]
         target = sql.SQL("{} {}").format(sql.SQL(k.sql_word), _object_list(ctx, kind_name, schema, chunk))
         text = describe(kind_name, schema, chunk, len(chunk))
-        ctx.add(acl_step(change, target, text, reason, allowed, needs, count=len(chunk)))
+        what = text if len(chunk) == 1 else f"these {len(chunk)} {k.plural} of schema {schema}"
+        ctx.add(acl_step(change, target, text, _object_reason(change, what), allowed, needs, count=len(chunk)))
 
 
-def _object_reason(change: Change, kind_name: ObjectKind) -> str:
+def _object_reason(change: Change, what: str) -> str:
+    """Why: naming exactly the objects the step's statement touches (`what`), never more."""
     who = show(change.grantee)
+    privs = ", ".join(sorted(change.privs))
     if change.action == ChangeAction.GRANT:
-        return f"{who} must have {', '.join(sorted(change.privs))} on every {kind_name} of the managed schemas"
+        return f"the policy gives {who} {privs} on {what}"
     if change.action == ChangeAction.REVOKE_GRANT_OPTION:
-        return f"{who} must not be able to grant its privileges to others"
+        return f"{who} must not be able to grant {privs} on {what} to others"
     if change.grantee is None:
-        return f"PUBLIC must hold nothing on {kind_name}s of the managed schemas"
-    return f"{who} must hold only what the policy gives it ({', '.join(sorted(change.privs))} is extra)"
+        return f"PUBLIC must hold nothing on {what} ({privs} is extra)"
+    return f"{who} must hold only what the policy gives it on {what} ({privs} is extra)"
 
 
 def _owner_change_allowed(ctx: PlanContext, current: str) -> bool:

@@ -185,8 +185,12 @@ def _set_password(ctx: PlanContext, want: RoleWant, role: Role, password: str) -
         return
     if snap.passwords is None and snap.password_checks.get(want.name):
         return  # logging in with it worked: the password is already set
+    # a role with no password yet loses nothing by getting one: additive mode sets it too (Step.takes_away)
+    first = snap.passwords is not None and not snap.passwords.get(role.oid)
     reason = (
-        f"set the password from {env}"
+        f"LOGIN role {want.name} has no password: set it from {env}"
+        if first
+        else f"set the password from {env}"
         if snap.passwords is not None
         else f"set the password from {env} (the stored verifier is readable by "
         "superusers only, so pgwarden cannot tell whether it changed)"
@@ -205,6 +209,7 @@ def _set_password(ctx: PlanContext, want: RoleWant, role: Role, password: str) -
             display_sql=sql.SQL("ALTER ROLE {} WITH PASSWORD :{}").format(name, sql.Literal(env)),
             needs=None if ok else ALTER_ROLE_NEED,
             allowed=ok,
+            change="first-password" if first else "",
             subject=("role-password", want.name),
         )
     )

@@ -13,7 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pgwarden.errors import PolicyError
 from pgwarden.kinds import KINDS
+from pgwarden.policy.expected import check_expected
 from pgwarden.policy.names import (
     AccessLevel,
     ColumnName,
@@ -29,18 +31,13 @@ from pgwarden.policy.names import (
     password_env_for,
     split_qualified,
 )
+from pgwarden.policy.names import (
+    LocatedError as LocatedError,
+)
 from pgwarden.policy.render import render_toml
 
 #: What a setting's value may be in TOML; stored on the role as text.
 SettingValue = str | int | float | bool
-
-
-class LocatedError(ValueError):
-    """A validation problem at a key below the one pydantic reports (`loc` is relative to it)."""
-
-    def __init__(self, message: str, *loc: int | str) -> None:
-        super().__init__(message)
-        self.loc = loc
 
 
 class _Model(BaseModel):
@@ -128,6 +125,9 @@ class DatabaseSpec(_Model):
     name: DatabaseName
     schemas: tuple[SchemaName, ...] = ("public",)
     grants: tuple[GrantSpec, ...] = ()
+    #: names the grants use that a migration has not created yet ("app.invoices", a column as
+    #: "app.customers.email", a schema): absent, they are noted instead of refused (pgwarden.resolve)
+    expected: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _unique_schemas(self) -> DatabaseSpec:
@@ -135,6 +135,7 @@ class DatabaseSpec(_Model):
             raise ValueError("schemas must list at least one schema")
         if len(set(self.schemas)) != len(self.schemas):
             raise ValueError("schemas lists the same schema twice")
+        check_expected(self)
         for index, grant in enumerate(self.grants):
             outside = [s for s in grant.schemas if s not in self.schemas]
             if outside:
@@ -310,6 +311,14 @@ class Policy(_Model):
     def secrets(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
         """The login roles' password variables that are set in `environ` (default: the process's), by name."""
         env = os.environ if environ is None else environ
+        # An empty variable is refused: PostgreSQL stores no password for it, so the role would be left
+        # without one while the plan said "set the password".
+        empty = [v for _, v in self.login_roles() if v and env.get(v) == ""]
+        if empty:
+            raise PolicyError(
+                f"${empty[0]} is set but empty: an empty password is no password",
+                hint=f"set {empty[0]} to the password, or unset it (`unset {empty[0]}`) to leave the password as it is",
+            )
         return {v: env[v] for _, v in self.login_roles() if v and env.get(v) is not None}
 
     def with_levels(self) -> Policy:

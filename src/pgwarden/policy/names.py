@@ -129,3 +129,11 @@ QualifiedName = Annotated[str, AfterValidator(_qualified)]
 ColumnName = Annotated[str, AfterValidator(_column_name)]
 SettingName = Annotated[str, AfterValidator(_setting_name)]
 ValidUntil = Annotated[str, AfterValidator(_valid_until)]
+
+
+class LocatedError(ValueError):
+    """A validation problem at a key below the one pydantic reports (`loc` is relative to it)."""
+
+    def __init__(self, message: str, *loc: int | str) -> None:
+        super().__init__(message)
+        self.loc = loc

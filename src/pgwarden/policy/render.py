@@ -158,7 +158,10 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
         out += [f"{k} = {_toml_list(getattr(spec, k))}" for k in ("table", "sequence", "routine") if getattr(spec, k)]
     for db in policy.databases or (policy.database,):
         out += ["", *(f"# {line}" for line in notes.get(f"database.{db.name}", [])), "[[databases]]"]
-        out += [f"name = {_toml_str(db.name)}", f"schemas = {_toml_list(db.schemas)}", "grants = ["]
+        out += [f"name = {_toml_str(db.name)}", f"schemas = {_toml_list(db.schemas)}"]
+        if db.expected:  # names a migration will create (docs/policy.md#names-a-migration-will-create)
+            out.append(f"expected = {_toml_list(db.expected)}")
+        out.append("grants = [")
         for grant in db.grants:
             out += [f"  # {line}" for line in notes.get(f"grant.{db.name}.{grant.role}.{grant.profile}", [])]
             fields = grant.model_dump(exclude_defaults=True)

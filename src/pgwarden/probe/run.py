@@ -150,6 +150,12 @@ def _by_login(
             what=f"{role} on {policy.database.name}",
         )
     except ConnectError as exc:
+        if "password authentication failed" in exc.message and not expired:
+            # the password in the variable is not the role's: the probe could not run, it found nothing
+            raise ConnectError(
+                f"cannot log in as {role}: password authentication failed with the password in ${env}",
+                hint=f"set ${env} to {role}'s password (`pgwarden apply` stores it), or probe without --login",
+            ) from None
         exp = subject.rights.allows(BY_NAME["connect"], None) and not expired
         return [Attempt(role, level, "connect", where, exp, "denied", message=exc.message)]
     with conn:

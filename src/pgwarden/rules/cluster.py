@@ -37,6 +37,7 @@ def _file_database(policy: Policy, g: OutsideGrant) -> bool:
 def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     access = set(policy.row_roles)
     owners = {policy.owner.name, *policy.owner.deploy_logins}
+    # the other databases of a version 2 file: apply gives the owner side CONNECT there itself
     for g in snap.outside:
         name = snap.role_name(g.grantee)
         # USAGE on a schema only looks names up; CREATE is judged by settings.writable-search-path, where

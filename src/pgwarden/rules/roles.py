@@ -127,5 +127,12 @@ def check_passwords(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[
                 subject=subject,
             )
         elif verifier.startswith("md5"):
+            if env and policy.mode == "additive":  # additive apply never replaces an existing password
+                how, fix = (
+                    f": additive mode never replaces a password, so `pgwarden apply` leaves it; run "
+                    f"`\\password {name}` in psql (it sends a SCRAM verifier), or set ${env} and apply "
+                    "with --mode authoritative",
+                    None,
+                )
             message = f"LOGIN role {name} has an MD5 password{how}"
             yield finding("login.md5-password", f"role {name}", name, message, fix, subject=subject)

@@ -99,7 +99,7 @@ def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
             f"schema {schema} is on the search_path of {', '.join(f'{r} ({w})' for r, w, _ in roles)} and "
             f"{names} can create objects in it: an unqualified name they use can resolve to such an object "
             "(detect-only: apply does not change schemas the policy does not manage)",
-            _fix(policy, snap, schema, creators, direct, roles),
+            _fix(policy, snap, schema, creators, direct, roles, _owner_of(snap, schemas[schema].owner)),
         )
 
 
@@ -110,24 +110,62 @@ def _fix(
     creators: list[int],
     direct: set[int],
     roles: list[tuple[str, str, str]],
+    owner: int,
 ) -> str:
-    """REVOKE CREATE from the creators when each holds it directly; otherwise take the schema off the
-    roles' search_path (what the owner of the schema can do is not the admin's to take)."""
-    if all(o in direct for o in creators):
-        who = sql.SQL(", ").join(
-            sql.SQL("PUBLIC") if o == 0 else sql.Identifier(snap.role_name(o) or "") for o in creators
-        )
-        return sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(sql.Identifier(schema), who).as_string(None)
+    """The smallest change that takes the hazard away and nothing else: REVOKE CREATE from the direct
+    grantees (a role that can create through PUBLIC or a granted role loses it with them). Only when
+    a creator gets CREATE from owning the schema (or from membership in its owner), which is not the
+    admin's to take, is the schema taken off those roles' search_path, every other entry kept as
+    written (`$user` stays `$user`, so that public and its extensions still resolve)."""
     statements = []
-    for role, _, value in roles:
-        path = [s for s in parse_search_path(value, role) if s != schema]
-        statements.append(
-            sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}")
-            .format(
-                sql.Identifier(role),
-                sql.Identifier(policy.database.name),
-                sql.SQL(", ").join(sql.Identifier(s) for s in path) if path else sql.Literal(""),
-            )
-            .as_string(None)
+    grantees = [o for o in creators if o in direct]
+    if grantees:
+        who = sql.SQL(", ").join(
+            sql.SQL("PUBLIC") if o == 0 else sql.Identifier(snap.role_name(o) or "") for o in grantees
         )
+        statements.append(
+            sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(sql.Identifier(schema), who).as_string(None)
+        )
+    if any(not _revoke_suffices(snap, o, direct, owner) for o in creators):
+        for role, _, value in roles:
+            user = policy.owner.name if role in policy.owner.deploy_logins else role
+            path = [item for item, name in _items(value, user) if name != schema]
+            statements.append(
+                sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}")
+                .format(
+                    sql.Identifier(role),
+                    sql.Identifier(policy.database.name),
+                    sql.SQL(", ").join(sql.Identifier(s) for s in path) if path else sql.Literal(""),
+                )
+                .as_string(None)
+            )
     return "; ".join(statements)
+
+
+def _owner_of(snap: Snapshot, oid: object) -> int:
+    """The schema owner's oid; pg_database_owner (15+) stands for the database's owner."""
+    owner = int(str(oid))
+    if snap.role_name(owner) == "pg_database_owner" and snap.database is not None:
+        return snap.database.owner
+    return owner
+
+
+def _items(value: str, user: str) -> list[tuple[str, str]]:
+    """(the entry as the setting names it, the schema it stands for) for each search_path entry."""
+    return list(zip(parse_search_path(value, "$user"), parse_search_path(value, user), strict=True))
+
+
+def _revoke_suffices(snap: Snapshot, role: int, direct: set[int], owner: int) -> bool:
+    """Whether `role` can create only through a direct grant (its own, PUBLIC's or a role's it is a
+    member of), so that revoking those takes it away; not when it owns the schema or is a member of
+    its owner."""
+    seen, todo = {role}, [role]
+    while todo:
+        member = todo.pop()
+        for m in snap.memberships:
+            if m.member == member and m.role not in seen:
+                seen.add(m.role)
+                todo.append(m.role)
+    if owner in seen:
+        return False
+    return bool(seen & direct) or 0 in direct
