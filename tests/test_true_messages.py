@@ -269,7 +269,8 @@ def test_an_interruption_mid_query_stays_an_interruption(admin_dsn: str, monkeyp
     the demo's Ctrl-C test when the signal landed in report's objects query."""
     import psycopg
 
-    from pgwarden import snapshot
+    from pgwarden import fetch
+    from pgwarden.rows import ObjectGroupRow
 
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
 
@@ -278,9 +279,9 @@ def test_an_interruption_mid_query_stays_an_interruption(admin_dsn: str, monkeyp
             raise KeyboardInterrupt
 
         monkeypatch.setattr(psycopg.Cursor, "fetchall", interrupted)
-        assert "objects" in snapshot.QUERY_SETTINGS  # a query whose settings are put back after it
+        assert "objects" in fetch.QUERY_SETTINGS  # a query whose settings are put back after it
         with pytest.raises(KeyboardInterrupt):
-            snapshot._rows(conn, "objects", {"schemas": [], "threshold": 1, "owner": 0, "detailed": []})
+            fetch.fetch(conn, "objects", ObjectGroupRow, {"schemas": [], "threshold": 1, "owner": 0, "detailed": []})
         monkeypatch.undo()
         while conn.pgconn.get_result() is not None:  # let the connection close cleanly
             pass
