@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pgwarden.errors import PolicyError
@@ -153,13 +153,10 @@ def deploy_logins(live: Live, owner: str) -> list[str]:
 
 def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Generated) -> dict[str, RoleFit]:
     """Each role's grants, whoever owns the objects today: ALTER ... OWNER keeps what others were
-    granted (the grantor becomes the new owner). What an object's owner holds as its owner is not
-    a grant, and the move takes it."""
+    granted (the grantor becomes the new owner). An object a role owns says nothing of what it
+    should hold there (fit_role leaves it free for that role)."""
     schemas = [s.name for s in live.schemas]
-    objects = [
-        replace(o, acl={g: p for g, p in o.acl.items() if g != o.owner}) if o.owner != owner else o
-        for o in live.objects
-    ]
+    objects = list(live.objects)
     fits = {}
     for name in names:
         fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
@@ -178,7 +175,7 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
         db = live.db_acl.get(name, frozenset())
         if not fit.grants and "CONNECT" in db:
             fit.grants.append(Draft(name, "connect"))
-        elif fit.grants and "CONNECT" not in db and "CONNECT" not in live.db_acl.get(None, frozenset()):
+        elif fit.grants and "CONNECT" not in db:
             gen.inexact(
                 "roles with grants but no CONNECT: plan grants CONNECT",
                 f"{name} has no CONNECT of its own on database {live.database}: plan grants it",

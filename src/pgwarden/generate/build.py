@@ -41,8 +41,10 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
     _superusers(live, found, superusers, gen)
     candidates = [n for n in found if n not in superusers]
     fits = fit_all(live, owner, candidates, switches["revoke_public_execute"], gen)
-    groups = {n for n in candidates if fits[n].grants}
-    people = _people(live, groups, owner_side | superusers)
+    # a member of a group that holds CONNECT itself is a person (its CONNECT comes through the group)
+    holding = {n for n in candidates if any(d.profile != "connect" for d in fits[n].grants)}
+    people = _people(live, holding, owner_side | superusers)
+    groups = {n for n in candidates if fits[n].grants and n not in people}
     roles = [_group_or_app(live, n, gen) for n in candidates if n in groups and n not in people]
     roles += [_person(live, n, groups) for n in sorted(people)]
     _role_notes(live, candidates, groups, people, deploys, gen)
@@ -203,7 +205,8 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
             h(
                 f"objects owned by {o.owner}, not {owner}: plan moves them to {owner} (ALTER ... OWNER TO); "
                 "what others were granted stays",
-                f"{o.kind} {o.qualified} is owned by {o.owner}, not {owner}: plan moves it to {owner}",
+                f"{o.kind} {o.qualified} is owned by {'access role ' if o.owner in groups else ''}{o.owner}, "
+                f"not {owner}: plan moves it to {owner} and grants on it what the policy says",
             )
         if o.held(None) and not (o.kind == "routine" and o.held(None) == {"EXECUTE"}):
             h(

@@ -53,8 +53,9 @@ class ProfileBook:
             if all(self.on(name, k) == v for k, v in wanted.items()):
                 return name
         closest = nearest_builtin(wanted, self.builtin, smaller=False)
-        # a kind left free gets nothing: a custom profile never gives more than it must
-        full = {k: wanted.get(k, _NOTHING) for k in FITTED_KINDS}
+        # a kind left free (no objects of it, no default privileges) reads as the closest built-in;
+        # the grant's `defaults` leaves it out, so nothing is granted on it until such objects exist
+        full = {k: wanted.get(k, closest.on(k)) for k in FITTED_KINDS}
         name = self._new_name(closest, full)
         self.custom[name] = full
         changes = [
@@ -67,13 +68,12 @@ class ProfileBook:
         return name
 
     def _new_name(self, closest: Profile, full: Mapping[str, frozenset[str]]) -> str:
-        """A name saying what the profile gives: `select`, `insert_select_sequence_usage`."""
-        del closest
         parts: list[str] = []
         for k in FITTED_KINDS:
             prefix = "" if k == "table" else f"{k}_"
-            parts += [prefix + p.lower() for p in sorted(full[k])]
-        base = "_".join(parts) or "nothing"
+            parts += [prefix + p.lower() for p in sorted(full[k] - closest.on(k))]
+            parts += [f"{prefix}no_{p.lower()}" for p in sorted(closest.on(k) - full[k])]
+        base = "_".join([closest.name, *parts])
         name, n = base, 1
         while name in self.custom or name in BUILTIN:
             n += 1
@@ -210,7 +210,8 @@ def fit_role(
     """The grants that give `role` exactly what it holds in `schemas` (see the module's text).
     `routines` False: routines are left out (PUBLIC runs them; the policy does not say who else)."""
     fitter = _Fitter(role, book)
-    objs = [o for o in objects if not o.extension and (routines or o.kind != "routine")]
+    # what a role holds on what it owns is its owner's right, not a grant: those objects are free
+    objs = [o for o in objects if not o.extension and (routines or o.kind != "routine") and o.owner != role]
     kinds = [k for k in FITTED_KINDS if routines or k != "routine"]
     for schema in schemas:
         here = [o for o in objs if o.schema == schema]
@@ -228,7 +229,7 @@ def fit_role(
         grant: Draft | None = None
         if any(wanted.values()):
             profile = book.name_for(wanted, role)
-            defaults_kinds = None if len(with_defaults) == len(FITTED_KINDS) else tuple(with_defaults)
+            defaults_kinds = None if with_defaults == kinds else tuple(with_defaults)
             grant = fitter.draft(profile, defaults_kinds, schema=True)
             grant.schemas.append(schema)
         for o in sorted(own, key=lambda o: (o.kind, o.name, o.args or "")):
