@@ -229,7 +229,7 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
             if "CREATE" in privs and grantee not in (owner, s.owner):
                 h(
                     "CREATE on a managed schema held by others than the owner: plan revokes it",
-                    f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: plan revokes it",
+                    f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: only the owner may; plan revokes it",
                 )
     for s in live.others:
         if s.extension:
