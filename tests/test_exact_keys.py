@@ -54,11 +54,9 @@ password_env = "{viewer_env}"
 name = "{db}"
 schemas = ["app", "staging"]
 grants = [
-  {{ role = "{app}", profile = "readwrite", schemas = ["app"], defaults = ["table"],
-     except_routines = ["app.wipe()"] }},
+{{ role = "{app}", profile = "readwrite", schemas = ["app"], defaults = ["table"], except_routines = ["app.wipe()"] }},
   {{ role = "{bi}", profile = "readonly", tables = ["app.orders"], except_tables = ["app.orders_id_seq"] }},
-  {{ role = "{bi}", profile = "readonly", columns = {{ "app.customers" = ["id", "name"] }},
-     routines = ["app.total()"] }},
+{{ role = "{bi}", profile = "readonly", columns = {{ "app.customers" = ["id", "name"] }}, routines = ["app.total()"]}},
   {{ role = "{etl}", profile = "usage", schemas = ["staging"] }},
   {{ role = "{viewer}", profile = "connect" }},
 ]
