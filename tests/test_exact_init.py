@@ -69,6 +69,17 @@ CASES: dict[str, list[str]] = {
         "GRANT USAGE ON SCHEMA app TO {alice}",
         "GRANT SELECT ON app.notes TO {alice}",
     ],
+    # found by the property test (notes/exactness-failures.md E2, E4): a column grant without
+    # USAGE on the schema; TEMPORARY with CONNECT, and TEMPORARY without it
+    "no-usage-and-temporary": [
+        "GRANT INSERT (total) ON app.orders TO {bi}",
+        "GRANT TEMPORARY ON DATABASE {db} TO {etl}",
+        "GRANT USAGE ON SCHEMA app TO {etl}",
+        "GRANT SELECT ON app.notes TO {etl}",
+        "REVOKE CONNECT ON DATABASE {db} FROM {alice}",
+        "GRANT TEMPORARY ON DATABASE {db} TO {alice}",
+        "GRANT SELECT ON app.notes TO {alice}",
+    ],
     # EXECUTE on one routine of two, and a group holding only its USAGE and one sequence
     "listed-routine-and-sequence": [
         "GRANT USAGE ON SCHEMA app TO {bi}",

@@ -65,8 +65,13 @@ class Scopes:
         return out
 
     def database(self, role: str) -> frozenset[str]:
+        """CONNECT from the role's profiles, or exactly what its grants' `database` keys list."""
+        mine = self._of(role)
+        said = [g.database for g in mine if g.database is not None]
+        if said:
+            return frozenset().union(*said)
         out: frozenset[str] = _NOTHING
-        for g in self._of(role):
+        for g in mine:
             out |= self._privs(g, "database")
         return out
 
@@ -85,7 +90,7 @@ class Scopes:
     def schema(self, role: str, schema: str) -> frozenset[str]:
         out: frozenset[str] = _NOTHING
         for g in self._of(role):
-            if schema in g.reached_schemas:
+            if g.gives_usage(schema):
                 out |= self._privs(g, "schema")
         return out
 

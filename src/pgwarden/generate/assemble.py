@@ -162,31 +162,27 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
     for name in names:
         fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
         fits[name] = fit
-        reached = fit.schemas_with_grants()
-        for schema in schemas:
-            s = live.schema(schema)
-            usage = s is not None and "USAGE" in s.acl.get(name, frozenset())
-            if usage and schema not in reached:
-                fit.grants.append(Draft(name, "usage", schemas=[schema]))
-            elif not usage and schema in reached and "USAGE" not in (s.acl.get(None, frozenset()) if s else ()):
-                gen.inexact(
-                    "roles granted objects of a schema without USAGE on it: plan grants USAGE",
-                    f"{name} lacks USAGE on schema {schema} despite privileges there: plan grants it",
-                )
-        db = live.db_acl.get(name, frozenset())
-        if not fit.grants and "CONNECT" in db:
-            fit.grants.append(Draft(name, "connect"))
-        elif fit.grants and "CONNECT" not in db:
-            gen.inexact(
-                "roles with grants but no CONNECT: plan grants CONNECT",
-                f"{name} has no CONNECT of its own on database {live.database}: plan grants it",
-            )
-        if "TEMPORARY" in db:
-            gen.inexact(
-                "roles holding TEMPORARY on the database: plan revokes it (access roles create nothing)",
-                f"{name} holds TEMPORARY on database {live.database}: plan revokes it",
-            )
+        _usage_and_database(live, name, fit)
     return fits
+
+
+def _usage_and_database(live: Live, name: str, fit: RoleFit) -> None:
+    """USAGE on exactly the schemas where the role holds it, and its own database privileges (CREATE
+    aside: the owner's), whatever its grants on objects."""
+    usage = {s.name for s in live.schemas if "USAGE" in s.acl.get(name, frozenset())}
+    for d in fit.grants:
+        reached = d.reached()
+        if reached and not reached <= usage:
+            d.usage = sorted(reached & usage) or False
+    for schema in sorted(usage - fit.schemas_with_grants()):
+        fit.grants.append(Draft(name, "usage", schemas=[schema]))
+    held = sorted(live.db_acl.get(name, frozenset()) & {"CONNECT", "TEMPORARY"})
+    if not fit.grants:
+        if held:
+            fit.grants.append(Draft(name, "connect", database=None if held == ["CONNECT"] else held))
+        return
+    if held != ["CONNECT"]:
+        fit.grants[0].database = held
 
 
 def kinds_fitted(routines: bool) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from pgwarden.policy.names import (
     AccessLevel,
     ColumnName,
     DatabaseName,
+    DatabasePrivilege,
     DefaultKind,
     Duration,
     EnvName,
@@ -91,6 +92,11 @@ class GrantSpec(_Model):
     except_routines: tuple[RoutineName, ...] = ()
     except_columns: dict[QualifiedName, tuple[ColumnName, ...]] = Field(default_factory=dict)
     defaults: tuple[DefaultKind, ...] | None = None
+    #: USAGE on the schemas the grant reaches (true), on none (false), or on the ones listed
+    usage: bool | tuple[SchemaName, ...] = True
+    #: the role's privileges on the database: when a grant of the role gives this, they are
+    #: exactly what its grants list here (CONNECT, TEMPORARY; [] for none), else CONNECT
+    database: tuple[DatabasePrivilege, ...] | None = None
 
     @model_validator(mode="after")
     def _scope(self) -> GrantSpec:
@@ -103,6 +109,12 @@ class GrantSpec(_Model):
                 raise LocatedError("default privileges are set on schemas: give `schemas` too", "defaults")
             if len(set(self.defaults)) != len(self.defaults):
                 raise LocatedError("lists the same kind twice", "defaults")
+        if isinstance(self.usage, tuple):
+            outside = [n for n in self.usage if n not in self.reached_schemas]
+            if outside:
+                raise LocatedError(f"schema {outside[0]} is not one the grant reaches", "usage")
+        if self.database is not None and len(set(self.database)) != len(self.database):
+            raise LocatedError("lists the same privilege twice", "database")
         # a serial's sequence goes with its listed table: except_tables may name it
         reach = {*self.schemas, *(split_qualified(t)[0] for t in self.tables)}
         for key, names, where in (
@@ -156,6 +168,11 @@ class GrantSpec(_Model):
         if any(same_routine(n, name) for n in self.except_routines):
             return False
         return schema in self.schemas or any(same_routine(n, name) for n in self.routines)
+
+    def gives_usage(self, schema: str) -> bool:
+        if isinstance(self.usage, bool):
+            return self.usage and schema in self.reached_schemas
+        return schema in self.usage
 
     def defaults_for(self, kind_name: str) -> bool:
         """Whether objects of `kind_name` created later in the grant's schemas get the profile."""
@@ -426,7 +443,8 @@ def v1_level(database: DatabaseSpec, role: str) -> AccessLevel | None:
         return None
     g = mine[0]
     detail = g.tables or g.routines or g.columns or g.except_tables or g.except_routines or g.except_columns
-    plain = not detail and g.defaults is None and set(g.schemas) == set(database.schemas)
+    plain = not detail and g.defaults is None and g.usage is True and g.database is None
+    plain = plain and set(g.schemas) == set(database.schemas)
     if plain and g.profile == "readwrite":
         return "readwrite"
     if plain and g.profile == "readonly":

@@ -142,5 +142,7 @@ ColumnName = Annotated[str, AfterValidator(_column_name)]
 RoutineName = Annotated[str, AfterValidator(_routine)]
 #: The kinds of objects default privileges are set for (a grant's `defaults`).
 DefaultKind = Literal["table", "sequence", "routine"]
+#: What a grant may give on the database (CREATE is the owner's).
+DatabasePrivilege = Literal["CONNECT", "TEMPORARY"]
 SettingName = Annotated[str, AfterValidator(_setting_name)]
 ValidUntil = Annotated[str, AfterValidator(_valid_until)]
