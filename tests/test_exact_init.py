@@ -213,3 +213,48 @@ def test_on_a_superuser_owned_database_the_plan_takes_nothing_and_apply_keeps_ev
     assert effective(db_conninfo(m.dsn, m.db), names) == before
     again = run_cli(["plan", "-c", str(path), "--dsn", m.dsn, "--exit-code"])
     assert again.exit_code == 0, str(again)
+
+
+def _listed(lines: list[str], columns: dict[str, list[str]]) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """--suggest's `+`/`-` lines as effective privileges (a table's column privileges reach its columns)."""
+    plus: set[tuple[str, ...]] = set()
+    minus: set[tuple[str, ...]] = set()
+    for line in lines:
+        sign, role, privilege, _on, kind, name = line.split(" ", 5)
+        out = plus if sign == "+" else minus
+        out.add((role, kind, name, privilege))
+        if kind == "table" and privilege in ("SELECT", "INSERT", "UPDATE"):
+            out |= {(role, "column", f"{name}.{c}", privilege) for c in columns.get(name, [])}
+    return plus, minus
+
+
+def test_suggest_changes_exactly_what_it_lists_and_never_an_excepted_column(
+    admin_conn: psycopg.Connection[Any],
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: PgCleanup,
+    tmp_path: Path,
+) -> None:
+    m = _make(admin_conn, admin_dsn, unique_name, pg_cleanup, "bi-columns-etl-usage-table-defaults", by_owner=True)
+    names = list(m.roles.values())
+    conninfo = db_conninfo(m.dsn, m.db)
+    before = effective(conninfo, names)
+    path = tmp_path / "suggested.toml"
+    result = run_cli(["init", "--from-database", m.db, "--dsn", m.dsn, "--suggest", "-o", str(path)])
+    assert result.exit_code == 0, str(result)
+    lines = [line.strip() for line in result.stderr.splitlines() if line.startswith(("  + ", "  - "))]
+    assert lines, result.stderr  # bi's one table becomes its schema: the suggestion widens something
+    assert not any("api_key" in line for line in lines), result.stderr  # never the column bi lacks
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        rows = c.execute(
+            "SELECT c.oid::regclass::text, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE c.relnamespace = 'app'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped"
+        ).fetchall()
+    columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, []).append(column)
+    applied = run_cli(["apply", "-c", str(path), "--dsn", m.dsn, "--yes"])
+    assert applied.exit_code == 0, str(applied)
+    plus, minus = _listed(lines, columns)
+    after = effective(conninfo, names)
+    assert after - before == plus - before and before - after == minus & before, lines
