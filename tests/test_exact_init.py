@@ -80,6 +80,15 @@ CASES: dict[str, list[str]] = {
         "GRANT TEMPORARY ON DATABASE {db} TO {alice}",
         "GRANT SELECT ON app.notes TO {alice}",
     ],
+    # E6: grants to PUBLIC on a partition, a sequence and a column
+    "public-grants": [
+        "CREATE TABLE app.p (k int, a int) PARTITION BY RANGE (k)",
+        "CREATE TABLE app.p_1 PARTITION OF app.p FOR VALUES FROM (0) TO (10)",
+        "GRANT SELECT ON app.p_1 TO PUBLIC",
+        "GRANT USAGE ON SEQUENCE app.orders_id_seq TO PUBLIC",
+        "GRANT SELECT (name) ON app.customers TO PUBLIC",
+        "GRANT USAGE ON SCHEMA app TO {bi}",
+    ],
     # EXECUTE on one routine of two, and a group holding only its USAGE and one sequence
     "listed-routine-and-sequence": [
         "GRANT USAGE ON SCHEMA app TO {bi}",

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pgwarden.policy import GrantSpec, Policy
 from pgwarden.profiles import Profile, defined
 
+#: How a grant names PUBLIC (the pseudo-role every role is a member of).
+PUBLIC_ROLE = "PUBLIC"
+
 #: Privileges PostgreSQL can grant on single columns.
 COLUMN_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "REFERENCES"})
 
@@ -48,8 +51,8 @@ class Scopes:
 
     @property
     def holders(self) -> tuple[str, ...]:
-        """Roles that hold a grant in this database, in the policy's order."""
-        return tuple(dict.fromkeys(g.role for g in self.grants))
+        """Roles that hold a grant in this database, in the policy's order (PUBLIC apart)."""
+        return tuple(dict.fromkeys(g.role for g in self.grants if g.role != PUBLIC_ROLE))
 
     def _of(self, role: str) -> list[GrantSpec]:
         return [g for g in self.grants if g.role == role]
@@ -65,7 +68,10 @@ class Scopes:
         return out
 
     def database(self, role: str) -> frozenset[str]:
-        """CONNECT from the role's profiles, or exactly what its grants' `database` keys list."""
+        """CONNECT from the role's profiles, or exactly what its grants' `database` keys list.
+        PUBLIC's are the hardening switches'."""
+        if role == PUBLIC_ROLE:
+            return _NOTHING
         mine = self._of(role)
         said = [g.database for g in mine if g.database is not None]
         if said:
@@ -89,6 +95,8 @@ class Scopes:
 
     def schema(self, role: str, schema: str) -> frozenset[str]:
         out: frozenset[str] = _NOTHING
+        if role == PUBLIC_ROLE:
+            return out  # PUBLIC's USAGE is tolerated, never planned
         for g in self._of(role):
             if g.gives_usage(schema):
                 out |= self._privs(g, "schema")

@@ -34,6 +34,10 @@ class Generated:
         self.hazards.append(line)
         self.kinds.append((kind, line))
 
+    def note(self, kind: str, line: str) -> None:
+        """Something odd the policy keeps as it is (the summary only)."""
+        self.kinds.append((kind, line))
+
     def inexact(self, kind: str, line: str) -> None:
         self.header.append(line)
         self.kinds.append((kind, line))
@@ -77,7 +81,7 @@ def parse_settings(entries: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _defaults(live: Live, owner: str, role: str) -> Any:
+def _defaults(live: Live, owner: str, role: str | None) -> Any:
     entries = {(d.schema, d.objtype): d.acl for d in live.defaults if d.role == owner}
 
     def of(schema: str, kind: str) -> frozenset[str]:
@@ -152,6 +156,11 @@ def deploy_logins(live: Live, owner: str) -> list[str]:
     return sorted(out)
 
 
+def defaults_of(live: Live, owner: str, role: str | None) -> Any:
+    """(schema, kind) -> what the owner's default privileges give `role` (None: PUBLIC)."""
+    return _defaults(live, owner, role)
+
+
 def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Generated) -> dict[str, RoleFit]:
     """Each role's grants, whoever owns the objects today: ALTER ... OWNER keeps what others were
     granted (the grantor becomes the new owner). An object a role owns says nothing of what it
@@ -163,6 +172,17 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
         fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
         fits[name] = fit
         _usage_and_database(live, name, fit)
+        for d in fit.grants:
+            given = set(d.usage) if isinstance(d.usage, list) else (d.reached() if d.usage else set())
+            for schema in sorted(d.reached() - given):
+                s = live.schema(schema)
+                if s is not None and "USAGE" in s.acl.get(None, frozenset()):
+                    continue  # PUBLIC's USAGE reaches it: nothing odd
+                gen.note(
+                    "roles holding privileges on objects of a schema without USAGE on it: they have no effect "
+                    "until USAGE is granted; the policy keeps it so (usage = false)",
+                    f"{name} holds privileges on objects of {schema} without USAGE on {schema}: the policy keeps it so",
+                )
     return fits
 
 

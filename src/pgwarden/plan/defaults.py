@@ -9,6 +9,7 @@ from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.kinds import kind
 from pgwarden.plan.context import PlanContext, grantee_sql, privs_sql
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
+from pgwarden.scopes import PUBLIC_ROLE
 from pgwarden.snapshot import Acl, ObjectKind
 
 R = Requirement
@@ -34,6 +35,7 @@ def plan_default_privileges(ctx: PlanContext) -> None:
             expected: dict[Grantee, frozenset[str]] = {
                 a.name: ctx.grants.defaults(a.name, kind_name, schema) for a in policy.access
             }
+            expected[PUBLIC] = ctx.grants.defaults(PUBLIC_ROLE, kind_name, schema)
             wanted = Wanted(expected, ignore=ctx.ignore)
             for change in acl.diff(ctx.acl(entries), wanted):
                 ctx.add(_defacl_step(ctx, change, kind_name, schema, ok, needs))

@@ -20,6 +20,7 @@ from pgwarden.policy.names import (
     DefaultKind,
     Duration,
     EnvName,
+    GrantRole,
     Mode,
     QualifiedName,
     RoleName,
@@ -82,7 +83,7 @@ class GrantSpec(_Model):
     tables (column privileges only), except `except_tables`, `except_routines` and, on the tables
     of `except_columns`, those columns."""
 
-    role: RoleName
+    role: GrantRole
     profile: str
     schemas: tuple[SchemaName, ...] = ()
     tables: tuple[QualifiedName, ...] = ()
@@ -113,6 +114,9 @@ class GrantSpec(_Model):
             outside = [n for n in self.usage if n not in self.reached_schemas]
             if outside:
                 raise LocatedError(f"schema {outside[0]} is not one the grant reaches", "usage")
+        if self.role == "PUBLIC" and (self.database is not None or self.usage is not True):
+            key = "database" if self.database is not None else "usage"
+            raise LocatedError("PUBLIC's CONNECT and USAGE are the hardening switches' (revoke_public_connect)", key)
         if self.database is not None and len(set(self.database)) != len(self.database):
             raise LocatedError("lists the same privilege twice", "database")
         # a serial's sequence goes with its listed table: except_tables may name it

@@ -73,6 +73,16 @@ def _env_name(value: str) -> str:
 
 
 RoleName = Annotated[str, AfterValidator(_role_name)]
+
+#: A grant's role may be PUBLIC, written so: what every role holds through it (init --from-database).
+PUBLIC_GRANTEE = "PUBLIC"
+
+
+def _grant_role(value: str) -> str:
+    return value if value == PUBLIC_GRANTEE else _role_name(value)
+
+
+GrantRole = Annotated[str, AfterValidator(_grant_role)]
 SchemaName = Annotated[str, AfterValidator(_schema_name)]
 DatabaseName = Annotated[str, AfterValidator(_database_name)]
 Duration = Annotated[str, AfterValidator(check_duration)]
