@@ -80,6 +80,11 @@ CASES: dict[str, list[str]] = {
         "GRANT TEMPORARY ON DATABASE {db} TO {alice}",
         "GRANT SELECT ON app.notes TO {alice}",
     ],
+    # E1: the owner's default privileges in every schema (no IN SCHEMA) for a role and for PUBLIC
+    "global-defaults": [
+        "ALTER DEFAULT PRIVILEGES GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {etl}",
+        "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC",
+    ],
     # E6: grants to PUBLIC on a partition, a sequence and a column
     "public-grants": [
         "CREATE TABLE app.p (k int, a int) PARTITION BY RANGE (k)",

@@ -146,6 +146,14 @@ class Scopes:
                 out |= self._privs(g, kind_name)
         return out
 
+    def global_defaults(self, role: str, kind_name: str) -> frozenset[str]:
+        """What `role` gets on objects of `kind_name` the owner creates later in any schema."""
+        out: frozenset[str] = _NOTHING
+        for g in self._of(role):
+            if kind_name in g.global_defaults:
+                out |= self._privs(g, kind_name)
+        return out
+
     def column_tables(self) -> tuple[tuple[str, str], ...]:
         """(schema, table) of every table some grant excludes or lists columns of."""
         names = dict.fromkeys(n for g in self.grants for n in (*g.except_columns, *g.columns))

@@ -171,6 +171,7 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
     for name in names:
         fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
         fits[name] = fit
+        fit.grants += global_defaults(live, owner, name, gen.book, FITTED_KINDS)
         _usage_and_database(live, name, fit)
         for d in fit.grants:
             given = set(d.usage) if isinstance(d.usage, list) else (d.reached() if d.usage else set())
@@ -184,6 +185,18 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
                     f"{name} holds privileges on objects of {schema} without USAGE on {schema}: the policy keeps it so",
                 )
     return fits
+
+
+def global_defaults(live: Live, owner: str, role: str | None, book: ProfileBook, kinds: Sequence[str]) -> list[Draft]:
+    """The owner's default privileges in every schema (no IN SCHEMA) for `role` (None: PUBLIC), as
+    a grant's `global_defaults`."""
+    entries = {d.objtype: d.acl for d in live.defaults if d.role == owner and d.schema is None}
+    given = {k: entries.get(DEFACL_CODES[k], {}).get(role, frozenset()) for k in kinds}
+    given = {k: v for k, v in given.items() if v}
+    if not given:
+        return []
+    name = "PUBLIC" if role is None else role
+    return [Draft(name, book.name_for(given, name), global_defaults=list(given))]
 
 
 def _usage_and_database(live: Live, name: str, fit: RoleFit) -> None:

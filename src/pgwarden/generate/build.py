@@ -15,6 +15,7 @@ from pgwarden.generate.assemble import (
     defaults_of,
     deploy_logins,
     fit_all,
+    global_defaults,
     hardening,
     holders,
     role_attributes,
@@ -89,10 +90,13 @@ def _public(live: Live, owner: str, routines: bool, gen: Generated) -> list[Draf
     objects = [replace(o, acl=keyed(o.acl), columns=tuple((c, keyed(a)) for c, a in o.columns)) for o in live.objects]
     fit = fit_role(PUBLIC_ROLE, [s.name for s in live.schemas], objects, defaults_of(live, owner, None), gen.book,
                    routines=routines)  # fmt: skip
+    fit.grants += global_defaults(
+        live, owner, None, gen.book, ("table", "sequence", *(("routine",) if routines else ()))
+    )
     for d in fit.grants:
         gen.note(
             "grants to PUBLIC on objects (every role holds them): kept, as grants to PUBLIC",
-            f"PUBLIC holds {d.profile} on {', '.join(sorted(d.reached()))}: kept",
+            f"PUBLIC holds {d.profile} on {', '.join(sorted(d.reached())) or 'what the owner creates later'}: kept",
         )
     return fit.grants
 

@@ -118,6 +118,7 @@ class Draft:
     why: list[str] = field(default_factory=list)
     usage: bool | list[str] = True
     database: list[str] | None = None
+    global_defaults: list[str] = field(default_factory=list)
 
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "profile": self.profile}
@@ -129,6 +130,8 @@ class Draft:
                 out[key] = {k: list(v) for k, v in getattr(self, key).items()}
         if self.schemas and self.defaults is not None:
             out["defaults"] = list(self.defaults)
+        if self.global_defaults:
+            out["global_defaults"] = list(self.global_defaults)
         if self.usage is not True:
             out["usage"] = self.usage
         if self.database is not None:

@@ -93,6 +93,9 @@ class GrantSpec(_Model):
     except_routines: tuple[RoutineName, ...] = ()
     except_columns: dict[QualifiedName, tuple[ColumnName, ...]] = Field(default_factory=dict)
     defaults: tuple[DefaultKind, ...] | None = None
+    #: kinds whose objects the owner creates later in any schema get the profile (ALTER DEFAULT
+    #: PRIVILEGES without IN SCHEMA)
+    global_defaults: tuple[DefaultKind, ...] = ()
     #: USAGE on the schemas the grant reaches (true), on none (false), or on the ones listed
     usage: bool | tuple[SchemaName, ...] = True
     #: the role's privileges on the database: when a grant of the role gives this, they are
@@ -105,6 +108,8 @@ class GrantSpec(_Model):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise LocatedError("lists the same name twice", key)
+        if len(set(self.global_defaults)) != len(self.global_defaults):
+            raise LocatedError("lists the same kind twice", "global_defaults")
         if self.defaults is not None:
             if not self.schemas:
                 raise LocatedError("default privileges are set on schemas: give `schemas` too", "defaults")
@@ -153,7 +158,7 @@ class GrantSpec(_Model):
 
     @property
     def has_scope(self) -> bool:
-        return bool(self.schemas or self.tables or self.routines or self.columns)
+        return bool(self.schemas or self.tables or self.routines or self.columns or self.global_defaults)
 
     def covers_schema(self, schema: str) -> bool:
         """Whether the grant applies to every object of `schema` (not only listed tables)."""
@@ -447,7 +452,7 @@ def v1_level(database: DatabaseSpec, role: str) -> AccessLevel | None:
         return None
     g = mine[0]
     detail = g.tables or g.routines or g.columns or g.except_tables or g.except_routines or g.except_columns
-    plain = not detail and g.defaults is None and g.usage is True and g.database is None
+    plain = not detail and g.defaults is None and g.usage is True and g.database is None and not g.global_defaults
     plain = plain and set(g.schemas) == set(database.schemas)
     if plain and g.profile == "readwrite":
         return "readwrite"

@@ -150,7 +150,9 @@ class PolicyFileV2(_Model):
                     )
                 if grant.profile != "connect" and not grant.has_scope:
                     raise LocatedError(
-                        "a grant needs schemas, tables, routines or columns (only profile connect needs none)", *where
+                        "a grant needs schemas, tables, routines, columns or global_defaults (only profile connect "
+                        "needs none)",
+                        *where,
                     )
                 if grant.profile not in profiles:
                     raise LocatedError(
