@@ -29,6 +29,7 @@ from pgwarden.policy.names import (
     SettingName,
     ValidUntil,
     password_env_for,
+    same_routine,
     split_qualified,
 )
 
@@ -205,20 +206,6 @@ class GrantSpec(_Model):
         """Schemas the grant gives something in (USAGE on each comes with it)."""
         names = [*self.tables, *self.routines, *self.columns]
         return {*self.schemas, *(split_qualified(n)[0] for n in names)}
-
-
-def same_routine(listed: str, name: str) -> bool:
-    """Whether `listed` (schema.name(identity arguments), argument names included) is `name`,
-    which may give the argument types alone: `app.f(a integer)` is `app.f(integer)`."""
-    if listed == name:
-        return True
-    head, _, args = listed.partition("(")
-    other_head, _, other_args = name.partition("(")
-    if head != other_head:
-        return False
-    mine = [a.strip() for a in args.rstrip(")").split(",") if a.strip()]
-    theirs = [a.strip() for a in other_args.rstrip(")").split(",") if a.strip()]
-    return len(mine) == len(theirs) and all(m == t or m.endswith(" " + t) for m, t in zip(mine, theirs, strict=True))
 
 
 class DatabaseSpec(_Model):
