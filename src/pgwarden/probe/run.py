@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.connect import connect, conninfo_for
@@ -16,6 +16,7 @@ from pgwarden.probe.prober import Prober, first_line
 from pgwarden.probe.rights import Rights, inherits, may_set, member_rights, named_tables
 from pgwarden.probe.targets import DEFAULT_MAX_OBJECTS, Targets, read_targets
 from pgwarden.scopes import Scopes
+from pgwarden.snapshot import query
 
 if TYPE_CHECKING:
     import psycopg
@@ -87,6 +88,8 @@ def run_probe(
         row = admin.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int")
         version, number_version = row.fetchone()  # type: ignore[misc]
         chosen = [s for s in subjects(policy, number_version) if roles is None or s.role in roles]
+        usage = frozenset(r[0] for r in admin.execute(query("probe_public_usage").encode(), {"schemas": list(schemas)}))
+        chosen = [replace(s, rights=replace(s.rights, public_usage=usage)) for s in chosen]
         for number, subject in enumerate(chosen):
             if on_role is not None:
                 on_role(subject.role, number, len(chosen))
@@ -180,7 +183,8 @@ def _as_group(
     import psycopg
     from psycopg import sql
 
-    prober = Prober(conn, policy, subject.role, f"set role {group}", targets, Rights.of(policy, group), group)
+    rights = replace(Rights.of(policy, group), public_usage=subject.rights.public_usage)
+    prober = Prober(conn, policy, subject.role, f"set role {group}", targets, rights, group)
     where = f"role {group}"
     try:
         with _role_transaction(conn, None):
