@@ -80,6 +80,12 @@ CASES: dict[str, list[str]] = {
         "GRANT TEMPORARY ON DATABASE {db} TO {alice}",
         "GRANT SELECT ON app.notes TO {alice}",
     ],
+    # E7: a role with grants of its own, also a member of another (the app reads what bi reads)
+    "access-role-in-access-role": [
+        "GRANT USAGE ON SCHEMA app TO {bi}",
+        "GRANT SELECT ON app.notes TO {bi}",
+        "ADMIN: GRANT {bi} TO {app}",  # run by the admin: memberships are the cluster's
+    ],
     # E1: the owner's default privileges in every schema (no IN SCHEMA) for a role and for PUBLIC
     "global-defaults": [
         "ALTER DEFAULT PRIVILEGES GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {etl}",
@@ -132,9 +138,12 @@ def _make(
     with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as c:
         c.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # 14's default: the split takes it anyway
         c.execute("REVOKE ALL ON DATABASE {} FROM PUBLIC".replace("{}", sql.Identifier(db).as_string(c)))
+        for stmt in CASES[case]:
+            if stmt.startswith("ADMIN: "):
+                c.execute(sql.SQL(stmt.removeprefix("ADMIN: ")).format(**q))
         if by_owner:
             c.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(owner)))
-        for stmt in _COMMON + CASES[case]:
+        for stmt in _COMMON + [s for s in CASES[case] if not s.startswith("ADMIN: ")]:
             c.execute(sql.SQL(stmt).format(**q, db=sql.Identifier(db)))
     return Made(db, roles, owner, admin_dsn)
 

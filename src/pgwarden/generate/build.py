@@ -52,7 +52,7 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
     holding = {n for n in candidates if any(d.profile != "connect" for d in fits[n].grants)}
     people = _people(live, holding, owner_side | superusers)
     groups = {n for n in candidates if fits[n].grants and n not in people}
-    roles = [_group_or_app(live, n, gen) for n in candidates if n in groups and n not in people]
+    roles = [_group_or_app(live, n, groups, gen) for n in candidates if n in groups and n not in people]
     roles += [_person(live, n, groups) for n in sorted(people)]
     _role_notes(live, candidates, groups, people, deploys, gen)
     grants = []
@@ -193,11 +193,17 @@ def _people(live: Live, groups: set[str], apart: set[str]) -> set[str]:
     return out
 
 
-def _group_or_app(live: Live, name: str, gen: Generated) -> dict[str, Any]:
+def _group_or_app(live: Live, name: str, groups: set[str], gen: Generated) -> dict[str, Any]:
     role = live.roles[name]
     out: dict[str, Any] = {"name": name, "login": role.login}
     if role.login:
         out["password_env"] = password_env_for(name)
+    also = [m for m in live.member_of(name) if m.role in groups and m.role != name]
+    if also:  # a role with grants of its own, also a member of other such roles
+        plain = all(m.inherit and m.set for m in also)
+        out["also_member_of"] = [
+            m.role if plain else {"role": m.role, "inherit": m.inherit, "set": m.set} for m in also
+        ]
     if not role.login and any(m.role == name for m in live.memberships):
         gen.comments[name] = ["A group: holds the grants; its members get them by membership."]
     return out | role_attributes(live, role)
@@ -295,7 +301,7 @@ def _membership_hazards(live: Live, owner: str, owner_side: set[str], groups: se
                 f"{m.member} is a member of the owner {owner}: it acts as the owner without SET ROLE"
                 ": revoke the membership, or make it a deploy login (docs/deploy-logins.md)",
             )
-        if m.member in groups and m.role in groups | {owner}:
+        if m.member in groups and m.role == owner:
             h(
                 "access roles that are members of other access roles: plan revokes the membership",
                 f"access role {m.member} is a member of {m.role}: plan revokes that membership",

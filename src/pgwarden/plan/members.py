@@ -35,10 +35,11 @@ def _revoke_access_memberships(ctx: PlanContext) -> None:
     people = {m.name for m in policy.members}  # rights flow from groups to people, never back
     forbidden |= people
     access_names = ctx.access_names
+    declared = {(a.name, g.role) for a in policy.access for g in a.also_member_of}
     for m in snap.memberships:
         member, role = snap.role_name(m.member), snap.role_name(m.role)
-        if member not in access_names or role is None:
-            continue
+        if member not in access_names or role is None or (member, role) in declared:
+            continue  # also_member_of: planned with the members' memberships
         if role not in forbidden and not (role in access_names and role != member):
             continue
         grantor = snap.role_name(m.grantor)
@@ -123,6 +124,12 @@ def plan_member_memberships(ctx: PlanContext) -> None:
     """Each member is granted its groups with the declared options (16+) and loses every other
     membership (in additive mode those are withheld)."""
     snap = ctx.snap
+    for access in ctx.policy.access:  # access roles' also_member_of: granted with their options
+        role = snap.role_by_name.get(access.name)
+        rows = [m for m in snap.memberships if role is not None and m.member == role.oid]
+        for spec in access.also_member_of:
+            group = snap.role_by_name.get(spec.role)
+            _membership(ctx, access.name, spec, [m for m in rows if group is not None and m.role == group.oid])
     for member in ctx.policy.members:
         role = snap.role_by_name.get(member.name)
         rows = [m for m in snap.memberships if role is not None and m.member == role.oid]

@@ -277,6 +277,8 @@ class AccessSpec(RoleAttributes):
     level: AccessLevel | None = None
     login: bool = True
     password_env: EnvName | None = None
+    #: other access roles it is a member of, beside its own grants (version 2: `also_member_of`)
+    also_member_of: tuple[MembershipSpec, ...] = ()
 
 
 class MembershipSpec(_Model):

@@ -185,10 +185,11 @@ def _roles_toml(policy: Policy, notes: dict[str, list[str]]) -> list[str]:
         out.append(f"login = {str(spec.login).lower()}")
         if spec.password_env:
             out.append(f"password_env = {_toml_str(spec.password_env)}")
-        members = getattr(spec, "member_of", ())
-        if members:
-            plain = all(m.inherit and m.set for m in members)
-            value = [m.role for m in members] if plain else [m.model_dump() for m in members]
-            out.append(f"member_of = {_toml_value(value)}")
+        for key in ("member_of", "also_member_of"):
+            members = getattr(spec, key, ())
+            if members:
+                plain = all(m.inherit and m.set for m in members)
+                value = [m.role for m in members] if plain else [m.model_dump() for m in members]
+                out.append(f"{key} = {_toml_value(value)}")
         out += _attributes_toml(spec)
     return out

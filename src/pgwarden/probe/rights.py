@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pgwarden.policy import Policy
+from pgwarden.policy import AccessSpec, MemberSpec, Policy
 from pgwarden.scopes import PUBLIC_ROLE, Scopes
 
 if TYPE_CHECKING:
-    from pgwarden.policy import MemberSpec
     from pgwarden.probe.actions import Action
     from pgwarden.probe.targets import Target
 
@@ -113,18 +112,22 @@ class Rights:
         )
 
 
-def inherits(member: MemberSpec, group: str, version: int) -> bool:
+def inherits(member: MemberSpec | AccessSpec, group: str, version: int) -> bool:
     """Whether `member` holds `group`'s privileges without SET ROLE. PostgreSQL 16+: the membership's
     INHERIT option; 14-15 have only the role's INHERIT attribute, which pgwarden sets unless every
     membership of the member says `inherit = false`."""
+    groups = member.member_of if isinstance(member, MemberSpec) else member.also_member_of
     if version >= 160000:
-        return any(m.role == group and m.inherit for m in member.member_of)
-    return any(m.inherit for m in member.member_of) and any(m.role == group for m in member.member_of)
+        return any(m.role == group and m.inherit for m in groups)
+    if not isinstance(member, MemberSpec):  # an access role's INHERIT attribute is left as it is
+        return any(m.role == group for m in groups)
+    return any(m.inherit for m in groups) and any(m.role == group for m in groups)
 
 
-def may_set(member: MemberSpec, group: str, version: int) -> bool:
+def may_set(member: MemberSpec | AccessSpec, group: str, version: int) -> bool:
     """Whether `member` may `SET ROLE group`: 16+'s SET option; before 16 every member may."""
-    return version < 160000 or any(m.role == group and m.set for m in member.member_of)
+    groups = member.member_of if isinstance(member, MemberSpec) else member.also_member_of
+    return version < 160000 or any(m.role == group and m.set for m in groups)
 
 
 def named_tables(policy: Policy) -> tuple[tuple[str, str], ...]:

@@ -46,8 +46,11 @@ def subjects(policy: Policy, version: int = 160000) -> list[Subject]:
     out = [Subject(owner.name, "owner", owner.password_env, owner.login, everything, (), owner.valid_until)]
     for a in policy.access:
         level = policy.level_of(a.name) or "no grant"
-        rights = Rights.of(policy, a.name, scopes=scopes)
-        out.append(Subject(a.name, level, a.password_env, a.login, rights, (), a.valid_until))
+        also = [g.role for g in a.also_member_of]
+        inherited = [g for g in also if inherits(a, g, version)]  # what it holds of the roles it is also in
+        rights = Rights.of(policy, a.name, *inherited, scopes=scopes)
+        to_set = tuple((g, may_set(a, g, version)) for g in also if g not in inherited)
+        out.append(Subject(a.name, level, a.password_env, a.login, rights, to_set, a.valid_until))
     for m in policy.members:
         groups = [ms.role for ms in m.member_of]
         held = tuple(g for g in groups if inherits(m, g, version))
