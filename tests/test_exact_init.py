@@ -86,6 +86,13 @@ CASES: dict[str, list[str]] = {
         "GRANT SELECT ON app.notes TO {bi}",
         "ADMIN: GRANT {bi} TO {app}",  # run by the admin: memberships are the cluster's
     ],
+    # E5: a person in a group WITH ADMIN OPTION
+    "member-with-admin": [
+        "GRANT USAGE ON SCHEMA app TO {bi}",
+        "GRANT SELECT ON app.notes TO {bi}",
+        "ADMIN: GRANT {bi} TO {alice} WITH ADMIN OPTION",
+        "REVOKE CONNECT ON DATABASE {db} FROM {alice}",  # a person's own CONNECT: not said (not yet)
+    ],
     # E1: the owner's default privileges in every schema (no IN SCHEMA) for a role and for PUBLIC
     "global-defaults": [
         "ALTER DEFAULT PRIVILEGES GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {etl}",
@@ -172,6 +179,10 @@ def effective(conninfo: str, roles: list[str]) -> set[tuple[str, ...]]:
     SELECT r.role, 'schema', n.nspname, 'USAGE'
       FROM r, pg_namespace n
      WHERE n.nspname NOT LIKE 'pg\\_%%' AND has_schema_privilege(r.role, n.oid, 'USAGE')
+    UNION ALL
+    SELECT r.role, 'role', g.role, p
+      FROM r, r g, unnest(ARRAY['MEMBER', 'USAGE', 'MEMBER WITH ADMIN OPTION']) p
+     WHERE r.role <> g.role AND pg_has_role(r.role, g.role, p)
     UNION ALL
     SELECT r.role, 'database', current_database(), p
       FROM r, unnest(ARRAY['CONNECT','TEMPORARY']) p WHERE has_database_privilege(r.role, current_database(), p)

@@ -20,7 +20,7 @@ from pgwarden.generate.assemble import (
     holders,
     role_attributes,
 )
-from pgwarden.generate.catalog import Live, LiveRole
+from pgwarden.generate.catalog import Live, LiveMembership, LiveRole
 from pgwarden.generate.fit import Draft, fit_role
 from pgwarden.policy import Policy
 from pgwarden.policy.names import password_env_for
@@ -200,18 +200,23 @@ def _group_or_app(live: Live, name: str, groups: set[str], gen: Generated) -> di
         out["password_env"] = password_env_for(name)
     also = [m for m in live.member_of(name) if m.role in groups and m.role != name]
     if also:  # a role with grants of its own, also a member of other such roles
-        plain = all(m.inherit and m.set for m in also)
-        out["also_member_of"] = [
-            m.role if plain else {"role": m.role, "inherit": m.inherit, "set": m.set} for m in also
-        ]
+        out["also_member_of"] = _memberships(also)
     if not role.login and any(m.role == name for m in live.memberships):
         gen.comments[name] = ["A group: holds the grants; its members get them by membership."]
     return out | role_attributes(live, role)
 
 
+def _memberships(rows: list[LiveMembership]) -> list[Any]:
+    """member_of entries: names, or tables where an option is not the default (ADMIN written only
+    where held: the member may make other roles members; check reports it)."""
+    if all(m.inherit and m.set and not m.admin for m in rows):
+        return [m.role for m in rows]
+    return [{"role": m.role, "inherit": m.inherit, "set": m.set, **({"admin": True} if m.admin else {})} for m in rows]
+
+
 def _person(live: Live, name: str, groups: set[str]) -> dict[str, Any]:
     role = live.roles[name]
-    member_of = [{"role": m.role, "inherit": m.inherit, "set": m.set} for m in live.member_of(name) if m.role in groups]
+    member_of = _memberships([m for m in live.member_of(name) if m.role in groups])
     out: dict[str, Any] = {"name": name, "login": True, "password_env": password_env_for(name), "member_of": member_of}
     return out | role_attributes(live, role)
 
@@ -266,8 +271,7 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
             continue
         if s.name == "public" and "CREATE" in s.acl.get(None, frozenset()):
             h(
-                "PUBLIC may CREATE in schema public, which is not managed (the PostgreSQL 14 default): "
-                "plan revokes it",
+                "PUBLIC may CREATE in schema public, which is not managed (the PostgreSQL 14 default): plan revokes it",
                 "PUBLIC may CREATE in schema public (the PostgreSQL 14 default): plan revokes it",
             )
         for grantee in sorted(g for g, p in s.acl.items() if g in groups and "CREATE" in p):

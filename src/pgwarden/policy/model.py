@@ -287,6 +287,7 @@ class MembershipSpec(_Model):
     role: RoleName
     inherit: bool = True
     set: bool = True
+    admin: bool = False  # ADMIN OPTION: it may make other roles members (kept where the database has it)
 
 
 class MemberSpec(RoleAttributes):
