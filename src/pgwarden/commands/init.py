@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -54,7 +54,7 @@ then run `pgwarden plan`.""",
     "deploy_login",
     metavar="NAME",
     help="Write the owner NOLOGIN, with NAME as the login migrations run through (a deploy login; apply "
-    "creates it, its password from $PGWARDEN_PASSWORD_<NAME>).",
+    "creates it, its password from $PGWARDEN_PASSWORD_<NAME>); with --from-database too.",
 )
 @click.option(
     "--group",
@@ -132,7 +132,7 @@ def command(
                 hint="leave out --database, --app, --readonly, --group, --member and --append "
                 "(keep --owner and --schema if you need them)",
             )
-        return _from_database(ui, from_database, dsn, owner, schemas, suggest, path, output)
+        return _from_database(ui, from_database, dsn, (owner, deploy_login), schemas, suggest, path, output)
     if suggest:
         raise PolicyError(
             "--suggest works with --from-database NAME", hint="pgwarden init --from-database NAME --suggest"
@@ -209,36 +209,61 @@ def _from_database(
     ui: UI,
     name: str,
     dsn: str | None,
-    owner: str | None,
+    roles: tuple[str | None, str | None],
     schemas: tuple[str, ...],
     suggest: bool,
     path: Path | None,
     output: str,
 ) -> int:
     from pgwarden.connect import connect, conninfo_for
+    from pgwarden.errors import ConnectError
     from pgwarden.generate import from_database
 
+    owner, deploy_login = roles
     try:
         with connect(conninfo_for(dsn, dbname=name), what=f"a connection to database {name}") as conn:
-            result = from_database(conn, schemas or None, owner, suggest=suggest)
+            result = from_database(conn, schemas or None, owner, suggest=suggest, deploy_login=deploy_login)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: nothing was written, nothing was changed", hint="run it again") from None
+    except ConnectError as exc:
+        if "does not exist" in str(exc) and "database" in str(exc):
+            raise PolicyError(
+                f"database {name} does not exist: there is nothing to describe",
+                hint="name an existing database with --from-database (psql -l lists them), or write a new "
+                "policy with pgwarden init --database NAME --owner ROLE --app ROLE",
+            ) from None
+        raise
     _write(ui, path, result.text)
-    if result.inexact:
-        ui.info("not exact (also in the file's header): `pgwarden plan` will change")
-        for line in result.inexact:
-            ui.info(f"  - {line}")
-    if result.hazards:
-        ui.info("what the database does that the split forbids (not written as intent; `pgwarden check` reports it):")
-        for line in result.hazards:
+    summary = result.summary()
+    if summary:
+        ui.info("what init saw (`pgwarden plan` lists every step it takes):")
+        for line in summary:
             ui.info(f"  - {line}")
     if suggest:
         ui.info(f"the suggested policy changes {len(result.diff)} privilege(s) (+ widened, - narrowed):")
         for line in result.diff:
             ui.info(f"  {line}")
-    target = "" if output == "pgwarden.toml" else f" -c {output}"
-    if path is not None and suggest:
-        ui.info(f"next: pgwarden plan{target}   # what applying the suggestion would grant and revoke")
-    elif path is not None:
-        ui.info(f"next: pgwarden plan{target} --exit-code   # exits 0 when the file says what the database holds")
+    if path is not None:
+        _next_steps(ui, result, suggest, "" if output == "pgwarden.toml" else f" -c {output}")
     return EXIT_OK
+
+
+def _next_steps(ui: UI, result: Any, suggest: bool, target: str) -> None:
+    """The next command: plan, or on a database whose owner is still to be made (a new role, or
+    objects a superuser owns) the adoption path of docs/adopting.md."""
+    if suggest:
+        ui.info(f"next: pgwarden plan{target}   # what applying the suggestion would grant and revoke")
+    elif result.owner_exists and not result.superuser_owned:
+        ui.info(f"next: pgwarden plan{target} --exit-code   # exits 0 when the file says what the database holds")
+    else:
+        owner = result.policy.owner.name
+        ui.info(
+            f"next: the owner {owner} is still to be made"
+            + (" (the policy creates it)" if not result.owner_exists else "")
+            + ": adopt step by step (docs/adopting.md):"
+        )
+        ui.info(f"  pgwarden plan{target} --mode additive    # creates {owner}, takes nothing from anyone")
+        ui.info(f"  pgwarden apply{target} --mode additive")
+        source = f" --from {result.previous_owner}" if result.previous_owner else ""
+        ui.info(f"  pgwarden adopt{target}{source}          # moves the database and its objects to {owner}")
+        ui.info(f"  pgwarden apply{target}                   # authoritative: the split itself, nothing else")

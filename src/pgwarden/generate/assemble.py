@@ -10,7 +10,7 @@ from typing import Any
 
 from pgwarden.errors import PolicyError
 from pgwarden.generate.catalog import Live, LiveRole
-from pgwarden.generate.fit import FITTED_KINDS, ProfileBook, RoleFit, fit_role
+from pgwarden.generate.fit import FITTED_KINDS, Draft, ProfileBook, RoleFit, fit_role
 
 #: ALTER DEFAULT PRIVILEGES object types by kind.
 DEFACL_CODES = {"table": "r", "sequence": "S", "routine": "f"}
@@ -27,13 +27,32 @@ class Generated:
     header: list[str] = field(default_factory=list)  # why the policy is not exact, when it is not
     hazards: list[str] = field(default_factory=list)  # what the split forbids: plan/check act on it
     book: ProfileBook = field(default_factory=ProfileBook)
+    #: (kind of finding, line) for the summary: one line per kind, with counts
+    kinds: list[tuple[str, str]] = field(default_factory=list)
+
+    def hazard(self, kind: str, line: str) -> None:
+        self.hazards.append(line)
+        self.kinds.append((kind, line))
+
+    def note(self, kind: str, line: str) -> None:
+        """Something odd the policy keeps as it is (the summary only)."""
+        self.kinds.append((kind, line))
+
+    def inexact(self, kind: str, line: str) -> None:
+        self.header.append(line)
+        self.kinds.append((kind, line))
 
 
 def choose_owner(live: Live, given: str | None) -> str:
-    """--owner, else the role that owns most objects of the managed schemas (an error when two tie)."""
+    """--owner (a role that exists, or one the policy will create), else the role that owns most
+    objects of the managed schemas (an error when two tie, or when it is a superuser)."""
     if given is not None:
-        if given not in live.roles:
-            raise PolicyError(f"role {given!r} does not exist", hint="name an existing role with --owner")
+        role = live.roles.get(given)
+        if role is not None and role.superuser:
+            raise PolicyError(
+                f"{given} is a superuser: pgwarden's owner must not be one",
+                hint="name a new role with --owner ROLE (the policy creates it)",
+            )
         return given
     counts = Counter(o.owner for o in live.objects if not o.extension)
     if not counts:
@@ -48,7 +67,8 @@ def choose_owner(live: Live, given: str | None) -> str:
     if live.roles.get(owner, LiveRole(owner)).superuser:
         raise PolicyError(
             f"most objects are owned by {owner}, a superuser: pgwarden's owner must not be one",
-            hint="create an owner role and pass --owner ROLE; `pgwarden adopt` then moves the objects to it",
+            hint=f"name the owner to be with --owner ROLE (the policy creates it; add --deploy-login NAME "
+            f"for the login migrations run through): pgwarden init --from-database {live.database} --owner ROLE",
         )
     return owner
 
@@ -61,12 +81,11 @@ def parse_settings(entries: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _defaults(live: Live, owner: str, role: str) -> Any:
+def _defaults(live: Live, owner: str, role: str | None) -> Any:
     entries = {(d.schema, d.objtype): d.acl for d in live.defaults if d.role == owner}
 
-    def of(schema: str, kind: str) -> frozenset[str] | None:
-        acl = entries.get((schema, DEFACL_CODES[kind]))
-        return None if acl is None else acl.get(role, frozenset())
+    def of(schema: str, kind: str) -> frozenset[str]:
+        return entries.get((schema, DEFACL_CODES[kind]), {}).get(role, frozenset())
 
     return of
 
@@ -79,8 +98,8 @@ def holders(live: Live, owner_side: set[str]) -> list[str]:
     for o in live.objects:
         names |= set(o.acl)
         names |= {g for _, acl in o.columns for g in acl}
-    for d in live.defaults:
-        if d.role in owner_side and d.schema in {s.name for s in live.schemas}:
+    for d in live.defaults:  # the owner's default privileges, in a managed schema or in every schema
+        if d.role in owner_side and (d.schema is None or d.schema in {s.name for s in live.schemas}):
             names |= set(d.acl)
     return sorted(n for n in names if n is not None and n not in owner_side and n in live.roles)
 
@@ -97,7 +116,8 @@ def hardening(live: Live, owner: str, gen: Generated) -> dict[str, bool]:
     routines = [o for o in live.objects if o.kind == "routine" and not o.extension]
     public_exec = [o for o in routines if "EXECUTE" in o.held(None)]
     global_f = next((d for d in live.defaults if d.role == owner and d.schema is None and d.objtype == "f"), None)
-    future_public = global_f is None or "EXECUTE" in global_f.acl.get(None, frozenset())
+    # an owner still to be made has no default privileges yet: the policy sets them
+    future_public = owner in live.roles and (global_f is None or "EXECUTE" in global_f.acl.get(None, frozenset()))
     execute = not public_exec and not future_public
     if not execute:
         why = f"PUBLIC may run {len(public_exec)} routine(s) of the managed schemas" if public_exec else ""
@@ -136,28 +156,66 @@ def deploy_logins(live: Live, owner: str) -> list[str]:
     return sorted(out)
 
 
+def defaults_of(live: Live, owner: str, role: str | None) -> Any:
+    """(schema, kind) -> what the owner's default privileges give `role` (None: PUBLIC)."""
+    return _defaults(live, owner, role)
+
+
 def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Generated) -> dict[str, RoleFit]:
+    """Each role's grants, whoever owns the objects today: ALTER ... OWNER keeps what others were
+    granted (the grantor becomes the new owner). An object a role owns says nothing of what it
+    should hold there (fit_role leaves it free for that role)."""
     schemas = [s.name for s in live.schemas]
-    # An object the owner does not own is moved to it by plan, its old owner's implicit privileges
-    # with it; what others hold on it was granted by the wrong role: it says nothing of the intent.
-    objects = [o for o in live.objects if o.owner == owner]
+    objects = list(live.objects)
     fits = {}
     for name in names:
         fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
         fits[name] = fit
-        for schema in schemas:
-            s = live.schema(schema)
-            usage = s is not None and "USAGE" in s.acl.get(name, frozenset())
-            needs = schema in fit.schemas_with_grants()
-            if usage != needs:
-                fit.notes.append(
-                    f"{name} {'holds' if usage else 'lacks'} USAGE on schema {schema} "
-                    f"{'without' if usage else 'despite'} privileges there: plan "
-                    f"{'revokes' if usage else 'grants'} it"
+        fit.grants += global_defaults(live, owner, name, gen.book, FITTED_KINDS)
+        _usage_and_database(live, name, fit)
+        for d in fit.grants:
+            given = set(d.usage) if isinstance(d.usage, list) else (d.reached() if d.usage else set())
+            for schema in sorted(d.reached() - given):
+                s = live.schema(schema)
+                if s is not None and "USAGE" in s.acl.get(None, frozenset()):
+                    continue  # PUBLIC's USAGE reaches it: nothing odd
+                gen.note(
+                    "roles holding privileges on objects of a schema without USAGE on it: they have no effect "
+                    "until USAGE is granted; the policy keeps it so (usage = false)",
+                    f"{name} holds privileges on objects of {schema} without USAGE on {schema}: the policy keeps it so",
                 )
-        if fit.grants and "CONNECT" not in live.db_acl.get(name, frozenset()):
-            fit.notes.append(f"{name} has no CONNECT of its own on database {live.database}: plan grants it")
     return fits
+
+
+def global_defaults(live: Live, owner: str, role: str | None, book: ProfileBook, kinds: Sequence[str]) -> list[Draft]:
+    """The owner's default privileges in every schema (no IN SCHEMA) for `role` (None: PUBLIC), as
+    a grant's `global_defaults`."""
+    entries = {d.objtype: d.acl for d in live.defaults if d.role == owner and d.schema is None}
+    given = {k: entries.get(DEFACL_CODES[k], {}).get(role, frozenset()) for k in kinds}
+    given = {k: v for k, v in given.items() if v}
+    if not given:
+        return []
+    name = "PUBLIC" if role is None else role
+    return [Draft(name, book.name_for(given, name), global_defaults=list(given))]
+
+
+def _usage_and_database(live: Live, name: str, fit: RoleFit) -> None:
+    """USAGE on exactly the schemas where the role holds it, and its own database privileges (CREATE
+    aside: the owner's), whatever its grants on objects."""
+    usage = {s.name for s in live.schemas if "USAGE" in s.acl.get(name, frozenset())}
+    for d in fit.grants:
+        reached = d.reached()
+        if reached and not reached <= usage:
+            d.usage = sorted(reached & usage) or False
+    for schema in sorted(usage - fit.schemas_with_grants()):
+        fit.grants.append(Draft(name, "usage", schemas=[schema]))
+    held = sorted(live.db_acl.get(name, frozenset()) & {"CONNECT", "TEMPORARY"})
+    if not fit.grants:
+        if held:
+            fit.grants.append(Draft(name, "connect", database=None if held == ["CONNECT"] else held))
+        return
+    if held != ["CONNECT"]:
+        fit.grants[0].database = held
 
 
 def kinds_fitted(routines: bool) -> tuple[str, ...]:

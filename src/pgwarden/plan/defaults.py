@@ -9,6 +9,7 @@ from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.kinds import kind
 from pgwarden.plan.context import PlanContext, acl_statement, default_privileges_prefix
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
+from pgwarden.scopes import PUBLIC_ROLE
 from pgwarden.snapshot import Acl, ObjectKind
 
 R = Requirement
@@ -34,11 +35,17 @@ def plan_default_privileges(ctx: PlanContext) -> None:
             expected: dict[Grantee, frozenset[str]] = {
                 a.name: ctx.grants.defaults(a.name, kind_name, schema) for a in policy.access
             }
+            expected[PUBLIC] = ctx.grants.defaults(PUBLIC_ROLE, kind_name, schema)
             wanted = Wanted(expected, ignore=ctx.ignore)
             for change in acl.diff(ctx.acl(entries), wanted):
                 ctx.add(_defacl_step(ctx, change, kind_name, schema, ok, needs))
-    # Global entries replace the built-in default (F1.5): they must give nothing beyond the owner's
-    # own privileges, and, with the hardening, routines must not be executable by PUBLIC.
+    _plan_global_defaults(ctx, rows, ok, needs)
+
+
+def _plan_global_defaults(ctx: PlanContext, rows: dict[tuple[int, str], Acl], ok: bool, needs: Need) -> None:
+    """Global entries replace the built-in default (F1.5): they give the owner its own privileges,
+    the roles what their grants' `global_defaults` say, and, with the hardening, PUBLIC no EXECUTE."""
+    snap, policy, owner = ctx.snap, ctx.policy, ctx.owner
     global_kinds: list[ObjectKind] = ["table", "sequence", "routine"]
     for kind_name in global_kinds:
         k = kind(kind_name)
@@ -51,7 +58,12 @@ def plan_default_privileges(ctx: PlanContext) -> None:
         tolerated: dict[Grantee, frozenset[str]] = {}
         if kind_name == "routine" and not policy.hardening.revoke_public_execute:
             tolerated[PUBLIC] = frozenset({"EXECUTE"})
-        wanted = Wanted({owner: owner_privs}, tolerated, owner=owner, ignore=ctx.ignore)
+        everywhere: dict[Grantee, frozenset[str]] = {owner: owner_privs}
+        for a in policy.access:  # a grant's global_defaults
+            everywhere[a.name] = ctx.grants.global_defaults(a.name, kind_name)
+        if PUBLIC not in tolerated:
+            everywhere[PUBLIC] = ctx.grants.global_defaults(PUBLIC_ROLE, kind_name)
+        wanted = Wanted(everywhere, tolerated, owner=owner, ignore=ctx.ignore)
         for change in acl.diff(actual, wanted):
             ctx.add(_defacl_step(ctx, change, kind_name, None, ok, needs))
 
@@ -68,6 +80,8 @@ def _defacl_step(
             "with no further run"
             if schema
             else f"the owner keeps its own privileges on {kind_name}s it creates"
+            if change.grantee == owner
+            else f"{kind_name}s {owner} creates later in any schema must be usable by {show(change.grantee)}"
         )
     elif change.action == ChangeAction.REVOKE:
         if change.grantee is None and kind_name == "routine" and schema is None:

@@ -16,6 +16,7 @@ from pgwarden.kinds import kind, label
 from pgwarden.plan.context import PlanContext, acl_step, owner_step
 from pgwarden.plan.model import Need, Requirement, owner_subject
 from pgwarden.policy import Policy
+from pgwarden.scopes import PUBLIC_ROLE
 from pgwarden.snapshot import NAME_THRESHOLD, ObjectGroup, ObjectKind, ObjectRef, Snapshot
 
 R = Requirement
@@ -40,10 +41,14 @@ def wanted_for(
     expected: dict[Grantee, frozenset[str]] = {owner: frozenset(kind(kind_name).owner_privileges(ctx.snap.caps.major))}
     tolerated: dict[Grantee, frozenset[str]] = {}
     if kind_name == "routine" and not ctx.policy.hardening.revoke_public_execute:
+        # PUBLIC runs them: what the grants give is kept where held, never granted (it adds nothing)
         tolerated[PUBLIC] = frozenset({"EXECUTE"})
+        for a in ctx.policy.access:
+            tolerated[a.name] = ctx.grants.objects(a.name, kind_name, schema, name, table)
     else:
         for a in ctx.policy.access:
             expected[a.name] = ctx.grants.objects(a.name, kind_name, schema, name, table)
+        expected[PUBLIC] = ctx.grants.objects(PUBLIC_ROLE, kind_name, schema, name, table)
     return Wanted(expected, tolerated, owner=owner, grantor=owner, ignore=ctx.ignore)
 
 
@@ -83,6 +88,8 @@ def _object_list(ctx: PlanContext, kind_name: ObjectKind, schema: str, objects: 
 def _group_changes(ctx: PlanContext, group: ObjectGroup, schema: str, obj: ObjectRef | None = None) -> list[Change]:
     """What must change on the objects of one group (after a planned ownership change)."""
     name = obj.name if obj is not None else None
+    if obj is not None and group.kind == "routine":
+        name = f"{obj.name}({obj.args or ''})"  # routines are listed by identity (scopes)
     table = obj.args if obj is not None and group.kind == "sequence" else None
     return acl.diff(ctx.acl(group.acl, group.owner), wanted_for(ctx, group.kind, schema, name, table))
 
@@ -97,7 +104,7 @@ def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
         if group.extension or (ctx.additive and (owner is None or group.owner != owner.oid)):
             continue  # additive: the grants of an object whose ownership would move follow the move
         schema = schema_names.get(group.schema, str(group.schema))
-        if ctx.grants.detailed(schema) and group.kind != "routine" and group.objects is not None:
+        if ctx.grants.detailed(schema) and group.objects is not None:
             for obj in group.objects:
                 single = replace(group, count=1, objects=(obj,))
                 for change in _group_changes(ctx, single, schema, obj):
@@ -126,7 +133,7 @@ def groups_to_name(policy: Policy, snap: Snapshot, *, changing: bool = True) -> 
     out: dict[tuple[object, ...], ObjectGroup] = {}
     schema_names = {s.oid: s.name for s in snap.schemas}
     for g in snap.objects:  # objects the policy treats one by one are always named
-        if g.objects is None and g.kind != "routine" and ctx.grants.detailed(schema_names.get(g.schema, "")):
+        if g.objects is None and ctx.grants.detailed(schema_names.get(g.schema, "")):
             out[g.key] = g
     if not changing:
         return list(out.values())
@@ -155,7 +162,9 @@ def plan_objects(ctx: PlanContext) -> None:
         totals[(g.schema, g.kind)] += g.count
     # bulk statements would reach extension members and objects the policy treats apart
     with_extension = {(g.schema, g.kind) for g in snap.objects if g.extension}
-    with_extension |= {(s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in ("table", "sequence")}
+    with_extension |= {
+        (s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in ("table", "sequence", "routine")
+    }
     schema_oids = {s.name: s.oid for s in snap.schemas}
     for (schema, kind_name, change), groups in _pending(ctx).items():
         stuck = sorted({blocked_owner[g.key] for g in groups if g.key in blocked_owner})

@@ -73,6 +73,16 @@ def _env_name(value: str) -> str:
 
 
 RoleName = Annotated[str, AfterValidator(_role_name)]
+
+#: A grant's role may be PUBLIC, written so: what every role holds through it (init --from-database).
+PUBLIC_GRANTEE = "PUBLIC"
+
+
+def _grant_role(value: str) -> str:
+    return value if value == PUBLIC_GRANTEE else _role_name(value)
+
+
+GrantRole = Annotated[str, AfterValidator(_grant_role)]
 SchemaName = Annotated[str, AfterValidator(_schema_name)]
 DatabaseName = Annotated[str, AfterValidator(_database_name)]
 Duration = Annotated[str, AfterValidator(check_duration)]
@@ -102,6 +112,32 @@ def split_qualified(value: str) -> tuple[str, str]:
     return schema, table
 
 
+def _routine(value: str) -> str:
+    """A routine named `schema.name(argument types)`, the arguments as PostgreSQL prints them
+    (pg_get_function_identity_arguments: `app.total(integer, text)`, `app.refresh()`)."""
+    schema, dot, rest = value.partition(".")
+    name, paren, args = rest.partition("(")
+    if not dot or not schema or not name or not paren or not args.endswith(")"):
+        raise ValueError(f"{value!r} must name a routine as schema.name(argument types), such as app.total(integer)")
+    _schema_name(schema)
+    check_identifier(name, "routine name")
+    return value
+
+
+def same_routine(listed: str, name: str) -> bool:
+    """Whether `listed` (schema.name(identity arguments), argument names included) is `name`,
+    which may give the argument types alone: `app.f(a integer)` is `app.f(integer)`."""
+    if listed == name:
+        return True
+    head, _, args = listed.partition("(")
+    other_head, _, other_args = name.partition("(")
+    if head != other_head:
+        return False
+    mine = [a.strip() for a in args.rstrip(")").split(",") if a.strip()]
+    theirs = [a.strip() for a in other_args.rstrip(")").split(",") if a.strip()]
+    return len(mine) == len(theirs) and all(m == t or m.endswith(" " + t) for m, t in zip(mine, theirs, strict=True))
+
+
 def _column_name(value: str) -> str:
     return check_identifier(value, "column name")
 
@@ -127,6 +163,11 @@ def _valid_until(value: str) -> str:
 
 QualifiedName = Annotated[str, AfterValidator(_qualified)]
 ColumnName = Annotated[str, AfterValidator(_column_name)]
+RoutineName = Annotated[str, AfterValidator(_routine)]
+#: The kinds of objects default privileges are set for (a grant's `defaults`).
+DefaultKind = Literal["table", "sequence", "routine"]
+#: What a grant may give on the database (CREATE is the owner's).
+DatabasePrivilege = Literal["CONNECT", "TEMPORARY"]
 SettingName = Annotated[str, AfterValidator(_setting_name)]
 ValidUntil = Annotated[str, AfterValidator(_valid_until)]
 

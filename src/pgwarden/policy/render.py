@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: policy.model imports this module for Policy.to_toml
-    from pgwarden.policy.model import AccessSpec, MemberSpec, OwnerSpec, Policy
+    from pgwarden.policy.model import AccessSpec, MembershipSpec, MemberSpec, OwnerSpec, Policy
 
 
 def _toml_str(value: str) -> str:
@@ -162,8 +162,11 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
         if db.expected:  # names a migration will create (docs/policy.md#names-a-migration-will-create)
             out.append(f"expected = {_toml_list(db.expected)}")
         out.append("grants = [")
+        said: set[str] = set()  # a role's grants of one profile share their comment: written once
         for grant in db.grants:
-            out += [f"  # {line}" for line in notes.get(f"grant.{db.name}.{grant.role}.{grant.profile}", [])]
+            key = f"grant.{db.name}.{grant.role}.{grant.profile}"
+            out += [f"  # {line}" for line in (notes.get(key, []) if key not in said else [])]
+            said.add(key)
             fields = grant.model_dump(exclude_defaults=True)
             out.append("  " + _toml_value(fields) + ",")
         out.append("]")
@@ -179,6 +182,13 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
     return "\n".join(out + switches)
 
 
+def _membership(m: MembershipSpec) -> dict[str, object]:
+    out = m.model_dump()
+    if not m.admin:
+        out.pop("admin")  # written only where the database has it
+    return out
+
+
 def _roles_toml(policy: Policy, notes: dict[str, list[str]]) -> list[str]:
     out: list[str] = []
     specs: list[AccessSpec | MemberSpec] = [*policy.access, *policy.members]
@@ -187,10 +197,11 @@ def _roles_toml(policy: Policy, notes: dict[str, list[str]]) -> list[str]:
         out.append(f"login = {str(spec.login).lower()}")
         if spec.password_env:
             out.append(f"password_env = {_toml_str(spec.password_env)}")
-        members = getattr(spec, "member_of", ())
-        if members:
-            plain = all(m.inherit and m.set for m in members)
-            value = [m.role for m in members] if plain else [m.model_dump() for m in members]
-            out.append(f"member_of = {_toml_value(value)}")
+        for key in ("member_of", "also_member_of"):
+            members = getattr(spec, key, ())
+            if members:
+                plain = all(m.inherit and m.set and not m.admin for m in members)
+                value = [m.role for m in members] if plain else [_membership(m) for m in members]
+                out.append(f"{key} = {_toml_value(value)}")
         out += _attributes_toml(spec)
     return out

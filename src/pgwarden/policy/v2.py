@@ -27,7 +27,7 @@ from pgwarden.policy.model import (
 from pgwarden.policy.names import EnvName, Mode, RoleName
 
 #: Profiles every policy has (pgwarden.profiles defines what they give).
-BUILTIN_PROFILES = ("readwrite", "readonly", "append")
+BUILTIN_PROFILES = ("readwrite", "readonly", "append", "usage", "connect")
 
 
 class RoleSpec(RoleAttributes):
@@ -38,8 +38,10 @@ class RoleSpec(RoleAttributes):
     login: bool = True
     password_env: EnvName | None = None
     member_of: tuple[MembershipSpec, ...] = ()
+    #: a role that holds grants and is also a member of other such roles (it holds theirs too)
+    also_member_of: tuple[MembershipSpec, ...] = ()
 
-    @field_validator("member_of", mode="before")
+    @field_validator("member_of", "also_member_of", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
         # `member_of = ["analysts"]` is short for `[{ role = "analysts" }]`
@@ -112,10 +114,29 @@ class PolicyFileV2(_Model):
                         "member_of",
                         m_index,
                     )
+        self._check_also_member_of(groups)
         for key, names in (("ignore", self.ignore.roles), ("retired", tuple(r.name for r in self.retired))):
             for index, name in enumerate(names):
                 if name in seen:
                     raise LocatedError(f"role {name!r} is {seen[name]} and cannot be {key}d", key, index)
+
+    def _check_also_member_of(self, groups: set[str]) -> None:
+        """A role with grants of its own may also be a member of other such roles (not with member_of)."""
+        for index, role in enumerate(self.roles):
+            for m_index, membership in enumerate(role.also_member_of):
+                where = ("roles", index, "also_member_of", m_index)
+                if role.member_of:
+                    raise LocatedError(
+                        f"{role.name} gets its rights from groups (member_of): also_member_of is for roles that "
+                        "hold grants of their own",
+                        *where,
+                    )
+                if membership.role not in groups or membership.role == role.name:
+                    raise LocatedError(
+                        f"{role.name} cannot be a member of {membership.role!r}: it is not another role of "
+                        "[[roles]] without member_of",
+                        *where,
+                    )
 
     def _check_owner(self) -> None:
         _check_attributes(self.owner, {d.name for d in self.databases}, ("owner",))
@@ -132,19 +153,27 @@ class PolicyFileV2(_Model):
                 raise LocatedError(f"database {db.name!r} is listed twice", "databases", d_index, "name")
             for g_index, grant in enumerate(db.grants):
                 where = ("databases", d_index, "grants", g_index)
-                if grant.role in people:
+                if grant.role == "PUBLIC":
+                    pass  # every role holds what PUBLIC is granted
+                elif grant.role in people:
                     raise LocatedError(
                         f"{grant.role} is a member of a group (member_of) and is never granted anything "
                         "directly: grant to its group",
                         *where,
                         "role",
                     )
-                if grant.role not in holders:
+                if grant.role not in holders and grant.role != "PUBLIC":
                     raise LocatedError(
                         f"role {grant.role!r} is not declared in [[roles]]"
                         + (" (the owner and deploy logins need no grant)" if grant.role in self._owner_side else ""),
                         *where,
                         "role",
+                    )
+                if grant.profile != "connect" and not grant.has_scope:
+                    raise LocatedError(
+                        "a grant needs schemas, tables, routines, columns or global_defaults (only profile connect "
+                        "needs none)",
+                        *where,
                     )
                 if grant.profile not in profiles:
                     raise LocatedError(
@@ -166,6 +195,7 @@ class PolicyFileV2(_Model):
                 name=r.name,
                 login=r.login,
                 password_env=r.password_env,
+                also_member_of=r.also_member_of,
                 **_attributes(r),
             )
             for r in self.roles
