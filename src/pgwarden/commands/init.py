@@ -8,6 +8,7 @@ import click
 
 from pgwarden.cli import EXIT_OK, Interrupted, dsn_option, ui_of
 from pgwarden.errors import PolicyError
+from pgwarden.policy.patterns import check_pattern, is_pattern
 from pgwarden.ui import UI
 
 
@@ -18,6 +19,7 @@ from pgwarden.ui import UI
 \b
   pgwarden init --database djangosite --owner sqlmigrations --app django
   pgwarden init --database shop --owner shop_owner --app shop_rw --readonly bi --schema sales --schema public
+  pgwarden init --database 'tenant_*' --owner tenant_owner --app tenant_rw   # every tenant database
   pgwarden init --from-database shop                 # describe what the live database holds
   pgwarden init --from-database shop --suggest -o -  # a smaller policy, and what it would change
 
@@ -25,7 +27,12 @@ Passwords are never written to the file: each LOGIN role reads its password from
 variable PGWARDEN_PASSWORD_<ROLE> (upper-cased, other characters replaced by _). Review the file,
 then run `pgwarden plan`.""",
 )
-@click.option("--database", metavar="NAME", help="Database the policy manages.")
+@click.option(
+    "--database",
+    metavar="NAME|PATTERN",
+    help="Database the policy manages, or a glob pattern such as 'tenant_*': one [[databases]] entry that "
+    "covers every matching database of the cluster (one per tenant, all alike; never created by apply).",
+)
 @click.option("--owner", metavar="ROLE", help="Role that owns everything and runs migrations.")
 @click.option("--app", "app", multiple=True, metavar="ROLE", help="A readwrite access role (repeatable).")
 @click.option("--readonly", multiple=True, metavar="ROLE", help="A readonly access role (repeatable).")
@@ -90,12 +97,24 @@ def command(
 
     if not app and not readonly:
         raise PolicyError("give at least one access role with --app ROLE or --readonly ROLE")
+    _check_pattern(database)
     policy = build_policy(database=database, owner=owner, app=app, readonly=readonly, schemas=schemas)
     _write(ui, path, policy.to_toml())
+    if is_pattern(database):
+        ui.info(f"  {database!r} is a pattern: it covers every matching database of the cluster; create them first")
     for role, env in policy.login_roles():
         ui.info(f"  password of {role}: set {env} before `pgwarden apply` (or leave unset to manage it yourself)")
     ui.info("next: pgwarden plan" + ("" if output == "pgwarden.toml" else f" -c {output}"))
     return EXIT_OK
+
+
+def _check_pattern(database: str) -> None:
+    """A pattern is a well-formed glob (an unclosed '[' would match almost nothing)."""
+    if is_pattern(database):
+        try:
+            check_pattern(database)
+        except ValueError as exc:
+            raise PolicyError(f"--database: {exc}", hint="docs/policy.md (databases by pattern)") from None
 
 
 def _write(ui: UI, path: Path | None, text: str) -> None:
