@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from helpers import role_conninfo, run_cli
+from helpers import db_conninfo, role_conninfo, run_cli
 
 
 def _file(entries: list[str], owner: str, deploy: str, app: str, settings_key: str) -> str:
@@ -175,3 +175,48 @@ def test_run_needs_exactly_one_tenant(
     ran = run_cli(["run", "-c", str(cfg), "-d", dbs[1], "--as", app, "--no-check", *cmd], env)
     assert ran.exit_code == 0, ran
     assert marker.read_text().strip() == dbs[1]
+
+
+def test_upgraded_v1_file_plans_what_v1_with_d_pattern_planned_and_adopt_covers_the_tenants(
+    tmp_path: Path, admin_dsn: str, admin_conn: Any, unique_name: Any, pg_cleanup: Any
+) -> None:
+    prefix = unique_name("tn")
+    owner, app, legacy = (pg_cleanup.role(unique_name(k)) for k in ("own", "app", "old"))
+    admin_conn.execute(f'CREATE ROLE "{legacy}"')
+    dbs = [pg_cleanup.database(f"{prefix}_{i}") for i in (1, 2)]
+    for db in dbs:
+        admin_conn.execute(f'CREATE DATABASE "{db}" OWNER "{legacy}"')
+        with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
+            conn.execute(f'SET ROLE "{legacy}"; CREATE TABLE public.t (id int); RESET ROLE')
+    v1 = tmp_path / "v1.toml"
+    v1.write_text(
+        f'version = 1\n\n[database]\nname = "{prefix}_template"\n\n[owner]\nname = "{owner}"\n\n'
+        f'[[access]]\nname = "{app}"\nlevel = "readwrite"\npassword_env = "PGWARDEN_PASSWORD_{app.upper()}"\n'
+    )
+    env = {"PGWARDEN_DSN": admin_dsn, f"PGWARDEN_PASSWORD_{app.upper()}": "app-secret-1"}
+    before = run_cli(["plan", "-c", str(v1), "-d", f"{prefix}_*", "--format", "json"], env)
+    assert before.exit_code == 0, before
+    v2 = tmp_path / "v2.toml"
+    upgraded = run_cli(["policy", "upgrade", str(v1), "--databases", f"{prefix}_*", "-o", str(v2)])
+    assert upgraded.exit_code == 0, upgraded
+    after = run_cli(["plan", "-c", str(v2), "--format", "json"], env)
+    assert after.exit_code == 0, after
+
+    def steps(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
+        return [(d["database"], [s["sql"] for s in d["steps"]]) for d in doc["databases"]]
+
+    assert steps(after.json()) == steps(before.json())
+    assert [db for db, sqls in steps(after.json()) if sqls] == dbs
+
+    # adopt moves every tenant's objects from the legacy owner (a dry run lists them all)
+    dry = run_cli(["adopt", "-c", str(v2), "--from", legacy, "--format", "json"], env)
+    assert dry.exit_code == 0, dry
+    assert [d["database"] for d in dry.json()["databases"]] == dbs
+    assert all(d["dry_run"] and d["objects"] for d in dry.json()["databases"]), dry.stdout
+    one = run_cli(["adopt", "-c", str(v2), "-d", dbs[0], "--from", legacy, "--yes", "--format", "json"], env)
+    assert one.exit_code == 0, one
+    owners = {}
+    for db in dbs:
+        with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as conn:
+            owners[db] = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 't'").fetchone()
+    assert owners == {dbs[0]: (owner,), dbs[1]: (legacy,)}
