@@ -8,7 +8,6 @@ import click
 
 from pgwarden.cli import EXIT_OK, Interrupted, dsn_option, ui_of
 from pgwarden.errors import PolicyError
-from pgwarden.policy.patterns import check_pattern, is_pattern
 from pgwarden.ui import UI
 
 
@@ -97,6 +96,8 @@ def command(
 
     if not app and not readonly:
         raise PolicyError("give at least one access role with --app ROLE or --readonly ROLE")
+    from pgwarden.policy.patterns import is_pattern
+
     _check_pattern(database)
     policy = build_policy(database=database, owner=owner, app=app, readonly=readonly, schemas=schemas)
     _write(ui, path, policy.to_toml())
@@ -110,6 +111,8 @@ def command(
 
 def _check_pattern(database: str) -> None:
     """A pattern is a well-formed glob (an unclosed '[' would match almost nothing)."""
+    from pgwarden.policy.patterns import check_pattern, is_pattern
+
     if is_pattern(database):
         try:
             check_pattern(database)
