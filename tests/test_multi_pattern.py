@@ -127,6 +127,15 @@ def test_pattern_matching_nothing_overlaps_and_d_without_match_are_errors(
     rolled = admin_conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = ANY(%s)", ([owner, app],)).fetchone()
     assert rolled == (0,)
 
+    # beside a plain entry, the empty pattern does not stop work on the plain one when -d selects it
+    plain_db = pg_cleanup.database(unique_name("plain"))
+    both = tmp_path / "both.toml"
+    both.write_text(_file([plain_db, f"{prefix}_*"], owner, deploy, app, f"{prefix}_*"))
+    only = run_cli(["plan", "-c", str(both), "-d", plain_db, "--format", "json"], env)
+    assert only.exit_code == 0 and only.json()["database"] == plain_db, only
+    assert f'CREATE DATABASE "{plain_db}"' in "\n".join(_sqls(only.json()))  # a plain name is created
+    assert run_cli(["plan", "-c", str(both)], env).exit_code == 2
+
     dbs = [pg_cleanup.database(f"{prefix}_{i}") for i in (1, 2)]
     for db in dbs:
         admin_conn.execute(f'CREATE DATABASE "{db}"')

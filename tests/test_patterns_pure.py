@@ -129,6 +129,10 @@ def test_init_writes_a_pattern_entry(tmp_path: Path) -> None:
     assert "is a pattern" in result.stderr
     (policy,) = parse_policies(out.read_text())
     assert policy.version == 2 and policy.database.name == "tenant_*"
+    validated = run_cli(["policy", "validate", str(out)])
+    assert validated.exit_code == 0 and validated.stdout.startswith(
+        "tenant_* (a pattern: every matching database of the cluster): schemas public"
+    ), validated
     bad = run_cli(["init", "--database", "tenant_[", "--owner", "own", "--app", "app", "-o", str(out), "--force"])
     assert bad.exit_code == 2 and bad.stderr.count("\n") == 2 and "hint:" in bad.stderr, bad
 

@@ -155,8 +155,11 @@ def summary_line(policy: Policy) -> str:
     people = [m.name for m in policy.members]
     roles = [f"{owner} (owner)", *policy.owner.deploy_logins, *holders, *people]
     grants = policy.grants()
+    from pgwarden.policy.patterns import is_pattern
+
+    pattern = " (a pattern: every matching database of the cluster)" if is_pattern(policy.database.name) else ""
     return (
-        f"{policy.database.name}: schemas {', '.join(policy.database.schemas)}; roles {', '.join(roles)}; "
+        f"{policy.database.name}{pattern}: schemas {', '.join(policy.database.schemas)}; roles {', '.join(roles)}; "
         f"{len(grants)} grant(s)"
     )
 
