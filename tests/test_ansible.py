@@ -48,9 +48,9 @@ password_env = "PGWARDEN_PASSWORD_SHOP_APP"
 HOST_VARS = {
     "pg_host": "127.0.0.1",
     "pg_admin_user": "postgres",
-    "pgwarden_database": "shop",
     "pgwarden_owner": "shop_owner",
-    "pgwarden_databases": "shop",
+    # the template's [[databases]] entry: a glob, so every cluster's existing shop* databases
+    "pgwarden_databases": "shop*",
     "pgwarden_app_roles": ["shop_app"],
     "pgwarden_readonly_roles": [],
 }

@@ -29,9 +29,9 @@ def _kubernetes() -> str:
     return textwrap.dedent(text.split("policy.toml: |\n", 1)[1])
 
 
-def _ansible() -> str:
-    """The Jinja template rendered for a cluster with two schemas, an app role and a readonly role
-    (what Ansible's template module makes of it; the suite has no Jinja)."""
+def _ansible(databases: str) -> str:
+    """The example playbooks' Jinja template (version 2) rendered for a cluster with two schemas, an app
+    role and a readonly role (what Ansible's template module makes of it; the suite has no Jinja)."""
     text = (ROOT / "examples" / "ansible" / "templates" / "policy.toml.j2").read_text(encoding="utf-8")
     values = {"pgwarden_app_roles": ["shop_app"], "pgwarden_readonly_roles": ["shop_ro"]}
 
@@ -44,9 +44,41 @@ def _ansible() -> str:
     text = re.sub(r"{% for role in (\w+) \| default\(\[\]\) %}\n(.*?){% endfor %}\n", loop, text, flags=re.DOTALL)
     text = text.replace("{{ pgwarden_schemas | default(['public']) | to_json }}", '["public", "sales"]')
     text = text.replace("{{ pgwarden_owner | upper }}", "SHOP_OWNER").replace("{{ pgwarden_owner }}", "shop_owner")
-    text = text.replace("{{ pgwarden_database }}", "shop")
-    assert "{" not in text.replace("{ ", ""), text
+    text = text.replace("{{ pgwarden_databases }}", databases)
+    assert "{{" not in text and "{%" not in text, text
     return text
+
+
+#: What the Ansible example's template said as version 1 (used with `database: shop_*`, -d 'shop_*').
+ANSIBLE_V1 = """\
+[database]
+name = "shop_template"
+schemas = ["public", "sales"]
+
+[owner]
+name = "shop_owner"
+password_env = "PGWARDEN_PASSWORD_SHOP_OWNER"
+
+[[access]]
+name = "shop_app"
+level = "readwrite"
+password_env = "PGWARDEN_PASSWORD_SHOP_APP"
+
+[[access]]
+name = "shop_ro"
+level = "readonly"
+login = false
+"""
+
+
+def test_ansible_template_is_the_upgraded_version_1_policy_over_a_pattern(tmp_path: Path) -> None:
+    src = tmp_path / "v1.toml"
+    src.write_text(ANSIBLE_V1)
+    result = run_cli(["policy", "upgrade", str(src), "--databases", "shop_*", "-o", "-"])
+    assert result.exit_code == 0, result
+    assert parse_policies(_ansible("shop_*")) == parse_policies(result.stdout)
+    (one,) = parse_policies(_ansible("shop"))  # a single database is the same file with its name
+    assert one.database.name == "shop" and one.grants() == parse_policies(ANSIBLE_V1)[0].grants()
 
 
 def _bench_fleet() -> str:
@@ -110,7 +142,7 @@ def _built(**kwargs: Any) -> str:
 EXAMPLES = {
     "docs-policy": _docs_example,
     "kubernetes": _kubernetes,
-    "ansible": _ansible,
+    "ansible-v1": lambda: ANSIBLE_V1,
     "bench-fleet": _bench_fleet,
     "test-policy": _test_policy_good,
     "every-key": lambda: EVERY_KEY,

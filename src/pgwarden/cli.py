@@ -223,7 +223,8 @@ def databases_option(f: F) -> F:
         multiple=True,
         metavar="NAME|PATTERN",
         help="Work on this database (repeatable). A version 2 file: one of its [[databases]] (default: "
-        "all of them), a glob pattern matching their names; a version 1 file: its policy applied to this "
+        "all of them; an entry named with a glob such as 'tenant_*' stands for every matching database of "
+        "the cluster), or a glob pattern matching their names; a version 1 file: its policy applied to this "
         "database of the cluster instead of its own, a glob pattern such as 'tenant_*' selecting every "
         "matching database of the cluster.",
     )(f)

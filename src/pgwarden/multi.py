@@ -11,21 +11,23 @@ from typing import Generic, TypeVar
 
 from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import PgwardenError, PolicyError
+from pgwarden.fetch import query
 from pgwarden.policy import Policy, check_identifier
+from pgwarden.policy.patterns import Entry, Overlap, concrete, expand, is_pattern, unmatched
 
 T = TypeVar("T")
-
-_GLOB = set("*?[")
-
-
-def is_pattern(value: str) -> bool:
-    return any(ch in _GLOB for ch in value)
 
 
 def for_database(policy: Policy, name: str) -> Policy:
     """The same policy, for another database of the cluster."""
     check_identifier(name, "database name")
     return policy.model_copy(update={"database": policy.database.model_copy(update={"name": name})})
+
+
+def cluster_databases(dsn: str | None) -> list[str]:
+    """The databases a pattern can cover: connectable and not a template (queries/cluster_databases.sql)."""
+    with connect(conninfo_for(dsn), what="the admin connection") as conn:
+        return [row[0] for row in conn.execute(query("cluster_databases").encode()).fetchall()]
 
 
 def resolve_databases(dsn: str | None, selectors: Sequence[str]) -> list[str]:
@@ -45,11 +47,7 @@ def resolve_databases(dsn: str | None, selectors: Sequence[str]) -> list[str]:
                 ) from None
             names.append(sel)
     if patterns:
-        with connect(conninfo_for(dsn), what="the admin connection") as conn:
-            rows = conn.execute(
-                "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1"
-            ).fetchall()
-        existing = [r[0] for r in rows]
+        existing = cluster_databases(dsn)
         for pattern in patterns:
             matched = [d for d in existing if fnmatch.fnmatchcase(d, pattern)]
             if not matched:
@@ -118,23 +116,28 @@ def select_in_file(
 ) -> dict[str, Policy]:
     """database name -> its policy, in the file's order. A version 2 file: its [[databases]], every
     one without --database, else those named or matched by a glob (a name the file lacks is an
-    error: the file says nothing about other databases). A version 1 file: as `select` (the one
-    policy applied to other databases of the cluster)."""
+    error: the file says nothing about other databases); an entry whose name is a pattern stands for
+    every matching database of the cluster (read here, where a connection exists). A version 1 file:
+    as `select` (the one policy applied to other databases of the cluster)."""
     if policies[0].version != 2:
         return select(policies[0], dsn, selectors)
-    by_name = {p.database.name: p for p in policies}
+    entries = _entries(policies, dsn, source)
+    by_name = {db: concrete(e, db) for e in entries for db in e.covers}
     if not selectors:
+        empty = unmatched(entries)
+        if empty:
+            raise _unmatched_error(empty, source)
         return by_name
-    listed = ", ".join(by_name)
-    chosen: list[str] = []
+    listed = _listed(entries)
+    chosen: set[str] = set()
     for sel in selectors:
         if is_pattern(sel):
             matched = [name for name in by_name if fnmatch.fnmatchcase(name, sel)]
             if not matched:
                 raise PolicyError(
                     f"--database {sel!r} matches none of the databases of {source} ({listed})",
-                    hint="a version 2 file works on the databases it lists ([[databases]]); "
-                    "quote the pattern so that the shell does not expand it",
+                    hint="a version 2 file works on the databases it lists ([[databases]]) and those its "
+                    "patterns match in the cluster; quote the pattern so that the shell does not expand it",
                 )
         elif sel in by_name:
             matched = [sel]
@@ -143,8 +146,35 @@ def select_in_file(
                 f"--database {sel!r} is not a database of {source} (it lists {listed})",
                 hint=f"give one of {listed}, or add a [[databases]] table named {sel!r} to the file",
             )
-        chosen.extend(matched)
-    return {name: by_name[name] for name in by_name if name in chosen}
+        chosen.update(matched)
+    return {name: policy for name, policy in by_name.items() if name in chosen}
+
+
+def _entries(policies: Sequence[Policy], dsn: str | None, source: str) -> list[Entry]:
+    """The file's entries with the databases each covers: the cluster is read only when a name is a pattern."""
+    patterns = [p.database.name for p in policies if is_pattern(p.database.name)]
+    try:
+        return expand(policies, cluster_databases(dsn) if patterns else ())
+    except Overlap as exc:
+        raise PolicyError(
+            f"{exc} of {source}",
+            hint="each database is covered by one entry: narrow a pattern (e.g. 'tenant_[!0]*') or drop the "
+            "plain entry the pattern already covers",
+        ) from None
+
+
+def _listed(entries: Sequence[Entry]) -> str:
+    """The file's databases for a message: plain names, and each pattern with how many it matches."""
+    return ", ".join(e.name if not is_pattern(e.name) else f"{e.name} ({len(e.covers)} matching)" for e in entries)
+
+
+def _unmatched_error(names: Sequence[str], source: str) -> PolicyError:
+    quoted = ", ".join(repr(n) for n in names)
+    return PolicyError(
+        f"[[databases]] {quoted} of {source} matches no database of the cluster (a pattern never creates one)",
+        hint="create the databases first (a pattern covers existing ones: connectable, not templates; "
+        "`psql -l` lists them), or work on the others with -d NAME",
+    )
 
 
 def run_over(

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 \b
   pgwarden init --database djangosite --owner sqlmigrations --app django
   pgwarden init --database shop --owner shop_owner --app shop_rw --readonly bi --schema sales --schema public
+  pgwarden init --database 'tenant_*' --owner tenant_owner --app tenant_rw   # every tenant database
   pgwarden init --from-database shop                 # describe what the live database holds
   pgwarden init --database shop --owner shop_owner --deploy-login shop_deploy --app shop_app
       --group analysts:readonly --member alice:analysts --member bob:analysts
@@ -32,7 +33,12 @@ Passwords are never written to the file: each LOGIN role reads its password from
 variable PGWARDEN_PASSWORD_<ROLE> (upper-cased, other characters replaced by _). Review the file,
 then run `pgwarden plan`.""",
 )
-@click.option("--database", metavar="NAME", help="Database the policy manages.")
+@click.option(
+    "--database",
+    metavar="NAME|PATTERN",
+    help="Database the policy manages, or a glob pattern such as 'tenant_*': one [[databases]] entry that "
+    "covers every matching database of the cluster (one per tenant, all alike; never created by apply).",
+)
 @click.option("--owner", metavar="ROLE", help="Role that owns everything and runs migrations.")
 @click.option("--app", "app", multiple=True, metavar="ROLE", help="A readwrite access role (repeatable).")
 @click.option("--readonly", multiple=True, metavar="ROLE", help="A readonly access role (repeatable).")
@@ -163,11 +169,13 @@ def _file(config: str | None, output: str | None) -> str:
 def _from_arguments(ui: UI, team: Team, path: Path | None, output: str, append: bool) -> int:
     from pgwarden.policy import build_policy
     from pgwarden.policy.compose import append_team, build_team
+    from pgwarden.policy.patterns import is_pattern
 
     if not (team.app or team.readonly or team.groups):
         raise PolicyError(
             "give at least one access role (--app ROLE or --readonly ROLE) or a group (--group NAME:PROFILE)"
         )
+    _check_pattern(team.database)
     shown: list[str] | None = None  # the roles whose password to mention (None: every login)
     if append and path is not None:
         text, policy, shown = append_team(path.read_text(encoding="utf-8"), str(path), team)
@@ -180,11 +188,26 @@ def _from_arguments(ui: UI, team: Team, path: Path | None, output: str, append: 
             database=team.database, owner=team.owner, app=team.app, readonly=team.readonly, schemas=team.schemas
         )
         _write(ui, path, policy.to_toml())
+    if is_pattern(team.database):
+        ui.info(
+            f"  {team.database!r} is a pattern: it covers every matching database of the cluster; create them first"
+        )
     for role, env in policy.login_roles():
         if shown is None or role in shown:
             ui.info(f"  password of {role}: set {env} before `pgwarden apply` (or leave unset to manage it yourself)")
     ui.info("next: pgwarden plan" + ("" if output == "pgwarden.toml" else f" -c {output}"))
     return EXIT_OK
+
+
+def _check_pattern(database: str) -> None:
+    """A pattern is a well-formed glob (an unclosed '[' would match almost nothing)."""
+    from pgwarden.policy.patterns import check_pattern, is_pattern
+
+    if is_pattern(database):
+        try:
+            check_pattern(database)
+        except ValueError as exc:
+            raise PolicyError(f"--database: {exc}", hint="docs/policy.md (databases by pattern)") from None
 
 
 def _write(ui: UI, path: Path | None, text: str) -> None:

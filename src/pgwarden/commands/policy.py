@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 \b
   pgwarden policy upgrade pgwarden.toml        # rewrite a version 1 file as version 2 (keeps a backup)
   pgwarden policy upgrade old.toml -o new.toml
+  pgwarden policy upgrade tenant.toml --databases 'tenant_*'   # a file used with -d 'tenant_*'
   pgwarden policy validate pgwarden.toml       # load it, one line per database
 
 Exit codes: 0 done, 2 the file could not be read, is invalid, or could not be written.""",
@@ -46,7 +47,8 @@ steps in the same order. In place by default, the original kept as FILE.v1.bak (
 another file);
 -o OUT writes elsewhere, -o - to standard output. Comments right above [database] and each
 [[access]] table are carried over; other comments stay in the backup. A file that already is
-version 2 is left alone (exit 0, with a note).""",
+version 2 is left alone (exit 0, with a note). A file used with -d 'tenant_*' (one policy over every
+matching database of the cluster): --databases 'tenant_*' writes that pattern as the database's name.""",
 )
 @click.argument("file", type=_FILE)
 @click.option(
@@ -56,8 +58,17 @@ version 2 is left alone (exit 0, with a note).""",
     default=None,
     help="Write the version 2 file here (- for standard output) instead of replacing FILE.",
 )
+@click.option(
+    "--databases",
+    "pattern",
+    metavar="PATTERN",
+    default=None,
+    help="The version 1 file is used with -d PATTERN (one policy over every matching database of the "
+    "cluster): write a [[databases]] entry named PATTERN (e.g. 'tenant_*') that covers them, in place of "
+    "the file's own database.",
+)
 @click.pass_context
-def upgrade_command(ctx: click.Context, file: Path, output: str | None) -> int:
+def upgrade_command(ctx: click.Context, file: Path, output: str | None, pattern: str | None) -> int:
     from pgwarden.policy import load_policies, parse_policies, render_toml_v2, upgrade
 
     ui = ui_of(ctx)
@@ -66,11 +77,12 @@ def upgrade_command(ctx: click.Context, file: Path, output: str | None) -> int:
         ui.info(f"{file} is already version 2: nothing to do")
         return EXIT_OK
     text = _read(file)
-    v2 = upgrade(policies[0])
+    v1 = policies[0] if pattern is None else _over_pattern(policies[0], pattern)
+    v2 = upgrade(v1)
     backup = file.with_name(file.name + ".v1.bak")
     where = backup.name if output is None else file.name
     header = f"# Upgraded from version 1 ({where}) by `pgwarden policy upgrade`.\n"
-    new_text = header + render_toml_v2(v2, comments=carried_comments(text, policies[0])) + "\n"
+    new_text = header + render_toml_v2(v2, comments=carried_comments(text, v1)) + "\n"
     # the new file must say what the old one said: the same engine policy, read back from the text
     again = parse_policies(new_text, f"{file} (upgraded)")
     if len(again) != 1 or again[0] != v2:
@@ -97,6 +109,22 @@ def upgrade_command(ctx: click.Context, file: Path, output: str | None) -> int:
     partial.replace(file)
     ui.info(f"upgraded {file} to version 2; the version 1 file is kept as {backup}")
     return EXIT_OK
+
+
+def _over_pattern(policy: Policy, pattern: str) -> Policy:
+    """The version 1 policy with a glob pattern for its database name (--databases)."""
+    from pgwarden.policy.patterns import check_pattern, is_pattern
+
+    if not is_pattern(pattern):
+        raise PolicyError(
+            f"--databases {pattern!r} is not a pattern (no *, ? or [...])",
+            hint="give a glob such as 'tenant_*'; without --databases the file keeps its own database",
+        )
+    try:
+        check_pattern(pattern)
+    except ValueError as exc:
+        raise PolicyError(f"--databases: {exc}", hint="a glob such as 'tenant_*' (docs/policy.md)") from None
+    return policy.model_copy(update={"database": policy.database.model_copy(update={"name": pattern})})
 
 
 @command.command(
@@ -127,8 +155,11 @@ def summary_line(policy: Policy) -> str:
     people = [m.name for m in policy.members]
     roles = [f"{owner} (owner)", *policy.owner.deploy_logins, *holders, *people]
     grants = policy.grants()
+    from pgwarden.policy.patterns import is_pattern
+
+    pattern = " (a pattern: every matching database of the cluster)" if is_pattern(policy.database.name) else ""
     return (
-        f"{policy.database.name}: schemas {', '.join(policy.database.schemas)}; roles {', '.join(roles)}; "
+        f"{policy.database.name}{pattern}: schemas {', '.join(policy.database.schemas)}; roles {', '.join(roles)}; "
         f"{len(grants)} grant(s)"
     )
 

@@ -25,6 +25,7 @@ from pgwarden.policy.model import (
     _Model,
 )
 from pgwarden.policy.names import EnvName, Mode, RoleName
+from pgwarden.policy.patterns import check_entries
 
 #: Profiles every policy has (pgwarden.profiles defines what they give).
 BUILTIN_PROFILES = ("readwrite", "readonly", "append", "usage", "connect")
@@ -144,6 +145,7 @@ class PolicyFileV2(_Model):
     def _check_databases(self) -> None:
         if not self.databases:
             raise LocatedError("list at least one database ([[databases]])", "databases")
+        check_entries(self.databases)  # a name with a glob covers the matching databases (policy/patterns.py)
         names = [d.name for d in self.databases]
         people = {r.name for r in self.roles if r.member_of}
         holders = {r.name for r in self.roles if not r.member_of}

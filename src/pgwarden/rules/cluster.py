@@ -10,6 +10,7 @@ from pgwarden.findings import Finding, Severity
 from pgwarden.hazards import HazardData
 from pgwarden.plan.outside import object_label, repairable, target_sql
 from pgwarden.policy import Policy
+from pgwarden.policy.patterns import is_pattern, matches
 from pgwarden.rules.common import finding
 from pgwarden.snapshot import OutsideGrant, Snapshot
 
@@ -29,9 +30,11 @@ def _file_database(policy: Policy, g: OutsideGrant) -> bool:
     deploy logins (each database's plan its own), so it is the file's design, not a finding."""
     if g.kind != "database" or g.privilege != "CONNECT":
         return False
-    names = {d.name for d in policy.databases}
     # the ident is quote_ident(datname): the bare name, or the name in double quotes
-    return any(g.ident in (n, '"' + n.replace('"', '""') + '"') for n in names)
+    ident = g.ident
+    datname = ident[1:-1].replace('""', '"') if len(ident) > 1 and ident[0] == ident[-1] == '"' else ident
+    # a [[databases]] name that is a pattern covers every matching database (policy/patterns.py)
+    return any(datname == d.name or (is_pattern(d.name) and matches(datname, d.name)) for d in policy.databases)
 
 
 def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:

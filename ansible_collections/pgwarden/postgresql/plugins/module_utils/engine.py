@@ -14,10 +14,10 @@ try:
     from pgwarden.apply import apply as _apply
     from pgwarden.check import run_check as _run_check
     from pgwarden.errors import PgwardenError
-    from pgwarden.multi import select as _select
+    from pgwarden.multi import select_in_file as _select_in_file
     from pgwarden.policy import check_duration as _check_duration
-    from pgwarden.policy import load_policy as _load_policy
-    from pgwarden.policy import parse_policy as _parse_policy
+    from pgwarden.policy import load_policies as _load_policies
+    from pgwarden.policy import parse_policies as _parse_policies
     from pgwarden.report import build_report as _build_report
     from pgwarden.session import Session as _Session
 
@@ -88,16 +88,16 @@ def mapping_to_toml(data):
     )
 
 
-def load_policy(value):
+def load_policies(value):
     """The `policy` argument: a mapping, inline TOML text (it has a newline) or a path on the host
-    the module runs on."""
+    the module runs on; the policy of each database of the file (one for version 1)."""
     if isinstance(value, dict):
-        return _guard(_parse_policy, mapping_to_toml(value), "policy (mapping)")
+        return _guard(_parse_policies, mapping_to_toml(value), "policy (mapping)")
     if not isinstance(value, str) or not value.strip():
         raise EngineError("policy: give a path to a policy file, its TOML text, or a mapping")
     if "\n" in value.strip():
-        return _guard(_parse_policy, value, "policy (inline)")
-    return _guard(_load_policy, os.path.expanduser(value))
+        return _guard(_parse_policies, value, "policy (inline)")
+    return _guard(_load_policies, os.path.expanduser(value))
 
 
 def conninfo(params):
@@ -149,9 +149,12 @@ def check_lock_timeout(value):
         raise EngineError("lock_timeout: %s" % exc) from None
 
 
-def targets(policy, dsn, database):
-    """database name -> its policy, for a database name or glob pattern (the policy's own when None)."""
-    return _guard(_select, policy, dsn, [database] if database else [])
+def targets(policies, dsn, database):
+    """database name -> its policy, as `pgwarden -d` selects them: a version 2 file's databases (a
+    [[databases]] name that is a glob covers every matching database of the cluster), narrowed by
+    `database` (a name or glob among them); a version 1 file's policy on its database, or on the
+    cluster's databases `database` names or matches."""
+    return _guard(_select_in_file, policies, dsn, [database] if database else [])
 
 
 # -- what the modules do, per database -----------------------------------------------------------

@@ -63,8 +63,12 @@ options:
     aliases: [login_database]
   database:
     description:
-      - The managed database, or a glob pattern (C(tenant_*)) matched against the cluster's databases;
-        each match gets the same policy. Default is the policy's own database.
+      - Narrows the policy's databases to this name or glob pattern. A version 2 policy works on the
+        databases its C([[databases]]) list; an entry named with a glob (C(tenant_*)) covers every
+        matching database of the cluster (connectable, not a template; never created), each with
+        that entry's grants.
+      - A version 1 policy applies to this database, or to every database of the cluster the pattern
+        matches, instead of its own. Default is every database of the policy.
     type: str
   state:
     description:
@@ -118,11 +122,11 @@ EXAMPLES = r"""
     lock_timeout: 2s
   delegate_to: localhost
 
+# tenant.toml: version = 2, with [[databases]] name = "tenant_*" (every tenant's database, all alike)
 - name: Fail on high findings in every tenant database
   pgwarden.postgresql.policy:
     policy: /etc/pgwarden/tenant.toml
     dsn: "host=/var/run/postgresql user=postgres"
-    database: "tenant_*"
     state: checked
     fail_on: high
 """
@@ -190,11 +194,11 @@ def _summary(results):
 def _run(module, results):
     """Handle every selected database, appending to `results` as each is done (kept on a failure)."""
     p = module.params
-    policy = engine.load_policy(p["policy"])
+    policies = engine.load_policies(p["policy"])
     dsn = engine.conninfo(p)
-    secrets = engine.secrets_for(policy, p["passwords"])
+    secrets = engine.secrets_for(policies[0], p["passwords"])  # roles: the same in every database
     lock_timeout = engine.check_lock_timeout(p["lock_timeout"])
-    for name, target in engine.targets(policy, dsn, p["database"]).items():
+    for name, target in engine.targets(policies, dsn, p["database"]).items():
         try:
             if p["state"] == "checked":
                 results.append(engine.check_one(dsn, target, secrets, p["fail_on"]))

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 module: report
 short_description: Read who can do what in a PostgreSQL database, against a pgwarden policy
 description:
-  - Returns the privilege report of one database (or every database matching a pattern), as
+  - Returns the privilege report of each database of the policy (a glob entry: every matching one), as
     C(pgwarden report --format json) prints it, for a fleet-wide summary or an audit. Changes nothing.
   - Uses pgwarden as a library (no subprocess). pgwarden must be installed for the Python that runs the module.
 version_added: "0.1.0"
@@ -49,7 +49,12 @@ options:
     default: postgres
     aliases: [login_database]
   database:
-    description: The database, or a glob pattern matched against the cluster's databases. Default is the policy's own.
+    description:
+      - Narrows the policy's databases to this name or glob pattern. A version 2 policy works on the
+        databases its C([[databases]]) list; an entry named with a glob (C(tenant_*)) covers every
+        matching database of the cluster (connectable, not a template).
+      - A version 1 policy applies to this database, or to every database of the cluster the pattern
+        matches, instead of its own. Default is every database of the policy.
     type: str
   passwords:
     description:
@@ -65,13 +70,13 @@ seealso:
 """
 
 EXAMPLES = r"""
+# tenant.toml is a version 2 file whose [[databases]] entry is named "tenant_*"
 - name: Who can do what in every tenant database
   pgwarden.postgresql.report:
     policy: "{{ lookup('file', 'tenant.toml') }}"
     login_host: "{{ inventory_hostname }}"
     login_user: postgres
     login_password: "{{ vault_pg_admin_password }}"
-    database: "tenant_*"
   register: privileges
   delegate_to: localhost
 """
@@ -118,10 +123,10 @@ def main():
         missing_library(module, engine.IMPORT_ERROR)
     p = module.params
     try:
-        policy = engine.load_policy(p["policy"])
+        policies = engine.load_policies(p["policy"])
         dsn = engine.conninfo(p)
-        secrets = engine.secrets_for(policy, p["passwords"])
-        reports = [engine.report_one(dsn, t, secrets) for t in engine.targets(policy, dsn, p["database"]).values()]
+        secrets = engine.secrets_for(policies[0], p["passwords"])  # roles: the same in every database
+        reports = [engine.report_one(dsn, t, secrets) for t in engine.targets(policies, dsn, p["database"]).values()]
     except engine.EngineError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, reports=reports)
