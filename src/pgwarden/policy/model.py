@@ -82,12 +82,14 @@ class GrantSpec(_Model):
     tables: tuple[QualifiedName, ...] = ()
     except_tables: tuple[QualifiedName, ...] = ()
     except_columns: dict[QualifiedName, tuple[ColumnName, ...]] = Field(default_factory=dict)
+    #: labels ([labels]) whose columns the grant excepts, wherever they are in its scope (pgwarden.labels)
+    except_labels: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _scope(self) -> GrantSpec:
         if not self.schemas and not self.tables:
             raise ValueError("a grant needs schemas, tables or both")
-        for key in ("schemas", "tables", "except_tables"):
+        for key in ("schemas", "tables", "except_tables", "except_labels"):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise LocatedError("lists the same name twice", key)
@@ -262,6 +264,15 @@ class Policy(_Model):
     apply: ApplySpec = ApplySpec()
     #: version 2: every database of the file (this one included); version 1: empty
     databases: tuple[DatabaseSpec, ...] = ()
+    #: sensitive columns by label: `pii = ["app.customers.email", "app.*.phone"]` (pgwarden.labels)
+    labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _labels(self) -> Policy:
+        from pgwarden.access.labels import check_labels
+
+        check_labels(self.labels, self.databases or (self.database,))
+        return self
 
     @model_validator(mode="after")
     def _distinct_roles(self) -> Policy:
