@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.snapshot import _rows
@@ -10,6 +10,7 @@ from pgwarden.snapshot import _rows
 if TYPE_CHECKING:
     import psycopg
 
+    from pgwarden.access.facts import Facts
     from pgwarden.policy import Policy
     from pgwarden.snapshot import Snapshot
 
@@ -27,14 +28,17 @@ class HazardData:
     owner_reach: tuple[dict[str, Any], ...] = ()  # member, role, direct: the owner's and deploy logins'
     schema_create: tuple[dict[str, Any], ...] = ()  # name, owner, grantees, creators, default_path
     user_mappings: tuple[dict[str, Any], ...] = ()  # role (0: PUBLIC), server, remote_user
+    #: the access model's facts about the policy's excepted tables and what exposes them (None: no exception)
+    access: Facts | None = None
 
     @classmethod
     def build(cls, **rows: list[dict[str, Any]]) -> HazardData:
         closure: dict[int, set[int]] = {}
         for m in rows.get("memberships", ()):
             closure.setdefault(int(m["member"]), set()).add(int(m["role"]))
+        tables: dict[str, Any] = {k: tuple(v) for k, v in rows.items()}
         return cls(
-            **{k: tuple(v) for k, v in rows.items()},
+            **tables,
             member_of={k: frozenset(v) for k, v in closure.items()},
         )
 
@@ -53,7 +57,7 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     # one read for the access roles' paths and the owner's and deploy logins' (owner_reach)
     builders = set(owners + deploy)
     paths = _rows(conn, "hazard_memberships", {"roles": roles + owners + deploy})
-    return HazardData.build(
+    data = HazardData.build(
         memberships=[m for m in paths if m["member"] not in builders],
         owned=_rows(conn, "hazard_owned", {"roles": roles + deploy}),
         privileges=_rows(conn, "hazard_privileges", {"roles": roles, "schemas": schemas}),
@@ -62,6 +66,9 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
         owner_reach=[m for m in paths if m["member"] in builders],
         **_outside(conn, roles, owners + deploy),
     )
+    from pgwarden.access.facts import read_exception_facts
+
+    return replace(data, access=read_exception_facts(conn, policy))
 
 
 def _outside(conn: psycopg.Connection[Any], access: list[int], owners: list[int]) -> dict[str, list[dict[str, Any]]]:

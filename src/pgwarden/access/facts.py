@@ -12,6 +12,8 @@ from pgwarden.snapshot import Acl, _acl, _rows
 if TYPE_CHECKING:
     import psycopg
 
+    from pgwarden.policy import Policy
+
 
 @dataclass(frozen=True, slots=True)
 class Column:
@@ -141,3 +143,17 @@ def read_facts(
         "start": None if start is None else json.dumps([{"s": s, "t": t} for s, t in start]),
     }
     return parse(_rows(conn, "access", params)[0])
+
+
+def excepted_tables(policy: Policy) -> list[tuple[str, str]]:
+    """(schema, table) of every table a grant of the policy excepts, or excepts columns of."""
+    from pgwarden.policy.names import split_qualified
+
+    names = [n for g in policy.grants() for n in (*g.except_tables, *g.except_columns)]
+    return [split_qualified(n) for n in dict.fromkeys(names)]
+
+
+def read_exception_facts(conn: psycopg.Connection[Any], policy: Policy) -> Facts | None:
+    """The facts `check` needs to judge the exceptions' paths: one statement, none when nothing is excepted."""
+    tables = excepted_tables(policy)
+    return read_facts(conn, policy.database.schemas, tables) if tables else None
