@@ -97,16 +97,21 @@ class Model:
         role = self.roles.get(acting)
         if role is not None and role.superuser:
             return True
-        held = self.inherited.get(acting, frozenset({acting}))
+        held = self.inherited.get(acting, frozenset({acting})) | {0}
         users = {g.grantee for g in acl if g.privilege == "USAGE"} | {owner} | set(self.predefined)
-        return 0 in users or bool(held & users)
+        return bool(held & users)
 
     def _reach(self, holders: list[tuple[int, Hop]], schema_owner: int, schema_acl: Acl) -> Iterator[tuple[str, Path]]:
         """(role, path) for every role that reaches one of `holders` (PUBLIC once, as itself), and
         every superuser (or role that can become one)."""
         for holder, hop in holders:
-            if holder == 0:
+            if holder == 0 and self._uses_schema(0, schema_owner, schema_acl):
                 yield "PUBLIC", (hop,)
+                continue
+            if holder == 0:  # PUBLIC cannot look into the schema: each role that can holds it
+                for oid, role in self.roles.items():
+                    if not role.superuser and self._uses_schema(oid, schema_owner, schema_acl):
+                        yield role.name, (Hop("public", "PUBLIC"), hop)
                 continue
             for c in self.reaching.get(holder, ()):
                 if self._uses_schema(c.acting, schema_owner, schema_acl):

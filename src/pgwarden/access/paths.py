@@ -10,6 +10,7 @@ HOP_KINDS = {
     "member": "membership (inherits its privileges)",
     "set": "membership with SET: SET ROLE to it",
     "admin": "ADMIN OPTION: can grant itself the role",
+    "public": "PUBLIC: what every role holds (with USAGE on the schema)",
     "superuser": "superuser: passes every privilege check",
     "owner": "owns the object",
     "grant": "a grant on the object",
@@ -26,7 +27,7 @@ HOP_KINDS = {
 #: Hops that expose another object's rows (the ones an exception can be walked around by).
 DERIVED_KINDS = frozenset({"view", "matview", "rule", "parent", "routine", "trigger"})
 #: Hops through roles.
-ROLE_KINDS = frozenset({"member", "set", "admin"})
+ROLE_KINDS = frozenset({"member", "set", "admin", "public"})
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -39,7 +40,7 @@ class Hop:
     detail: str = ""
 
     def text(self) -> str:
-        if self.kind == "member":
+        if self.kind in ("member", "public"):
             return self.name
         if self.kind == "set":
             return f"{self.name} (SET ROLE)"
