@@ -56,11 +56,15 @@ def _model(facts: Facts, memberships: tuple[Membership, ...], options: bool = Tr
     return Model(ROLES, memberships, facts, options)
 
 
+#: Roles that reach everything (the superuser, the owner, the predefined reader): left out below.
+EVERYTHING = ("admin", "owner", "pg_read_all_data")
+
+
 def _chains(model: Model, obj: str, column: str | None = None, privilege: str = "SELECT") -> set[str]:
     return {
         a.chain()
         for a in model.accesses()
-        if a.object == obj and a.column == column and a.privilege == privilege and a.role not in ("admin", "owner", "pg_read_all_data")
+        if a.object == obj and a.column == column and a.privilege == privilege and a.role not in EVERYTHING
     }
 
 

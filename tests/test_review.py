@@ -128,6 +128,23 @@ def test_every_path_to_a_labelled_column_is_listed_first_and_each_one_works(team
     assert "etl" not in listed and not _reads_email(team, "etl", set())
 
 
+def test_report_leads_with_the_labelled_columns(team: Team) -> None:
+    report = team.cli("report", "--format", "json")
+    assert report.exit_code == 0, str(report)
+    schema = json.loads(resources.files("pgwarden.schemas").joinpath("report.json").read_text("utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(report.json())
+    [email] = [c for c in report.json()["labelled"] if c["column"] == "app.customers.email"]
+    readers = {r["role"] for r in email["roles"] if "SELECT" in r["privileges"]}
+    assert {"shop_app", "h4_auditor", "h4_agent", "h4_dba", "alice", "bob", "analysts"} <= readers
+    assert "etl" not in readers and email["labels"] == ["pii"]
+    text = team.cli("report").stdout.splitlines()
+    at = text.index("labelled columns (every path: pgwarden review)")
+    assert text[at + 1].startswith("  app.customers.email [pii]: ")
+    assert at < next(i for i, line in enumerate(text) if line.split()[:2] == ["role", "schema"])  # before the matrix
+    markdown = team.cli("report", "--format", "md").stdout
+    assert markdown.index("## Labelled columns") < markdown.index("| role |")
+
+
 def test_since_shows_exactly_the_one_path_a_revoke_removed(team: Team, tmp_path: Path) -> None:
     before = tmp_path / "before.json"
     assert team.cli("review", "--format", "json", "-o", str(before)).exit_code == 0

@@ -174,3 +174,35 @@ def since(review: Review, document: Mapping[str, Any]) -> Review:
 
 def column_ident(obj: str, column: str) -> str:
     return f"{obj}.{display_name(column)}"
+
+
+def labelled_summary(conn: Any, policy: Policy, snap: Any) -> tuple[dict[str, Any], ...]:
+    """For `report`: each labelled column and which roles can read or write it (by how many paths).
+    Two statements, only when the policy labels columns."""
+    from pgwarden.access.labels import read_columns
+
+    if not policy.labels:
+        return ()
+    columns = read_columns(conn, policy)
+    if not columns:
+        return ()
+    facts = read_facts(conn, policy.database.schemas, sorted({(s, t) for s, t, _ in columns}))
+    accesses = Model(snap.roles, snap.memberships, facts, snap.caps.membership_options).accesses()
+    out = []
+    for schema, table, column in columns:
+        obj = display_name(schema, table)
+        who: dict[str, dict[str, int]] = {}
+        for a in accesses:
+            if a.object == obj and a.column in (None, column):
+                held = who.setdefault(a.role, {})
+                held[a.privilege] = held.get(a.privilege, 0) + 1
+        out.append(
+            {
+                "column": column_ident(obj, column),
+                "labels": list(labels_of(policy.labels, schema, table, column)),
+                "roles": [
+                    {"role": r, "privileges": sorted(p), "paths": sum(p.values())} for r, p in sorted(who.items())
+                ],
+            }
+        )
+    return tuple(out)

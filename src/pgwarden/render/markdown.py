@@ -53,6 +53,15 @@ def _paths(report: Report) -> list[str]:
     return out
 
 
+def _labelled(report: Report) -> list[str]:
+    """The labelled columns lead: who can read or write each (`pgwarden review` lists every path)."""
+    from pgwarden.render.report import labelled_lines
+
+    if not report.labelled:
+        return []
+    return ["## Labelled columns", "", *(f"- {_md(line)}" for line in labelled_lines(report)), ""]
+
+
 def render_markdown(report: Report) -> str:
     out = [
         f"# Privileges in database `{report.database}`",
@@ -61,6 +70,7 @@ def render_markdown(report: Report) -> str:
         f"Cells: objects on which the role holds the privilege / objects of that kind; "
         f"**bold** where the policy wants another number.",
         "",
+        *_labelled(report),
         *_matrix(report),
         "",
         "## Database and schema privileges",

@@ -184,6 +184,15 @@ def member_lines(report: Report) -> list[str]:
     return out
 
 
+def labelled_lines(report: Report) -> list[str]:
+    """One line per labelled column: who can read or write it, and by how many paths."""
+    out = []
+    for c in report.labelled:
+        who = ", ".join(f"{r['role']} ({','.join(r['privileges'])}; {r['paths']} path(s))" for r in c["roles"])
+        out.append(f"{c['column']} [{', '.join(c['labels'])}]: {who or 'no role'}")
+    return out
+
+
 def _section(title: str) -> list[Text | str]:
     return ["", Text(title, style="bold underline")]
 
@@ -194,6 +203,9 @@ def report_styled(report: Report) -> Text:
         legend(),
         "",
     ]
+    if report.labelled:
+        lines += [Text("labelled columns (every path: pgwarden review)", style="bold underline")]
+        lines += [f"  {line}" for line in labelled_lines(report)] + [""]
     lines += _matrix(report)
     lines += _section("database and schema privileges")
     lines += _scope_matrix(report)
