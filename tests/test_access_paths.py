@@ -54,6 +54,15 @@ def _path_findings(team: Team) -> list[dict[str, Any]]:
     return [f for f in result.json()["findings"] if f["rule"] == "exception.path"]
 
 
+def _probed(team: Team, needle: str) -> list[dict[str, Any]]:
+    """probe's tries of the paths around the exceptions whose object mentions `needle`."""
+    result = team.cli("probe", "--format", "json")
+    assert result.exit_code in (0, 1), str(result)
+    tries = [a for a in result.json()["attempts"] if a["action"] == "read-excepted" and needle in a["object"]]
+    assert result.exit_code == (1 if any(not a["ok"] for a in tries) else result.exit_code)
+    return tries
+
+
 def _except(team: Team, grant_line: str, replacement: str) -> str:
     """Edit the analysts' app grant in the policy file; returns the old text to put back."""
     old = team.policy.read_text("utf-8")
@@ -75,11 +84,14 @@ def test_a_view_over_the_excepted_column_is_a_finding_until_the_policy_excepts_i
     mine = [f for f in found if f["object"] == "app.customers.email" and "app.customer_contacts" in f["message"]]
     assert mine and mine[0]["role"] == "analysts" and mine[0]["fix"] is None, found
     assert "add app.customer_contacts to the grant's except_tables" in mine[0]["message"]
+    tried = _probed(team, "app.customer_contacts")  # probe walks the path as analysts: a failure
+    assert tried and all(a["role"] == "analysts" and a["outcome"] == "allowed" and not a["ok"] for a in tried)
     old = _except(team, ANALYSTS_APP, ANALYSTS_APP[:-2] + ', except_tables = ["app.customer_contacts"] }')
     try:
         assert team.cli("apply", "--yes").exit_code == 0
         assert _alice_reads(team, "SELECT email FROM app.customer_contacts") is None
         assert not [f for f in _path_findings(team) if "customer_contacts" in f["message"]]
+        assert not _probed(team, "app.customer_contacts")
     finally:
         team.policy.write_text(old, encoding="utf-8")
         with team.login("shop_deploy") as deploy:
@@ -98,6 +110,8 @@ def test_a_definer_routine_that_reads_the_column_is_a_finding_with_what_to_chang
         mine = [f for f in _path_findings(team) if "customer_emails" in f["message"]]
         assert mine and mine[0]["object"] == "app.customers.email" and mine[0]["role"] == "analysts", mine
         assert "make it SECURITY INVOKER" in mine[0]["message"] and mine[0]["fix"] is None
+        tried = _probed(team, "customer_emails")  # asked of the server: the routine is not run
+        assert [(a["method"], a["outcome"], a["ok"]) for a in tried] == [("inquiry", "allowed", False)], tried
         with team.login("shop_deploy") as deploy:
             deploy.execute("ALTER FUNCTION app.customer_emails() SECURITY INVOKER")
         assert _alice_reads(team, "SELECT app.customer_emails()") is None
@@ -159,6 +173,8 @@ def test_a_role_path_to_the_excepted_column_is_a_finding_that_apply_removes(team
         assert _alice_reads(team, "SELECT email FROM app.customers") == [("ada@example.com",)]
         mine = [f for f in _path_findings(team) if f["object"] == "app.customers.email"]
         assert [f["fix"] for f in mine] == [fix], mine
+        tried = _probed(team, "app.customers.email")
+        assert [(a["outcome"], a["ok"]) for a in tried] == [("allowed", False)], tried
         applied = team.cli("apply", "--yes")
         assert applied.exit_code == 0, str(applied)
         assert _alice_reads(team, "SELECT email FROM app.customers") is None

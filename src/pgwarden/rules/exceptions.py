@@ -8,34 +8,19 @@ from collections.abc import Iterator
 
 from psycopg import sql
 
+from pgwarden.access.exceptions import Around, paths_around
 from pgwarden.access.facts import Facts
-from pgwarden.access.model import COLUMN_PRIVILEGES, Model
-from pgwarden.access.paths import ROLE_KINDS, Access, Hop
-from pgwarden.findings import Finding, display_name
+from pgwarden.access.model import Model
+from pgwarden.access.paths import ROLE_KINDS, Hop
+from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.plan.model import acl_subject
 from pgwarden.policy import Policy
 from pgwarden.policy.model import GrantSpec
-from pgwarden.policy.names import split_qualified
 from pgwarden.profiles import defined
 from pgwarden.rules.common import finding
 from pgwarden.rules.memberships import revoke_sql
 from pgwarden.snapshot import Snapshot
-
-#: A target: (table as SQL text, column or None for the whole table).
-Target = tuple[str, str | None]
-
-
-def _targets(grant: GrantSpec) -> list[Target]:
-    out: list[Target] = [(display_name(*split_qualified(t)), None) for t in grant.except_tables]
-    for table, columns in grant.except_columns.items():
-        out += [(display_name(*split_qualified(table)), c) for c in columns]
-    return out
-
-
-def _own_grant(a: Access, role: str) -> bool:
-    """The role's own grant on the excepted object: the plan's drift revokes it."""
-    return a.role == role and len(a.path) == 1 and a.path[0].kind in ("grant", "column")
 
 
 def check_exception_paths(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
@@ -44,45 +29,20 @@ def check_exception_paths(policy: Policy, snap: Snapshot, hz: HazardData) -> Ite
     if hz.access is None:
         return
     model = Model(snap.roles, snap.memberships, hz.access, snap.caps.membership_options)
-    profiles = defined(policy)
-    accesses = model.accesses()
-    for grant in policy.grants():
-        wanted = profiles[grant.profile].on("table") if grant.profile in profiles else frozenset()
-        seen: dict[tuple[Target, str, tuple[Hop, ...]], list[str]] = {}
-        for table, column in _targets(grant):
-            judged = wanted & set(COLUMN_PRIVILEGES) if column else wanted
-            for a in accesses:
-                if a.object != table or a.role not in (grant.role, "PUBLIC") or a.privilege not in judged:
-                    continue
-                if (column is not None and a.column not in (column, None)) or _own_grant(a, grant.role):
-                    continue
-                seen.setdefault(((table, column), a.role, a.path), []).append(a.privilege)
-        for ((table, column), start, path), privileges in seen.items():
-            yield _finding(policy, snap, hz.access, grant, (table, column, start), path, privileges)
+    for around in paths_around(policy, model.accesses()):
+        yield _finding(policy, snap, hz.access, around)
 
 
-def _finding(
-    policy: Policy,
-    snap: Snapshot,
-    facts: Facts,
-    grant: GrantSpec,
-    where: tuple[str, str | None, str],
-    path: tuple[Hop, ...],
-    privileges: list[str],
-) -> Finding:
-    """`where`: the excepted table, column (None: the whole table) and who the path starts from
-    (the grant's role, or PUBLIC)."""
-    table, column, start = where
-    target = table if column is None else f"{table}.{display_name(column)}"
-    chain = Access(table, "", column, start, "", path).chain()
+def _finding(policy: Policy, snap: Snapshot, facts: Facts, around: Around) -> Finding:
+    grant = around.grant
     message = (
-        f"{grant.role} can {', '.join(sorted(set(privileges)))} {target}, which its grant "
-        f"({grant.profile}) excepts: {chain}"
+        f"{grant.role} can {', '.join(around.privileges)} {around.target}, which its grant "
+        f"({grant.profile}) excepts: {around.chain()}"
     )
-    fix, subject, advice = _remedy(policy, snap, facts, (grant, start), path)
+    fix, subject, advice = _remedy(policy, snap, facts, (grant, around.start), around.path)
     if fix is None:
         message += f". {advice}"
-    return finding("exception.path", target, grant.role, message, fix, subject=subject)
+    return finding("exception.path", around.target, grant.role, message, fix, subject=subject)
 
 
 def _holder(role: str, path: tuple[Hop, ...]) -> str:
