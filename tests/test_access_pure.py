@@ -197,3 +197,16 @@ def test_since_refuses_a_review_of_another_database(doc: dict[str, object]) -> N
     review = Review("shop", "17", None, "sha256:" + "0" * 64, "t", {}, (), ())
     with pytest.raises(PgwardenError, match="has no database shop"):
         since(review, doc)
+
+
+def test_an_exception_another_grant_of_the_role_gives_back_is_not_judged() -> None:
+    from pgwarden.access.exceptions import targets
+
+    text = TEAM.read_text().replace(
+        '{ role = "analysts", profile = "readonly", schemas = ["reporting"] },',
+        '{ role = "analysts", profile = "readonly", schemas = ["reporting"], except_tables = ["reporting.daily"] },\n'
+        '  { role = "analysts", profile = "readonly", tables = ["reporting.daily"] },',
+    )
+    [policy] = parse_policies(text)
+    analysts = [g for g in policy.grants() if g.role == "analysts"]
+    assert [targets(policy, g) for g in analysts] == [[], [], [("app.customers", "email")]]

@@ -34,11 +34,28 @@ class Around:
         return Access(self.table, "", self.column, self.start, "", self.path).chain()
 
 
-def targets(grant: GrantSpec) -> list[tuple[str, str | None]]:
-    """(table as SQL text, column or None) of what `grant` excepts."""
-    out: list[tuple[str, str | None]] = [(display_name(*split_qualified(t)), None) for t in grant.except_tables]
+def targets(policy: Policy, grant: GrantSpec) -> list[tuple[str, str | None]]:
+    """(table as SQL text, column or None) of what `grant` excepts and no other grant of its role
+    gives back (a role holds the union of its grants)."""
+
+    def given_back(schema: str, table: str, column: str | None) -> bool:
+        return any(
+            g is not grant
+            and g.role == grant.role
+            and g.covers_table(schema, table)
+            and (column is None or column not in g.excluded_columns(schema, table))
+            and (column is not None or not g.excluded_columns(schema, table))
+            for g in policy.grants()
+        )
+
+    out: list[tuple[str, str | None]] = [
+        (display_name(*split_qualified(t)), None)
+        for t in grant.except_tables
+        if not given_back(*split_qualified(t), None)
+    ]
     for table, columns in grant.except_columns.items():
-        out += [(display_name(*split_qualified(table)), c) for c in columns]
+        schema, name = split_qualified(table)
+        out += [(display_name(schema, name), c) for c in columns if not given_back(schema, name, c)]
     return out
 
 
@@ -54,7 +71,7 @@ def paths_around(policy: Policy, accesses: Sequence[Access]) -> Iterator[Around]
     for grant in policy.grants():
         wanted = profiles[grant.profile].on("table") if grant.profile in profiles else frozenset()
         seen: dict[tuple[str, str | None, str, tuple[Hop, ...]], list[str]] = {}
-        for table, column in targets(grant):
+        for table, column in targets(policy, grant):
             judged = wanted & set(COLUMN_PRIVILEGES) if column else wanted
             for a in accesses:
                 if a.object != table or a.role not in (grant.role, "PUBLIC") or a.privilege not in judged:

@@ -86,6 +86,17 @@ class Facts:
     derived: tuple[Derived, ...]
     routines: tuple[Routine, ...]
 
+    def column_of(self, ident: str) -> tuple[Relation, Column] | None:
+        """The relation and column a column hop names (`app.customers.email`, as SQL text)."""
+        from pgwarden.findings import display_name
+
+        for rel in self.relations.values():
+            if ident.startswith(rel.ident + "."):
+                for col in rel.columns:
+                    if f"{rel.ident}.{display_name(col.name)}" == ident:
+                        return rel, col
+        return None
+
 
 def _columns(rows: Iterable[Mapping[str, Any]]) -> tuple[Column, ...]:
     return tuple(Column(r["name"], int(r["num"]), _acl(r["acl"])) for r in rows)

@@ -31,7 +31,8 @@ def _statement(facts: Facts, around: Around) -> tuple[str, sql.Composed] | None:
     if first is None or first.kind == "superuser":
         return None
     derived = next((h for h in around.path if h.kind in DERIVED_KINDS), None)
-    name = first.name.rpartition(".")[0] if first.kind == "column" else first.name
+    column = facts.column_of(first.name) if first.kind == "column" else None
+    name = column[0].ident if column is not None else first.name
     rels = {r.ident: r for r in facts.relations.values()}
     if derived is not None and derived.kind == "trigger":
         fired, _, event = derived.name.rpartition(" (")

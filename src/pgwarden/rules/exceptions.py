@@ -10,7 +10,7 @@ from psycopg import sql
 
 from pgwarden.access.exceptions import Around, paths_around
 from pgwarden.access.facts import Facts
-from pgwarden.access.model import Model
+from pgwarden.access.model import TABLE_PRIVILEGES, Model
 from pgwarden.access.paths import ROLE_KINDS, Hop
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
@@ -73,15 +73,16 @@ def _remedy(
         member = hop.name
     first = next((h for h in path if h.kind not in ROLE_KINDS), None)
     holder = _holder(start, path)
-    if first is not None and first.kind == "column":
-        ident, _, col = first.name.rpartition(".")
-        on = _on(facts, ident)
-        if on is not None and on[0] == "pg_class":
-            who = sql.SQL("PUBLIC") if holder == "PUBLIC" else sql.Identifier(holder)
-            column = sql.Identifier(_unquote(col))
-            statement = sql.SQL("REVOKE {} ({}) ON {} FROM {}").format(sql.SQL(first.detail), column, on[2], who)
-            return statement.as_string(None), None, ""
-    if first is not None and first.kind == "grant":
+    known = first is not None and first.detail in TABLE_PRIVILEGES + ("EXECUTE",)
+    column = facts.column_of(first.name) if first is not None and first.kind == "column" else None
+    if first is not None and known and column is not None:
+        rel, col = column
+        who = sql.SQL("PUBLIC") if holder == "PUBLIC" else sql.Identifier(holder)
+        statement = sql.SQL("REVOKE {} ({}) ON TABLE {} FROM {}").format(
+            sql.SQL(first.detail), sql.Identifier(col.name), sql.Identifier(rel.schema, rel.name), who
+        )
+        return statement.as_string(None), None, ""
+    if first is not None and known and first.kind == "grant":
         on = _on(facts, first.name)
         if on is not None and not _policy_gives(policy, holder, first.name, first.detail, facts):
             catalog, oid, what = on
@@ -89,10 +90,6 @@ def _remedy(
             statement = sql.SQL("REVOKE {} ON {} FROM {}").format(sql.SQL(first.detail), what, who)
             return statement.as_string(None), acl_subject(catalog, oid, None if holder == "PUBLIC" else holder), ""
     return None, None, _advice(path, first)
-
-
-def _unquote(name: str) -> str:
-    return name[1:-1].replace('""', '"') if name.startswith('"') else name
 
 
 def _on(facts: Facts, ident: str) -> tuple[str, int, sql.Composable] | None:
