@@ -232,3 +232,22 @@ def test_html_page_fits_the_window_in_chromium(team: Team, tmp_path: Path, width
     layout = json.loads(done.stdout.split('<pre id="layout">')[1].split("</pre>")[0])
     assert layout["overflow"] <= 0 and layout["widest"] <= layout["viewport"], layout
     assert layout["labelled"] > 5, layout  # the labelled column's table: a header and its paths
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("not json", "is not JSON"),
+        ('{"findings": []}', "is not a review"),
+        ('{"database": "other", "access": []}', "the earlier review has no database shop"),
+    ],
+)
+def test_a_bad_since_file_is_one_error_and_exit_2(team: Team, tmp_path: Path, content: str, needle: str) -> None:
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(content, encoding="utf-8")
+    result = team.cli("review", "--since", str(earlier))
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2 and len(lines) == 2 and needle in lines[0] and lines[1].startswith("hint: "), str(
+        result
+    )
+    assert result.stdout == ""
