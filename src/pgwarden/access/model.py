@@ -55,6 +55,7 @@ class Model:
     facts: Facts
     membership_options: bool
     _cache: dict[str, list[Access]] = field(default_factory=dict)
+    _usage: dict[tuple[int, int, Acl], bool] = field(default_factory=dict)
 
     @cached_property
     def chains(self) -> dict[int, list[Chain]]:
@@ -93,7 +94,14 @@ class Model:
         return out
 
     def _uses_schema(self, acting: int, owner: int, acl: Acl) -> bool:
-        """Whether a session as `acting` may look into a schema (USAGE by any inherited role)."""
+        """Whether a session as `acting` may look into a schema (USAGE by any inherited role);
+        remembered, since every object of a schema asks the same question."""
+        key = (acting, owner, acl)
+        if key not in self._usage:
+            self._usage[key] = self._usage_of(acting, owner, acl)
+        return self._usage[key]
+
+    def _usage_of(self, acting: int, owner: int, acl: Acl) -> bool:
         role = self.roles.get(acting)
         if role is not None and role.superuser:
             return True
