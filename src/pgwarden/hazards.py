@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.fetch import fetch
@@ -21,6 +21,7 @@ from pgwarden.rows import (
 if TYPE_CHECKING:
     import psycopg
 
+    from pgwarden.access.facts import Facts
     from pgwarden.policy import Policy
     from pgwarden.snapshot import Snapshot
 
@@ -38,11 +39,15 @@ class HazardData:
     owner_reach: tuple[PathRow, ...] = ()  # the owner's and deploy logins' paths
     schema_create: tuple[SchemaCreateRow, ...] = ()
     user_mappings: tuple[UserMappingRow, ...] = ()
+    #: the access model's facts about the policy's excepted tables and what exposes them (None: no exception)
+    access: Facts | None = None
 
     @classmethod
     def build(cls, **rows: Sequence[Any]) -> HazardData:
         """From the rows of each query; a row may also be given as a mapping of its columns (tests do)."""
-        typed = {k: tuple(_ROW_TYPES[k](**r) if isinstance(r, Mapping) else r for r in v) for k, v in rows.items()}
+        typed: dict[str, Any] = {
+            k: tuple(_ROW_TYPES[k](**r) if isinstance(r, Mapping) else r for r in v) for k, v in rows.items()
+        }
         closure: dict[int, set[int]] = {}
         for m in typed.get("memberships", ()):
             closure.setdefault(m.member, set()).add(m.role)
@@ -75,7 +80,7 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     # one read for the access roles' paths and the owner's and deploy logins' (owner_reach)
     builders = set(owners + deploy)
     paths = fetch(conn, "hazard_memberships", PathRow, {"roles": roles + owners + deploy})
-    return HazardData.build(
+    data = HazardData.build(
         memberships=[m for m in paths if m.member not in builders],
         owned=fetch(conn, "hazard_owned", OwnedRow, {"roles": roles + deploy}),
         privileges=fetch(conn, "hazard_privileges", CreateRow, {"roles": roles, "schemas": schemas}),
@@ -84,6 +89,9 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
         owner_reach=[m for m in paths if m.member in builders],
         **_outside(conn, roles, owners + deploy),
     )
+    from pgwarden.access.facts import read_exception_facts
+
+    return replace(data, access=read_exception_facts(conn, policy))
 
 
 def _outside(conn: psycopg.Connection[Any], access: list[int], owners: list[int]) -> dict[str, list[Any]]:

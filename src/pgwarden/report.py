@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from pgwarden.access.review import labelled_summary
 from pgwarden.check import findings_for
 from pgwarden.errors import ConnectError
 from pgwarden.fetch import fetch
@@ -112,6 +113,7 @@ class Report:
     superusers: tuple[str, ...] = ()
     grants: tuple[dict[str, Any], ...] = ()  # the policy's grants in this database: profile x scope
     members: tuple[dict[str, Any], ...] = ()  # the policy's people, under their groups
+    labelled: tuple[dict[str, Any], ...] = ()  # the policy's labelled columns and who reaches them
 
     @property
     def deviations(self) -> tuple[Cell, ...]:
@@ -139,6 +141,7 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "grants": list(self.grants),
             "members": list(self.members),
+            "labelled": list(self.labelled),
         }
 
 
@@ -207,6 +210,7 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
             conn, "report_privileges", HeldCountRow, {**params, "table_privs": list(snap.caps.table_owner_privileges)}
         )
         scope_rows = fetch(conn, "report_scope_privileges", ScopeHeldRow, params)
+        labelled = labelled_summary(conn, policy, snap)  # leads the report; nothing read without labels
     findings = findings_for(policy, snap, hz, session.plan(snap, secrets))
     rights = _rights(policy, snap)
     cells = _object_cells(policy, snap, rights, rows, oids, schema_oids)
@@ -237,6 +241,7 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
             {"member": m.name, "groups": [{"role": g.role, "inherit": g.inherit, "set": g.set} for g in m.member_of]}
             for m in policy.members
         ),
+        labelled,
     )
 
 

@@ -278,3 +278,30 @@ class SessionCountRow:
 
     role: str
     sessions: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRow:
+    """queries/access.sql: the access model's facts, as JSON (pgwarden.access.facts.parse)."""
+
+    derived: list[dict[str, Any]]
+    relations: list[dict[str, Any]]
+    routines: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewServerRow:
+    """queries/review_server.sql: what identifies the server in an access review."""
+
+    system_identifier: str | None
+    version: str
+    version_num: int
+
+
+@dataclass(frozen=True, slots=True)
+class LabelColumnRow:
+    """queries/label_columns.sql: a column of the managed schemas that a label's pattern may match."""
+
+    schema: str
+    table: str
+    column: str

@@ -42,7 +42,14 @@ class Session:
                 f"PostgreSQL {version // 10000} is not supported",
                 hint="pgwarden supports PostgreSQL 14 to 18",
             )
-        return cls(dsn, policy, conn)
+        session = cls(dsn, policy, conn)
+        if any(g.except_labels for g in policy.grants()):  # the labels' columns as they are now
+            from pgwarden.access.labels import read_columns, resolve
+
+            if session.target_exists():
+                with session.connect_target() as target:
+                    session.policy = resolve(policy, read_columns(target, policy))
+        return session
 
     def close(self) -> None:
         self.admin.close()

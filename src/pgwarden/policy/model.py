@@ -100,6 +100,8 @@ class GrantSpec(_Model):
     #: the role's privileges on the database: when a grant of the role gives this, they are
     #: exactly what its grants list here (CONNECT, TEMPORARY; [] for none), else CONNECT
     database: tuple[DatabasePrivilege, ...] | None = None
+    #: labels ([labels]) whose columns the grant excepts, wherever they are in its scope (pgwarden.labels)
+    except_labels: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _scope(self) -> GrantSpec:
@@ -111,7 +113,7 @@ class GrantSpec(_Model):
     def _check_lists(self) -> None:
         """No name, kind or privilege twice; `defaults` with schemas, `usage` within reach, and
         PUBLIC's CONNECT and USAGE left to the hardening."""
-        for key in ("schemas", "tables", "routines", "except_tables", "except_routines"):
+        for key in ("schemas", "tables", "routines", "except_tables", "except_routines", "except_labels"):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise LocatedError("lists the same name twice", key)
@@ -355,6 +357,15 @@ class Policy(_Model):
     apply: ApplySpec = ApplySpec()
     #: version 2: every database of the file (this one included); version 1: empty
     databases: tuple[DatabaseSpec, ...] = ()
+    #: sensitive columns by label: `pii = ["app.customers.email", "app.*.phone"]` (pgwarden.labels)
+    labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _labels(self) -> Policy:
+        from pgwarden.access.labels import check_labels
+
+        check_labels(self.labels, self.databases or (self.database,))
+        return self
 
     @model_validator(mode="after")
     # complexity over 10 on purpose: one loop per section of the policy, each with its own message; a table would hide

@@ -41,7 +41,14 @@ def render_toml(policy: Policy) -> str:
     ]
     out += _owner_toml(o, "database")
     out += _access_toml(policy)
-    return "\n".join(out + _switches_toml(policy))
+    return "\n".join(out + _labels_toml(policy) + _switches_toml(policy))
+
+
+def _labels_toml(policy: Policy) -> list[str]:
+    if not policy.labels:
+        return []
+    out = ["", "# Sensitive columns (schema.table.column, * matches any name): docs/policy.md", "[labels]"]
+    return out + [f"{_toml_key(name)} = {_toml_list(patterns)}" for name, patterns in policy.labels.items()]
 
 
 def _owner_toml(o: OwnerSpec, databases: str) -> list[str]:
@@ -156,6 +163,7 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
     for name, spec in policy.profiles.items():
         out += ["", *(f"# {line}" for line in notes.get(f"profile.{name}", [])), f"[profiles.{_toml_key(name)}]"]
         out += [f"{k} = {_toml_list(getattr(spec, k))}" for k in ("table", "sequence", "routine") if getattr(spec, k)]
+    out += _labels_toml(policy)
     for db in policy.databases or (policy.database,):
         out += ["", *(f"# {line}" for line in notes.get(f"database.{db.name}", [])), "[[databases]]"]
         out += [f"name = {_toml_str(db.name)}", f"schemas = {_toml_list(db.schemas)}"]

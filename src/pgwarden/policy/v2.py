@@ -65,6 +65,7 @@ class PolicyFileV2(_Model):
     guard: GuardSpec = GuardSpec()
     ignore: IgnoreSpec = IgnoreSpec()
     apply: ApplySpec = ApplySpec()
+    labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @field_validator("retired", mode="before")
     @classmethod
@@ -79,6 +80,7 @@ class PolicyFileV2(_Model):
         self._check_owner()
         self._check_roles()
         self._check_databases()
+        self._check_labels()
         return self
 
     def _check_profiles(self) -> None:
@@ -138,6 +140,11 @@ class PolicyFileV2(_Model):
                         "[[roles]] without member_of",
                         *where,
                     )
+
+    def _check_labels(self) -> None:
+        from pgwarden.access.labels import check_labels
+
+        check_labels(self.labels, self.databases)
 
     def _check_owner(self) -> None:
         _check_attributes(self.owner, {d.name for d in self.databases}, ("owner",))
@@ -223,6 +230,7 @@ class PolicyFileV2(_Model):
                 ignore=self.ignore,
                 apply=self.apply,
                 databases=self.databases,
+                labels=self.labels,
             ).with_levels()
             for db in self.databases
         ]

@@ -101,6 +101,10 @@ def run_probe(
                 attempts.extend(_by_login(session, targets, subject, passwords or {}, number_version, expired))
             else:
                 attempts.extend(_by_set_role(admin, policy, targets, subject, number_version))
+        # the paths around the policy's exceptions, tried as the roles they are excepted from
+        from pgwarden.access.probe import exception_attempts
+
+        attempts.extend(exception_attempts(admin, policy, {s.role: s.level for s in chosen}))
     notes = targets.notes
     if login and any(not s.login for s in chosen):
         nologin = ", ".join(s.role for s in chosen if not s.login)

@@ -10,6 +10,7 @@ from pgwarden.render.report_parts import (
     columns,
     grant_lines,
     grouped,
+    labelled_lines,
     member_lines,
     scope_by_role,
     scope_columns,
@@ -171,7 +172,9 @@ def render_html(report: Report) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>{_CSS}</style></head><body>
 <h1>Privileges in database {e(report.database)}</h1>
-<p>PostgreSQL {e(report.server_version)}. Each cell: objects on which the role holds the privilege / objects
+{_labelled(report)}<p>PostgreSQL {
+        e(report.server_version)
+    }. Each cell: objects on which the role holds the privilege / objects
 of that kind in the schema. <span class="deviation">Highlighted</span> cells differ from the policy and
 show what it wants ({n} deviation(s)).</p>
 {_matrix(report)}
@@ -196,6 +199,14 @@ show what it wants ({n} deviation(s)).</p>
     }
 </body></html>
 """
+
+
+def _labelled(report: Report) -> str:
+    """The labelled columns lead the page."""
+    if not report.labelled:
+        return ""
+    items = "".join(f"<li>{_e(line)}</li>" for line in labelled_lines(report))
+    return f'<h2 id="labelled">Labelled columns</h2><ul class="labelled">{items}</ul>\n'
 
 
 def _list(ident: str, items: list[str], empty: str) -> str:

@@ -10,6 +10,7 @@ from pgwarden.render.report_parts import (
     cell_text,
     columns,
     grouped,
+    labelled_lines,
     scope_by_role,
     scope_columns,
     scope_short,
@@ -61,6 +62,13 @@ def _paths(report: Report) -> list[str]:
     return out
 
 
+def _labelled(report: Report) -> list[str]:
+    """The labelled columns lead: who can read or write each (`pgwarden review` lists every path)."""
+    if not report.labelled:
+        return []
+    return ["## Labelled columns", "", *(f"- {_md(line)}" for line in labelled_lines(report)), ""]
+
+
 def render_markdown(report: Report) -> str:
     out = [
         f"# Privileges in database `{report.database}`",
@@ -69,6 +77,7 @@ def render_markdown(report: Report) -> str:
         f"Cells: objects on which the role holds the privilege / objects of that kind; "
         f"**bold** where the policy wants another number.",
         "",
+        *_labelled(report),
         *_matrix(report),
         "",
         "## Database and schema privileges",

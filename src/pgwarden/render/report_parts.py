@@ -74,3 +74,12 @@ def member_lines(report: Report) -> list[str]:
             groups.append(g["role"] + (f" ({', '.join(how)})" if how else ""))
         out.append(f"{m['member']} gets the rights of {', '.join(groups)}")
     return out
+
+
+def labelled_lines(report: Report) -> list[str]:
+    """One line per labelled column: who can read or write it, and by how many paths."""
+    out = []
+    for c in report.labelled:
+        who = ", ".join(f"{r['role']} ({','.join(r['privileges'])}; {r['paths']} path(s))" for r in c["roles"])
+        out.append(f"{c['column']} [{', '.join(c['labels'])}]: {who or 'no role'}")
+    return out

@@ -15,6 +15,7 @@ from pgwarden.render.report_parts import (
     columns,
     grant_lines,
     grouped,
+    labelled_lines,
     member_lines,
     scope_by_role,
     scope_columns,
@@ -134,6 +135,9 @@ def report_styled(report: Report) -> Text:
         legend(),
         "",
     ]
+    if report.labelled:
+        lines += [Text("labelled columns (every path: pgwarden review)", style="bold underline")]
+        lines += [f"  {line}" for line in labelled_lines(report)] + [""]
     lines += _matrix(report)
     lines += _section("database and schema privileges")
     lines += _scope_matrix(report)

@@ -8,6 +8,7 @@ from pgwarden.policy import Policy
 from pgwarden.rules.catalog import CATALOG, DRIFT_CATALOG, DRIFT_SEVERITY, RULES, Rule
 from pgwarden.rules.cluster import check_outside_grants, check_user_mappings
 from pgwarden.rules.common import Check
+from pgwarden.rules.exceptions import check_exception_paths
 from pgwarden.rules.memberships import check_owner_memberships
 from pgwarden.rules.objects import check_access_owns, check_default_acls, check_ownership
 from pgwarden.rules.outsiders import check_outsiders
@@ -42,6 +43,7 @@ CHECKS: tuple[Check, ...] = (
     check_user_mappings,
     check_search_path,
     check_outsiders,
+    check_exception_paths,
 )
 
 

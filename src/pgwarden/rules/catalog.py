@@ -134,6 +134,18 @@ CATALOG: tuple[Rule, ...] = (
         "stay SECURITY DEFINER belongs in a schema the policy does not manage, out of readonly roles' reach.",
     ),
     Rule(
+        "exception.path",
+        "high",
+        "Excepted table or column reachable by the role it is excepted from",
+        "A grant's except_tables, except_columns and except_labels hold only if nothing else gives the "
+        "role the data: a view or materialized view over the table (it reads with its owner's rights), a "
+        "rule, a parent or partitioned table (its queries read the children's rows), a SECURITY DEFINER "
+        "routine or the trigger that runs one, a membership, PUBLIC or a predefined role.",
+        "The fix is the one statement that removes the path (REVOKE on the view or routine, or of the "
+        "membership) when the policy does not give that grant itself; otherwise the message says what "
+        "to change (except the view too, make the routine SECURITY INVOKER).",
+    ),
+    Rule(
         "rls.not-forced",
         "high",
         "Row level security not forced on a table an access role can bypass",
