@@ -21,7 +21,9 @@ from pgwarden.cli import (
 from pgwarden.errors import PgwardenError
 
 if TYPE_CHECKING:
+    from pgwarden.ledger import LedgerHooks
     from pgwarden.policy import Policy
+    from pgwarden.session import Session
     from pgwarden.ui import UI
 
 
@@ -36,7 +38,10 @@ for long. All or nothing: on any error the database is left as it was.
 \b
   pgwarden apply            # shows the plan and asks on a terminal
   pgwarden apply --yes      # no question (CI, scripts)
-  pgwarden apply -d shop    # one database of a version 2 file (default: all)""",
+  pgwarden apply -d shop    # one database of a version 2 file (default: all)
+  pgwarden apply --plan reviewed.json   # exactly the reviewed plan, or nothing
+
+Every apply records what it changed in the database's ledger (`pgwarden log`).""",
 )
 @config_option
 @dsn_option
@@ -49,6 +54,15 @@ for long. All or nothing: on any error the database is left as it was.
     help="Apply what the connected role may do, and print the SQL of the rest for someone with more rights.",
 )
 @lock_timeout_option
+@click.option(
+    "--plan",
+    "plan_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Run exactly the plan `pgwarden plan --out FILE` wrote (the reviewed file is the approval: no "
+    "question is asked); refuse, changing nothing, when the server, the database, the policy or the "
+    "catalog state it was computed from has changed since.",
+)
 @format_option("text", "json")
 @click.pass_context
 def command(
@@ -61,6 +75,7 @@ def command(
     yes: bool,
     skip_unprivileged: bool,
     lock_timeout: str | None,
+    plan_path: str | None,
     fmt: str,
 ) -> int:
     from pgwarden.apply import apply
@@ -73,6 +88,10 @@ def command(
     loaded = load_all(config, mode)
     policy = loaded[0]  # roles (and their passwords) are the same in every database
     secrets = secrets_from_env([env for _, env in policy.login_roles()])
+    if plan_path is not None:
+        from pgwarden.commands._reviewed import apply_reviewed
+
+        return apply_reviewed(ui, plan_path, loaded, dsn, databases, secrets, skip_unprivileged, lock_timeout, fmt)
     if not yes and not ui.interactive:
         # refuse before connecting: nothing is read or changed
         raise PgwardenError(
@@ -98,7 +117,12 @@ def command(
                 return EXIT_OK
         with apply_progress(ui) as on_event:
             result = apply(
-                session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, on_event=on_event
+                session,
+                secrets,
+                skip_unprivileged=skip_unprivileged,
+                lock_timeout=lock_timeout,
+                on_event=on_event,
+                hooks=ledger_hooks(session, loaded),
             )
     render_apply(ui, result, fmt)
     return EXIT_OK
@@ -130,7 +154,8 @@ def _apply_many(
 
     def one(name: str) -> ApplyResult:
         with Session.open(dsn, by_name[name]) as session:
-            return apply(session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout)
+            hooks = ledger_hooks(session, targets)
+            return apply(session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, hooks=hooks)
 
     outcomes = run_each(
         names,
@@ -143,3 +168,11 @@ def _apply_many(
     )
     render_applies(ui, outcomes, fmt)
     return EXIT_ERROR if any(o.error for o in outcomes) else EXIT_OK
+
+
+def ledger_hooks(session: Session, policies: list[Policy]) -> LedgerHooks:
+    """Every apply writes the database's ledger (pgwarden.ledger), with the policy's digest."""
+    from pgwarden.ledger import LedgerHooks
+    from pgwarden.planfile import policy_digest
+
+    return LedgerHooks(session, policy_digest(policies))

@@ -1,0 +1,261 @@
+"""The ledger: what pgwarden changed, by whom, when, in a schema of each managed database only the admin writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+from pgwarden import __version__
+from pgwarden.fingerprint import LEDGER_SCHEMA, ROLE_PARTS, Fingerprint, describe_parts, fingerprint
+from pgwarden.hooks import ApplyHooks
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pgwarden.apply import ApplyResult
+    from pgwarden.findings import Finding
+    from pgwarden.plan import Step
+    from pgwarden.policy import Policy
+    from pgwarden.session import Session
+    from pgwarden.snapshot import Snapshot
+
+S = sql.Identifier(LEDGER_SCHEMA)
+
+#: The ledger's tables. Owned by the admin that creates them (the owner is not a member of it, so it
+#: cannot rewrite them); PUBLIC, and so every access role, has nothing on them.
+DDL = [
+    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(S),
+    sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(S),
+    sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {}.entries ("
+        " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+        " action text NOT NULL,"
+        " outcome text NOT NULL,"
+        " database text NOT NULL DEFAULT current_database(),"
+        " session_user_name text NOT NULL DEFAULT session_user,"
+        " os_user text, host text, pgwarden_version text, policy_digest text,"
+        " steps jsonb NOT NULL DEFAULT '[]',"
+        " detail jsonb NOT NULL DEFAULT '{{}}',"
+        " fingerprint jsonb)"
+    ).format(S),
+    sql.SQL("REVOKE ALL ON TABLE {}.entries FROM PUBLIC").format(S),
+]
+
+ENTRY_COLUMNS = sql.SQL(
+    "id, at, action, outcome, database, session_user_name, os_user, host, pgwarden_version, "
+    "policy_digest, steps, detail"
+)
+
+
+def who() -> dict[str, str]:
+    """The OS side of who ran it (the session user is the server's to say)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = ""
+    return {"os_user": user, "host": socket.gethostname(), "pgwarden_version": __version__}
+
+
+def ensure(conn: psycopg.Connection[Any]) -> bool:
+    """Create the ledger if need be (in the caller's transaction); False when the connected role
+    may neither write an existing ledger nor create one (then nothing is tried, nothing aborts)."""
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL, "
+        "CASE WHEN to_regclass(%s) IS NULL THEN has_database_privilege(current_database(), 'CREATE') "
+        "ELSE has_table_privilege(%s, 'INSERT') END",
+        (f"{LEDGER_SCHEMA}.entries",) * 3,
+    ).fetchone()
+    if row is None or not row[1]:
+        return False
+    if not row[0]:
+        for statement in DDL:
+            conn.execute(statement)
+    return True
+
+
+def write(
+    conn: psycopg.Connection[Any],
+    action: str,
+    outcome: str,
+    *,
+    steps: Sequence[Step] = (),
+    detail: Mapping[str, Any] | None = None,
+    digest: str | None = None,
+    after: Fingerprint | None = None,
+) -> int | None:
+    """One entry, in the caller's transaction; its id, or None when the ledger cannot be written."""
+    if not ensure(conn):
+        return None
+    w = who()
+    row = conn.execute(
+        sql.SQL(
+            "INSERT INTO {}.entries (action, outcome, os_user, host, pgwarden_version, policy_digest, steps, "
+            "detail, fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb) RETURNING id"
+        ).format(S),
+        (
+            action,
+            outcome,
+            w["os_user"],
+            w["host"],
+            w["pgwarden_version"],
+            digest,
+            json.dumps([s.to_dict() for s in steps]),
+            json.dumps(dict(detail or {})),
+            json.dumps(after.to_dict()) if after is not None else None,
+        ),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+@dataclass
+class LedgerHooks(ApplyHooks):
+    """apply's ledger: the entry is written in the database part's transaction (it exists exactly
+    when the change committed); after a failure or an interruption, an entry of its own says what
+    was kept, or none is written when nothing was."""
+
+    session: Session
+    digest: str | None = None
+    action: str = "apply"
+    detail: dict[str, Any] = field(default_factory=dict)
+    entry: int | None = field(default=None, init=False)
+
+    def before_commit(self, conn: psycopg.Connection[Any], result: ApplyResult) -> None:
+        after = fingerprint(self.session.snapshot(conn)) if result.executed else None
+        self.entry = write(
+            conn, self.action, "committed", steps=result.executed, detail=self.detail, digest=self.digest, after=after
+        )
+        if self.entry is None:
+            result.notes.append(
+                f"the ledger was not written: the admin may not create schema {LEDGER_SCHEMA} in {result.plan.database}"
+            )
+
+    def after(self, session: Session, result: ApplyResult | None, error: BaseException | None) -> None:
+        if error is None or result is None:
+            return
+        try:
+            self._after_failure(result, error)
+        except Exception:  # noqa: BLE001 - the apply's own error is what the user must hear
+            pass
+
+    def _after_failure(self, result: ApplyResult, error: BaseException) -> None:
+        from pgwarden.plan import Phase
+
+        if not self.session.target_exists():
+            return
+        with self.session.connect_target(autocommit=False) as conn:
+            if self.entry is not None and _exists(conn, self.entry):
+                return  # interrupted after COMMIT: the entry written inside the transaction is the truth
+            kept = [s for s in result.executed if s.phase != Phase.DATABASE]
+            if not kept:
+                return  # nothing committed: no entry (nothing happened)
+            message = str(error) or type(error).__name__
+            detail = {**self.detail, "error": message, "database_part": "rolled back"}
+            with conn.transaction():
+                write(conn, self.action, "partial", steps=kept, detail=detail, digest=self.digest)
+
+
+def _exists(conn: psycopg.Connection[Any], entry: int) -> bool:
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}.entries WHERE id = %s").format(S), (entry,)).fetchone()
+    conn.rollback()
+    return bool(row and row[0])
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    at: dt.datetime
+    action: str
+    outcome: str
+    database: str
+    session_user: str
+    os_user: str | None
+    host: str | None
+    pgwarden_version: str | None
+    policy_digest: str | None
+    steps: list[dict[str, Any]]
+    detail: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "action": self.action,
+            "outcome": self.outcome,
+            "database": self.database,
+            "session_user": self.session_user,
+            "os_user": self.os_user,
+            "host": self.host,
+            "pgwarden_version": self.pgwarden_version,
+            "policy_digest": self.policy_digest,
+            "steps": self.steps,
+            "detail": self.detail,
+        }
+
+    def label(self) -> str:
+        return f"#{self.id} ({self.action} by {self.session_user} at {self.at.isoformat(timespec='seconds')})"
+
+
+def read(conn: psycopg.Connection[Any], limit: int = 50) -> list[Entry]:
+    """The newest entries first; none when there is no ledger."""
+    if not _present(conn):
+        return []
+    rows = conn.execute(
+        sql.SQL("SELECT {} FROM {}.entries ORDER BY id DESC LIMIT %s").format(ENTRY_COLUMNS, S), (limit,)
+    ).fetchall()
+    return [Entry(*r) for r in rows]
+
+
+def _present(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{LEDGER_SCHEMA}.entries",)).fetchone()
+    return bool(row and row[0])
+
+
+def outside_changes(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) -> list[Finding]:
+    """What changed since the last entry that recorded the state (one query; none without a ledger,
+    which the snapshot already says): a finding naming that entry and the parts that changed."""
+    import psycopg
+
+    from pgwarden.findings import Finding
+
+    if snap.schema_by_name(LEDGER_SCHEMA) is None:
+        return []
+    try:
+        row = conn.execute(
+            sql.SQL(
+                "SELECT {}, fingerprint FROM {}.entries WHERE fingerprint IS NOT NULL ORDER BY id DESC LIMIT 1"
+            ).format(ENTRY_COLUMNS, S)
+        ).fetchone()
+    except psycopg.Error:  # an auditor that may not read it, a ledger being created: nothing to compare
+        return []
+    if row is None:
+        return []
+    last = Entry(*row[:-1])
+    changed = Fingerprint(fingerprint(snap).parts).changed(row[-1]["parts"])
+    changed = [k for k in changed if _relevant(k, policy)]
+    if not changed:
+        return []
+    return [
+        Finding(
+            "ledger.outside-change",
+            "medium",
+            f"database {policy.database.name}",
+            None,
+            f"changed outside pgwarden since the last recorded change {last.label()}: {describe_parts(changed)}",
+        )
+    ]
+
+
+def _relevant(key: str, policy: Policy) -> bool:
+    """Role parts count for the policy's roles only: other roles of the cluster come and go."""
+    if not key.startswith(ROLE_PARTS):
+        return True
+    names = key.split(":")[1:]
+    return any(n in policy.role_names for n in names)
