@@ -13,10 +13,10 @@ import pytest
 from psycopg import sql
 
 from conftest import PgCleanup
+from helpers import db_conninfo
+from test_atomicity import acl_snapshot
 from test_core import Split, make_split
 from test_json_schemas import schema
-from test_atomicity import acl_snapshot
-from helpers import db_conninfo
 
 
 @pytest.fixture
