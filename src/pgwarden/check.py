@@ -15,7 +15,8 @@ from typing import Any
 
 from pgwarden.findings import Finding, rank, sort_findings, summary, to_json
 from pgwarden.hazards import HazardData, read_hazards
-from pgwarden.ledger import outside_changes
+from pgwarden.ledger import findings as ledger_findings
+from pgwarden.ledger import read_state
 from pgwarden.plan import Plan, Step
 from pgwarden.policy import Policy
 from pgwarden.retire import findings as retired_findings
@@ -98,7 +99,9 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
         # with the secrets: a non-superuser verifies passwords by logging in, as plan does
         snap = session.snapshot(conn, secrets)
         hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
-        outside = outside_changes(conn, policy, snap)  # since the ledger's last entry; no query without one
+        state = read_state(conn, snap)  # the ledger: one query, none without one
+        session.elevated = state.elevated
+        outside = ledger_findings(policy, snap, state)
     the_plan = session.plan(snap, secrets)
     found = findings_for(policy, snap, hz, the_plan)
     found = sort_findings([*found, *retired_findings(policy, snap), *outside])  # retired roles that still exist

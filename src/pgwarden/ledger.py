@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from pgwarden.apply import ApplyResult
     from pgwarden.findings import Finding
-    from pgwarden.plan import Step
+    from pgwarden.plan import Plan, Step
     from pgwarden.policy import Policy
     from pgwarden.session import Session
     from pgwarden.snapshot import Snapshot
@@ -47,6 +47,14 @@ DDL = [
         " fingerprint jsonb)"
     ).format(S),
     sql.SQL("REVOKE ALL ON TABLE {}.entries FROM PUBLIC").format(S),
+    # grants with an end (pgwarden.elevate): one row each; `grp` is NULL for a break-glass login
+    sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {}.grants ("
+        " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " kind text NOT NULL, role text NOT NULL, grp text, until timestamptz NOT NULL, reason text NOT NULL,"
+        " opened_entry bigint, ended_at timestamptz, ended_entry bigint)"
+    ).format(S),
+    sql.SQL("REVOKE ALL ON TABLE {}.grants FROM PUBLIC").format(S),
 ]
 
 ENTRY_COLUMNS = sql.SQL(
@@ -87,6 +95,7 @@ def write(
     outcome: str,
     *,
     steps: Sequence[Step] = (),
+    raw_steps: Sequence[Mapping[str, Any]] = (),
     detail: Mapping[str, Any] | None = None,
     digest: str | None = None,
     after: Fingerprint | None = None,
@@ -107,7 +116,7 @@ def write(
             w["host"],
             w["pgwarden_version"],
             digest,
-            json.dumps([s.to_dict() for s in steps]),
+            json.dumps([*(s.to_dict() for s in steps), *raw_steps]),
             json.dumps(dict(detail or {})),
             json.dumps(after.to_dict()) if after is not None else None,
         ),
@@ -218,39 +227,100 @@ def _present(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def outside_changes(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) -> list[Finding]:
-    """What changed since the last entry that recorded the state (one query; none without a ledger,
-    which the snapshot already says): a finding naming that entry and the parts that changed."""
+#: check's one query: the last entry that recorded the state, the elevations in force and those past
+#: their end that are still there (a membership, or a break-glass role that can still log in).
+_STATE = sql.SQL(
+    "SELECT (SELECT row_to_json(e) FROM (SELECT {cols}, fingerprint FROM {s}.entries WHERE fingerprint IS NOT NULL "
+    "ORDER BY id DESC LIMIT 1) e), "
+    "(SELECT coalesce(json_agg(json_build_array(g.role, g.grp)), '[]') FROM {s}.grants g "
+    " WHERE g.kind = 'elevation' AND g.ended_at IS NULL AND g.until > now()), "
+    "(SELECT coalesce(json_agg(json_build_array(g.kind, g.role, g.grp, g.until, g.reason)), '[]') FROM {s}.grants g "
+    " WHERE g.ended_at IS NULL AND g.until <= now() AND CASE WHEN g.kind = 'break-glass' "
+    " THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = g.role AND r.rolcanlogin) "
+    " ELSE EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m WHERE m.roleid = (SELECT oid FROM pg_catalog.pg_roles "
+    " WHERE rolname = g.grp) AND m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = g.role)) END)"
+)
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    last: dict[str, Any] | None = None  # the last entry with a fingerprint, as JSON
+    elevated: frozenset[tuple[str, str]] = frozenset()  # (role, group) in force
+    expired: tuple[tuple[str, str, str | None, str, str], ...] = ()  # (kind, role, group, until, reason)
+
+
+def read_state(conn: psycopg.Connection[Any], snap: Snapshot) -> LedgerState:
+    """One query when the database has a ledger (the snapshot says whether), none otherwise."""
     import psycopg
 
+    if snap.schema_by_name(LEDGER_SCHEMA) is None:
+        return LedgerState()
+    try:
+        row = conn.execute(_STATE.format(cols=ENTRY_COLUMNS, s=S)).fetchone()
+    except psycopg.Error:  # an auditor that may not read it: nothing to compare
+        if not conn.autocommit:
+            conn.rollback()
+        return LedgerState()
+    if row is None:
+        return LedgerState()
+    return LedgerState(row[0], frozenset((r, g) for r, g in row[1]), tuple(tuple(x) for x in row[2]))
+
+
+def findings(policy: Policy, snap: Snapshot, state: LedgerState) -> list[Finding]:
+    """Changes outside pgwarden since the last recorded one, naming it; elevations and break-glass
+    windows past their end that are still open."""
     from pgwarden.findings import Finding
 
-    if snap.schema_by_name(LEDGER_SCHEMA) is None:
-        return []
-    try:
-        row = conn.execute(
-            sql.SQL(
-                "SELECT {}, fingerprint FROM {}.entries WHERE fingerprint IS NOT NULL ORDER BY id DESC LIMIT 1"
-            ).format(ENTRY_COLUMNS, S)
-        ).fetchone()
-    except psycopg.Error:  # an auditor that may not read it, a ledger being created: nothing to compare
-        return []
-    if row is None:
-        return []
-    last = Entry(*row[:-1])
-    changed = Fingerprint(fingerprint(snap).parts).changed(row[-1]["parts"])
-    changed = [k for k in changed if _relevant(k, policy)]
-    if not changed:
-        return []
-    return [
-        Finding(
-            "ledger.outside-change",
-            "medium",
-            f"database {policy.database.name}",
-            None,
-            f"changed outside pgwarden since the last recorded change {last.label()}: {describe_parts(changed)}",
+    out: list[Finding] = []
+    for kind, role, group, until, reason in state.expired:
+        what = f"membership of {role} in {group}" if kind == "elevation" else f"break-glass login of {role}"
+        out.append(
+            Finding(
+                f"{kind}.expired",
+                "high",
+                f"role {role}",
+                role,
+                f"the {what} ended at {until} ({reason}) and is still there: run `pgwarden expire`",
+                sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group or ""), sql.Identifier(role)).as_string(None)
+                if kind == "elevation"
+                else sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)).as_string(None),
+            )
         )
-    ]
+    if state.last is None:
+        return out
+    values = {k: state.last[k] for k in _ENTRY_KEYS}
+    values["at"] = dt.datetime.fromisoformat(str(values["at"]))
+    last = Entry(*values.values())
+    changed = Fingerprint(fingerprint(snap).parts).changed(state.last["fingerprint"]["parts"])
+    elevated = {f"membership:{group}:{role}" for role, group in state.elevated}  # recorded, in force
+    changed = [k for k in changed if _relevant(k, policy) and k not in elevated]
+    if changed:
+        out.append(
+            Finding(
+                "ledger.outside-change",
+                "medium",
+                f"database {policy.database.name}",
+                None,
+                f"changed outside pgwarden since the last recorded change {last.label()}: {describe_parts(changed)}",
+            )
+        )
+    return out
+
+
+_ENTRY_KEYS = (
+    "id",
+    "at",
+    "action",
+    "outcome",
+    "database",
+    "session_user_name",
+    "os_user",
+    "host",
+    "pgwarden_version",
+    "policy_digest",
+    "steps",
+    "detail",
+)
 
 
 def _relevant(key: str, policy: Policy) -> bool:
@@ -259,3 +329,30 @@ def _relevant(key: str, policy: Policy) -> bool:
         return True
     names = key.split(":")[1:]
     return any(n in policy.role_names for n in names)
+
+
+def intended(session: Session, snap: Snapshot, the_plan: Plan) -> Plan:
+    """The plan without the revocations of elevations in force (until they end they are intended)."""
+    from dataclasses import replace
+
+    from pgwarden.plan import Action
+
+    if snap.schema_by_name(LEDGER_SCHEMA) is None or not snap.database_exists:
+        return the_plan
+    if session.elevated is None:
+        with session.connect_target() as conn:
+            session.elevated = read_state(conn, snap).elevated
+    if not session.elevated:
+        return the_plan
+    kept = tuple(
+        s
+        for s in the_plan.steps
+        if not (
+            s.action == Action.REVOKE_MEMBERSHIP and s.subject is not None and tuple(s.subject[1:]) in _pairs(session)
+        )
+    )
+    return replace(the_plan, steps=kept)
+
+
+def _pairs(session: Session) -> set[tuple[str | int, ...]]:
+    return {(group, role) for role, group in session.elevated or ()}

@@ -28,6 +28,8 @@ class Session:
     policy: Policy
     admin: psycopg.Connection[Any]
     _verifiers: dict[str, str] = field(default_factory=dict, repr=False)  # password variable -> verifier
+    #: (role, group) of the elevations in force (pgwarden.elevate): read once from the ledger
+    elevated: frozenset[tuple[str, str]] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, dsn: str | None, policy: Policy) -> Session:
@@ -118,9 +120,11 @@ class Session:
 
     def plan(self, snap: Snapshot, secrets: Mapping[str, str] | None = None) -> Plan:
         """plan() for this session's policy, with the session's verifiers."""
+        from pgwarden.ledger import intended
         from pgwarden.plan import plan
 
-        return plan(self.policy, snap, secrets or {}, self.verifiers(secrets))
+        full = plan(self.policy, snap, secrets or {}, self.verifiers(secrets))
+        return intended(self, snap, full)  # an elevation in force is no drift
 
     def check_passwords(self, snap: Snapshot, secrets: Mapping[str, str]) -> dict[str, bool]:
         """role -> True when a SCRAM login with its password succeeds, False when the server says the

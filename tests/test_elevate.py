@@ -1,0 +1,99 @@
+"""Time-bound access on real servers: elevate, expire ending live sessions, check reporting what outlived its end."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from conftest import PgCleanup
+from helpers import role_conninfo
+from test_change_control import _ledger
+from test_core import Split, make_split
+
+
+@pytest.fixture
+def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
+    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup, schemas=("app",))
+    s.apply()
+    return s
+
+
+def _person(split: Split, admin_conn: psycopg.Connection[Any], name: str) -> str:
+    password = "pw-" + secrets.token_hex(8)
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+    admin_conn.execute(
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(split.database), sql.Identifier(name))
+    )
+    return password
+
+
+def _login(split: Split, role: str, password: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(role_conninfo(split.admin_dsn, role, password, split.database), autocommit=True)
+
+
+def _about_membership(split: Split, person: str) -> list[dict[str, Any]]:
+    result = split.cli("check", "--format", "json")
+    assert result.exit_code in (0, 1), str(result)
+    return [
+        f
+        for f in result.json()["findings"]
+        if f["rule"].startswith("elevation") or ("membership" in f["message"] and person in f["message"])
+    ]
+
+
+def test_elevation_works_at_once_and_expire_ends_it_and_its_sessions(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    person = pg_cleanup.role(unique_name("oncall"))
+    password = _person(split, admin_conn, person)
+    result = split.cli("elevate", person, "--to", split.app, "--for", "3s", "--reason", "INC-1: fix orders")
+    assert result.exit_code == 0, str(result)
+    live = _login(split, person, password)
+    live.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(split.app)))  # at once
+    assert live.execute("SELECT current_user").fetchone() == (split.app,)
+    # in force: intended (the CONNECT given by hand to the person above is drift, and reported as such)
+    assert _about_membership(split, person) == []
+
+    time.sleep(4)
+    result = split.cli("check", "--format", "json")  # no sweeper ran: check says so
+    assert result.exit_code == 1, str(result)
+    (found,) = [f for f in result.json()["findings"] if f["rule"] == "elevation.expired"]
+    assert person in found["message"] and split.app in found["message"] and "INC-1" in found["message"]
+
+    result = split.cli("expire")
+    assert result.exit_code == 0, str(result)
+    assert f"membership of {person} in {split.app}" in result.stdout and "1 session(s) ended" in result.stdout
+    with pytest.raises(psycopg.OperationalError):
+        live.execute("SELECT 1")  # the session that still used it is gone
+    with _login(split, person, password) as again:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            again.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(split.app)))
+    assert _about_membership(split, person) == []  # expired and ended: nothing left to report
+    actions = [a for _, a, _, _ in _ledger(split)]
+    assert actions[-2:] == ["elevate", "expire"]
+
+
+@pytest.mark.minversion(16)
+def test_elevation_is_set_without_inherit(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    with split.admin_db() as conn:
+        conn.execute("CREATE TABLE app.t (id int)")
+    split.apply()
+    person = pg_cleanup.role(unique_name("oncall"))
+    password = _person(split, admin_conn, person)
+    assert split.cli("elevate", person, "--to", split.app, "--for", "1h", "--reason", "r").exit_code == 0
+    with _login(split, person, password) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM app.t")  # not inherited: only after SET ROLE
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(split.app)))
+        conn.execute("SELECT * FROM app.t")
+    split.cli("expire")  # not yet: nothing ends
+    admin_conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(split.app), sql.Identifier(person)))
