@@ -38,8 +38,8 @@ def test_login_inside_the_window_refused_after_it_without_any_sweeper(
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(split.database), sql.Identifier(dba))
     )
     password = "pw-" + secrets.token_hex(8)
-    with pytest.raises(psycopg.OperationalError, match="not permitted to log in"):
-        _connect(split, dba, password).close()
+    with pytest.raises(psycopg.OperationalError):
+        _connect(split, dba, password).close()  # NOLOGIN (and no password yet)
 
     env = {"BG_PASSWORD": password}
     result = split.cli(
@@ -53,6 +53,9 @@ def test_login_inside_the_window_refused_after_it_without_any_sweeper(
     time.sleep(4)  # no pgwarden process runs now
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         _connect(split, dba, password).close()  # VALID UNTIL: the server refuses by itself
+    # nothing changed the role meanwhile: same LOGIN, same verifier; only the clock moved past VALID UNTIL
+    row = admin_conn.execute("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (dba,)).fetchone()
+    assert row == (True, verifier[0])
     result = split.cli("check", "--format", "json")
     assert any(f["rule"] == "break-glass.expired" for f in result.json()["findings"]), str(result)
 
