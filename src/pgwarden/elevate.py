@@ -13,9 +13,12 @@ from pgwarden.fingerprint import LEDGER_SCHEMA
 from pgwarden.ledger import write
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import psycopg
 
     from pgwarden.caps import Capabilities
+    from pgwarden.policy.temporary import TemporarySpec
 
 S = sql.Identifier(LEDGER_SCHEMA)
 
@@ -241,3 +244,34 @@ def _terminate(conn: psycopg.Connection[Any], role: str) -> int:
     ).fetchone()
     conn.commit() if not conn.autocommit else None
     return int(row[0]) if row else 0
+
+
+def end_temporary(conn: psycopg.Connection[Any], temporary: Sequence[TemporarySpec]) -> list[Ended]:
+    """The policy's [[temporary]] memberships whose time is up and that are still there: revoked,
+    recorded, their role's sessions ended (apply's plan revokes them too, but ends no session)."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    done: list[Ended] = []
+    with conn.transaction():
+        for t in temporary:
+            if t.until > now:
+                continue
+            grant = Grant(
+                "temporary", t.role, t.group, t.until.astimezone(dt.UTC).isoformat(timespec="seconds"), t.reason
+            )
+            statements = _revoke(conn, grant)
+            if not statements:
+                continue
+            detail = {"role": t.role, "group": t.group, "until": grant.until, "reason": t.reason, "policy": True}
+            steps = [
+                {"phase": "roles", "action": "expire", "object": f"role {t.role}", "role": t.role, "sql": statements[0]}
+            ]
+            write(conn, "expire", "committed", detail=detail, raw_steps=steps)
+            done.append(Ended(grant, tuple(statements)))
+    return [Ended(e.grant, e.statements, _terminate(conn, e.grant.role)) for e in done]
+
+
+def expire_all(conn: psycopg.Connection[Any], temporary: Sequence[TemporarySpec]) -> list[Ended]:
+    """What `pgwarden expire` does in one database: the ledger's grants, then the policy's [[temporary]]."""
+    return [*end(conn), *end_temporary(conn, temporary)]

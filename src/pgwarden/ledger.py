@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from pgwarden.apply import ApplyResult
     from pgwarden.findings import Finding
-    from pgwarden.plan import Plan, Step
+    from pgwarden.plan import Step
     from pgwarden.policy import Policy
     from pgwarden.session import Session
     from pgwarden.snapshot import Snapshot
@@ -329,30 +329,3 @@ def _relevant(key: str, policy: Policy) -> bool:
         return True
     names = key.split(":")[1:]
     return any(n in policy.role_names for n in names)
-
-
-def intended(session: Session, snap: Snapshot, the_plan: Plan) -> Plan:
-    """The plan without the revocations of elevations in force (until they end they are intended)."""
-    from dataclasses import replace
-
-    from pgwarden.plan import Action
-
-    if snap.schema_by_name(LEDGER_SCHEMA) is None or not snap.database_exists:
-        return the_plan
-    if session.elevated is None:
-        with session.connect_target() as conn:
-            session.elevated = read_state(conn, snap).elevated
-    if not session.elevated:
-        return the_plan
-    kept = tuple(
-        s
-        for s in the_plan.steps
-        if not (
-            s.action == Action.REVOKE_MEMBERSHIP and s.subject is not None and tuple(s.subject[1:]) in _pairs(session)
-        )
-    )
-    return replace(the_plan, steps=kept)
-
-
-def _pairs(session: Session) -> set[tuple[str | int, ...]]:
-    return {(group, role) for role, group in session.elevated or ()}

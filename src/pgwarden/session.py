@@ -120,11 +120,11 @@ class Session:
 
     def plan(self, snap: Snapshot, secrets: Mapping[str, str] | None = None) -> Plan:
         """plan() for this session's policy, with the session's verifiers."""
-        from pgwarden.ledger import intended
         from pgwarden.plan import plan
+        from pgwarden.timebound import intended
 
         full = plan(self.policy, snap, secrets or {}, self.verifiers(secrets))
-        return intended(self, snap, full)  # an elevation in force is no drift
+        return intended(self, snap, full)  # time-bound access: wanted until it ends, drift after
 
     def check_passwords(self, snap: Snapshot, secrets: Mapping[str, str]) -> dict[str, bool]:
         """role -> True when a SCRAM login with its password succeeds, False when the server says the

@@ -105,6 +105,7 @@ def command(
         return _apply_many(ui, targets, dsn, secrets, yes, skip_unprivileged, lock_timeout, jobs, fmt)
     policy = targets[0]
     with Session.open(dsn, policy) as session:
+        expire_first(ui, session)
         if not yes:
             snap = session.snapshot(secrets=secrets)
             preview = with_retirements(session, snap, session.plan(snap, secrets))  # retired roles too
@@ -154,6 +155,7 @@ def _apply_many(
 
     def one(name: str) -> ApplyResult:
         with Session.open(dsn, by_name[name]) as session:
+            expire_first(ui, session)
             hooks = ledger_hooks(session, targets)
             return apply(session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, hooks=hooks)
 
@@ -176,3 +178,17 @@ def ledger_hooks(session: Session, policies: list[Policy]) -> LedgerHooks:
     from pgwarden.planfile import policy_digest
 
     return LedgerHooks(session, policy_digest(policies))
+
+
+def expire_first(ui: UI, session: Session) -> None:
+    """Every apply runs `pgwarden expire` first: what ended is revoked and its sessions are ended."""
+    from pgwarden.elevate import expire_all
+
+    if not session.target_exists():
+        return
+    with session.connect_target(autocommit=False) as conn:
+        for e in expire_all(conn, session.policy.temporary):
+            ui.info(
+                f"expired: {e.grant.role} in {e.grant.group or '(login)'} (until {e.grant.until}); "
+                f"{e.terminated} session(s) ended"
+            )

@@ -33,12 +33,12 @@ Kubernetes CronJob; every `pgwarden apply` runs it first too. Safe to run at any
 @format_option("text", "json")
 @click.pass_context
 def command(ctx: click.Context, config: str, dsn: str | None, databases: tuple[str, ...], jobs: int, fmt: str) -> int:
-    from pgwarden.elevate import end
+    from pgwarden.elevate import expire_all
 
     ui = ui_of(ctx)
 
     def job(session: Session, conn: psycopg.Connection[Any], index: int) -> tuple[str, list[Ended]]:
-        return session.target, end(conn)
+        return session.target, expire_all(conn, session.policy.temporary)
 
     results = each_database(config, dsn, databases, job)
     if fmt == "json":

@@ -25,6 +25,7 @@ from pgwarden.policy.model import (
     _Model,
 )
 from pgwarden.policy.names import EnvName, Mode, RoleName
+from pgwarden.policy.temporary import BreakGlassSpec, TemporarySpec
 
 #: Profiles every policy has (pgwarden.profiles defines what they give).
 BUILTIN_PROFILES = ("readwrite", "readonly", "append")
@@ -62,6 +63,8 @@ class PolicyFileV2(_Model):
     guard: GuardSpec = GuardSpec()
     ignore: IgnoreSpec = IgnoreSpec()
     apply: ApplySpec = ApplySpec()
+    temporary: tuple[TemporarySpec, ...] = ()
+    break_glass: BreakGlassSpec = BreakGlassSpec()
 
     @field_validator("retired", mode="before")
     @classmethod
@@ -191,6 +194,8 @@ class PolicyFileV2(_Model):
                 ignore=self.ignore,
                 apply=self.apply,
                 databases=self.databases,
+                temporary=self.temporary,
+                break_glass=self.break_glass,
             ).with_levels()
             for db in self.databases
         ]
