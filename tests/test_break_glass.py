@@ -29,11 +29,17 @@ def _connect(split: Split, role: str, password: str) -> psycopg.Connection[Any]:
     return psycopg.connect(role_conninfo(split.admin_dsn, role, password, split.database), connect_timeout=5)
 
 
+def _declared(split: Split, admin_conn: psycopg.Connection[Any], dba: str) -> str:
+    admin_conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(dba)))
+    with split.path.open("a") as f:
+        f.write(f'\n[break_glass]\nroles = ["{dba}"]\n')
+    return dba
+
+
 def test_login_inside_the_window_refused_after_it_without_any_sweeper(
     split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
 ) -> None:
-    dba = pg_cleanup.role(unique_name("dba"))
-    admin_conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(dba)))
+    dba = _declared(split, admin_conn, pg_cleanup.role(unique_name("dba")))
     admin_conn.execute(
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(split.database), sql.Identifier(dba))
     )
@@ -68,8 +74,7 @@ def test_login_inside_the_window_refused_after_it_without_any_sweeper(
 def test_close_locks_again_and_records(
     split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
 ) -> None:
-    dba = pg_cleanup.role(unique_name("dba"))
-    admin_conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(dba)))
+    dba = _declared(split, admin_conn, pg_cleanup.role(unique_name("dba")))
     assert split.cli("break-glass", "open", dba, "--for", "1h", "--reason", "INC-3").exit_code == 0
     assert admin_conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (dba,)).fetchone() == (True,)
     result = split.cli("break-glass", "close", dba)
@@ -77,4 +82,9 @@ def test_close_locks_again_and_records(
     assert admin_conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (dba,)).fetchone() == (False,)
     assert [a for _, a, _, _ in _ledger(split)][-2:] == ["break-glass-open", "break-glass-close"]
     result = split.cli("break-glass", "open", split.app, "--for", "1h", "--reason", "x")
-    assert result.exit_code == 2 and "can log in already" in result.stderr, str(result)
+    assert result.exit_code == 2 and "not a break-glass role of the policy" in result.stderr, str(result)
+    admin_conn.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(dba)))  # by hand, outside a window
+    result = split.cli("check", "--format", "json")
+    assert any(f["object"] == f"role {dba}" and "NOLOGIN" in (f["fix"] or "") for f in result.json()["findings"])
+    split.apply()
+    assert admin_conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (dba,)).fetchone() == (False,)

@@ -97,3 +97,45 @@ def test_elevation_is_set_without_inherit(
         conn.execute("SELECT * FROM app.t")
     split.cli("expire")  # not yet: nothing ends
     admin_conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(split.app), sql.Identifier(person)))
+
+
+def test_temporary_policy_entry_is_planned_applied_and_expired(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    import datetime as dt
+
+    person = pg_cleanup.role(unique_name("oncall"))
+    password = "pw-" + secrets.token_hex(8)
+    admin_conn.execute(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(person), sql.Literal(password))
+    )
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=6)).isoformat(timespec="seconds")
+    with split.path.open("a") as f:  # reviewed like any change: it is in the file
+        f.write(f'\n[[temporary]]\nrole = "{person}"\ngroup = "{split.app}"\nuntil = {until}\nreason = "INC-9"\n')
+    plan = split.plan_json()
+    (grant,) = [s for s in plan["steps"] if s["action"] == "grant-membership" and s["object"] == f"role {person}"]
+    assert "INC-9" in grant["reason"]
+    split.apply()
+    split.assert_clean()  # in force: wanted
+    # in the postgres database (the split revokes CONNECT on its own from roles it does not know)
+    live = psycopg.connect(role_conninfo(split.admin_dsn, person, password, "postgres"), autocommit=True)
+    live.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(split.app)))
+    row = admin_conn.execute(
+        "SELECT to_jsonb(m) FROM pg_auth_members m WHERE m.roleid = to_regrole(%s) AND m.member = to_regrole(%s)",
+        (split.app, person),
+    ).fetchone()
+    assert row is not None
+    if "set_option" in row[0]:  # 16+: SET without INHERIT unless the entry says otherwise
+        assert (row[0]["set_option"], row[0]["inherit_option"]) == (True, False)
+
+    time.sleep(7)
+    plan = split.plan_json()  # ended: drift
+    assert any(s["action"] == "revoke-membership" and s["object"] == f"role {person}" for s in plan["steps"]), plan
+    result = split.cli("expire")
+    assert result.exit_code == 0 and "1 session(s) ended" in result.stdout, str(result)
+    with pytest.raises(psycopg.OperationalError):
+        live.execute("SELECT 1")
+    with psycopg.connect(role_conninfo(split.admin_dsn, person, password, "postgres"), autocommit=True) as again:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            again.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(split.app)))
+    split.assert_clean()

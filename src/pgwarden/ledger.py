@@ -238,7 +238,9 @@ _STATE = sql.SQL(
     " WHERE g.ended_at IS NULL AND g.until <= now() AND CASE WHEN g.kind = 'break-glass' "
     " THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = g.role AND r.rolcanlogin) "
     " ELSE EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m WHERE m.roleid = (SELECT oid FROM pg_catalog.pg_roles "
-    " WHERE rolname = g.grp) AND m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = g.role)) END)"
+    " WHERE rolname = g.grp) AND m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = g.role)) END), "
+    "(SELECT coalesce(json_agg(g.role), '[]') FROM {s}.grants g "
+    " WHERE g.kind = 'break-glass' AND g.ended_at IS NULL AND g.until > now())"
 )
 
 
@@ -246,6 +248,7 @@ _STATE = sql.SQL(
 class LedgerState:
     last: dict[str, Any] | None = None  # the last entry with a fingerprint, as JSON
     elevated: frozenset[tuple[str, str]] = frozenset()  # (role, group) in force
+    opened: frozenset[str] = frozenset()  # break-glass roles inside their window
     expired: tuple[tuple[str, str, str | None, str, str], ...] = ()  # (kind, role, group, until, reason)
 
 
@@ -263,7 +266,8 @@ def read_state(conn: psycopg.Connection[Any], snap: Snapshot) -> LedgerState:
         return LedgerState()
     if row is None:
         return LedgerState()
-    return LedgerState(row[0], frozenset((r, g) for r, g in row[1]), tuple(tuple(x) for x in row[2]))
+    elevated = frozenset((r, g) for r, g in row[1])
+    return LedgerState(row[0], elevated, frozenset(row[3]), tuple(tuple(x) for x in row[2]))
 
 
 def findings(policy: Policy, snap: Snapshot, state: LedgerState) -> list[Finding]:

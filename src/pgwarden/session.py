@@ -28,8 +28,8 @@ class Session:
     policy: Policy
     admin: psycopg.Connection[Any]
     _verifiers: dict[str, str] = field(default_factory=dict, repr=False)  # password variable -> verifier
-    #: (role, group) of the elevations in force (pgwarden.elevate): read once from the ledger
-    elevated: frozenset[tuple[str, str]] | None = field(default=None, repr=False)
+    #: the ledger's time-bound grants in force (pgwarden.ledger.LedgerState): read once per session
+    ledger: Any = field(default=None, repr=False)
 
     @classmethod
     def open(cls, dsn: str | None, policy: Policy) -> Session:

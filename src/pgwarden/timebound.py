@@ -23,21 +23,45 @@ def intended(session: Session, snap: Snapshot, the_plan: Plan, now: dt.datetime 
     missing, a revocation for one that ended and is still there."""
     now = now or dt.datetime.now(dt.UTC)
     temporary = session.policy.temporary
-    if snap.schema_by_name(LEDGER_SCHEMA) is not None and snap.database_exists and session.elevated is None:
-        from pgwarden.ledger import read_state
+    from pgwarden.ledger import LedgerState, read_state
 
-        with session.connect_target() as conn:
-            session.elevated = read_state(conn, snap).elevated
-    keep = {(group, role) for role, group in session.elevated or ()}
+    if session.ledger is None:
+        session.ledger = LedgerState()
+        if snap.schema_by_name(LEDGER_SCHEMA) is not None and snap.database_exists:
+            with session.connect_target() as conn:
+                session.ledger = read_state(conn, snap)
+    state: LedgerState = session.ledger
+    keep = {(group, role) for role, group in state.elevated}
     keep |= {(t.group, t.role) for t in temporary if t.until > now}
-    if not keep and not temporary:
+    glass = session.policy.break_glass.roles
+    if not keep and not temporary and not glass:
         return the_plan
     steps = [s for s in the_plan.steps if not _revokes(s, keep)]
     planned = {tuple(s.subject) for s in steps if s.subject is not None}
     extra = [step for t in temporary if (step := _step(snap, t, now, planned)) is not None]
+    extra += [_lock(snap, name) for name in glass if _may_log_in(snap, name) and name not in state.opened]
     roles = [s for s in steps if s.phase == Phase.ROLES]
     rest = [s for s in steps if s.phase != Phase.ROLES]
     return replace(the_plan, steps=tuple(roles + extra + rest))
+
+
+def _may_log_in(snap: Snapshot, name: str) -> bool:
+    role = snap.role_by_name.get(name)
+    return role is not None and role.login
+
+
+def _lock(snap: Snapshot, name: str) -> Step:
+    """A break-glass role that may log in outside a window: NOLOGIN again."""
+    return Step(
+        Phase.ROLES,
+        Action.ALTER_ROLE,
+        f"role {name}",
+        f"{name} is a break-glass role and no window is open (`pgwarden break-glass open`): it stays NOLOGIN",
+        sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(name)),
+        needs=None if snap.server.is_superuser else Need.of(Requirement.CREATEROLE),
+        allowed=snap.server.is_superuser or snap.server.can_createrole,
+        subject=("role-attributes", name),
+    )
 
 
 def _revokes(step: Step, keep: set[tuple[str, str]]) -> bool:

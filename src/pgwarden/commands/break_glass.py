@@ -70,6 +70,12 @@ def open_(
     opened: list[Grant] = []
 
     def job(session: Session, conn: psycopg.Connection[Any], index: int) -> None:
+        if role not in session.policy.break_glass.roles:
+            raise PgwardenError(
+                f"{role} is not a break-glass role of the policy",
+                hint=f'declare it first, reviewed like any change: [break_glass] roles = ["{role}"] '
+                "(docs/change-control.md)",
+            )
         if opened:
             record_elsewhere(conn, opened[0], "break-glass-open")
             return
