@@ -14,6 +14,7 @@ from psycopg import sql
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PgwardenError
 from pgwarden.kinds import defacl_word
+from pgwarden.ledger import record_adoption
 from pgwarden.plan import Action, Phase, Step
 from pgwarden.snapshot import query
 
@@ -290,6 +291,7 @@ def _move_batch(conn: psycopg.Connection[Any], batch: Sequence[OwnedObject], to_
             with conn.pipeline():
                 for obj in batch:
                     conn.execute(alter_owner_sql(obj, to_role))
+            record_adoption(conn, [o.label for o in batch], to_role)  # the ledger: committed with the batch
         except psycopg.errors.LockNotAvailable:
             raise
         except psycopg.Error as exc:

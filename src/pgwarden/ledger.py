@@ -124,6 +124,11 @@ def write(
     return int(row[0]) if row else None
 
 
+def record_adoption(conn: psycopg.Connection[Any], objects: Sequence[str], to_role: str) -> None:
+    """One batch of `adopt`, in the batch's transaction (each batch commits on its own)."""
+    write(conn, "adopt", "committed", detail={"to": to_role, "objects": list(objects), "count": len(objects)})
+
+
 @dataclass
 class LedgerHooks(ApplyHooks):
     """apply's ledger: the entry is written in the database part's transaction (it exists exactly
