@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import psycopg
 import pytest
 from psycopg import sql
@@ -16,6 +17,7 @@ from conftest import PgCleanup
 from helpers import role_conninfo
 from test_change_control import _ledger
 from test_core import Split, make_split
+from test_json_schemas import schema
 
 
 @pytest.fixture
@@ -67,9 +69,16 @@ def test_elevation_works_at_once_and_expire_ends_it_and_its_sessions(
     (found,) = [f for f in result.json()["findings"] if f["rule"] == "elevation.expired"]
     assert person in found["message"] and split.app in found["message"] and "INC-1" in found["message"]
 
-    result = split.cli("expire")
+    result = split.cli("expire", "--format", "json")
     assert result.exit_code == 0, str(result)
-    assert f"membership of {person} in {split.app}" in result.stdout and "1 session(s) ended" in result.stdout
+    jsonschema.Draft202012Validator(schema("expire")).validate(result.json())
+    (ended,) = result.json()["ended"]
+    assert (ended["kind"], ended["role"], ended["group"], ended["sessions_ended"]) == (
+        "elevation",
+        person,
+        split.app,
+        1,
+    )
     with pytest.raises(psycopg.OperationalError):
         live.execute("SELECT 1")  # the session that still used it is gone
     with _login(split, person, password) as again:
