@@ -148,3 +148,32 @@ def test_temporary_policy_entry_is_planned_applied_and_expired(
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             again.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(split.app)))
     split.assert_clean()
+
+
+def test_ansible_expire_module_ends_an_expired_elevation(
+    split: Split,
+    admin_conn: psycopg.Connection[Any],
+    unique_name: Callable[[str], str],
+    pg_cleanup: PgCleanup,
+    tmp_path: Path,
+) -> None:
+    from test_ansible import _run_module
+
+    person = pg_cleanup.role(unique_name("oncall"))
+    _person(split, admin_conn, person)
+    assert split.cli("elevate", person, "--to", split.app, "--for", "1h", "--reason", "INC-7").exit_code == 0
+    args = {"policy": str(split.path), "dsn": split.admin_dsn}
+    early = _run_module("expire", args, tmp_path)
+    assert early["changed"] is False and early["results"][0]["ended"] == [], early
+    with split.admin_db() as conn:  # the hour is over (a module run takes seconds here: no sleeping through it)
+        conn.execute("UPDATE pgwarden_ledger.grants SET until = now() - interval '1 second' WHERE role = %s", (person,))
+    checked = _run_module("expire", {**args, "_ansible_check_mode": True}, tmp_path)
+    assert checked["changed"] is False
+    done = _run_module("expire", args, tmp_path)
+    assert done["changed"] is True, done
+    (ended,) = done["results"][0]["ended"]
+    assert (ended["role"], ended["group"]) == (person, split.app)
+    held = admin_conn.execute(
+        "SELECT 1 FROM pg_auth_members WHERE roleid = to_regrole(%s) AND member = to_regrole(%s)", (split.app, person)
+    ).fetchone()
+    assert held is None
