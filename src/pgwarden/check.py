@@ -101,8 +101,8 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
         hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
         state = read_state(conn, snap)  # the ledger: one query, none without one
         session.ledger = state
-        outside = ledger_findings(policy, snap, state)
     the_plan = session.plan(snap, secrets)
     found = findings_for(policy, snap, hz, the_plan)
-    found = sort_findings([*found, *retired_findings(policy, snap), *outside])  # retired roles that still exist
+    found = [*found, *retired_findings(policy, snap)]  # retired roles that still exist
+    found = sort_findings([*found, *ledger_findings(policy, snap, state, problems=found)])
     return CheckResult(policy.database.name, snap.server.version, tuple(found), the_plan)

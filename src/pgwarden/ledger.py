@@ -275,9 +275,11 @@ def read_state(conn: psycopg.Connection[Any], snap: Snapshot) -> LedgerState:
     return LedgerState(row[0], elevated, frozenset(row[3]), tuple(tuple(x) for x in row[2]))
 
 
-def findings(policy: Policy, snap: Snapshot, state: LedgerState) -> list[Finding]:
-    """Changes outside pgwarden since the last recorded one, naming it; elevations and break-glass
-    windows past their end that are still open."""
+def findings(policy: Policy, snap: Snapshot, state: LedgerState, *, problems: Sequence[Finding] = ()) -> list[Finding]:
+    """Elevations and break-glass windows past their end that are still open; and, when check found
+    `problems`, the changes made outside pgwarden since the last recorded change, naming it (a
+    migration that creates objects the way the policy wants changes the state, not the privileges:
+    alone, it is no finding)."""
     from pgwarden.findings import Finding
 
     out: list[Finding] = []
@@ -295,7 +297,7 @@ def findings(policy: Policy, snap: Snapshot, state: LedgerState) -> list[Finding
                 else sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)).as_string(None),
             )
         )
-    if state.last is None:
+    if state.last is None or not problems:
         return out
     values = {k: state.last[k] for k in _ENTRY_KEYS}
     values["at"] = dt.datetime.fromisoformat(str(values["at"]))
@@ -303,6 +305,8 @@ def findings(policy: Policy, snap: Snapshot, state: LedgerState) -> list[Finding
     changed = Fingerprint(fingerprint(snap).parts).changed(state.last["fingerprint"]["parts"])
     elevated = {f"membership:{group}:{role}" for role, group in state.elevated}  # recorded, in force
     changed = [k for k in changed if _relevant(k, policy) and k not in elevated]
+    # what undoes it: the statements of the drift it caused (apply runs them), else of every finding
+    fixes = [f.fix for f in problems if f.fix and f.rule.startswith("drift.")] or [f.fix for f in problems if f.fix]
     if changed:
         out.append(
             Finding(
@@ -311,6 +315,7 @@ def findings(policy: Policy, snap: Snapshot, state: LedgerState) -> list[Finding
                 f"database {policy.database.name}",
                 None,
                 f"changed outside pgwarden since the last recorded change {last.label()}: {describe_parts(changed)}",
+                "\n".join(dict.fromkeys(fixes)) or None,
             )
         )
     return out
