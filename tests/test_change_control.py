@@ -119,8 +119,14 @@ def test_hand_grant_after_apply_is_reported_as_outside_pgwarden(split: Split) ->
         app.execute("TRUNCATE app.orders")
     result = split.cli("check", "--format", "json")
     assert result.exit_code == 1, str(result)
-    (found,) = [f for f in result.json()["findings"] if f["rule"] == "ledger.outside-change"]
-    assert f"#{last_id} (apply by" in found["message"] and "tables of schema app" in found["message"]
+    data = result.json()
+    jsonschema.Draft202012Validator(schema("check")).validate(data)
+    assert any(f["rule"] == "drift.grant" or f["rule"].startswith("drift.") for f in data["findings"])
+    outside = data["outside_pgwarden"]
+    assert outside["since"]["id"] == last_id and outside["since"]["action"] == "apply"
+    assert f"#{last_id} (apply by" in outside["message"] and "tables of schema app" in outside["message"]
+    text = split.cli("check")
+    assert text.exit_code == 1 and f"changed outside pgwarden since the last recorded change #{last_id}" in text.stdout
 
 
 def test_ledger_is_the_admins_alone(split: Split, admin_conn: psycopg.Connection[Any]) -> None:

@@ -275,50 +275,42 @@ def read_state(conn: psycopg.Connection[Any], snap: Snapshot) -> LedgerState:
     return LedgerState(row[0], elevated, frozenset(row[3]), tuple(tuple(x) for x in row[2]))
 
 
-def findings(policy: Policy, snap: Snapshot, state: LedgerState, *, problems: Sequence[Finding] = ()) -> list[Finding]:
-    """Elevations and break-glass windows past their end that are still open; and, when check found
-    `problems`, the changes made outside pgwarden since the last recorded change, naming it (a
-    migration that creates objects the way the policy wants changes the state, not the privileges:
-    alone, it is no finding)."""
+def expired_findings(state: LedgerState) -> list[Finding]:
+    """Elevations and break-glass windows past their end that are still open."""
     from pgwarden.findings import Finding
 
     out: list[Finding] = []
     for kind, role, group, until, reason in state.expired:
         what = f"membership of {role} in {group}" if kind == "elevation" else f"break-glass login of {role}"
-        out.append(
-            Finding(
-                f"{kind}.expired",
-                "high",
-                f"role {role}",
-                role,
-                f"the {what} ended at {until} ({reason}) and is still there: run `pgwarden expire`",
-                sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group or ""), sql.Identifier(role)).as_string(None)
-                if kind == "elevation"
-                else sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)).as_string(None),
-            )
+        fix = (
+            sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group or ""), sql.Identifier(role))
+            if kind == "elevation"
+            else sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role))
         )
-    if state.last is None or not problems:
-        return out
+        message = f"the {what} ended at {until} ({reason}) and is still there: run `pgwarden expire`"
+        out.append(Finding(f"{kind}.expired", "high", f"role {role}", role, message, fix.as_string(None)))
+    return out
+
+
+def outside_report(policy: Policy, snap: Snapshot, state: LedgerState) -> dict[str, Any] | None:
+    """What changed since the last entry that recorded the state, naming that entry; None when
+    nothing did (or there is no ledger). Check says it next to its findings: the drift findings say
+    what is wrong, this says it was not pgwarden, and since when."""
+    if state.last is None:
+        return None
     values = {k: state.last[k] for k in _ENTRY_KEYS}
     values["at"] = dt.datetime.fromisoformat(str(values["at"]))
     last = Entry(*values.values())
     changed = Fingerprint(fingerprint(snap).parts).changed(state.last["fingerprint"]["parts"])
     elevated = {f"membership:{group}:{role}" for role, group in state.elevated}  # recorded, in force
     changed = [k for k in changed if _relevant(k, policy) and k not in elevated]
-    # what undoes it: the statements of the drift it caused (apply runs them), else of every finding
-    fixes = [f.fix for f in problems if f.fix and f.rule.startswith("drift.")] or [f.fix for f in problems if f.fix]
-    if changed:
-        out.append(
-            Finding(
-                "ledger.outside-change",
-                "medium",
-                f"database {policy.database.name}",
-                None,
-                f"changed outside pgwarden since the last recorded change {last.label()}: {describe_parts(changed)}",
-                "\n".join(dict.fromkeys(fixes)) or None,
-            )
-        )
-    return out
+    if not changed:
+        return None
+    return {
+        "since": {k: v for k, v in last.to_dict().items() if k not in ("steps", "detail")},
+        "changed": changed,
+        "message": f"changed outside pgwarden since the last recorded change {last.label()}: {describe_parts(changed)}",
+    }
 
 
 _ENTRY_KEYS = (
