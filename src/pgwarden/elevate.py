@@ -184,8 +184,16 @@ def end(
     """Revoke what expired (or, with expired_only False, what `role` holds of `kind` now), record
     it, then end the sessions that could still use it: every session of the role (its session
     user; one that SET ROLE to the group keeps the group's rights until it ends)."""
-    if conn.execute("SELECT to_regclass(%s)", (f"{LEDGER_SCHEMA}.grants",)).fetchone() == (None,):
+    from pgwarden.ledger import access
+
+    exists, writable = access(conn)
+    if not exists:
         return []
+    if not writable:
+        raise PrivilegeError(
+            f"the connected role may not write the ledger (schema {LEDGER_SCHEMA} of {conn.info.dbname})",
+            hint="run expire as the admin that applies the policy",
+        )
     done: list[Ended] = []
     with conn.transaction():
         rows = conn.execute(

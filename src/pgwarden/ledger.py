@@ -75,18 +75,34 @@ def who() -> dict[str, str]:
 def ensure(conn: psycopg.Connection[Any]) -> bool:
     """Create the ledger if need be (in the caller's transaction); False when the connected role
     may neither write an existing ledger nor create one (then nothing is tried, nothing aborts)."""
-    row = conn.execute(
-        "SELECT to_regclass(%s) IS NOT NULL, "
-        "CASE WHEN to_regclass(%s) IS NULL THEN has_database_privilege(current_database(), 'CREATE') "
-        "ELSE has_table_privilege(%s, 'INSERT') END",
-        (f"{LEDGER_SCHEMA}.entries",) * 3,
-    ).fetchone()
-    if row is None or not row[1]:
+    exists, writable = access(conn)
+    if not writable:
         return False
-    if not row[0]:
+    if not exists:
         for statement in DDL:
             conn.execute(statement)
     return True
+
+
+#: Whether the ledger's tables exist and the connected role may write them (or create them), from
+#: the catalogs: naming a table in a schema without USAGE would raise, and abort the caller's transaction.
+_ACCESS = """
+SELECT e.oid IS NOT NULL AND g.oid IS NOT NULL,
+       CASE WHEN n.oid IS NULL THEN has_database_privilege(current_database(), 'CREATE')
+            WHEN e.oid IS NULL OR g.oid IS NULL THEN has_schema_privilege(n.oid, 'USAGE, CREATE')
+            ELSE has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(e.oid, 'INSERT')
+                 AND has_table_privilege(g.oid, 'SELECT, INSERT, UPDATE') END
+FROM (SELECT 1) AS one
+LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = %(schema)s
+LEFT JOIN pg_catalog.pg_class e ON e.relnamespace = n.oid AND e.relname = 'entries'
+LEFT JOIN pg_catalog.pg_class g ON g.relnamespace = n.oid AND g.relname = 'grants'
+"""
+
+
+def access(conn: psycopg.Connection[Any]) -> tuple[bool, bool]:
+    """(the ledger exists, the connected role may write it, or create it when it does not)."""
+    row = conn.execute(_ACCESS, {"schema": LEDGER_SCHEMA}).fetchone()
+    return (bool(row[0]), bool(row[1])) if row else (False, False)
 
 
 def write(
@@ -148,7 +164,8 @@ class LedgerHooks(ApplyHooks):
         )
         if self.entry is None:
             result.notes.append(
-                f"the ledger was not written: the admin may not create schema {LEDGER_SCHEMA} in {result.plan.database}"
+                f"the ledger was not written: the admin may not write (or create) schema {LEDGER_SCHEMA} "
+                f"in {result.plan.database}"
             )
 
     def after(self, session: Session, result: ApplyResult | None, error: BaseException | None) -> None:
@@ -228,7 +245,19 @@ def read(conn: psycopg.Connection[Any], limit: int = 50) -> list[Entry]:
 
 
 def _present(conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{LEDGER_SCHEMA}.entries",)).fetchone()
+    from pgwarden.errors import PrivilegeError
+
+    row = conn.execute(
+        "SELECT n.oid IS NOT NULL, coalesce(has_schema_privilege(n.oid, 'USAGE'), true) FROM (SELECT 1) AS one "
+        "LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = %s",
+        (LEDGER_SCHEMA,),
+    ).fetchone()
+    if row and row[0] and not row[1]:
+        raise PrivilegeError(
+            f"the connected role may not read the ledger (schema {LEDGER_SCHEMA} of {conn.info.dbname})",
+            hint=f"connect as the admin, or GRANT USAGE ON SCHEMA {LEDGER_SCHEMA} and SELECT on its tables "
+            "to an auditor",
+        )
     return bool(row and row[0])
 
 

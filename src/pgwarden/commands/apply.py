@@ -183,11 +183,17 @@ def ledger_hooks(session: Session, policies: list[Policy]) -> LedgerHooks:
 def expire_first(ui: UI, session: Session) -> None:
     """Every apply runs `pgwarden expire` first: what ended is revoked and its sessions are ended."""
     from pgwarden.elevate import expire_all
+    from pgwarden.errors import PrivilegeError
 
     if not session.target_exists():
         return
     with session.connect_target(autocommit=False) as conn:
-        for e in expire_all(conn, session.policy.temporary):
+        try:
+            ended = expire_all(conn, session.policy.temporary)
+        except PrivilegeError as exc:  # an admin that may not write the ledger: apply goes on without it
+            ui.info(f"note: expire was skipped: {exc}")
+            return
+        for e in ended:
             ui.info(
                 f"expired: {e.grant.role} in {e.grant.group or '(login)'} (until {e.grant.until}); "
                 f"{e.terminated} session(s) ended"
