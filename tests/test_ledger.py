@@ -82,3 +82,19 @@ def test_log_shows_who_what_and_when(split: Split) -> None:
     text = split.cli("log", "--steps")
     assert text.exit_code == 0 and f"{split.database}: apply committed by" in text.stdout, str(text)
     assert "ALTER TABLE" in text.stdout
+
+
+def test_adopt_records_each_batch_and_leaves_the_ledger_to_the_admin(split: Split) -> None:
+    split.apply()  # the ledger exists now, the admin's
+    with split.admin_db() as conn:  # tables created by the wrong role: adopt moves them
+        conn.execute("CREATE TABLE app.a (id int)")
+        conn.execute("CREATE TABLE app.b (id int)")
+    result = split.cli("adopt", "--from", "postgres", "--yes")
+    assert result.exit_code == 0, str(result)
+    with split.admin_db() as conn:
+        owner = conn.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'pgwarden_ledger'")
+        assert owner.fetchone() == ("postgres",)  # not handed to the owner: it could rewrite it
+        (detail,) = conn.execute(
+            "SELECT detail FROM pgwarden_ledger.entries WHERE action = 'adopt' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert detail["to"] == split.owner and {"table app.a", "table app.b"} <= set(detail["objects"])
