@@ -13,10 +13,11 @@ import pytest
 from psycopg import sql
 
 from conftest import PgCleanup
-from helpers import db_conninfo
+from helpers import db_conninfo, run_cli
 from test_atomicity import acl_snapshot
 from test_core import Split, make_split
 from test_json_schemas import schema
+from test_multi_v2 import three  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -141,3 +142,32 @@ def test_ledger_is_the_admins_alone(split: Split, admin_conn: psycopg.Connection
     split.assert_clean()  # the ledger itself is no drift
     result = split.cli("check")
     assert result.exit_code == 0, str(result)
+
+
+def test_one_plan_file_for_every_database_of_a_version_2_file(
+    three: tuple[Path, list[str], dict[str, str]],  # noqa: F811 (the fixture imported above)
+    admin_dsn: str,
+    tmp_path: Path,
+) -> None:
+    cfg, dbs, names = three
+    env = {
+        "PGWARDEN_DSN": admin_dsn,
+        f"PGWARDEN_PASSWORD_{names['app'].upper()}": "app-secret-1",
+        f"PGWARDEN_PASSWORD_{names['who'].upper()}": "who-secret-1",
+    }
+    out = tmp_path / "plan.json"
+    planned = run_cli(["plan", "-c", str(cfg), "--out", str(out)], env)
+    assert planned.exit_code == 0, str(planned)
+    data = json.loads(out.read_text())
+    jsonschema.Draft202012Validator(schema("planfile")).validate(data)
+    assert [d["database"] for d in data["databases"]] == sorted(dbs)
+
+    applied = run_cli(["apply", "-c", str(cfg), "--plan", str(out), "--format", "json"], env)
+    assert applied.exit_code == 0, str(applied)
+    for entry in applied.json()["databases"]:
+        assert "error" not in entry, entry
+    clean = run_cli(["plan", "-c", str(cfg), "--exit-code"], env)
+    assert clean.exit_code == 0, str(clean)  # every database as its reviewed plan left it: the policy's
+    again = run_cli(["apply", "-c", str(cfg), "--plan", str(out)], env)
+    # applied: the state moved on; refused, and the output says which database
+    assert again.exit_code == 2 and "no longer matches" in again.stdout, str(again)
