@@ -98,3 +98,55 @@ def test_adopt_records_each_batch_and_leaves_the_ledger_to_the_admin(split: Spli
             "SELECT detail FROM pgwarden_ledger.entries WHERE action = 'adopt' ORDER BY id DESC LIMIT 1"
         ).fetchone()
     assert detail["to"] == split.owner and {"table app.a", "table app.b"} <= set(detail["objects"])
+
+
+def test_ctrl_c_during_apply_records_what_was_kept(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _seeded(split)
+    before = _ledger(split)
+    newcomer = pg_cleanup.role(unique_name("ro3"))
+    write_policy(
+        split.path,
+        database=split.database,
+        owner=split.owner,
+        app=[split.app],
+        readonly=[split.readonly, newcomer],
+        schemas=["app"],
+    )
+    with split.admin_db() as locker, locker.transaction():
+        locker.execute("LOCK TABLE app.orders IN ACCESS EXCLUSIVE MODE")
+        args = ["apply", "--yes", "--lock-timeout", "60s", "-c", str(split.path), "--dsn", split.admin_dsn]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pgwarden", *args],
+            env={**os.environ, **{k: v for k, v in split.env.items() if v}},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        waiting = None
+        while time.monotonic() < deadline and waiting is None:  # the database part waits for the lock
+            waiting = admin_conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' "
+                "AND application_name LIKE 'pgwarden%%'",
+                (split.database,),
+            ).fetchone()
+            time.sleep(0.2)
+        assert waiting is not None, proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "stays" in err, err
+    assert _role_exists(admin_conn, newcomer)  # the roles phase had committed
+    entries = _ledger(split)
+    assert len(entries) == len(before) + 1, entries
+    _, action, outcome, steps = entries[-1]
+    assert (action, outcome) == ("apply", "partial")
+    assert any(s["object"] == f"role {newcomer}" for s in steps) and all(s["phase"] == "roles" for s in steps)
