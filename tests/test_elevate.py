@@ -177,3 +177,34 @@ def test_ansible_expire_module_ends_an_expired_elevation(
         "SELECT 1 FROM pg_auth_members WHERE roleid = to_regrole(%s) AND member = to_regrole(%s)", (split.app, person)
     ).fetchone()
     assert held is None
+
+
+def test_a_login_made_for_the_occasion_is_refused_by_the_server_after_its_end(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    login = pg_cleanup.role(unique_name("inc"))
+    password = "pw-" + secrets.token_hex(8)
+    result = split.cli(
+        "elevate", login, "--to", split.app, "--for", "3s", "--reason", "INC-5",
+        "--create-login", "--password-env", "INC_PASSWORD", env={"INC_PASSWORD": password},
+    )  # fmt: skip
+    assert result.exit_code == 0, str(result)
+    row = admin_conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (login,)).fetchone()
+    assert row and row[0].startswith("SCRAM-SHA-256$")  # never the password in clear
+    info = role_conninfo(split.admin_dsn, login, password, "postgres")
+    with psycopg.connect(info, autocommit=True) as conn:  # at once
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(split.app)))
+    time.sleep(4)  # nothing runs: the server refuses it by itself (VALID UNTIL)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(info, connect_timeout=5).close()
+    assert [f["rule"] for f in _about_membership(split, login)] == ["elevation.expired"]
+    assert split.cli("expire").exit_code == 0
+    state = admin_conn.execute(
+        "SELECT r.rolcanlogin, EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid) "
+        "FROM pg_roles r WHERE r.rolname = %s",
+        (login,),
+    ).fetchone()
+    assert state == (False, False)
+    taken = split.cli("elevate", login, "--to", split.app, "--for", "1h", "--reason", "x", "--create-login",
+                      "--password-env", "INC_PASSWORD", env={"INC_PASSWORD": password})  # fmt: skip
+    assert taken.exit_code == 2 and "exists" in taken.stderr, str(taken)

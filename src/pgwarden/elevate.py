@@ -85,11 +85,17 @@ def elevate(
     *,
     inherit: bool = False,
     digest: str | None = None,
+    login_verifier: str | None = None,
 ) -> Grant:
     """GRANT group TO role until now + seconds (16+: SET without INHERIT unless `inherit`), recorded.
+    With `login_verifier`, `role` is a login made for the occasion: created LOGIN VALID UNTIL the end
+    with that SCRAM verifier, so that the server itself refuses it afterwards, sweeper or not.
     One transaction on `conn` (the target database, not autocommit)."""
     with conn.transaction():
         _prepare(conn)
+        until = _until(conn, seconds)
+        if login_verifier is not None:
+            _create_login(conn, role, until, login_verifier, inherit)
         _role(conn, role)
         _, group_super = _role(conn, group)
         if group_super:
@@ -104,16 +110,31 @@ def elevate(
                 f"{role} is already a member of {group}: there is nothing to elevate",
                 hint="a permanent membership is the policy's (member_of); revoke it first to make it temporary",
             )
-        until = _until(conn, seconds)
         statement = sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role))
         if caps.membership_options:
             statement = sql.SQL("{} WITH INHERIT {}, SET TRUE").format(
                 statement, sql.SQL("TRUE" if inherit else "FALSE")
             )
         conn.execute(statement)
-        grant = Grant("elevation", role, group, until, reason)
+        grant = Grant("login" if login_verifier is not None else "elevation", role, group, until, reason)
         _record(conn, grant, "elevate", statement.as_string(conn), digest)
     return grant
+
+
+def _create_login(conn: psycopg.Connection[Any], role: str, until: str, verifier: str, inherit: bool) -> None:
+    if _role_exists(conn, role):
+        raise PgwardenError(
+            f"role {role} exists: a login made for the occasion is a new role",
+            hint="choose a new name (e.g. alice_inc1234), or elevate the existing role without --create-login",
+        )
+    conn.execute(
+        sql.SQL("CREATE ROLE {} LOGIN {} VALID UNTIL {} PASSWORD {}").format(
+            sql.Identifier(role),
+            sql.SQL("INHERIT" if inherit else "NOINHERIT"),
+            sql.Literal(until),
+            sql.Literal(verifier),
+        )
+    )
 
 
 def record_elsewhere(conn: psycopg.Connection[Any], grant: Grant, action: str, digest: str | None = None) -> None:
@@ -227,6 +248,10 @@ def _revoke(conn: psycopg.Connection[Any], grant: Grant) -> list[str]:
         return []
     if grant.kind == "break-glass":
         statement = sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(grant.role))
+    elif grant.kind == "login":  # made for the occasion: it loses the group and the login
+        locked = sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(grant.role))
+        conn.execute(locked)
+        return [locked.as_string(conn), *_revoke(conn, Grant("elevation", grant.role, grant.group, grant.until, ""))]
     else:
         held = conn.execute(
             "SELECT 1 FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles a ON a.oid = m.roleid "

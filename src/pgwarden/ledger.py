@@ -267,7 +267,7 @@ _STATE = sql.SQL(
     "SELECT (SELECT row_to_json(e) FROM (SELECT {cols}, fingerprint FROM {s}.entries WHERE fingerprint IS NOT NULL "
     "ORDER BY id DESC LIMIT 1) e), "
     "(SELECT coalesce(json_agg(json_build_array(g.role, g.grp)), '[]') FROM {s}.grants g "
-    " WHERE g.kind = 'elevation' AND g.ended_at IS NULL AND g.until > now()), "
+    " WHERE g.kind IN ('elevation', 'login') AND g.ended_at IS NULL AND g.until > now()), "
     "(SELECT coalesce(json_agg(json_build_array(g.kind, g.role, g.grp, g.until, g.reason)), '[]') FROM {s}.grants g "
     " WHERE g.ended_at IS NULL AND g.until <= now() AND CASE WHEN g.kind = 'break-glass' "
     " THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = g.role AND r.rolcanlogin) "
@@ -310,14 +310,24 @@ def expired_findings(state: LedgerState) -> list[Finding]:
 
     out: list[Finding] = []
     for kind, role, group, until, reason in state.expired:
-        what = f"membership of {role} in {group}" if kind == "elevation" else f"break-glass login of {role}"
+        glass = kind == "break-glass"
+        what = f"break-glass login of {role}" if glass else f"membership of {role} in {group}"
         fix = (
             sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group or ""), sql.Identifier(role))
-            if kind == "elevation"
+            if not glass
             else sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role))
         )
         message = f"the {what} ended at {until} ({reason}) and is still there: run `pgwarden expire`"
-        out.append(Finding(f"{kind}.expired", "high", f"role {role}", role, message, fix.as_string(None)))
+        out.append(
+            Finding(
+                "break-glass.expired" if glass else "elevation.expired",
+                "high",
+                f"role {role}",
+                role,
+                message,
+                fix.as_string(None),
+            )
+        )
     return out
 
 

@@ -24,13 +24,27 @@ after. `pgwarden expire` (cron, and every apply) revokes it then and ends the se
 
 \b
   pgwarden elevate alice --to app_write --for 1h --reason "INC-1234: fix the orders"
-  pgwarden elevate alice --to app_write --for 30min --reason "..." --inherit""",
+  pgwarden elevate alice --to app_write --for 30min --reason "..." --inherit
+  pgwarden elevate alice_inc1234 --to app_write --for 1h --reason "..." \\
+      --create-login --password-env ONCALL_PASSWORD   # a login the server refuses after the hour""",
 )
 @click.argument("role")
 @click.option("--to", "group", required=True, metavar="GROUP", help="The group role to grant for the window.")
 @window_option
 @reason_option
 @click.option("--inherit", is_flag=True, help="16+: also INHERIT the group's rights (default: SET ROLE only).")
+@click.option(
+    "--create-login",
+    is_flag=True,
+    help="ROLE is a new login made for the occasion: created LOGIN VALID UNTIL the end (the server refuses "
+    "it afterwards even if `expire` never runs), with the password from --password-env.",
+)
+@click.option(
+    "--password-env",
+    metavar="VAR",
+    help="With --create-login: the environment variable holding its password (stored as a SCRAM verifier "
+    "computed here; the password never leaves this process).",
+)
 @config_option
 @dsn_option
 @databases_option
@@ -42,6 +56,8 @@ def command(
     window: int,
     reason: str,
     inherit: bool,
+    create_login: bool,
+    password_env: str | None,
     config: str,
     dsn: str | None,
     databases: tuple[str, ...],
@@ -52,11 +68,15 @@ def command(
 
     ui = ui_of(ctx)
     granted: list[Grant] = []
+    password = _password(create_login, password_env)
 
     def job(session: Session, conn: psycopg.Connection[Any], index: int) -> None:
         if not granted:  # the membership is the cluster's: granted once, recorded in every database
             caps = Capabilities(conn.info.server_version)
-            granted.append(elevate(conn, caps, role, group, window, reason, inherit=inherit))
+            verifier = None
+            if password is not None:
+                verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+            granted.append(elevate(conn, caps, role, group, window, reason, inherit=inherit, login_verifier=verifier))
         else:
             record_elsewhere(conn, granted[0], "elevate")
 
@@ -66,3 +86,22 @@ def command(
     else:
         ui.info("no database of the policy exists yet: nothing was granted")
     return EXIT_OK
+
+
+def _password(create_login: bool, password_env: str | None) -> str | None:
+    """--create-login's password, from its variable; one error line when the two options disagree."""
+    import os
+
+    from pgwarden.errors import PgwardenError
+
+    if not create_login:
+        if password_env is not None:
+            raise PgwardenError("--password-env goes with --create-login", hint="add --create-login, or drop it")
+        return None
+    value = os.environ.get(password_env or "")
+    if not password_env or not value:
+        raise PgwardenError(
+            "--create-login needs a password: --password-env VAR, with VAR set",
+            hint="export ONCALL_PASSWORD=... and pass --password-env ONCALL_PASSWORD",
+        )
+    return value
