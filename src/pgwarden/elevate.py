@@ -215,6 +215,12 @@ def end(
             f"the connected role may not write the ledger (schema {LEDGER_SCHEMA} of {conn.info.dbname})",
             hint="run expire as the admin that applies the policy",
         )
+    due = conn.execute(
+        sql.SQL("SELECT count(*) FROM {}.grants WHERE ended_at IS NULL AND (NOT %s OR until <= now())").format(S),
+        (expired_only,),
+    ).fetchone()
+    if not due or not due[0]:
+        return []  # nothing to end: no transaction (cron runs this every few minutes)
     done: list[Ended] = []
     with conn.transaction():
         rows = conn.execute(
@@ -286,10 +292,11 @@ def end_temporary(conn: psycopg.Connection[Any], temporary: Sequence[TemporarySp
 
     now = dt.datetime.now(dt.UTC)
     done: list[Ended] = []
+    ended = [t for t in temporary if t.until <= now]
+    if not ended:
+        return []
     with conn.transaction():
-        for t in temporary:
-            if t.until > now:
-                continue
+        for t in ended:
             grant = Grant(
                 "temporary", t.role, t.group, t.until.astimezone(dt.UTC).isoformat(timespec="seconds"), t.reason
             )

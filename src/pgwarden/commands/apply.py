@@ -187,7 +187,7 @@ def expire_first(ui: UI, session: Session) -> None:
 
     if not session.target_exists():
         return
-    with session.connect_target(autocommit=False) as conn:
+    with session.connect_target() as conn:  # autocommit: no transaction stays open when nothing expired
         try:
             ended = expire_all(conn, session.policy.temporary)
         except PrivilegeError as exc:  # an admin that may not write the ledger: apply goes on without it
