@@ -208,3 +208,19 @@ def test_a_login_made_for_the_occasion_is_refused_by_the_server_after_its_end(
     taken = split.cli("elevate", login, "--to", split.app, "--for", "1h", "--reason", "x", "--create-login",
                       "--password-env", "INC_PASSWORD", env={"INC_PASSWORD": password})  # fmt: skip
     assert taken.exit_code == 2 and "exists" in taken.stderr, str(taken)
+
+
+def test_every_apply_expires_what_is_due_first(
+    split: Split, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    person = pg_cleanup.role(unique_name("oncall"))
+    _person(split, admin_conn, person)
+    assert split.cli("elevate", person, "--to", split.app, "--for", "2s", "--reason", "INC-8").exit_code == 0
+    time.sleep(3)
+    result = split.apply()
+    assert f"expired: {person} in {split.app}" in result.stderr, str(result)
+    held = admin_conn.execute(
+        "SELECT 1 FROM pg_auth_members WHERE roleid = to_regrole(%s) AND member = to_regrole(%s)", (split.app, person)
+    ).fetchone()
+    assert held is None
+    assert "expire" in [a for _, a, _, _ in _ledger(split)]

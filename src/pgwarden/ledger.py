@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from pgwarden.apply import ApplyResult
     from pgwarden.findings import Finding
-    from pgwarden.plan import Step
+    from pgwarden.plan import Plan, Step
     from pgwarden.policy import Policy
     from pgwarden.session import Session
     from pgwarden.snapshot import Snapshot
@@ -155,7 +155,35 @@ class LedgerHooks(ApplyHooks):
     digest: str | None = None
     action: str = "apply"
     detail: dict[str, Any] = field(default_factory=dict)
+    #: run `pgwarden expire` first, under the cluster lock, when something is due (apply does; apply --plan does not)
+    expire: bool = False
     entry: int | None = field(default=None, init=False)
+    notes: list[str] = field(default_factory=list, init=False)
+
+    def before(self, session: Session, first: Plan) -> None:
+        """What expired is ended before anything runs: only when the plan's ledger read (no query
+        more) or the policy's [[temporary]] says something is due."""
+        import psycopg
+
+        from pgwarden.elevate import expire_all
+        from pgwarden.errors import PgwardenError
+
+        state: LedgerState | None = session.ledger
+        now = dt.datetime.now(dt.UTC)
+        due = bool(state and state.expired) or any(t.until <= now for t in session.policy.temporary)
+        if not self.expire or not due or not session.target_exists():
+            return
+        try:
+            with session.connect_target() as conn:
+                ended = expire_all(conn, session.policy.temporary)
+        except (PgwardenError, psycopg.Error) as exc:  # apply goes on; its own errors speak for themselves
+            self.notes.append(f"expire was skipped: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}")
+            return
+        for e in ended:
+            self.notes.append(
+                f"expired: {e.grant.role} in {e.grant.group or '(login)'} (until {e.grant.until}); "
+                f"{e.terminated} session(s) ended"
+            )
 
     def before_commit(self, conn: psycopg.Connection[Any], result: ApplyResult) -> None:
         after = fingerprint(self.session.snapshot(conn)) if result.executed else None

@@ -105,7 +105,6 @@ def command(
         return _apply_many(ui, targets, dsn, secrets, yes, skip_unprivileged, lock_timeout, jobs, fmt)
     policy = targets[0]
     with Session.open(dsn, policy) as session:
-        expire_first(ui, session)
         if not yes:
             snap = session.snapshot(secrets=secrets)
             preview = with_retirements(session, snap, session.plan(snap, secrets))  # retired roles too
@@ -116,6 +115,7 @@ def command(
             if not click.confirm("Apply these changes?", default=False, err=True):
                 ui.info("nothing changed")
                 return EXIT_OK
+        hooks = ledger_hooks(session, loaded)  # the ledger, and expire first when something is due
         with apply_progress(ui) as on_event:
             result = apply(
                 session,
@@ -123,8 +123,10 @@ def command(
                 skip_unprivileged=skip_unprivileged,
                 lock_timeout=lock_timeout,
                 on_event=on_event,
-                hooks=ledger_hooks(session, loaded),
+                hooks=hooks,
             )
+        for note in hooks.notes:
+            ui.info(note)
     render_apply(ui, result, fmt)
     return EXIT_OK
 
@@ -155,7 +157,6 @@ def _apply_many(
 
     def one(name: str) -> ApplyResult:
         with Session.open(dsn, by_name[name]) as session:
-            expire_first(ui, session)
             hooks = ledger_hooks(session, targets)
             return apply(session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, hooks=hooks)
 
@@ -177,24 +178,4 @@ def ledger_hooks(session: Session, policies: list[Policy]) -> LedgerHooks:
     from pgwarden.ledger import LedgerHooks
     from pgwarden.planfile import policy_digest
 
-    return LedgerHooks(session, policy_digest(policies))
-
-
-def expire_first(ui: UI, session: Session) -> None:
-    """Every apply runs `pgwarden expire` first: what ended is revoked and its sessions are ended."""
-    from pgwarden.elevate import expire_all
-    from pgwarden.errors import PrivilegeError
-
-    if not session.target_exists():
-        return
-    with session.connect_target() as conn:  # autocommit: no transaction stays open when nothing expired
-        try:
-            ended = expire_all(conn, session.policy.temporary)
-        except PrivilegeError as exc:  # an admin that may not write the ledger: apply goes on without it
-            ui.info(f"note: expire was skipped: {exc}")
-            return
-        for e in ended:
-            ui.info(
-                f"expired: {e.grant.role} in {e.grant.group or '(login)'} (until {e.grant.until}); "
-                f"{e.terminated} session(s) ended"
-            )
+    return LedgerHooks(session, policy_digest(policies), expire=True)
