@@ -16,6 +16,7 @@ from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PgwardenError
 from pgwarden.fetch import fetch
 from pgwarden.kinds import defacl_word
+from pgwarden.ledger import record_adoption
 from pgwarden.plan import Action, Phase, Step
 from pgwarden.rows import DefaultGrantRow, OwnedObjectRow
 from pgwarden.snapshot import inspect
@@ -279,6 +280,7 @@ def _move_batch(conn: psycopg.Connection[Any], batch: Sequence[OwnedObject], to_
             with conn.pipeline():
                 for obj in batch:
                     conn.execute(alter_owner_sql(obj, to_role))
+            record_adoption(conn, [o.label for o in batch], to_role)  # the ledger: committed with the batch
         except psycopg.errors.LockNotAvailable:
             raise
         except psycopg.Error as exc:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, ApplyInterrupted, PrivilegeError
+from pgwarden.hooks import ApplyHooks
 from pgwarden.plan import Phase, Plan, Step, missing_database_note
 from pgwarden.retirement import prepare_retirement
 from pgwarden.session import Session
@@ -67,20 +68,25 @@ def apply(
     skip_unprivileged: bool = False,
     lock_timeout: str | None = None,
     on_event: EventHandler | None = None,
+    hooks: ApplyHooks | None = None,
 ) -> ApplyResult:
     """Make the database match the policy. All or nothing for the database part.
-    On Ctrl-C raises ApplyInterrupted saying what was committed and what was rolled back."""
+    On Ctrl-C raises ApplyInterrupted saying what was committed and what was rolled back.
+    `hooks` (pgwarden.hooks) check a reviewed plan and write the ledger at apply's fixed points."""
     emit = on_event or _noop
+    hooks = hooks or ApplyHooks()
     admin = session.admin
     timeout = lock_timeout or session.policy.apply.lock_timeout
     result: ApplyResult | None = None
     try:
         _cluster_lock(admin, emit)
+        error: BaseException | None = None
         try:
             # the database part is planned again under the lock; here only roles, CREATE DATABASE and
             # what the admin may do matter, so big groups need not be named
             first = session.plan(session.snapshot(secrets=secrets, names=False), secrets)
             result = ApplyResult(first, notes=list(first.notes))
+            hooks.before(session, first)
             if first.unprivileged and not skip_unprivileged:
                 raise unprivileged_error(first.unprivileged)
             retiring = prepare_retirement(session, first, skip_unprivileged, timeout)  # refuses a blocked one now
@@ -94,9 +100,13 @@ def apply(
             if not session.target_exists():
                 result.notes.append(f"database {session.target} does not exist: its steps were not applied")
                 return result
-            _database_phase(session, secrets, timeout, skip_unprivileged, emit, result)
+            _database_phase(session, secrets, timeout, skip_unprivileged, emit, result, hooks)
             return result
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
+            hooks.after(session, result, error)  # the ledger: what happened, under the cluster lock
             try:
                 admin.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
             except BaseException:
@@ -156,6 +166,7 @@ def _database_phase(
     skip_unprivileged: bool,
     emit: EventHandler,
     result: ApplyResult,
+    hooks: ApplyHooks,
 ) -> None:
     import psycopg
 
@@ -167,7 +178,9 @@ def _database_phase(
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             # Plan again inside the transaction, under the lock: what we change is what is there.
-            current = session.plan(session.snapshot(conn), secrets)
+            snap = session.snapshot(conn)
+            current = session.plan(snap, secrets)
+            hooks.in_transaction(conn, snap, current, result)
             steps = list(current.phase(Phase.DATABASE))
             blocked = [s for s in steps if not s.allowed]
             if blocked and not skip_unprivileged:
@@ -176,6 +189,7 @@ def _database_phase(
             todo = [s for s in steps if s.allowed]
             if todo:
                 _execute(conn, todo, emit, result, pipeline=len(todo) >= PIPELINE_MIN)
+            hooks.before_commit(conn, result)
             committing = True  # from here the transaction ends with COMMIT
     except BaseException as exc:
         if isinstance(exc, psycopg.Error):  # the server rolled it back

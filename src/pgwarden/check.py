@@ -15,6 +15,7 @@ from typing import Any
 
 from pgwarden.findings import Finding, rank, sort_findings, summary, to_json
 from pgwarden.hazards import HazardData, read_hazards
+from pgwarden.ledger import expired_findings, outside_report, read_state
 from pgwarden.plan import Plan, Step
 from pgwarden.policy import Policy
 from pgwarden.retirement import findings as retired_findings
@@ -31,6 +32,8 @@ class CheckResult:
     server_version: str
     findings: tuple[Finding, ...]
     plan: Plan
+    #: changes made outside pgwarden since the ledger's last recorded change (pgwarden.ledger), if any
+    outside: dict[str, Any] | None = None
 
     def failed(self, fail_on: str = "low") -> bool:
         return any(f.at_least(fail_on) for f in self.findings)
@@ -39,7 +42,10 @@ class CheckResult:
         return summary(self.findings, fail_on)
 
     def to_json(self, fail_on: str = "low") -> dict[str, Any]:
-        return to_json(self.findings, fail_on, database=self.database, server_version=self.server_version)
+        data = to_json(self.findings, fail_on, database=self.database, server_version=self.server_version)
+        if self.outside is not None:
+            data["outside_pgwarden"] = self.outside
+        return data
 
 
 def drift_finding(step: Step) -> Finding:
@@ -98,7 +104,12 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
         # with the secrets: a non-superuser verifies passwords by logging in, as plan does
         snap = session.snapshot(conn, secrets)
         hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
+        state = read_state(conn, snap)  # the ledger: one query, none without one
+        session.ledger = state
     the_plan = session.plan(snap, secrets)
     found = findings_for(policy, snap, hz, the_plan)
-    found = sort_findings([*found, *retired_findings(policy, snap)])  # retired roles that still exist
-    return CheckResult(policy.database.name, snap.server.version, tuple(found), the_plan)
+    found = [*found, *retired_findings(policy, snap), *expired_findings(state)]  # retired roles that still exist
+    # with findings: were they made outside pgwarden, since which recorded change? (a migration that
+    # creates objects as the policy wants changes the state, not the privileges: alone, no report)
+    outside = outside_report(policy, snap, state) if found else None
+    return CheckResult(policy.database.name, snap.server.version, tuple(sort_findings(found)), the_plan, outside)

@@ -103,7 +103,10 @@ class LazyGroup(click.Group):
     def _names(self) -> list[str]:
         import pgwarden.commands as pkg
 
-        return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+        # a command's name is its module's with dashes (break_glass.py is `break-glass`)
+        return sorted(
+            m.name.replace("_", "-") for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")
+        )
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self._names()) | set(self.commands))
@@ -113,7 +116,7 @@ class LazyGroup(click.Group):
             return self.commands[cmd_name]
         if cmd_name not in self._names():
             return None
-        module = importlib.import_module(f"pgwarden.commands.{cmd_name}")
+        module = importlib.import_module(f"pgwarden.commands.{cmd_name.replace('-', '_')}")
         command: click.Command = module.command
         return command
 

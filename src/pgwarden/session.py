@@ -16,6 +16,7 @@ from pgwarden.policy import Policy
 from pgwarden.resolve import resolve as resolve_names
 from pgwarden.scopes import Scopes
 from pgwarden.snapshot import Snapshot, inspect, with_names
+from pgwarden.timebound import intended
 
 if TYPE_CHECKING:
     import psycopg
@@ -31,6 +32,8 @@ class Session:
     policy: Policy
     admin: psycopg.Connection[Any]
     _verifiers: dict[str, str] = field(default_factory=dict, repr=False)  # password variable -> verifier
+    #: the ledger's time-bound grants in force (pgwarden.ledger.LedgerState): read once per session
+    ledger: Any = field(default=None, repr=False)
 
     @classmethod
     def open(cls, dsn: str | None, policy: Policy) -> Session:
@@ -134,7 +137,8 @@ class Session:
         notes: tuple[str, ...] = ()
         if resolve:
             notes = resolve_names(self.policy, snap)
-        result = plan(self.policy, snap, secrets or {}, self.verifiers(secrets))
+        full = plan(self.policy, snap, secrets or {}, self.verifiers(secrets))
+        result = intended(self, snap, full)  # time-bound access: wanted until it ends, drift after
         return dataclasses.replace(result, notes=(*result.notes, *notes)) if notes else result
 
     def check_passwords(self, snap: Snapshot, secrets: Mapping[str, str]) -> dict[str, bool]:

@@ -22,7 +22,9 @@ from pgwarden.cli import (
 from pgwarden.errors import PgwardenError
 
 if TYPE_CHECKING:
+    from pgwarden.ledger import LedgerHooks
     from pgwarden.policy import Policy
+    from pgwarden.session import Session
     from pgwarden.ui import UI
 
 
@@ -37,7 +39,10 @@ for long. All or nothing: on any error the database is left as it was.
 \b
   pgwarden apply            # shows the plan and asks on a terminal
   pgwarden apply --yes      # no question (CI, scripts)
-  pgwarden apply -d shop    # one database of a version 2 file (default: all)""",
+  pgwarden apply -d shop    # one database of a version 2 file (default: all)
+  pgwarden apply --plan reviewed.json   # exactly the reviewed plan, or nothing
+
+Every apply records what it changed in the database's ledger (`pgwarden log`).""",
 )
 @config_option
 @dsn_option
@@ -50,6 +55,15 @@ for long. All or nothing: on any error the database is left as it was.
     help="Apply what the connected role may do, and print the SQL of the rest for someone with more rights.",
 )
 @lock_timeout_option
+@click.option(
+    "--plan",
+    "plan_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Run exactly the plan `pgwarden plan --out FILE` wrote (the reviewed file is the approval: no "
+    "question is asked); refuse, changing nothing, when the server, the database, the policy or the "
+    "catalog state it was computed from has changed since.",
+)
 @format_option("text", "json")
 @click.pass_context
 def command(
@@ -62,6 +76,7 @@ def command(
     yes: bool,
     skip_unprivileged: bool,
     lock_timeout: str | None,
+    plan_path: str | None,
     fmt: str,
 ) -> int:
     from pgwarden.apply import apply
@@ -73,6 +88,10 @@ def command(
     loaded = load_all(config, mode)
     policy = loaded[0]  # roles (and their passwords) are the same in every database
     secrets = policy.secrets()
+    if plan_path is not None:
+        from pgwarden.commands._reviewed import apply_reviewed
+
+        return apply_reviewed(ui, plan_path, loaded, dsn, databases, secrets, skip_unprivileged, lock_timeout, fmt)
     if not yes and not ui.interactive:
         # refuse before connecting: nothing is read or changed
         raise PgwardenError(
@@ -96,10 +115,18 @@ def command(
             if not click.confirm("Apply these changes?", default=False, err=True):
                 ui.info("nothing changed")
                 return EXIT_OK
+        hooks = ledger_hooks(session, loaded)  # the ledger, and expire first when something is due
         with apply_progress(ui) as on_event:
             result = apply(
-                session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, on_event=on_event
+                session,
+                secrets,
+                skip_unprivileged=skip_unprivileged,
+                lock_timeout=lock_timeout,
+                on_event=on_event,
+                hooks=hooks,
             )
+        for note in hooks.notes:
+            ui.info(note)
     if result.changed:  # committed: a Ctrl-C or a closed output from here on must say so
         kept(f"{len(result.executed)} change(s) committed in database {policy.database.name}")
     render_apply(ui, result, fmt)
@@ -132,7 +159,8 @@ def _apply_many(
 
     def one(name: str) -> ApplyResult:
         with Session.open(dsn, by_name[name]) as session:
-            return apply(session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout)
+            hooks = ledger_hooks(session, targets)
+            return apply(session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, hooks=hooks)
 
     outcomes = run_each(
         names,
@@ -148,3 +176,12 @@ def _apply_many(
             kept(f"{len(o.result.executed)} change(s) committed in database {o.database}")
     render_applies(ui, outcomes, fmt)
     return EXIT_ERROR if any(o.error for o in outcomes) else EXIT_OK
+
+
+def ledger_hooks(session: Session, policies: list[Policy]) -> LedgerHooks:
+    """Every apply writes the database's ledger (pgwarden.ledger), with the policy's digest."""
+    from pgwarden.elevate import expire_all
+    from pgwarden.ledger import LedgerHooks
+    from pgwarden.planfile import policy_digest
+
+    return LedgerHooks(session, policy_digest(policies), expire=expire_all)

@@ -12,6 +12,7 @@ from pgwarden.cli import (
     databases_option,
     dsn_option,
     format_option,
+    load_all,
     load_targets,
     mode_option,
     ui_of,
@@ -29,6 +30,7 @@ from pgwarden.cli import (
   pgwarden plan --exit-code          # exit 1 when changes are pending (for CI)
   pgwarden plan -d shop              # one database of a version 2 file (default: all)
   pgwarden plan -d 'tenant_*' -j 8   # version 1: every matching database of the cluster
+  pgwarden plan --out plan.json      # also write the plan for review; `apply --plan plan.json` runs it
 
 Steps the connected role may not run are marked with what they need.""",
 )
@@ -38,6 +40,14 @@ Steps the connected role may not run are marked with what they need.""",
 @mode_option
 @format_option("text", "sql", "json")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when changes are pending, 0 when none.")
+@click.option(
+    "--out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Also write the plan (every selected database) with what it was computed from: the server's "
+    "identity, the policy's digest and a fingerprint of the catalog state; `apply --plan FILE` runs "
+    "exactly it (docs/change-control.md).",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -48,9 +58,11 @@ def command(
     mode: str | None,
     fmt: str,
     exit_code: bool,
+    out: str | None,
 ) -> int:
     from pgwarden.multi import run_over
     from pgwarden.plan import Plan
+    from pgwarden.planfile import PlanRecorder
     from pgwarden.policy import Policy
     from pgwarden.render import database_progress, render_plan, render_plans
     from pgwarden.retirement import with_retirements
@@ -61,19 +73,28 @@ def command(
     base = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
     secrets = base.secrets()
 
+    recorder = PlanRecorder(load_all(config, mode)) if out else None
+
     def one(policy: Policy) -> Plan:
         with Session.open(dsn, policy) as session:
             snap = session.snapshot(secrets=secrets)
-            return with_retirements(session, snap, session.plan(snap, secrets))  # the preflight of `retired`
+            result = with_retirements(session, snap, session.plan(snap, secrets))  # the preflight of `retired`
+            if recorder is not None:
+                recorder.add(session, snap, result)
+            return result
 
     if len(targets) == 1:
         result = one(next(iter(targets.values())))
         render_plan(ui, result, fmt)
+        if recorder is not None and out is not None:
+            ui.info(recorder.write(out))
         return EXIT_FOUND if exit_code and not result.empty else EXIT_OK
     with database_progress(ui, "planning databases") as progress:
         outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
     render_plans(ui, outcomes, fmt)
     if any(o.error for o in outcomes):
-        return EXIT_ERROR
+        return EXIT_ERROR  # and no plan file: a reviewed plan covers every database it names
+    if recorder is not None and out is not None:
+        ui.info(recorder.write(out))
     pending = any(o.result is not None and not o.result.empty for o in outcomes)
     return EXIT_FOUND if exit_code and pending else EXIT_OK

@@ -40,6 +40,7 @@ from pgwarden.policy.names import (
     LocatedError as LocatedError,
 )
 from pgwarden.policy.render import render_toml
+from pgwarden.policy.temporary import BreakGlassSpec, TemporarySpec
 
 #: What a setting's value may be in TOML; stored on the role as text.
 SettingValue = str | int | float | bool
@@ -359,6 +360,9 @@ class Policy(_Model):
     databases: tuple[DatabaseSpec, ...] = ()
     #: sensitive columns by label: `pii = ["app.customers.email", "app.*.phone"]` (pgwarden.labels)
     labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    #: time-bound access (pgwarden.policy.temporary; docs/change-control.md)
+    temporary: tuple[TemporarySpec, ...] = ()
+    break_glass: BreakGlassSpec = BreakGlassSpec()
 
     @model_validator(mode="after")
     def _labels(self) -> Policy:
@@ -392,6 +396,19 @@ class Policy(_Model):
         for retired in self.retired:
             if retired.name in seen:
                 raise ValueError(f"role {retired.name!r} is {seen[retired.name]} and cannot be retired")
+        return self
+
+    @model_validator(mode="after")
+    def _time_bound(self) -> Policy:
+        owner_side = {self.owner.name, *self.owner.deploy_logins}
+        for t in self.temporary:
+            if t.group in owner_side:
+                raise ValueError(
+                    f"temporary: {t.group} is the owner's side: a temporary member of it could change the schema"
+                )
+        for name in self.break_glass.roles:
+            if name in self.role_names:
+                raise ValueError(f"break_glass: {name} is a role of the policy; an emergency role is a role of its own")
         return self
 
     @property

@@ -110,7 +110,20 @@ def _switches_toml(policy: Policy) -> list[str]:
         "# apply never waits longer than this for a lock held by live traffic.",
         f"lock_timeout = {_toml_str(policy.apply.lock_timeout)}",
         "",
-    ]
+    ] + _time_bound_toml(policy)
+
+
+def _time_bound_toml(policy: Policy) -> list[str]:
+    """[break_glass] and [[temporary]], when the policy has them (docs/change-control.md)."""
+    out: list[str] = []
+    if policy.break_glass.roles:
+        out += ["[break_glass]", "# Emergency roles: NOLOGIN but for `pgwarden break-glass open`."]
+        out += [f"roles = {_toml_list(policy.break_glass.roles)}", ""]
+    for t in policy.temporary:
+        out += ["[[temporary]]", f"role = {_toml_str(t.role)}", f"group = {_toml_str(t.group)}"]
+        out += [f"until = {t.until.isoformat()}", f"reason = {_toml_str(t.reason)}"]
+        out += [f"inherit = {str(t.inherit).lower()}", f"set = {str(t.set).lower()}", ""]
+    return out
 
 
 # --- version 2 ------------------------------------------------------------------------------------

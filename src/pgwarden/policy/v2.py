@@ -26,6 +26,7 @@ from pgwarden.policy.model import (
 )
 from pgwarden.policy.names import EnvName, Mode, RoleName
 from pgwarden.policy.patterns import check_entries
+from pgwarden.policy.temporary import BreakGlassSpec, TemporarySpec
 
 #: Profiles every policy has (pgwarden.profiles defines what they give).
 BUILTIN_PROFILES = ("readwrite", "readonly", "append", "usage", "connect")
@@ -66,6 +67,8 @@ class PolicyFileV2(_Model):
     ignore: IgnoreSpec = IgnoreSpec()
     apply: ApplySpec = ApplySpec()
     labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    temporary: tuple[TemporarySpec, ...] = ()
+    break_glass: BreakGlassSpec = BreakGlassSpec()
 
     @field_validator("retired", mode="before")
     @classmethod
@@ -231,6 +234,8 @@ class PolicyFileV2(_Model):
                 apply=self.apply,
                 databases=self.databases,
                 labels=self.labels,
+                temporary=self.temporary,
+                break_glass=self.break_glass,
             ).with_levels()
             for db in self.databases
         ]

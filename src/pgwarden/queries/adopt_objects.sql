@@ -109,4 +109,7 @@ WHERE o.owner = %(role)s::oid
              AND d.refobjsubid > 0 AND d.deptype = 'a'))
   -- objects in temporary schemas belong to a session, not to the database
   AND (o.schema IS NULL OR o.schema !~ '^pg_(toast_)?temp_')
+  -- pgwarden's ledger stays the admin's: the owner must not be able to rewrite it (docs/change-control.md)
+  AND NOT (o.catalog = 'pg_namespace'::regclass AND o.name = 'pgwarden_ledger')
+  AND o.schema IS DISTINCT FROM 'pgwarden_ledger'
 ORDER BY o.ord, o.schema NULLS FIRST, o.name, o.args NULLS FIRST, o.objid

@@ -19,7 +19,7 @@ SELECT pg_catalog.pg_get_userbyid(d.datdba)::text AS owner,
                            FROM aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) x))
                  ORDER BY n.nspname), '[]')
         FROM pg_catalog.pg_namespace n
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'pgwarden')
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'pgwarden', 'pgwarden_ledger')
           AND n.nspname NOT LIKE 'pg\_temp\_%%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%%') AS schemas,
        (SELECT COALESCE(json_agg(json_build_object(
                    'role', pg_catalog.pg_get_userbyid(a.defaclrole)::text,

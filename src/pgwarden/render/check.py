@@ -44,6 +44,8 @@ def render_check(ui: UI, result: CheckResult, fmt: str, fail_on: str) -> None:
         ui.raw(to_junit([(result.database, result.findings)], _rules(), fail_on=fail_on))
     else:
         emit(ui, findings_styled(result.findings, fail_on))
+        if result.outside is not None:  # the ledger's word on where they came from
+            ui.print(Text(result.outside["message"]))
 
 
 def render_checks(ui: UI, outcomes: Sequence[Outcome[CheckResult]], fmt: str, fail_on: str) -> None:

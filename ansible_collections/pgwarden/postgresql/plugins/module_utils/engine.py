@@ -13,6 +13,7 @@ __metaclass__ = type
 try:
     from pgwarden.apply import apply as _apply
     from pgwarden.check import run_check as _run_check
+    from pgwarden.elevate import expire_all as _expire_all
     from pgwarden.errors import PgwardenError
     from pgwarden.multi import select_in_file as _select_in_file
     from pgwarden.policy import check_duration as _check_duration
@@ -241,5 +242,34 @@ def report_one(dsn, policy, secrets):
         with _Session.open(dsn, policy) as session:
             report = _build_report(session, secrets=secrets)
         return report.to_json()
+
+    return _guard(run)
+
+
+def expire_one(dsn, policy, check_mode=False):
+    """`pgwarden expire` in one database: what ended (elevations, [[temporary]], break-glass) is revoked,
+    recorded in the ledger, and its role's sessions ended. Check mode changes nothing."""
+
+    def run():
+        with _Session.open(dsn, policy) as session:
+            if not session.target_exists() or check_mode:
+                return {"database": policy.database.name, "changed": False, "ended": []}
+            with session.connect_target(autocommit=False) as conn:
+                ended = _expire_all(conn, policy.temporary)
+        return {
+            "database": policy.database.name,
+            "changed": bool(ended),
+            "ended": [
+                {
+                    "kind": e.grant.kind,
+                    "role": e.grant.role,
+                    "group": e.grant.group,
+                    "until": e.grant.until,
+                    "statements": list(e.statements),
+                    "sessions_ended": e.terminated,
+                }
+                for e in ended
+            ],
+        }
 
     return _guard(run)

@@ -1,0 +1,134 @@
+"""A fingerprint of the catalog state a plan depends on, computed from the snapshot's typed rows. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pgwarden.snapshot import Snapshot
+
+#: pgwarden's own schema for the ledger (pgwarden.ledger): never part of the state it describes.
+LEDGER_SCHEMA = "pgwarden_ledger"
+
+#: Parts about cluster-wide role state (roles, memberships, role settings), as opposed to the database's.
+ROLE_PARTS = ("role:", "membership:", "role-settings:")
+
+#: ObjectGroup fields left out: which objects a group lists depends on what the plan needs to name,
+#: not on the state; acl_text repeats acl; and the count changes with every table a migration
+#: creates with the privileges the others have, which is no change of privileges (a plan that a
+#: new object changes differs in its steps, which `apply --plan` compares too).
+_SKIPPED_FIELDS = {"objects", "acl_text", "count"}
+
+
+def _canon(value: Any) -> Any:
+    """A JSON-able value that is equal exactly when the rows are: frozensets sorted, dataclasses as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [_canon(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name not in _SKIPPED_FIELDS]
+    if isinstance(value, frozenset | set):
+        return sorted((_canon(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(value, list | tuple):
+        return [_canon(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _canon(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    return value
+
+
+def _digest(value: Any, length: int = 16) -> str:
+    text = json.dumps(_canon(value), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """part name -> short hash of its rows; `digest` is the hash of them all."""
+
+    parts: Mapping[str, str]
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + _digest(sorted(self.parts.items()), 64)
+
+    def changed(self, other: Mapping[str, str], *, roles: bool = True) -> list[str]:
+        """The parts that differ from `other` (added, removed or changed), sorted; without the
+        cluster's role parts when `roles` is False."""
+        keys = set(self.parts) | set(other)
+        if not roles:
+            keys = {k for k in keys if not k.startswith(ROLE_PARTS)}
+        return sorted(k for k in keys if self.parts.get(k) != other.get(k))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"digest": self.digest, "parts": dict(sorted(self.parts.items()))}
+
+
+def _group(items: Iterable[tuple[str, Any]]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for key, item in items:
+        out.setdefault(key, []).append(item)
+    return out
+
+
+# complexity over 10 on purpose: one short block per part of the snapshot, in the order the parts are named
+def fingerprint(snap: Snapshot) -> Fingerprint:  # noqa: C901
+    """The catalog state of `snap`, by part: each role, membership, role's settings and default
+    privileges, the database, each schema, each schema's objects of one kind, types, column ACLs,
+    the guard and the grants outside the managed schemas. Roles are named, not numbered, and the
+    oids stay inside the rows (a role dropped and created again is a change). The ledger's schema,
+    the server and the connected role, and what the session checked (passwords) are left out."""
+    name = snap.role_name
+    schemas = {s.oid: s.name for s in snap.schemas}
+    parts: dict[str, Any] = {}
+    for r in snap.roles.values():
+        parts[f"role:{r.name}"] = dataclasses.replace(r, valid_until=None)  # the epoch says it, in no time zone
+    for key, rows in _group((f"membership:{name(m.role)}:{name(m.member)}", m) for m in snap.memberships).items():
+        parts[key] = rows
+    for key, rows in _group((f"role-settings:{name(s.role)}", s) for s in snap.role_settings).items():
+        parts[key] = rows
+    if snap.database is not None:
+        parts["database"] = snap.database
+    for s in snap.schemas:
+        if s.name != LEDGER_SCHEMA:
+            parts[f"schema:{s.name}"] = s
+    for key, rows in _group((f"objects:{schemas.get(g.schema, g.schema)}:{g.kind}", g) for g in snap.objects).items():
+        parts[key] = rows
+    for key, rows in _group((f"types:{schemas.get(t.schema, t.schema)}", t) for t in snap.types).items():
+        parts[key] = rows
+    for key, rows in _group((f"columns:{c.schema_name or c.schema}.{c.table}", c) for c in snap.columns).items():
+        parts[key] = rows
+    for key, rows in _group((f"default-privileges:{name(d.role)}", d) for d in snap.default_acls).items():
+        parts[key] = rows
+    for key, rows in _group((f"outside:{o.kind}", o) for o in snap.outside).items():
+        parts[key] = rows
+    if snap.guard is not None:
+        parts["guard"] = snap.guard
+    return Fingerprint({k: _digest(v) for k, v in parts.items()})
+
+
+def describe_parts(keys: Iterable[str], shown: int = 5) -> str:
+    """Changed parts in words for a message: "role alice, tables of schema app, and 3 more"."""
+    words = [_word(k) for k in keys]
+    more = f", and {len(words) - shown} more" if len(words) > shown else ""
+    return ", ".join(words[:shown]) + more
+
+
+def _word(key: str) -> str:
+    kind, _, rest = key.partition(":")
+    if kind == "objects":
+        schema, _, what = rest.rpartition(":")
+        return f"{what}s of schema {schema}"
+    if kind == "membership":
+        group, _, member = rest.partition(":")
+        return f"membership of {member} in {group}"
+    labels = {
+        "role": "role",
+        "role-settings": "settings of role",
+        "schema": "schema",
+        "types": "types of schema",
+        "columns": "column privileges of",
+        "default-privileges": "default privileges of",
+        "outside": "grants outside the managed schemas on",
+    }
+    return f"{labels.get(kind, kind)} {rest}".strip()
