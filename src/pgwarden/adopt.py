@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -241,7 +240,7 @@ def create_roles(session: Session, steps: Sequence[Step]) -> None:
     """CREATE ROLE for the policy's missing roles, in one transaction under apply's cluster lock."""
     import psycopg
 
-    from pgwarden.apply import LOCK_KEY
+    from pgwarden.apply import cluster_lock
 
     blocked = [s for s in steps if not s.allowed]
     if blocked:
@@ -253,8 +252,7 @@ def create_roles(session: Session, steps: Sequence[Step]) -> None:
         )
     admin = session.admin
     try:
-        admin.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        with admin.transaction():
+        with cluster_lock(session), admin.transaction():
             for step in steps:
                 admin.execute(step.sql)
     except psycopg.Error as exc:
@@ -263,9 +261,6 @@ def create_roles(session: Session, steps: Sequence[Step]) -> None:
             f"adopt: creating the policy's roles failed: {first}; nothing was changed",
             hint="fix the cause and re-run adopt",
         ) from None
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            admin.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
 
 def _batches(items: Sequence[OwnedObject], size: int) -> list[list[OwnedObject]]:
