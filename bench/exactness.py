@@ -12,9 +12,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import exactness  # noqa: E402  (tests/exactness.py: the builder, the recorder and the comparison)
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
+import exactness  # noqa: E402  (tests/exactness.py: the builder, the recorder and the comparison)
 from bench.fixture import start_server  # noqa: E402
 
 
