@@ -9,7 +9,7 @@ import pytest
 from helpers import run_cli
 from pgwarden.generate import Live, generate, to_policy
 from pgwarden.generate.catalog import LiveDefault, LiveMembership, LiveObject, LiveRole, LiveSchema
-from pgwarden.generate.fit import ProfileBook, fit_role, held_by, majority
+from pgwarden.generate.fit import ProfileBook, fit_role, majority
 from pgwarden.generate.suggest import privilege_diff, smaller
 from pgwarden.scopes import Scopes
 
@@ -22,45 +22,42 @@ def table(schema: str, name: str, **acl: frozenset[str]) -> LiveObject:
     return LiveObject(schema, "table", name, "owner", acl={"owner": RW, **acl})
 
 
-def no_defaults(schema: str, kind: str) -> frozenset[str] | None:
-    return None
+def no_defaults(schema: str, kind: str) -> frozenset[str]:
+    return frozenset()
 
 
 def test_one_profile_on_every_object_is_one_grant_per_profile_merged_over_schemas() -> None:
+    # issue 20: without default privileges the grant sets none (`defaults = []`), where it used to
+    # add default privileges for every kind
     objects = [table("app", "a", app=RW), table("app", "b", app=RW), table("sales", "c", app=RW)]
     objects.append(LiveObject("app", "sequence", "a_id_seq", "owner", acl={"app": SEQ_RW}, table="a"))
     fit = fit_role("app", ["app", "sales"], objects, no_defaults, ProfileBook(), routines=False)
-    assert [d.spec() for d in fit.grants] == [{"role": "app", "profile": "readwrite", "schemas": ["app", "sales"]}]
-    assert fit.notes == [
-        "default privileges in schema app give app nothing on new tables, the policy DELETE, INSERT, SELECT, "
-        "UPDATE: plan changes them",
-        "default privileges in schema app give app nothing on new sequences, the policy SELECT, USAGE: "
-        "plan changes them",
-        "default privileges in schema sales give app nothing on new tables, the policy DELETE, INSERT, SELECT, "
-        "UPDATE: plan changes them",
-        "default privileges in schema sales give app nothing on new sequences, the policy SELECT, USAGE: "
-        "plan changes them",
+    assert [d.spec() for d in fit.grants] == [
+        {"role": "app", "profile": "readwrite", "schemas": ["app", "sales"], "defaults": []}
     ]
+    assert fit.notes == []
 
 
 def test_a_table_holding_nothing_is_excepted_and_one_holding_more_gets_its_own_grant() -> None:
     objects = [table("app", n, bi=RO) for n in ("a", "b", "c")]
     objects += [table("app", "secret"), table("app", "log", bi=RO | {"INSERT"})]
 
-    def defaults(schema: str, kind: str) -> frozenset[str] | None:
+    def defaults(schema: str, kind: str) -> frozenset[str]:
         return RO
 
     book = ProfileBook()
     fit = fit_role("bi", ["app"], objects, defaults, book, routines=False)
     specs = [d.spec() for d in fit.grants]
     assert specs == [
-        {"role": "bi", "profile": "readonly", "schemas": ["app"], "except_tables": ["app.secret", "app.log"]},
+        {"role": "bi", "profile": "readonly", "schemas": ["app"], "except_tables": ["app.log", "app.secret"]},
         {"role": "bi", "profile": "readonly_insert", "tables": ["app.log"]},
     ]
     assert book.custom["readonly_insert"]["table"] == {"SELECT", "INSERT"} and not fit.notes
 
 
-def test_column_grants_become_the_profile_minus_the_other_columns() -> None:
+def test_column_grants_become_grants_on_listed_columns() -> None:
+    # issue 20: SELECT (id, name) with no table grant is said as `columns`, not as the schema's
+    # profile minus columns (which gave the other tables' future columns and default privileges)
     customers = LiveObject(
         "app",
         "table",
@@ -69,18 +66,16 @@ def test_column_grants_become_the_profile_minus_the_other_columns() -> None:
         acl={"owner": RW},
         columns=(("id", {"analysts": RO}), ("name", {"analysts": RO}), ("email", {})),
     )
-    held = held_by(customers, "analysts")
-    assert held.privileges == RO and held.excluded == ("email",) and held.note is None
     fit = fit_role("analysts", ["app"], [customers, table("app", "orders", analysts=RO)], no_defaults, ProfileBook(),
                    routines=False)  # fmt: skip
-    assert fit.grants[0].spec() == {
-        "role": "analysts",
-        "profile": "readonly",
-        "schemas": ["app"],
-        "except_columns": {"app.customers": ["email"]},
-    }
+    assert [d.spec() for d in fit.grants] == [
+        {"role": "analysts", "profile": "readonly", "schemas": ["app"], "except_tables": ["app.customers"],
+         "defaults": []},
+        {"role": "analysts", "profile": "readonly", "columns": {"app.customers": ["id", "name"]}},
+    ]  # fmt: skip
     uneven = LiveObject("app", "table", "t", "owner", columns=(("a", {"x": RO}), ("b", {"x": frozenset({"UPDATE"})})))
-    assert "differ from column to column" in (held_by(uneven, "x").note or "")
+    specs = [d.spec() for d in fit_role("x", ["app"], [uneven], no_defaults, ProfileBook(), routines=False).grants]
+    assert [s["columns"] for s in specs] == [{"app.t": ["a"]}, {"app.t": ["b"]}]
 
 
 def test_majority_prefers_the_larger_set_on_a_tie() -> None:
@@ -152,7 +147,11 @@ def test_the_owner_is_who_owns_most_and_a_tie_is_an_error() -> None:
     )
     # what app holds on b is the owner's implicit right, moving with it: b is no exception
     app = [g for g in to_policy(gen).grants() if g.role == "app"]
-    assert [(g.profile, g.schemas, g.except_tables) for g in app] == [("readwrite", ("app",), ())]
+    # issue 20: app's USAGE on schema rep, where it holds nothing else, is said (profile usage)
+    assert [(g.profile, g.schemas, g.except_tables) for g in app] == [
+        ("readwrite", ("app",), ()),
+        ("usage", ("rep",), ()),
+    ]
 
 
 def test_suggest_drops_custom_profiles_and_exceptions_and_lists_the_difference() -> None:
@@ -162,7 +161,7 @@ def test_suggest_drops_custom_profiles_and_exceptions_and_lists_the_difference()
     assert "readwrite_truncate" in exact.profiles
     small = smaller(gen)
     suggested = to_policy(small)
-    assert suggested.profiles == {} and {g.profile for g in suggested.grants()} == {"readwrite", "readonly"}
+    assert suggested.profiles == {} and {g.profile for g in suggested.grants()} == {"readwrite", "readonly", "usage"}
     assert privilege_diff(exact, suggested, live.objects, routines=False) == ["- etl TRUNCATE on table rep.daily"]
     assert Scopes.of(suggested).objects("readers", "table", "rep", "daily") == RO
 

@@ -70,7 +70,15 @@ APPEND = Profile(
     },
 )
 
-BUILTIN: Mapping[str, Profile] = {p.name: p for p in (READWRITE, READONLY, APPEND)}
+#: Nothing on the objects: USAGE on the schema (and CONNECT). An ETL login that will create its
+#: tables through the owner, a role that only looks up a schema's types, or one holding exactly that.
+USAGE = Profile("usage", {"schema": frozenset({"USAGE"}), "database": frozenset({"CONNECT"})})
+
+#: CONNECT on the database and nothing else (a grant of it needs no scope): a role that logs in
+#: to reach what PUBLIC may use, or to SET ROLE.
+CONNECT = Profile("connect", {"database": frozenset({"CONNECT"})})
+
+BUILTIN: Mapping[str, Profile] = {p.name: p for p in (READWRITE, READONLY, APPEND, USAGE, CONNECT)}
 
 #: level -> kind -> privileges (the shape plan and report have always read).
 PROFILES: Mapping[str, Mapping[str, frozenset[str]]] = {name: p.grants for name, p in BUILTIN.items()}

@@ -26,8 +26,8 @@ class ColumnRule:
     """A role's privileges on one table whose grant excludes columns."""
 
     table: frozenset[str]  # held on the whole table
-    columns: frozenset[str]  # held on each column that no grant of the role excludes
-    excluded: frozenset[str]  # columns without `columns`' privileges (when no other grant gives them)
+    columns: frozenset[str]  # held on each column no grant of the role names (excepts or lists)
+    excluded: frozenset[str]  # columns named by an exception or a `columns` list (see by_column)
     by_column: Mapping[str, frozenset[str]] = field(default_factory=dict)  # exact per excluded column
 
 
@@ -85,7 +85,7 @@ class Scopes:
     def schema(self, role: str, schema: str) -> frozenset[str]:
         out: frozenset[str] = _NOTHING
         for g in self._of(role):
-            if schema in g.schemas or any(t.partition(".")[0] == schema for t in g.tables):
+            if schema in g.reached_schemas:
                 out |= self._privs(g, "schema")
         return out
 
@@ -98,58 +98,73 @@ class Scopes:
         self, role: str, kind_name: str, schema: str, name: str | None = None, table: str | None = None
     ) -> frozenset[str]:
         """What `role` holds on an object of `kind_name` in `schema` (`name` None: any object of a
-        schema that is not detailed). On a table with excluded columns: the table-level part. A
-        sequence that belongs to a `table` (serial, identity) goes with it: a grant on the table
-        (listed, or excepted) reaches the sequence too, and listing the sequence itself works."""
+        schema that is not detailed; a routine's `name` is `name(args)`). On a table with excluded
+        columns: the table-level part. A sequence that belongs to a `table` (serial, identity) goes
+        with it: a grant on the table reaches the sequence too, unless the grant excepts the
+        sequence by name, and listing the sequence itself works."""
         out: frozenset[str] = _NOTHING
         for g in self._of(role):
             privs = self._privs(g, kind_name)
-            if not privs:
-                continue
-            if kind_name == "routine":
-                if schema in g.schemas:
-                    out |= privs
-            elif name is None:
-                if schema in g.schemas:
-                    out |= privs
-            elif kind_name == "sequence" and table is not None:
-                if g.covers_table(schema, table) or f"{schema}.{name}" in g.tables:
-                    out |= privs
-            elif g.covers_table(schema, name):
-                if kind_name == "table" and g.excluded_columns(schema, name):
+            if privs and self._reaches(g, kind_name, schema, name, table):
+                if kind_name == "table" and name is not None and g.excluded_columns(schema, name):
                     privs = privs - COLUMN_PRIVILEGES
                 out |= privs
         return out
 
+    @staticmethod
+    def _reaches(g: GrantSpec, kind_name: str, schema: str, name: str | None, table: str | None) -> bool:
+        if name is None:
+            return schema in g.schemas
+        if kind_name == "routine":
+            return g.covers_routine(schema, name)
+        qualified = f"{schema}.{name}"
+        if kind_name == "sequence" and table is not None:
+            if qualified in g.tables:
+                return True
+            return g.covers_table(schema, table) and qualified not in g.except_tables
+        return g.covers_table(schema, name)
+
     def defaults(self, role: str, kind_name: str, schema: str) -> frozenset[str]:
-        """What `role` gets on objects created later in `schema` (grants on whole schemas only)."""
+        """What `role` gets on objects created later in `schema` (grants on whole schemas, for the
+        kinds of their `defaults`)."""
         out: frozenset[str] = _NOTHING
         for g in self._of(role):
-            if schema in g.schemas:
+            if schema in g.schemas and g.defaults_for(kind_name):
                 out |= self._privs(g, kind_name)
         return out
 
     def column_tables(self) -> tuple[tuple[str, str], ...]:
-        """(schema, table) of every table some grant excludes columns of."""
-        names = dict.fromkeys(n for g in self.grants for n in g.except_columns)
+        """(schema, table) of every table some grant excludes or lists columns of."""
+        names = dict.fromkeys(n for g in self.grants for n in (*g.except_columns, *g.columns))
         return tuple(tuple(n.partition(".")[::2]) for n in names)  # type: ignore[misc]
 
     def columns(self, role: str, schema: str, table: str) -> ColumnRule | None:
-        """`role`'s column-level rule on a table that some grant excludes columns of (None when the
-        role's grants on it exclude no column)."""
-        with_exceptions = [
-            g for g in self._of(role) if g.covers_table(schema, table) and g.excluded_columns(schema, table)
-        ]
-        if not with_exceptions:
+        """`role`'s column-level rule on a table that some grant of it excludes or lists columns of
+        (None when its grants on the table are table-level only). A grant with `except_columns`
+        reaches every column but those; one with `columns` only the columns it lists."""
+        open_grants = [g for g in self._of(role) if g.covers_table(schema, table) and g.excluded_columns(schema, table)]
+        listing = [g for g in self._of(role) if g.listed_columns(schema, table)]
+        if not open_grants and not listing:
             return None
         whole = self.objects(role, "table", schema, table)
-        per_grant = [
-            (self._privs(g, "table") & COLUMN_PRIVILEGES, g.excluded_columns(schema, table)) for g in with_exceptions
-        ]
-        columns = frozenset().union(*(p for p, _ in per_grant)) - whole
-        excluded = frozenset().union(*(e for _, e in per_grant))
-        by_column = {c: frozenset().union(*(p for p, e in per_grant if c not in e)) - whole for c in excluded}
-        return ColumnRule(whole, columns, excluded, by_column)
+
+        def col(g: GrantSpec) -> frozenset[str]:
+            return self._privs(g, "table") & COLUMN_PRIVILEGES
+
+        columns = frozenset().union(*(col(g) for g in open_grants)) - whole
+        named = frozenset().union(
+            *(g.excluded_columns(schema, table) for g in open_grants),
+            *(g.listed_columns(schema, table) for g in listing),
+        )
+        by_column = {
+            c: frozenset().union(
+                *(col(g) for g in open_grants if c not in g.excluded_columns(schema, table)),
+                *(col(g) for g in listing if c in g.listed_columns(schema, table)),
+            )
+            - whole
+            for c in named
+        }
+        return ColumnRule(whole, columns, named, by_column)
 
     def on_column(self, role: str, schema: str, table: str, column: str) -> frozenset[str]:
         """The column-level privileges `role` must hold on one column (beyond its table-level ones)."""

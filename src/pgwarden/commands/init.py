@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,6 +41,13 @@ then run `pgwarden plan`.""",
     "role owning most objects; schemas: --schema, else every schema with objects or grants).",
 )
 @click.option(
+    "--deploy-login",
+    "deploy_login",
+    metavar="NAME",
+    help="With --from-database: write the owner NOLOGIN, with NAME as the login migrations run through "
+    "(a deploy login; created by apply when it does not exist).",
+)
+@click.option(
     "--suggest", is_flag=True, help="With --from-database: write a smaller policy and list what it would change."
 )
 @dsn_option
@@ -61,6 +69,7 @@ def command(
     readonly: tuple[str, ...],
     schemas: tuple[str, ...],
     from_database: str | None,
+    deploy_login: str | None,
     suggest: bool,
     dsn: str | None,
     output: str,
@@ -76,7 +85,12 @@ def command(
                 "--from-database reads the roles and grants from the database",
                 hint="leave out --database, --app and --readonly (keep --owner and --schema if you need them)",
             )
-        return _from_database(ui, from_database, dsn, owner, schemas, suggest, path, output)
+        return _from_database(ui, from_database, dsn, (owner, deploy_login), schemas, suggest, path, output)
+    if deploy_login:
+        raise PolicyError(
+            "--deploy-login works with --from-database NAME",
+            hint="pgwarden init --from-database NAME --owner ROLE --deploy-login NAME",
+        )
     if suggest:
         raise PolicyError(
             "--suggest works with --from-database NAME", hint="pgwarden init --from-database NAME --suggest"
@@ -120,36 +134,60 @@ def _from_database(
     ui: UI,
     name: str,
     dsn: str | None,
-    owner: str | None,
+    roles: tuple[str | None, str | None],
     schemas: tuple[str, ...],
     suggest: bool,
     path: Path | None,
     output: str,
 ) -> int:
     from pgwarden.connect import connect, conninfo_for
+    from pgwarden.errors import ConnectError
     from pgwarden.generate import from_database
 
+    owner, deploy_login = roles
     try:
         with connect(conninfo_for(dsn, dbname=name), what=f"a connection to database {name}") as conn:
-            result = from_database(conn, schemas or None, owner, suggest=suggest)
+            result = from_database(conn, schemas or None, owner, suggest=suggest, deploy_login=deploy_login)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: nothing was written, nothing was changed", hint="run it again") from None
+    except ConnectError as exc:
+        if "does not exist" in str(exc) and "database" in str(exc):
+            raise PolicyError(
+                f"database {name} does not exist: there is nothing to describe",
+                hint="name an existing database with --from-database (psql -l lists them), or write a new "
+                "policy with pgwarden init --database NAME --owner ROLE --app ROLE",
+            ) from None
+        raise
     _write(ui, path, result.text)
-    if result.inexact:
-        ui.info("not exact (also in the file's header): `pgwarden plan` will change")
-        for line in result.inexact:
-            ui.info(f"  - {line}")
-    if result.hazards:
-        ui.info("what the database does that the split forbids (not written as intent; `pgwarden check` reports it):")
-        for line in result.hazards:
+    summary = result.summary()
+    if summary:
+        ui.info("what init saw that the policy does not keep as it is (`pgwarden plan` lists every step):")
+        for line in summary:
             ui.info(f"  - {line}")
     if suggest:
         ui.info(f"the suggested policy changes {len(result.diff)} privilege(s) (+ widened, - narrowed):")
         for line in result.diff:
             ui.info(f"  {line}")
-    target = "" if output == "pgwarden.toml" else f" -c {output}"
-    if path is not None and suggest:
-        ui.info(f"next: pgwarden plan{target}   # what applying the suggestion would grant and revoke")
-    elif path is not None:
-        ui.info(f"next: pgwarden plan{target} --exit-code   # exits 0 when the file says what the database holds")
+    if path is not None:
+        _next_steps(ui, result, suggest, "" if output == "pgwarden.toml" else f" -c {output}")
     return EXIT_OK
+
+
+def _next_steps(ui: UI, result: Any, suggest: bool, target: str) -> None:
+    """The next command: plan, or on a database whose owner is still to be made (a new role, or
+    objects a superuser owns) the adoption path of docs/adopting.md."""
+    if suggest:
+        ui.info(f"next: pgwarden plan{target}   # what applying the suggestion would grant and revoke")
+    elif result.owner_exists and not result.superuser_owned:
+        ui.info(f"next: pgwarden plan{target} --exit-code   # exits 0 when the file says what the database holds")
+    else:
+        owner = result.policy.owner.name
+        ui.info(
+            f"next: the owner {owner} is still to be made"
+            + (" (the policy creates it)" if not result.owner_exists else "")
+            + ": adopt step by step (docs/adopting.md):"
+        )
+        ui.info(f"  pgwarden plan{target} --mode additive    # creates {owner}, takes nothing from anyone")
+        ui.info(f"  pgwarden apply{target} --mode additive")
+        ui.info(f"  pgwarden adopt{target}                   # moves the objects to {owner}")
+        ui.info(f"  pgwarden plan{target} --exit-code         # then apply: the split itself, nothing else")

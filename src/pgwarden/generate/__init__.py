@@ -25,6 +25,16 @@ class Result:
     hazards: tuple[str, ...]  # what the split forbids (not written as intent)
     inexact: tuple[str, ...]  # where the file cannot say what the database does
     diff: tuple[str, ...] = ()  # --suggest: effective privileges it widens (+) or narrows (-)
+    kinds: tuple[tuple[str, str], ...] = ()  # (kind of finding, line): the summary groups them
+    owner_exists: bool = True  # False: the policy creates the owner
+    superuser_owned: bool = False  # the managed objects belong to a superuser today
+
+    def summary(self) -> list[str]:
+        """One line per kind of finding, with its count (and the one line when it is alone)."""
+        counts: dict[str, list[str]] = {}
+        for kind, line in self.kinds:
+            counts.setdefault(kind, []).append(line)
+        return [lines[0] if len(lines) == 1 else f"{kind}: {len(lines)}" for kind, lines in counts.items()]
 
 
 def render(gen: Generated, policy: Policy) -> str:
@@ -38,16 +48,30 @@ def render(gen: Generated, policy: Policy) -> str:
 
 
 def from_database(
-    conn: psycopg.Connection[Any], schemas: Sequence[str] | None, owner: str | None, *, suggest: bool = False
+    conn: psycopg.Connection[Any],
+    schemas: Sequence[str] | None,
+    owner: str | None,
+    *,
+    suggest: bool = False,
+    deploy_login: str | None = None,
 ) -> Result:
     """Read the database `conn` is connected to and describe it as a policy (the exact one, or with
     `suggest` a smaller one and the privileges it changes)."""
     live = read(conn, schemas)
-    gen = generate(live, owner)
+    gen = generate(live, owner, deploy_login)
     policy = to_policy(gen)
+    chosen = policy.owner.name
+    facts = {
+        "kinds": tuple(gen.kinds),
+        "owner_exists": chosen in live.roles,
+        "superuser_owned": any(
+            live.roles[o.owner].superuser for o in live.objects if not o.extension and o.owner in live.roles
+        )
+        or (live.db_owner in live.roles and live.roles[live.db_owner].superuser),
+    }
     if not suggest:
-        return Result(render(gen, policy), policy, tuple(gen.hazards), tuple(gen.header))
+        return Result(render(gen, policy), policy, tuple(gen.hazards), tuple(gen.header), **facts)  # type: ignore[arg-type]
     small = smaller(gen)
     suggested = to_policy(small)
     diff = privilege_diff(policy, suggested, live.objects, policy.hardening.revoke_public_execute)
-    return Result(render(small, suggested), suggested, tuple(small.hazards), tuple(gen.header), tuple(diff))
+    return Result(render(small, suggested), suggested, tuple(small.hazards), tuple(gen.header), tuple(diff), **facts)  # type: ignore[arg-type]

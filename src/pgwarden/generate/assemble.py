@@ -10,7 +10,7 @@ from typing import Any
 
 from pgwarden.errors import PolicyError
 from pgwarden.generate.catalog import Live, LiveRole
-from pgwarden.generate.fit import FITTED_KINDS, ProfileBook, RoleFit, fit_role
+from pgwarden.generate.fit import FITTED_KINDS, Draft, ProfileBook, RoleFit, fit_role
 
 #: ALTER DEFAULT PRIVILEGES object types by kind.
 DEFACL_CODES = {"table": "r", "sequence": "S", "routine": "f"}
@@ -27,13 +27,28 @@ class Generated:
     header: list[str] = field(default_factory=list)  # why the policy is not exact, when it is not
     hazards: list[str] = field(default_factory=list)  # what the split forbids: plan/check act on it
     book: ProfileBook = field(default_factory=ProfileBook)
+    #: (kind of finding, line) for the summary: one line per kind, with counts
+    kinds: list[tuple[str, str]] = field(default_factory=list)
+
+    def hazard(self, kind: str, line: str) -> None:
+        self.hazards.append(line)
+        self.kinds.append((kind, line))
+
+    def inexact(self, kind: str, line: str) -> None:
+        self.header.append(line)
+        self.kinds.append((kind, line))
 
 
 def choose_owner(live: Live, given: str | None) -> str:
-    """--owner, else the role that owns most objects of the managed schemas (an error when two tie)."""
+    """--owner (a role that exists, or one the policy will create), else the role that owns most
+    objects of the managed schemas (an error when two tie, or when it is a superuser)."""
     if given is not None:
-        if given not in live.roles:
-            raise PolicyError(f"role {given!r} does not exist", hint="name an existing role with --owner")
+        role = live.roles.get(given)
+        if role is not None and role.superuser:
+            raise PolicyError(
+                f"{given} is a superuser: pgwarden's owner must not be one",
+                hint="name a new role with --owner ROLE (the policy creates it)",
+            )
         return given
     counts = Counter(o.owner for o in live.objects if not o.extension)
     if not counts:
@@ -48,7 +63,8 @@ def choose_owner(live: Live, given: str | None) -> str:
     if live.roles.get(owner, LiveRole(owner)).superuser:
         raise PolicyError(
             f"most objects are owned by {owner}, a superuser: pgwarden's owner must not be one",
-            hint="create an owner role and pass --owner ROLE; `pgwarden adopt` then moves the objects to it",
+            hint=f"name the owner to be with --owner ROLE (the policy creates it; add --deploy-login NAME "
+            f"for the login migrations run through): pgwarden init --from-database {live.database} --owner ROLE",
         )
     return owner
 
@@ -64,9 +80,8 @@ def parse_settings(entries: Sequence[str]) -> dict[str, str]:
 def _defaults(live: Live, owner: str, role: str) -> Any:
     entries = {(d.schema, d.objtype): d.acl for d in live.defaults if d.role == owner}
 
-    def of(schema: str, kind: str) -> frozenset[str] | None:
-        acl = entries.get((schema, DEFACL_CODES[kind]))
-        return None if acl is None else acl.get(role, frozenset())
+    def of(schema: str, kind: str) -> frozenset[str]:
+        return entries.get((schema, DEFACL_CODES[kind]), {}).get(role, frozenset())
 
     return of
 
@@ -137,26 +152,39 @@ def deploy_logins(live: Live, owner: str) -> list[str]:
 
 
 def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Generated) -> dict[str, RoleFit]:
+    """Each role's grants, whoever owns the objects today: ALTER ... OWNER keeps what others were
+    granted (the grantor becomes the new owner). An object a role owns says nothing of what it
+    should hold there (fit_role leaves it free for that role)."""
     schemas = [s.name for s in live.schemas]
-    # An object the owner does not own is moved to it by plan, its old owner's implicit privileges
-    # with it; what others hold on it was granted by the wrong role: it says nothing of the intent.
-    objects = [o for o in live.objects if o.owner == owner]
+    objects = list(live.objects)
     fits = {}
     for name in names:
         fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
         fits[name] = fit
+        reached = fit.schemas_with_grants()
         for schema in schemas:
             s = live.schema(schema)
             usage = s is not None and "USAGE" in s.acl.get(name, frozenset())
-            needs = schema in fit.schemas_with_grants()
-            if usage != needs:
-                fit.notes.append(
-                    f"{name} {'holds' if usage else 'lacks'} USAGE on schema {schema} "
-                    f"{'without' if usage else 'despite'} privileges there: plan "
-                    f"{'revokes' if usage else 'grants'} it"
+            if usage and schema not in reached:
+                fit.grants.append(Draft(name, "usage", schemas=[schema]))
+            elif not usage and schema in reached and "USAGE" not in (s.acl.get(None, frozenset()) if s else ()):
+                gen.inexact(
+                    "roles granted objects of a schema without USAGE on it: plan grants USAGE",
+                    f"{name} lacks USAGE on schema {schema} despite privileges there: plan grants it",
                 )
-        if fit.grants and "CONNECT" not in live.db_acl.get(name, frozenset()):
-            fit.notes.append(f"{name} has no CONNECT of its own on database {live.database}: plan grants it")
+        db = live.db_acl.get(name, frozenset())
+        if not fit.grants and "CONNECT" in db:
+            fit.grants.append(Draft(name, "connect"))
+        elif fit.grants and "CONNECT" not in db:
+            gen.inexact(
+                "roles with grants but no CONNECT: plan grants CONNECT",
+                f"{name} has no CONNECT of its own on database {live.database}: plan grants it",
+            )
+        if "TEMPORARY" in db:
+            gen.inexact(
+                "roles holding TEMPORARY on the database: plan revokes it (access roles create nothing)",
+                f"{name} holds TEMPORARY on database {live.database}: plan revokes it",
+            )
     return fits
 
 

@@ -24,7 +24,7 @@ from pgwarden.policy.names import password_env_for
 _FORBIDDEN_ATTRIBUTES = ("superuser", "createdb", "createrole", "replication", "bypassrls")
 
 
-def generate(live: Live, owner_name: str | None = None) -> Generated:
+def generate(live: Live, owner_name: str | None = None, deploy_login: str | None = None) -> Generated:
     """The policy data for `live`, with its comments and the split's hazards."""
     if not live.schemas:
         raise PolicyError(
@@ -33,37 +33,35 @@ def generate(live: Live, owner_name: str | None = None) -> Generated:
         )
     gen = Generated(data={})
     owner = choose_owner(live, owner_name)
-    deploys = deploy_logins(live, owner)
+    deploys = sorted({*deploy_logins(live, owner), *([deploy_login] if deploy_login else [])})
     switches = hardening(live, owner, gen)
     owner_side = {owner, *deploys}
     superusers = {n for n, r in live.roles.items() if r.superuser}
     found = holders(live, owner_side)
-    for name in found:
-        if name in superusers:
-            gen.hazards.append(
-                f"superuser {name} holds privileges in {live.database}: not written (a superuser "
-                "bypasses every check; apps must not use one): plan revokes them"
-            )
+    _superusers(live, found, superusers, gen)
     candidates = [n for n in found if n not in superusers]
     fits = fit_all(live, owner, candidates, switches["revoke_public_execute"], gen)
-    groups = {n for n in candidates if fits[n].grants}
-    people = _people(live, groups, owner_side | superusers)
+    # a member of a group that holds CONNECT itself is a person (its CONNECT comes through the group)
+    holding = {n for n in candidates if any(d.profile != "connect" for d in fits[n].grants)}
+    people = _people(live, holding, owner_side | superusers)
+    groups = {n for n in candidates if fits[n].grants and n not in people}
     roles = [_group_or_app(live, n, gen) for n in candidates if n in groups and n not in people]
     roles += [_person(live, n, groups) for n in sorted(people)]
     _role_notes(live, candidates, groups, people, deploys, gen)
     grants = []
     for name in candidates:
-        if name in groups:
+        if name in groups and name not in people:
             grants += [d.spec() for d in fits[name].grants]
             for d in fits[name].grants:
                 if d.why:
                     gen.comments[f"grant.{live.database}.{name}.{d.profile}"] = [f"exact: {w}" for w in d.why]
             gen.header += fits[name].notes
     _hazards(live, owner, owner_side, groups, gen)
-    gen.header += _other_grantors(live, owner, groups)
+    for line in _other_grantors(live, owner, groups):
+        gen.inexact("grants made by another role than the owner: plan grants them again as the owner", line)
     gen.data = {
         "version": 2,
-        "owner": _owner(live, owner, deploys),
+        "owner": _owner(live, owner, deploys, deploy_login),
         "roles": roles,
         "profiles": {n: {k: sorted(v) for k, v in p.items() if v} for n, p in gen.book.custom.items()},
         "databases": [{"name": live.database, "schemas": [s.name for s in live.schemas], "grants": grants}],
@@ -74,24 +72,51 @@ def generate(live: Live, owner_name: str | None = None) -> Generated:
     return gen
 
 
+def _superusers(live: Live, found: list[str], superusers: set[str], gen: Generated) -> None:
+    """A superuser's grants on objects it does not own are revoked by plan; what it owns moves."""
+    for name in found:
+        if name not in superusers:
+            continue
+        granted = [o for o in live.objects if o.owner != name and name in o.acl]
+        if granted:
+            gen.hazard(
+                "superusers holding grants on objects they do not own: not written (a superuser bypasses "
+                "every check); plan revokes them",
+                f"superuser {name} holds privileges on {len(granted)} object(s) it does not own: plan revokes them",
+            )
+
+
 def _role_notes(
     live: Live, candidates: list[str], groups: set[str], people: set[str], deploys: list[str], gen: Generated
 ) -> None:
     """Where the roles' privileges cannot be said as they are (the file's header)."""
     for name in deploys:
-        if "CONNECT" not in live.db_acl.get(name, frozenset()):
-            gen.header.append(
-                f"deploy login {name} has no CONNECT of its own on database {live.database}: plan grants it"
+        if name in live.roles and "CONNECT" not in live.db_acl.get(name, frozenset()):
+            gen.inexact(
+                "deploy logins without CONNECT: plan grants it",
+                f"deploy login {name} has no CONNECT of its own on database {live.database}: plan grants it",
             )
     for name in sorted(people & set(candidates)):
         if _own_connect_only(live, name, groups):
             continue  # what the engine gives a member that does not inherit (Scopes.member_database)
-        gen.header.append(
-            f"{name}, a member of a group, holds privileges itself: plan revokes them (its rights come from its groups)"
+        gen.inexact(
+            "members of a group holding privileges themselves: plan revokes them (their rights come from groups)",
+            f"{name}, a member of a group, holds privileges itself: plan revokes them (its rights come from "
+            "its groups)",
         )
     for name in candidates:
         if name not in groups and name not in people:
-            gen.header.append(f"{name} holds privileges no grant can say (only CONNECT or USAGE): plan revokes them")
+            gen.inexact(
+                "roles holding privileges no grant can say: plan revokes them",
+                f"{name} holds privileges no grant can say: plan revokes them",
+            )
+    for name in candidates:
+        owned = [o for o in live.objects if o.owner == name and not o.extension]
+        if owned:
+            gen.hazard(
+                "roles owning objects today: ownership moves to the owner, and they keep only what their grants give",
+                f"{name} owns {len(owned)} object(s): after the move it holds only what the policy grants it",
+            )
 
 
 def _own_connect_only(live: Live, name: str, groups: set[str]) -> bool:
@@ -108,10 +133,20 @@ def _own_connect_only(live: Live, name: str, groups: set[str]) -> bool:
     return not elsewhere and not any(name in d.acl for d in live.defaults)
 
 
-def _owner(live: Live, owner: str, deploys: list[str]) -> dict[str, Any]:
-    role = live.roles[owner]
-    out: dict[str, Any] = {"name": owner, "login": role.login, "createdb": role.createdb, "createrole": role.createrole}
-    if role.login:
+def _owner(live: Live, owner: str, deploys: list[str], deploy_login: str | None) -> dict[str, Any]:
+    """The [owner] table: as the role is, or (a role the policy creates) NOLOGIN with
+    `deploy_login`, else a login with its password in the environment."""
+    role = live.roles.get(owner)
+    if role is None:
+        out: dict[str, Any] = {"name": owner, "login": deploy_login is None, "createdb": False, "createrole": False}
+        if deploy_login is None:
+            out["password_env"] = password_env_for(owner)
+        if deploys:
+            out["deploy_logins"] = deploys
+        return out
+    login = role.login and deploy_login is None
+    out = {"name": owner, "login": login, "createdb": role.createdb, "createrole": role.createrole}
+    if login:
         out["password_env"] = password_env_for(owner)
     if deploys:
         out["deploy_logins"] = deploys
@@ -162,51 +197,98 @@ def _other_grantors(live: Live, owner: str, groups: set[str]) -> list[str]:
 
 def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen: Generated) -> None:
     """What the split forbids, said once each; plan and check act on every one."""
-    h = gen.hazards
+    h = gen.hazard
     for o in live.objects:
         if o.extension:
             continue
-        if o.owner != owner:
-            what = "access role " if o.owner in groups else ""
-            h.append(
-                f"{o.kind} {o.qualified} is owned by {what}{o.owner}, not {owner}: plan moves it to {owner} "
-                "and grants on it what the policy says"
+        if o.owner != owner and not (o.kind == "sequence" and o.table is not None):
+            h(
+                f"objects owned by {o.owner}, not {owner}: plan moves them to {owner} (ALTER ... OWNER TO); "
+                "what others were granted stays",
+                f"{o.kind} {o.qualified} is owned by {'access role ' if o.owner in groups else ''}{o.owner}, "
+                f"not {owner}: plan moves it to {owner} and grants on it what the policy says",
             )
         if o.held(None) and not (o.kind == "routine" and o.held(None) == {"EXECUTE"}):
-            h.append(f"PUBLIC holds {', '.join(sorted(o.held(None)))} on {o.kind} {o.qualified}: plan revokes it")
+            h(
+                "objects PUBLIC holds privileges on: plan revokes them",
+                f"PUBLIC holds {', '.join(sorted(o.held(None)))} on {o.kind} {o.qualified}: plan revokes it",
+            )
         for grantee, privilege in sorted(o.grantable, key=str):
             if grantee != o.owner:
-                h.append(f"{grantee or 'PUBLIC'} may grant {privilege} on {o.qualified} to others: plan revokes that")
+                h(
+                    "grant options held by roles other than the owner: plan revokes the option, keeps the privilege",
+                    f"{grantee or 'PUBLIC'} may grant {privilege} on {o.qualified} to others: plan revokes that",
+                )
     for s in live.schemas:
         if s.owner not in (owner, "pg_database_owner"):
-            h.append(f"schema {s.name} is owned by {s.owner}, not {owner}: plan moves it")
+            h(
+                f"managed schemas owned by another role than {owner}: plan moves them",
+                f"schema {s.name} is owned by {s.owner}, not {owner}: plan moves it",
+            )
         for grantee, privs in s.acl.items():
             if "CREATE" in privs and grantee not in (owner, s.owner):
-                h.append(f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: only the owner may; plan revokes it")
+                h(
+                    "CREATE on a managed schema held by others than the owner: plan revokes it",
+                    f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: plan revokes it",
+                )
     for s in live.others:
         if s.extension:
             continue
         if s.name == "public" and "CREATE" in s.acl.get(None, frozenset()):
-            h.append("PUBLIC may CREATE in schema public (the PostgreSQL 14 default): plan revokes it")
+            h(
+                "CREATE on a managed schema held by others than the owner: plan revokes it",
+                "PUBLIC may CREATE in schema public (the PostgreSQL 14 default): plan revokes it",
+            )
         for grantee in sorted(g for g, p in s.acl.items() if g in groups and "CREATE" in p):
-            h.append(f"access role {grantee} may CREATE in schema {s.name}: plan revokes it")
+            h(
+                "access roles that may CREATE outside the managed schemas: plan revokes it",
+                f"access role {grantee} may CREATE in schema {s.name}: plan revokes it",
+            )
     if live.db_owner != owner:
-        h.append(f"database {live.database} is owned by {live.db_owner}, not {owner}: plan moves it")
+        h(
+            f"the database is owned by another role than {owner}: plan moves it",
+            f"database {live.database} is owned by {live.db_owner}, not {owner}: plan moves it",
+        )
+    for grantee, privs in live.db_acl.items():
+        if "CREATE" in privs and grantee not in (owner, live.db_owner) and not _is_superuser(live, grantee):
+            h(
+                "CREATE on the database held by others than the owner: plan revokes it",
+                f"{grantee or 'PUBLIC'} may CREATE schemas in database {live.database}: plan revokes it",
+            )
+    _membership_hazards(live, owner, owner_side, groups, gen)
+
+
+def _is_superuser(live: Live, name: str | None) -> bool:
+    return name is not None and live.roles.get(name, LiveRole(name)).superuser
+
+
+def _membership_hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen: Generated) -> None:
+    h = gen.hazard
     for m in live.memberships:
-        if m.role == owner and m.member not in owner_side and not live.roles.get(m.member, LiveRole("")).superuser:
-            h.append(
+        if m.role == owner and m.member not in owner_side and not _is_superuser(live, m.member):
+            h(
+                f"members of the owner {owner} (they act as it): revoke, or make them deploy logins",
                 f"{m.member} is a member of the owner {owner}: it acts as the owner without SET ROLE"
-                ": revoke the membership, or make it a deploy login (docs/deploy-logins.md)"
+                ": revoke the membership, or make it a deploy login (docs/deploy-logins.md)",
             )
         if m.member in groups and m.role in groups | {owner}:
-            h.append(f"access role {m.member} is a member of {m.role}: plan revokes that membership")
+            h(
+                "access roles that are members of other access roles: plan revokes the membership",
+                f"access role {m.member} is a member of {m.role}: plan revokes that membership",
+            )
     for name in sorted(groups):
         role = live.roles[name]
         bad = [a.upper() for a in _FORBIDDEN_ATTRIBUTES if getattr(role, a)]
         if bad:
-            h.append(f"access role {name} has {', '.join(bad)}: plan takes it away")
+            h(
+                "access roles with attributes the split forbids: plan takes them away",
+                f"access role {name} has {', '.join(bad)}: plan takes it away",
+            )
         if "role" in {k for k in (e.partition("=")[0] for e in role.database_settings)}:
-            h.append(f"access role {name} switches role in {live.database} (SET role): not written")
+            h(
+                "access roles that switch role in the database (SET role): not written",
+                f"access role {name} switches role in {live.database} (SET role): not written",
+            )
 
 
 def to_policy(gen: Generated) -> Policy:

@@ -177,15 +177,7 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
     defaults = tuple(
         LiveDefault(r["role"], r["schema"], r["objtype"], _privileges(r["acl"])) for r in d["default_acls"]
     )
-    memberships = tuple(
-        LiveMembership(
-            r["role"],
-            r["member"],
-            r["inherit"] if r["inherit"] is not None else bool(r["member_inherit"]),
-            r["set"] if r["set"] is not None else True,
-        )
-        for r in _rows(conn, "generate_memberships")
-    )
+    memberships = _memberships(_rows(conn, "generate_memberships"))
     return Live(
         database=conn.info.dbname,
         version=conn.info.server_version // 10000,
@@ -199,6 +191,24 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
         defaults=defaults,
         admin=str(conn.execute("SELECT current_user").fetchone()[0]),  # type: ignore[index]
     )
+
+
+def _memberships(rows: Sequence[Mapping[str, Any]]) -> tuple[LiveMembership, ...]:
+    """One membership per (group, member): on 16+ a role can hold one twice from two grantors
+    (createrole_self_grant adds one); it then has an option when either grant gives it."""
+    merged: dict[tuple[str, str], LiveMembership] = {}
+    for r in rows:
+        m = LiveMembership(
+            r["role"],
+            r["member"],
+            r["inherit"] if r["inherit"] is not None else bool(r["member_inherit"]),
+            r["set"] if r["set"] is not None else True,
+        )
+        seen = merged.get((m.role, m.member))
+        if seen is not None:
+            m = LiveMembership(m.role, m.member, m.inherit or seen.inherit, m.set or seen.set)
+        merged[(m.role, m.member)] = m
+    return tuple(merged.values())
 
 
 def _in_use(schema: LiveSchema) -> bool:

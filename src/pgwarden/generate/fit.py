@@ -1,12 +1,13 @@
-"""Fitting what a role holds to profiles: one grant per profile, exceptions where objects differ. Pure.
+"""Fitting what a role holds to grants: profiles on schemas, listed objects and columns. Pure.
 
-For each managed schema the privileges most of its objects give the role (per kind) choose the
-schema's profile, a built-in one when it matches and a custom one otherwise; every object that
-holds something else is excepted from it and, when it holds anything, granted on its own with the
-profile that fits it. A table whose columns carry the grant (SELECT (id, name) only) is the
-profile minus the other columns (`except_columns`). Grants of one role with the same profile are
-merged into one. The result is exact where PostgreSQL's state can be said in a policy; `notes`
-lists where it cannot.
+For each managed schema and kind, the owner's default privileges for the role (when there are any)
+or else the privileges most of its objects give the role choose the schema's profile, a built-in
+one when it matches and a custom one otherwise; `defaults` lists the kinds the owner's default
+privileges really cover. Every object that holds something else is excepted from the schema's
+grant and, when it holds anything, listed in a grant with the profile that fits it; a serial's
+sequence that holds less than its table's grants give is excepted by name. Column privileges a
+role holds beyond its table-level ones become grants on listed `columns`. Grants of one role with
+the same profile (and defaults) are merged. `notes` lists what cannot be said exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pgwarden.scopes import COLUMN_PRIVILEGES
 
 #: Object kinds a profile gives privileges on (schema USAGE and CONNECT come with every profile).
 FITTED_KINDS = ("table", "sequence", "routine")
+#: Built-in profiles fitting may choose for objects (usage and connect give none).
+_OBJECT_PROFILES = ("readwrite", "readonly", "append")
 
 _NOTHING: frozenset[str] = frozenset()
 
@@ -34,13 +37,13 @@ def _words(privileges: Iterable[str]) -> str:
 class ProfileBook:
     """The profiles fitting has used: the built-in ones and the custom ones it had to make."""
 
-    builtin: Mapping[str, Profile] = field(default_factory=lambda: dict(BUILTIN))
+    builtin: Mapping[str, Profile] = field(default_factory=lambda: {n: BUILTIN[n] for n in _OBJECT_PROFILES})
     custom: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
 
     def on(self, name: str, kind: str) -> frozenset[str]:
-        if name in self.builtin:
-            return self.builtin[name].on(kind)
+        if name in BUILTIN:
+            return BUILTIN[name].on(kind)
         return self.custom[name].get(kind, _NOTHING)
 
     def name_for(self, wanted: Mapping[str, frozenset[str]], who: str) -> str:
@@ -50,6 +53,8 @@ class ProfileBook:
             if all(self.on(name, k) == v for k, v in wanted.items()):
                 return name
         closest = nearest_builtin(wanted, self.builtin, smaller=False)
+        # a kind left free (no objects of it, no default privileges) reads as the closest built-in;
+        # the grant's `defaults` leaves it out, so nothing is granted on it until such objects exist
         full = {k: wanted.get(k, closest.on(k)) for k in FITTED_KINDS}
         name = self._new_name(closest, full)
         self.custom[name] = full
@@ -70,53 +75,24 @@ class ProfileBook:
             parts += [f"{prefix}no_{p.lower()}" for p in sorted(closest.on(k) - full[k])]
         base = "_".join([closest.name, *parts])
         name, n = base, 1
-        while name in self.custom or name in self.builtin:
+        while name in self.custom or name in BUILTIN:
             n += 1
             name = f"{base}_{n}"
         return name
 
 
 def nearest_builtin(
-    wanted: Mapping[str, frozenset[str]], builtin: Mapping[str, Profile] = BUILTIN, *, smaller: bool = True
+    wanted: Mapping[str, frozenset[str]], builtin: Mapping[str, Profile] | None = None, *, smaller: bool = True
 ) -> Profile:
     """The built-in profile closest to `wanted` (fewest privileges apart); on a tie the smaller one
     (`smaller` False: the first in readwrite, readonly, append order, which names custom ones)."""
+    candidates = builtin or {n: BUILTIN[n] for n in _OBJECT_PROFILES}
 
     def distance(p: Profile) -> tuple[int, int]:
         size = sum(len(p.on(k)) for k in FITTED_KINDS) if smaller else 0
         return sum(len(p.on(k) ^ v) for k, v in wanted.items()), size
 
-    return min(builtin.values(), key=distance)
-
-
-@dataclass(frozen=True)
-class Held:
-    """What one role holds on one object, as a profile would say it."""
-
-    obj: LiveObject
-    privileges: frozenset[str]  # table-level, plus the column privileges its columns share
-    excluded: tuple[str, ...] = ()  # columns without those column privileges
-    note: str | None = None  # why this cannot be said exactly
-
-
-def held_by(obj: LiveObject, role: str) -> Held:
-    """`role`'s privileges on `obj`; column grants become the table's privileges minus columns."""
-    table = obj.held(role)
-    columns = [(name, acl.get(role, _NOTHING)) for name, acl in obj.columns]
-    given = {privs for _, privs in columns if privs}
-    if obj.kind != "table" or not given:
-        return Held(obj, table)
-    shared = next(iter(given))
-    excluded = tuple(name for name, privs in columns if not privs)
-    if len(given) == 1 and not table & COLUMN_PRIVILEGES and excluded:
-        return Held(obj, table | shared, excluded)
-    note = (
-        f"{role} holds column privileges on every column of {obj.qualified}: written as table privileges"
-        if len(given) == 1 and not excluded
-        else f"{role}'s column privileges on {obj.qualified} differ from column to column: a policy gives the "
-        "same ones on every column it does not except"
-    )
-    return Held(obj, table | (shared if len(given) == 1 else _NOTHING), note=note)
+    return min(candidates.values(), key=distance)
 
 
 def majority(sets: list[frozenset[str]]) -> frozenset[str]:
@@ -127,28 +103,37 @@ def majority(sets: list[frozenset[str]]) -> frozenset[str]:
 
 @dataclass
 class Draft:
-    """One grant of one role being built (merged by profile)."""
+    """One grant of one role being built (merged by profile and defaults)."""
 
     role: str
     profile: str
+    defaults: tuple[str, ...] | None = None
     schemas: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+    routines: list[str] = field(default_factory=list)
+    columns: dict[str, list[str]] = field(default_factory=dict)
     except_tables: list[str] = field(default_factory=list)
-    except_columns: dict[str, list[str]] = field(default_factory=dict)
+    except_routines: list[str] = field(default_factory=list)
     why: list[str] = field(default_factory=list)
 
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "profile": self.profile}
-        for key in ("schemas", "tables", "except_tables"):
+        for key in ("schemas", "tables", "routines", "except_tables", "except_routines"):
             if getattr(self, key):
                 out[key] = list(getattr(self, key))
-        if self.except_columns:
-            out["except_columns"] = {k: list(v) for k, v in self.except_columns.items()}
+        if self.columns:
+            out["columns"] = {k: list(v) for k, v in self.columns.items()}
+        if self.schemas and self.defaults is not None:
+            out["defaults"] = list(self.defaults)
         return out
 
+    def reaches(self, schema: str, table: str) -> bool:
+        q = f"{schema}.{table}"
+        return q not in self.except_tables and (schema in self.schemas or q in self.tables)
 
-#: (schema, kind) -> what the owner's default privileges give the role there (None: no entry)
-Defaults = Callable[[str, str], frozenset[str] | None]
+
+#: (schema, kind) -> what the owner's default privileges give the role there (empty: nothing)
+Defaults = Callable[[str, str], frozenset[str]]
 
 
 @dataclass
@@ -157,7 +142,60 @@ class RoleFit:
     notes: list[str]
 
     def schemas_with_grants(self) -> set[str]:
-        return {s for d in self.grants for s in [*d.schemas, *(t.partition(".")[0] for t in d.tables)]}
+        out: set[str] = set()
+        for d in self.grants:
+            out |= {*d.schemas, *(n.partition(".")[0] for n in (*d.tables, *d.routines, *d.columns))}
+        return out
+
+
+def routine_name(obj: LiveObject) -> str:
+    return f"{obj.qualified}({obj.args or ''})"
+
+
+@dataclass
+class _Fitter:
+    role: str
+    book: ProfileBook
+    drafts: list[Draft] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def draft(self, profile: str, defaults: tuple[str, ...] | None = None, *, schema: bool = False) -> Draft:
+        """The draft to add to: one with this profile (and, for a schema grant, these defaults)."""
+        for d in self.drafts:
+            if d.profile == profile and not d.columns and (not schema or not d.schemas or d.defaults == defaults):
+                if schema and not d.schemas:
+                    d.defaults = defaults
+                return d
+        d = Draft(self.role, profile, defaults)
+        self.drafts.append(d)
+        return d
+
+    def listed(self, obj: LiveObject, held: frozenset[str]) -> None:
+        d = self.draft(self.book.name_for({obj.kind: held}, self.role))
+        (d.routines if obj.kind == "routine" else d.tables).append(
+            routine_name(obj) if obj.kind == "routine" else obj.qualified
+        )
+
+    def columns(self, obj: LiveObject) -> None:
+        """Column privileges beyond the table-level ones: one grant on listed columns per set of
+        columns that share them."""
+        table = obj.held(self.role)
+        by_privilege: dict[str, list[str]] = {}
+        for name, acl in obj.columns:
+            for p in sorted(acl.get(self.role, _NOTHING) - table):
+                by_privilege.setdefault(p, []).append(name)
+        by_columns: dict[tuple[str, ...], set[str]] = {}
+        for p, names in by_privilege.items():
+            by_columns.setdefault(tuple(names), set()).add(p)
+        for cols, privs in by_columns.items():
+            profile = self.book.name_for({"table": frozenset(privs)}, self.role)
+            d = next(
+                (d for d in self.drafts if d.profile == profile and d.columns and obj.qualified not in d.columns), None
+            )
+            if d is None:
+                d = Draft(self.role, profile)
+                self.drafts.append(d)
+            d.columns[obj.qualified] = list(cols)
 
 
 def fit_role(
@@ -171,92 +209,67 @@ def fit_role(
 ) -> RoleFit:
     """The grants that give `role` exactly what it holds in `schemas` (see the module's text).
     `routines` False: routines are left out (PUBLIC runs them; the policy does not say who else)."""
-    drafts: dict[str, Draft] = {}
-    notes: list[str] = []
-    objs = [o for o in objects if not o.extension and (routines or o.kind != "routine")]
+    fitter = _Fitter(role, book)
+    # what a role holds on what it owns is its owner's right, not a grant: those objects are free
+    objs = [o for o in objects if not o.extension and (routines or o.kind != "routine") and o.owner != role]
     kinds = [k for k in FITTED_KINDS if routines or k != "routine"]
     for schema in schemas:
-        helds = [held_by(o, role) for o in objs if o.schema == schema]
+        here = [o for o in objs if o.schema == schema]
+        own = [o for o in here if not (o.kind == "sequence" and o.table is not None)]
         wanted: dict[str, frozenset[str]] = {}
+        with_defaults: list[str] = []
         for k in kinds:
-            sets = [h.privileges for h in helds if h.obj.kind == k]
-            evidence = majority(sets) if sets else defaults(schema, k)
-            if evidence is not None:
-                wanted[k] = evidence
-        profile = book.name_for(wanted, role) if any(wanted.values()) else None
-        if profile is not None:
-            _draft(drafts, role, profile).schemas.append(schema)
-        _exceptions(role, profile, helds, drafts, notes, book)
-        for k in kinds:
-            given = defaults(schema, k) or _NOTHING
-            expected = book.on(profile, k) if profile else _NOTHING
-            if given != expected:
-                notes.append(
-                    f"default privileges in schema {schema} give {role} {_words(given)} on new {k}s, the policy "
-                    f"{_words(expected)}: plan changes them"
+            given = defaults(schema, k)
+            sets = [o.held(role) for o in own if o.kind == k]
+            if given:
+                wanted[k] = given
+                with_defaults.append(k)
+            elif sets:
+                wanted[k] = majority(sets)
+        grant: Draft | None = None
+        if any(wanted.values()):
+            profile = book.name_for(wanted, role)
+            defaults_kinds = None if with_defaults == kinds else tuple(with_defaults)
+            grant = fitter.draft(profile, defaults_kinds, schema=True)
+            grant.schemas.append(schema)
+        for o in sorted(own, key=lambda o: (o.kind, o.name, o.args or "")):
+            base = book.on(grant.profile, o.kind) if grant else _NOTHING
+            if o.held(role) == base:
+                continue
+            if grant is not None:
+                (grant.except_routines if o.kind == "routine" else grant.except_tables).append(
+                    routine_name(o) if o.kind == "routine" else o.qualified
                 )
-    return RoleFit(list(drafts.values()), notes)
+            if o.held(role):
+                fitter.listed(o, o.held(role))
+        for o in here:
+            if o.kind == "sequence" and o.table is not None:
+                _linked_sequence(fitter, o)
+        for o in here:
+            if o.kind == "table" and o.columns:
+                fitter.columns(o)
+    return RoleFit(fitter.drafts, fitter.notes)
 
 
-def _draft(drafts: dict[str, Draft], role: str, profile: str) -> Draft:
-    return drafts.setdefault(profile, Draft(role, profile))
-
-
-def _exceptions(
-    role: str, profile: str | None, helds: list[Held], drafts: dict[str, Draft], notes: list[str], book: ProfileBook
-) -> None:
-    """Except from the schema's grant the objects that hold something else, and grant those their own.
-    A serial's sequence goes with its table (scopes): it can only be given more, by listing it."""
-    covering: dict[str, list[str]] = {}  # table -> the profiles whose grants reach it
-    for h in sorted(helds, key=lambda h: h.obj.kind == "sequence" and h.obj.table is not None):
-        if h.note:
-            notes.append(h.note + ": plan changes them")
-        q = h.obj.qualified
-        if h.obj.kind == "sequence" and h.obj.table is not None:
-            _linked_sequence(role, h, covering.get(f"{h.obj.schema}.{h.obj.table}", []), drafts, notes, book)
-            continue
-        base = book.on(profile, h.obj.kind) if profile else _NOTHING
-        covering[q] = [profile] if profile else []
-        if h.privileges == base:
-            if h.excluded and profile:
-                drafts[profile].except_columns[q] = list(h.excluded)
-                drafts[profile].why.append(
-                    f"{q}: {role} holds {_words(base & COLUMN_PRIVILEGES)} on its other columns only"
-                )
-            continue
-        if h.obj.kind == "routine":
-            notes.append(
-                f"{role} holds {_words(h.privileges)} on routine {q}({h.obj.args or ''}) where the schema's others "
-                f"give {_words(base)}: a policy grants routines per schema; plan makes it {_words(base)}"
-            )
-            continue
-        if profile:
-            drafts[profile].except_tables.append(q)
-            drafts[profile].why.append(f"except {q}: {role} holds {_words(h.privileges)} there")
-            covering[q] = []
-        if h.privileges:
-            name = book.name_for({h.obj.kind: h.privileges}, role)
-            covering[q].append(name)
-            other = _draft(drafts, role, name)
-            other.tables.append(q)
-            other.why.append(f"{q}: {role} holds {_words(h.privileges)} there")
-            if h.excluded:
-                other.except_columns[q] = list(h.excluded)
-
-
-def _linked_sequence(
-    role: str, h: Held, profiles: list[str], drafts: dict[str, Draft], notes: list[str], book: ProfileBook
-) -> None:
-    given = frozenset().union(*(book.on(p, "sequence") for p in profiles))
-    if h.privileges == given:
+def _linked_sequence(fitter: _Fitter, seq: LiveObject) -> None:
+    """A serial's sequence goes with its table: when it holds other than what the table's grants
+    give it, it is excepted from them by name and, if it holds anything, listed on its own."""
+    covering = [d for d in fitter.drafts if d.reaches(seq.schema, seq.table or "")]
+    given = frozenset().union(*(fitter.book.on(d.profile, "sequence") for d in covering))
+    held = seq.held(fitter.role)
+    if held == given:
         return
-    q = h.obj.qualified
-    if given <= h.privileges:
-        other = _draft(drafts, role, book.name_for({"sequence": h.privileges}, role))
-        other.tables.append(q)
-        other.why.append(f"{q}: {role} holds {_words(h.privileges)} there")
-        return
-    notes.append(
-        f"{role} holds {_words(h.privileges)} on sequence {q}, less than its table's grants give it "
-        f"({_words(given)}): plan grants the rest"
-    )
+    for d in covering:
+        if fitter.book.on(d.profile, "sequence"):
+            d.except_tables.append(seq.qualified)
+    if held:
+        fitter.listed(seq, held)
+
+
+def column_privileges_only(obj: LiveObject, role: str) -> bool:
+    """Whether `role` holds column privileges on `obj` beyond its table-level ones."""
+    table = obj.held(role)
+    return any(acl.get(role, _NOTHING) - table for _, acl in obj.columns)
+
+
+__all__ = ["COLUMN_PRIVILEGES", "FITTED_KINDS", "Draft", "ProfileBook", "RoleFit", "fit_role", "majority"]

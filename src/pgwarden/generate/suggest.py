@@ -15,32 +15,51 @@ from pgwarden.scopes import COLUMN_PRIVILEGES, Scopes
 
 
 def smaller(gen: Generated) -> Generated:
-    """One built-in profile per role and schema, on whole schemas: custom profiles become the
-    nearest built-in one, grants on listed tables become grants on their schemas (where the role
-    has no schema grant there), and exceptions are dropped."""
+    """One built-in profile per role and schema: custom profiles become the nearest built-in one,
+    grants on listed tables and routines become grants on their schemas (where the role has no
+    schema grant there) and `defaults` are dropped (every kind). What the exact file excepts stays
+    excepted (tables, routines, columns), and grants on listed columns stay on those columns:
+    an exception is never widened."""
     data = copy.deepcopy(gen.data)
     custom = data.get("profiles", {})
-    builtin_of = {
-        name: nearest_builtin({k: frozenset(spec.get(k, ())) for k in FITTED_KINDS}).name
-        for name, spec in custom.items()
-    }
+
+    def builtin(profile: str) -> str:
+        spec = custom.get(profile)
+        if spec is None:
+            return profile
+        return nearest_builtin({k: frozenset(spec.get(k, ())) for k in FITTED_KINDS}).name
+
     for db in data["databases"]:
-        chosen: dict[str, dict[str, str]] = {}  # role -> schema -> profile
+        chosen: dict[str, dict[str, dict[str, Any]]] = {}  # role -> schema -> grant
+        kept: list[dict[str, Any]] = []
         for g in db["grants"]:  # schema grants first: they say what most objects hold
             for schema in g.get("schemas", ()):
-                chosen.setdefault(g["role"], {})[schema] = builtin_of.get(g["profile"], g["profile"])
+                grant = chosen.setdefault(g["role"], {}).setdefault(schema, {"profile": builtin(g["profile"])})
+                for key in ("except_tables", "except_routines"):
+                    names = [n for n in g.get(key, ()) if n.partition(".")[0] == schema]
+                    grant.setdefault(key, []).extend(names)
+                for table, cols in g.get("except_columns", {}).items():
+                    if table.partition(".")[0] == schema:
+                        grant.setdefault("except_columns", {})[table] = cols
         for g in db["grants"]:
-            for table in g.get("tables", ()):
-                schema = table.partition(".")[0]
-                chosen.setdefault(g["role"], {}).setdefault(schema, builtin_of.get(g["profile"], g["profile"]))
+            for name in (*g.get("tables", ()), *g.get("routines", ())):
+                chosen.setdefault(g["role"], {}).setdefault(name.partition(".")[0], {"profile": builtin(g["profile"])})
+            if g.get("columns"):
+                kept.append({"role": g["role"], "profile": builtin(g["profile"]), "columns": g["columns"]})
+            if not g.get("schemas") and not g.get("tables") and not g.get("routines") and not g.get("columns"):
+                kept.append({"role": g["role"], "profile": g["profile"]})
+        listed = {(g["role"], n) for g in db["grants"] for n in (*g.get("tables", ()), *g.get("routines", ()))}
+        for role, schemas in chosen.items():  # a listed object takes its schema's profile, not nothing
+            for grant in schemas.values():
+                for key in ("except_tables", "except_routines"):
+                    grant[key] = [n for n in grant.get(key, ()) if (role, n) not in listed]
         grants: list[dict[str, Any]] = []
         for role, schemas in chosen.items():
-            by_profile: dict[str, list[str]] = {}
             for schema in db["schemas"]:
                 if schema in schemas:
-                    by_profile.setdefault(schemas[schema], []).append(schema)
-            grants += [{"role": role, "profile": p, "schemas": s} for p, s in by_profile.items()]
-        db["grants"] = grants
+                    extra = {k: v for k, v in schemas[schema].items() if k != "profile" and v}
+                    grants.append({"role": role, "profile": schemas[schema]["profile"], "schemas": [schema], **extra})
+        db["grants"] = grants + kept
     data["profiles"] = {}
     header = [
         "Suggested by `pgwarden init --from-database --suggest`: fewer, broader grants than the",
@@ -54,9 +73,9 @@ def effective(scopes: Scopes, role: str, obj: LiveObject) -> set[tuple[str, str 
     """(privilege, column or None) that `role` holds on `obj` under a policy; on a table whose
     columns carry grants, column privileges are counted per column so both policies compare."""
     if obj.kind == "routine":
-        privileges = scopes.objects(role, "routine", obj.schema)
+        privileges = scopes.objects(role, "routine", obj.schema, f"{obj.name}({obj.args or ''})")
     else:
-        privileges = scopes.objects(role, obj.kind, obj.schema, obj.name)
+        privileges = scopes.objects(role, obj.kind, obj.schema, obj.name, obj.table)
     if obj.kind != "table" or not obj.columns:
         return {(p, None) for p in privileges}
     columns = [name for name, _ in obj.columns]

@@ -83,6 +83,8 @@ def _object_list(ctx: PlanContext, kind_name: ObjectKind, schema: str, objects: 
 def _group_changes(ctx: PlanContext, group: ObjectGroup, schema: str, obj: ObjectRef | None = None) -> list[Change]:
     """What must change on the objects of one group (after a planned ownership change)."""
     name = obj.name if obj is not None else None
+    if obj is not None and group.kind == "routine":
+        name = f"{obj.name}({obj.args or ''})"  # routines are listed by identity (scopes)
     table = obj.args if obj is not None and group.kind == "sequence" else None
     return acl.diff(ctx.acl(group.acl, group.owner), wanted_for(ctx, group.kind, schema, name, table))
 
@@ -97,7 +99,7 @@ def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
         if group.extension or (ctx.additive and (owner is None or group.owner != owner.oid)):
             continue  # additive: the grants of an object whose ownership would move follow the move
         schema = schema_names.get(group.schema, str(group.schema))
-        if ctx.grants.detailed(schema) and group.kind != "routine" and group.objects is not None:
+        if ctx.grants.detailed(schema) and group.objects is not None:
             for obj in group.objects:
                 single = replace(group, count=1, objects=(obj,))
                 for change in _group_changes(ctx, single, schema, obj):
@@ -126,7 +128,7 @@ def groups_to_name(policy: Policy, snap: Snapshot, *, changing: bool = True) -> 
     out: dict[int, ObjectGroup] = {}
     schema_names = {s.oid: s.name for s in snap.schemas}
     for g in snap.objects:  # objects the policy treats one by one are always named
-        if g.objects is None and g.kind != "routine" and ctx.grants.detailed(schema_names.get(g.schema, "")):
+        if g.objects is None and ctx.grants.detailed(schema_names.get(g.schema, "")):
             out[id(g)] = g
     if not changing:
         return list(out.values())
@@ -155,7 +157,9 @@ def plan_objects(ctx: PlanContext) -> None:
         totals[(g.schema, g.kind)] += g.count
     # bulk statements would reach extension members and objects the policy treats apart
     with_extension = {(g.schema, g.kind) for g in snap.objects if g.extension}
-    with_extension |= {(s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in ("table", "sequence")}
+    with_extension |= {
+        (s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in ("table", "sequence", "routine")
+    }
     schema_oids = {s.name: s.oid for s in snap.schemas}
     for (schema, kind_name, change), groups in _pending(ctx).items():
         stuck = sorted({blocked_owner[id(g)] for g in groups if id(g) in blocked_owner})

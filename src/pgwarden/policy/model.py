@@ -16,11 +16,13 @@ from pgwarden.policy.names import (
     AccessLevel,
     ColumnName,
     DatabaseName,
+    DefaultKind,
     Duration,
     EnvName,
     Mode,
     QualifiedName,
     RoleName,
+    RoutineName,
     SchemaName,
     SettingName,
     ValidUntil,
@@ -73,37 +75,69 @@ class ProfileSpec(_Model):
 
 
 class GrantSpec(_Model):
-    """`profile` for `role` on every table, sequence and routine of `schemas` and on `tables`
-    (schema.table), except `except_tables` and, on the tables of `except_columns`, those columns."""
+    """`profile` for `role` on every table, sequence and routine of `schemas` (and, by the owner's
+    default privileges, on those created later: the kinds of `defaults`, every kind when it is not
+    given), on `tables` (schema.table) and `routines` (schema.name(args)), and on the `columns` of
+    tables (column privileges only), except `except_tables`, `except_routines` and, on the tables
+    of `except_columns`, those columns."""
 
     role: RoleName
     profile: str
     schemas: tuple[SchemaName, ...] = ()
     tables: tuple[QualifiedName, ...] = ()
+    routines: tuple[RoutineName, ...] = ()
+    columns: dict[QualifiedName, tuple[ColumnName, ...]] = Field(default_factory=dict)
     except_tables: tuple[QualifiedName, ...] = ()
+    except_routines: tuple[RoutineName, ...] = ()
     except_columns: dict[QualifiedName, tuple[ColumnName, ...]] = Field(default_factory=dict)
+    defaults: tuple[DefaultKind, ...] | None = None
 
     @model_validator(mode="after")
     def _scope(self) -> GrantSpec:
-        if not self.schemas and not self.tables:
-            raise ValueError("a grant needs schemas, tables or both")
-        for key in ("schemas", "tables", "except_tables"):
+        for key in ("schemas", "tables", "routines", "except_tables", "except_routines"):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise LocatedError("lists the same name twice", key)
-        for name in self.except_tables:
-            if split_qualified(name)[0] not in self.schemas:
-                raise LocatedError(
-                    f"{name} is outside the grant's scope: except_tables names tables of its schemas "
-                    f"({', '.join(self.schemas) or 'none'})",
-                    "except_tables",
-                )
+        if self.defaults is not None:
+            if not self.schemas:
+                raise LocatedError("default privileges are set on schemas: give `schemas` too", "defaults")
+            if len(set(self.defaults)) != len(self.defaults):
+                raise LocatedError("lists the same kind twice", "defaults")
+        # a serial's sequence goes with its listed table: except_tables may name it
+        reach = {*self.schemas, *(split_qualified(t)[0] for t in self.tables)}
+        for key, names, where in (
+            ("except_tables", self.except_tables, reach),
+            ("except_routines", self.except_routines, set(self.schemas)),
+        ):
+            for name in names:
+                if split_qualified(name)[0] not in where:
+                    raise LocatedError(
+                        f"{name} is outside the grant's scope: {key} names objects of its schemas "
+                        f"({', '.join(self.schemas) or 'none'})",
+                        key,
+                    )
         for name, columns in self.except_columns.items():
             if not self.covers_table(*split_qualified(name)):
                 raise LocatedError(f"{name} is outside the grant's scope (its schemas and tables)", "except_columns")
             if not columns:
                 raise LocatedError(f"{name}: list at least one column", "except_columns", name)
+        for name, columns in self.columns.items():
+            if self.covers_table(*split_qualified(name)):
+                raise LocatedError(
+                    f"{name} is already covered by the grant's schemas or tables (all its columns): "
+                    "use except_columns to leave some out",
+                    "columns",
+                    name,
+                )
+            if not columns:
+                raise LocatedError(f"{name}: list at least one column", "columns", name)
+            if len(set(columns)) != len(columns):
+                raise LocatedError(f"{name}: lists the same column twice", "columns", name)
         return self
+
+    @property
+    def has_scope(self) -> bool:
+        return bool(self.schemas or self.tables or self.routines or self.columns)
 
     def covers_schema(self, schema: str) -> bool:
         """Whether the grant applies to every object of `schema` (not only listed tables)."""
@@ -115,14 +149,35 @@ class GrantSpec(_Model):
             return False
         return schema in self.schemas or name in self.tables
 
+    def covers_routine(self, schema: str, routine: str) -> bool:
+        """`routine` is `name(args)` as PostgreSQL prints the identity arguments."""
+        name = f"{schema}.{routine}"
+        if name in self.except_routines:
+            return False
+        return schema in self.schemas or name in self.routines
+
+    def defaults_for(self, kind_name: str) -> bool:
+        """Whether objects of `kind_name` created later in the grant's schemas get the profile."""
+        return self.defaults is None or kind_name in self.defaults
+
     def excluded_columns(self, schema: str, table: str) -> frozenset[str]:
         return frozenset(self.except_columns.get(f"{schema}.{table}", ()))
 
+    def listed_columns(self, schema: str, table: str) -> frozenset[str]:
+        return frozenset(self.columns.get(f"{schema}.{table}", ()))
+
     @property
     def detailed_schemas(self) -> set[str]:
-        """Schemas where this grant treats some objects apart (listed tables, exceptions)."""
-        names = [*self.tables, *self.except_tables, *self.except_columns]
+        """Schemas where this grant treats some objects apart (listed objects, exceptions)."""
+        names = [*self.tables, *self.except_tables, *self.except_columns, *self.columns]
+        names += [*self.routines, *self.except_routines]
         return {split_qualified(n)[0] for n in names}
+
+    @property
+    def reached_schemas(self) -> set[str]:
+        """Schemas the grant gives something in (USAGE on each comes with it)."""
+        names = [*self.tables, *self.routines, *self.columns]
+        return {*self.schemas, *(split_qualified(n)[0] for n in names)}
 
 
 class DatabaseSpec(_Model):
@@ -147,14 +202,15 @@ class DatabaseSpec(_Model):
                     index,
                     "schemas",
                 )
-            outside = [t for t in grant.tables if split_qualified(t)[0] not in self.schemas]
-            if outside:
-                raise LocatedError(
-                    f"table {outside[0]} is not in a managed schema of database {self.name}",
-                    "grants",
-                    index,
-                    "tables",
-                )
+            for key in ("tables", "routines", "columns"):
+                outside = [t for t in getattr(grant, key) if split_qualified(t)[0] not in self.schemas]
+                if outside:
+                    raise LocatedError(
+                        f"{outside[0]} is not in a managed schema of database {self.name}",
+                        "grants",
+                        index,
+                        key,
+                    )
         return self
 
 
@@ -354,7 +410,8 @@ def v1_level(database: DatabaseSpec, role: str) -> AccessLevel | None:
     if len(mine) != 1:
         return None
     g = mine[0]
-    plain = not (g.tables or g.except_tables or g.except_columns) and set(g.schemas) == set(database.schemas)
+    detail = g.tables or g.routines or g.columns or g.except_tables or g.except_routines or g.except_columns
+    plain = not detail and g.defaults is None and set(g.schemas) == set(database.schemas)
     if plain and g.profile == "readwrite":
         return "readwrite"
     if plain and g.profile == "readonly":

@@ -102,6 +102,18 @@ def split_qualified(value: str) -> tuple[str, str]:
     return schema, table
 
 
+def _routine(value: str) -> str:
+    """A routine named `schema.name(argument types)`, the arguments as PostgreSQL prints them
+    (pg_get_function_identity_arguments: `app.total(integer, text)`, `app.refresh()`)."""
+    schema, dot, rest = value.partition(".")
+    name, paren, args = rest.partition("(")
+    if not dot or not schema or not name or not paren or not args.endswith(")"):
+        raise ValueError(f"{value!r} must name a routine as schema.name(argument types), such as app.total(integer)")
+    _schema_name(schema)
+    check_identifier(name, "routine name")
+    return value
+
+
 def _column_name(value: str) -> str:
     return check_identifier(value, "column name")
 
@@ -127,5 +139,8 @@ def _valid_until(value: str) -> str:
 
 QualifiedName = Annotated[str, AfterValidator(_qualified)]
 ColumnName = Annotated[str, AfterValidator(_column_name)]
+RoutineName = Annotated[str, AfterValidator(_routine)]
+#: The kinds of objects default privileges are set for (a grant's `defaults`).
+DefaultKind = Literal["table", "sequence", "routine"]
 SettingName = Annotated[str, AfterValidator(_setting_name)]
 ValidUntil = Annotated[str, AfterValidator(_valid_until)]

@@ -27,7 +27,7 @@ from pgwarden.policy.model import (
 from pgwarden.policy.names import EnvName, Mode, RoleName
 
 #: Profiles every policy has (pgwarden.profiles defines what they give).
-BUILTIN_PROFILES = ("readwrite", "readonly", "append")
+BUILTIN_PROFILES = ("readwrite", "readonly", "append", "usage", "connect")
 
 
 class RoleSpec(RoleAttributes):
@@ -145,6 +145,10 @@ class PolicyFileV2(_Model):
                         + (" (the owner and deploy logins need no grant)" if grant.role in self._owner_side else ""),
                         *where,
                         "role",
+                    )
+                if grant.profile != "connect" and not grant.has_scope:
+                    raise LocatedError(
+                        "a grant needs schemas, tables, routines or columns (only profile connect needs none)", *where
                     )
                 if grant.profile not in profiles:
                     raise LocatedError(
