@@ -18,7 +18,7 @@ import exactness  # noqa: E402  (tests/exactness.py: the builder, the recorder a
 from bench.fixture import start_server  # noqa: E402
 
 
-def run_version(version: int, examples: int, rng_seed: int, shrink: bool, log: Any) -> dict[str, Any]:
+def run_version(version: int, examples: int, rng_seed: int, shrink: int, log: Any) -> dict[str, Any]:
     server = start_server(version, None, log)
     admin = server.conninfo("postgres")
     outcomes: list[exactness.Outcome] = []
@@ -49,7 +49,7 @@ def run_version(version: int, examples: int, rng_seed: int, shrink: bool, log: A
 
             one()
             failures = [o for o in outcomes if not o.ok]
-            shrunk = [_shrink(admin, o, Path(tmp), log) for o in failures[:3]] if shrink else []
+            shrunk = [_shrink(admin, o, Path(tmp), log) for o in failures[:shrink]]
     finally:
         server.cleanup()
     times = sorted(o.seconds for o in outcomes)
@@ -70,7 +70,8 @@ def run_version(version: int, examples: int, rng_seed: int, shrink: bool, log: A
 def _shrink(admin: str, outcome: exactness.Outcome, workdir: Path, log: Any) -> str:
     """Drop statements one at a time while the example still fails the same way (error or diff)."""
     ex = outcome.example
-    kind = bool(outcome.error)
+    wanted = set(outcome.lost) | set(outcome.gained)
+    first_error = _error_line(outcome.error)
     statements = list(ex.statements)
     changed = True
     while changed:
@@ -83,11 +84,17 @@ def _shrink(admin: str, outcome: exactness.Outcome, workdir: Path, log: Any) -> 
                 result = exactness.check_example(admin, trial, workdir)
             except Exception:
                 continue
-            if not result.ok and bool(result.error) == kind:
+            same = (wanted & (set(result.lost) | set(result.gained))) if wanted else False
+            if not result.ok and (same or (first_error and _error_line(result.error) == first_error)):
                 statements, outcome, changed = trial.statements, result, True
                 break
     log(f"shrunk to {len(statements)} statements")
     return outcome.describe() + "\n-- script:\n" + outcome.example.script() + "\n-- path:\n" + outcome.run.transcript()
+
+
+def _error_line(error: str) -> str:
+    """The first `error:` line of a failed path (what shrinking keeps)."""
+    return next((line for line in error.splitlines() if line.startswith("error:")), "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--examples", type=int, default=100, help="examples per version (default 100)")
     ap.add_argument("--versions", default="14,15,16,17,18")
     ap.add_argument("--seed", type=int, default=20)
-    ap.add_argument("--shrink", action="store_true", help="shrink the first 3 failures of each version")
+    ap.add_argument("--shrink", type=int, default=0, metavar="N", help="shrink the first N failures of each version")
     ap.add_argument("--json", type=Path)
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
