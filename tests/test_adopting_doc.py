@@ -140,6 +140,9 @@ def _statements(body: str) -> list[str]:
     return out
 
 
+# The page shows PostgreSQL 15+ output; on 14 PUBLIC may also CREATE in schema public and postgres owns it,
+# which the page says in a sentence instead of a second transcript.
+@pytest.mark.minversion(15)
 def test_adopting_page_runs_as_written(pg_server: LocalServer, pg_cleanup: PgCleanup, tmp_path: Path) -> None:
     for name in DATABASES:
         pg_cleanup.database(name)
