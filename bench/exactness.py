@@ -92,6 +92,23 @@ def _shrink(admin: str, outcome: exactness.Outcome, workdir: Path, log: Any) -> 
     return outcome.describe() + "\n-- script:\n" + outcome.example.script() + "\n-- path:\n" + outcome.run.transcript()
 
 
+def run_script(version: int, script: str, log: Any) -> int:
+    """One database from a script (a failures-notes entry): prints the diff and the path's transcript."""
+    statements = [s.strip().rstrip(";") for s in script.splitlines() if s.strip() and not s.startswith("--")]
+    roles = [s.split()[2] for s in statements if s.startswith("CREATE ROLE xq_") and s.split()[2] != "xq_own"]
+    owner_exists = any(s.startswith("CREATE ROLE xq_own ") for s in statements)
+    ex = exactness.Example(version, "xq_", "xq_own", owner_exists, roles, statements)
+    server = start_server(version, None, log)
+    try:
+        with tempfile.TemporaryDirectory(prefix="pgwarden-exactness-") as tmp:
+            outcome = exactness.check_example(server.conninfo("postgres"), ex, Path(tmp))
+    finally:
+        server.cleanup()
+    print(outcome.describe() or f"PostgreSQL {version}: exact")
+    print(outcome.run.transcript())
+    return 0 if outcome.ok else 1
+
+
 def _error_line(error: str) -> str:
     """The first `error:` line of a failed path (what shrinking keeps)."""
     return next((line for line in error.splitlines() if line.startswith("error:")), "")
@@ -104,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--shrink", type=int, default=0, metavar="N", help="shrink the first N failures of each version")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--script", type=Path, help="run one database from this SQL script instead (names xq_...)")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
 
@@ -111,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
+    if args.script:
+        codes = [run_script(int(v), args.script.read_text(), log) for v in args.versions.split(",")]
+        return max(codes)
     results = []
     t0 = time.monotonic()
     for v in (int(x) for x in args.versions.split(",")):

@@ -327,7 +327,7 @@ SELECT DISTINCT pg_get_userbyid(o) FROM (
               WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
     UNION ALL SELECT t.typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
               WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
-) AS x(o) WHERE pg_get_userbyid(o) <> %(owner)s
+) AS x(o) WHERE pg_get_userbyid(o) NOT IN (%(owner)s, 'pg_database_owner')  -- that one is the owner, once adopted
 """
 
 
