@@ -55,9 +55,7 @@ def test_a_table_holding_nothing_is_excepted_and_one_holding_more_gets_its_own_g
     assert book.custom["readonly_insert"]["table"] == {"SELECT", "INSERT"} and not fit.notes
 
 
-def test_column_grants_become_grants_on_listed_columns() -> None:
-    # issue 20: SELECT (id, name) with no table grant is said as `columns`, not as the schema's
-    # profile minus columns (which gave the other tables' future columns and default privileges)
+def test_column_grants_become_the_profile_minus_columns_or_grants_on_listed_columns() -> None:
     customers = LiveObject(
         "app",
         "table",
@@ -69,10 +67,17 @@ def test_column_grants_become_grants_on_listed_columns() -> None:
     fit = fit_role("analysts", ["app"], [customers, table("app", "orders", analysts=RO)], no_defaults, ProfileBook(),
                    routines=False)  # fmt: skip
     assert [d.spec() for d in fit.grants] == [
-        {"role": "analysts", "profile": "readonly", "schemas": ["app"], "except_tables": ["app.customers"],
-         "defaults": []},
-        {"role": "analysts", "profile": "readonly", "columns": {"app.customers": ["id", "name"]}},
+        {"role": "analysts", "profile": "readonly", "schemas": ["app"],
+         "except_columns": {"app.customers": ["email"]}, "defaults": []},
     ]  # fmt: skip
+    # issue 20: SELECT (id, name) where the schema's grant would give nothing is said as `columns`
+    others = [table("app", n) for n in ("a", "b")]
+    fit = fit_role("bi", ["app"], [customers, *others], no_defaults, ProfileBook(), routines=False)
+    assert [d.spec() for d in fit.grants] == []
+    fit = fit_role("analysts", ["app"], [customers, *others], no_defaults, ProfileBook(), routines=False)
+    assert [d.spec() for d in fit.grants] == [
+        {"role": "analysts", "profile": "readonly", "columns": {"app.customers": ["id", "name"]}}
+    ]
     uneven = LiveObject("app", "table", "t", "owner", columns=(("a", {"x": RO}), ("b", {"x": frozenset({"UPDATE"})})))
     specs = [d.spec() for d in fit_role("x", ["app"], [uneven], no_defaults, ProfileBook(), routines=False).grants]
     assert [s["columns"] for s in specs] == [{"app.t": ["a"]}, {"app.t": ["b"]}]

@@ -189,5 +189,6 @@ def _next_steps(ui: UI, result: Any, suggest: bool, target: str) -> None:
         )
         ui.info(f"  pgwarden plan{target} --mode additive    # creates {owner}, takes nothing from anyone")
         ui.info(f"  pgwarden apply{target} --mode additive")
-        ui.info(f"  pgwarden adopt{target}                   # moves the objects to {owner}")
-        ui.info(f"  pgwarden plan{target} --exit-code         # then apply: the split itself, nothing else")
+        source = f" --from {result.previous_owner}" if result.previous_owner else ""
+        ui.info(f"  pgwarden adopt{target}{source}          # moves the database and its objects to {owner}")
+        ui.info(f"  pgwarden apply{target}                   # authoritative: the split itself, nothing else")

@@ -28,13 +28,14 @@ class Result:
     kinds: tuple[tuple[str, str], ...] = ()  # (kind of finding, line): the summary groups them
     owner_exists: bool = True  # False: the policy creates the owner
     superuser_owned: bool = False  # the managed objects belong to a superuser today
+    previous_owner: str | None = None  # who owns most objects today, when not the policy's owner
 
     def summary(self) -> list[str]:
         """One line per kind of finding, with its count (and the one line when it is alone)."""
         counts: dict[str, list[str]] = {}
         for kind, line in self.kinds:
             counts.setdefault(kind, []).append(line)
-        return [lines[0] if len(lines) == 1 else f"{kind}: {len(lines)}" for kind, lines in counts.items()]
+        return [lines[0] if len(lines) == 1 else f"{len(lines)} {kind}" for kind, lines in counts.items()]
 
 
 def render(gen: Generated, policy: Policy) -> str:
@@ -68,6 +69,7 @@ def from_database(
             live.roles[o.owner].superuser for o in live.objects if not o.extension and o.owner in live.roles
         )
         or (live.db_owner in live.roles and live.roles[live.db_owner].superuser),
+        "previous_owner": _previous_owner(live, chosen),
     }
     if not suggest:
         return Result(render(gen, policy), policy, tuple(gen.hazards), tuple(gen.header), **facts)  # type: ignore[arg-type]
@@ -75,3 +77,13 @@ def from_database(
     suggested = to_policy(small)
     diff = privilege_diff(policy, suggested, live.objects, policy.hardening.revoke_public_execute)
     return Result(render(small, suggested), suggested, tuple(small.hazards), tuple(gen.header), tuple(diff), **facts)  # type: ignore[arg-type]
+
+
+def _previous_owner(live: Live, owner: str) -> str | None:
+    """The role owning most of what moves to `owner` (what `adopt --from` names)."""
+    from collections import Counter
+
+    counts = Counter(o.owner for o in live.objects if not o.extension and o.owner != owner)
+    if live.db_owner != owner:
+        counts[live.db_owner] += 1
+    return counts.most_common(1)[0][0] if counts else None

@@ -112,7 +112,8 @@ def hardening(live: Live, owner: str, gen: Generated) -> dict[str, bool]:
     routines = [o for o in live.objects if o.kind == "routine" and not o.extension]
     public_exec = [o for o in routines if "EXECUTE" in o.held(None)]
     global_f = next((d for d in live.defaults if d.role == owner and d.schema is None and d.objtype == "f"), None)
-    future_public = global_f is None or "EXECUTE" in global_f.acl.get(None, frozenset())
+    # an owner still to be made has no default privileges yet: the policy sets them
+    future_public = owner in live.roles and (global_f is None or "EXECUTE" in global_f.acl.get(None, frozenset()))
     execute = not public_exec and not future_public
     if not execute:
         why = f"PUBLIC may run {len(public_exec)} routine(s) of the managed schemas" if public_exec else ""

@@ -40,7 +40,8 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
     found = holders(live, owner_side)
     _superusers(live, found, superusers, gen)
     candidates = [n for n in found if n not in superusers]
-    fits = fit_all(live, owner, candidates, switches["revoke_public_execute"], gen)
+    # routines are fitted either way: where PUBLIC runs them, what a role holds is kept as said
+    fits = fit_all(live, owner, candidates, True, gen)
     # a member of a group that holds CONNECT itself is a person (its CONNECT comes through the group)
     holding = {n for n in candidates if any(d.profile != "connect" for d in fits[n].grants)}
     people = _people(live, holding, owner_side | superusers)
@@ -229,7 +230,7 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
             if "CREATE" in privs and grantee not in (owner, s.owner):
                 h(
                     "CREATE on a managed schema held by others than the owner: plan revokes it",
-                    f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: plan revokes it",
+                    f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: only the owner may; plan revokes it",
                 )
     for s in live.others:
         if s.extension:

@@ -114,6 +114,7 @@ class Draft:
     columns: dict[str, list[str]] = field(default_factory=dict)
     except_tables: list[str] = field(default_factory=list)
     except_routines: list[str] = field(default_factory=list)
+    except_columns: dict[str, list[str]] = field(default_factory=dict)
     why: list[str] = field(default_factory=list)
 
     def spec(self) -> dict[str, Any]:
@@ -121,8 +122,9 @@ class Draft:
         for key in ("schemas", "tables", "routines", "except_tables", "except_routines"):
             if getattr(self, key):
                 out[key] = list(getattr(self, key))
-        if self.columns:
-            out["columns"] = {k: list(v) for k, v in self.columns.items()}
+        for key in ("columns", "except_columns"):
+            if getattr(self, key):
+                out[key] = {k: list(v) for k, v in getattr(self, key).items()}
         if self.schemas and self.defaults is not None:
             out["defaults"] = list(self.defaults)
         return out
@@ -172,9 +174,9 @@ class _Fitter:
 
     def listed(self, obj: LiveObject, held: frozenset[str]) -> None:
         d = self.draft(self.book.name_for({obj.kind: held}, self.role))
-        (d.routines if obj.kind == "routine" else d.tables).append(
-            routine_name(obj) if obj.kind == "routine" else obj.qualified
-        )
+        name = routine_name(obj) if obj.kind == "routine" else obj.qualified
+        (d.routines if obj.kind == "routine" else d.tables).append(name)
+        d.why.append(f"{name}: {self.role} holds {_words(held)} there")
 
     def columns(self, obj: LiveObject) -> None:
         """Column privileges beyond the table-level ones: one grant on listed columns per set of
@@ -232,23 +234,45 @@ def fit_role(
             defaults_kinds = None if with_defaults == kinds else tuple(with_defaults)
             grant = fitter.draft(profile, defaults_kinds, schema=True)
             grant.schemas.append(schema)
+        apart: set[str] = set()  # tables said by the schema grant's except_columns
         for o in sorted(own, key=lambda o: (o.kind, o.name, o.args or "")):
             base = book.on(grant.profile, o.kind) if grant else _NOTHING
+            if grant is not None and _all_columns_but(o, role, base, grant):
+                apart.add(o.qualified)
+                continue
             if o.held(role) == base:
                 continue
             if grant is not None:
-                (grant.except_routines if o.kind == "routine" else grant.except_tables).append(
-                    routine_name(o) if o.kind == "routine" else o.qualified
-                )
+                name = routine_name(o) if o.kind == "routine" else o.qualified
+                (grant.except_routines if o.kind == "routine" else grant.except_tables).append(name)
+                grant.why.append(f"except {name}: {role} holds {_words(o.held(role))} there")
             if o.held(role):
                 fitter.listed(o, o.held(role))
         for o in here:
             if o.kind == "sequence" and o.table is not None:
                 _linked_sequence(fitter, o)
         for o in here:
-            if o.kind == "table" and o.columns:
+            if o.kind == "table" and o.columns and o.qualified not in apart:
                 fitter.columns(o)
     return RoleFit(fitter.drafts, fitter.notes)
+
+
+def _all_columns_but(obj: LiveObject, role: str, base: frozenset[str], grant: Draft) -> bool:
+    """A table where `role` holds the schema's profile but its column privileges on every column
+    but some: said as the grant minus those columns (`except_columns`), which keeps the intent
+    (a column added later gets them too). Exact only when the column privileges are the same on
+    each column that has them and none is held on the whole table."""
+    if obj.kind != "table" or not obj.columns:
+        return False
+    on_columns = {name: acl.get(role, _NOTHING) for name, acl in obj.columns}
+    given = {p for p in on_columns.values() if p}
+    excluded = [name for name, p in on_columns.items() if not p]
+    col = base & COLUMN_PRIVILEGES
+    if not col or not excluded or given != {col} or obj.held(role) != base - COLUMN_PRIVILEGES:
+        return False
+    grant.except_columns[obj.qualified] = excluded
+    grant.why.append(f"{obj.qualified}: {role} holds {_words(col)} on its other columns only")
+    return True
 
 
 def _linked_sequence(fitter: _Fitter, seq: LiveObject) -> None:

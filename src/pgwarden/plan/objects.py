@@ -40,7 +40,10 @@ def wanted_for(
     expected: dict[Grantee, frozenset[str]] = {owner: frozenset(kind(kind_name).owner_privileges(ctx.snap.caps.major))}
     tolerated: dict[Grantee, frozenset[str]] = {}
     if kind_name == "routine" and not ctx.policy.hardening.revoke_public_execute:
+        # PUBLIC runs them: what the grants give is kept where held, never granted (it adds nothing)
         tolerated[PUBLIC] = frozenset({"EXECUTE"})
+        for a in ctx.policy.access:
+            tolerated[a.name] = ctx.grants.objects(a.name, kind_name, schema, name, table)
     else:
         for a in ctx.policy.access:
             expected[a.name] = ctx.grants.objects(a.name, kind_name, schema, name, table)

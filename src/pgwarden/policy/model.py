@@ -150,11 +150,12 @@ class GrantSpec(_Model):
         return schema in self.schemas or name in self.tables
 
     def covers_routine(self, schema: str, routine: str) -> bool:
-        """`routine` is `name(args)` as PostgreSQL prints the identity arguments."""
+        """`routine` is `name(args)`: the identity arguments as PostgreSQL prints them, or only
+        their types (what probe calls it with)."""
         name = f"{schema}.{routine}"
-        if name in self.except_routines:
+        if any(same_routine(n, name) for n in self.except_routines):
             return False
-        return schema in self.schemas or name in self.routines
+        return schema in self.schemas or any(same_routine(n, name) for n in self.routines)
 
     def defaults_for(self, kind_name: str) -> bool:
         """Whether objects of `kind_name` created later in the grant's schemas get the profile."""
@@ -178,6 +179,20 @@ class GrantSpec(_Model):
         """Schemas the grant gives something in (USAGE on each comes with it)."""
         names = [*self.tables, *self.routines, *self.columns]
         return {*self.schemas, *(split_qualified(n)[0] for n in names)}
+
+
+def same_routine(listed: str, name: str) -> bool:
+    """Whether `listed` (schema.name(identity arguments), argument names included) is `name`,
+    which may give the argument types alone: `app.f(a integer)` is `app.f(integer)`."""
+    if listed == name:
+        return True
+    head, _, args = listed.partition("(")
+    other_head, _, other_args = name.partition("(")
+    if head != other_head:
+        return False
+    mine = [a.strip() for a in args.rstrip(")").split(",") if a.strip()]
+    theirs = [a.strip() for a in other_args.rstrip(")").split(",") if a.strip()]
+    return len(mine) == len(theirs) and all(m == t or m.endswith(" " + t) for m, t in zip(mine, theirs, strict=True))
 
 
 class DatabaseSpec(_Model):

@@ -157,8 +157,11 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
     for db in policy.databases or (policy.database,):
         out += ["", *(f"# {line}" for line in notes.get(f"database.{db.name}", [])), "[[databases]]"]
         out += [f"name = {_toml_str(db.name)}", f"schemas = {_toml_list(db.schemas)}", "grants = ["]
+        said: set[str] = set()  # a role's grants of one profile share their comment: written once
         for grant in db.grants:
-            out += [f"  # {line}" for line in notes.get(f"grant.{db.name}.{grant.role}.{grant.profile}", [])]
+            key = f"grant.{db.name}.{grant.role}.{grant.profile}"
+            out += [f"  # {line}" for line in (notes.get(key, []) if key not in said else [])]
+            said.add(key)
             fields = grant.model_dump(exclude_defaults=True)
             out.append("  " + _toml_value(fields) + ",")
         out.append("]")

@@ -82,7 +82,8 @@ class Rights:
         if action.kind == "schema":
             return privilege in self.union(lambda r: self.scopes.schema(r, target.name))
         if action.kind == "routine":
-            return privilege in self.union(lambda r: self.scopes.objects(r, "routine", target.schema))
+            routine = f"{target.name}({', '.join(target.argtypes)})"  # listed routines (scopes)
+            return privilege in self.union(lambda r: self.scopes.objects(r, "routine", target.schema, routine))
         if action.kind == "sequence":
             return privilege in self.union(
                 lambda r: self.scopes.objects(r, "sequence", target.schema, target.name, target.owned_by)
