@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--script", type=Path, help="run one database from this SQL script instead (names xq_...)")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill = Ctrl-C: the cluster is stopped and removed
 
     def log(msg: str) -> None:
         if not args.quiet:

@@ -301,6 +301,8 @@ def pgwarden(args: Sequence[str], env: dict[str, str]) -> tuple[int, str]:
                 main(list(args))
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if code == 130:  # the CLI turned our Ctrl-C into its exit code: stop the whole run
+            raise KeyboardInterrupt
     finally:
         for k, v in saved.items():
             if v is None:
