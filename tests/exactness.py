@@ -409,12 +409,14 @@ def compare(
     owner: str,
     schemas: set[str],
     roles_before: set[str],
+    listed: str = "",
 ) -> tuple[list[Fact], list[Fact], list[tuple[Fact, str]]]:
-    """The differences the split does not explain, and the ones it does (with the reason)."""
+    """The differences the split does not explain, and the ones it does (with the reason). `listed` is what
+    init printed: CREATE taken on a schema the policy does not manage is allowed only when init said so."""
     allowed: list[tuple[Fact, str]] = []
     lost, gained = [], []
     for fact in sorted(before - after):
-        why = _why_lost(fact, owners, members_before, owner, schemas)
+        why = _why_lost(fact, owners, members_before, owner, schemas, listed)
         (allowed.append((fact, why)) if why else lost.append(fact))
     for fact in sorted(after - before):
         role = fact[0]
@@ -427,12 +429,16 @@ def compare(
     return lost, gained, allowed
 
 
-def _why_lost(fact: Fact, owners: dict[tuple[str, str], str], members: set[Fact], owner: str, schemas: set[str]) -> str:
+def _why_lost(
+    fact: Fact, owners: dict[tuple[str, str], str], members: set[Fact], owner: str, schemas: set[str], listed: str
+) -> str:
     role, kind, obj, priv = fact
     if role == owner:
         return ""
     if kind in ("schema", "database") and priv.startswith("CREATE") and (kind == "database" or obj in schemas):
         return f"CREATE on the {kind}: only the owner may create"
+    if kind == "schema" and priv.startswith("CREATE") and f"CREATE in schema {obj}" in listed:
+        return f"CREATE on schema {obj}, not managed: init listed that plan revokes it"
     key = ("table", obj.rsplit(".", 1)[0]) if kind == "column" else (kind, obj)
     was = owners.get(key)
     if kind == "default" and obj.split()[0] != owner:
@@ -461,7 +467,8 @@ def check_example(admin_dsn: str, ex: Example, workdir: Path) -> Outcome:
             after = {f for f in after if not (f[1] == "default" and f[2].split()[0] == ex.owner)}
         members = {f for f in before if f[1] == "member"}
         schemas = managed_schemas(run.policy) if run.policy else set()
-        lost, gained, allowed = compare(before, after, owners, members, ex.owner, schemas, roles_before)
+        listed = run.output(0) if run.steps else ""
+        lost, gained, allowed = compare(before, after, owners, members, ex.owner, schemas, roles_before, listed)
         return Outcome(ex, run, lost, gained, allowed, time.monotonic() - t0, error)
     finally:
         cleanup(admin_dsn, ex.prefix)
