@@ -216,29 +216,31 @@ def cleanup(admin_dsn: str, prefix: str) -> None:
 _RECORD = Path(__file__).with_name("exactness_record.sql").read_text()
 
 
-def record(admin_dsn: str, database: str, prefix: str) -> set[Fact]:
-    """Every effective privilege of every non-superuser role named with `prefix`, in `database`."""
-    like = prefix.replace("_", r"\_") + "%"
+def record(admin_dsn: str, database: str, prefix: str | None, names: Sequence[str] = ()) -> set[Fact]:
+    """Every effective privilege of every non-superuser role named with `prefix` (or in `names`), in `database`."""
+    like = prefix.replace("_", r"\_") + "%" if prefix is not None else None
     with psycopg.connect(make_conninfo(admin_dsn, dbname=database), autocommit=True) as conn:
         v = conn.info.server_version
         maintain = ["MAINTAIN"] if v >= 170000 else []
         params = {
             "like": like,
+            "names": list(names),
             "table_privs": [*TABLE_PRIVS, *maintain],
             "column_privs": list(COLUMN_PRIVS),
             "sequence_privs": list(SEQUENCE_PRIVS),
             "member_modes": ["MEMBER", "USAGE", *(["SET"] if v >= 160000 else []), "MEMBER WITH ADMIN OPTION"],
         }
         facts = {(r, k, o, p) for r, k, o, p in conn.execute(_RECORD, params).fetchall()}
-        facts |= _defaults(conn, like, params)
+        facts |= _defaults(conn, params)
     return facts
 
 
-def _defaults(conn: psycopg.Connection[Any], like: str, params: dict[str, Any]) -> set[Fact]:
+def _defaults(conn: psycopg.Connection[Any], params: dict[str, Any]) -> set[Fact]:
     """What a new object of each kind, made in each schema by each prefixed role, would give whom."""
     rows = conn.execute(
         """
-        WITH owners AS (SELECT oid, rolname FROM pg_roles WHERE rolname LIKE %(like)s AND NOT rolsuper),
+        WITH owners AS (SELECT oid, rolname FROM pg_roles
+                        WHERE (rolname LIKE %(like)s OR rolname = ANY(%(names)s)) AND NOT rolsuper),
              kinds(k, obj) AS (VALUES ('r', 'TABLES'), ('S', 'SEQUENCES'), ('f', 'FUNCTIONS'), ('T', 'TYPES')),
              schemas AS (SELECT oid, nspname FROM pg_namespace
                           WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'),

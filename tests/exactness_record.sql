@@ -1,7 +1,8 @@
--- Every effective privilege of every non-superuser role named like %(like)s in the current database,
+-- Every effective privilege of every non-superuser role named like %(like)s (or in %(names)s) in the current
+-- database,
 -- with and without grant option: (role, kind, object, privilege). Used by tests/exactness.py.
 WITH roles AS (
-    SELECT oid, rolname FROM pg_roles WHERE rolname LIKE %(like)s AND NOT rolsuper
+    SELECT oid, rolname FROM pg_roles WHERE (rolname LIKE %(like)s OR rolname = ANY(%(names)s)) AND NOT rolsuper
 ),
 opt(suffix) AS (VALUES (''), (' WITH GRANT OPTION')),
 user_ns AS (

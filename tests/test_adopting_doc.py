@@ -26,6 +26,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+import exactness
 from conftest import PgCleanup
 from helpers import role_conninfo
 from pgwarden.server import LocalServer
@@ -169,10 +170,17 @@ def test_adopting_page_runs_as_written(pg_server: LocalServer, pg_cleanup: PgCle
         )
 
 
+#: The roles the page says keep exactly what they held (the app's own role is new, the owner's are new).
+KEPT = ("bi", "analysts", "alice")
+
+
 def _run(page: Page, found: list[Block], replacements: list[tuple[int, int, str]], mismatches: list[str]) -> None:
+    before: set[exactness.Fact] | None = None
     for block in found:
         if block.kind == "sql":
             page.sql(block.body)
+            if before is None:  # the database as the page builds it: what bi, analysts and alice hold
+                before = exactness.record(page.admin, "shop", None, KEPT)
         elif block.kind.startswith("sql as "):
             page.sql(block.body, block.kind.removeprefix("sql as "))
         elif block.kind.startswith(("append ", "insert ")):
@@ -192,3 +200,7 @@ def _run(page: Page, found: list[Block], replacements: list[tuple[int, int, str]
             replacements.append((block.start, block.end, "".join(new_body)))
         else:
             pytest.fail(f"unknown doc-test block kind {block.kind!r}")
+    # "bi, analysts and alice hold what they held before": every effective privilege, recorded
+    assert before is not None and before, "the page's database gave bi, analysts and alice nothing to keep"
+    after = exactness.record(page.admin, "shop", None, KEPT)
+    assert sorted(before - after) == [] and sorted(after - before) == [], "the page's path changed what they hold"
