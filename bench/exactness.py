@@ -46,7 +46,7 @@ def run_version(version: int, examples: int, rng_seed: int, shrink: int, log: An
                 mark = "ok" if outcome.ok else "FAIL"
                 log(f"pg{version} #{len(outcomes)} {mark} {outcome.seconds:.1f}s")
                 if not outcome.ok:
-                    log(outcome.describe())
+                    log(outcome.describe() + "\n  -- the database:\n  " + ex.script().replace("\n", "\n  "))
 
             one()
             failures = [o for o in outcomes if not o.ok]
