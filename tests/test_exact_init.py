@@ -69,6 +69,31 @@ CASES: dict[str, list[str]] = {
         "GRANT USAGE ON SCHEMA app TO {alice}",
         "GRANT SELECT ON app.notes TO {alice}",
     ],
+    # found by the property test (notes/exactness-failures.md E2, E4): a column grant without
+    # USAGE on the schema; TEMPORARY with CONNECT, and TEMPORARY without it
+    "no-usage-and-temporary": [
+        "GRANT INSERT (total) ON app.orders TO {bi}",
+        "GRANT TEMPORARY ON DATABASE {db} TO {etl}",
+        "GRANT USAGE ON SCHEMA app TO {etl}",
+        "GRANT SELECT ON app.notes TO {etl}",
+        "REVOKE CONNECT ON DATABASE {db} FROM {alice}",
+        "GRANT TEMPORARY ON DATABASE {db} TO {alice}",
+        "GRANT SELECT ON app.notes TO {alice}",
+    ],
+    # E1: the owner's default privileges in every schema (no IN SCHEMA) for a role and for PUBLIC
+    "global-defaults": [
+        "ALTER DEFAULT PRIVILEGES GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {etl}",
+        "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC",
+    ],
+    # E6: grants to PUBLIC on a partition, a sequence and a column
+    "public-grants": [
+        "CREATE TABLE app.p (k int, a int) PARTITION BY RANGE (k)",
+        "CREATE TABLE app.p_1 PARTITION OF app.p FOR VALUES FROM (0) TO (10)",
+        "GRANT SELECT ON app.p_1 TO PUBLIC",
+        "GRANT USAGE ON SEQUENCE app.orders_id_seq TO PUBLIC",
+        "GRANT SELECT (name) ON app.customers TO PUBLIC",
+        "GRANT USAGE ON SCHEMA app TO {bi}",
+    ],
     # EXECUTE on one routine of two, and a group holding only its USAGE and one sequence
     "listed-routine-and-sequence": [
         "GRANT USAGE ON SCHEMA app TO {bi}",
@@ -202,3 +227,48 @@ def test_on_a_superuser_owned_database_the_plan_takes_nothing_and_apply_keeps_ev
     assert effective(db_conninfo(m.dsn, m.db), names) == before
     again = run_cli(["plan", "-c", str(path), "--dsn", m.dsn, "--exit-code"])
     assert again.exit_code == 0, str(again)
+
+
+def _listed(lines: list[str], columns: dict[str, list[str]]) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """--suggest's `+`/`-` lines as effective privileges (a table's column privileges reach its columns)."""
+    plus: set[tuple[str, ...]] = set()
+    minus: set[tuple[str, ...]] = set()
+    for line in lines:
+        sign, role, privilege, _on, kind, name = line.split(" ", 5)
+        out = plus if sign == "+" else minus
+        out.add((role, kind, name, privilege))
+        if kind == "table" and privilege in ("SELECT", "INSERT", "UPDATE"):
+            out |= {(role, "column", f"{name}.{c}", privilege) for c in columns.get(name, [])}
+    return plus, minus
+
+
+def test_suggest_changes_exactly_what_it_lists_and_never_an_excepted_column(
+    admin_conn: psycopg.Connection[Any],
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: PgCleanup,
+    tmp_path: Path,
+) -> None:
+    m = _make(admin_conn, admin_dsn, unique_name, pg_cleanup, "bi-columns-etl-usage-table-defaults", by_owner=True)
+    names = list(m.roles.values())
+    conninfo = db_conninfo(m.dsn, m.db)
+    before = effective(conninfo, names)
+    path = tmp_path / "suggested.toml"
+    result = run_cli(["init", "--from-database", m.db, "--dsn", m.dsn, "--suggest", "-o", str(path)])
+    assert result.exit_code == 0, str(result)
+    lines = [line.strip() for line in result.stderr.splitlines() if line.startswith(("  + ", "  - "))]
+    assert lines, result.stderr  # bi's one table becomes its schema: the suggestion widens something
+    assert not any("api_key" in line for line in lines), result.stderr  # never the column bi lacks
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        rows = c.execute(
+            "SELECT c.oid::regclass::text, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE c.relnamespace = 'app'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped"
+        ).fetchall()
+    columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, []).append(column)
+    applied = run_cli(["apply", "-c", str(path), "--dsn", m.dsn, "--yes"])
+    assert applied.exit_code == 0, str(applied)
+    plus, minus = _listed(lines, columns)
+    after = effective(conninfo, names)
+    assert after - before == plus - before and before - after == minus & before, lines

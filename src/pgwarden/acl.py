@@ -130,7 +130,9 @@ def diff(actual: AclState, wanted: Wanted) -> list[Change]:
         if missing:
             changes.append(Change(ChangeAction.GRANT, grantee, frozenset(missing)))
         if extra:
-            changes.append(Change(ChangeAction.REVOKE, grantee, frozenset(extra), everything=not (holds - extra)))
+            # REVOKE ALL only when the grantee keeps nothing: not when a grant above gives it something
+            everything = not (holds - extra) and not want
+            changes.append(Change(ChangeAction.REVOKE, grantee, frozenset(extra), everything=everything))
         if grantee != wanted.owner:
             options = grantable.get(grantee, set()) - extra
             if options:

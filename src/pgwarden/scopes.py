@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pgwarden.policy import GrantSpec, Policy
 from pgwarden.profiles import Profile, defined
 
+#: How a grant names PUBLIC (the pseudo-role every role is a member of).
+PUBLIC_ROLE = "PUBLIC"
+
 #: Privileges PostgreSQL can grant on single columns.
 COLUMN_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "REFERENCES"})
 
@@ -48,8 +51,8 @@ class Scopes:
 
     @property
     def holders(self) -> tuple[str, ...]:
-        """Roles that hold a grant in this database, in the policy's order."""
-        return tuple(dict.fromkeys(g.role for g in self.grants))
+        """Roles that hold a grant in this database, in the policy's order (PUBLIC apart)."""
+        return tuple(dict.fromkeys(g.role for g in self.grants if g.role != PUBLIC_ROLE))
 
     def _of(self, role: str) -> list[GrantSpec]:
         return [g for g in self.grants if g.role == role]
@@ -65,8 +68,16 @@ class Scopes:
         return out
 
     def database(self, role: str) -> frozenset[str]:
+        """CONNECT from the role's profiles, or exactly what its grants' `database` keys list.
+        PUBLIC's are the hardening switches'."""
+        if role == PUBLIC_ROLE:
+            return _NOTHING
+        mine = self._of(role)
+        said = [g.database for g in mine if g.database is not None]
+        if said:
+            return frozenset().union(*said)
         out: frozenset[str] = _NOTHING
-        for g in self._of(role):
+        for g in mine:
             out |= self._privs(g, "database")
         return out
 
@@ -84,8 +95,10 @@ class Scopes:
 
     def schema(self, role: str, schema: str) -> frozenset[str]:
         out: frozenset[str] = _NOTHING
+        if role == PUBLIC_ROLE:
+            return out  # PUBLIC's USAGE is tolerated, never planned
         for g in self._of(role):
-            if schema in g.reached_schemas:
+            if g.gives_usage(schema):
                 out |= self._privs(g, "schema")
         return out
 
@@ -130,6 +143,14 @@ class Scopes:
         out: frozenset[str] = _NOTHING
         for g in self._of(role):
             if schema in g.schemas and g.defaults_for(kind_name):
+                out |= self._privs(g, kind_name)
+        return out
+
+    def global_defaults(self, role: str, kind_name: str) -> frozenset[str]:
+        """What `role` gets on objects of `kind_name` the owner creates later in any schema."""
+        out: frozenset[str] = _NOTHING
+        for g in self._of(role):
+            if kind_name in g.global_defaults:
                 out |= self._privs(g, kind_name)
         return out
 

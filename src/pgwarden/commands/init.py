@@ -161,7 +161,7 @@ def _from_database(
     _write(ui, path, result.text)
     summary = result.summary()
     if summary:
-        ui.info("what init saw that the policy does not keep as it is (`pgwarden plan` lists every step):")
+        ui.info("what init saw (`pgwarden plan` lists every step it takes):")
         for line in summary:
             ui.info(f"  - {line}")
     if suggest:

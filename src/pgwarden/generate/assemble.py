@@ -34,6 +34,10 @@ class Generated:
         self.hazards.append(line)
         self.kinds.append((kind, line))
 
+    def note(self, kind: str, line: str) -> None:
+        """Something odd the policy keeps as it is (the summary only)."""
+        self.kinds.append((kind, line))
+
     def inexact(self, kind: str, line: str) -> None:
         self.header.append(line)
         self.kinds.append((kind, line))
@@ -77,7 +81,7 @@ def parse_settings(entries: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _defaults(live: Live, owner: str, role: str) -> Any:
+def _defaults(live: Live, owner: str, role: str | None) -> Any:
     entries = {(d.schema, d.objtype): d.acl for d in live.defaults if d.role == owner}
 
     def of(schema: str, kind: str) -> frozenset[str]:
@@ -152,6 +156,11 @@ def deploy_logins(live: Live, owner: str) -> list[str]:
     return sorted(out)
 
 
+def defaults_of(live: Live, owner: str, role: str | None) -> Any:
+    """(schema, kind) -> what the owner's default privileges give `role` (None: PUBLIC)."""
+    return _defaults(live, owner, role)
+
+
 def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Generated) -> dict[str, RoleFit]:
     """Each role's grants, whoever owns the objects today: ALTER ... OWNER keeps what others were
     granted (the grantor becomes the new owner). An object a role owns says nothing of what it
@@ -162,31 +171,51 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
     for name in names:
         fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
         fits[name] = fit
-        reached = fit.schemas_with_grants()
-        for schema in schemas:
-            s = live.schema(schema)
-            usage = s is not None and "USAGE" in s.acl.get(name, frozenset())
-            if usage and schema not in reached:
-                fit.grants.append(Draft(name, "usage", schemas=[schema]))
-            elif not usage and schema in reached and "USAGE" not in (s.acl.get(None, frozenset()) if s else ()):
-                gen.inexact(
-                    "roles granted objects of a schema without USAGE on it: plan grants USAGE",
-                    f"{name} lacks USAGE on schema {schema} despite privileges there: plan grants it",
+        fit.grants += global_defaults(live, owner, name, gen.book, FITTED_KINDS)
+        _usage_and_database(live, name, fit)
+        for d in fit.grants:
+            given = set(d.usage) if isinstance(d.usage, list) else (d.reached() if d.usage else set())
+            for schema in sorted(d.reached() - given):
+                s = live.schema(schema)
+                if s is not None and "USAGE" in s.acl.get(None, frozenset()):
+                    continue  # PUBLIC's USAGE reaches it: nothing odd
+                gen.note(
+                    "roles holding privileges on objects of a schema without USAGE on it: they have no effect "
+                    "until USAGE is granted; the policy keeps it so (usage = false)",
+                    f"{name} holds privileges on objects of {schema} without USAGE on {schema}: the policy keeps it so",
                 )
-        db = live.db_acl.get(name, frozenset())
-        if not fit.grants and "CONNECT" in db:
-            fit.grants.append(Draft(name, "connect"))
-        elif fit.grants and "CONNECT" not in db:
-            gen.inexact(
-                "roles with grants but no CONNECT: plan grants CONNECT",
-                f"{name} has no CONNECT of its own on database {live.database}: plan grants it",
-            )
-        if "TEMPORARY" in db:
-            gen.inexact(
-                "roles holding TEMPORARY on the database: plan revokes it (access roles create nothing)",
-                f"{name} holds TEMPORARY on database {live.database}: plan revokes it",
-            )
     return fits
+
+
+def global_defaults(live: Live, owner: str, role: str | None, book: ProfileBook, kinds: Sequence[str]) -> list[Draft]:
+    """The owner's default privileges in every schema (no IN SCHEMA) for `role` (None: PUBLIC), as
+    a grant's `global_defaults`."""
+    entries = {d.objtype: d.acl for d in live.defaults if d.role == owner and d.schema is None}
+    given = {k: entries.get(DEFACL_CODES[k], {}).get(role, frozenset()) for k in kinds}
+    given = {k: v for k, v in given.items() if v}
+    if not given:
+        return []
+    name = "PUBLIC" if role is None else role
+    return [Draft(name, book.name_for(given, name), global_defaults=list(given))]
+
+
+def _usage_and_database(live: Live, name: str, fit: RoleFit) -> None:
+    """USAGE on exactly the schemas where the role holds it, and its own database privileges (CREATE
+    aside: the owner's), whatever its grants on objects."""
+    usage = {s.name for s in live.schemas if "USAGE" in s.acl.get(name, frozenset())}
+    for d in fit.grants:
+        reached = d.reached()
+        if reached and not reached <= usage:
+            d.usage = sorted(reached & usage) or False
+    for schema in sorted(usage - fit.schemas_with_grants()):
+        fit.grants.append(Draft(name, "usage", schemas=[schema]))
+    held = sorted(live.db_acl.get(name, frozenset()) & {"CONNECT", "TEMPORARY"})
+    if not fit.grants:
+        if held:
+            fit.grants.append(Draft(name, "connect", database=None if held == ["CONNECT"] else held))
+        return
+    if held != ["CONNECT"]:
+        fit.grants[0].database = held
 
 
 def kinds_fitted(routines: bool) -> tuple[str, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,15 +12,19 @@ from pgwarden.errors import PolicyError
 from pgwarden.generate.assemble import (
     Generated,
     choose_owner,
+    defaults_of,
     deploy_logins,
     fit_all,
+    global_defaults,
     hardening,
     holders,
     role_attributes,
 )
 from pgwarden.generate.catalog import Live, LiveRole
+from pgwarden.generate.fit import Draft, fit_role
 from pgwarden.policy import Policy
 from pgwarden.policy.names import password_env_for
+from pgwarden.scopes import PUBLIC_ROLE
 
 #: Attributes an access role must not have (plan takes them away).
 _FORBIDDEN_ATTRIBUTES = ("superuser", "createdb", "createrole", "replication", "bypassrls")
@@ -57,6 +63,7 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
                 if d.why:
                     gen.comments[f"grant.{live.database}.{name}.{d.profile}"] = [f"exact: {w}" for w in d.why]
             gen.header += fits[name].notes
+    grants += [d.spec() for d in _public(live, owner, switches["revoke_public_execute"], gen)]
     _hazards(live, owner, owner_side, groups, gen)
     for line in _other_grantors(live, owner, groups):
         gen.inexact("grants made by another role than the owner: plan grants them again as the owner", line)
@@ -71,6 +78,27 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
     for name, lines in gen.book.notes.items():
         gen.comments[f"profile.{name}"] = lines
     return gen
+
+
+def _public(live: Live, owner: str, routines: bool, gen: Generated) -> list[Draft]:
+    """What PUBLIC holds on the objects (every role holds it through PUBLIC), as grants to PUBLIC;
+    its EXECUTE is the hardening switch's when PUBLIC may run the routines."""
+
+    def keyed(acl: Mapping[str | None, frozenset[str]]) -> dict[str | None, frozenset[str]]:
+        return {PUBLIC_ROLE: acl[None]} if None in acl else {}
+
+    objects = [replace(o, acl=keyed(o.acl), columns=tuple((c, keyed(a)) for c, a in o.columns)) for o in live.objects]
+    fit = fit_role(PUBLIC_ROLE, [s.name for s in live.schemas], objects, defaults_of(live, owner, None), gen.book,
+                   routines=routines)  # fmt: skip
+    fit.grants += global_defaults(
+        live, owner, None, gen.book, ("table", "sequence", *(("routine",) if routines else ()))
+    )
+    for d in fit.grants:
+        gen.note(
+            "grants to PUBLIC on objects (every role holds them): kept, as grants to PUBLIC",
+            f"PUBLIC holds {d.profile} on {', '.join(sorted(d.reached())) or 'what the owner creates later'}: kept",
+        )
+    return fit.grants
 
 
 def _superusers(live: Live, found: list[str], superusers: set[str], gen: Generated) -> None:
@@ -208,11 +236,6 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
                 "what others were granted stays",
                 f"{o.kind} {o.qualified} is owned by {'access role ' if o.owner in groups else ''}{o.owner}, "
                 f"not {owner}: plan moves it to {owner} and grants on it what the policy says",
-            )
-        if o.held(None) and not (o.kind == "routine" and o.held(None) == {"EXECUTE"}):
-            h(
-                "objects PUBLIC holds privileges on: plan revokes them",
-                f"PUBLIC holds {', '.join(sorted(o.held(None)))} on {o.kind} {o.qualified}: plan revokes it",
             )
         for grantee, privilege in sorted(o.grantable, key=str):
             if grantee != o.owner:

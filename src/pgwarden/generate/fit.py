@@ -116,6 +116,9 @@ class Draft:
     except_routines: list[str] = field(default_factory=list)
     except_columns: dict[str, list[str]] = field(default_factory=dict)
     why: list[str] = field(default_factory=list)
+    usage: bool | list[str] = True
+    database: list[str] | None = None
+    global_defaults: list[str] = field(default_factory=list)
 
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "profile": self.profile}
@@ -127,7 +130,17 @@ class Draft:
                 out[key] = {k: list(v) for k, v in getattr(self, key).items()}
         if self.schemas and self.defaults is not None:
             out["defaults"] = list(self.defaults)
+        if self.global_defaults:
+            out["global_defaults"] = list(self.global_defaults)
+        if self.usage is not True:
+            out["usage"] = self.usage
+        if self.database is not None:
+            out["database"] = list(self.database)
         return out
+
+    def reached(self) -> set[str]:
+        """The schemas the grant gives something in."""
+        return {*self.schemas, *(n.partition(".")[0] for n in (*self.tables, *self.routines, *self.columns))}
 
     def reaches(self, schema: str, table: str) -> bool:
         q = f"{schema}.{table}"

@@ -48,6 +48,11 @@ def smaller(gen: Generated) -> Generated:
                 kept.append({"role": g["role"], "profile": builtin(g["profile"]), "columns": g["columns"]})
             if not g.get("schemas") and not g.get("tables") and not g.get("routines") and not g.get("columns"):
                 kept.append({"role": g["role"], "profile": g["profile"]})
+        for g in db["grants"]:  # a table the role holds some columns of: its other columns stay out
+            for table in g.get("columns", {}):
+                target = chosen.get(g["role"], {}).get(table.partition(".")[0])
+                if target is not None:
+                    target.setdefault("except_tables", []).append(table)
         listed = {(g["role"], n) for g in db["grants"] for n in (*g.get("tables", ()), *g.get("routines", ()))}
         for role, schemas in chosen.items():  # a listed object takes its schema's profile, not nothing
             for grant in schemas.values():
@@ -57,9 +62,10 @@ def smaller(gen: Generated) -> Generated:
         for role, schemas in chosen.items():
             for schema in db["schemas"]:
                 if schema in schemas:
-                    extra = {k: v for k, v in schemas[schema].items() if k != "profile" and v}
+                    extra = {k: list(dict.fromkeys(v)) if isinstance(v, list) else v
+                             for k, v in schemas[schema].items() if k != "profile" and v}  # fmt: skip
                     grants.append({"role": role, "profile": schemas[schema]["profile"], "schemas": [schema], **extra})
-        db["grants"] = grants + kept
+        db["grants"] = _keep_usage_and_database(db["grants"], grants + kept)
     data["profiles"] = {}
     header = [
         "Suggested by `pgwarden init --from-database --suggest`: fewer, broader grants than the",
@@ -67,6 +73,31 @@ def smaller(gen: Generated) -> Generated:
     ]
     comments = {k: v for k, v in gen.comments.items() if k == "hardening" or not k.startswith(("grant.", "profile."))}
     return Generated(data, comments, header + gen.header, gen.hazards)
+
+
+def _keep_usage_and_database(exact: list[dict[str, Any]], grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """USAGE only where the exact grants give it, and each role's own database privileges as they
+    were: the suggestion broadens grants on objects, nothing else."""
+    usage: dict[str, set[str]] = {}
+    database: dict[str, set[str]] = {}
+    for g in exact:
+        reached = {*g.get("schemas", ()), *(n.partition(".")[0] for k in ("tables", "routines", "columns")
+                                            for n in g.get(k, ()))}  # fmt: skip
+        given = g.get("usage", True)
+        mine = usage.setdefault(g["role"], set())
+        mine |= reached if given is True else set(given or ())
+        if g.get("database") is not None:
+            database.setdefault(g["role"], set()).update(g["database"])
+    seen: set[str] = set()
+    for g in grants:
+        reached = {*g.get("schemas", ()), *(n.partition(".")[0] for n in g.get("columns", ()))}
+        held = usage.get(g["role"], set())
+        if reached and not reached <= held:
+            g["usage"] = sorted(reached & held) or False
+        if g["role"] in database and g["role"] not in seen:
+            g["database"] = sorted(database[g["role"]])
+        seen.add(g["role"])
+    return grants
 
 
 def effective(scopes: Scopes, role: str, obj: LiveObject) -> set[tuple[str, str | None]]:
@@ -101,4 +132,10 @@ def privilege_diff(exact: Policy, suggested: Policy, objects: Iterable[LiveObjec
                 for privilege, column in sorted(changed, key=lambda pc: (pc[1] or "", pc[0])):
                     target = f"column {where}.{column}" if column else f"{obj.kind} {where}"
                     lines.append(f"{sign} {role} {privilege} on {target}")
+    for role in roles:  # USAGE on the schemas and the role's own database privileges
+        places = [(f"schema {s}", before.schema(role, s), after.schema(role, s)) for s in exact.database.schemas]
+        places.append((f"database {exact.database.name}", before.database(role), after.database(role)))
+        for where, old_privs, new_privs in places:
+            lines += [f"+ {role} {p} on {where}" for p in sorted(new_privs - old_privs)]
+            lines += [f"- {role} {p} on {where}" for p in sorted(old_privs - new_privs)]
     return lines

@@ -16,6 +16,7 @@ from pgwarden.findings import display_name
 from pgwarden.kinds import ordered
 from pgwarden.plan.context import PlanContext, grantee_sql
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step, acl_subject
+from pgwarden.scopes import PUBLIC_ROLE
 from pgwarden.snapshot import ColumnAcl
 
 R = Requirement
@@ -46,9 +47,10 @@ def plan_columns(ctx: PlanContext) -> None:
                 continue
             held[(col.relation, grantee, g.privilege)].append(col.column)
         if not col.system:
-            for role in ctx.grants.holders:
+            for role in (*ctx.grants.holders, PUBLIC_ROLE):
+                who: Grantee = None if role == PUBLIC_ROLE else role
                 for privilege in ctx.grants.on_column(role, schemas[col.schema], col.table, col.column):
-                    wanted[(col.relation, role, privilege)].append(col.column)
+                    wanted[(col.relation, who, privilege)].append(col.column)
     for key in dict.fromkeys([*held, *wanted]):
         relation, grantee, privilege = key
         t = tables[relation]

@@ -9,6 +9,7 @@ from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.kinds import kind
 from pgwarden.plan.context import PlanContext, grantee_sql, privs_sql
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
+from pgwarden.scopes import PUBLIC_ROLE
 from pgwarden.snapshot import Acl, ObjectKind
 
 R = Requirement
@@ -34,6 +35,7 @@ def plan_default_privileges(ctx: PlanContext) -> None:
             expected: dict[Grantee, frozenset[str]] = {
                 a.name: ctx.grants.defaults(a.name, kind_name, schema) for a in policy.access
             }
+            expected[PUBLIC] = ctx.grants.defaults(PUBLIC_ROLE, kind_name, schema)
             wanted = Wanted(expected, ignore=ctx.ignore)
             for change in acl.diff(ctx.acl(entries), wanted):
                 ctx.add(_defacl_step(ctx, change, kind_name, schema, ok, needs))
@@ -51,7 +53,12 @@ def plan_default_privileges(ctx: PlanContext) -> None:
         tolerated: dict[Grantee, frozenset[str]] = {}
         if kind_name == "routine" and not policy.hardening.revoke_public_execute:
             tolerated[PUBLIC] = frozenset({"EXECUTE"})
-        wanted = Wanted({owner: owner_privs}, tolerated, owner=owner, ignore=ctx.ignore)
+        everywhere: dict[Grantee, frozenset[str]] = {owner: owner_privs}
+        for a in policy.access:  # a grant's global_defaults
+            everywhere[a.name] = ctx.grants.global_defaults(a.name, kind_name)
+        if PUBLIC not in tolerated:
+            everywhere[PUBLIC] = ctx.grants.global_defaults(PUBLIC_ROLE, kind_name)
+        wanted = Wanted(everywhere, tolerated, owner=owner, ignore=ctx.ignore)
         for change in acl.diff(actual, wanted):
             ctx.add(_defacl_step(ctx, change, kind_name, None, ok, needs))
 
@@ -72,6 +79,8 @@ def _defacl_step(
             "with no further run"
             if schema
             else f"the owner keeps its own privileges on {kind_name}s it creates"
+            if change.grantee == owner
+            else f"{kind_name}s {owner} creates later in any schema must be usable by {show(change.grantee)}"
         )
     elif change.action == ChangeAction.REVOKE:
         privs = sql.SQL("ALL") if change.everything else privs_sql(change.privs)

@@ -16,6 +16,7 @@ from pgwarden.kinds import kind, label
 from pgwarden.plan.context import PlanContext, acl_step, owner_step
 from pgwarden.plan.model import Need, Requirement, owner_subject
 from pgwarden.policy import Policy
+from pgwarden.scopes import PUBLIC_ROLE
 from pgwarden.snapshot import NAME_THRESHOLD, ObjectGroup, ObjectKind, ObjectRef, Snapshot
 
 R = Requirement
@@ -47,6 +48,7 @@ def wanted_for(
     else:
         for a in ctx.policy.access:
             expected[a.name] = ctx.grants.objects(a.name, kind_name, schema, name, table)
+        expected[PUBLIC] = ctx.grants.objects(PUBLIC_ROLE, kind_name, schema, name, table)
     return Wanted(expected, tolerated, owner=owner, grantor=owner, ignore=ctx.ignore)
 
 

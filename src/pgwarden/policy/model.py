@@ -16,9 +16,11 @@ from pgwarden.policy.names import (
     AccessLevel,
     ColumnName,
     DatabaseName,
+    DatabasePrivilege,
     DefaultKind,
     Duration,
     EnvName,
+    GrantRole,
     Mode,
     QualifiedName,
     RoleName,
@@ -81,7 +83,7 @@ class GrantSpec(_Model):
     tables (column privileges only), except `except_tables`, `except_routines` and, on the tables
     of `except_columns`, those columns."""
 
-    role: RoleName
+    role: GrantRole
     profile: str
     schemas: tuple[SchemaName, ...] = ()
     tables: tuple[QualifiedName, ...] = ()
@@ -91,6 +93,14 @@ class GrantSpec(_Model):
     except_routines: tuple[RoutineName, ...] = ()
     except_columns: dict[QualifiedName, tuple[ColumnName, ...]] = Field(default_factory=dict)
     defaults: tuple[DefaultKind, ...] | None = None
+    #: kinds whose objects the owner creates later in any schema get the profile (ALTER DEFAULT
+    #: PRIVILEGES without IN SCHEMA)
+    global_defaults: tuple[DefaultKind, ...] = ()
+    #: USAGE on the schemas the grant reaches (true), on none (false), or on the ones listed
+    usage: bool | tuple[SchemaName, ...] = True
+    #: the role's privileges on the database: when a grant of the role gives this, they are
+    #: exactly what its grants list here (CONNECT, TEMPORARY; [] for none), else CONNECT
+    database: tuple[DatabasePrivilege, ...] | None = None
 
     @model_validator(mode="after")
     def _scope(self) -> GrantSpec:
@@ -98,11 +108,22 @@ class GrantSpec(_Model):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise LocatedError("lists the same name twice", key)
+        if len(set(self.global_defaults)) != len(self.global_defaults):
+            raise LocatedError("lists the same kind twice", "global_defaults")
         if self.defaults is not None:
             if not self.schemas:
                 raise LocatedError("default privileges are set on schemas: give `schemas` too", "defaults")
             if len(set(self.defaults)) != len(self.defaults):
                 raise LocatedError("lists the same kind twice", "defaults")
+        if isinstance(self.usage, tuple):
+            outside = [n for n in self.usage if n not in self.reached_schemas]
+            if outside:
+                raise LocatedError(f"schema {outside[0]} is not one the grant reaches", "usage")
+        if self.role == "PUBLIC" and (self.database is not None or self.usage is not True):
+            key = "database" if self.database is not None else "usage"
+            raise LocatedError("PUBLIC's CONNECT and USAGE are the hardening switches' (revoke_public_connect)", key)
+        if self.database is not None and len(set(self.database)) != len(self.database):
+            raise LocatedError("lists the same privilege twice", "database")
         # a serial's sequence goes with its listed table: except_tables may name it
         reach = {*self.schemas, *(split_qualified(t)[0] for t in self.tables)}
         for key, names, where in (
@@ -137,7 +158,7 @@ class GrantSpec(_Model):
 
     @property
     def has_scope(self) -> bool:
-        return bool(self.schemas or self.tables or self.routines or self.columns)
+        return bool(self.schemas or self.tables or self.routines or self.columns or self.global_defaults)
 
     def covers_schema(self, schema: str) -> bool:
         """Whether the grant applies to every object of `schema` (not only listed tables)."""
@@ -156,6 +177,11 @@ class GrantSpec(_Model):
         if any(same_routine(n, name) for n in self.except_routines):
             return False
         return schema in self.schemas or any(same_routine(n, name) for n in self.routines)
+
+    def gives_usage(self, schema: str) -> bool:
+        if isinstance(self.usage, bool):
+            return self.usage and schema in self.reached_schemas
+        return schema in self.usage
 
     def defaults_for(self, kind_name: str) -> bool:
         """Whether objects of `kind_name` created later in the grant's schemas get the profile."""
@@ -426,7 +452,8 @@ def v1_level(database: DatabaseSpec, role: str) -> AccessLevel | None:
         return None
     g = mine[0]
     detail = g.tables or g.routines or g.columns or g.except_tables or g.except_routines or g.except_columns
-    plain = not detail and g.defaults is None and set(g.schemas) == set(database.schemas)
+    plain = not detail and g.defaults is None and g.usage is True and g.database is None and not g.global_defaults
+    plain = plain and set(g.schemas) == set(database.schemas)
     if plain and g.profile == "readwrite":
         return "readwrite"
     if plain and g.profile == "readonly":

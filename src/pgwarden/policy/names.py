@@ -73,6 +73,16 @@ def _env_name(value: str) -> str:
 
 
 RoleName = Annotated[str, AfterValidator(_role_name)]
+
+#: A grant's role may be PUBLIC, written so: what every role holds through it (init --from-database).
+PUBLIC_GRANTEE = "PUBLIC"
+
+
+def _grant_role(value: str) -> str:
+    return value if value == PUBLIC_GRANTEE else _role_name(value)
+
+
+GrantRole = Annotated[str, AfterValidator(_grant_role)]
 SchemaName = Annotated[str, AfterValidator(_schema_name)]
 DatabaseName = Annotated[str, AfterValidator(_database_name)]
 Duration = Annotated[str, AfterValidator(check_duration)]
@@ -142,5 +152,7 @@ ColumnName = Annotated[str, AfterValidator(_column_name)]
 RoutineName = Annotated[str, AfterValidator(_routine)]
 #: The kinds of objects default privileges are set for (a grant's `defaults`).
 DefaultKind = Literal["table", "sequence", "routine"]
+#: What a grant may give on the database (CREATE is the owner's).
+DatabasePrivilege = Literal["CONNECT", "TEMPORARY"]
 SettingName = Annotated[str, AfterValidator(_setting_name)]
 ValidUntil = Annotated[str, AfterValidator(_valid_until)]

@@ -132,14 +132,16 @@ class PolicyFileV2(_Model):
                 raise LocatedError(f"database {db.name!r} is listed twice", "databases", d_index, "name")
             for g_index, grant in enumerate(db.grants):
                 where = ("databases", d_index, "grants", g_index)
-                if grant.role in people:
+                if grant.role == "PUBLIC":
+                    pass  # every role holds what PUBLIC is granted
+                elif grant.role in people:
                     raise LocatedError(
                         f"{grant.role} is a member of a group (member_of) and is never granted anything "
                         "directly: grant to its group",
                         *where,
                         "role",
                     )
-                if grant.role not in holders:
+                if grant.role not in holders and grant.role != "PUBLIC":
                     raise LocatedError(
                         f"role {grant.role!r} is not declared in [[roles]]"
                         + (" (the owner and deploy logins need no grant)" if grant.role in self._owner_side else ""),
@@ -148,7 +150,9 @@ class PolicyFileV2(_Model):
                     )
                 if grant.profile != "connect" and not grant.has_scope:
                     raise LocatedError(
-                        "a grant needs schemas, tables, routines or columns (only profile connect needs none)", *where
+                        "a grant needs schemas, tables, routines, columns or global_defaults (only profile connect "
+                        "needs none)",
+                        *where,
                     )
                 if grant.profile not in profiles:
                     raise LocatedError(

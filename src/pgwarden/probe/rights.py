@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pgwarden.policy import Policy
-from pgwarden.scopes import Scopes
+from pgwarden.scopes import PUBLIC_ROLE, Scopes
 
 if TYPE_CHECKING:
     from pgwarden.policy import MemberSpec
@@ -43,7 +43,7 @@ class Rights:
 
     def union(self, each: Callable[[str], frozenset[str]]) -> frozenset[str]:
         out = _NOTHING
-        for role in self.holders:
+        for role in (*self.holders, PUBLIC_ROLE):  # what PUBLIC is granted, every role holds
             out |= each(role)
         return out
 
