@@ -176,7 +176,10 @@ def test_plan_and_probe_agree_with_the_keys_after_apply(applied: Applied) -> Non
 def test_bad_keys_name_the_file_line_and_key(tmp_path: Path) -> None:
     base = 'version = 2\n[owner]\nname = "o"\n[[roles]]\nname = "r"\n[[databases]]\nname = "d"\nschemas = ["app"]\n'
     for grant, needle in [
-        ('{ role = "r", profile = "readonly" }', "grants[0]: a grant needs schemas, tables, routines or columns"),
+        (
+            '{ role = "r", profile = "readonly" }',
+            "grants[0]: a grant needs schemas, tables, routines, columns or global_defaults",
+        ),
         ('{ role = "r", profile = "readonly", routines = ["app.f"] }', "grants[0].routines"),
         ('{ role = "r", profile = "readonly", tables = ["app.t"], defaults = ["table"] }', "grants[0].defaults"),
         ('{ role = "r", profile = "readonly", schemas = ["app"], columns = { "app.t" = ["a"] } }', "already covered"),

@@ -127,7 +127,8 @@ def _tell(story: _Story, ui: UI, where: _Where, keep: bool, pg_version: int | No
         server.start()
         who = f" (running as the OS user {server.os_user})" if server.os_user else ""
         ui.print(
-            f"PostgreSQL {server.binaries.full_version} on {server.host}:{server.port}, data in {server.base_dir}{who}"
+            f"PostgreSQL {server.binaries.full_version} on {server.host}:{server.port}, "
+            f"data in {server.base_dir}{who}"
         )
         ui.detail(f"binaries: {server.binaries.bindir}")
         workdir = server.base_dir / "work"

@@ -20,7 +20,7 @@ from pgwarden.generate.assemble import (
     holders,
     role_attributes,
 )
-from pgwarden.generate.catalog import Live, LiveRole
+from pgwarden.generate.catalog import Live, LiveMembership, LiveRole
 from pgwarden.generate.fit import Draft, fit_role
 from pgwarden.policy import Policy
 from pgwarden.policy.names import password_env_for
@@ -52,7 +52,7 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
     holding = {n for n in candidates if any(d.profile != "connect" for d in fits[n].grants)}
     people = _people(live, holding, owner_side | superusers)
     groups = {n for n in candidates if fits[n].grants and n not in people}
-    roles = [_group_or_app(live, n, gen) for n in candidates if n in groups and n not in people]
+    roles = [_group_or_app(live, n, groups, gen) for n in candidates if n in groups and n not in people]
     roles += [_person(live, n, groups) for n in sorted(people)]
     _role_notes(live, candidates, groups, people, deploys, gen)
     grants = []
@@ -193,19 +193,30 @@ def _people(live: Live, groups: set[str], apart: set[str]) -> set[str]:
     return out
 
 
-def _group_or_app(live: Live, name: str, gen: Generated) -> dict[str, Any]:
+def _group_or_app(live: Live, name: str, groups: set[str], gen: Generated) -> dict[str, Any]:
     role = live.roles[name]
     out: dict[str, Any] = {"name": name, "login": role.login}
     if role.login:
         out["password_env"] = password_env_for(name)
+    also = [m for m in live.member_of(name) if m.role in groups and m.role != name]
+    if also:  # a role with grants of its own, also a member of other such roles
+        out["also_member_of"] = _memberships(also)
     if not role.login and any(m.role == name for m in live.memberships):
         gen.comments[name] = ["A group: holds the grants; its members get them by membership."]
     return out | role_attributes(live, role)
 
 
+def _memberships(rows: list[LiveMembership]) -> list[Any]:
+    """member_of entries: names, or tables where an option is not the default (ADMIN written only
+    where held: the member may make other roles members; check reports it)."""
+    if all(m.inherit and m.set and not m.admin for m in rows):
+        return [m.role for m in rows]
+    return [{"role": m.role, "inherit": m.inherit, "set": m.set, **({"admin": True} if m.admin else {})} for m in rows]
+
+
 def _person(live: Live, name: str, groups: set[str]) -> dict[str, Any]:
     role = live.roles[name]
-    member_of = [{"role": m.role, "inherit": m.inherit, "set": m.set} for m in live.member_of(name) if m.role in groups]
+    member_of = _memberships([m for m in live.member_of(name) if m.role in groups])
     out: dict[str, Any] = {"name": name, "login": True, "password_env": password_env_for(name), "member_of": member_of}
     return out | role_attributes(live, role)
 
@@ -255,19 +266,6 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
                     "CREATE on a managed schema held by others than the owner: plan revokes it",
                     f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: only the owner may; plan revokes it",
                 )
-    for s in live.others:
-        if s.extension:
-            continue
-        if s.name == "public" and "CREATE" in s.acl.get(None, frozenset()):
-            h(
-                "CREATE on a managed schema held by others than the owner: plan revokes it",
-                "PUBLIC may CREATE in schema public (the PostgreSQL 14 default): plan revokes it",
-            )
-        for grantee in sorted(g for g, p in s.acl.items() if g in groups and "CREATE" in p):
-            h(
-                "access roles that may CREATE outside the managed schemas: plan revokes it",
-                f"access role {grantee} may CREATE in schema {s.name}: plan revokes it",
-            )
     if live.db_owner != owner:
         h(
             f"the database is owned by another role than {owner}: plan moves it",
@@ -295,7 +293,7 @@ def _membership_hazards(live: Live, owner: str, owner_side: set[str], groups: se
                 f"{m.member} is a member of the owner {owner}: it acts as the owner without SET ROLE"
                 ": revoke the membership, or make it a deploy login (docs/deploy-logins.md)",
             )
-        if m.member in groups and m.role in groups | {owner}:
+        if m.member in groups and m.role == owner:
             h(
                 "access roles that are members of other access roles: plan revokes the membership",
                 f"access role {m.member} is a member of {m.role}: plan revokes that membership",

@@ -41,6 +41,7 @@ class LiveMembership:
     member: str
     inherit: bool
     set: bool
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,10 +204,11 @@ def _memberships(rows: Sequence[Mapping[str, Any]]) -> tuple[LiveMembership, ...
             r["member"],
             r["inherit"] if r["inherit"] is not None else bool(r["member_inherit"]),
             r["set"] if r["set"] is not None else True,
+            bool(r["admin"]),
         )
         seen = merged.get((m.role, m.member))
         if seen is not None:
-            m = LiveMembership(m.role, m.member, m.inherit or seen.inherit, m.set or seen.set)
+            m = LiveMembership(m.role, m.member, m.inherit or seen.inherit, m.set or seen.set, m.admin or seen.admin)
         merged[(m.role, m.member)] = m
     return tuple(merged.values())
 

@@ -35,10 +35,11 @@ def _revoke_access_memberships(ctx: PlanContext) -> None:
     people = {m.name for m in policy.members}  # rights flow from groups to people, never back
     forbidden |= people
     access_names = ctx.access_names
+    declared = {(a.name, g.role) for a in policy.access for g in a.also_member_of}
     for m in snap.memberships:
         member, role = snap.role_name(m.member), snap.role_name(m.role)
-        if member not in access_names or role is None:
-            continue
+        if member not in access_names or role is None or (member, role) in declared:
+            continue  # also_member_of: planned with the members' memberships
         if role not in forbidden and not (role in access_names and role != member):
             continue
         grantor = snap.role_name(m.grantor)
@@ -123,6 +124,12 @@ def plan_member_memberships(ctx: PlanContext) -> None:
     """Each member is granted its groups with the declared options (16+) and loses every other
     membership (in additive mode those are withheld)."""
     snap = ctx.snap
+    for access in ctx.policy.access:  # access roles' also_member_of: granted with their options
+        role = snap.role_by_name.get(access.name)
+        rows = [m for m in snap.memberships if role is not None and m.member == role.oid]
+        for spec in access.also_member_of:
+            group = snap.role_by_name.get(spec.role)
+            _membership(ctx, access.name, spec, [m for m in rows if group is not None and m.role == group.oid])
     for member in ctx.policy.members:
         role = snap.role_by_name.get(member.name)
         rows = [m for m in snap.memberships if role is not None and m.member == role.oid]
@@ -153,16 +160,18 @@ def _membership(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[
     if not ctx.snap.caps.membership_options:
         if not rows:
             statement = sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member))
+            if spec.admin:
+                statement = sql.SQL("{} WITH ADMIN OPTION").format(statement)
             ctx.add(
                 _member_step(
                     ctx, Action.GRANT_MEMBERSHIP, member, group, statement, f"{member} must be a member of {group}"
                 )
             )
-        elif any(r.admin for r in rows):
+        elif any(r.admin for r in rows) and not spec.admin:
             ctx.add(_admin_step(ctx, member, group, rows[0]))
         return
     mine_grantor = _grantor(ctx)
-    good = [r for r in rows if r.inherit == spec.inherit and r.set == spec.set and not r.admin]
+    good = [r for r in rows if r.inherit == spec.inherit and r.set == spec.set and r.admin == spec.admin]
     mine = next((r for r in rows if r.grantor == mine_grantor), None)
     for r in rows:
         if r not in good and r is not mine:
@@ -170,6 +179,8 @@ def _membership(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[
             reason = f"{member}'s membership in {group} granted by {by} {_options_differ(r, spec)}"
             ctx.add(_member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, _revoke_row(ctx, r), reason, r))
     options = sql.SQL("WITH INHERIT {}, SET {}").format(sql.SQL(_tf(spec.inherit)), sql.SQL(_tf(spec.set)))
+    if spec.admin:
+        options = sql.SQL("{}, ADMIN TRUE").format(options)
     grant = sql.SQL("GRANT {} TO {} {}").format(sql.Identifier(group), sql.Identifier(member), options)
     wanted = f"INHERIT {_tf(spec.inherit)}, SET {_tf(spec.set)}"
     if mine is None:
@@ -189,8 +200,11 @@ def _membership(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[
         reason = f"{member}'s membership in {group} must be {wanted}"
         takes = (mine.inherit and not spec.inherit) or (mine.set and not spec.set)
         ctx.add(_member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, grant, reason, destructive=bool(takes)))
-    if mine.admin:
+    if mine.admin and not spec.admin:
         ctx.add(_admin_step(ctx, member, group, mine))
+    elif spec.admin and not mine.admin:
+        reason = f"{member}'s membership in {group} must carry ADMIN OPTION"
+        ctx.add(_member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, grant, reason, destructive=False))
 
 
 def _tf(value: bool) -> str:
@@ -198,8 +212,8 @@ def _tf(value: bool) -> str:
 
 
 def _options_differ(row: Membership, spec: MembershipSpec) -> str:
-    if row.admin:
-        return "carries ADMIN OPTION (it could make any role a member)"
+    if row.admin != spec.admin:
+        return "carries ADMIN OPTION (it could make any role a member)" if row.admin else "lacks ADMIN OPTION"
     return (
         f"is INHERIT {_tf(bool(row.inherit))}, SET {_tf(bool(row.set))}; the policy says "
         f"INHERIT {_tf(spec.inherit)}, SET {_tf(spec.set)} (a grant by another role cannot be changed, only revoked)"

@@ -29,6 +29,7 @@ from pgwarden.policy.names import (
     SettingName,
     ValidUntil,
     password_env_for,
+    same_routine,
     split_qualified,
 )
 
@@ -207,20 +208,6 @@ class GrantSpec(_Model):
         return {*self.schemas, *(split_qualified(n)[0] for n in names)}
 
 
-def same_routine(listed: str, name: str) -> bool:
-    """Whether `listed` (schema.name(identity arguments), argument names included) is `name`,
-    which may give the argument types alone: `app.f(a integer)` is `app.f(integer)`."""
-    if listed == name:
-        return True
-    head, _, args = listed.partition("(")
-    other_head, _, other_args = name.partition("(")
-    if head != other_head:
-        return False
-    mine = [a.strip() for a in args.rstrip(")").split(",") if a.strip()]
-    theirs = [a.strip() for a in other_args.rstrip(")").split(",") if a.strip()]
-    return len(mine) == len(theirs) and all(m == t or m.endswith(" " + t) for m, t in zip(mine, theirs, strict=True))
-
-
 class DatabaseSpec(_Model):
     """A database the policy manages, its managed schemas and (version 2) the grants in it."""
 
@@ -290,6 +277,8 @@ class AccessSpec(RoleAttributes):
     level: AccessLevel | None = None
     login: bool = True
     password_env: EnvName | None = None
+    #: other access roles it is a member of, beside its own grants (version 2: `also_member_of`)
+    also_member_of: tuple[MembershipSpec, ...] = ()
 
 
 class MembershipSpec(_Model):
@@ -298,6 +287,7 @@ class MembershipSpec(_Model):
     role: RoleName
     inherit: bool = True
     set: bool = True
+    admin: bool = False  # ADMIN OPTION: it may make other roles members (kept where the database has it)
 
 
 class MemberSpec(RoleAttributes):

@@ -124,6 +124,20 @@ def _routine(value: str) -> str:
     return value
 
 
+def same_routine(listed: str, name: str) -> bool:
+    """Whether `listed` (schema.name(identity arguments), argument names included) is `name`,
+    which may give the argument types alone: `app.f(a integer)` is `app.f(integer)`."""
+    if listed == name:
+        return True
+    head, _, args = listed.partition("(")
+    other_head, _, other_args = name.partition("(")
+    if head != other_head:
+        return False
+    mine = [a.strip() for a in args.rstrip(")").split(",") if a.strip()]
+    theirs = [a.strip() for a in other_args.rstrip(")").split(",") if a.strip()]
+    return len(mine) == len(theirs) and all(m == t or m.endswith(" " + t) for m, t in zip(mine, theirs, strict=True))
+
+
 def _column_name(value: str) -> str:
     return check_identifier(value, "column name")
 

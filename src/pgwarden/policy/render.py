@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from pgwarden.policy.model import AccessSpec, MemberSpec, OwnerSpec, Policy
+from pgwarden.policy.model import AccessSpec, MembershipSpec, MemberSpec, OwnerSpec, Policy
 
 
 def _toml_str(value: str) -> str:
@@ -177,6 +177,13 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
     return "\n".join(out + switches)
 
 
+def _membership(m: MembershipSpec) -> dict[str, object]:
+    out = m.model_dump()
+    if not m.admin:
+        out.pop("admin")  # written only where the database has it
+    return out
+
+
 def _roles_toml(policy: Policy, notes: dict[str, list[str]]) -> list[str]:
     out: list[str] = []
     specs: list[AccessSpec | MemberSpec] = [*policy.access, *policy.members]
@@ -185,10 +192,11 @@ def _roles_toml(policy: Policy, notes: dict[str, list[str]]) -> list[str]:
         out.append(f"login = {str(spec.login).lower()}")
         if spec.password_env:
             out.append(f"password_env = {_toml_str(spec.password_env)}")
-        members = getattr(spec, "member_of", ())
-        if members:
-            plain = all(m.inherit and m.set for m in members)
-            value = [m.role for m in members] if plain else [m.model_dump() for m in members]
-            out.append(f"member_of = {_toml_value(value)}")
+        for key in ("member_of", "also_member_of"):
+            members = getattr(spec, key, ())
+            if members:
+                plain = all(m.inherit and m.set and not m.admin for m in members)
+                value = [m.role for m in members] if plain else [_membership(m) for m in members]
+                out.append(f"{key} = {_toml_value(value)}")
         out += _attributes_toml(spec)
     return out

@@ -38,8 +38,10 @@ class RoleSpec(RoleAttributes):
     login: bool = True
     password_env: EnvName | None = None
     member_of: tuple[MembershipSpec, ...] = ()
+    #: a role that holds grants and is also a member of other such roles (it holds theirs too)
+    also_member_of: tuple[MembershipSpec, ...] = ()
 
-    @field_validator("member_of", mode="before")
+    @field_validator("member_of", "also_member_of", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
         # `member_of = ["analysts"]` is short for `[{ role = "analysts" }]`
@@ -112,6 +114,21 @@ class PolicyFileV2(_Model):
                         "member_of",
                         m_index,
                     )
+        for index, role in enumerate(self.roles):
+            for m_index, membership in enumerate(role.also_member_of):
+                where = ("roles", index, "also_member_of", m_index)
+                if role.member_of:
+                    raise LocatedError(
+                        f"{role.name} gets its rights from groups (member_of): also_member_of is for roles that "
+                        "hold grants of their own",
+                        *where,
+                    )
+                if membership.role not in groups or membership.role == role.name:
+                    raise LocatedError(
+                        f"{role.name} cannot be a member of {membership.role!r}: it is not another role of "
+                        "[[roles]] without member_of",
+                        *where,
+                    )
         for key, names in (("ignore", self.ignore.roles), ("retired", tuple(r.name for r in self.retired))):
             for index, name in enumerate(names):
                 if name in seen:
@@ -174,6 +191,7 @@ class PolicyFileV2(_Model):
                 name=r.name,
                 login=r.login,
                 password_env=r.password_env,
+                also_member_of=r.also_member_of,
                 **_attributes(r),
             )
             for r in self.roles

@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pgwarden.policy import Policy
+from pgwarden.policy import AccessSpec, MemberSpec, Policy
 from pgwarden.scopes import PUBLIC_ROLE, Scopes
 
 if TYPE_CHECKING:
-    from pgwarden.policy import MemberSpec
     from pgwarden.probe.actions import Action
     from pgwarden.probe.targets import Target
 
@@ -32,6 +31,7 @@ class Rights:
     owner: bool = False
     public: bool = False  # PUBLIC keeps CONNECT and TEMPORARY (the hardening is switched off)
     own: frozenset[str] = _NOTHING  # a member's own database privileges (Scopes.member_database)
+    public_usage: frozenset[str] = _NOTHING  # managed schemas where PUBLIC holds USAGE (read by probe)
 
     @classmethod
     def of(cls, policy: Policy, *holders: str, owner: bool = False, scopes: Scopes | None = None) -> Rights:
@@ -40,6 +40,10 @@ class Rights:
     def database(self) -> frozenset[str]:
         """Held on the database: the holders' grants, and a member's own CONNECT."""
         return self.union(self.scopes.database) | self.own
+
+    def uses_schema(self, schema: str) -> bool:
+        """USAGE on `schema`: by the holders' grants, or PUBLIC's where the database gives it."""
+        return schema in self.public_usage or "USAGE" in self.union(lambda r: self.scopes.schema(r, schema))
 
     def union(self, each: Callable[[str], frozenset[str]]) -> frozenset[str]:
         out = _NOTHING
@@ -58,7 +62,7 @@ class Rights:
     def on_some_column(self, schema: str, table: str) -> frozenset[str]:
         """Column-level privileges held on at least one column of a table with excluded columns."""
         out = _NOTHING
-        for role in self.holders:
+        for role in (*self.holders, PUBLIC_ROLE):
             rule = self.scopes.columns(role, schema, table)
             if rule is not None:
                 out |= rule.columns.union(*rule.by_column.values())
@@ -69,8 +73,8 @@ class Rights:
         `inquiry`: the server's has_*_privilege function is asked, which sees table-level grants only."""
         if self.owner:
             return True
-        if action.from_public:
-            return self.public
+        if action.from_public:  # TEMPORARY: PUBLIC's (the hardening), or the role's own (`database`)
+            return self.public or (action.kind == "database" and action.privilege in self.database())
         privilege = action.privilege
         if privilege is None:  # only ownership allows it
             return False
@@ -78,6 +82,10 @@ class Rights:
             held = self.database()
             return privilege in held or (self.public and privilege == "CONNECT")
         if target is None:
+            return False
+        if action.kind not in ("schema", "sequence") and not self.uses_schema(target.schema):
+            # grants on objects of a schema it may not use (usage = false) reach nothing by name;
+            # a sequence is tried by its oid (nextval(oid)), which no schema lookup stands before
             return False
         if action.kind == "schema":
             return privilege in self.union(lambda r: self.scopes.schema(r, target.name))
@@ -104,18 +112,22 @@ class Rights:
         )
 
 
-def inherits(member: MemberSpec, group: str, version: int) -> bool:
+def inherits(member: MemberSpec | AccessSpec, group: str, version: int) -> bool:
     """Whether `member` holds `group`'s privileges without SET ROLE. PostgreSQL 16+: the membership's
     INHERIT option; 14-15 have only the role's INHERIT attribute, which pgwarden sets unless every
     membership of the member says `inherit = false`."""
+    groups = member.member_of if isinstance(member, MemberSpec) else member.also_member_of
     if version >= 160000:
-        return any(m.role == group and m.inherit for m in member.member_of)
-    return any(m.inherit for m in member.member_of) and any(m.role == group for m in member.member_of)
+        return any(m.role == group and m.inherit for m in groups)
+    if not isinstance(member, MemberSpec):  # an access role's INHERIT attribute is left as it is
+        return any(m.role == group for m in groups)
+    return any(m.inherit for m in groups) and any(m.role == group for m in groups)
 
 
-def may_set(member: MemberSpec, group: str, version: int) -> bool:
+def may_set(member: MemberSpec | AccessSpec, group: str, version: int) -> bool:
     """Whether `member` may `SET ROLE group`: 16+'s SET option; before 16 every member may."""
-    return version < 160000 or any(m.role == group and m.set for m in member.member_of)
+    groups = member.member_of if isinstance(member, MemberSpec) else member.also_member_of
+    return version < 160000 or any(m.role == group and m.set for m in groups)
 
 
 def named_tables(policy: Policy) -> tuple[tuple[str, str], ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.connect import connect, conninfo_for
@@ -16,6 +16,7 @@ from pgwarden.probe.prober import Prober, first_line
 from pgwarden.probe.rights import Rights, inherits, may_set, member_rights, named_tables
 from pgwarden.probe.targets import DEFAULT_MAX_OBJECTS, Targets, read_targets
 from pgwarden.scopes import Scopes
+from pgwarden.snapshot import query
 
 if TYPE_CHECKING:
     import psycopg
@@ -45,8 +46,11 @@ def subjects(policy: Policy, version: int = 160000) -> list[Subject]:
     out = [Subject(owner.name, "owner", owner.password_env, owner.login, everything, (), owner.valid_until)]
     for a in policy.access:
         level = policy.level_of(a.name) or "no grant"
-        rights = Rights.of(policy, a.name, scopes=scopes)
-        out.append(Subject(a.name, level, a.password_env, a.login, rights, (), a.valid_until))
+        also = [g.role for g in a.also_member_of]
+        inherited = [g for g in also if inherits(a, g, version)]  # what it holds of the roles it is also in
+        rights = Rights.of(policy, a.name, *inherited, scopes=scopes)
+        to_set = tuple((g, may_set(a, g, version)) for g in also if g not in inherited)
+        out.append(Subject(a.name, level, a.password_env, a.login, rights, to_set, a.valid_until))
     for m in policy.members:
         groups = [ms.role for ms in m.member_of]
         held = tuple(g for g in groups if inherits(m, g, version))
@@ -87,6 +91,8 @@ def run_probe(
         row = admin.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int")
         version, number_version = row.fetchone()  # type: ignore[misc]
         chosen = [s for s in subjects(policy, number_version) if roles is None or s.role in roles]
+        usage = frozenset(r[0] for r in admin.execute(query("probe_public_usage").encode(), {"schemas": list(schemas)}))
+        chosen = [replace(s, rights=replace(s.rights, public_usage=usage)) for s in chosen]
         for number, subject in enumerate(chosen):
             if on_role is not None:
                 on_role(subject.role, number, len(chosen))
@@ -180,7 +186,8 @@ def _as_group(
     import psycopg
     from psycopg import sql
 
-    prober = Prober(conn, policy, subject.role, f"set role {group}", targets, Rights.of(policy, group), group)
+    rights = replace(Rights.of(policy, group), public_usage=subject.rights.public_usage)
+    prober = Prober(conn, policy, subject.role, f"set role {group}", targets, rights, group)
     where = f"role {group}"
     try:
         with _role_transaction(conn, None):
