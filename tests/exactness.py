@@ -62,14 +62,7 @@ def examples(draw: st.DrawFn, version: int, prefix: str = "xq_") -> Example:
     s = ex.statements
     s.append(f"CREATE DATABASE {ex.database}")
     s.append(f"\\c {ex.database}")
-    if ex.owner_exists:
-        s.append(f"CREATE ROLE {owner} {draw(st.sampled_from(['LOGIN', 'NOLOGIN']))}")
-    for r in roles:
-        s.append(f"CREATE ROLE {r} {draw(st.sampled_from(['LOGIN', 'NOLOGIN']))}")
-    for i, group in enumerate(roles):
-        for member in roles[i + 1 :]:
-            if draw(st.integers(0, 3)) == 0:
-                s.append(f"GRANT {group} TO {member}{_membership_options(draw, version)}")
+    _roles(draw, ex)
     owners = ["postgres", *([owner] if ex.owner_exists else []), *roles]
     pick_owner = st.sampled_from(owners)
     db_owner = draw(pick_owner)
@@ -91,6 +84,19 @@ def examples(draw: st.DrawFn, version: int, prefix: str = "xq_") -> Example:
     for _ in range(draw(st.integers(0, 3))):
         s.append(_default(draw, owners, schemas, grantees))
     return ex
+
+
+def _roles(draw: st.DrawFn, ex: Example) -> None:
+    """The roles, LOGIN or not, and memberships among them (a group before its members: no cycle)."""
+    s = ex.statements
+    if ex.owner_exists:
+        s.append(f"CREATE ROLE {ex.owner} {draw(st.sampled_from(['LOGIN', 'NOLOGIN']))}")
+    for r in ex.roles:
+        s.append(f"CREATE ROLE {r} {draw(st.sampled_from(['LOGIN', 'NOLOGIN']))}")
+    for i, group in enumerate(ex.roles):
+        for member in ex.roles[i + 1 :]:
+            if draw(st.integers(0, 3)) == 0:
+                s.append(f"GRANT {group} TO {member}{_membership_options(draw, ex.version)}")
 
 
 def _membership_options(draw: st.DrawFn, version: int) -> str:

@@ -170,6 +170,17 @@ def test_adopting_page_runs_as_written(pg_server: LocalServer, pg_cleanup: PgCle
         )
 
 
+def _shell(page: Page, block: Block, mismatches: list[str]) -> str:
+    """Run a shell block's commands; returns the block as they printed it, notes what differs."""
+    new_body = []
+    for command, expected in commands(block.body):
+        got = page.shell(command)
+        new_body.append(f"$ {command}\n{got}")
+        if normalise(got) != normalise(expected):
+            mismatches.append(f"$ {command}\n--- the page says:\n{expected}\n--- it printed:\n{got}")
+    return "".join(new_body)
+
+
 #: The roles the page says keep exactly what they held (the app's own role is new, the owner's are new).
 KEPT = ("bi", "analysts", "alice")
 
@@ -191,13 +202,7 @@ def _run(page: Page, found: list[Block], replacements: list[tuple[int, int, str]
                 mismatches.append(f"{block.kind}\n--- the page says:\n{block.body}\n--- the file is:\n{got}")
             replacements.append((block.start, block.end, got))
         elif block.kind == "shell":
-            new_body = []
-            for command, expected in commands(block.body):
-                got = page.shell(command)
-                new_body.append(f"$ {command}\n{got}")
-                if normalise(got) != normalise(expected):
-                    mismatches.append(f"$ {command}\n--- the page says:\n{expected}\n--- it printed:\n{got}")
-            replacements.append((block.start, block.end, "".join(new_body)))
+            replacements.append((block.start, block.end, _shell(page, block, mismatches)))
         else:
             pytest.fail(f"unknown doc-test block kind {block.kind!r}")
     # "bi, analysts and alice hold what they held before": every effective privilege, recorded

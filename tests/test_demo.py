@@ -83,6 +83,10 @@ def _assert_story(result: subprocess.CompletedProcess[str]) -> None:
                 assert matrix.get((role, action)) == "denied", (role, action, matrix)
     if "`pgwarden check` is not available" not in out:
         assert "$ pgwarden check" in out
+        # check names the login outside the policy that can become the owner, and the story ends clean
+        found = out.split("=== 8. check", 1)[1].split("\n=== ", 1)[0]
+        assert "outside.member-of-owner" in found and "alice" in found, found
+        assert "alice no longer acts as the owner" in out
         assert "=== 10. check again" in out
 
 

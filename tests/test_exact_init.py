@@ -96,6 +96,7 @@ CASES: dict[str, list[str]] = {
     # E1: the owner's default privileges in every schema (no IN SCHEMA) for a role and for PUBLIC
     "global-defaults": [
         "ALTER DEFAULT PRIVILEGES GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {etl}",
+        "ALTER DEFAULT PRIVILEGES GRANT SELECT ON SEQUENCES TO {bi}",  # bi holds nothing else
         "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC",
     ],
     # E6: grants to PUBLIC on a table, a sequence and a column

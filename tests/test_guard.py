@@ -80,7 +80,9 @@ def test_a_member_of_the_owner_without_set_role_is_refused_and_the_owner_is_not(
         owner.execute("CREATE TABLE public.by_owner (id int)")
         owner.execute("CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'")
     code, data = check_json(split)
-    assert code == 0, json.dumps(data, indent=1)
+    # the only finding: person, outside the policy, can act as the owner (issue 21)
+    found = [(f["rule"], f["role"]) for f in data["findings"]]
+    assert code == 1 and found == [("outside.member-of-owner", person)], json.dumps(data, indent=1)
 
 
 def test_a_deploy_login_acting_as_the_owner_creates_normally(

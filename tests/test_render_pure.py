@@ -92,16 +92,6 @@ def test_envelope_wraps_each_database_and_keeps_errors_apart() -> None:
 
 def test_the_report_command_offers_every_format_the_renderer_knows() -> None:
     from pgwarden.commands.report import REPORT_FORMATS
-    from pgwarden.render.report import FORMATS
+    from pgwarden.render.report_text import FORMATS
 
     assert REPORT_FORMATS == FORMATS
-
-
-def test_the_old_import_places_of_the_renderers_still_work() -> None:
-    import pgwarden.findings
-    import pgwarden.render
-    import pgwarden.report
-
-    assert pgwarden.findings.render_text is pgwarden.render.findings_text
-    assert pgwarden.findings.to_sarif is pgwarden.render.to_sarif
-    assert pgwarden.report.render_report is pgwarden.render.render_report

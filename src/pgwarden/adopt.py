@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from pgwarden.apply import cluster_lock
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PgwardenError
+from pgwarden.fetch import fetch
 from pgwarden.kinds import defacl_word
 from pgwarden.plan import Action, Phase, Step
-from pgwarden.snapshot import query
+from pgwarden.rows import DefaultGrantRow, OwnedObjectRow
+from pgwarden.snapshot import inspect
 
 if TYPE_CHECKING:
     import psycopg
@@ -164,27 +167,16 @@ def _role_oid(conn: psycopg.Connection[Any], role: str) -> int:
 
 def enumerate_owned(conn: psycopg.Connection[Any], from_role: str) -> tuple[list[OwnedObject], list[OwnedObject]]:
     """(objects to move, objects to report) owned by `from_role` in the connected database."""
-    from psycopg.rows import dict_row
-
-    oid = _role_oid(conn, from_role)
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query("adopt_objects"), {"role": oid}).fetchall()
-    objs = [
-        OwnedObject(r["catalog"], int(r["objid"]), r["kind"], r["schema"], r["name"], r["args"], r["action"])
-        for r in rows
-    ]
+    rows = fetch(conn, "adopt_objects", OwnedObjectRow, {"role": _role_oid(conn, from_role)})
+    objs = [OwnedObject(r.catalog, r.objid, r.kind, r.schema, r.name, r.args, r.action) for r in rows]
     return [o for o in objs if o.action == "alter"], [o for o in objs if o.action == "report"]
 
 
 def _default_privileges(conn: psycopg.Connection[Any], from_role: str, to_role: str) -> list[DefaultPrivilege]:
-    from psycopg.rows import dict_row
-
-    oid = _role_oid(conn, from_role)
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query("adopt_default_acls"), {"role": oid}).fetchall()
+    rows = fetch(conn, "adopt_default_acls", DefaultGrantRow, {"role": _role_oid(conn, from_role)})
     grouped: dict[tuple[str | None, str, str | None, bool], list[str]] = {}
     for r in rows:
-        grouped.setdefault((r["schema"], r["objtype"], r["grantee"], bool(r["grantable"])), []).append(r["privilege"])
+        grouped.setdefault((r.schema, r.objtype, r.grantee, r.grantable), []).append(r.privilege)
     out = []
     for (schema, objtype, grantee, grantable), privs in grouped.items():
         stmt = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}{} GRANT {} ON {} TO {}{}").format(
@@ -221,7 +213,6 @@ def plan_adopt(session: Session, from_role: str, secrets: Mapping[str, str] | No
 def _missing_roles(session: Session, secrets: Mapping[str, str] | None) -> list[Step]:
     """The plan's CREATE ROLE steps for the policy's roles the cluster lacks; none is read or planned
     when they all exist (adopt is about objects: the usual case costs one lookup)."""
-    from pgwarden.snapshot import inspect
 
     names = list(session.policy.role_names)
     found = {
@@ -239,8 +230,6 @@ def _missing_roles(session: Session, secrets: Mapping[str, str] | None) -> list[
 def create_roles(session: Session, steps: Sequence[Step]) -> None:
     """CREATE ROLE for the policy's missing roles, in one transaction under apply's cluster lock."""
     import psycopg
-
-    from pgwarden.apply import cluster_lock
 
     blocked = [s for s in steps if not s.allowed]
     if blocked:

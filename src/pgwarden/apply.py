@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.connect import connect, conninfo_for, scrub
-from pgwarden.errors import ApplyError, PrivilegeError
+from pgwarden.errors import ApplyError, ApplyInterrupted, PrivilegeError
 from pgwarden.plan import Phase, Plan, Step, missing_database_note
-from pgwarden.retire import prepare_retirement
+from pgwarden.retirement import prepare_retirement
 from pgwarden.session import Session
 
 if TYPE_CHECKING:
@@ -59,12 +59,6 @@ class ApplyResult:
 
 def _noop(event: str, step: Step | None, done: int, total: int) -> None:
     return None
-
-
-class ApplyInterrupted(ApplyError):
-    """Ctrl-C (or SIGTERM turned into it) during apply: what was committed stays, the rest was rolled back."""
-
-    exit_code = 130
 
 
 def unprivileged_error(steps: Sequence[Step], kept: Sequence[Step] = ()) -> PrivilegeError:

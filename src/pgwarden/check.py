@@ -17,7 +17,7 @@ from pgwarden.findings import Finding, rank, sort_findings, summary, to_json
 from pgwarden.hazards import HazardData, read_hazards
 from pgwarden.plan import Plan, Step
 from pgwarden.policy import Policy
-from pgwarden.retire import findings as retired_findings
+from pgwarden.retirement import findings as retired_findings
 from pgwarden.rules import DRIFT_SEVERITY, run_rules
 from pgwarden.session import Session
 from pgwarden.snapshot import Snapshot
@@ -62,21 +62,22 @@ def merge(drift: list[Finding], hazards: list[Finding]) -> list[Finding]:
     owned by the wrong role, a membership, an attribute, a grant) become the hazard, which says
     why it matters, with the more severe of the two severities and the plan's own statements as
     its fix (what apply would run; never REASSIGN OWNED BY the bootstrap superuser)."""
-    steps: dict[tuple[str | int, ...], list[Finding]] = {}
-    for d in drift:
+    steps: dict[tuple[str | int, ...], list[tuple[int, Finding]]] = {}  # by subject: (position in drift, finding)
+    for i, d in enumerate(drift):
         if d.subject is not None:
-            steps.setdefault(d.subject, []).append(d)
+            steps.setdefault(d.subject, []).append((i, d))
     merged: set[int] = set()
     out: list[Finding] = []
     for h in hazards:
-        same = steps.get(h.subject, []) if h.subject is not None else []
+        numbered = steps.get(h.subject, []) if h.subject is not None else []
+        same = [d for _, d in numbered]
         if same:
-            merged.update(id(d) for d in same)
+            merged.update(i for i, _ in numbered)
             severity = min((h.severity, *(d.severity for d in same)), key=rank)
             fix = "\n".join(dict.fromkeys(d.fix for d in same if d.fix)) or h.fix
             h = replace(h, severity=severity, fix=fix, step=same[0].step)
         out.append(h)
-    return [d for d in drift if id(d) not in merged] + out
+    return [d for i, d in enumerate(drift) if i not in merged] + out
 
 
 def findings_for(policy: Policy, snap: Snapshot, hz: HazardData, the_plan: Plan) -> list[Finding]:

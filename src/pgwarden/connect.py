@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.errors import ConnectError
@@ -120,9 +118,3 @@ def _scrub(text: str) -> str:
 
 def scrub(text: str) -> str:
     return _scrub(text)
-
-
-def secrets_from_env(names: list[str | None], environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The values of the policy's password variables that are set (and only those)."""
-    env = os.environ if environ is None else environ
-    return {n: env[n] for n in names if n and env.get(n) is not None}

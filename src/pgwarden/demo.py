@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pgwarden.errors import ServerError
+from pgwarden.policy import password_env_for
+from pgwarden.scram import make_verifier
 from pgwarden.server import LocalServer, PgBinaries, cache_dir, find_binaries
 
 #: The blog post's names: the database, the role that owns it and runs migrations, the site's role.
@@ -77,7 +79,6 @@ def make_passwords() -> dict[str, str]:
 
 def password_environment(passwords: dict[str, str]) -> dict[str, str]:
     """The PGWARDEN_PASSWORD_<ROLE> variables `pgwarden init` names in the policy it writes."""
-    from pgwarden.policy import password_env_for
 
     return {password_env_for(role): pw for role, pw in passwords.items() if role != INTRUDER}
 
@@ -87,17 +88,6 @@ def demo_binaries(version: int | None = None, pg_bin: str | Path | None = None) 
     return find_binaries(version, pg_bin, allow_download=pg_bin is None)
 
 
-def start_server(version: int | None = None, pg_bin: str | Path | None = None) -> LocalServer:
-    """Find binaries and start a throwaway server; on any failure or interruption nothing is left."""
-    server = LocalServer(demo_binaries(version, pg_bin))
-    try:
-        server.start()
-    except BaseException:
-        server.cleanup()
-        raise
-    return server
-
-
 def simulate_accident(server: LocalServer, passwords: dict[str, str]) -> list[str]:
     """Make alice a member of the owner, then create a table as alice without SET ROLE.
 
@@ -105,8 +95,6 @@ def simulate_accident(server: LocalServer, passwords: dict[str, str]) -> list[st
     """
     import psycopg
     from psycopg import sql
-
-    from pgwarden.scram import make_verifier
 
     shown: list[str] = []
     with psycopg.connect(server.conninfo(DATABASE), autocommit=True) as admin:
@@ -154,6 +142,18 @@ def accident_owner(server: LocalServer) -> str | None:
             (ACCIDENT_TABLE,),
         ).fetchone()
     return None if row is None else str(row[0])
+
+
+def intruder_becomes_owner(server: LocalServer) -> bool:
+    """Whether the accident's login can still act as the owner (a member by any path, ADMIN included)."""
+    import psycopg
+
+    with psycopg.connect(server.conninfo(DATABASE), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pg_has_role(%s, %s, 'MEMBER') OR pg_has_role(%s, %s, 'USAGE') FROM pg_roles WHERE rolname = %s",
+            (INTRUDER, OWNER, INTRUDER, OWNER, INTRUDER),
+        ).fetchone()
+    return bool(row and row[0])
 
 
 # --- the kept server -----------------------------------------------------------------------------------

@@ -33,5 +33,11 @@ class ApplyError(PgwardenError):
     """A statement failed while applying; the transaction was rolled back."""
 
 
+class ApplyInterrupted(ApplyError):
+    """Ctrl-C (or SIGTERM turned into it) during apply: what was committed stays, the rest was rolled back."""
+
+    exit_code = 130
+
+
 class ServerError(PgwardenError):
     """A throwaway local PostgreSQL server could not be found, started or stopped."""

@@ -83,13 +83,3 @@ def to_json(findings: Sequence[Finding], fail_on: str = "low", **extra: Any) -> 
     }
     data["summary"].update(extra)
     return data
-
-
-def __getattr__(name: str) -> Any:
-    """The renderers moved to pgwarden.render.findings; old imports keep working."""
-    if name in ("render_text", "to_sarif", "to_junit", "SARIF_SCHEMA_URI"):
-        name = "findings_text" if name == "render_text" else name
-        from pgwarden.render import findings as rendered
-
-        return getattr(rendered, name)
-    raise AttributeError(name)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgwarden.snapshot import _rows
+from pgwarden.fetch import fetch
+from pgwarden.rows import (
+    CreateRow,
+    FunctionRow,
+    OutsideHazardRow,
+    OwnedRow,
+    PathRow,
+    RlsRow,
+    SchemaCreateRow,
+    UserMappingRow,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -16,27 +27,38 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class HazardData:
-    """Rows of the hazard_*.sql queries (plain dicts: the rules read them by column name)."""
+    """Rows of the hazard_*.sql queries, typed (pgwarden.rows)."""
 
-    memberships: tuple[dict[str, Any], ...] = ()  # member, role, direct
-    owned: tuple[dict[str, Any], ...] = ()  # role, catalog, object
-    privileges: tuple[dict[str, Any], ...] = ()  # role, kind, name, can_create, can_temp
-    functions: tuple[dict[str, Any], ...] = ()  # schema, name, args, owner, kind, public_execute, executable_by
-    rls: tuple[dict[str, Any], ...] = ()  # kind, schema, name, owner, forced, base_schema, base_name
+    memberships: tuple[PathRow, ...] = ()
+    owned: tuple[OwnedRow, ...] = ()
+    privileges: tuple[CreateRow, ...] = ()
+    functions: tuple[FunctionRow, ...] = ()
+    rls: tuple[RlsRow, ...] = ()
     member_of: dict[int, frozenset[int]] = field(default_factory=dict)
-    owner_reach: tuple[dict[str, Any], ...] = ()  # member, role, direct: the owner's and deploy logins'
-    schema_create: tuple[dict[str, Any], ...] = ()  # name, owner, grantees, creators, default_path
-    user_mappings: tuple[dict[str, Any], ...] = ()  # role (0: PUBLIC), server, remote_user
+    owner_reach: tuple[PathRow, ...] = ()  # the owner's and deploy logins' paths
+    schema_create: tuple[SchemaCreateRow, ...] = ()
+    user_mappings: tuple[UserMappingRow, ...] = ()
 
     @classmethod
-    def build(cls, **rows: list[dict[str, Any]]) -> HazardData:
+    def build(cls, **rows: Sequence[Any]) -> HazardData:
+        """From the rows of each query; a row may also be given as a mapping of its columns (tests do)."""
+        typed = {k: tuple(_ROW_TYPES[k](**r) if isinstance(r, Mapping) else r for r in v) for k, v in rows.items()}
         closure: dict[int, set[int]] = {}
-        for m in rows.get("memberships", ()):
-            closure.setdefault(int(m["member"]), set()).add(int(m["role"]))
-        return cls(
-            **{k: tuple(v) for k, v in rows.items()},
-            member_of={k: frozenset(v) for k, v in closure.items()},
-        )
+        for m in typed.get("memberships", ()):
+            closure.setdefault(m.member, set()).add(m.role)
+        return cls(**typed, member_of={k: frozenset(v) for k, v in closure.items()})
+
+
+_ROW_TYPES: dict[str, type[Any]] = {
+    "memberships": PathRow,
+    "owned": OwnedRow,
+    "privileges": CreateRow,
+    "functions": FunctionRow,
+    "rls": RlsRow,
+    "owner_reach": PathRow,
+    "schema_create": SchemaCreateRow,
+    "user_mappings": UserMappingRow,
+}
 
 
 def access_role_oids(policy: Policy, snap: Snapshot) -> list[int]:
@@ -52,19 +74,22 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     deploy = [snap.role_by_name[d].oid for d in policy.owner.deploy_logins if d in snap.role_by_name]
     # one read for the access roles' paths and the owner's and deploy logins' (owner_reach)
     builders = set(owners + deploy)
-    paths = _rows(conn, "hazard_memberships", {"roles": roles + owners + deploy})
+    paths = fetch(conn, "hazard_memberships", PathRow, {"roles": roles + owners + deploy})
     return HazardData.build(
-        memberships=[m for m in paths if m["member"] not in builders],
-        owned=_rows(conn, "hazard_owned", {"roles": roles + deploy}),
-        privileges=_rows(conn, "hazard_privileges", {"roles": roles, "schemas": schemas}),
-        functions=_rows(conn, "hazard_functions", {"roles": roles, "schemas": schemas}),
-        rls=_rows(conn, "hazard_rls", {"schemas": schemas}),
-        owner_reach=[m for m in paths if m["member"] in builders],
+        memberships=[m for m in paths if m.member not in builders],
+        owned=fetch(conn, "hazard_owned", OwnedRow, {"roles": roles + deploy}),
+        privileges=fetch(conn, "hazard_privileges", CreateRow, {"roles": roles, "schemas": schemas}),
+        functions=fetch(conn, "hazard_functions", FunctionRow, {"roles": roles, "schemas": schemas}),
+        rls=fetch(conn, "hazard_rls", RlsRow, {"schemas": schemas}),
+        owner_reach=[m for m in paths if m.member in builders],
         **_outside(conn, roles, owners + deploy),
     )
 
 
-def _outside(conn: psycopg.Connection[Any], access: list[int], owners: list[int]) -> dict[str, list[dict[str, Any]]]:
+def _outside(conn: psycopg.Connection[Any], access: list[int], owners: list[int]) -> dict[str, list[Any]]:
     """schema_create and user_mappings: one statement (queries/hazard_outside.sql)."""
-    row = _rows(conn, "hazard_outside", {"roles": owners + access, "access": access})[0]
-    return {"schema_create": list(row["schemas"]), "user_mappings": list(row["mappings"])}
+    row = fetch(conn, "hazard_outside", OutsideHazardRow, {"roles": owners + access, "access": access})[0]
+    return {
+        "schema_create": [SchemaCreateRow(**r) for r in row.schemas],
+        "user_mappings": [UserMappingRow(**r) for r in row.mappings],
+    }

@@ -3,7 +3,7 @@
 Library use (the demo calls it):
 
     with Session.open(dsn, policy) as session:
-        report = build_report(session, secrets_from_env([env for _, env in policy.login_roles()]))
+        report = build_report(session, policy.secrets())
     pgwarden.render.render_report(report, "html")   # or text, json, markdown, dot, mermaid; a str
 
 The model and its reading live here; pgwarden.render prints it.
@@ -15,12 +15,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from pgwarden.check import findings_for
+from pgwarden.errors import ConnectError
+from pgwarden.fetch import fetch
 from pgwarden.findings import Finding
-from pgwarden.rolegraph import RoleGraph
+from pgwarden.hazards import read_hazards
+from pgwarden.probe.rights import Rights, held_on, member_rights
+from pgwarden.rolegraph import RoleGraph, build_graph
+from pgwarden.rows import HeldCountRow, ScopeHeldRow
+from pgwarden.scopes import Scopes
 
 if TYPE_CHECKING:
     from pgwarden.policy import Policy
-    from pgwarden.probe.rights import Rights
     from pgwarden.session import Session
     from pgwarden.snapshot import Snapshot
 
@@ -158,7 +164,6 @@ def _expected(
     mine = rights.get(role)
     if mine is None:  # roles outside the policy
         return 0
-    from pgwarden.probe.rights import held_on
 
     schema_oid, schema = where
     groups = [g for g in snap.objects if g.schema == schema_oid and g.kind == kind]
@@ -174,8 +179,6 @@ def _expected(
 
 def _rights(policy: Policy, snap: Snapshot) -> dict[str, Rights]:
     """What each access role and each member must hold directly (a member: its inherited groups')."""
-    from pgwarden.probe.rights import Rights, member_rights
-    from pgwarden.scopes import Scopes
 
     scopes = Scopes.of(policy)
     version = 160000 if snap.caps.membership_options else 150000
@@ -189,11 +192,6 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
     queries) and summarise it; `findings` are those of `run_check` with the same `secrets` (the
     policy's passwords: with them a changed password is drift). Rows: the policy's roles, PUBLIC,
     and every other role that owns or holds something in the database (superusers are listed apart)."""
-    from pgwarden.check import findings_for
-    from pgwarden.errors import ConnectError
-    from pgwarden.hazards import read_hazards
-    from pgwarden.rolegraph import build_graph
-    from pgwarden.snapshot import _rows
 
     policy = session.policy
     if not session.target_exists():
@@ -205,8 +203,10 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
         roles = _candidates(policy, snap, schema_oids)
         oids = {snap.role_by_name[r].oid: (r, lvl) for r, lvl in roles}
         params = {"schemas": list(schema_oids), "roles": list(oids)}
-        rows = _rows(conn, "report_privileges", {**params, "table_privs": list(snap.caps.table_owner_privileges)})
-        scope_rows = _rows(conn, "report_scope_privileges", params)
+        rows = fetch(
+            conn, "report_privileges", HeldCountRow, {**params, "table_privs": list(snap.caps.table_owner_privileges)}
+        )
+        scope_rows = fetch(conn, "report_scope_privileges", ScopeHeldRow, params)
     findings = findings_for(policy, snap, hz, session.plan(snap, secrets))
     rights = _rights(policy, snap)
     cells = _object_cells(policy, snap, rights, rows, oids, schema_oids)
@@ -254,38 +254,36 @@ def _grants(policy: Policy) -> tuple[dict[str, Any], ...]:
     )
 
 
-def _who(row: Mapping[str, Any], oids: Mapping[int, tuple[str, str]]) -> tuple[str, str]:
-    return ("PUBLIC", "public") if row["role"] == 0 else oids[int(row["role"])]
+def _who(row: HeldCountRow | ScopeHeldRow, oids: Mapping[int, tuple[str, str]]) -> tuple[str, str]:
+    return ("PUBLIC", "public") if row.role == 0 else oids[int(row.role)]
 
 
 def _object_cells(
     policy: Policy,
     snap: Snapshot,
     rights: Mapping[str, Rights],
-    rows: list[dict[str, Any]],
+    rows: list[HeldCountRow],
     oids: Mapping[int, tuple[str, str]],
     schema_oids: Mapping[int, str],
 ) -> list[Cell]:
     cells = []
     for r in rows:
         role, level = _who(r, oids)
-        total = int(r["total"])
-        where = (int(r["schema"]), schema_oids[r["schema"]])
-        expected = _expected(policy, snap, rights, (role, level), where, r["kind"], r["privilege"], total)
-        cells.append(
-            Cell(role, level, schema_oids[r["schema"]], r["kind"], r["privilege"], int(r["held"]), total, expected)
-        )
+        total = int(r.total)
+        where = (int(r.schema), schema_oids[r.schema])
+        expected = _expected(policy, snap, rights, (role, level), where, r.kind, r.privilege, total)
+        cells.append(Cell(role, level, schema_oids[r.schema], r.kind, r.privilege, int(r.held), total, expected))
     return cells
 
 
 def _scope_cells(
-    policy: Policy, rights: Mapping[str, Rights], rows: list[dict[str, Any]], oids: Mapping[int, tuple[str, str]]
+    policy: Policy, rights: Mapping[str, Rights], rows: list[ScopeHeldRow], oids: Mapping[int, tuple[str, str]]
 ) -> list[ScopeCell]:
     out = []
     for r in rows:
         role, level = _who(r, oids)
-        want = _want(policy, rights.get(role), level, r["kind"], r["name"], r["privilege"])
-        out.append(ScopeCell(role, level, r["kind"], r["name"], r["privilege"], bool(r["held"]), want))
+        want = _want(policy, rights.get(role), level, r.kind, r.name, r.privilege)
+        out.append(ScopeCell(role, level, r.kind, r.name, r.privilege, bool(r.held), want))
     return out
 
 
@@ -408,13 +406,3 @@ def _memberships(policy: Policy, snap: Snapshot, closure: dict[int, frozenset[in
                     {"member": pair[0], "role": pair[1], "admin": False, "inherit": None, "set": None, "direct": False}
                 )
     return tuple(sorted(out, key=lambda x: (str(x["member"]), str(x["role"]))))
-
-
-def __getattr__(name: str) -> Any:
-    """The renderers moved to pgwarden.render; `from pgwarden.report import render_report` keeps working."""
-    if name in ("render_report", "render_text", "render_markdown", "render_html"):
-        from pgwarden.render import html, markdown
-        from pgwarden.render import report as rendered
-
-        return getattr({"render_html": html, "render_markdown": markdown}.get(name, rendered), name)
-    raise AttributeError(name)

@@ -202,3 +202,8 @@ def _access_kind(policy: Policy, role: str) -> str:
         return "group"
     level = policy.level_of(role)
     return level if level in ("readwrite", "readonly") else "access"
+
+
+def membership_edges(snap: Snapshot) -> list[Edge]:
+    """Every direct membership of the cluster as an Edge (its options added up over grantors)."""
+    return _edges(snap)

@@ -38,7 +38,9 @@ class RunAs:
     is_owner: bool
 
 
-def resolve_role(policy: Policy, name: str) -> RunAs:
+# complexity over 10 on purpose: owner, deploy login, role word, access role, member: one `if` per way `--as` names a
+# role
+def resolve_role(policy: Policy, name: str) -> RunAs:  # noqa: C901
     """`owner` (or the owner's name), else an access role; a NOLOGIN owner runs through its first deploy login."""
     owner = policy.owner
     if name in ("owner", owner.name):
@@ -74,6 +76,7 @@ ROLE_WORDS = ("runtime", "readwrite", "readonly")
 
 def role_for(policy: Policy, word: str) -> str:
     """The access role `word` (ROLE_WORDS) stands for, judged by its grants in this database."""
+    # lazy on purpose: Django's settings.py imports this module (contrib.django); the engine loads on use
     from pgwarden.probe.rights import may_write, reads_only
     from pgwarden.scopes import Scopes
 
@@ -121,7 +124,9 @@ _KEPT_PG = ("PGPASSFILE",)
 CONNECT_TIMEOUT = "10"
 
 
-def command_env(
+# complexity over 10 on purpose: one `if` per libpq variable it sets or clears: the whole environment contract in one
+# place
+def command_env(  # noqa: C901
     policy: Policy,
     run_as: RunAs,
     server: Mapping[str, str],
@@ -176,6 +181,7 @@ def run_command(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
 def object_findings(session: Session, secrets: Mapping[str, str] | None = None) -> list[Finding]:
     """What a migration can get wrong: objects not owned by the owner or lacking the access roles' grants."""
+    # lazy on purpose: see role_for
     from pgwarden.check import run_check
     from pgwarden.plan import OBJECT_ACTIONS, Phase
 

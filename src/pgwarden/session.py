@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 from pgwarden.caps import MIN_VERSION_NUM
 from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import ConnectError, PgwardenError
+from pgwarden.plan import groups_to_name, plan
 from pgwarden.policy import Policy
+from pgwarden.scopes import Scopes
 from pgwarden.snapshot import Snapshot, inspect, with_names
 
 if TYPE_CHECKING:
@@ -118,7 +120,6 @@ class Session:
 
     def plan(self, snap: Snapshot, secrets: Mapping[str, str] | None = None) -> Plan:
         """plan() for this session's policy, with the session's verifiers."""
-        from pgwarden.plan import plan
 
         return plan(self.policy, snap, secrets or {}, self.verifiers(secrets))
 
@@ -149,9 +150,6 @@ class Session:
         return out
 
     def _inspect(self, conn: psycopg.Connection[Any], names: bool = True) -> Snapshot:
-        from pgwarden.plan import groups_to_name
-        from pgwarden.scopes import Scopes
-
         p = self.policy
         scopes = Scopes.of(p)
         detailed = [s for s in p.database.schemas if scopes.detailed(s)]

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cache, cached_property
-from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from pgwarden.caps import Capabilities
+from pgwarden.fetch import fetch
+from pgwarden.fetch import query as query  # generate/catalog.py reads its queries through this name
+from pgwarden.rows import (
+    DatabaseRow,
+    DefaultAclRow,
+    ObjectGroupRow,
+    ObjectNamesRow,
+    PasswordRow,
+    RoleSettingRow,
+    SchemaRow,
+)
+from pgwarden.rows import ObjectKind as ObjectKind  # the kinds of grouped objects
 
 if TYPE_CHECKING:
     import psycopg
-
-ObjectKind = Literal["table", "sequence", "routine"]
 
 #: Objects listed by name in a group when the group is at most this big (bigger groups are fixed
 #: with one `... ON ALL ... IN SCHEMA` statement).
@@ -106,6 +116,12 @@ class ObjectGroup:
     objects: tuple[ObjectRef, ...] | None  # None: not listed (see NAME_THRESHOLD and with_names)
     acl_text: str | None = None  # the stored ACL as the server prints it: identifies the group
 
+    @property
+    def key(self) -> tuple[int, str, int, bool, bool, Acl, str | None]:
+        """What objects.sql groups by: unique among a snapshot's groups, whether listed or not (a stable
+        id: the same in a copy of the snapshot, unlike id())."""
+        return (self.schema, self.kind, self.owner, self.extension, self.linked, self.acl, self.acl_text)
+
 
 @dataclass(frozen=True, slots=True)
 class TypeRef:
@@ -148,6 +164,12 @@ class GuardState:
     acl: str | None
     schema_exists: bool
     other_objects: int  # objects in schema pgwarden besides the function
+    trigger_tags: tuple[str, ...] | None = None  # WHEN TAG IN (...): None, every command
+    language: str | None = None
+    function_private: bool | None = None  # EXECUTE for its owner only
+    schema_owner_is_superuser: bool | None = None
+    schema_private: bool | None = None  # no privilege on schema pgwarden for anyone but its owner
+    schema_grantees: tuple[str, ...] = ()  # who holds some (PUBLIC included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,49 +264,6 @@ class Snapshot:
         return next((s for s in self.schemas if s.name == name), None)
 
 
-@cache
-def query(name: str) -> str:
-    """The text of queries/<name>.sql."""
-    return resources.files("pgwarden.queries").joinpath(f"{name}.sql").read_text(encoding="utf-8")
-
-
-#: Settings for one query, set just before it and put back just after (two statements, whatever
-#: their number). The objects query joins a CTE whose size the planner cannot estimate: a merge
-#: join there sorts every object (0.14 s at 200,000 objects), a hash join does not; and its hash
-#: tables spill to disk under the default work_mem at that size.
-QUERY_SETTINGS: Mapping[str, Mapping[str, str]] = {"objects": {"enable_mergejoin": "off", "work_mem": "64MB"}}
-
-
-def _rows(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    from psycopg.pq import TransactionStatus
-    from psycopg.rows import dict_row
-
-    settings = QUERY_SETTINGS.get(name, {})
-    with conn.cursor(row_factory=dict_row) as cur:
-        previous: dict[str, str] = {}
-        if settings:
-            # one statement: each setting's old value is read, then the new one set
-            row = cur.execute(
-                "SELECT json_object_agg(k, old) AS old FROM ("
-                "SELECT k, current_setting(k) AS old, set_config(k, v, false) "
-                "FROM unnest(%s::text[], %s::text[]) AS s(k, v)) AS swapped",
-                (list(settings), list(settings.values())),
-            ).fetchone()
-            previous = dict(row["old"]) if row and row["old"] else {}
-        try:
-            cur.execute(query(name).encode(), params or {})
-            return cur.fetchall()
-        finally:
-            # only on a connection that can take a statement: not after an error, and not while the
-            # query is still running (an interruption raised KeyboardInterrupt in the middle of it,
-            # and a second statement would replace it with "another command is already in progress")
-            if previous and conn.info.transaction_status in (TransactionStatus.IDLE, TransactionStatus.INTRANS):
-                cur.execute(
-                    "SELECT count(set_config(k, v, false)) FROM unnest(%s::text[], %s::text[]) AS s(k, v)",
-                    (list(previous), list(previous.values())),
-                )
-
-
 def inspect(
     conn: psycopg.Connection[Any],
     target: str,
@@ -298,14 +277,13 @@ def inspect(
 ) -> Snapshot:
     """Read a snapshot through `conn`, connected to the target database (or to template1 when
     the target does not exist yet). A fixed number of queries whatever the catalog size."""
-    srv = _rows(conn, "server")[0]
-    server = ServerInfo(**srv)
+    server = fetch(conn, "server", ServerInfo)[0]
     caps = Capabilities(server.version_num)
-    roles = {r["oid"]: Role(**r) for r in _rows(conn, "roles")}
-    memberships = tuple(Membership(**r) for r in _rows(conn, "memberships"))
+    roles = {r.oid: r for r in fetch(conn, "roles", Role)}
+    memberships = tuple(fetch(conn, "memberships", Membership))
     passwords: dict[int, str | None] | None = None
     if server.can_read_authid and role_names:
-        passwords = {r["oid"]: r["password"] for r in _rows(conn, "passwords", {"names": list(role_names)})}
+        passwords = {r.oid: r.password for r in fetch(conn, "passwords", PasswordRow, {"names": list(role_names)})}
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
     database: Database | None = None
     types: tuple[TypeRef, ...] = ()
@@ -313,17 +291,15 @@ def inspect(
     guard: GuardState | None = None
     if server.database == target:
         database, types, columns, guard = _database(conn, target, managed_schemas, owner_oid, column_tables)
-    schemas = tuple(
-        Schema(r["oid"], r["name"], r["owner"], _acl(r["acl"]), r["extension"]) for r in _rows(conn, "schemas")
-    )
+    schemas = tuple(Schema(r.oid, r.name, r.owner, _acl(r.acl), r.extension) for r in fetch(conn, "schemas", SchemaRow))
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
     detailed_oids = [s.oid for s in schemas if s.name in detailed and s.name in managed_schemas]
     objects = _object_groups(conn, managed_oids, name_threshold, owner_oid, detailed_oids)
     default_acls = tuple(
-        DefaultAcl(r["role"], r["schema"], r["objtype"], _acl(r["acl"])) for r in _rows(conn, "default_acls")
+        DefaultAcl(r.role, r.schema, r.objtype, _acl(r.acl)) for r in fetch(conn, "default_acls", DefaultAclRow)
     )
     role_settings = tuple(
-        RoleSetting(r["role"], r["database"], tuple(r["settings"] or ())) for r in _rows(conn, "role_settings")
+        RoleSetting(r.role, r.database, tuple(r.settings or ())) for r in fetch(conn, "role_settings", RoleSettingRow)
     )
     outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
     return Snapshot(
@@ -355,16 +331,15 @@ def _database(
     column_tables: Sequence[tuple[str, str]],
 ) -> tuple[Database, tuple[TypeRef, ...], tuple[ColumnAcl, ...], GuardState]:
     """The target database, with its types, column ACLs and guard (one query: database.sql)."""
-    import json
-
     tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
     params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
-    d = _rows(conn, "database", params)[0]
-    database = Database(d["oid"], d["name"], d["owner"], _acl(d["acl"]))
-    types = tuple(TypeRef(**t) for t in d["types"])
-    columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"]), "initial": _acl(c["initial"])}) for c in d["columns"])
-    g = d["guard"]
-    guard = GuardState(**{**g, "config": tuple(g["config"]) if g["config"] is not None else None})
+    d = fetch(conn, "database", DatabaseRow, params)[0]
+    database = Database(d.oid, d.name, d.owner, _acl(d.acl))
+    types = tuple(TypeRef(**t) for t in d.types)
+    columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"]), "initial": _acl(c["initial"])}) for c in d.columns)
+    g = d.guard
+    lists = {k: tuple(g[k]) if g[k] is not None else None for k in ("config", "trigger_tags")}
+    guard = GuardState(**{**g, **lists, "schema_grantees": tuple(g["schema_grantees"] or ())})
     return database, types, columns, guard
 
 
@@ -378,38 +353,34 @@ def _outside(
 ) -> tuple[tuple[OutsideGrant, ...], frozenset[str]]:
     """Grants outside the managed schemas and the superuser-only parameters: one statement (with
     pg_parameter_acl's grants on 15+)."""
-    from psycopg.rows import dict_row
-
     if not exists:
         return (), frozenset()
     text = query("outside_acls")
     if caps.major >= 15:
         text = text.replace("\n/* parameters */\n", "\n" + query("outside_parameters"))
     params = {"roles": [oid for oid, r in roles.items() if r.name in role_names], "schemas": list(schemas)}
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(text.encode(), params).fetchall()
-    settings = frozenset(r["ident"] for r in rows if r["kind"] == "superuser_setting")
-    return tuple(OutsideGrant(**r) for r in rows if r["kind"] != "superuser_setting"), settings
+    rows = fetch(conn, "outside_acls", OutsideGrant, params, text=text)
+    settings = frozenset(r.ident for r in rows if r.kind == "superuser_setting")
+    return tuple(r for r in rows if r.kind != "superuser_setting"), settings
 
 
 def _object_groups(
     conn: psycopg.Connection[Any], schemas: Sequence[int], threshold: int, owner_oid: int, detailed: Sequence[int]
 ) -> tuple[ObjectGroup, ...]:
     params = {"schemas": list(schemas), "threshold": threshold, "owner": owner_oid, "detailed": list(detailed)}
-    rows = _rows(conn, "objects", params)
     return tuple(
         ObjectGroup(
-            schema=r["schema"],
-            kind=r["kind"],
-            owner=r["owner"],
-            extension=r["extension"],
-            linked=r["linked"],
-            count=r["count"],
-            acl=_acl(r["acl"]),
-            acl_text=r["acl_text"],
-            objects=None if r["objects"] is None else _refs(r["objects"]),
+            schema=r.schema,
+            kind=r.kind,
+            owner=r.owner,
+            extension=r.extension,
+            linked=r.linked,
+            count=r.count,
+            acl=_acl(r.acl),
+            acl_text=r.acl_text,
+            objects=None if r.objects is None else _refs(r.objects),
         )
-        for r in rows
+        for r in fetch(conn, "objects", ObjectGroupRow, params)
     )
 
 
@@ -425,20 +396,16 @@ def with_names(
     Used when a plan must change big groups: naming their objects lets apply grant on lists of
     tables (one catalog lookup each) rather than `ON ALL TABLES IN SCHEMA`, which scans all of
     pg_class once per statement."""
-    import json
-    from dataclasses import replace
-
     wanted = [g for g in groups if g.objects is None]
     if not wanted:
         return snap
-    index = {id(g): i for i, g in enumerate(snap.objects)}
-    keys = [[index[id(g)], g.schema, g.kind, g.owner, g.linked, g.acl_text] for g in wanted]
+    index = {g.key: i for i, g in enumerate(snap.objects)}
+    keys = [[index[g.key], g.schema, g.kind, g.owner, g.linked, g.acl_text] for g in wanted]
     detailed_oids = [s.oid for s in snap.schemas if s.name in detailed]
     params = {"keys": json.dumps(keys), "owner": snap.owner_oid, "detailed": detailed_oids}
-    rows = _rows(conn, "object_names", params)
-    found = {r["gid"]: _refs(r["objects"]) for r in rows}
-    wanted_ids = {id(g) for g in wanted}
+    found = {r.gid: _refs(r.objects) for r in fetch(conn, "object_names", ObjectNamesRow, params)}
+    wanted_keys = {g.key for g in wanted}
     objects = tuple(
-        replace(g, objects=found.get(i, ())) if id(g) in wanted_ids else g for i, g in enumerate(snap.objects)
+        replace(g, objects=found.get(i, ())) if g.key in wanted_keys else g for i, g in enumerate(snap.objects)
     )
     return replace(snap, objects=objects)

@@ -66,13 +66,12 @@ def command(
     fmt: str,
 ) -> int:
     from pgwarden.adopt import adopt, plan_adopt
-    from pgwarden.connect import secrets_from_env
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     targets = load_targets(config, None, dsn, databases)
     policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
-    secrets = secrets_from_env([env for _, env in policy.login_roles()])
+    secrets = policy.secrets()
     if len(targets) > 1:
         return _adopt_many(ui, targets, dsn, from_role, secrets, yes=yes, jobs=jobs, fmt=fmt,
                           lock_timeout=lock_timeout, batch_size=batch_size)  # fmt: skip

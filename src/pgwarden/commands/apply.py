@@ -64,15 +64,14 @@ def command(
     fmt: str,
 ) -> int:
     from pgwarden.apply import apply
-    from pgwarden.connect import secrets_from_env
     from pgwarden.render import apply_progress, render_apply, render_plan
-    from pgwarden.retire import with_retirements
+    from pgwarden.retirement import with_retirements
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     loaded = load_all(config, mode)
     policy = loaded[0]  # roles (and their passwords) are the same in every database
-    secrets = secrets_from_env([env for _, env in policy.login_roles()])
+    secrets = policy.secrets()
     if not yes and not ui.interactive:
         # refuse before connecting: nothing is read or changed
         raise PgwardenError(

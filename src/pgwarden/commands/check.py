@@ -60,7 +60,6 @@ def command(
     fail_on: str,
 ) -> int:
     from pgwarden.check import CheckResult, run_check
-    from pgwarden.connect import secrets_from_env
     from pgwarden.multi import run_over
     from pgwarden.policy import Policy
     from pgwarden.render import database_progress
@@ -70,7 +69,7 @@ def command(
     ui = ui_of(ctx)
     targets = load_targets(config, mode, dsn, databases)
     policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
-    secrets = secrets_from_env([env for _, env in policy.login_roles()])
+    secrets = policy.secrets()
 
     def one(target: Policy) -> CheckResult:
         with Session.open(dsn, target) as session:

@@ -127,8 +127,7 @@ def _tell(story: _Story, ui: UI, where: _Where, keep: bool, pg_version: int | No
         server.start()
         who = f" (running as the OS user {server.os_user})" if server.os_user else ""
         ui.print(
-            f"PostgreSQL {server.binaries.full_version} on {server.host}:{server.port}, "
-            f"data in {server.base_dir}{who}"
+            f"PostgreSQL {server.binaries.full_version} on {server.host}:{server.port}, data in {server.base_dir}{who}"
         )
         ui.detail(f"binaries: {server.binaries.bindir}")
         workdir = server.base_dir / "work"
@@ -314,18 +313,28 @@ class _Story:
         checked = self.pgwarden("check", expect=EXIT_FOUND)
 
         self.heading("fix it", numbered=True)
+        taken = (
+            f"and takes back {demo.INTRUDER}'s membership in {demo.OWNER} (the policy names who acts as the "
+            "owner: its deploy logins)"
+        )
         if self.available("adopt"):
-            self.say(f"Move what {demo.INTRUDER} owns to {demo.OWNER}, then apply the grants the policy wants:")
+            self.say(
+                f"Move what {demo.INTRUDER} owns to {demo.OWNER}, then apply: it grants what the policy wants "
+                + taken
+                + ":"
+            )
             self.pgwarden("adopt", "--from", demo.INTRUDER, "--yes")
         else:
-            self.say(f"apply moves the table to {demo.OWNER} and grants {demo.APP} what the policy says:")
+            self.say(f"apply moves the table to {demo.OWNER}, grants {demo.APP} what the policy says " + taken + ":")
         self.pgwarden("apply", "--yes")
         owner = demo.accident_owner(server)  # type: ignore[arg-type]
         if owner != demo.OWNER:
             raise DemoError(f"after the fix, {demo.ACCIDENT_TABLE} is owned by {owner}, not {demo.OWNER}")
+        if demo.intruder_becomes_owner(server):  # type: ignore[arg-type]
+            raise DemoError(f"after the fix, {demo.INTRUDER} can still act as {demo.OWNER}")
 
         if checked is not None:
-            self.heading("check again: clean (exit 0)", numbered=True)
+            self.heading(f"check again: clean (exit 0), and {demo.INTRUDER} no longer acts as the owner", numbered=True)
             self.pgwarden("check")
 
 

@@ -49,18 +49,17 @@ def command(
     fmt: str,
     exit_code: bool,
 ) -> int:
-    from pgwarden.connect import secrets_from_env
     from pgwarden.multi import run_over
     from pgwarden.plan import Plan
     from pgwarden.policy import Policy
     from pgwarden.render import database_progress, render_plan, render_plans
-    from pgwarden.retire import with_retirements
+    from pgwarden.retirement import with_retirements
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
     targets = load_targets(config, mode, dsn, databases)
     base = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
-    secrets = secrets_from_env([env for _, env in base.login_roles()])
+    secrets = base.secrets()
 
     def one(policy: Policy) -> Plan:
         with Session.open(dsn, policy) as session:

@@ -59,7 +59,6 @@ def command(
     login: bool,
     max_objects: int,
 ) -> int:
-    from pgwarden.connect import secrets_from_env
     from pgwarden.multi import run_over
     from pgwarden.policy import Policy
     from pgwarden.probe import ProbeResult, run_probe
@@ -70,7 +69,7 @@ def command(
     ui = ui_of(ctx)
     targets = load_targets(config, None, dsn, databases)
     policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
-    passwords = secrets_from_env([env for _, env in policy.login_roles()]) if login else None
+    passwords = policy.secrets() if login else None
 
     def one(target: Policy) -> ProbeResult:
         with Session.open(dsn, target) as session:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pgwarden.report import Report
     from pgwarden.ui import UI
 
-#: pgwarden.render.report.FORMATS, written out so that `--help` does not import the renderers
+#: pgwarden.render.report_text.FORMATS, written out so that `--help` does not import the renderers
 REPORT_FORMATS = ("text", "json", "markdown", "md", "html", "dot", "mermaid")
 
 
@@ -70,7 +70,6 @@ def command(
     fmt: str,
     output: str | None,
 ) -> int:
-    from pgwarden.connect import secrets_from_env
     from pgwarden.multi import run_over
     from pgwarden.policy import Policy
     from pgwarden.render import database_progress, emit, render_report, report_styled
@@ -82,7 +81,7 @@ def command(
     if len(targets) > 1 and fmt in _ONE_DATABASE:
         single_target(targets, f"report --format {fmt}")  # raises: one page or graph per database
     first = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
-    secrets = secrets_from_env([env for _, env in first.login_roles()])
+    secrets = first.secrets()
 
     def one(policy: Policy) -> Report:
         with Session.open(dsn, policy) as session:

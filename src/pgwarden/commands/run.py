@@ -128,7 +128,7 @@ def command(
     fmt: str,
     argv: tuple[str, ...],
 ) -> int:
-    from pgwarden.connect import secrets_from_env, server_params
+    from pgwarden.connect import server_params
     from pgwarden.runner import command_env, object_findings, resolve_role, run_command
     from pgwarden.session import Session
 
@@ -150,7 +150,7 @@ def command(
     code = run_command(argv, env)
     if no_check:
         return code
-    secrets = secrets_from_env([e for _, e in policy.login_roles()])
+    secrets = policy.secrets()
     with Session.open(dsn, policy) as session:
         findings = object_findings(session, secrets) if session.target_exists() else []
     _report(ui, fmt, policy, run_as, argv, code, findings)

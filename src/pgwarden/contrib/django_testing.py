@@ -11,7 +11,13 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 from django.test.runner import DiscoverRunner
 
-from pgwarden.contrib.django import OWNER_KEY, admin_dsn_setting, database_settings, flush_as_owner, policy_path_setting
+from pgwarden.contrib.django_db import (
+    OWNER_KEY,
+    admin_dsn_setting,
+    database_settings,
+    flush_as_owner,
+    policy_path_setting,
+)
 from pgwarden.errors import PgwardenError
 from pgwarden.policy import Policy, load_policy
 

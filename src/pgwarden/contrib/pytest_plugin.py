@@ -103,7 +103,7 @@ def _setting(config: pytest.Config, option: str, ini: str) -> str:
 
 def _create(config: pytest.Config) -> PgwardenDatabase:
     from pgwarden.apply import apply
-    from pgwarden.connect import secrets_from_env, server_params
+    from pgwarden.connect import server_params
     from pgwarden.policy import load_policy
     from pgwarden.session import Session
 
@@ -115,7 +115,7 @@ def _create(config: pytest.Config) -> PgwardenDatabase:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     name = f"{base.database.name[:40]}_test_{worker}{_random.token_hex(4)}"
     policy = base.model_copy(update={"database": base.database.model_copy(update={"name": name})})
-    secrets = secrets_from_env([e for _, e in policy.login_roles()])
+    secrets = policy.secrets()
     with Session.open(dsn, policy) as session:
         apply(session, secrets)
         server = server_params(session.admin)

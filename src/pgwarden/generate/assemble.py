@@ -98,8 +98,8 @@ def holders(live: Live, owner_side: set[str]) -> list[str]:
     for o in live.objects:
         names |= set(o.acl)
         names |= {g for _, acl in o.columns for g in acl}
-    for d in live.defaults:
-        if d.role in owner_side and d.schema in {s.name for s in live.schemas}:
+    for d in live.defaults:  # the owner's default privileges, in a managed schema or in every schema
+        if d.role in owner_side and (d.schema is None or d.schema in {s.name for s in live.schemas}):
             names |= set(d.acl)
     return sorted(n for n in names if n is not None and n not in owner_side and n in live.roles)
 

@@ -24,6 +24,7 @@ from pgwarden.plan.members import plan_memberships
 from pgwarden.plan.model import OBJECT_ACTIONS, Action, Need, Phase, Plan, Requirement, Statement, Step
 from pgwarden.plan.objects import BULK_FACTOR, OBJECTS_PER_STATEMENT, groups_to_name, plan_objects
 from pgwarden.plan.outside import plan_outside, plan_owner_memberships
+from pgwarden.plan.outsiders import plan_outsider_memberships
 from pgwarden.plan.roles import plan_roles
 from pgwarden.plan.settings import plan_declared_settings, plan_role_settings
 from pgwarden.plan.types import plan_types
@@ -112,6 +113,7 @@ def _plan(ctx: PlanContext, secrets: Mapping[str, str] | None) -> Plan:
     plan_declared_settings(ctx, in_database=False)
     plan_memberships(ctx)
     plan_owner_memberships(ctx)
+    plan_outsider_memberships(ctx)
     plan_database(ctx)
     plan_schemas(ctx)
     plan_objects(ctx)

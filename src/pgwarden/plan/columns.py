@@ -11,11 +11,13 @@ from collections import defaultdict
 
 from psycopg import sql
 
-from pgwarden.acl import Grantee, show
+from pgwarden import acl
+from pgwarden.acl import ChangeAction, Grantee, show
 from pgwarden.findings import display_name
 from pgwarden.kinds import ordered
 from pgwarden.plan.context import PlanContext, grantee_sql
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step, acl_subject
+from pgwarden.plan.objects import wanted_for
 from pgwarden.scopes import PUBLIC_ROLE
 from pgwarden.snapshot import ColumnAcl
 
@@ -24,7 +26,9 @@ R = Requirement
 ColumnKey = tuple[int, Grantee, str]  # (relation, grantee, privilege)
 
 
-def plan_columns(ctx: PlanContext) -> None:
+# complexity over 10 on purpose: one pass collects held and wanted columns, one diffs them; split, six maps would travel
+# between the parts
+def plan_columns(ctx: PlanContext) -> None:  # noqa: C901
     """Column grants as the policy's exceptions want them, nothing else (see the module's text)."""
     snap = ctx.snap
     schemas = {s.oid: s.name for s in snap.schemas}
@@ -51,16 +55,41 @@ def plan_columns(ctx: PlanContext) -> None:
                 who: Grantee = None if role == PUBLIC_ROLE else role
                 for privilege in ctx.grants.on_column(role, schemas[col.schema], col.table, col.column):
                     wanted[(col.relation, who, privilege)].append(col.column)
+    dropped = _dropped_by_table_revokes(ctx, set(tables))
     for key in dict.fromkeys([*held, *wanted]):
         relation, grantee, privilege = key
         t = tables[relation]
         extra = [c for c in held.get(key, []) if c not in wanted.get(key, [])]
+        if key in dropped or (relation, grantee, "ALL") in dropped:
+            held.pop(key, None)  # plan_objects' table-level REVOKE takes them: grant them again after it
         missing = [c for c in wanted.get(key, []) if c not in held.get(key, [])]
         where = (schemas[t.schema], t.table, t.owner, relation, grantee, privilege)
         if extra:
             _revoke(ctx, *where, extra, t.system)
         if missing:
             _grant(ctx, *where, missing)
+
+
+def _dropped_by_table_revokes(ctx: PlanContext, relations: set[int]) -> set[ColumnKey]:
+    """(relation, grantee, privilege) whose column privileges plan_objects' table-level REVOKE takes
+    away with it (PostgreSQL revokes a table privilege on every column too; REVOKE ALL takes all).
+    Tables with column grants are in schemas the policy treats apart, so their groups are named."""
+    schemas = {s.oid: s.name for s in ctx.snap.schemas}
+    out: set[ColumnKey] = set()
+    if ctx.additive:
+        return out  # additive mode revokes nothing
+    for group in ctx.snap.objects:
+        if group.kind != "table" or group.objects is None or group.extension:
+            continue
+        for obj in group.objects:
+            if obj.oid not in relations:
+                continue
+            wanted = wanted_for(ctx, "table", schemas.get(group.schema, ""), obj.name)
+            for change in acl.diff(ctx.acl(group.acl, group.owner), wanted):
+                if change.action == ChangeAction.REVOKE:
+                    privs = {"ALL"} if change.everything else change.privs
+                    out.update((obj.oid, change.grantee, p) for p in privs)
+    return out
 
 
 def _grant(

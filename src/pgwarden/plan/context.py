@@ -79,6 +79,12 @@ def grantee_sql(g: Grantee) -> sql.Composable:
     return sql.SQL("PUBLIC") if g is None else sql.Identifier(g)
 
 
+def default_privileges_prefix(owner: str, schema: str | None) -> sql.Composed:
+    """ALTER DEFAULT PRIVILEGES FOR ROLE owner [IN SCHEMA schema]: put before an acl_statement."""
+    prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}").format(sql.Identifier(owner))
+    return prefix if schema is None else sql.SQL("{} IN SCHEMA {}").format(prefix, sql.Identifier(schema))
+
+
 def acl_statement(change: Change, target: sql.Composable) -> sql.Composed:
     """GRANT / REVOKE / REVOKE GRANT OPTION FOR on `target` ("TABLE x", "SCHEMA s", ...)."""
     who = grantee_sql(change.grantee)

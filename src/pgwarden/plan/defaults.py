@@ -7,7 +7,7 @@ from psycopg import sql
 from pgwarden import acl
 from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.kinds import kind
-from pgwarden.plan.context import PlanContext, grantee_sql, privs_sql
+from pgwarden.plan.context import PlanContext, acl_statement, default_privileges_prefix
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
 from pgwarden.scopes import PUBLIC_ROLE
 from pgwarden.snapshot import Acl, ObjectKind
@@ -39,8 +39,13 @@ def plan_default_privileges(ctx: PlanContext) -> None:
             wanted = Wanted(expected, ignore=ctx.ignore)
             for change in acl.diff(ctx.acl(entries), wanted):
                 ctx.add(_defacl_step(ctx, change, kind_name, schema, ok, needs))
-    # Global entries replace the built-in default (F1.5): they must give nothing beyond the owner's
-    # own privileges, and, with the hardening, routines must not be executable by PUBLIC.
+    _plan_global_defaults(ctx, rows, ok, needs)
+
+
+def _plan_global_defaults(ctx: PlanContext, rows: dict[tuple[int, str], Acl], ok: bool, needs: Need) -> None:
+    """Global entries replace the built-in default (F1.5): they give the owner its own privileges,
+    the roles what their grants' `global_defaults` say, and, with the hardening, PUBLIC no EXECUTE."""
+    snap, policy, owner = ctx.snap, ctx.policy, ctx.owner
     global_kinds: list[ObjectKind] = ["table", "sequence", "routine"]
     for kind_name in global_kinds:
         k = kind(kind_name)
@@ -67,13 +72,9 @@ def _defacl_step(
     ctx: PlanContext, change: Change, kind_name: ObjectKind, schema: str | None, ok: bool, needs: Need
 ) -> Step:
     owner = ctx.owner
-    prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}").format(sql.Identifier(owner))
-    if schema is not None:
-        prefix = sql.SQL("{} IN SCHEMA {}").format(prefix, sql.Identifier(schema))
-    objects = sql.SQL(kind(kind_name).all_word or "")
-    who = grantee_sql(change.grantee)
+    prefix = default_privileges_prefix(owner, schema)
+    body = acl_statement(change, sql.SQL(kind(kind_name).all_word or ""))
     if change.action == ChangeAction.GRANT:
-        body = sql.SQL("GRANT {} ON {} TO {}").format(privs_sql(change.privs), objects, who)
         reason = (
             f"{kind_name}s {owner} creates later in schema {schema} must be usable by {show(change.grantee)} "
             "with no further run"
@@ -83,8 +84,6 @@ def _defacl_step(
             else f"{kind_name}s {owner} creates later in any schema must be usable by {show(change.grantee)}"
         )
     elif change.action == ChangeAction.REVOKE:
-        privs = sql.SQL("ALL") if change.everything else privs_sql(change.privs)
-        body = sql.SQL("REVOKE {} ON {} FROM {} CASCADE").format(privs, objects, who)
         if change.grantee is None and kind_name == "routine" and schema is None:
             reason = "hardening: functions the owner creates later must not be executable by PUBLIC"
         else:
@@ -93,7 +92,6 @@ def _defacl_step(
                 f"{kind_name}s {owner} creates later {where} must not give {show(change.grantee)} more than the policy"
             )
     else:
-        body = sql.SQL("REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE").format(privs_sql(change.privs), objects, who)
         reason = f"{show(change.grantee)} must not be able to grant privileges on future {kind_name}s"
     label = f"default privileges of {owner} on {kind_name}s" + (f" in schema {schema}" if schema else "")
     return Step(

@@ -158,17 +158,7 @@ def _membership(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[
     revoked; 14-15 have one grant per pair and only ADMIN OPTION to correct."""
     group = spec.role
     if not ctx.snap.caps.membership_options:
-        if not rows:
-            statement = sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member))
-            if spec.admin:
-                statement = sql.SQL("{} WITH ADMIN OPTION").format(statement)
-            ctx.add(
-                _member_step(
-                    ctx, Action.GRANT_MEMBERSHIP, member, group, statement, f"{member} must be a member of {group}"
-                )
-            )
-        elif any(r.admin for r in rows) and not spec.admin:
-            ctx.add(_admin_step(ctx, member, group, rows[0]))
+        _membership_before_16(ctx, member, spec, rows)
         return
     mine_grantor = _grantor(ctx)
     good = [r for r in rows if r.inherit == spec.inherit and r.set == spec.set and r.admin == spec.admin]
@@ -205,6 +195,19 @@ def _membership(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[
     elif spec.admin and not mine.admin:
         reason = f"{member}'s membership in {group} must carry ADMIN OPTION"
         ctx.add(_member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, grant, reason, destructive=False))
+
+
+def _membership_before_16(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[Membership]) -> None:
+    """14-15: one grant per pair; only its ADMIN OPTION can differ."""
+    group = spec.role
+    if not rows:
+        statement = sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member))
+        if spec.admin:
+            statement = sql.SQL("{} WITH ADMIN OPTION").format(statement)
+        reason = f"{member} must be a member of {group}"
+        ctx.add(_member_step(ctx, Action.GRANT_MEMBERSHIP, member, group, statement, reason))
+    elif any(r.admin for r in rows) and not spec.admin:
+        ctx.add(_admin_step(ctx, member, group, rows[0]))
 
 
 def _tf(value: bool) -> str:

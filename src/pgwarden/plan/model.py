@@ -32,7 +32,7 @@ Statement = sql.SQL | sql.Composed
 class Phase(enum.IntEnum):
     """Roles and CREATE DATABASE run first (the latter outside a transaction); then everything
     inside the database in one transaction. RETIRE: dropping retired roles, in every database of
-    the cluster (pgwarden.retire runs it between CREATE DATABASE and the database part)."""
+    the cluster (pgwarden.retirement runs it between CREATE DATABASE and the database part)."""
 
     ROLES = 1
     CREATE_DATABASE = 2

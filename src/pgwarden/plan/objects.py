@@ -130,17 +130,17 @@ def groups_to_name(policy: Policy, snap: Snapshot, *, changing: bool = True) -> 
     """Groups whose objects a plan will change one by one but that the snapshot does not list:
     the session fetches their names (snapshot.with_names) before planning."""
     ctx = PlanContext.of(policy, snap)
-    out: dict[int, ObjectGroup] = {}
+    out: dict[tuple[object, ...], ObjectGroup] = {}
     schema_names = {s.oid: s.name for s in snap.schemas}
     for g in snap.objects:  # objects the policy treats one by one are always named
         if g.objects is None and ctx.grants.detailed(schema_names.get(g.schema, "")):
-            out[id(g)] = g
+            out[g.key] = g
     if not changing:
         return list(out.values())
     for (_schema, kind_name, _change), groups in _pending(ctx).items():
         if _bulk_is_cheaper(snap, kind_name, sum(g.count for g in groups)):
             continue
-        out.update((id(g), g) for g in groups if g.objects is None)
+        out.update((g.key, g) for g in groups if g.objects is None)
     return list(out.values())
 
 
@@ -148,7 +148,7 @@ def plan_objects(ctx: PlanContext) -> None:
     """Ownership first (grants are planned for after it), then each pending ACL change."""
     snap = ctx.snap
     schema_names = {s.oid: s.name for s in snap.schemas}
-    blocked_owner: dict[int, str] = {}  # id(group) -> owner the admin may not move it from
+    blocked_owner: dict[tuple[object, ...], str] = {}  # group key -> owner the admin may not move it from
     for group in snap.objects:
         group_owner = snap.role_name(group.owner) or ""
         if group.extension or group_owner == ctx.owner:
@@ -156,7 +156,7 @@ def plan_objects(ctx: PlanContext) -> None:
         if not group.linked:  # a serial's sequence follows its table
             _plan_owner_change(ctx, group, schema_names.get(group.schema, str(group.schema)), group_owner)
         if not _owner_change_allowed(ctx, group_owner):
-            blocked_owner[id(group)] = group_owner
+            blocked_owner[group.key] = group_owner
     totals: dict[tuple[int, str], int] = defaultdict(int)  # (schema, kind) -> objects
     for g in snap.objects:
         totals[(g.schema, g.kind)] += g.count
@@ -167,7 +167,7 @@ def plan_objects(ctx: PlanContext) -> None:
     }
     schema_oids = {s.name: s.oid for s in snap.schemas}
     for (schema, kind_name, change), groups in _pending(ctx).items():
-        stuck = sorted({blocked_owner[id(g)] for g in groups if id(g) in blocked_owner})
+        stuck = sorted({blocked_owner[g.key] for g in groups if g.key in blocked_owner})
         where = (schema_oids[schema], kind_name)
         _plan_acl_change(ctx, schema, kind_name, change, groups, stuck, totals[where], where in with_extension)
 

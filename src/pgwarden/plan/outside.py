@@ -8,7 +8,7 @@ from psycopg import sql
 
 from pgwarden.acl import Change, ChangeAction
 from pgwarden.kinds import BY_DEFACL_CODE, kind, label, ordered
-from pgwarden.plan.context import PlanContext, acl_step, privs_sql
+from pgwarden.plan.context import PlanContext, acl_statement, acl_step, default_privileges_prefix
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
 from pgwarden.plan.settings import declared_settings
 from pgwarden.snapshot import OutsideGrant, Snapshot
@@ -252,11 +252,9 @@ def _defacl_step(
     ctx: PlanContext, word: str, schema: str | None, grantee: str, privs: set[str], option: bool, ok: bool
 ) -> Step:
     owner = ctx.owner
-    what = "REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE" if option else "REVOKE {} ON {} FROM {} CASCADE"
-    prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}").format(sql.Identifier(owner))
-    if schema is not None:
-        prefix = sql.SQL("{} IN SCHEMA {}").format(prefix, sql.Identifier(schema))
-    statement = sql.SQL("{} " + what).format(prefix, privs_sql(privs), sql.SQL(word), sql.Identifier(grantee))
+    action = ChangeAction.REVOKE_GRANT_OPTION if option else ChangeAction.REVOKE
+    revoke = acl_statement(Change(action, grantee, frozenset(privs)), sql.SQL(word))
+    statement = sql.SQL("{} {}").format(default_privileges_prefix(owner, schema), revoke)
     where = f" in schema {schema}" if schema else ""
     reason = (
         f"{grantee} must not be able to grant privileges on {word.lower()} {owner} creates later{where}"

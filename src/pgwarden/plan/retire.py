@@ -93,7 +93,7 @@ class DatabaseAccess:
 
 @dataclass(frozen=True)
 class Survey:
-    """What the retired roles hold across the cluster (pgwarden.retire reads it). `holdings` maps
+    """What the retired roles hold across the cluster (pgwarden.retirement reads it). `holdings` maps
     a role's oid to {database name ("" for shared objects): holdings}."""
 
     holdings: Mapping[int, Mapping[str, tuple[Holding, ...]]]
@@ -247,7 +247,7 @@ def _retirement(
         units.append(survey.admin_database)
     shared_unit = survey.admin_database if survey.admin_database in units else units[0] if units else None
     shared_owned = any(h.dependency == "owner" for h in shared)
-    if shared_unit is not None:  # first: its commit clears the shared dependencies (see pgwarden.retire)
+    if shared_unit is not None:  # first: its commit clears the shared dependencies (see pgwarden.retirement)
         units.remove(shared_unit)
         units.insert(0, shared_unit)
     databases = tuple(
@@ -279,7 +279,8 @@ def _granted_memberships(snap: Snapshot, role: Role) -> list[Membership]:
     return [m for m in snap.memberships if m.grantor == role.oid and role.oid not in (m.role, m.member)]
 
 
-def _blockers(
+# complexity over 10 on purpose: a flat list of independent checks, each one `if` and one sentence
+def _blockers(  # noqa: C901
     policy: Policy,
     snap: Snapshot,
     survey: Survey,

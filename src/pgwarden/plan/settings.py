@@ -112,6 +112,30 @@ def plan_declared_settings(ctx: PlanContext, *, in_database: bool) -> None:
         declared = declared_settings(ctx, name, in_database)
         if declared is not None:
             _plan_role(ctx, name, declared, in_database)
+        elif in_database:
+            _plan_overrides(ctx, name)
+
+
+def _plan_overrides(ctx: PlanContext, name: str) -> None:
+    """A role that declares settings for every database, and none for this one: a setting stored for
+    it in this database (ALTER ROLE ... IN DATABASE ... SET) takes precedence over its own (role in
+    database > role > database > every role > server), so a declared one that it overrides is RESET
+    there. A database-wide setting (ALTER DATABASE ... SET) does not override a role's: it is left."""
+    declared = declared_settings(ctx, name, False)
+    snap = ctx.snap
+    role = snap.role_by_name.get(name)
+    if not declared or role is None or snap.database is None:
+        return
+    stored = stored_settings(ctx, role, snap.database.oid)
+    for key, (param, text) in sorted((k.lower(), (k, setting_text(v))) for k, v in declared.items()):
+        current = stored.get(key)
+        if current is None or same_value(key, current[1], text) or _reset_elsewhere(ctx, name, role, key):
+            continue
+        reason = (
+            f"the policy sets {param} = {text} for role {name} in every database; {current[0]} = {current[1]} "
+            f"stored for it in database {ctx.policy.database.name} takes precedence there"
+        )
+        ctx.add(_setting_step(ctx, name, role, current[0], None, reason, True))
 
 
 def _plan_role(ctx: PlanContext, name: str, declared: Mapping[str, SettingValue], in_database: bool) -> None:

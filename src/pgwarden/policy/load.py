@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pgwarden.errors import PolicyError
 from pgwarden.policy.locate import locate
 from pgwarden.policy.model import LocatedError, Policy
+from pgwarden.policy.v2 import PolicyFileV2
 
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column \d+\)\s*$")
 
@@ -53,8 +54,6 @@ def parse_policies(text: str, source: str = "<policy>") -> list[Policy]:
     version = data.get("version", 1)
     try:
         if version == 2:
-            from pgwarden.policy.v2 import PolicyFileV2
-
             return PolicyFileV2.model_validate(tuples(data)).resolve()
         if version == 1:
             _refuse_v2_keys(data, text, source)

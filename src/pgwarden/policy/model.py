@@ -7,11 +7,13 @@ resolved into one of these per database: the planners never see the file's shape
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pgwarden.kinds import KINDS
 from pgwarden.policy.names import (
     AccessLevel,
     ColumnName,
@@ -32,6 +34,7 @@ from pgwarden.policy.names import (
     same_routine,
     split_qualified,
 )
+from pgwarden.policy.render import render_toml
 
 #: What a setting's value may be in TOML; stored on the role as text.
 SettingValue = str | int | float | bool
@@ -59,8 +62,6 @@ class ProfileSpec(_Model):
 
     @model_validator(mode="after")
     def _carried(self) -> ProfileSpec:
-        from pgwarden.kinds import KINDS
-
         for kind_name in ("table", "sequence", "routine"):
             privileges = getattr(self, kind_name)
             bad = [p for p in privileges if p not in KINDS[kind_name].privileges]
@@ -105,17 +106,26 @@ class GrantSpec(_Model):
 
     @model_validator(mode="after")
     def _scope(self) -> GrantSpec:
+        self._check_lists()
+        self._check_exceptions()
+        self._check_columns()
+        return self
+
+    def _check_lists(self) -> None:
+        """No name, kind or privilege twice; `defaults` with schemas, `usage` within reach, and
+        PUBLIC's CONNECT and USAGE left to the hardening."""
         for key in ("schemas", "tables", "routines", "except_tables", "except_routines"):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise LocatedError("lists the same name twice", key)
-        if len(set(self.global_defaults)) != len(self.global_defaults):
-            raise LocatedError("lists the same kind twice", "global_defaults")
-        if self.defaults is not None:
-            if not self.schemas:
-                raise LocatedError("default privileges are set on schemas: give `schemas` too", "defaults")
-            if len(set(self.defaults)) != len(self.defaults):
-                raise LocatedError("lists the same kind twice", "defaults")
+        for key in ("global_defaults", "defaults", "database"):
+            values = getattr(self, key) or ()
+            if len(set(values)) != len(values):
+                raise LocatedError(
+                    "lists the same kind twice" if "defaults" in key else "lists the same privilege twice", key
+                )
+        if self.defaults is not None and not self.schemas:
+            raise LocatedError("default privileges are set on schemas: give `schemas` too", "defaults")
         if isinstance(self.usage, tuple):
             outside = [n for n in self.usage if n not in self.reached_schemas]
             if outside:
@@ -123,8 +133,8 @@ class GrantSpec(_Model):
         if self.role == "PUBLIC" and (self.database is not None or self.usage is not True):
             key = "database" if self.database is not None else "usage"
             raise LocatedError("PUBLIC's CONNECT and USAGE are the hardening switches' (revoke_public_connect)", key)
-        if self.database is not None and len(set(self.database)) != len(self.database):
-            raise LocatedError("lists the same privilege twice", "database")
+
+    def _check_exceptions(self) -> None:
         # a serial's sequence goes with its listed table: except_tables may name it
         reach = {*self.schemas, *(split_qualified(t)[0] for t in self.tables)}
         for key, names, where in (
@@ -143,6 +153,8 @@ class GrantSpec(_Model):
                 raise LocatedError(f"{name} is outside the grant's scope (its schemas and tables)", "except_columns")
             if not columns:
                 raise LocatedError(f"{name}: list at least one column", "except_columns", name)
+
+    def _check_columns(self) -> None:
         for name, columns in self.columns.items():
             if self.covers_table(*split_qualified(name)):
                 raise LocatedError(
@@ -155,7 +167,6 @@ class GrantSpec(_Model):
                 raise LocatedError(f"{name}: list at least one column", "columns", name)
             if len(set(columns)) != len(columns):
                 raise LocatedError(f"{name}: lists the same column twice", "columns", name)
-        return self
 
     @property
     def has_scope(self) -> bool:
@@ -251,12 +262,6 @@ class RoleAttributes(_Model):
     settings: dict[SettingName, SettingValue] | None = None
     database_settings: dict[DatabaseName, dict[SettingName, SettingValue]] | None = None
 
-    def declares_attributes(self) -> bool:
-        return any(
-            v is not None
-            for v in (self.connection_limit, self.valid_until, self.comment, self.settings, self.database_settings)
-        )
-
 
 class OwnerSpec(RoleAttributes):
     """The role that owns the database and every object in it; the only one that runs migrations."""
@@ -351,7 +356,9 @@ class Policy(_Model):
     databases: tuple[DatabaseSpec, ...] = ()
 
     @model_validator(mode="after")
-    def _distinct_roles(self) -> Policy:
+    # complexity over 10 on purpose: one loop per section of the policy, each with its own message; a table would hide
+    # the messages
+    def _distinct_roles(self) -> Policy:  # noqa: C901
         seen: dict[str, str] = {self.owner.name: "owner"}
         for deploy in self.owner.deploy_logins:
             if deploy in seen:
@@ -401,6 +408,11 @@ class Policy(_Model):
         out.extend((m.name, m.password_env) for m in self.members if m.login)
         return out
 
+    def secrets(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The login roles' password variables that are set in `environ` (default: the process's), by name."""
+        env = os.environ if environ is None else environ
+        return {v: env[v] for _, v in self.login_roles() if v and env.get(v) is not None}
+
     def with_levels(self) -> Policy:
         """Version 2: each access role's `level`, where one grant of readwrite or readonly on every
         managed schema says all it holds here (what version 1 would have written); None otherwise."""
@@ -430,8 +442,6 @@ class Policy(_Model):
         yield from ((m.name, m) for m in self.members)
 
     def to_toml(self) -> str:
-        from pgwarden.policy.render import render_toml
-
         return render_toml(self)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from pgwarden.policy.model import AccessSpec, MembershipSpec, MemberSpec, OwnerSpec, Policy
+if TYPE_CHECKING:  # annotations only: policy.model imports this module for Policy.to_toml
+    from pgwarden.policy.model import AccessSpec, MembershipSpec, MemberSpec, OwnerSpec, Policy
 
 
 def _toml_str(value: str) -> str:

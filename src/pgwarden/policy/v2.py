@@ -114,6 +114,14 @@ class PolicyFileV2(_Model):
                         "member_of",
                         m_index,
                     )
+        self._check_also_member_of(groups)
+        for key, names in (("ignore", self.ignore.roles), ("retired", tuple(r.name for r in self.retired))):
+            for index, name in enumerate(names):
+                if name in seen:
+                    raise LocatedError(f"role {name!r} is {seen[name]} and cannot be {key}d", key, index)
+
+    def _check_also_member_of(self, groups: set[str]) -> None:
+        """A role with grants of its own may also be a member of other such roles (not with member_of)."""
         for index, role in enumerate(self.roles):
             for m_index, membership in enumerate(role.also_member_of):
                 where = ("roles", index, "also_member_of", m_index)
@@ -129,10 +137,6 @@ class PolicyFileV2(_Model):
                         "[[roles]] without member_of",
                         *where,
                     )
-        for key, names in (("ignore", self.ignore.roles), ("retired", tuple(r.name for r in self.retired))):
-            for index, name in enumerate(names):
-                if name in seen:
-                    raise LocatedError(f"role {name!r} is {seen[name]} and cannot be {key}d", key, index)
 
     def _check_owner(self) -> None:
         _check_attributes(self.owner, {d.name for d in self.databases}, ("owner",))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from pgwarden.fetch import fetch
 from pgwarden.findings import display_name
+from pgwarden.rows import ColumnTargetRow, TargetRow
 
 if TYPE_CHECKING:
     import psycopg
@@ -72,10 +73,6 @@ class Targets:
         return groups[group]
 
 
-def _targets_sql(name: str) -> str:
-    return resources.files("pgwarden.queries").joinpath(name).read_text(encoding="utf-8")
-
-
 def read_targets(
     conn: psycopg.Connection[Any],
     schemas: Sequence[str],
@@ -86,26 +83,13 @@ def read_targets(
 ) -> Targets:
     """The managed schemas' objects; `named`: tables a grant names, `column_tables`: tables whose
     grants exclude columns (their columns become targets of their own)."""
-    from psycopg.rows import dict_row
-
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(_targets_sql("probe_targets.sql"), {"schemas": list(schemas)}).fetchall()
-        wanted = {"schemas": [s for s, _ in column_tables], "tables": [t for _, t in column_tables]}
-        cols = cur.execute(_targets_sql("probe_columns.sql"), wanted).fetchall() if column_tables else []
+    rows = fetch(conn, "probe_targets", TargetRow, {"schemas": list(schemas)})
+    wanted = {"schemas": [s for s, _ in column_tables], "tables": [t for _, t in column_tables]}
+    cols = fetch(conn, "probe_columns", ColumnTargetRow, wanted) if column_tables else []
     found = [
-        Target(
-            r["what"],
-            r["schema"],
-            r["name"],
-            int(r["oid"]),
-            r["subkind"],
-            r["col"],
-            tuple(r["argtypes"] or ()),
-            r["owned_by"],
-        )
-        for r in rows
+        Target(r.what, r.schema, r.name, r.oid, r.subkind, r.col, tuple(r.argtypes or ()), r.owned_by) for r in rows
     ]
-    existing = {r["schema"] for r in rows}
+    existing = {r.schema for r in rows}
     return Targets(
         tuple(schemas),
         tuple(t for t in found if t.what == "relation" and t.subkind in ("r", "p")),
@@ -116,5 +100,5 @@ def read_targets(
         tuple(f"schema {s} has no table, sequence or function to probe" for s in schemas if s not in existing),
         database,
         frozenset(named),
-        tuple(Target("column", r["schema"], r["name"], int(r["oid"]), "r", r["col"]) for r in cols),
+        tuple(Target("column", r.schema, r.name, r.oid, "r", r.col) for r in cols),
     )

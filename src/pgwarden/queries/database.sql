@@ -64,6 +64,19 @@ SELECT d.oid, d.datname AS name, d.datdba AS owner,
                      p.prosrc AS source, p.prosecdef AS security_definer, p.proconfig AS config,
                      r.rolsuper AS owner_is_superuser, p.proacl::text AS acl,
                      n.oid IS NOT NULL AS schema_exists,
+                     -- what the guard does, beyond its name: the commands it filters on, its language,
+                     -- who may run it, and who owns and may use its schema (its owner may replace it)
+                     e.evttags AS trigger_tags,
+                     (SELECT l.lanname FROM pg_catalog.pg_language l WHERE l.oid = p.prolang)::text AS language,
+                     p.proacl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(p.proacl) x
+                                                          WHERE x.grantee <> p.proowner) AS function_private,
+                     (SELECT s.rolsuper FROM pg_catalog.pg_roles s WHERE s.oid = n.nspowner) AS schema_owner_is_superuser,
+                     NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(n.nspacl) x
+                                 WHERE x.grantee <> n.nspowner) AS schema_private,
+                     (SELECT pg_catalog.array_agg(CASE WHEN x.grantee = 0 THEN 'PUBLIC'
+                                                  ELSE pg_catalog.pg_get_userbyid(x.grantee) END)
+                      FROM (SELECT DISTINCT y.grantee FROM pg_catalog.aclexplode(n.nspacl) y
+                            WHERE y.grantee <> n.nspowner) x) AS schema_grantees,
                      -- counted only when the schema exists (each count scans its catalog)
                      CASE WHEN n.oid IS NULL THEN 0 ELSE
                        (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid)

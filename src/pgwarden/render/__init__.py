@@ -15,7 +15,7 @@ from pgwarden.render.plan import (
 )
 from pgwarden.render.probe import probe_junit, probe_styled, probe_text
 from pgwarden.render.progress import apply_progress, database_progress, role_progress
-from pgwarden.render.report import render_report, report_styled
+from pgwarden.render.report_text import render_report, report_styled
 from pgwarden.render.style import emit
 
 __all__ = [

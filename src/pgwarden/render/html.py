@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from pgwarden.render.graph import to_svg
-from pgwarden.render.report import (
+from pgwarden.render.report_parts import (
     EMPTY_MATRIX,
     columns,
     grant_lines,

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pgwarden.render.graph import to_mermaid
-from pgwarden.render.report import EMPTY_MATRIX, cell_text, columns, grouped, scope_by_role, scope_columns, scope_short
+from pgwarden.render.report_parts import (
+    EMPTY_MATRIX,
+    cell_text,
+    columns,
+    grouped,
+    scope_by_role,
+    scope_columns,
+    scope_short,
+)
 from pgwarden.report import Report
 
 

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 PLAN_SCHEMA_VERSION = SCHEMA_VERSION
 
 
-def plan_sql(plan: Plan) -> str:
+# complexity over 10 on purpose: the script in the order psql runs it: header, each phase's wrapper, retirements,
+# withheld steps
+def plan_sql(plan: Plan) -> str:  # noqa: C901
     """A script a reviewer can read and run with psql (secrets appear as psql variables)."""
     out = [
         f"-- pgwarden plan for database {plan.database} (PostgreSQL {plan.server_version})",

@@ -16,11 +16,6 @@ BAD_STYLE = "bold red"
 HEAD_STYLE = "bold"
 
 
-def lit(value: object, style: str = "") -> Text:
-    """A value (a name: user data) as text, never read as markup."""
-    return Text(str(value), style=style)
-
-
 def join(lines: Iterable[Text | str]) -> Text:
     """Lines into one text, each ended by a newline."""
     out = Text()

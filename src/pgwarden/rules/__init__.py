@@ -10,6 +10,7 @@ from pgwarden.rules.cluster import check_outside_grants, check_user_mappings
 from pgwarden.rules.common import Check
 from pgwarden.rules.memberships import check_owner_memberships
 from pgwarden.rules.objects import check_access_owns, check_default_acls, check_ownership
+from pgwarden.rules.outsiders import check_outsiders
 from pgwarden.rules.privileges import (
     check_create,
     check_definer_readonly,
@@ -40,6 +41,7 @@ CHECKS: tuple[Check, ...] = (
     check_outside_grants,
     check_user_mappings,
     check_search_path,
+    check_outsiders,
 )
 
 

@@ -160,6 +160,26 @@ CATALOG: tuple[Rule, ...] = (
         "REVOKE the membership (GRANTED BY its grantor on 16+); `pgwarden apply` revokes direct ones.",
     ),
     Rule(
+        "outside.member-of-owner",
+        "high",
+        "A role outside the policy can act as the owner",
+        "The policy names who acts as the owner: its deploy logins. A role it does not name (a person's "
+        "login made a member 'for a quick fix', by any path: a chain of roles, INHERIT, SET, or ADMIN "
+        "OPTION, which lets it grant itself the rest) can alter, drop and grant every object, and what "
+        "it creates without SET ROLE escapes the owner.",
+        "REVOKE the membership (`pgwarden apply` does it, but for an administrator's: a CREATEROLE role "
+        "is reported, not changed); a role that must stay goes under [ignore] roles.",
+    ),
+    Rule(
+        "outside.member-of-access",
+        "medium",
+        "A role outside the policy can act as an access role",
+        "It reads and writes what the access role may, and the policy does not say so: access reviews "
+        "built from the policy miss it.",
+        "Declare it in the policy (version 2: [[roles]] with member_of), list it under [ignore] roles, "
+        "or REVOKE the membership (detect-only: apply does not change it).",
+    ),
+    Rule(
         "outside.grant",
         "high",
         "A grant outside the managed schemas that apply does not take back",

@@ -24,6 +24,16 @@ def _grantee(snap: Snapshot, g: OutsideGrant) -> sql.Composable:
     return sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
 
 
+def _file_database(policy: Policy, g: OutsideGrant) -> bool:
+    """CONNECT on another database of the same version 2 file: plan/database.py grants it there to the
+    deploy logins (each database's plan its own), so it is the file's design, not a finding."""
+    if g.kind != "database" or g.privilege != "CONNECT":
+        return False
+    names = {d.name for d in policy.databases}
+    # the ident is quote_ident(datname): the bare name, or the name in double quotes
+    return any(g.ident in (n, '"' + n.replace('"', '""') + '"') for n in names)
+
+
 def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     access = set(policy.row_roles)
     owners = {policy.owner.name, *policy.owner.deploy_logins}
@@ -48,7 +58,7 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
             )
             severity = "high"
         elif name in owners:
-            if g.kind not in OWNER_KINDS:
+            if g.kind not in OWNER_KINDS or _file_database(policy, g):
                 continue  # USAGE on a foreign server, a type, a tablespace: what migrations may need
             message = (
                 f"{name} holds {g.privilege} on {obj}: every migration can use it (detect-only: "
@@ -74,17 +84,17 @@ def check_user_mappings(policy: Policy, snap: Snapshot, hz: HazardData) -> Itera
     borrowed = {policy.owner.name: "the owner", **{d: "a deploy login" for d in policy.owner.deploy_logins}}
     borrowed |= {r.name: "a superuser" for r in snap.roles.values() if r.superuser}
     for row in hz.user_mappings:
-        name = snap.role_name(int(row["role"]))
-        remote = row["remote_user"]
+        name = snap.role_name(int(row.role))
+        remote = row.remote_user
         if (name is not None and name not in access) or remote not in borrowed:
             continue
         who = sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
         yield finding(
             "outside.user-mapping",
-            f"user mapping for {name or 'PUBLIC'} on server {row['server']}",
+            f"user mapping for {name or 'PUBLIC'} on server {row.server}",
             name or "PUBLIC",
-            f"{name or 'PUBLIC'} logs in on foreign server {row['server']} as {remote}, {borrowed[remote]}: through "
+            f"{name or 'PUBLIC'} logs in on foreign server {row.server} as {remote}, {borrowed[remote]}: through "
             "its foreign tables it reads and writes with that role's rights (detect-only: the mapping holds "
             "credentials pgwarden cannot replace)",
-            sql.SQL("DROP USER MAPPING FOR {} SERVER {}").format(who, sql.Identifier(row["server"])),
+            sql.SQL("DROP USER MAPPING FOR {} SERVER {}").format(who, sql.Identifier(row.server)),
         )

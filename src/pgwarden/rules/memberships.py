@@ -52,11 +52,11 @@ def check_owner_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> I
     who = {policy.owner.name: "the owner", **{d: "deploy login" for d in policy.owner.deploy_logins}}
     targets = privileged_targets(snap)
     for row in hz.owner_reach:
-        member, target = int(row["member"]), int(row["role"])
+        member, target = int(row.member), int(row.role)
         name, role = snap.role_name(member), snap.role_name(target)
         if name not in who or role is None or target not in targets:
             continue
-        hop = target if row["direct"] else first_hop(snap, member, target)
+        hop = target if row.direct else first_hop(snap, member, target)
         owner = snap.role_by_name.get(policy.owner.name)
         if hop is None or (owner is not None and hop == owner.oid):
             continue  # a deploy login reaches it through the owner: the owner's finding is the one problem

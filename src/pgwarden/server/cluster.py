@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from pgwarden.errors import ServerError
-from pgwarden.server.binaries import PgBinaries
+from pgwarden.server.bindir import PgBinaries
 from pgwarden.server.files import makedirs_traversable, temp_root, traversable_by_others
 from pgwarden.server.osuser import copy_readable_by_others, server_os_user
 

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 from pgwarden.errors import ServerError
-from pgwarden.server.binaries import PINNED_WHEELS, PgBinaries, install_hint, probe_bindir
+from pgwarden.server.bindir import PINNED_WHEELS, PgBinaries, install_hint, probe_bindir
 from pgwarden.server.files import cache_dir, file_lock, makedirs_traversable, open_to_others
 
 

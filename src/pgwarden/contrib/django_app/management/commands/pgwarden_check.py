@@ -21,21 +21,20 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from pgwarden.check import run_check
-        from pgwarden.connect import secrets_from_env
         from pgwarden.contrib.django import admin_dsn_setting, policy_path_setting
         from pgwarden.errors import PgwardenError
-        from pgwarden.findings import render_text
         from pgwarden.policy import load_policy
+        from pgwarden.render import findings_text
         from pgwarden.session import Session
 
         try:
             policy = load_policy(options["config"] or policy_path_setting())
-            secrets = secrets_from_env([e for _, e in policy.login_roles()])
+            secrets = policy.secrets()
             with Session.open(options["dsn"] or admin_dsn_setting(), policy) as session:
                 result = run_check(session, secrets)
         except PgwardenError as exc:
             # exit 2 like the CLI: pgwarden could not do its job (1 means it found something)
             raise CommandError(f"{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""), returncode=2) from None
-        self.stdout.write(render_text(list(result.findings), options["fail_on"]))
+        self.stdout.write(findings_text(list(result.findings), options["fail_on"]))
         if result.failed(options["fail_on"]):
             raise CommandError("pgwarden check found problems", returncode=1)

@@ -1,4 +1,4 @@
-"""Retiring roles across the cluster: read what they hold in every database, then reassign, drop and DROP ROLE."""
+"""Retiring roles, run (plan/retire.py plans it): read what they hold everywhere, then reassign, drop, DROP ROLE."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.connect import connect, conninfo_for, scrub
-from pgwarden.errors import ApplyError, PgwardenError, PrivilegeError
+from pgwarden.errors import ApplyError, ApplyInterrupted, PgwardenError, PrivilegeError
+from pgwarden.fetch import fetch
 from pgwarden.findings import Finding
 from pgwarden.plan import Action, Phase, Plan, Step
 from pgwarden.plan.retire import (
@@ -19,7 +20,7 @@ from pgwarden.plan.retire import (
     plan_retirements,
     refuse_forbidden,
 )
-from pgwarden.snapshot import query
+from pgwarden.rows import HoldingRow, SessionCountRow
 
 if TYPE_CHECKING:
     import psycopg
@@ -44,19 +45,16 @@ def survey(session: Session, snap: Snapshot) -> Survey:
     admin = session.admin
     holdings: dict[int, dict[str, list[Holding]]] = {}
     databases: dict[str, DatabaseAccess] = {}
-    for row in admin.execute(query("retire_holdings"), {"roles": list(roles.values())}).fetchall():
-        role, database, allows, may, catalog, deptype, count = row
-        holdings.setdefault(int(role), {}).setdefault(str(database), []).append(
-            Holding(str(catalog), str(deptype), int(count))
+    for row in fetch(admin, "retire_holdings", HoldingRow, {"roles": list(roles.values())}):
+        holdings.setdefault(row.role, {}).setdefault(row.database, []).append(
+            Holding(row.catalog, row.deptype, row.count)
         )
-        if database and database not in databases:
-            databases[database] = DatabaseAccess(database, bool(allows), bool(may))
+        if row.database and row.database not in databases:
+            databases[row.database] = DatabaseAccess(row.database, row.allows_connections, row.may_connect)
     for name, access in databases.items():
         if access.allows_connections and access.may_connect and name != admin_db:
             databases[name] = replace(access, error=_connect_error(session, name))
-    sessions = {
-        str(r[0]): int(r[1]) for r in admin.execute(query("retire_sessions"), {"names": list(roles)}).fetchall()
-    }
+    sessions = {r.role: r.sessions for r in fetch(admin, "retire_sessions", SessionCountRow, {"names": list(roles)})}
     return Survey(
         {oid: {db: tuple(h) for db, h in by_db.items()} for oid, by_db in holdings.items()},
         databases,
@@ -230,8 +228,6 @@ class Retiring:
         return "what was not committed was rolled back; kept: " + "; ".join(parts)
 
     def _interrupted(self, r: Retirement, result: ApplyResult) -> PgwardenError:
-        from pgwarden.apply import ApplyInterrupted
-
         during = f"; database {self.committing} was being committed: it may or may not be" if self.committing else ""
         return ApplyInterrupted(
             f"interrupted while retiring role {r.role}{during}; {self._outcome(result)}",

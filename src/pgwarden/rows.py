@@ -1,0 +1,280 @@
+"""Typed rows of the catalog queries, as the server returns them (fields named as the queries' columns)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ObjectKind = Literal["table", "sequence", "routine"]
+#: An ACL as the queries send it: JSON [grantor, grantee, privilege, grantable] per entry
+#: (snapshot.acl_of turns it into an Acl).
+AclRows = list[list[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRow:
+    """queries/passwords.sql: a role's stored verifier (pg_authid, superusers only)."""
+
+    oid: int
+    password: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaRow:
+    """queries/schemas.sql."""
+
+    oid: int
+    name: str
+    owner: int
+    extension: bool
+    acl: AclRows
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultAclRow:
+    """queries/default_acls.sql."""
+
+    role: int
+    schema: int
+    objtype: str
+    acl: AclRows
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSettingRow:
+    """queries/role_settings.sql: pg_db_role_setting."""
+
+    role: int
+    database: int
+    settings: list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseRow:
+    """queries/database.sql: the target database with its types, column ACLs and guard as JSON."""
+
+    oid: int
+    name: str
+    owner: int
+    acl: AclRows
+    types: list[dict[str, Any]]
+    columns: list[dict[str, Any]]
+    guard: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectGroupRow:
+    """queries/objects.sql: one group of tables, sequences or routines (schema, kind, owner, ACL)."""
+
+    schema: int
+    kind: ObjectKind
+    owner: int
+    extension: bool
+    linked: bool
+    count: int
+    acl_text: str | None
+    acl: AclRows
+    #: JSON [oid, name, subkind, args] per object; None: the group is not listed
+    objects: list[list[Any]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectNamesRow:
+    """queries/object_names.sql: the objects of one group, by the group's number in the snapshot."""
+
+    gid: int
+    objects: list[list[Any]]
+
+
+# The hazard queries (hazards.py). Fields with a default are ones the rules do not need on every row.
+
+
+@dataclass(frozen=True, slots=True)
+class PathRow:
+    """queries/hazard_memberships.sql: `member` has the rights of `role` (directly or through others)."""
+
+    member: int
+    role: int
+    direct: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedRow:
+    """queries/hazard_owned.sql: an object a role owns, described by the server."""
+
+    role: int
+    catalog: str
+    object: str
+    objid: int | None = None
+    namespace: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRow:
+    """queries/hazard_privileges.sql: whether a role can create in a schema or the database, or use TEMP."""
+
+    role: int
+    kind: str  # schema, database
+    name: str
+    can_create: bool
+    can_temp: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRow:
+    """queries/hazard_functions.sql: a SECURITY DEFINER routine of the managed schemas."""
+
+    schema: str
+    name: str
+    args: str
+    owner: int
+    kind: str  # prokind
+    public_execute: bool
+    fixed_search_path: bool
+    executable_by: list[int]
+    volatility: str | None = None  # provolatile
+
+
+@dataclass(frozen=True, slots=True)
+class RlsRow:
+    """queries/hazard_rls.sql: a table with RLS not forced, or a view over an RLS table."""
+
+    kind: str  # table, view
+    schema: str
+    name: str
+    owner: int
+    forced: bool | None = None
+    base_schema: str | None = None
+    base_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaCreateRow:
+    """queries/hazard_outside.sql `schemas`: who can create in a schema outside the managed ones."""
+
+    oid: int
+    name: str
+    owner: int
+    grantees: list[int]
+    creators: list[int]
+    default_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserMappingRow:
+    """queries/hazard_outside.sql `mappings`: a user mapping of a listed role or PUBLIC (role 0)."""
+
+    role: int
+    server: str
+    remote_user: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideHazardRow:
+    """queries/hazard_outside.sql: its two JSON columns."""
+
+    schemas: list[dict[str, Any]]
+    mappings: list[dict[str, Any]]
+
+
+# The report's two privilege queries (report.py).
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCountRow:
+    """queries/report_privileges.sql: on how many of a schema's objects of a kind a role (0: PUBLIC) holds a
+    privilege, out of how many."""
+
+    role: int
+    schema: int
+    kind: str
+    privilege: str
+    held: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeHeldRow:
+    """queries/report_scope_privileges.sql: whether a role (0: PUBLIC) holds a database or schema privilege."""
+
+    role: int
+    kind: Literal["database", "schema"]
+    name: str
+    privilege: str
+    held: bool
+
+
+# What probe acts on (probe/targets.py).
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRow:
+    """queries/probe_targets.sql: a relation or function of the managed schemas."""
+
+    what: str  # relation, function
+    schema: str
+    name: str
+    oid: int
+    subkind: str
+    col: str | None
+    argtypes: list[str] | None
+    owned_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnTargetRow:
+    """queries/probe_columns.sql: a column of a table whose grants exclude columns."""
+
+    schema: str
+    name: str
+    oid: int
+    col: str
+
+
+# adopt.py and retirement.py.
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedObjectRow:
+    """queries/adopt_objects.sql: an object the role owns, with the words to name it in SQL."""
+
+    catalog: str
+    objid: int
+    kind: str
+    schema: str | None
+    name: str
+    args: str | None
+    action: str  # alter, report
+    ord: int  # the order ALTER ... OWNER runs in
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultGrantRow:
+    """queries/adopt_default_acls.sql: one privilege of the role's default privileges (grantee None: PUBLIC)."""
+
+    schema: str | None
+    objtype: str
+    grantee: str | None
+    privilege: str
+    grantable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingRow:
+    """queries/retire_holdings.sql: how many objects of a catalog a retired role owns or holds in a database."""
+
+    role: int
+    database: str
+    allows_connections: bool
+    may_connect: bool
+    catalog: str
+    deptype: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCountRow:
+    """queries/retire_sessions.sql: the sessions a role has open."""
+
+    role: str
+    sessions: int
