@@ -266,6 +266,19 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
                     "CREATE on a managed schema held by others than the owner: plan revokes it",
                     f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: only the owner may; plan revokes it",
                 )
+    for s in live.others:
+        if s.extension:
+            continue
+        if s.name == "public" and "CREATE" in s.acl.get(None, frozenset()):
+            h(
+                "PUBLIC may CREATE in schema public, which is not managed (the PostgreSQL 14 default): plan revokes it",
+                "PUBLIC may CREATE in schema public (the PostgreSQL 14 default): plan revokes it",
+            )
+        for grantee in sorted(g for g, p in s.acl.items() if g in groups and "CREATE" in p):
+            h(
+                "access roles that may CREATE outside the managed schemas: plan revokes it",
+                f"access role {grantee} may CREATE in schema {s.name}: plan revokes it",
+            )
     if live.db_owner != owner:
         h(
             f"the database is owned by another role than {owner}: plan moves it",

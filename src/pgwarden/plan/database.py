@@ -87,11 +87,13 @@ def _create_database(ctx: PlanContext) -> None:
 
 
 def plan_schemas(ctx: PlanContext) -> None:
-    """Managed schemas exist, are owned by the owner and give access roles USAGE only. A schema the
-    policy does not manage is left alone (its CREATE for access roles or PUBLIC is a hazard `check`
-    reports, not drift the plan takes)."""
+    """Managed schemas exist, are owned by the owner and give access roles USAGE only; outside them,
+    no access role may CREATE anywhere and PUBLIC may not CREATE in public."""
     for name in ctx.policy.database.schemas:
         _plan_managed_schema(ctx, name)
+    for schema in ctx.snap.schemas:
+        if schema.name not in ctx.policy.database.schemas and not schema.extension:
+            _plan_other_schema(ctx, schema)
 
 
 def _plan_managed_schema(ctx: PlanContext, name: str) -> None:
@@ -168,3 +170,32 @@ def _schema_reason(ctx: PlanContext, change: Change, name: str) -> str:
             return f"{show(change.grantee)} must be able to use schema {name}"
         return f"{show(change.grantee)} must hold only USAGE on schema {name}"
     return f"{show(change.grantee)} is not in the policy and must hold nothing on schema {name}"
+
+
+def _plan_other_schema(ctx: PlanContext, schema: Schema) -> None:
+    snap, auth = ctx.snap, ctx.auth
+    schema_owner = snap.role_name(schema.owner) or ""
+    allowed = auth.acts_as(ctx.owner if schema_owner == "pg_database_owner" else schema_owner)
+    access_names = ctx.row_roles
+    creators = {snap.role_name(g.grantee) for g in schema.acl if g.privilege == "CREATE"}
+    for g in sorted(creators, key=str):
+        if g is not None and g not in access_names:
+            continue
+        if g is None and schema.name != "public":
+            continue
+        reason = (
+            "PUBLIC must not create objects in schema public (the PostgreSQL 14 default, kept by upgrades)"
+            if g is None
+            else f"access role {g} must not create objects anywhere"
+        )
+        ctx.add(
+            acl_step(
+                Change(ChangeAction.REVOKE, g, frozenset({"CREATE"})),
+                sql.SQL("SCHEMA {}").format(sql.Identifier(schema.name)),
+                f"schema {schema.name}",
+                reason,
+                allowed,
+                Need.of((R.PRIVILEGES_OF, schema_owner), note=f"the owner of schema {schema.name}"),
+                subject=acl_subject("pg_namespace", schema.oid, g),
+            )
+        )
