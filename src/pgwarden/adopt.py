@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from pgwarden.apply import LOCK_KEY
+from pgwarden.apply import cluster_lock
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PgwardenError
 from pgwarden.fetch import fetch
@@ -243,8 +242,7 @@ def create_roles(session: Session, steps: Sequence[Step]) -> None:
         )
     admin = session.admin
     try:
-        admin.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        with admin.transaction():
+        with cluster_lock(session), admin.transaction():
             for step in steps:
                 admin.execute(step.sql)
     except psycopg.Error as exc:
@@ -253,9 +251,6 @@ def create_roles(session: Session, steps: Sequence[Step]) -> None:
             f"adopt: creating the policy's roles failed: {first}; nothing was changed",
             hint="fix the cause and re-run adopt",
         ) from None
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            admin.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
 
 def _batches(items: Sequence[OwnedObject], size: int) -> list[list[OwnedObject]]:

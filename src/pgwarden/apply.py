@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgwarden.connect import scrub
+from pgwarden.connect import connect, conninfo_for, scrub
 from pgwarden.errors import ApplyError, ApplyInterrupted, PrivilegeError
 from pgwarden.hooks import ApplyHooks
 from pgwarden.plan import Phase, Plan, Step, missing_database_note
@@ -16,8 +17,18 @@ from pgwarden.session import Session
 if TYPE_CHECKING:
     import psycopg
 
-#: Advisory lock key shared by every pgwarden apply/adopt ("pgwarden" in ASCII, truncated to 63 bits).
+#: Advisory lock key of the cluster phase, shared by every pgwarden apply/adopt ("pgwarden" in ASCII, truncated
+#: to 63 bits). Taken in LOCK_DATABASE so that it is one lock for the whole cluster (see cluster_lock).
 LOCK_KEY = 0x7067776172640001
+
+#: Advisory lock key of the database phase, taken in the target database. It must differ from LOCK_KEY:
+#: advisory locks belong to the database they are taken in, so when the cluster lock had to fall back to the
+#: target database itself (an admin DSN naming it), the same key would make apply wait for its own session.
+DATABASE_LOCK_KEY = 0x7067776172640002
+
+#: The database the cluster lock is taken in, whatever database the admin DSN names: advisory locks are
+#: per database, and two applies whose DSNs name different databases must still wait for each other.
+LOCK_DATABASE = "postgres"
 
 #: Above this many statements, the database phase is sent with pipeline mode.
 PIPELINE_MIN = 50
@@ -79,38 +90,34 @@ def apply(
     timeout = lock_timeout or session.policy.apply.lock_timeout
     result: ApplyResult | None = None
     try:
-        _cluster_lock(admin, emit)
-        error: BaseException | None = None
-        try:
-            # the database part is planned again under the lock; here only roles, CREATE DATABASE and
-            # what the admin may do matter, so big groups need not be named
-            first = session.plan(session.snapshot(secrets=secrets, names=False), secrets)
-            result = ApplyResult(first, notes=list(first.notes))
-            hooks.before(session, first)
-            if first.unprivileged and not skip_unprivileged:
-                raise unprivileged_error(first.unprivileged)
-            retiring = prepare_retirement(session, first, skip_unprivileged, timeout)  # refuses a blocked one now
-            _roles_phase(admin, first, emit, result)
-            _create_database_phase(session, admin, first, emit, result)
-            retiring.run(emit, result)  # retired roles, in every database: once the owner exists
-            if first.empty:
-                # Nothing to change as of a snapshot taken under the cluster lock: nothing to lock and
-                # re-check either (a concurrent apply that is changing the database does its own work).
-                return result
-            if not session.target_exists():
-                result.notes.append(f"database {session.target} does not exist: its steps were not applied")
-                return result
-            _database_phase(session, secrets, timeout, skip_unprivileged, emit, result, hooks)
-            return result
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            hooks.after(session, result, error)  # the ledger: what happened, under the cluster lock
+        with cluster_lock(session, on_wait=lambda: emit("waiting", None, 0, 0)):
+            error: BaseException | None = None
             try:
-                admin.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-            except BaseException:
-                pass  # the connection is gone (or we are interrupted): the server releases the lock with it
+                # the database part is planned again under the lock; here only roles, CREATE DATABASE and
+                # what the admin may do matter, so big groups need not be named
+                first = session.plan(session.snapshot(secrets=secrets, names=False), secrets)
+                result = ApplyResult(first, notes=list(first.notes))
+                hooks.before(session, first)
+                if first.unprivileged and not skip_unprivileged:
+                    raise unprivileged_error(first.unprivileged)
+                retiring = prepare_retirement(session, first, skip_unprivileged, timeout)  # refuses a blocked one now
+                _roles_phase(admin, first, emit, result)
+                _create_database_phase(session, admin, first, emit, result)
+                retiring.run(emit, result)  # retired roles, in every database: once the owner exists
+                if first.empty:
+                    # Nothing to change as of a snapshot taken under the cluster lock: nothing to lock and
+                    # re-check either (a concurrent apply that is changing the database does its own work).
+                    return result
+                if not session.target_exists():
+                    result.notes.append(f"database {session.target} does not exist: its steps were not applied")
+                    return result
+                _database_phase(session, secrets, timeout, skip_unprivileged, emit, result, hooks)
+                return result
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                hooks.after(session, result, error)  # the ledger: what happened, under the cluster lock
     except KeyboardInterrupt:
         raise _interrupted(result, session.target) from None
 
@@ -151,12 +158,35 @@ def _create_database_phase(
         result.notes = [n for n in result.notes if n != missing_database_note(session.target)]
 
 
-def _cluster_lock(admin: psycopg.Connection[Any], emit: EventHandler) -> None:
-    row = admin.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
-    if row and row[0]:
-        return
-    emit("waiting", None, 0, 0)
-    admin.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+@contextmanager
+def cluster_lock(session: Session, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the cluster-wide advisory lock (waiting for it, after calling on_wait) for the block.
+
+    Taken in LOCK_DATABASE: on the admin connection when the DSN names it, else on a connection of its own
+    (the admin's credentials). Only when the admin may not connect there is it taken on the admin
+    connection's database, which then serialises only the runs whose DSNs name that same database."""
+
+    from pgwarden.errors import ConnectError
+
+    own: psycopg.Connection[Any] | None = None
+    conn = session.admin
+    if conn.info.dbname != LOCK_DATABASE:
+        with suppress(ConnectError):
+            own = connect(conninfo_for(session.dsn, dbname=LOCK_DATABASE), autocommit=True, what=LOCK_DATABASE)
+            conn = own
+    try:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+        if not (row and row[0]):
+            if on_wait is not None:
+                on_wait()
+            conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        yield
+    finally:
+        if own is not None:
+            own.close()  # the server releases the lock with the session
+        else:
+            with suppress(BaseException):  # gone, or interrupted: the server releases the lock with the session
+                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
 
 def _database_phase(
@@ -176,7 +206,7 @@ def _database_phase(
     try:
         with conn.transaction():
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (DATABASE_LOCK_KEY,))
             # Plan again inside the transaction, under the lock: what we change is what is there.
             snap = session.snapshot(conn)
             current = session.plan(snap, secrets)
