@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pgwarden.findings import Finding
+from pgwarden.findings import SEVERITIES, Finding
 from pgwarden.rolegraph import RoleGraph
 
 if TYPE_CHECKING:
@@ -115,6 +115,22 @@ class Report:
     def scope_deviations(self) -> tuple[ScopeCell, ...]:
         return tuple(c for c in self.scope if c.deviation)
 
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The counts every format prints (one source: text, JSON, Markdown, HTML and `-o` agree).
+        `deviations` is every cell that differs from the policy: object cells plus database/schema cells."""
+        counted = [f.severity for f in self.findings]
+        severities = {sev: counted.count(sev) for sev in SEVERITIES if sev in counted}
+        paths = self.graph.paths if self.graph else ()
+        return {
+            "deviations": len(self.deviations) + len(self.scope_deviations),
+            "object_deviations": len(self.deviations),
+            "scope_deviations": len(self.scope_deviations),
+            "findings": len(self.findings),
+            "findings_by_severity": severities,
+            "dangerous_paths": sum(1 for p in paths if p.dangerous),
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "database": self.database,
@@ -133,6 +149,7 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "grants": list(self.grants),
             "members": list(self.members),
+            "summary": self.summary,
         }
 
 

@@ -184,13 +184,34 @@ def member_lines(report: Report) -> list[str]:
     return out
 
 
+def summary_sentence(report: Report) -> str:
+    """The counts at the top of every format and in `-o`'s message, from Report.summary (one source)."""
+    s = report.summary
+    n = s["deviations"]
+    text = f"{n} deviation(s) from the policy"
+    if n:
+        text += (
+            f" ({s['object_deviations']} in object privileges, {s['scope_deviations']} in database/schema privileges)"
+        )
+    found = ", ".join(f"{count} {sev}" for sev, count in s["findings_by_severity"].items())
+    text += f"; {s['findings']} finding(s)" + (f": {found}" if found else "")
+    if s["dangerous_paths"]:
+        text += f"; {s['dangerous_paths']} dangerous path(s) to the owner or a powerful role"
+    return text + "."
+
+
 def _section(title: str) -> list[Text | str]:
     return ["", Text(title, style="bold underline")]
 
 
 def report_styled(report: Report) -> Text:
+    bad = report.summary["deviations"] or report.summary["findings"]
     lines: list[Text | str] = [
         Text(f"database {report.database} (PostgreSQL {report.server_version})", style="bold"),
+        *(
+            Text(part, style=BAD_STYLE if bad else OK_STYLE)
+            for part in textwrap.wrap("summary: " + summary_sentence(report), WIDTH, subsequent_indent="  ")
+        ),
         legend(),
         "",
     ]
@@ -230,7 +251,7 @@ def report_styled(report: Report) -> Text:
         lines.append("  (none involving the policy's roles)")
     lines += _section("who can become whom")
     lines += _paths(report)
-    n = len(report.deviations) + len(report.scope_deviations)
+    n = report.summary["deviations"]
     lines += ["", Text(f"{n} deviation(s) from the policy", style=BAD_STYLE if n else OK_STYLE), ""]
     styled = join(lines)
     styled.append_text(findings_styled(report.findings))
