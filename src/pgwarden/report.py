@@ -180,7 +180,11 @@ def _expected(
     schema_oid, schema = where
     groups = [g for g in snap.objects if g.schema == schema_oid and g.kind == kind]
     if kind == "routine" or not mine.scopes.detailed(schema) or any(g.objects is None for g in groups):
-        return total if privilege in held_on(mine, kind, schema) else 0
+        if privilege not in held_on(mine, kind, schema):
+            return 0
+        # migration bookkeeping tables (always named): at most SELECT, whatever the schema's profile
+        books = [o for g in groups if g.bookkeeping for o in g.objects or ()]
+        return total - sum(1 for o in books if privilege not in held_on(mine, kind, schema, o.name))
     return sum(
         1
         for g in groups

@@ -149,6 +149,7 @@ class Session:
         return out
 
     def _inspect(self, conn: psycopg.Connection[Any], names: bool = True) -> Snapshot:
+        from pgwarden import bookkeeping
         from pgwarden.plan import groups_to_name
         from pgwarden.scopes import Scopes
 
@@ -163,6 +164,7 @@ class Session:
             p.role_names,
             column_tables=scopes.column_tables(),
             detailed=detailed,
+            bookkeeping=(bookkeeping.tables(p), bookkeeping.schemas(p)),
         )
         # big groups that need changes are named in one more query, so that apply can grant on
         # lists of objects; a compliant database needs none. The objects of schemas the policy

@@ -105,6 +105,7 @@ class ObjectGroup:
     acl: Acl
     objects: tuple[ObjectRef, ...] | None  # None: not listed (see NAME_THRESHOLD and with_names)
     acl_text: str | None = None  # the stored ACL as the server prints it: identifies the group
+    bookkeeping: bool = False  # migration bookkeeping tables (pgwarden.bookkeeping): always named
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,8 @@ class Snapshot:
     outside: tuple[OutsideGrant, ...] = ()
     #: parameters of context `superuser` (a role setting of one gives the role what it cannot set)
     superuser_settings: frozenset[str] = frozenset()
+    #: the bookkeeping parameters of objects.sql (table names, schema oids), for with_names
+    bookkeeping: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
 
     @property
     def database_exists(self) -> bool:
@@ -295,6 +298,7 @@ def inspect(
     name_threshold: int = NAME_THRESHOLD,
     column_tables: Sequence[tuple[str, str]] = (),
     detailed: Sequence[str] = (),
+    bookkeeping: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> Snapshot:
     """Read a snapshot through `conn`, connected to the target database (or to template1 when
     the target does not exist yet). A fixed number of queries whatever the catalog size."""
@@ -318,7 +322,11 @@ def inspect(
     )
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
     detailed_oids = [s.oid for s in schemas if s.name in detailed and s.name in managed_schemas]
-    objects = _object_groups(conn, managed_oids, name_threshold, owner_oid, detailed_oids)
+    books: dict[str, list[Any]] = {
+        "bookkeeping": list(bookkeeping[0]),
+        "bookkeeping_schemas": [s.oid for s in schemas if s.name in bookkeeping[1] and s.name in managed_schemas],
+    }
+    objects = _object_groups(conn, managed_oids, name_threshold, owner_oid, detailed_oids, books)
     default_acls = tuple(
         DefaultAcl(r["role"], r["schema"], r["objtype"], _acl(r["acl"])) for r in _rows(conn, "default_acls")
     )
@@ -327,6 +335,7 @@ def inspect(
     )
     outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
     return Snapshot(
+        bookkeeping=(tuple(books["bookkeeping"]), tuple(books["bookkeeping_schemas"])),
         outside=outside,
         superuser_settings=superuser_settings,
         owner_oid=owner_oid,
@@ -393,9 +402,15 @@ def _outside(
 
 
 def _object_groups(
-    conn: psycopg.Connection[Any], schemas: Sequence[int], threshold: int, owner_oid: int, detailed: Sequence[int]
+    conn: psycopg.Connection[Any],
+    schemas: Sequence[int],
+    threshold: int,
+    owner_oid: int,
+    detailed: Sequence[int],
+    books: dict[str, list[Any]],
 ) -> tuple[ObjectGroup, ...]:
     params = {"schemas": list(schemas), "threshold": threshold, "owner": owner_oid, "detailed": list(detailed)}
+    params |= books
     rows = _rows(conn, "objects", params)
     return tuple(
         ObjectGroup(
@@ -408,6 +423,7 @@ def _object_groups(
             acl=_acl(r["acl"]),
             acl_text=r["acl_text"],
             objects=None if r["objects"] is None else _refs(r["objects"]),
+            bookkeeping=r["bookkeeping"],
         )
         for r in rows
     )
@@ -435,6 +451,7 @@ def with_names(
     keys = [[index[id(g)], g.schema, g.kind, g.owner, g.linked, g.acl_text] for g in wanted]
     detailed_oids = [s.oid for s in snap.schemas if s.name in detailed]
     params = {"keys": json.dumps(keys), "owner": snap.owner_oid, "detailed": detailed_oids}
+    params |= {"bookkeeping": list(snap.bookkeeping[0]), "bookkeeping_schemas": list(snap.bookkeeping[1])}
     rows = _rows(conn, "object_names", params)
     found = {r["gid"]: _refs(r["objects"]) for r in rows}
     wanted_ids = {id(g) for g in wanted}
