@@ -1,4 +1,4 @@
-"""Migration bookkeeping tables are the owner's to write: an app role that can rewrite the history is found and repaired."""
+"""Migration bookkeeping tables are the owner's to write: an app that can rewrite the history is found and repaired."""
 
 from __future__ import annotations
 
