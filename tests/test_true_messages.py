@@ -280,7 +280,15 @@ def test_an_interruption_mid_query_stays_an_interruption(admin_dsn: str, monkeyp
         monkeypatch.setattr(psycopg.Cursor, "fetchall", interrupted)
         assert "objects" in snapshot.QUERY_SETTINGS  # a query whose settings are put back after it
         with pytest.raises(KeyboardInterrupt):
-            snapshot._rows(conn, "objects", {"schemas": [], "threshold": 1, "owner": 0, "detailed": []})
+            params = {
+                "schemas": [],
+                "threshold": 1,
+                "owner": 0,
+                "detailed": [],
+                "bookkeeping": [],
+                "bookkeeping_schemas": [],
+            }
+            snapshot._rows(conn, "objects", params)
         monkeypatch.undo()
         while conn.pgconn.get_result() is not None:  # let the connection close cleanly
             pass

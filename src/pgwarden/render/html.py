@@ -19,7 +19,7 @@ from pgwarden.report import Report, ScopeCell
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;max-width:100%}
-.scroll{overflow:auto;width:fit-content;max-width:100%;border:1px solid #ddd;margin:1rem 0}
+.scroll{overflow:auto;width:fit-content;max-width:100%;border:1px solid #ddd;margin:1rem 0;padding-right:1px}
 #matrix-box{max-height:80vh}
 table{border-collapse:separate;border-spacing:0;margin:0}
 .scroll table{margin:0}
