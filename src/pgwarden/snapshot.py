@@ -322,11 +322,9 @@ def inspect(
     )
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
     detailed_oids = [s.oid for s in schemas if s.name in detailed and s.name in managed_schemas]
-    books: dict[str, list[Any]] = {
-        "bookkeeping": list(bookkeeping[0]),
-        "bookkeeping_schemas": [s.oid for s in schemas if s.name in bookkeeping[1] and s.name in managed_schemas],
-    }
-    objects = _object_groups(conn, managed_oids, name_threshold, owner_oid, detailed_oids, books)
+    books = (tuple(bookkeeping[0]), tuple(s.oid for s in schemas if s.name in bookkeeping[1] and s.oid in managed_oids))
+    params = {"schemas": managed_oids, "threshold": name_threshold, "owner": owner_oid, "detailed": detailed_oids}
+    objects = _object_groups(conn, {**params, "bookkeeping": list(books[0]), "bookkeeping_schemas": list(books[1])})
     default_acls = tuple(
         DefaultAcl(r["role"], r["schema"], r["objtype"], _acl(r["acl"])) for r in _rows(conn, "default_acls")
     )
@@ -335,7 +333,7 @@ def inspect(
     )
     outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
     return Snapshot(
-        bookkeeping=(tuple(books["bookkeeping"]), tuple(books["bookkeeping_schemas"])),
+        bookkeeping=books,
         outside=outside,
         superuser_settings=superuser_settings,
         owner_oid=owner_oid,
@@ -401,16 +399,7 @@ def _outside(
     return tuple(OutsideGrant(**r) for r in rows if r["kind"] != "superuser_setting"), settings
 
 
-def _object_groups(
-    conn: psycopg.Connection[Any],
-    schemas: Sequence[int],
-    threshold: int,
-    owner_oid: int,
-    detailed: Sequence[int],
-    books: dict[str, list[Any]],
-) -> tuple[ObjectGroup, ...]:
-    params = {"schemas": list(schemas), "threshold": threshold, "owner": owner_oid, "detailed": list(detailed)}
-    params |= books
+def _object_groups(conn: psycopg.Connection[Any], params: dict[str, Any]) -> tuple[ObjectGroup, ...]:
     rows = _rows(conn, "objects", params)
     return tuple(
         ObjectGroup(
