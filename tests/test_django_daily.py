@@ -126,6 +126,12 @@ def test_loaddata_and_flush_run_as_the_owner(site: Site) -> None:
     on TRUNCATE; through `pgwarden run --as owner` both work, and the app's next row follows the fixture."""
     migrated = site.run_as_owner("manage.py", "migrate", "--no-input")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
+    with site.db_conn() as conn:  # created by this first migrate: the owner took the app's writes back at once
+        may = (
+            "SELECT has_table_privilege(%s, 'django_migrations', 'UPDATE'),"
+            " has_table_privilege(%s, 'django_migrations', 'SELECT')"
+        )
+        assert conn.execute(may, [site.app, site.app]).fetchone() == (False, True)
     as_app = site.python("manage.py", "loaddata", "products")
     assert as_app.returncode != 0 and "permission denied for sequence" in as_app.stderr, as_app.stderr[-2000:]
     flush_app = site.python("manage.py", "flush", "--no-input")
