@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from conftest import PgCleanup
+from helpers import run_cli
 from pgwarden.bookkeeping import TABLES
 from test_core import Split, make_split
 
@@ -136,3 +138,25 @@ def test_policy_can_let_profiles_write_them(split: Split) -> None:
     split.apply()
     assert _writable(split, "django_migrations") and _findings(split) == []
     split.assert_clean()
+
+
+def test_a_migration_run_as_the_owner_leaves_its_history_to_the_owner(split: Split) -> None:
+    """dbmate, golang-migrate, Flyway...: the tool creates its history table through `pgwarden run --as
+    owner`; the schema's default privileges give the app its writes; run takes them back at once, so
+    its check after the migration is clean and the app cannot rewrite the history (no apply needed)."""
+    script = (
+        "import psycopg\n"
+        "with psycopg.connect('', autocommit=True) as c:\n"
+        "    c.execute('CREATE TABLE schema_migrations (version text PRIMARY KEY)')\n"
+        "    c.execute(\"INSERT INTO schema_migrations VALUES ('20260101')\")\n"
+        "    c.execute('CREATE TABLE orders (id int PRIMARY KEY)')\n"
+    )
+    argv = ["run", "-c", str(split.path), "--dsn", split.admin_dsn, "--as", "owner", "--", sys.executable, "-c", script]
+    done = run_cli(argv, env=split.env)
+    assert done.exit_code == 0, str(done)
+    assert f"{split.app} may no longer INSERT, UPDATE, DELETE" in done.stderr + done.stdout, str(done)
+    assert not _writable(split, "schema_migrations")
+    with split.login(split.app) as app:
+        app.execute("INSERT INTO orders VALUES (1)")  # the migration's other tables are the app's at once
+        assert app.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
+    assert _findings(split) == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from psycopg import Connection
+
     from pgwarden.policy import Policy
 
 #: Each documented migration tool's bookkeeping tables (docs/tools/*): who applied which migration.
@@ -46,3 +48,37 @@ def schemas(policy: Policy) -> tuple[str, ...]:
 
 def is_bookkeeping(policy: Policy, schema: str, name: str) -> bool:
     return name in tables(policy) or schema in schemas(policy)
+
+
+#: Privileges that let a role rewrite a bookkeeping table (rules/bookkeeping.py reports the same ones).
+WRITES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "TRIGGER")
+
+_WRITERS = """SELECT n.nspname, c.relname, a.grantee = 0 AS public, r.rolname,
+       array_agg(DISTINCT a.privilege_type::text) AS privs
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%(schemas)s)
+  AND (c.relname = ANY(%(tables)s) OR n.nspname = ANY(%(book_schemas)s))
+  AND a.grantee <> c.relowner AND a.privilege_type = ANY(%(writes)s)
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 4"""
+
+
+def take_back(conn: Connection[Any], policy: Policy) -> list[str]:
+    """As the owner, right after a migration created them: revoke what the schema's default privileges
+    gave other roles on the bookkeeping tables (they are the owner's to write). What was revoked, in words."""
+    from psycopg import sql
+
+    params = {"schemas": list(policy.database.schemas), "tables": list(tables(policy))}
+    params |= {"book_schemas": list(schemas(policy)), "writes": list(WRITES)}
+    if not params["tables"] and not params["book_schemas"]:
+        return []
+    done = []
+    for schema, table, public, role, privs in conn.execute(_WRITERS, params).fetchall():
+        held = [p for p in WRITES if p in privs]
+        who = sql.SQL("PUBLIC") if public else sql.Identifier(role)
+        target = sql.Identifier(schema, table)
+        conn.execute(
+            sql.SQL("REVOKE {} ON TABLE {} FROM {}").format(sql.SQL(", ").join(map(sql.SQL, held)), target, who)
+        )
+        done.append(f"{'PUBLIC' if public else role} may no longer {', '.join(held)} {schema}.{table}")
+    return done
