@@ -435,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
             if "multi" in args.works:
                 rows += measure_multi(ctx)
     finally:
-        server.stop()
+        if args.server_dir is None:
+            server.cleanup()  # a throwaway cluster: stop it and delete its directory (hundreds of MB)
+        else:
+            server.stop()  # --server-dir: the cluster is kept for the next run
     header = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "postgresql": server.binaries.full_version,

@@ -67,6 +67,52 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "maxversion(n): needs PostgreSQL major version n or older")
     if CONFIG_ERROR:
         raise pytest.UsageError(CONFIG_ERROR)
+    _private_tmpdir(config)
+
+
+# --------------------------------------------------------------------------------------------
+# no cluster left behind: the session (and every program it starts) writes temp files into a
+# directory of its own; at the end a cluster directory still in it fails the run.
+
+_TMP_ENV = "PGWARDEN_TEST_TMPDIR"
+
+
+def _private_tmpdir(config: pytest.Config) -> None:
+    """Point TMPDIR at a session directory (xdist workers inherit it from the controller's env)."""
+    import tempfile
+    from pathlib import Path
+
+    if os.environ.get(_TMP_ENV):
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="pgwarden-tests-"))
+    tmp.chmod(0o755)  # as root the servers run as an unprivileged OS user, who must traverse it
+    os.environ[_TMP_ENV] = os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = None  # gettempdir() caches: forget the old answer
+    config.stash[_tmp_key] = tmp
+
+
+_tmp_key = pytest.StashKey["Any"]()
+
+
+def leftover_clusters(root: Any) -> list[Any]:
+    """Cluster data directories (a PG_VERSION file next to a global/ directory) under root."""
+    return sorted(p.parent for p in root.rglob("PG_VERSION") if (p.parent / "global").is_dir())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    tmp = session.config.stash.get(_tmp_key, None)
+    if tmp is None:  # an xdist worker: the controller checks
+        return
+    left = leftover_clusters(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "the test suite left cluster directories behind: " + ", ".join(str(p) for p in left)
+        if reporter is not None:
+            reporter.write_line("error: " + text, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

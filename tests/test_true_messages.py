@@ -281,7 +281,15 @@ def test_an_interruption_mid_query_stays_an_interruption(admin_dsn: str, monkeyp
         monkeypatch.setattr(psycopg.Cursor, "fetchall", interrupted)
         assert "objects" in fetch.QUERY_SETTINGS  # a query whose settings are put back after it
         with pytest.raises(KeyboardInterrupt):
-            fetch.fetch(conn, "objects", ObjectGroupRow, {"schemas": [], "threshold": 1, "owner": 0, "detailed": []})
+            params = {
+                "schemas": [],
+                "threshold": 1,
+                "owner": 0,
+                "detailed": [],
+                "bookkeeping": [],
+                "bookkeeping_schemas": [],
+            }
+            fetch.fetch(conn, "objects", ObjectGroupRow, params)
         monkeypatch.undo()
         while conn.pgconn.get_result() is not None:  # let the connection close cleanly
             pass

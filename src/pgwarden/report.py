@@ -19,7 +19,7 @@ from pgwarden.access.review import labelled_summary
 from pgwarden.check import findings_for
 from pgwarden.errors import ConnectError
 from pgwarden.fetch import fetch
-from pgwarden.findings import Finding
+from pgwarden.findings import SEVERITIES, Finding
 from pgwarden.hazards import read_hazards
 from pgwarden.probe.rights import Rights, held_on, member_rights
 from pgwarden.rolegraph import RoleGraph, build_graph
@@ -123,6 +123,22 @@ class Report:
     def scope_deviations(self) -> tuple[ScopeCell, ...]:
         return tuple(c for c in self.scope if c.deviation)
 
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The counts every format prints (one source: text, JSON, Markdown, HTML and `-o` agree).
+        `deviations` is every cell that differs from the policy: object cells plus database/schema cells."""
+        counted = [f.severity for f in self.findings]
+        severities = {sev: counted.count(sev) for sev in SEVERITIES if sev in counted}
+        paths = self.graph.paths if self.graph else ()
+        return {
+            "deviations": len(self.deviations) + len(self.scope_deviations),
+            "object_deviations": len(self.deviations),
+            "scope_deviations": len(self.scope_deviations),
+            "findings": len(self.findings),
+            "findings_by_severity": severities,
+            "dangerous_paths": sum(1 for p in paths if p.dangerous),
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "database": self.database,
@@ -142,6 +158,7 @@ class Report:
             "grants": list(self.grants),
             "members": list(self.members),
             "labelled": list(self.labelled),
+            "summary": self.summary,
         }
 
 
@@ -171,7 +188,11 @@ def _expected(
     schema_oid, schema = where
     groups = [g for g in snap.objects if g.schema == schema_oid and g.kind == kind]
     if kind == "routine" or not mine.scopes.detailed(schema) or any(g.objects is None for g in groups):
-        return total if privilege in held_on(mine, kind, schema) else 0
+        if privilege not in held_on(mine, kind, schema):
+            return 0
+        # migration bookkeeping tables (always named): at most SELECT, whatever the schema's profile
+        books = [o for g in groups if g.bookkeeping for o in g.objects or ()]
+        return total - sum(1 for o in books if privilege not in held_on(mine, kind, schema, o.name))
     return sum(
         1
         for g in groups

@@ -71,6 +71,7 @@ class ObjectGroupRow:
     owner: int
     extension: bool
     linked: bool
+    bookkeeping: bool
     count: int
     acl_text: str | None
     acl: AclRows

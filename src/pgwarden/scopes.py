@@ -22,6 +22,7 @@ PUBLIC_ROLE = "PUBLIC"
 COLUMN_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "REFERENCES"})
 
 _NOTHING: frozenset[str] = frozenset()
+_READ = frozenset({"SELECT"})
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,19 @@ class Scopes:
     schemas: tuple[str, ...]
     #: member -> ((group, inherit), ...) of the policy's people
     members: Mapping[str, tuple[tuple[str, bool], ...]] = field(default_factory=dict)
+    #: migration bookkeeping: table names, and schemas whose every table is (pgwarden.bookkeeping)
+    bookkeeping: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
 
     @classmethod
     def of(cls, policy: Policy) -> Scopes:
+        from pgwarden import bookkeeping
+
         members = {m.name: tuple((g.role, g.inherit) for g in m.member_of) for m in policy.members}
-        return cls(policy.grants(), defined(policy), policy.database.schemas, members)
+        books = (frozenset(bookkeeping.tables(policy)), frozenset(bookkeeping.schemas(policy)))
+        return cls(policy.grants(), defined(policy), policy.database.schemas, members, books)
+
+    def is_bookkeeping(self, schema: str, table: str) -> bool:
+        return table in self.bookkeeping[0] or schema in self.bookkeeping[1]
 
     @property
     def holders(self) -> tuple[str, ...]:
@@ -124,6 +133,8 @@ class Scopes:
                 if kind_name == "table" and name is not None and g.excluded_columns(schema, name):
                     privs = privs - COLUMN_PRIVILEGES
                 out |= privs
+        if kind_name == "table" and name is not None and self.is_bookkeeping(schema, name):
+            out &= _READ  # the migration history is the owner's to write
         return out
 
     @staticmethod

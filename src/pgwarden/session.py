@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pgwarden import bookkeeping
 from pgwarden.caps import MIN_VERSION_NUM
 from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import ConnectError, PgwardenError
@@ -179,6 +180,7 @@ class Session:
             p.role_names,
             column_tables=scopes.column_tables(),
             detailed=detailed,
+            bookkeeping=(bookkeeping.tables(p), bookkeeping.schemas(p)),
         )
         # big groups that need changes are named in one more query, so that apply can grant on
         # lists of objects; a compliant database needs none. The objects of schemas the policy

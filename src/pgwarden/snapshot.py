@@ -115,12 +115,22 @@ class ObjectGroup:
     acl: Acl
     objects: tuple[ObjectRef, ...] | None  # None: not listed (see NAME_THRESHOLD and with_names)
     acl_text: str | None = None  # the stored ACL as the server prints it: identifies the group
+    bookkeeping: bool = False  # migration bookkeeping tables (pgwarden.bookkeeping): always named
 
     @property
-    def key(self) -> tuple[int, str, int, bool, bool, Acl, str | None]:
+    def key(self) -> tuple[int, str, int, bool, bool, bool, Acl, str | None]:
         """What objects.sql groups by: unique among a snapshot's groups, whether listed or not (a stable
         id: the same in a copy of the snapshot, unlike id())."""
-        return (self.schema, self.kind, self.owner, self.extension, self.linked, self.acl, self.acl_text)
+        return (
+            self.schema,
+            self.kind,
+            self.owner,
+            self.extension,
+            self.linked,
+            self.bookkeeping,
+            self.acl,
+            self.acl_text,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +254,8 @@ class Snapshot:
     outside: tuple[OutsideGrant, ...] = ()
     #: parameters of context `superuser` (a role setting of one gives the role what it cannot set)
     superuser_settings: frozenset[str] = frozenset()
+    #: the bookkeeping parameters of objects.sql (table names, schema oids), for with_names
+    bookkeeping: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
 
     @property
     def database_exists(self) -> bool:
@@ -274,6 +286,7 @@ def inspect(
     name_threshold: int = NAME_THRESHOLD,
     column_tables: Sequence[tuple[str, str]] = (),
     detailed: Sequence[str] = (),
+    bookkeeping: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> Snapshot:
     """Read a snapshot through `conn`, connected to the target database (or to template1 when
     the target does not exist yet). A fixed number of queries whatever the catalog size."""
@@ -294,7 +307,9 @@ def inspect(
     schemas = tuple(Schema(r.oid, r.name, r.owner, _acl(r.acl), r.extension) for r in fetch(conn, "schemas", SchemaRow))
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
     detailed_oids = [s.oid for s in schemas if s.name in detailed and s.name in managed_schemas]
-    objects = _object_groups(conn, managed_oids, name_threshold, owner_oid, detailed_oids)
+    books = (tuple(bookkeeping[0]), tuple(s.oid for s in schemas if s.name in bookkeeping[1] and s.oid in managed_oids))
+    params = {"schemas": managed_oids, "threshold": name_threshold, "owner": owner_oid, "detailed": detailed_oids}
+    objects = _object_groups(conn, {**params, "bookkeeping": list(books[0]), "bookkeeping_schemas": list(books[1])})
     default_acls = tuple(
         DefaultAcl(r.role, r.schema, r.objtype, _acl(r.acl)) for r in fetch(conn, "default_acls", DefaultAclRow)
     )
@@ -303,6 +318,7 @@ def inspect(
     )
     outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
     return Snapshot(
+        bookkeeping=books,
         outside=outside,
         superuser_settings=superuser_settings,
         owner_oid=owner_oid,
@@ -364,10 +380,7 @@ def _outside(
     return tuple(r for r in rows if r.kind != "superuser_setting"), settings
 
 
-def _object_groups(
-    conn: psycopg.Connection[Any], schemas: Sequence[int], threshold: int, owner_oid: int, detailed: Sequence[int]
-) -> tuple[ObjectGroup, ...]:
-    params = {"schemas": list(schemas), "threshold": threshold, "owner": owner_oid, "detailed": list(detailed)}
+def _object_groups(conn: psycopg.Connection[Any], params: dict[str, Any]) -> tuple[ObjectGroup, ...]:
     return tuple(
         ObjectGroup(
             schema=r.schema,
@@ -379,6 +392,7 @@ def _object_groups(
             acl=_acl(r.acl),
             acl_text=r.acl_text,
             objects=None if r.objects is None else _refs(r.objects),
+            bookkeeping=r.bookkeeping,
         )
         for r in fetch(conn, "objects", ObjectGroupRow, params)
     )
@@ -403,6 +417,7 @@ def with_names(
     keys = [[index[g.key], g.schema, g.kind, g.owner, g.linked, g.acl_text] for g in wanted]
     detailed_oids = [s.oid for s in snap.schemas if s.name in detailed]
     params = {"keys": json.dumps(keys), "owner": snap.owner_oid, "detailed": detailed_oids}
+    params |= {"bookkeeping": list(snap.bookkeeping[0]), "bookkeeping_schemas": list(snap.bookkeeping[1])}
     found = {r.gid: _refs(r.objects) for r in fetch(conn, "object_names", ObjectNamesRow, params)}
     wanted_keys = {g.key for g in wanted}
     objects = tuple(

@@ -94,9 +94,9 @@ def command(
             return EXIT_OK
         _write(ui, render_report(report, fmt), output)
         if output is not None:
-            ui.info(
-                f"report written to {output} ({len(report.deviations)} deviation(s), {len(report.findings)} finding(s))"
-            )
+            from pgwarden.render.report_parts import summary_sentence
+
+            ui.info(f"report written to {output}: {summary_sentence(report)}")
         return EXIT_OK
     with database_progress(ui, "reporting on databases") as progress:
         outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
@@ -120,7 +120,7 @@ def _several(outcomes: Sequence[Outcome[Report]], fmt: str) -> str:
     if fmt == "json":
         summary = {
             "databases": len(outcomes),
-            "deviations": sum(len(o.result.deviations) for o in outcomes if o.result is not None),
+            "deviations": sum(o.result.summary["deviations"] for o in outcomes if o.result is not None),
             "findings": sum(len(o.result.findings) for o in outcomes if o.result is not None),
             "errors": sum(1 for o in outcomes if o.error is not None),
         }

@@ -148,6 +148,8 @@ def command(
         ui.detail(f"{run_as.password_env} is not set: {run_as.login} logs in through ~/.pgpass or trust/peer auth")
     ui.info(f"running as {run_as.login}" + (f" (acting as {run_as.acts_as})" if run_as.login != run_as.acts_as else ""))
     code = run_command(argv, env)
+    if code == 0 and run_as.is_owner:
+        _keep_history(ui, policy, run_as, env)
     if no_check:
         return code
     secrets = policy.secrets()
@@ -157,6 +159,29 @@ def command(
     if code != 0:
         return code
     return EXIT_FOUND if findings else EXIT_OK
+
+
+def _keep_history(ui: UI, policy: Policy, run_as: RunAs, env: Mapping[str, str]) -> None:
+    """The migration may have created its bookkeeping table, which the schema's default privileges just
+    opened to the app role: the owner takes the writes back (docs/policy.md#migration-bookkeeping-tables)."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    from pgwarden.bookkeeping import take_back
+    from pgwarden.connect import scrub
+
+    keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE"}
+    keys |= {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT"}
+    params = {k: env[v] for k, v in keys.items() if env.get(v)}
+    try:
+        with psycopg.connect(make_conninfo(**params), autocommit=True, connect_timeout=10) as conn:
+            if run_as.acts_as != run_as.login:
+                conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(run_as.acts_as)))
+            for line in take_back(conn, policy):
+                ui.info(f"migration history is the owner's to write: {line}")
+    except psycopg.Error as exc:
+        ui.err.print(f"warning: could not check the migration bookkeeping tables: {scrub(str(exc))}", markup=False)
 
 
 def _report(

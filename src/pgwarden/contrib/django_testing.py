@@ -43,6 +43,8 @@ class TestRunner(DiscoverRunner):
     def setup_databases(self, **kwargs: Any) -> Any:
         try:
             policy, runtime = self._credentials()
+            if self._aliases:
+                check_login(policy, connections[self._aliases[0]].settings_dict, runtime)
         except PgwardenError as exc:
             _fail(exc)
         for alias in self._aliases:
@@ -88,6 +90,44 @@ class TestRunner(DiscoverRunner):
     def _say(self, message: str) -> None:
         if self.verbosity >= 1:
             print(message, file=sys.stderr)
+
+
+def check_login(policy: Policy, settings_dict: dict[str, Any], runtime: dict[str, Any]) -> None:
+    """Log in once as the runtime role (to the policy's database) before creating anything: a missing or
+    wrong password is one error now, not a traceback per test later."""
+    import os
+
+    import psycopg
+
+    from pgwarden.runner import ROLE_ENV
+
+    user = runtime["USER"]
+    var = next((env for name, env in policy.login_roles() if name == user), None) or "its password variable"
+    params = {
+        "host": settings_dict.get("HOST") or None,
+        "port": settings_dict.get("PORT") or None,
+        "dbname": policy.database.name,
+        "user": user,
+        "password": runtime.get("PASSWORD") or None,
+        "connect_timeout": 10,
+    }
+    try:
+        psycopg.connect(**{k: v for k, v in params.items() if v is not None}).close()
+    except psycopg.OperationalError as exc:
+        text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if "authentication" not in text and "password" not in text:
+            return  # not about the credentials: Django reports it as it would
+        if not runtime.get("PASSWORD") and os.environ.get(ROLE_ENV):
+            raise PgwardenError(
+                f"the tests run as the app role {user}, but ${var} is not set: `pgwarden run` hands the "
+                "command one role's password only",
+                hint="run `python manage.py test` directly with both passwords set (or add --testrunner "
+                "django.test.runner.DiscoverRunner to run the tests as the owner)",
+            ) from None
+        raise PgwardenError(
+            f"the tests run as the app role {user}, which cannot log in: {text}",
+            hint=f"set ${var} to {user}'s password" if not runtime.get("PASSWORD") else f"check ${var}",
+        ) from None
 
 
 def _fail(exc: PgwardenError) -> NoReturn:

@@ -14,7 +14,7 @@ from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.findings import display_name
 from pgwarden.kinds import kind, label
 from pgwarden.plan.context import PlanContext, acl_step, owner_step
-from pgwarden.plan.model import Need, Requirement, owner_subject
+from pgwarden.plan.model import Need, Requirement, acl_subject, owner_subject
 from pgwarden.policy import Policy
 from pgwarden.scopes import PUBLIC_ROLE
 from pgwarden.snapshot import NAME_THRESHOLD, ObjectGroup, ObjectKind, ObjectRef, Snapshot
@@ -104,7 +104,8 @@ def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
         if group.extension or (ctx.additive and (owner is None or group.owner != owner.oid)):
             continue  # additive: the grants of an object whose ownership would move follow the move
         schema = schema_names.get(group.schema, str(group.schema))
-        if ctx.grants.detailed(schema) and group.objects is not None:
+        one_by_one = ctx.grants.detailed(schema) or group.bookkeeping  # bookkeeping: SELECT at most
+        if one_by_one and group.objects is not None:
             for obj in group.objects:
                 single = replace(group, count=1, objects=(obj,))
                 for change in _group_changes(ctx, single, schema, obj):
@@ -165,11 +166,14 @@ def plan_objects(ctx: PlanContext) -> None:
     with_extension |= {
         (s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in ("table", "sequence", "routine")
     }
+    with_extension |= {(g.schema, g.kind) for g in snap.objects if g.bookkeeping}  # ALL TABLES would reach them
     schema_oids = {s.name: s.oid for s in snap.schemas}
-    for (schema, kind_name, change), groups in _pending(ctx).items():
-        stuck = sorted({blocked_owner[g.key] for g in groups if g.key in blocked_owner})
-        where = (schema_oids[schema], kind_name)
-        _plan_acl_change(ctx, schema, kind_name, change, groups, stuck, totals[where], where in with_extension)
+    for (schema, kind_name, change), pending in _pending(ctx).items():
+        rest = [g for g in pending if not g.bookkeeping]
+        for groups in ([rest] if rest else []) + [[g] for g in pending if g.bookkeeping]:  # a step per table
+            stuck = sorted({blocked_owner[g.key] for g in groups if g.key in blocked_owner})
+            where = (schema_oids[schema], kind_name)
+            _plan_acl_change(ctx, schema, kind_name, change, groups, stuck, totals[where], where in with_extension)
 
 
 def _plan_acl_change(
@@ -208,7 +212,11 @@ def _plan_acl_change(
         target = sql.SQL("{} {}").format(sql.SQL(k.sql_word), _object_list(ctx, kind_name, schema, chunk))
         text = describe(kind_name, schema, chunk, len(chunk))
         what = text if len(chunk) == 1 else f"these {len(chunk)} {k.plural} of schema {schema}"
-        ctx.add(acl_step(change, target, text, _object_reason(change, what), allowed, needs, count=len(chunk)))
+        # a bookkeeping table's grant is the hazard rule bookkeeping.writable's subject too: one finding
+        books = len(chunk) == 1 and any(g.bookkeeping for g in groups)
+        subject = acl_subject("pg_class", chunk[0].oid, change.grantee) if books else None
+        reason = _object_reason(change, what)
+        ctx.add(acl_step(change, target, text, reason, allowed, needs, count=len(chunk), subject=subject))
 
 
 def _object_reason(change: Change, what: str) -> str:

@@ -321,6 +321,9 @@ class HardeningSpec(_Model):
 
     revoke_public_connect: bool = True
     revoke_public_execute: bool = True
+    #: migration bookkeeping tables (pgwarden.bookkeeping: django_migrations, schema_migrations, ...)
+    #: are the owner's to write: access roles keep at most SELECT on them, whatever their profile
+    protect_bookkeeping: bool = True
 
 
 class GuardSpec(_Model):

@@ -96,6 +96,14 @@ def _switches_toml(policy: Policy) -> list[str]:
         f"revoke_public_connect = {str(h.revoke_public_connect).lower()}",
         "# REVOKE EXECUTE on functions in managed schemas FROM PUBLIC; EXECUTE for access roles.",
         f"revoke_public_execute = {str(h.revoke_public_execute).lower()}",
+        *(
+            []
+            if h.protect_bookkeeping
+            else [
+                "# Migration bookkeeping tables are plain tables: profiles may write them.",
+                "protect_bookkeeping = false",
+            ]
+        ),
         "",
         "[guard]",
         "# Refuse, when the DDL runs, any object in the managed schemas that the owner would not own",

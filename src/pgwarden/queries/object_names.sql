@@ -18,6 +18,9 @@ obj AS (
     FROM pg_catalog.pg_class c
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
       AND c.relnamespace IN (SELECT schema FROM want)
+      -- bookkeeping tables are groups of their own, named by objects.sql already
+      AND NOT (c.relkind IN ('r', 'p') AND (c.relname = ANY(%(bookkeeping)s::text[])
+                                            OR c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])))
       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend ext
                       WHERE ext.classid = 'pg_catalog.pg_class'::regclass AND ext.objid = c.oid
                         AND ext.deptype = 'e')

@@ -6,6 +6,8 @@
 -- aggregated only for the groups that want them, through a hash join. A listed sequence of a
 -- schema in %(detailed)s (the policy treats its objects one by one) carries the table it belongs
 -- to (serial, identity) in place of the routines' arguments: grants on a table reach its sequence.
+-- Migration bookkeeping tables (%(bookkeeping)s names, every table of %(bookkeeping_schemas)s) form
+-- groups of their own, always named: access roles may not write them (pgwarden.bookkeeping).
 WITH obj AS MATERIALIZED (
     SELECT c.oid, c.relnamespace AS schema, c.relowner AS owner,
            CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
@@ -17,7 +19,9 @@ WITH obj AS MATERIALIZED (
            (c.relkind = 'S' AND c.relowner <> %(owner)s::oid
             AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend linked
                         WHERE linked.classid = 'pg_catalog.pg_class'::regclass AND linked.objid = c.oid
-                          AND linked.refobjsubid > 0 AND linked.deptype IN ('a', 'i'))) AS linked
+                          AND linked.refobjsubid > 0 AND linked.deptype IN ('a', 'i'))) AS linked,
+           (c.relkind IN ('r', 'p') AND (c.relname = ANY(%(bookkeeping)s::text[])
+                                         OR c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[]))) AS bookkeeping
     FROM pg_catalog.pg_class c
     LEFT JOIN pg_catalog.pg_depend ext
            ON ext.classid = 'pg_catalog.pg_class'::regclass AND ext.objid = c.oid AND ext.deptype = 'e'
@@ -26,22 +30,23 @@ WITH obj AS MATERIALIZED (
     UNION ALL
     SELECT p.oid, p.pronamespace, p.proowner, 'routine', p.prokind::text, p.proname::text,
            pg_catalog.pg_get_function_identity_arguments(p.oid),
-           p.proacl, ext.objid IS NOT NULL, false
+           p.proacl, ext.objid IS NOT NULL, false, false
     FROM pg_catalog.pg_proc p
     LEFT JOIN pg_catalog.pg_depend ext
            ON ext.classid = 'pg_catalog.pg_proc'::regclass AND ext.objid = p.oid AND ext.deptype = 'e'
     WHERE p.pronamespace = ANY(%(schemas)s::oid[])
 ),
 grp AS (
-    SELECT row_number() OVER () AS gid, schema, kind, owner, extension, linked, acl, count
-    FROM (SELECT schema, kind, owner, extension, linked, acl, count(*) AS count
+    SELECT row_number() OVER () AS gid, schema, kind, owner, extension, linked, bookkeeping, acl, count
+    FROM (SELECT schema, kind, owner, extension, linked, bookkeeping, acl, count(*) AS count
           FROM obj
-          GROUP BY schema, kind, owner, extension, linked, acl) counted
+          GROUP BY schema, kind, owner, extension, linked, bookkeeping, acl) counted
 ),
 wanted AS (
-    SELECT g.gid, g.schema, g.kind, g.owner, g.extension, g.linked, g.acl
+    SELECT g.gid, g.schema, g.kind, g.owner, g.extension, g.linked, g.bookkeeping, g.acl
     FROM grp g
     WHERE g.count <= %(threshold)s
+       OR g.bookkeeping
        OR g.owner <> %(owner)s::oid
        OR EXISTS (SELECT 1 FROM grp e WHERE e.extension AND e.schema = g.schema AND e.kind = g.kind)
 ),
@@ -57,10 +62,11 @@ names AS (
     FROM obj o
     JOIN wanted w
       ON w.schema = o.schema AND w.kind = o.kind AND w.owner = o.owner
-     AND w.extension = o.extension AND w.linked = o.linked AND w.acl IS NOT DISTINCT FROM o.acl
+     AND w.extension = o.extension AND w.linked = o.linked AND w.bookkeeping = o.bookkeeping
+     AND w.acl IS NOT DISTINCT FROM o.acl
     GROUP BY w.gid
 )
-SELECT g.schema, g.kind, g.owner, g.extension, g.linked, g.count,
+SELECT g.schema, g.kind, g.owner, g.extension, g.linked, g.bookkeeping, g.count,
        g.acl::text AS acl_text,
        COALESCE((SELECT json_agg(json_build_array(a.grantor, a.grantee, a.privilege_type, a.is_grantable)
                                  ORDER BY a.grantee, a.privilege_type)

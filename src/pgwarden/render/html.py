@@ -14,23 +14,31 @@ from pgwarden.render.report_parts import (
     member_lines,
     scope_by_role,
     scope_columns,
+    summary_sentence,
 )
 from pgwarden.report import Report, ScopeCell
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:100%}
-.scroll{overflow:auto;width:fit-content;max-width:100%;border:1px solid #ddd;margin:1rem 0}
-table{border-collapse:collapse;margin:0}
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;max-width:100%}
+.scroll{overflow:auto;width:fit-content;max-width:100%;border:1px solid #ddd;margin:1rem 0;padding-right:1px}
+#matrix-box{max-height:80vh}
+table{border-collapse:separate;border-spacing:0;margin:0}
 .scroll table{margin:0}
-th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:center;white-space:nowrap}
-th{background:#f4f4f4;position:sticky;top:0}
+th,td{border:1px solid #ccc;border-width:0 1px 1px 0;padding:.25rem .35rem;text-align:center;white-space:nowrap}
+th{background:#f4f4f4;position:sticky;top:0;z-index:1}
+#matrix th,#matrix td{font-size:.85rem}
+#matrix th{font-weight:600;font-size:.75rem}
 td.role,td.schema{text-align:left;font-weight:600;background:#fff}
-td.role{position:sticky;left:0}
+td.role{position:sticky;left:0;z-index:1;white-space:normal;min-width:7rem;max-width:13rem;overflow-wrap:anywhere}
+#matrix thead th:first-child{left:0;z-index:2}
+td.schema{white-space:normal;max-width:9rem;overflow-wrap:anywhere}
 td.none{color:#aaa}
 td.deviation{background:#ffd7d7;color:#900;font-weight:700}
-.want{display:block;font-size:.8em;font-weight:400}
+.want{display:block;font-size:.75em;font-weight:400}
 .level{display:block;font-size:.8em;font-weight:400;color:#666}
 .critical,.high{color:#900}.medium{color:#a60}.low{color:#555}
+#summary{border:2px solid #ccc;padding:.6rem .8rem;margin:1rem 0;font-size:1.05rem}
+#summary.bad{border-color:#c66;background:#fff4f4}#summary.good{border-color:#6a6;background:#f4fff4}
 pre.fix{background:#f6f6f6;border:1px solid #ddd;padding:.4rem;white-space:pre-wrap;word-break:break-all;color:#222}
 p.empty{color:#666;font-style:italic}
 .note{color:#666;font-size:.9em;white-space:normal}
@@ -41,6 +49,17 @@ li.danger{color:#900;font-weight:600}
 
 def _e(value: object) -> str:
     return html.escape(str(value))
+
+
+def _summary(report: Report) -> str:
+    """The counts first (Report.summary, the same numbers as every other format), with a link to the findings."""
+    s = report.summary
+    bad = s["deviations"] or s["findings"]
+    link = ' <a href="#findings-head">See the findings.</a>' if s["findings"] else ""
+    return (
+        f'<p id="summary" class="{"bad" if bad else "good"}" data-deviations="{s["deviations"]}" '
+        f'data-findings="{s["findings"]}"><b>Summary:</b> {_e(summary_sentence(report))}{link}</p>'
+    )
 
 
 def _matrix(report: Report) -> str:
@@ -166,12 +185,13 @@ def render_html(report: Report) -> str:
         [e(m["member"]), e(m["role"]), "yes" if m["direct"] else "no", "yes" if m["admin"] else "no"]
         for m in report.memberships
     ]
-    n = len(report.deviations) + len(report.scope_deviations)
+    n = report.summary["deviations"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pgwarden report: {e(report.database)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>{_CSS}</style></head><body>
 <h1>Privileges in database {e(report.database)}</h1>
+{_summary(report)}
 {_labelled(report)}<p>PostgreSQL {
         e(report.server_version)
     }. Each cell: objects on which the role holds the privilege / objects
@@ -181,7 +201,7 @@ show what it wants ({n} deviation(s)).</p>
 <h2>Database and schema privileges</h2>
 {_scope(report)}
 <p id="superusers">Superusers (hold everything, not shown above): {e(", ".join(report.superusers) or "none")}.</p>
-<h2>Findings</h2>{_findings(report)}
+<h2 id="findings-head">Findings</h2>{_findings(report)}
 <h2>Who can become whom</h2>{_graph(report)}
 <h2>Owners</h2>{_table("owners", ["schema", "kind", "owner", "objects"], owners, "No objects in the managed schemas.")}
 <h2>Default privileges</h2>{

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from pgwarden.render.graph import to_mermaid
@@ -14,13 +15,33 @@ from pgwarden.render.report_parts import (
     scope_by_role,
     scope_columns,
     scope_short,
+    summary_sentence,
 )
 from pgwarden.report import Report
 
+#: Markdown's inline punctuation: emphasis, code, links, tables, strikethrough; and the escape itself.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
 
 def _md(value: object) -> str:
-    """A table cell: pipes and newlines would break the row."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """Names and messages are data, never Markup: HTML-escape <, >, & (a table named `<img ...>` must not
+    become an element), backslash-escape Markdown's punctuation, and keep everything on one line (a newline
+    would end a table row or a list item)."""
+    text = " ".join(str(value).splitlines())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _code(value: str) -> str:
+    """An inline code span that no backtick in `value` can close (CommonMark: a longer fence)."""
+    text = " ".join(value.splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if longest else f"`{text}`"
+
+
+def _yes(flag: object) -> str:
+    return "yes" if flag else "no"
 
 
 def _table(heads: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> list[str]:
@@ -71,9 +92,11 @@ def _labelled(report: Report) -> list[str]:
 
 def render_markdown(report: Report) -> str:
     out = [
-        f"# Privileges in database `{report.database}`",
+        f"# Privileges in database {_md(report.database)}",
         "",
-        f"PostgreSQL {report.server_version}. "
+        f"**Summary:** {_md(summary_sentence(report))}",
+        "",
+        f"PostgreSQL {_md(report.server_version)}. "
         f"Cells: objects on which the role holds the privilege / objects of that kind; "
         f"**bold** where the policy wants another number.",
         "",
@@ -84,19 +107,19 @@ def render_markdown(report: Report) -> str:
         "",
         *_scope(report),
         "",
-        f"Superusers (hold everything): {', '.join(report.superusers) or 'none'}.",
+        f"Superusers (hold everything): {', '.join(_md(s) for s in report.superusers) or 'none'}.",
         "",
         "## Owners",
         "",
     ]
-    owners = [[_md(o["schema"]), o["kind"], _md(o["owner"]), str(o["count"])] for o in report.owners]
+    owners = [[_md(o["schema"]), _md(o["kind"]), _md(o["owner"]), str(o["count"])] for o in report.owners]
     out += _table(["schema", "kind", "owner", "objects"], owners, "No objects in the managed schemas.")
     out += ["", "## Default privileges", ""]
     defaults = [
         [
             _md(d["for_role"]),
             _md(d["schema"] or "(all)"),
-            d["objects"],
+            _md(d["objects"]),
             _md("; ".join(f"{g}: {','.join(p)}" for g, p in d["grants"].items()))
             + (f" ({_md(d['note'])})" if d.get("note") else ""),
         ]
@@ -104,11 +127,13 @@ def render_markdown(report: Report) -> str:
     ]
     out += _table(["for role", "schema", "objects", "grants"], defaults, "None: PostgreSQL's built-in defaults.")
     out += ["", "## Memberships", ""]
-    members = [[_md(m["member"]), _md(m["role"]), str(m["direct"]), str(m["admin"])] for m in report.memberships]
+    members = [[_md(m["member"]), _md(m["role"]), _yes(m["direct"]), _yes(m["admin"])] for m in report.memberships]
     out += _table(["member", "role", "direct", "admin"], members, "None involving the policy's roles.")
     out += ["", "## Who can become whom", "", *_paths(report), "", "## Findings", ""]
     if not report.findings:
         out.append("None: the database matches the policy and no hazard was found.")
     for f in report.findings:
-        out.append(f"- **{f.severity}** `{f.rule}` {f.object}: {f.message}" + (f" Fix: `{f.fix}`" if f.fix else ""))
+        who = f" (role {_md(f.role)})" if f.role else ""
+        fix = f" Fix: {_code(f.fix)}" if f.fix else ""
+        out.append(f"- **{f.severity}** `{f.rule}` {_md(f.object)}{who}: {_md(f.message)}{fix}")
     return "\n".join(out) + "\n"

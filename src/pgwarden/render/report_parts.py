@@ -83,3 +83,19 @@ def labelled_lines(report: Report) -> list[str]:
         who = ", ".join(f"{r['role']} ({','.join(r['privileges'])}; {r['paths']} path(s))" for r in c["roles"])
         out.append(f"{c['column']} [{', '.join(c['labels'])}]: {who or 'no role'}")
     return out
+
+
+def summary_sentence(report: Report) -> str:
+    """The counts at the top of every format and in `-o`'s message, from Report.summary (one source)."""
+    s = report.summary
+    n = s["deviations"]
+    text = f"{n} deviation(s) from the policy"
+    if n:
+        text += (
+            f" ({s['object_deviations']} in object privileges, {s['scope_deviations']} in database/schema privileges)"
+        )
+    found = ", ".join(f"{count} {sev}" for sev, count in s["findings_by_severity"].items())
+    text += f"; {s['findings']} finding(s)" + (f": {found}" if found else "")
+    if s["dangerous_paths"]:
+        text += f"; {s['dangerous_paths']} dangerous path(s) to the owner or a powerful role"
+    return text + "."

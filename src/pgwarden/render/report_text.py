@@ -20,6 +20,7 @@ from pgwarden.render.report_parts import (
     scope_by_role,
     scope_columns,
     scope_short,
+    summary_sentence,
 )
 from pgwarden.render.style import BAD_STYLE, HEAD_STYLE, OK_STYLE, aligned, join
 from pgwarden.report import Cell, Report
@@ -130,8 +131,13 @@ def _section(title: str) -> list[Text | str]:
 
 
 def report_styled(report: Report) -> Text:
+    bad = report.summary["deviations"] or report.summary["findings"]
     lines: list[Text | str] = [
         Text(f"database {report.database} (PostgreSQL {report.server_version})", style="bold"),
+        *(
+            Text(part, style=BAD_STYLE if bad else OK_STYLE)
+            for part in textwrap.wrap("summary: " + summary_sentence(report), WIDTH, subsequent_indent="  ")
+        ),
         legend(),
         "",
     ]
@@ -174,7 +180,7 @@ def report_styled(report: Report) -> Text:
         lines.append("  (none involving the policy's roles)")
     lines += _section("who can become whom")
     lines += _paths(report)
-    n = len(report.deviations) + len(report.scope_deviations)
+    n = report.summary["deviations"]
     lines += ["", Text(f"{n} deviation(s) from the policy", style=BAD_STYLE if n else OK_STYLE), ""]
     styled = join(lines)
     styled.append_text(findings_styled(report.findings))

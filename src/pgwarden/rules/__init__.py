@@ -5,6 +5,7 @@ from __future__ import annotations
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.policy import Policy
+from pgwarden.rules.bookkeeping import check_bookkeeping
 from pgwarden.rules.catalog import CATALOG, DRIFT_CATALOG, DRIFT_SEVERITY, RULES, Rule
 from pgwarden.rules.cluster import check_outside_grants, check_user_mappings
 from pgwarden.rules.common import Check
@@ -44,6 +45,7 @@ CHECKS: tuple[Check, ...] = (
     check_search_path,
     check_outsiders,
     check_exception_paths,
+    check_bookkeeping,
 )
 
 

@@ -239,6 +239,18 @@ CATALOG: tuple[Rule, ...] = (
         "MD5 verifiers are replayable and deprecated (warned about on 18).",
         "Set the password again as SCRAM-SHA-256 (`pgwarden apply` does it).",
     ),
+    Rule(
+        "bookkeeping.writable",
+        "high",
+        "A role other than the owner can write a migration bookkeeping table",
+        "django_migrations, schema_migrations (dbmate, golang-migrate, ActiveRecord), ar_internal_metadata, "
+        "flyway_schema_history, alembic_version, databasechangelog(lock), knex_migrations(_lock), "
+        "_prisma_migrations and Sqitch's registry schema record which migrations ran. A role that can write "
+        "one can mark a migration applied so that it never runs (a security fix skipped) or unapplied so "
+        "that it runs again.",
+        "REVOKE the writing privileges (apply does: access roles keep at most SELECT on these tables "
+        "unless [hardening] protect_bookkeeping = false).",
+    ),
 )
 
 #: Drift rule ids: one per plan action, with the severity of what the step would repair.

@@ -8,9 +8,10 @@ from typing import Any
 from django.apps import AppConfig
 from django.core import checks
 from django.core.management.base import CommandError
-from django.db.models.signals import pre_migrate
+from django.db.models.signals import post_migrate, pre_migrate
 
 _checked: set[str] = set()
+_kept: set[str] = set()
 
 
 class PgwardenConfig(AppConfig):
@@ -21,6 +22,7 @@ class PgwardenConfig(AppConfig):
     def ready(self) -> None:
         checks.register(runtime_role_check, checks.Tags.database)
         pre_migrate.connect(refuse_migrate_as_runtime, dispatch_uid="pgwarden.refuse_migrate")
+        post_migrate.connect(keep_history_the_owners, dispatch_uid="pgwarden.keep_history")
         # TestRunner's flushes as the owner, in --parallel workers too (a spawned worker runs ready())
         from django.db.backends.signals import connection_created
 
@@ -82,3 +84,35 @@ def refuse_migrate_as_runtime(sender: Any, using: str = "default", **kwargs: Any
             f"pgwarden: migrations must run as the owner {owner}, but this connection acts as {current}. "
             f"Run: pgwarden run --as owner -- python manage.py migrate"
         )
+
+
+#: Grants on django_migrations that let a role rewrite the migration history (rule bookkeeping.writable).
+_WRITERS = """SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+FROM pg_catalog.pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+WHERE c.oid = to_regclass('django_migrations') AND a.grantee <> c.relowner
+  AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER')"""
+
+
+def keep_history_the_owners(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """After `migrate` as the owner: django_migrations, created by the first migrate, got the schema's
+    default privileges (the app's INSERT, UPDATE, DELETE); the owner takes them back at once, so that
+    the app never can rewrite the history, not even until the next `pgwarden apply`."""
+    from django.db import connections
+
+    from pgwarden.contrib.django import policy_path_setting
+    from pgwarden.errors import PgwardenError
+    from pgwarden.policy import load_policy
+
+    if using not in _checked or using in _kept or connections[using].vendor != "postgresql":
+        return  # not migrating as the owner (refuse_migrate_as_runtime saw it), or done already
+    _kept.add(using)
+    try:
+        if not load_policy(policy_path_setting()).hardening.protect_bookkeeping:
+            return
+    except PgwardenError:
+        return
+    with connections[using].cursor() as cursor:
+        cursor.execute(_WRITERS)
+        for (grantee,) in cursor.fetchall():  # quoted by the server (quote_ident)
+            cursor.execute(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER ON django_migrations FROM {grantee}")

@@ -1,0 +1,53 @@
+"""Hazard rule: a role other than the owner can write a migration bookkeeping table (django_migrations, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from psycopg import sql
+
+from pgwarden.findings import Finding
+from pgwarden.hazards import HazardData
+from pgwarden.plan.model import acl_subject
+from pgwarden.policy import Policy
+from pgwarden.rules.common import finding, q
+from pgwarden.snapshot import Snapshot
+
+#: What rewrites the history: rows added, changed, removed; a trigger of one's own on it.
+WRITES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "TRIGGER")
+
+
+def check_bookkeeping(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    """Every grant of a writing privilege on a bookkeeping table to PUBLIC or a role other than the owner
+    (snapshot.ObjectGroup.bookkeeping: the policy protects them unless hardening.protect_bookkeeping = false)."""
+    owner = snap.role_by_name.get(policy.owner.name)
+    ignored = {snap.role_by_name[n].oid for n in policy.ignore.roles if n in snap.role_by_name}
+    schemas = {s.oid: s.name for s in snap.schemas}
+    for group in snap.objects:
+        if not group.bookkeeping:
+            continue
+        writers: dict[int, list[str]] = {}
+        for g in group.acl:
+            if g.privilege in WRITES and g.grantee not in ignored and (owner is None or g.grantee != owner.oid):
+                writers.setdefault(g.grantee, []).append(g.privilege)
+        for obj in group.objects or ():
+            schema = schemas.get(group.schema, str(group.schema))
+            for grantee, privs in writers.items():
+                who = "PUBLIC" if grantee == 0 else (snap.role_name(grantee) or str(grantee))
+                held = [p for p in WRITES if p in privs]
+                target = sql.Identifier(schema, obj.name)
+                fix = sql.SQL("REVOKE {} ON TABLE {} FROM {}").format(
+                    sql.SQL(", ").join(sql.SQL(p) for p in held),
+                    target,
+                    sql.SQL("PUBLIC") if grantee == 0 else sql.Identifier(who),
+                )
+                yield finding(
+                    "bookkeeping.writable",
+                    f"table {q(schema, obj.name)}",
+                    who,
+                    f"{who} can {', '.join(held)} the migration bookkeeping table {q(schema, obj.name)}: it can "
+                    "rewrite the migration history (mark a migration applied so that it never runs, or "
+                    "unapplied so that it runs again); only the owner writes it",
+                    fix,
+                    subject=acl_subject("pg_class", obj.oid, None if grantee == 0 else who),
+                )
