@@ -6,7 +6,7 @@ WITH roles AS (
 ),
 opt(suffix) AS (VALUES (''), (' WITH GRANT OPTION')),
 user_ns AS (
-    SELECT oid, nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'
+    SELECT oid, nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname NOT IN ('information_schema', 'pgwarden', 'pgwarden_ledger')
 ),
 rels AS (
     SELECT c.oid, c.relkind, n.nspname || '.' || c.relname AS name
