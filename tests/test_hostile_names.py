@@ -79,7 +79,10 @@ def hostile_names(draw: st.DrawFn) -> dict[str, str]:
     out = {}
     for what in ("db", "owner", "app", "ro", "schema", "table"):
         tag = make_unique_name()  # t<worker>_<n>: roles are cluster-wide
-        out[what] = compose(tag + "_", draw(_core), draw(st.booleans()))
+        core = draw(_core)
+        if what == "db":  # `*`, `?` and `[` in a [[databases]] name make it a pattern (docs/policy.md): not here
+            core = core.replace("*", "+").replace("?", "!").replace("[", "<")
+        out[what] = compose(tag + "_", core, draw(st.booleans()))
     return out
 
 

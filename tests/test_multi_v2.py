@@ -186,7 +186,8 @@ def test_adopt_report_and_run_on_several_databases(
     # the envelope only: report.json does not know v2's level "no grant" yet (a role without grant here)
     _valid("multi", report.json())
     one = run_cli(["report", "-c", str(cfg), "-d", dbs[2], "--format", "markdown"], env)
-    assert one.exit_code == 0 and dbs[2] in one.stdout and dbs[0] not in one.stdout, one
+    text = one.stdout.replace("\\", "")  # Markdown escapes the underscores of the names (issue 22)
+    assert one.exit_code == 0 and dbs[2] in text and dbs[0] not in text, one
     page = run_cli(["report", "-c", str(cfg), "--format", "html"], env)
     assert page.exit_code == 2 and "choose one with -d NAME" in page.stderr, page
 

@@ -28,12 +28,17 @@ def test_probe_login_without_or_with_a_wrong_password_prints_no_none(
 ) -> None:
     split = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
     split.apply()
-    env: dict[str, str | None] = {password_env_for(split.app): None, password_env_for(split.readonly): "wrong"}
+    # a password that is not set: that role's attempts are skipped and said so (the probe ran: exit 1)
+    env: dict[str, str | None] = {password_env_for(split.app): None}
     result = split.cli("probe", "--login", env=env)
     assert result.exit_code == 1, str(result)
     assert "[None]" not in result.stdout, result.stdout
     lines = [line for line in result.stdout.splitlines() if line.startswith("UNEXPECTED")]
     app_line = next(line for line in lines if f" {split.app} connect " in line)
     assert password_env_for(split.app) in app_line and "skipped" in app_line, app_line
-    ro_line = next(line for line in lines if f" {split.readonly} connect " in line)
-    assert "denied, expected allowed: " in ro_line, ro_line
+    # a wrong password: the probe could not run as that role (issue 22: exit 2, one error naming the login)
+    env[password_env_for(split.readonly)] = "wrong"
+    result = split.cli("probe", "--login", env=env)
+    assert result.exit_code == 2, str(result)
+    assert "[None]" not in result.stdout + result.stderr, result.stderr
+    assert f"cannot log in as {split.readonly}" in result.stderr, result.stderr

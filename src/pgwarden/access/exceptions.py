@@ -12,6 +12,7 @@ from pgwarden.findings import display_name
 from pgwarden.policy.model import GrantSpec, Policy
 from pgwarden.policy.names import split_qualified
 from pgwarden.profiles import defined
+from pgwarden.scopes import PUBLIC_ROLE
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class Around:
 def targets(policy: Policy, grant: GrantSpec) -> list[tuple[str, str | None]]:
     """(table as SQL text, column or None) of what `grant` excepts and no other grant of its role
     gives back (a role holds the union of its grants)."""
+    return [(table, column) for table, column, _ in _targets(policy, grant)]
+
+
+def _targets(policy: Policy, grant: GrantSpec) -> list[tuple[str, str | None, frozenset[str]]]:
+    """targets(), each with what the policy's own grants to PUBLIC give there."""
 
     def given_back(schema: str, table: str, column: str | None) -> bool:
         return any(
@@ -48,15 +54,35 @@ def targets(policy: Policy, grant: GrantSpec) -> list[tuple[str, str | None]]:
             for g in policy.grants()
         )
 
-    out: list[tuple[str, str | None]] = [
-        (display_name(*split_qualified(t)), None)
+    out: list[tuple[str, str | None, frozenset[str]]] = [
+        (display_name(*split_qualified(t)), None, _public_gives(policy, *split_qualified(t), None))
         for t in grant.except_tables
         if not given_back(*split_qualified(t), None)
     ]
     for table, columns in grant.except_columns.items():
         schema, name = split_qualified(table)
-        out += [(display_name(schema, name), c) for c in columns if not given_back(schema, name, c)]
+        out += [
+            (display_name(schema, name), c, _public_gives(policy, schema, name, c))
+            for c in columns
+            if not given_back(schema, name, c)
+        ]
     return out
+
+
+def _public_gives(policy: Policy, schema: str, table: str, column: str | None) -> frozenset[str]:
+    """What the policy's own grants to PUBLIC give on the table (or column): every role holds it, so an
+    exception cannot take it from one role, and reaching it is what the policy says."""
+    profiles = defined(policy)
+    out: set[str] = set()
+    for g in policy.grants():
+        if g.role != PUBLIC_ROLE or g.profile not in profiles:
+            continue
+        privileges = profiles[g.profile].on("table")
+        if g.covers_table(schema, table) and (column is None or column not in g.excluded_columns(schema, table)):
+            out |= privileges
+        elif column is not None and column in g.columns.get(f"{schema}.{table}", ()):
+            out |= privileges & set(COLUMN_PRIVILEGES)
+    return frozenset(out)
 
 
 def _own_grant(a: Access, role: str) -> bool:
@@ -71,8 +97,8 @@ def paths_around(policy: Policy, accesses: Sequence[Access]) -> Iterator[Around]
     for grant in policy.grants():
         wanted = profiles[grant.profile].on("table") if grant.profile in profiles else frozenset()
         seen: dict[tuple[str, str | None, str, tuple[Hop, ...]], list[str]] = {}
-        for table, column in targets(policy, grant):
-            judged = wanted & set(COLUMN_PRIVILEGES) if column else wanted
+        for table, column, public in _targets(policy, grant):
+            judged = (wanted & set(COLUMN_PRIVILEGES) if column else wanted) - public
             for a in accesses:
                 if a.object != table or a.role not in (grant.role, "PUBLIC") or a.privilege not in judged:
                     continue

@@ -112,9 +112,9 @@ def main():
         missing_library(module, engine.IMPORT_ERROR)
     p = module.params
     try:
-        policy = engine.load_policy(p["policy"])
+        policies = engine.load_policies(p["policy"])
         dsn = engine.conninfo(p)
-        targets = engine.targets(policy, dsn, p["database"]).values()
+        targets = engine.targets(policies, dsn, p["database"]).values()
         results = [engine.expire_one(dsn, t, module.check_mode) for t in targets]
     except engine.EngineError as exc:
         module.fail_json(msg=str(exc))
