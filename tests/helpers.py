@@ -6,6 +6,8 @@ import contextlib
 import io
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,3 +99,36 @@ def db_conninfo(admin_dsn: str, dbname: str) -> str:
 
 def connect(conninfo: str, autocommit: bool = True) -> psycopg.Connection[Any]:
     return psycopg.connect(conninfo, autocommit=autocommit)
+
+
+def find_chromium() -> str | None:
+    """A headless-capable Chromium on PATH (Debian's `chromium`, installed by .ci/run), or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def chromium_dom(browser: str, html: str, tmp_path: Path, width: int, name: str = "measured") -> str:
+    """The DOM of `html` as headless Chromium laid it out in a window `width` px wide (--dump-dom): a
+    script the page carries can write what it measured into the DOM for the test to read."""
+    copy = tmp_path / f"{name}-{width}.html"
+    copy.write_text(html, encoding="utf-8")
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            f"--window-size={width},900",
+            "--dump-dom",
+            copy.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from markdown_it import MarkdownIt
 from psycopg import sql
 
 from conftest import PgCleanup
+from helpers import chromium_dom, find_chromium
 from test_core import Split, make_split
 
 HOSTILE_TABLE = "<img src=x onerror=alert(1)>"
@@ -140,35 +139,11 @@ document.getElementById("layout").textContent = JSON.stringify({...before,
 </script>"""
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def _layout(browser: str, page: Path, tmp_path: Path, width: int) -> dict[str, Any]:
-    copy = tmp_path / f"measured-{width}.html"
-    copy.write_text(page.read_text("utf-8").replace("</body>", f'<pre id="layout"></pre>{_MEASURE}</body>'), "utf-8")
-    done = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--user-data-dir={tmp_path / 'chrome'}",
-            f"--window-size={width},900",
-            "--dump-dom",
-            copy.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = re.search(r'<pre id="layout">(.*?)</pre>', done.stdout, re.S)
-    assert found, done.stdout[-2000:]
+    html = page.read_text("utf-8").replace("</body>", f'<pre id="layout"></pre>{_MEASURE}</body>')
+    dom = chromium_dom(browser, html, tmp_path, width)
+    found = re.search(r'<pre id="layout">(.*?)</pre>', dom, re.S)
+    assert found, dom[-2000:]
     layout: dict[str, Any] = json.loads(found.group(1).replace("&quot;", '"'))
     return layout
 
@@ -188,7 +163,7 @@ def test_html_matrix_fits_1400_px_and_scrolls_with_a_sticky_role_column_at_1024(
             db.execute(sql.SQL("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {}").format(sql.Identifier(role)))
     page = tmp_path / "report.html"
     assert s.cli("report", "--format", "html", "-o", str(page)).exit_code == 0
-    browser = _chromium()
+    browser = find_chromium()
     if browser is None:
         pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium); .ci/run installs it")
     wide_layout = _layout(browser, page, tmp_path, 1400)

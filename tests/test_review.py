@@ -6,8 +6,6 @@ after one REVOKE; the JSON against its schema; the HTML page in headless Chromiu
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -18,6 +16,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
+from helpers import chromium_dom, find_chromium
 from pgwarden.server import LocalServer, PgBinaries
 from test_team_example import EXAMPLE, SCHEMA, Team
 
@@ -189,10 +188,6 @@ def test_a_new_column_that_matches_a_label_is_excepted_automatically(team: Team)
     assert {"object": "app.orders", "column": "phone", "labels": ["pii"]} in labelled
 
 
-def _chromium() -> str | None:
-    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-
-
 _MEASURE = """<script>
 document.getElementById("layout").textContent = JSON.stringify({
   overflow: document.documentElement.scrollWidth - window.innerWidth,
@@ -208,28 +203,11 @@ def test_html_page_fits_the_window_in_chromium(team: Team, tmp_path: Path, width
     text = page.read_text("utf-8")
     for external in ("http://", "https://", "<script", "<link", "src="):
         assert external not in text, external
-    browser = _chromium()
+    browser = find_chromium()
     if browser is None:
         pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium); .ci/run installs it")
-    copy = tmp_path / "measured.html"
-    copy.write_text(text.replace("</body>", f'<pre id="layout"></pre>{_MEASURE}</body>'), encoding="utf-8")
-    done = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--user-data-dir={tmp_path / 'chrome'}",
-            f"--window-size={width},900",
-            "--dump-dom",
-            copy.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    layout = json.loads(done.stdout.split('<pre id="layout">')[1].split("</pre>")[0])
+    dom = chromium_dom(browser, text.replace("</body>", f'<pre id="layout"></pre>{_MEASURE}</body>'), tmp_path, width)
+    layout = json.loads(dom.split('<pre id="layout">')[1].split("</pre>")[0])
     assert layout["overflow"] <= 0 and layout["widest"] <= layout["viewport"], layout
     assert layout["labelled"] > 5, layout  # the labelled column's table: a header and its paths
 
