@@ -295,3 +295,22 @@ def test_createrole_admin_that_cannot_set_role_could_not_run(
         if result.exit_code != 2:
             break
     assert result.exit_code == 0, str(result)
+
+
+def test_ddl_on_a_partition_is_proved_like_on_any_table(split: Split) -> None:
+    # the first table of schema billing is a partition: the owner may alter, drop and truncate it, the
+    # access roles may not (ADD COLUMN, refused on any partition, would not prove that)
+    with split.login(split.owner) as owner:
+        owner.execute("CREATE TABLE billing.events (k integer, v text) PARTITION BY RANGE (k)")
+        owner.execute("CREATE TABLE billing.a_events_1 PARTITION OF billing.events FOR VALUES FROM (0) TO (10)")
+    before = fingerprint(split)
+    code, data = probe_json(split)
+    assert code == 0, json.dumps([a for a in data["attempts"] if not a["ok"]], indent=1)
+    ddl = {
+        (a["role"], a["action"]): a["outcome"]
+        for a in data["attempts"]
+        if a["object"] == "billing.a_events_1" and a["action"] in ("alter-table", "drop-table", "truncate")
+    }
+    assert ddl[(split.owner, "alter-table")] == "allowed", ddl
+    assert ddl[(split.app, "alter-table")] == "denied", ddl
+    assert fingerprint(split) == before

@@ -96,7 +96,9 @@ TABLE: tuple[Action, ...] = (
         "first-tables",
         "table",
         None,
-        lambda t, tag: sql.SQL("ALTER TABLE {} ADD COLUMN {} integer").format(_ident(t), sql.Identifier(tag)),
+        # RENAME needs ownership like any ALTER and works on every kind of table, partitions included
+        # (ADD COLUMN is refused on a partition, whoever asks)
+        lambda t, tag: sql.SQL("ALTER TABLE {} RENAME TO {}").format(_ident(t), sql.Identifier(tag)),
     ),
     Action(
         "drop-table", "first-tables", "table", None, lambda t, tag: sql.SQL("DROP TABLE {} CASCADE").format(_ident(t))
