@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from pgwarden.policy.leases import LeaseSpec, PgBouncerSpec
 from pgwarden.policy.model import (
     AccessSpec,
     ApplySpec,
@@ -24,7 +25,6 @@ from pgwarden.policy.model import (
     RoleAttributes,
     _Model,
 )
-from pgwarden.policy.leases import LeaseSpec, PgBouncerSpec
 from pgwarden.policy.names import EnvName, Mode, RoleName
 from pgwarden.policy.patterns import check_entries
 from pgwarden.policy.systems import check_systems
