@@ -14,6 +14,7 @@ from pgwarden.rules.leases import check_leases
 from pgwarden.rules.memberships import check_owner_memberships
 from pgwarden.rules.objects import check_access_owns, check_default_acls, check_ownership
 from pgwarden.rules.outsiders import check_outsiders
+from pgwarden.rules.pooler import check_pooler
 from pgwarden.rules.privileges import (
     check_create,
     check_definer_readonly,
@@ -48,6 +49,7 @@ CHECKS: tuple[Check, ...] = (
     check_exception_paths,
     check_bookkeeping,
     check_leases,
+    check_pooler,
 )
 
 

@@ -280,6 +280,23 @@ CATALOG: tuple[Rule, ...] = (
         "`pgwarden leases retire --yes`: ends their sessions, reassigns and revokes in every database and "
         "drops them, in batches, as a non-superuser admin.",
     ),
+    Rule(
+        "pooler.auth-user-superuser",
+        "critical",
+        "PgBouncer's auth_user is a superuser",
+        "PgBouncer keeps the auth_user's password in its auth_file and a session as it: whoever reads the "
+        "file or takes over the pooler is a superuser. A lookup routine needs no such power.",
+        "ALTER ROLE ... NOSUPERUSER; `pgwarden apply` installs the lookup routine it calls instead.",
+    ),
+    Rule(
+        "pooler.auth-user-reads-secrets",
+        "critical",
+        "PgBouncer's auth_user reads password verifiers itself",
+        "SELECT on pg_authid.rolpassword or pg_shadow.passwd (a grant, or a membership such as "
+        "pg_read_all_data) gives every role's verifier, superusers' included, to whoever holds the "
+        "auth_user's password: the lookup routine's limits mean nothing.",
+        "REVOKE the membership or the grant (the fix names it); the auth_user needs EXECUTE on the routine only.",
+    ),
 )
 
 #: Drift rule ids: one per plan action, with the severity of what the step would repair.
@@ -308,6 +325,8 @@ DRIFT_SEVERITY: dict[str, Severity] = {
     "role-comment": "low",
     # a retired role still exists (its objects, grants and logins with it)
     "retire-role": "medium",
+    # PgBouncer's lookup routine is missing or was changed: logins through PgBouncer fail, or it leaks
+    "pooler": "high",
 }
 DRIFT_CATALOG: tuple[Rule, ...] = tuple(
     Rule(
