@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 #: The routine's name and shape are PgBouncer's documented ones (auth_query's example).
 FUNCTION = "user_lookup"
-ARGUMENTS = "i_username text"
+ARGUMENTS = "i_username text, OUT uname text, OUT phash text"
 SEARCH_PATH = "search_path=pg_catalog, pg_temp"
 
 #: Its body: the verifier of a login that is not a superuser and whose VALID UNTIL has not passed;
