@@ -236,3 +236,21 @@ def test_check_flags_an_auth_user_that_reads_verifiers_and_apply_refuses_a_super
         assert lines[1].startswith("hint: ") and len(lines) == 2
     finally:
         admin_conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(bouncer))
+
+
+def test_a_non_superuser_admin_is_told_the_routine_needs_a_superuser_and_nothing_changes(
+    setup: Setup, admin_conn: psycopg.Connection[Any], unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    s = setup
+    adm = pg_cleanup.role(unique_name("adm"))
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD 'adm-pw-991'").format(sql.Identifier(adm)))
+    admin_conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(s.owner), sql.Identifier(adm)))
+    with psycopg.connect(db_conninfo(s.admin_dsn, s.db), autocommit=True) as conn:
+        conn.execute('DROP FUNCTION "pgbouncer"."user_lookup"(text)')
+    adm_dsn = role_conninfo(s.admin_dsn, adm, "adm-pw-991", "postgres")
+    checked = run_cli(["check", "--format", "json", "-c", str(s.path), "--dsn", adm_dsn], env=s.env)
+    assert "drift.pooler" in {f["rule"] for f in checked.json()["findings"]}, str(checked)
+    refused = run_cli(["apply", "--yes", "-c", str(s.path), "--dsn", adm_dsn], env=s.env)
+    assert refused.exit_code == 2 and "superuser" in refused.stderr, str(refused)
+    with psycopg.connect(db_conninfo(s.admin_dsn, s.db), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname = 'user_lookup'").fetchone() == (0,)

@@ -7,7 +7,7 @@ for hundreds of roles at a time: each statement names a whole batch (REASSIGN OW
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
@@ -17,7 +17,7 @@ from pgwarden.errors import ApplyError, ApplyInterrupted, PolicyError, Privilege
 from pgwarden.fetch import fetch
 from pgwarden.leases import leased_roles
 from pgwarden.plan.authority import Authority
-from pgwarden.retirement import _connect_error
+from pgwarden.retirement import connect_error
 from pgwarden.rows import ExpiredRow, HoldingRow
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def plan_cleanup(session: Session, snap: Snapshot, pattern: str | None = None) -
         membership_options=snap.caps.membership_options,
     )
     blockers = _blockers(session, auth, cleanup, rows)
-    return LeaseCleanup(**{**cleanup.__dict__, "blockers": tuple(blockers)})
+    return replace(cleanup, blockers=tuple(blockers))
 
 
 def _blockers(session: Session, auth: Authority, cleanup: LeaseCleanup, rows: list[HoldingRow]) -> list[str]:
@@ -107,7 +107,7 @@ def _blockers(session: Session, auth: Authority, cleanup: LeaseCleanup, rows: li
             out.append(f"database {db} does not allow connections (datallowconn is false)")
         elif not row.may_connect:
             out.append(f"the admin has no CONNECT on database {db}")
-        elif (error := _connect_error(session, db)) is not None:
+        elif (error := connect_error(session, db)) is not None:
             out.append(f"cannot connect to database {db}: {error}")
     if auth.superuser:
         return out
