@@ -11,6 +11,7 @@ from pgwarden.connect import connect, conninfo_for, scrub
 from pgwarden.errors import ApplyError, ApplyInterrupted, PrivilegeError
 from pgwarden.hooks import ApplyHooks
 from pgwarden.plan import Phase, Plan, Step, missing_database_note
+from pgwarden.pooler import refuse_superuser as refuse_superuser_auth_user
 from pgwarden.retirement import prepare_retirement
 from pgwarden.session import Session
 
@@ -95,7 +96,9 @@ def apply(
             try:
                 # the database part is planned again under the lock; here only roles, CREATE DATABASE and
                 # what the admin may do matter, so big groups need not be named
-                first = session.plan(session.snapshot(secrets=secrets, names=False), secrets)
+                snap = session.snapshot(secrets=secrets, names=False)
+                refuse_superuser_auth_user(session.policy, snap)  # [pgbouncer]: before anything runs
+                first = session.plan(snap, secrets)
                 result = ApplyResult(first, notes=list(first.notes))
                 hooks.before(session, first)
                 if first.unprivileged and not skip_unprivileged:

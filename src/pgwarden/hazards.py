@@ -10,6 +10,7 @@ from pgwarden.fetch import fetch
 from pgwarden.rows import (
     CreateRow,
     FunctionRow,
+    LeaseRow,
     OutsideHazardRow,
     OwnedRow,
     PathRow,
@@ -39,6 +40,8 @@ class HazardData:
     owner_reach: tuple[PathRow, ...] = ()  # the owner's and deploy logins' paths
     schema_create: tuple[SchemaCreateRow, ...] = ()
     user_mappings: tuple[UserMappingRow, ...] = ()
+    #: the leased logins ([[leased]]) that exist: expired or not, what they own and are granted here
+    leased: tuple[LeaseRow, ...] = ()
     #: the access model's facts about the policy's excepted tables and what exposes them (None: no exception)
     access: Facts | None = None
 
@@ -57,6 +60,7 @@ class HazardData:
 _ROW_TYPES: dict[str, type[Any]] = {
     "memberships": PathRow,
     "owned": OwnedRow,
+    "leased": LeaseRow,
     "privileges": CreateRow,
     "functions": FunctionRow,
     "rls": RlsRow,
@@ -90,8 +94,9 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
         **_outside(conn, roles, owners + deploy),
     )
     from pgwarden.access.facts import read_exception_facts
+    from pgwarden.leases import read_leases
 
-    return replace(data, access=read_exception_facts(conn, policy))
+    return replace(data, access=read_exception_facts(conn, policy), leased=read_leases(conn, policy, snap))
 
 
 def _outside(conn: psycopg.Connection[Any], access: list[int], owners: list[int]) -> dict[str, list[Any]]:

@@ -53,7 +53,7 @@ def survey(session: Session, snap: Snapshot) -> Survey:
             databases[row.database] = DatabaseAccess(row.database, row.allows_connections, row.may_connect)
     for name, access in databases.items():
         if access.allows_connections and access.may_connect and name != admin_db:
-            databases[name] = replace(access, error=_connect_error(session, name))
+            databases[name] = replace(access, error=connect_error(session, name))
     sessions = {r.role: r.sessions for r in fetch(admin, "retire_sessions", SessionCountRow, {"names": list(roles)})}
     return Survey(
         {oid: {db: tuple(h) for db, h in by_db.items()} for oid, by_db in holdings.items()},
@@ -64,7 +64,8 @@ def survey(session: Session, snap: Snapshot) -> Survey:
     )
 
 
-def _connect_error(session: Session, database: str) -> str | None:
+def connect_error(session: Session, database: str) -> str | None:
+    """What connecting to `database` as the admin says, when it fails (pg_hba, too many connections)."""
     try:
         connect(conninfo_for(session.dsn, dbname=database), what=f"database {database}", connect_timeout=5).close()
     except PgwardenError as exc:

@@ -306,3 +306,23 @@ class LabelColumnRow:
     schema: str
     table: str
     column: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRow:
+    """queries/lease_state.sql: a leased login, whether it expired, and what it owns and is granted here."""
+
+    role: int
+    name: str
+    expired: bool
+    owns: list[str]
+    grants: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredRow:
+    """queries/lease_expired.sql: a leased login past its VALID UNTIL."""
+
+    role: int
+    name: str
+    superuser: bool

@@ -14,6 +14,7 @@ from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import ConnectError, PgwardenError
 from pgwarden.plan import groups_to_name, plan
 from pgwarden.policy import Policy
+from pgwarden.pooler import with_pooler
 from pgwarden.resolve import resolve as resolve_names
 from pgwarden.scopes import Scopes
 from pgwarden.snapshot import Snapshot, inspect, with_names
@@ -182,6 +183,8 @@ class Session:
             detailed=detailed,
             bookkeeping=(bookkeeping.tables(p), bookkeeping.schemas(p)),
         )
+        if p.pgbouncer is not None and snap.database is not None:
+            snap = with_pooler(conn, p, snap)
         # big groups that need changes are named in one more query, so that apply can grant on
         # lists of objects; a compliant database needs none. The objects of schemas the policy
         # treats one by one (listed tables, exceptions) are always named.

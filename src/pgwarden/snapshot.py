@@ -25,6 +25,8 @@ from pgwarden.rows import ObjectKind as ObjectKind  # the kinds of grouped objec
 if TYPE_CHECKING:
     import psycopg
 
+    from pgwarden.pooler import PoolerState
+
 #: Objects listed by name in a group when the group is at most this big (bigger groups are fixed
 #: with one `... ON ALL ... IN SCHEMA` statement).
 NAME_THRESHOLD = 200
@@ -256,6 +258,8 @@ class Snapshot:
     superuser_settings: frozenset[str] = frozenset()
     #: the bookkeeping parameters of objects.sql (table names, schema oids), for with_names
     bookkeeping: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
+    #: [pgbouncer]'s lookup routine and what its auth_user reads (pgwarden.pooler); None: no [pgbouncer]
+    pooler: PoolerState | None = None
 
     @property
     def database_exists(self) -> bool:

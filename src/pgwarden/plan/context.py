@@ -39,7 +39,8 @@ class PlanContext:
     def of(
         cls, policy: Policy, snap: Snapshot, verifiers: Mapping[str, str] | None = None, *, additive: bool = False
     ) -> PlanContext:
-        roles = frozenset(policy.ignore.roles)
+        # the issuers of leased logins hold CONNECT (and ADMIN on the group) by design: left alone
+        roles = frozenset(policy.ignore.roles) | {lease.issuer for lease in policy.leased if lease.issuer}
         auth = Authority.of(snap)
         return cls(policy, snap, auth, policy.owner.name, roles, dict(verifiers or {}), additive, Scopes.of(policy))
 

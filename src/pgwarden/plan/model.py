@@ -61,6 +61,7 @@ class Action(enum.StrEnum):
     ROLE_ATTRIBUTE = "role-attribute"  # CONNECTION LIMIT, VALID UNTIL
     ROLE_COMMENT = "role-comment"
     MEMBERSHIP_OPTIONS = "membership-options"  # INHERIT / SET / ADMIN OPTION of a member's membership
+    POOLER = "pooler"  # [pgbouncer]'s lookup routine (plan/pooler.py)
     RETIRE_ROLE = "retire-role"  # its `change` says which part: nologin, terminate, reassign, drop-owned, ...
 
 

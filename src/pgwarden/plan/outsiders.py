@@ -40,10 +40,12 @@ class Entry:
 def trusted(policy: Policy, snap: Snapshot) -> set[str]:
     """Roles outside the policy whose memberships are not findings: superusers (they are every role
     anyway), the admin running pgwarden (the plan makes a non-superuser admin a member of the owner),
-    the roles the policy ignores and those it retires (plan/retire.py takes their memberships)."""
+    the roles the policy ignores and those it retires (plan/retire.py takes their memberships), and
+    the issuers of leased logins."""
     out = {r.name for r in snap.roles.values() if r.superuser}
     out.add(snap.server.current_role)
     out |= set(policy.ignore.roles) | {r.name for r in policy.retired}
+    out |= {lease.issuer for lease in policy.leased if lease.issuer}  # ADMIN on the group is its job
     out.add("pg_database_owner")  # its only member is the database's owner
     return out
 
@@ -63,6 +65,8 @@ def entries(policy: Policy, snap: Snapshot) -> list[Entry]:
     for e in sorted(edges, key=lambda e: (e.role not in deploy, e.role, e.member)):
         if e.role not in inside or e.member in inside or e.member in skip:
             continue
+        if any(lease.group == e.role and lease.matches(e.member) for lease in policy.leased):
+            continue  # a leased login in its group: what it is made for (rules/leases.py checks the rest)
         paths = _members_of(e.member, down, snap)
         role = snap.role_by_name.get(e.member)
         out.append(

@@ -20,7 +20,7 @@ from pgwarden.policy.v2 import PolicyFileV2
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column \d+\)\s*$")
 
 #: Keys a version 1 file may not use: they need `version = 2` (docs/policy.md).
-_V2_ONLY_TOP = ("members", "profiles", "retired", "roles", "databases")
+_V2_ONLY_TOP = ("members", "profiles", "retired", "roles", "databases", "leased", "pgbouncer")
 _V2_ONLY_ROLE = ("connection_limit", "valid_until", "comment", "settings", "database_settings")
 
 

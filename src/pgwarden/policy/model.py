@@ -18,6 +18,7 @@ from pgwarden.policy.base import _Model as _Model
 from pgwarden.policy.expected import check_expected
 from pgwarden.policy.grants import GrantSpec as GrantSpec
 from pgwarden.policy.grants import ProfileSpec as ProfileSpec
+from pgwarden.policy.leases import LeaseSpec, PgBouncerSpec
 from pgwarden.policy.names import (
     AccessLevel,
     DatabaseName,
@@ -188,6 +189,9 @@ class Policy(_Model):
     #: time-bound access (pgwarden.policy.temporary; docs/change-control.md)
     temporary: tuple[TemporarySpec, ...] = ()
     break_glass: BreakGlassSpec = BreakGlassSpec()
+    #: logins other systems issue, and PgBouncer's auth_user (pgwarden.policy.leases)
+    leased: tuple[LeaseSpec, ...] = ()
+    pgbouncer: PgBouncerSpec | None = None
 
     @model_validator(mode="after")
     def _labels(self) -> Policy:

@@ -204,7 +204,7 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
         out += [
             "retired = [" + ", ".join(_toml_value(r.model_dump(exclude_defaults=True)) for r in policy.retired) + "]"
         ]
-    switches = _switches_toml(policy)
+    switches = _switches_toml(policy) + _systems_toml(policy)
     if notes.get("hardening"):  # why a switch is off (init --from-database)
         at = switches.index("[hardening]") + 1
         switches[at:at] = [f"# {line}" for line in notes["hardening"]]
@@ -233,4 +233,15 @@ def _roles_toml(policy: Policy, notes: dict[str, list[str]]) -> list[str]:
                 value = [m.role for m in members] if plain else [_membership(m) for m in members]
                 out.append(f"{key} = {_toml_value(value)}")
         out += _attributes_toml(spec)
+    return out
+
+
+def _systems_toml(policy: Policy) -> list[str]:
+    """[[leased]] and [pgbouncer], when the policy has them (docs/leased-logins.md, docs/pgbouncer.md)."""
+    out: list[str] = []
+    for lease in policy.leased:
+        out += ["", "[[leased]]", *(f"{k} = {_toml_value(v)}" for k, v in lease.model_dump(exclude_none=True).items())]
+    if policy.pgbouncer is not None:
+        out += ["", "[pgbouncer]"]
+        out += [f"{k} = {_toml_value(v)}" for k, v in policy.pgbouncer.model_dump().items()]
     return out

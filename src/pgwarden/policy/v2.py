@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from pgwarden.policy.leases import LeaseSpec, PgBouncerSpec
 from pgwarden.policy.model import (
     AccessSpec,
     ApplySpec,
@@ -26,6 +27,7 @@ from pgwarden.policy.model import (
 )
 from pgwarden.policy.names import EnvName, Mode, RoleName
 from pgwarden.policy.patterns import check_entries
+from pgwarden.policy.systems import check_systems
 from pgwarden.policy.temporary import BreakGlassSpec, TemporarySpec
 
 #: Profiles every policy has (pgwarden.profiles defines what they give).
@@ -69,6 +71,8 @@ class PolicyFileV2(_Model):
     labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     temporary: tuple[TemporarySpec, ...] = ()
     break_glass: BreakGlassSpec = BreakGlassSpec()
+    leased: tuple[LeaseSpec, ...] = ()
+    pgbouncer: PgBouncerSpec | None = None
 
     @field_validator("retired", mode="before")
     @classmethod
@@ -84,6 +88,7 @@ class PolicyFileV2(_Model):
         self._check_roles()
         self._check_databases()
         self._check_labels()
+        check_systems(self)
         return self
 
     def _check_profiles(self) -> None:
@@ -236,6 +241,8 @@ class PolicyFileV2(_Model):
                 labels=self.labels,
                 temporary=self.temporary,
                 break_glass=self.break_glass,
+                leased=self.leased,
+                pgbouncer=self.pgbouncer,
             ).with_levels()
             for db in self.databases
         ]

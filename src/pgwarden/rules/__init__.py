@@ -10,9 +10,11 @@ from pgwarden.rules.catalog import CATALOG, DRIFT_CATALOG, DRIFT_SEVERITY, RULES
 from pgwarden.rules.cluster import check_outside_grants, check_user_mappings
 from pgwarden.rules.common import Check
 from pgwarden.rules.exceptions import check_exception_paths
+from pgwarden.rules.leases import check_leases
 from pgwarden.rules.memberships import check_owner_memberships
 from pgwarden.rules.objects import check_access_owns, check_default_acls, check_ownership
 from pgwarden.rules.outsiders import check_outsiders
+from pgwarden.rules.pooler import check_pooler
 from pgwarden.rules.privileges import (
     check_create,
     check_definer_readonly,
@@ -46,6 +48,8 @@ CHECKS: tuple[Check, ...] = (
     check_outsiders,
     check_exception_paths,
     check_bookkeeping,
+    check_leases,
+    check_pooler,
 )
 
 

@@ -251,6 +251,52 @@ CATALOG: tuple[Rule, ...] = (
         "REVOKE the writing privileges (apply does: access roles keep at most SELECT on these tables "
         "unless [hardening] protect_bookkeeping = false).",
     ),
+    Rule(
+        "lease.direct-grant",
+        "high",
+        "A leased login holds privileges of its own",
+        "Logins a system issues (Vault/OpenBao, Teleport) should get their rights from their group only. "
+        "A privilege granted to one by name stays in the object's ACL until revoked by name: revocation "
+        "statements that clean schema public only leave them behind, and thousands of such entries make "
+        "the ACLs too big for any GRANT to run.",
+        "DROP OWNED BY the login (after REASSIGN OWNED when it owns something); grant to the group instead.",
+    ),
+    Rule(
+        "lease.owns-objects",
+        "high",
+        "A leased login owns objects",
+        "An owner can alter, drop and grant its objects whatever the policy says, and a login that owns "
+        "something cannot be dropped: its revocation fails, or DROP OWNED drops the objects with it.",
+        "REASSIGN OWNED BY the login TO the owner, then DROP OWNED BY it (`pgwarden leases retire` does both "
+        "for expired ones).",
+    ),
+    Rule(
+        "lease.expired",
+        "medium",
+        "Expired leased logins still exist",
+        "VALID UNTIL refuses password logins only: sessions already open, certificate or trust logins and "
+        "SET ROLE by its members go on, and so do its grants. A secrets engine that failed to revoke leaves "
+        "thousands of them behind.",
+        "`pgwarden leases retire --yes`: ends their sessions, reassigns and revokes in every database and "
+        "drops them, in batches, as a non-superuser admin.",
+    ),
+    Rule(
+        "pooler.auth-user-superuser",
+        "critical",
+        "PgBouncer's auth_user is a superuser",
+        "PgBouncer keeps the auth_user's password in its auth_file and a session as it: whoever reads the "
+        "file or takes over the pooler is a superuser. A lookup routine needs no such power.",
+        "ALTER ROLE ... NOSUPERUSER; `pgwarden apply` installs the lookup routine it calls instead.",
+    ),
+    Rule(
+        "pooler.auth-user-reads-secrets",
+        "critical",
+        "PgBouncer's auth_user reads password verifiers itself",
+        "SELECT on pg_authid.rolpassword or pg_shadow.passwd (a grant, or a membership such as "
+        "pg_read_all_data) gives every role's verifier, superusers' included, to whoever holds the "
+        "auth_user's password: the lookup routine's limits mean nothing.",
+        "REVOKE the membership or the grant (the fix names it); the auth_user needs EXECUTE on the routine only.",
+    ),
 )
 
 #: Drift rule ids: one per plan action, with the severity of what the step would repair.
@@ -279,6 +325,8 @@ DRIFT_SEVERITY: dict[str, Severity] = {
     "role-comment": "low",
     # a retired role still exists (its objects, grants and logins with it)
     "retire-role": "medium",
+    # PgBouncer's lookup routine is missing or was changed: logins through PgBouncer fail, or it leaks
+    "pooler": "high",
 }
 DRIFT_CATALOG: tuple[Rule, ...] = tuple(
     Rule(
