@@ -191,8 +191,11 @@ def _expected(
         if privilege not in held_on(mine, kind, schema):
             return 0
         # migration bookkeeping tables (always named): at most SELECT, whatever the schema's profile
-        books = [o for g in groups if g.bookkeeping for o in g.objects or ()]
-        return total - sum(1 for o in books if privilege not in held_on(mine, kind, schema, o.name))
+        books = [o for g in groups if g.bookkeeping for o in g.objects or ()]  # and their sequences (args: the table)
+        seq = kind == "sequence"
+        return total - sum(
+            1 for o in books if privilege not in held_on(mine, kind, schema, o.name, o.args if seq else None)
+        )
     return sum(
         1
         for g in groups

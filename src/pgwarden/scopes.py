@@ -135,6 +135,10 @@ class Scopes:
                 out |= privs
         if kind_name == "table" and name is not None and self.is_bookkeeping(schema, name):
             out &= _READ  # the migration history is the owner's to write
+        if kind_name == "sequence" and (
+            schema in self.bookkeeping[1] or (table and self.is_bookkeeping(schema, table))
+        ):
+            out &= _READ  # its sequence too: nextval/setval write the history's keys
         return out
 
     @staticmethod

@@ -51,6 +51,9 @@ class Prober:
             self._detailed[target.schema] = self.rights.scopes.detailed(target.schema)
         one_by_one = target.what in ("schema", "database", "column") or self._detailed[target.schema]
         one_by_one = one_by_one or self.rights.scopes.is_bookkeeping(target.schema, target.name)  # SELECT at most
+        one_by_one = one_by_one or bool(
+            target.owned_by and self.rights.scopes.is_bookkeeping(target.schema, target.owned_by)
+        )
         name, col = (target.name, target.col) if one_by_one else ("", None)
         key = (action.name, action.on, target.schema, name, col, inquiry)
         if key not in self._expected:

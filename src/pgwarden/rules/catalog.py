@@ -242,14 +242,15 @@ CATALOG: tuple[Rule, ...] = (
     Rule(
         "bookkeeping.writable",
         "high",
-        "A role other than the owner can write a migration bookkeeping table",
+        "A role other than the owner can write a migration bookkeeping table or its sequence",
         "django_migrations, schema_migrations (dbmate, golang-migrate, ActiveRecord), ar_internal_metadata, "
         "flyway_schema_history, alembic_version, databasechangelog(lock), knex_migrations(_lock), "
         "_prisma_migrations and Sqitch's registry schema record which migrations ran. A role that can write "
         "one can mark a migration applied so that it never runs (a security fix skipped) or unapplied so "
-        "that it runs again.",
-        "REVOKE the writing privileges (apply does: access roles keep at most SELECT on these tables "
-        "unless [hardening] protect_bookkeeping = false).",
+        "that it runs again. USAGE or UPDATE on such a table's sequence (django_migrations_id_seq) lets it "
+        "move the history's keys with nextval() and setval().",
+        "REVOKE the writing privileges (apply does: access roles keep at most SELECT on these tables and "
+        "their sequences unless [hardening] protect_bookkeeping = false).",
     ),
 )
 
