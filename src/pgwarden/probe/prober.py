@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pgwarden.policy import Policy
 from pgwarden.probe.actions import BOUNDED, BY_NAME, Action, stages
 from pgwarden.probe.model import Attempt, Outcome
+from pgwarden.probe.refresh import try_refreshes
 from pgwarden.probe.rights import Rights
 from pgwarden.probe.targets import Target, Targets
 
@@ -96,6 +97,7 @@ class Prober:
                     statement = action.statement(target, self.tag)
                     if statement is not None:
                         self.attempt(action, target.label, statement, self._allows(action, target))
+        try_refreshes(self)  # only where the policy declares materialized views a role refreshes
         self.flush()
 
     def attempt(self, action: Action, obj: str, statement: sql.Composed, expected: bool) -> None:
