@@ -101,7 +101,7 @@ def test_a_declared_refresh_fails_before_apply_and_works_after_for_that_view_onl
     # that view only, that role only
     assert (error := _refresh(split, split.app, "other", pg_version)) and error.startswith("42501"), error
     assert (error := _refresh(split, split.readonly, "totals", pg_version)) and error.startswith("42501"), error
-    assert _findings(split) == []
+    assert _findings(split) == [], [f["message"] for f in _findings(split)]
     split.assert_clean()
     probe = split.cli("probe", "--format", "json")
     assert probe.exit_code == 0, str(probe)
@@ -127,7 +127,7 @@ def test_the_refresh_routine_refuses_what_is_not_declared_and_a_changed_one_is_f
     with split.login(split.owner) as owner:  # a routine that refreshes whatever it is given
         owner.execute(
             sql.SQL(
-                "CREATE OR REPLACE FUNCTION {}(matview regclass, concurrently boolean DEFAULT false) RETURNS void "
+                "CREATE OR REPLACE FUNCTION {}(matview regclass, concurrent boolean DEFAULT false) RETURNS void "
                 "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp "
                 "AS $$ BEGIN EXECUTE format('REFRESH MATERIALIZED VIEW %s', matview); END $$"
             ).format(routine)

@@ -12,7 +12,7 @@ from pgwarden.policy import Policy, split_qualified
 from pgwarden.policy.refresh import ROUTINE_PREFIX
 
 #: The routine's arguments as pg_get_function_identity_arguments prints them.
-ARGS = "matview regclass, concurrently boolean"
+ARGS = "matview regclass, concurrent boolean"
 #: Its fixed search_path (pg_proc.proconfig): nothing of the caller's is looked up.
 SEARCH_PATH = "search_path=pg_catalog, pg_temp"
 
@@ -69,7 +69,7 @@ BEGIN
     RAISE EXCEPTION 'pgwarden: % may not refresh %', {role}, matview
       USING ERRCODE = 'insufficient_privilege', HINT = {hint};
   END IF;
-  IF concurrently THEN
+  IF concurrent THEN
     EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW CONCURRENTLY %I.%I', target.nsp, target.rel);
   ELSE
     EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW %I.%I', target.nsp, target.rel);
@@ -89,15 +89,20 @@ def source(refresh: Refresh) -> str:
 
 
 def function(refresh: Refresh) -> sql.Composed:
-    return sql.SQL("{}(matview regclass, concurrently boolean)").format(sql.Identifier(refresh.schema, refresh.routine))
+    return sql.SQL("{}(matview regclass, concurrent boolean)").format(sql.Identifier(refresh.schema, refresh.routine))
 
 
 def create_sql(refresh: Refresh) -> sql.Composed:
-    """CREATE OR REPLACE, run as the owner (who owns the views, hence may refresh them)."""
+    """CREATE OR REPLACE (then owned by the owner, who owns the views, hence may refresh them)."""
     return sql.SQL(
-        "CREATE OR REPLACE FUNCTION {}(matview regclass, concurrently boolean DEFAULT false) RETURNS void "
+        "CREATE OR REPLACE FUNCTION {}(matview regclass, concurrent boolean DEFAULT false) RETURNS void "
         "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {}"
     ).format(sql.Identifier(refresh.schema, refresh.routine), sql.Literal(source(refresh)))
+
+
+def owner_sql(refresh: Refresh, owner: str) -> sql.Composed:
+    """The routine runs with its owner's rights: the policy's owner, who owns the views."""
+    return sql.SQL("ALTER FUNCTION {} OWNER TO {}").format(function(refresh), sql.Identifier(owner))
 
 
 def revoke_sql(refresh: Refresh, others: tuple[str, ...]) -> sql.Composed:

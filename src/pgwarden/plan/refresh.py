@@ -8,7 +8,17 @@ from pgwarden.plan.context import PlanContext
 from pgwarden.plan.model import Action, Need, Phase, Step
 from pgwarden.plan.model import Requirement as R
 from pgwarden.policy import Policy
-from pgwarden.refresh import ARGS, SEARCH_PATH, Refresh, create_sql, declared, grant_sql, revoke_sql, source
+from pgwarden.refresh import (
+    ARGS,
+    SEARCH_PATH,
+    Refresh,
+    create_sql,
+    declared,
+    grant_sql,
+    owner_sql,
+    revoke_sql,
+    source,
+)
 from pgwarden.snapshot import RefreshRoutine, Snapshot
 
 
@@ -68,10 +78,11 @@ def plan_refresh(ctx: PlanContext) -> None:
             f"{refresh.role} may refresh {', '.join(f'{refresh.schema}.{v}' for v in refresh.views)}: before "
             f"PostgreSQL 17 only the owner may, through this routine ({'; '.join(wrong)})"
         )
-        statements = [create_sql(refresh)]
-        if routine is None:  # new: what CREATE gave by default goes; existing grants are the object planner's
-            statements += [revoke_sql(refresh, others), grant_sql(refresh)]
-        for number, statement in enumerate(statements):
+        statements = [("create", create_sql(refresh))]
+        if routine is None:  # new: made by the admin, given to the owner; what CREATE gave by default goes
+            statements += [("alter-owner", owner_sql(refresh, ctx.owner)), ("revoke", revoke_sql(refresh, others))]
+            statements += [("grant", grant_sql(refresh))]  # existing grants are the object planner's
+        for change, statement in statements:
             ctx.add(
                 Step(
                     Phase.DATABASE,
@@ -83,7 +94,7 @@ def plan_refresh(ctx: PlanContext) -> None:
                     needs=None if ctx.auth.acts_as(ctx.owner) else Need.of((R.MEMBERSHIP, ctx.owner)),
                     allowed=ctx.auth.acts_as(ctx.owner),
                     subject=subject(refresh),
-                    change=("create", "revoke", "grant")[number],
+                    change=change,
                 )
             )
 

@@ -12,7 +12,7 @@ from pgwarden.hazards import HazardData
 from pgwarden.plan.model import acl_subject
 from pgwarden.plan.refresh import default_grantees, installed, problems, subject
 from pgwarden.policy import Policy
-from pgwarden.refresh import create_sql, declared, grant_sql, revoke_sql
+from pgwarden.refresh import create_sql, declared, grant_sql, owner_sql, revoke_sql
 from pgwarden.rules.common import finding, q
 from pgwarden.snapshot import Snapshot
 
@@ -60,7 +60,12 @@ def check_refresh(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Fi
             *(e for e in (routine.executors if routine else ()) if e != "PUBLIC"),
         )
         fix = sql.SQL(";\n").join(
-            [create_sql(refresh), revoke_sql(refresh, tuple(dict.fromkeys(others))), grant_sql(refresh)]
+            [
+                create_sql(refresh),
+                owner_sql(refresh, policy.owner.name),
+                revoke_sql(refresh, tuple(dict.fromkeys(others))),
+                grant_sql(refresh),
+            ]
         )
         yield finding(
             "refresh.missing",
