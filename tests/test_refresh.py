@@ -103,6 +103,8 @@ def test_a_declared_refresh_fails_before_apply_and_works_after_for_that_view_onl
     assert (error := _refresh(split, split.readonly, "totals", pg_version)) and error.startswith("42501"), error
     assert _findings(split) == [], [f["message"] for f in _findings(split)]
     split.assert_clean()
+    report = split.cli("report", "--format", "json").json()
+    assert report["summary"]["deviations"] == 0, [c for c in report["privileges"] if c["deviation"]]
     probe = split.cli("probe", "--format", "json")
     assert probe.exit_code == 0, str(probe)
     refreshes = [a for a in probe.json()["attempts"] if a["action"] == "refresh"]
@@ -168,3 +170,13 @@ def test_a_misspelt_or_wrong_kind_of_view_is_refused_with_a_hint(split: Split) -
     split.path.write_text("\n".join(line for line in text.splitlines() if "totls" not in line) + "\n", "utf-8")
     plan = split.cli("plan")
     assert plan.exit_code == 2 and "materialized view 'public.items' does not exist" in plan.stderr, str(plan)
+
+
+def test_additive_mode_gives_the_refresh_and_nothing_more(split: Split, pg_version: int) -> None:
+    """Additive apply adds the refresh; the routine's default EXECUTE for PUBLIC (14-16) is no existing
+    grant and goes with it: another role cannot refresh."""
+    _declare(split, "public.totals")
+    split.apply("--mode", "additive")
+    assert _refresh(split, split.app, "totals", pg_version) is None
+    assert (error := _refresh(split, split.readonly, "totals", pg_version)) and error.startswith("42501"), error
+    assert _findings(split) == []

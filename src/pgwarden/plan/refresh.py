@@ -79,8 +79,13 @@ def plan_refresh(ctx: PlanContext) -> None:
             f"PostgreSQL 17 only the owner may, through this routine ({'; '.join(wrong)})"
         )
         statements = [("create", create_sql(refresh))]
-        if routine is None:  # new: made by the admin, given to the owner; what CREATE gave by default goes
-            statements += [("alter-owner", owner_sql(refresh, ctx.owner)), ("revoke", revoke_sql(refresh, others))]
+        # new: made by the admin, given to the owner; the EXECUTE that CREATE gives PUBLIC by default goes
+        # at once (revoke-default: it takes nothing that existed away, so additive mode runs it too)
+        if routine is None:
+            statements += [
+                ("alter-owner", owner_sql(refresh, ctx.owner)),
+                ("revoke-default", revoke_sql(refresh, others)),
+            ]
             statements += [("grant", grant_sql(refresh))]  # existing grants are the object planner's
         for change, statement in statements:
             ctx.add(
