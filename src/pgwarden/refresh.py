@@ -4,12 +4,18 @@ that refreshes the declared views only, and that only that role may run (docs/po
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 
 from pgwarden.policy import Policy, split_qualified
 from pgwarden.policy.refresh import ROUTINE_PREFIX
+
+if TYPE_CHECKING:
+    from pgwarden.scopes import Scopes
+    from pgwarden.snapshot import ObjectGroup
 
 #: The routine's arguments as pg_get_function_identity_arguments prints them.
 ARGS = "matview regclass, concurrent boolean"
@@ -122,3 +128,18 @@ def call_sql(refresh: Refresh, schema: str, view: str, *, concurrently: bool = F
         sql.Literal(sql.Identifier(schema, view).as_string(None)),
         sql.Literal(concurrently),
     )
+
+
+def executable(
+    scopes: Scopes, holders: Iterable[str], schema: str, groups: Iterable[ObjectGroup], held: bool, total: int
+) -> int:
+    """Of the `total` routines of `schema` (`groups`), how many `holders` must be able to run, given
+    whether their profiles give EXECUTE on the schema's routines (`held`): a refresh routine is its role's alone."""
+    mine = set(holders)
+    count = total if held else 0
+    for group in groups:
+        for o in group.objects or ():
+            owner = scopes.refresh_routine_of(schema, f"{o.name}({o.args or ''})")
+            if owner is not None and (owner in mine) != held:
+                count += 1 if owner in mine else -1
+    return count
