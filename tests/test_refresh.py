@@ -180,3 +180,23 @@ def test_additive_mode_gives_the_refresh_and_nothing_more(split: Split, pg_versi
     assert _refresh(split, split.app, "totals", pg_version) is None
     assert (error := _refresh(split, split.readonly, "totals", pg_version)) and error.startswith("42501"), error
     assert _findings(split) == []
+
+
+@pytest.mark.minversion(17)
+def test_among_many_tables_the_view_still_gets_its_grant(split: Split, pg_version: int) -> None:
+    """Over the naming threshold (200 objects of a kind in a schema) the listed view is still granted one
+    by one (a bulk `ON ALL TABLES` would give MAINTAIN on every table)."""
+    with split.login(split.owner) as owner:
+        owner.execute(
+            "DO $$ BEGIN FOR i IN 1..260 LOOP EXECUTE format('CREATE TABLE t%s (id int)', i); END LOOP; END $$"
+        )
+    split.apply()
+    _declare(split, "public.totals")
+    split.apply()
+    assert _refresh(split, split.app, "totals", pg_version) is None
+    assert _refresh(split, split.app, "other", pg_version) is not None
+    with split.login(split.app) as app:  # MAINTAIN on no other table
+        assert app.execute(
+            "SELECT bool_or(has_table_privilege(format('t%s', i), 'MAINTAIN')) FROM generate_series(1, 260) i"
+        ).fetchone() == (False,)
+    split.assert_clean()
