@@ -39,7 +39,9 @@ def shop(
     database = built.database.model_copy(
         update={"refresh": (RefreshSpec(role=app, views=(view,)),), "expected": (view,)}
     )
-    policy = write_policy(tmp_path / "pgwarden.toml", built.model_copy(update={"database": database}))
+    policy = write_policy(
+        tmp_path / "pgwarden.toml", built.model_copy(update={"database": database, "databases": (database,)})
+    )
     secrets = {f"PGWARDEN_PASSWORD_{owner.upper()}": "owner-pw", f"PGWARDEN_PASSWORD_{app.upper()}": "app-pw"}
     assert run_cli(["apply", "-c", str(policy), "--dsn", admin_dsn, "--yes"], env=secrets).exit_code == 0
     site = tmp_path / "shop"
