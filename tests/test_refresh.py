@@ -145,6 +145,26 @@ def test_the_refresh_routine_refuses_what_is_not_declared_and_a_changed_one_is_f
         app.execute(sql.SQL("SELECT {}('public.other'::regclass)").format(routine))
     split.assert_clean()
 
+    # SECURITY INVOKER: the routine refreshes with the app's rights, so not at all
+    function = sql.SQL("{}(regclass, boolean)").format(routine)
+    with split.login(split.owner) as owner:
+        owner.execute(sql.SQL("ALTER FUNCTION {} SECURITY INVOKER").format(function))
+    assert _refresh(split, split.app, "totals", 16) is not None
+    (found,) = _findings(split)
+    assert "not SECURITY DEFINER" in found["message"], found
+    split.apply()
+    assert _refresh(split, split.app, "totals", 16) is None and _findings(split) == []
+
+    # runnable by another role: the readonly role could refresh too
+    with split.login(split.owner) as owner:
+        owner.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(function, sql.Identifier(split.readonly)))
+    assert _refresh(split, split.readonly, "totals", 16) is None  # the hazard: through the app's routine
+    (found,) = _findings(split)
+    assert f"{split.readonly} may run it too" in found["message"], found
+    split.apply()
+    assert _refresh(split, split.readonly, "totals", 16) is not None and _findings(split) == []
+    split.assert_clean()
+
 
 @pytest.mark.minversion(17)
 def test_maintain_revoked_by_hand_is_found_and_its_fix_runs(split: Split, pg_version: int) -> None:

@@ -75,8 +75,9 @@ def plan_refresh(ctx: PlanContext) -> None:
         if not wrong or (routine is not None and snap.role_name(routine.owner) != ctx.owner and len(wrong) == 1):
             continue  # as it should be; or only its owner differs, which the object planner moves
         why = (
-            f"{refresh.role} may refresh {', '.join(f'{refresh.schema}.{v}' for v in refresh.views)}: before "
-            f"PostgreSQL 17 only the owner may, through this routine ({'; '.join(wrong)})"
+            f"the policy lets {refresh.role} refresh {', '.join(f'{refresh.schema}.{v}' for v in refresh.views)}; "
+            f"before PostgreSQL 17 only the owner may, so this owner-owned routine does it for {refresh.role} "
+            f"(now {'; '.join(wrong)})"
         )
         statements = [("create", create_sql(refresh))]
         # new: made by the admin, given to the owner; the EXECUTE that CREATE gives PUBLIC by default goes
@@ -95,7 +96,7 @@ def plan_refresh(ctx: PlanContext) -> None:
                     refresh.label,
                     why,
                     statement,
-                    role=ctx.owner,
+                    role=refresh.role,
                     needs=None if ctx.auth.acts_as(ctx.owner) else Need.of((R.MEMBERSHIP, ctx.owner)),
                     allowed=ctx.auth.acts_as(ctx.owner),
                     subject=subject(refresh),
