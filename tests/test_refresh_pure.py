@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pgwarden.errors import PolicyError
-from pgwarden.policy import parse_policy
+from pgwarden.policy import parse_policy, upgrade
 from pgwarden.refresh import ARGS, Refresh, create_sql, declared, routine_name, source
 from pgwarden.scopes import Scopes
 
@@ -107,3 +107,22 @@ def test_the_routine_checks_names_as_literals() -> None:
     assert "format('REFRESH MATERIALIZED VIEW %I.%I'" in body  # the name is quoted by the server
     statement = create_sql(odd).as_string(None)
     assert "SECURITY DEFINER SET search_path = pg_catalog, pg_temp" in statement
+
+
+def test_a_version_1_file_keeps_its_refresh_through_upgrade() -> None:
+    text = """
+version = 1
+[database]
+name = "shop"
+schemas = ["app"]
+refresh = [{ role = "shop_app", views = ["app.daily"] }]
+[owner]
+name = "shop_owner"
+[[access]]
+name = "shop_app"
+level = "readwrite"
+"""
+    v1 = parse_policy(text, "v1.toml")
+    assert parse_policy(v1.to_toml(), "again.toml").database.refresh == v1.database.refresh
+    v2 = parse_policy(upgrade(v1).to_toml(), "v2.toml")
+    assert v2.version == 2 and v2.database.refresh == v1.database.refresh
