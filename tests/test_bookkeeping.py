@@ -53,6 +53,27 @@ class _Rollback(Exception):
     pass
 
 
+def _sequence_movable(split: Split, *, how: str = "both") -> bool:
+    """Whether the app can move django_migrations' id sequence: nextval() (USAGE or UPDATE) and
+    setval() (UPDATE), each tried as the app and rolled back; True if either works."""
+    calls = {
+        "nextval": "SELECT nextval(pg_get_serial_sequence('django_migrations', 'id'))",
+        "setval": "SELECT setval(pg_get_serial_sequence('django_migrations', 'id'), 1000)",
+    }
+    movable = False
+    with split.login(split.app) as app:
+        for name, statement in calls.items():
+            if how not in ("both", name):
+                continue
+            try:
+                with app.transaction(force_rollback=True):
+                    app.execute(statement)
+                movable = True
+            except psycopg.errors.InsufficientPrivilege:
+                pass
+    return movable
+
+
 def _findings(split: Split) -> list[dict[str, Any]]:
     result = split.cli("check", "--format", "json")
     assert result.exit_code in (0, 1), str(result)
@@ -75,16 +96,20 @@ def test_app_that_can_rewrite_the_migration_history_is_found_and_repaired(split:
             _create(owner, table)
     for table in TABLES:
         assert _writable(split, table), table  # the hazard is real: the app deletes the history
-    found = {f["object"].removeprefix("table ").split(".")[-1].strip('"'): f for f in _findings(split)}
-    assert set(found) == set(TABLES), found
+    assert _sequence_movable(split)  # and it moves django_migrations' keys
+    everything = _findings(split)
+    found = {f["object"].removeprefix("table ").split(".")[-1].strip('"'): f for f in everything}
+    assert set(found) == {*TABLES, "django_migrations_id_seq"}, found  # the sequence too (issue 22)
     assert all(f["role"] == split.app and f["severity"] == "high" for f in found.values())
     assert "rewrite the migration history" in found["django_migrations"]["message"]
+    assert found["django_migrations_id_seq"]["object"].startswith("sequence ")
     check = split.cli("check")
-    assert check.exit_code == 1 and check.stdout.count("bookkeeping.writable") == len(TABLES), check.stdout
+    assert check.exit_code == 1 and check.stdout.count("bookkeeping.writable") == len(TABLES) + 1, check.stdout
 
     split.apply()
     for table in TABLES:
         assert not _writable(split, table), table
+    assert not _sequence_movable(split)
     with split.login(split.app) as app:
         assert app.execute("SELECT count(*) FROM django_migrations").fetchone() == (1,)  # read at start-up
         app.execute("INSERT INTO orders VALUES (1)")  # the app's own tables are as they were
@@ -160,3 +185,33 @@ def test_a_migration_run_as_the_owner_leaves_its_history_to_the_owner(split: Spl
         app.execute("INSERT INTO orders VALUES (1)")  # the migration's other tables are the app's at once
         assert app.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
     assert _findings(split) == []
+
+
+def test_the_history_sequence_granted_by_hand_is_found_and_its_fix_runs(split: Split) -> None:
+    """django_migrations_id_seq: after apply the app can neither nextval() nor setval() it; a grant by
+    hand (USAGE, UPDATE) makes both work again, check says so, and its printed fix takes it back."""
+    with split.login(split.owner) as owner:
+        _create(owner, "django_migrations")
+    assert _sequence_movable(split, how="nextval")  # the schema's default privileges: USAGE
+    split.apply()
+    assert not _sequence_movable(split)
+    with split.login(split.app) as app:
+        assert app.execute("SELECT count(*) FROM django_migrations").fetchone() == (1,)  # still read
+    assert _findings(split) == []
+    split.assert_clean()
+    with split.login(split.owner) as owner:
+        owner.execute(
+            sql.SQL("GRANT USAGE, UPDATE ON SEQUENCE django_migrations_id_seq TO {}").format(sql.Identifier(split.app))
+        )
+    assert _sequence_movable(split, how="nextval") and _sequence_movable(split, how="setval")
+    (found,) = _findings(split)
+    assert found["object"] == "sequence public.django_migrations_id_seq" and found["role"] == split.app, found
+    assert "nextval() and setval()" in found["message"] and "public.django_migrations" in found["message"]
+    fix = found["fix"]
+    assert fix.startswith("REVOKE ") and 'ON SEQUENCE "public"."django_migrations_id_seq"' in fix, fix
+    assert "USAGE" in fix and "UPDATE" in fix and "SELECT" not in fix, fix  # exactly what is extra
+    with split.login(split.owner) as owner:
+        owner.execute(fix)
+    assert not _sequence_movable(split) and _findings(split) == []
+    probe = split.cli("probe")
+    assert probe.exit_code == 0, str(probe)

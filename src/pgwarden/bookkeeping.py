@@ -52,33 +52,45 @@ def is_bookkeeping(policy: Policy, schema: str, name: str) -> bool:
 
 #: Privileges that let a role rewrite a bookkeeping table (rules/bookkeeping.py reports the same ones).
 WRITES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "TRIGGER")
+#: ... or move its sequence (django_migrations_id_seq): nextval, setval.
+SEQUENCE_WRITES = ("USAGE", "UPDATE")
 
-_WRITERS = """SELECT n.nspname, c.relname, a.grantee = 0 AS public, r.rolname,
+#: The bookkeeping tables, and the sequences they own (serial, identity), with what others may write.
+_WRITERS = """WITH books AS (
+    SELECT c.oid, c.relowner, c.relacl, n.nspname, c.relname, c.relkind
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ANY(%(schemas)s) AND (
+        (c.relkind IN ('r', 'p') AND (c.relname = ANY(%(tables)s) OR n.nspname = ANY(%(book_schemas)s)))
+        OR (c.relkind = 'S' AND (n.nspname = ANY(%(book_schemas)s) OR EXISTS (
+            SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+            WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+              AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
+              AND d.deptype IN ('a', 'i') AND t.relname = ANY(%(tables)s)))))
+)
+SELECT b.nspname, b.relname, b.relkind = 'S' AS seq, a.grantee = 0 AS public, r.rolname,
        array_agg(DISTINCT a.privilege_type::text) AS privs
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%(schemas)s)
-  AND (c.relname = ANY(%(tables)s) OR n.nspname = ANY(%(book_schemas)s))
-  AND a.grantee <> c.relowner AND a.privilege_type = ANY(%(writes)s)
-GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 4"""
+FROM books b CROSS JOIN LATERAL aclexplode(b.relacl) a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+WHERE a.grantee <> b.relowner
+  AND a.privilege_type = ANY(CASE WHEN b.relkind = 'S' THEN %(seq_writes)s::text[] ELSE %(writes)s::text[] END)
+GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 3, 2, 5"""
 
 
 def take_back(conn: Connection[Any], policy: Policy) -> list[str]:
     """As the owner, right after a migration created them: revoke what the schema's default privileges
-    gave other roles on the bookkeeping tables (they are the owner's to write). What was revoked, in words."""
+    gave other roles on the bookkeeping tables and their sequences (they are the owner's to write). What was
+    revoked, in words."""
     from psycopg import sql
 
     params = {"schemas": list(policy.database.schemas), "tables": list(tables(policy))}
-    params |= {"book_schemas": list(schemas(policy)), "writes": list(WRITES)}
+    params |= {"book_schemas": list(schemas(policy)), "writes": list(WRITES), "seq_writes": list(SEQUENCE_WRITES)}
     if not params["tables"] and not params["book_schemas"]:
         return []
     done = []
-    for schema, table, public, role, privs in conn.execute(_WRITERS, params).fetchall():
-        held = [p for p in WRITES if p in privs]
+    for schema, table, seq, public, role, privs in conn.execute(_WRITERS, params).fetchall():
+        held = [p for p in (SEQUENCE_WRITES if seq else WRITES) if p in privs]
         who = sql.SQL("PUBLIC") if public else sql.Identifier(role)
-        target = sql.Identifier(schema, table)
-        conn.execute(
-            sql.SQL("REVOKE {} ON TABLE {} FROM {}").format(sql.SQL(", ").join(map(sql.SQL, held)), target, who)
-        )
-        done.append(f"{'PUBLIC' if public else role} may no longer {', '.join(held)} {schema}.{table}")
+        target = sql.SQL("{} {}").format(sql.SQL("SEQUENCE" if seq else "TABLE"), sql.Identifier(schema, table))
+        conn.execute(sql.SQL("REVOKE {} ON {} FROM {}").format(sql.SQL(", ").join(map(sql.SQL, held)), target, who))
+        what = f"the sequence {schema}.{table}" if seq else f"{schema}.{table}"
+        done.append(f"{'PUBLIC' if public else role} may no longer {', '.join(held)} {what}")
     return done

@@ -145,6 +145,7 @@ def _names(policy: Policy, snap: Snapshot) -> Iterator[Name]:
     yield from _grant_names(policy, snap)
     yield from _schema_names(policy, snap)
     yield from _ignored_roles(policy, snap)
+    yield from _refresh_names(policy, snap)
     for resolver in _RESOLVERS:
         yield from resolver(policy, snap)
 
@@ -246,3 +247,22 @@ def _ignored_roles(policy: Policy, snap: Snapshot) -> Iterator[Name]:
     for retired in policy.retired:
         if retired.name not in roles and typo_of(retired.name, others):
             yield Name("retired", retired.name, "role", others, expectable=False)
+
+
+def _refresh_names(policy: Policy, snap: Snapshot) -> Iterator[Name]:
+    """The materialized views of a database's `refresh` (a table or a view by that name is no match:
+    only a materialized view can be refreshed)."""
+    if not policy.database.refresh:
+        return
+    views = _qualified(snap, ("table",), lambda schema, o: f"{schema}.{o.name}" if o.subkind == "m" else "")
+    db = policy.database.name
+    for index, entry in enumerate(policy.database.refresh):
+        for view in entry.views:
+            names = views.get(split_qualified(view)[0])
+            yield Name(
+                f"databases[{db}].refresh[{index}] ({entry.role}).views",
+                view,
+                "materialized view",
+                names or set(),
+                known=names is not None,
+            )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pgwarden.policy import GrantSpec, Policy
+from pgwarden.policy import GrantSpec, Policy, split_qualified
 from pgwarden.profiles import Profile, defined
 
 #: How a grant names PUBLIC (the pseudo-role every role is a member of).
@@ -23,6 +23,8 @@ COLUMN_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "REFERENCES"})
 
 _NOTHING: frozenset[str] = frozenset()
 _READ = frozenset({"SELECT"})
+_EXECUTE = frozenset({"EXECUTE"})
+_MAINTAIN = frozenset({"MAINTAIN"})
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,29 @@ class Scopes:
     members: Mapping[str, tuple[tuple[str, bool], ...]] = field(default_factory=dict)
     #: migration bookkeeping: table names, and schemas whose every table is (pgwarden.bookkeeping)
     bookkeeping: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+    #: role -> the materialized views (`schema.view`) it may refresh (pgwarden.refresh)
+    refresh: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, policy: Policy) -> Scopes:
-        from pgwarden import bookkeeping
+        from pgwarden import bookkeeping, refresh
 
         members = {m.name: tuple((g.role, g.inherit) for g in m.member_of) for m in policy.members}
         books = (frozenset(bookkeeping.tables(policy)), frozenset(bookkeeping.schemas(policy)))
-        return cls(policy.grants(), defined(policy), policy.database.schemas, members, books)
+        views = refresh.views_by_role(policy)
+        return cls(policy.grants(), defined(policy), policy.database.schemas, members, books, views)
+
+    def refresh_routine_of(self, schema: str, routine: str | None) -> str | None:
+        """The role whose refresh routine `routine` (`name(args)`) of `schema` is, if it is one: EXECUTE
+        on it is that role's alone, whatever the profiles give on the schema's routines."""
+        if not self.refresh or routine is None:
+            return None
+        from pgwarden.refresh import ARGS, routine_name
+
+        for role, views in self.refresh.items():
+            if routine == f"{routine_name(role)}({ARGS})" and any(split_qualified(v)[0] == schema for v in views):
+                return role
+        return None
 
     def is_bookkeeping(self, schema: str, table: str) -> bool:
         return table in self.bookkeeping[0] or schema in self.bookkeeping[1]
@@ -111,9 +128,16 @@ class Scopes:
                 out |= self._privs(g, "schema")
         return out
 
+    def refreshed(self, schema: str, name: str) -> bool:
+        """Whether some role may refresh the materialized view `schema.name` (its MAINTAIN grant is then
+        the subject of rule refresh.missing too)."""
+        return any(f"{schema}.{name}" in views for views in self.refresh.values())
+
     def detailed(self, schema: str) -> bool:
-        """Whether some object of `schema` is treated apart (listed tables, exceptions): its objects
-        are then planned one by one, never with `ON ALL ... IN SCHEMA`."""
+        """Whether some object of `schema` is treated apart (listed tables, exceptions, materialized
+        views a role refreshes): its objects are then planned one by one, never with `ON ALL ... IN SCHEMA`."""
+        if any(split_qualified(v)[0] == schema for views in self.refresh.values() for v in views):
+            return True
         return any(schema in g.detailed_schemas for g in self.grants)
 
     # complexity over 10 on purpose: routine, schema-wide, listed and excepted tables, owned sequences: the scope rules
@@ -126,7 +150,11 @@ class Scopes:
         columns: the table-level part. A sequence that belongs to a `table` (serial, identity) goes
         with it: a grant on the table reaches the sequence too, unless the grant excepts the
         sequence by name, and listing the sequence itself works."""
+        if kind_name == "routine" and (owner := self.refresh_routine_of(schema, name)) is not None:
+            return _EXECUTE if role == owner else _NOTHING  # a refresh routine: its role's alone
         out: frozenset[str] = _NOTHING
+        if kind_name == "table" and f"{schema}.{name}" in self.refresh.get(role, ()):
+            out = _MAINTAIN  # a materialized view it refreshes (17+; plan leaves it out before)
         for g in self._of(role):
             privs = self._privs(g, kind_name)
             if privs and self._reaches(g, kind_name, schema, name, table):
@@ -135,6 +163,10 @@ class Scopes:
                 out |= privs
         if kind_name == "table" and name is not None and self.is_bookkeeping(schema, name):
             out &= _READ  # the migration history is the owner's to write
+        if kind_name == "sequence" and (
+            schema in self.bookkeeping[1] or (table and self.is_bookkeeping(schema, table))
+        ):
+            out &= _READ  # its sequence too: nextval/setval write the history's keys
         return out
 
     @staticmethod

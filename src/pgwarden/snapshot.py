@@ -185,6 +185,22 @@ class GuardState:
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshRoutine:
+    """A refresh routine of a managed schema as the database has it (queries/refresh_routines.sql)."""
+
+    schema: str
+    name: str
+    args: str
+    oid: int
+    owner: int
+    source: str
+    security_definer: bool
+    language: str
+    config: list[str]
+    executors: list[str]  # who may run it besides its owner ('PUBLIC' for PUBLIC)
+
+
+@dataclass(frozen=True, slots=True)
 class DefaultAcl:
     role: int
     schema: int  # 0: global entry
@@ -260,6 +276,8 @@ class Snapshot:
     bookkeeping: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
     #: [pgbouncer]'s lookup routine and what its auth_user reads (pgwarden.pooler); None: no [pgbouncer]
     pooler: PoolerState | None = None
+    #: pgwarden's refresh routines in the managed schemas (pgwarden.refresh; read when the database exists)
+    refresh_routines: tuple[RefreshRoutine, ...] = ()
 
     @property
     def database_exists(self) -> bool:
@@ -321,7 +339,9 @@ def inspect(
         RoleSetting(r.role, r.database, tuple(r.settings or ())) for r in fetch(conn, "role_settings", RoleSettingRow)
     )
     outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
+    refresh = fetch(conn, "refresh_routines", RefreshRoutine, {"schemas": managed_oids}) if database else []
     return Snapshot(
+        refresh_routines=tuple(refresh),
         bookkeeping=books,
         outside=outside,
         superuser_settings=superuser_settings,

@@ -26,6 +26,7 @@ from pgwarden.plan.objects import BULK_FACTOR, OBJECTS_PER_STATEMENT, groups_to_
 from pgwarden.plan.outside import plan_outside, plan_owner_memberships
 from pgwarden.plan.outsiders import plan_outsider_memberships
 from pgwarden.plan.pooler import plan_pooler
+from pgwarden.plan.refresh import plan_refresh
 from pgwarden.plan.roles import plan_roles
 from pgwarden.plan.settings import plan_declared_settings, plan_role_settings
 from pgwarden.plan.types import plan_types
@@ -126,6 +127,7 @@ def _plan(ctx: PlanContext, secrets: Mapping[str, str] | None) -> Plan:
     plan_outside(ctx)
     plan_guard(ctx)
     plan_pooler(ctx)
+    plan_refresh(ctx)
     # The admin's own membership in the owner is a means, not drift: alone, it is no change at all
     # (otherwise a non-superuser admin or an auditor role could never see a clean plan).
     admin_step = [s for s in ctx.steps if s.action == Action.GRANT_MEMBERSHIP and s.role == ctx.auth.name]

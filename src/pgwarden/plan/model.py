@@ -57,6 +57,7 @@ class Action(enum.StrEnum):
     DEFAULT_PRIVILEGES = "default-privileges"
     ROLE_SETTING = "role-setting"
     GUARD = "guard"
+    REFRESH_ROUTINE = "refresh-routine"  # 14-16: the routine a role refreshes its materialized views with
     # version 2's declared role state (plan/attributes.py, plan/members.py)
     ROLE_ATTRIBUTE = "role-attribute"  # CONNECTION LIMIT, VALID UNTIL
     ROLE_COMMENT = "role-comment"

@@ -40,7 +40,8 @@ def wanted_for(
     owner = ctx.owner
     expected: dict[Grantee, frozenset[str]] = {owner: frozenset(kind(kind_name).owner_privileges(ctx.snap.caps.major))}
     tolerated: dict[Grantee, frozenset[str]] = {}
-    if kind_name == "routine" and not ctx.policy.hardening.revoke_public_execute:
+    refresh_routine = kind_name == "routine" and ctx.grants.refresh_routine_of(schema, name) is not None
+    if kind_name == "routine" and not ctx.policy.hardening.revoke_public_execute and not refresh_routine:
         # PUBLIC runs them: what the grants give is kept where held, never granted (it adds nothing)
         tolerated[PUBLIC] = frozenset({"EXECUTE"})
         for a in ctx.policy.access:
@@ -49,6 +50,9 @@ def wanted_for(
         for a in ctx.policy.access:
             expected[a.name] = ctx.grants.objects(a.name, kind_name, schema, name, table)
         expected[PUBLIC] = ctx.grants.objects(PUBLIC_ROLE, kind_name, schema, name, table)
+    if kind_name == "table" and ctx.grants.refresh and not ctx.snap.caps.has_maintain:
+        # before 17 a refresh is the refresh routine's (plan/refresh.py): there is no MAINTAIN to grant
+        expected = {who: privs - {"MAINTAIN"} for who, privs in expected.items()}
     return Wanted(expected, tolerated, owner=owner, grantor=owner, ignore=ctx.ignore)
 
 
@@ -213,7 +217,7 @@ def _plan_acl_change(
         text = describe(kind_name, schema, chunk, len(chunk))
         what = text if len(chunk) == 1 else f"these {len(chunk)} {k.plural} of schema {schema}"
         # a bookkeeping table's grant is the hazard rule bookkeeping.writable's subject too: one finding
-        books = len(chunk) == 1 and any(g.bookkeeping for g in groups)
+        books = len(chunk) == 1 and (any(g.bookkeeping for g in groups) or ctx.grants.refreshed(schema, chunk[0].name))
         subject = acl_subject("pg_class", chunk[0].oid, change.grantee) if books else None
         reason = _object_reason(change, what)
         ctx.add(acl_step(change, target, text, reason, allowed, needs, count=len(chunk), subject=subject))

@@ -22,6 +22,8 @@ def policy_names(db: DatabaseSpec) -> set[str]:
             listed: dict[str, tuple[str, ...]] = getattr(grant, key, {})
             names.update(listed)
             names.update(f"{table}.{column}" for table, columns in listed.items() for column in columns)
+    for entry in getattr(db, "refresh", ()):
+        names.update(entry.views)  # materialized views a role may refresh
     return names
 
 

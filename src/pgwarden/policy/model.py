@@ -35,6 +35,7 @@ from pgwarden.policy.names import (
 from pgwarden.policy.names import (
     LocatedError as LocatedError,
 )
+from pgwarden.policy.refresh import RefreshSpec
 from pgwarden.policy.render import render_toml
 from pgwarden.policy.temporary import BreakGlassSpec, TemporarySpec
 
@@ -51,6 +52,8 @@ class DatabaseSpec(_Model):
     #: names the grants use that a migration has not created yet ("app.invoices", a column as
     #: "app.customers.email", a schema): absent, they are noted instead of refused (pgwarden.resolve)
     expected: tuple[str, ...] = ()
+    #: materialized views a role may refresh (pgwarden.refresh: MAINTAIN on 17+, a refresh routine on 14-16)
+    refresh: tuple[RefreshSpec, ...] = ()
 
     @model_validator(mode="after")
     def _unique_schemas(self) -> DatabaseSpec:
@@ -59,6 +62,12 @@ class DatabaseSpec(_Model):
         if len(set(self.schemas)) != len(self.schemas):
             raise ValueError("schemas lists the same schema twice")
         check_expected(self)
+        for index, entry in enumerate(self.refresh):
+            outside = [v for v in entry.views if split_qualified(v)[0] not in self.schemas]
+            if outside:
+                raise LocatedError(
+                    f"{outside[0]} is not in a managed schema of database {self.name}", "refresh", index, "views"
+                )
         for index, grant in enumerate(self.grants):
             outside = [s for s in grant.schemas if s not in self.schemas]
             if outside:
@@ -225,6 +234,22 @@ class Policy(_Model):
         for retired in self.retired:
             if retired.name in seen:
                 raise ValueError(f"role {retired.name!r} is {seen[retired.name]} and cannot be retired")
+        return self
+
+    @model_validator(mode="after")
+    def _refreshers(self) -> Policy:
+        """A refresh is a right of an access role of the policy (one with grants of its own)."""
+        access = {a.name for a in self.access}
+        for index, entry in enumerate(self.database.refresh):
+            if entry.role not in access:
+                raise LocatedError(
+                    f"role {entry.role!r} is not an access role of the policy ([[roles]] without member_of): "
+                    "only those may refresh materialized views",
+                    "database",
+                    "refresh",
+                    index,
+                    "role",
+                )
         return self
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: policy.model imports this module for Policy.to_toml
     from pgwarden.policy.model import AccessSpec, MembershipSpec, MemberSpec, OwnerSpec, Policy
+    from pgwarden.policy.refresh import RefreshSpec
 
 
 def _toml_str(value: str) -> str:
@@ -37,11 +38,23 @@ def render_toml(policy: Policy) -> str:
         f"name = {_toml_str(policy.database.name)}",
         "# Schemas whose objects pgwarden manages (ownership, grants, default privileges).",
         f"schemas = {_toml_list(policy.database.schemas)}",
+        *_refresh_toml(policy.database.refresh),
         "",
     ]
     out += _owner_toml(o, "database")
     out += _access_toml(policy)
     return "\n".join(out + _labels_toml(policy) + _switches_toml(policy))
+
+
+def _refresh_toml(refresh: tuple[RefreshSpec, ...]) -> list[str]:
+    """Materialized views roles may refresh (docs/policy.md#materialized-views-a-role-refreshes)."""
+    if not refresh:
+        return []
+    entries = ", ".join(_toml_value(r.model_dump()) for r in refresh)
+    return [
+        "# Materialized views a role may refresh (MAINTAIN on 17+, a refresh routine before).",
+        f"refresh = [{entries}]",
+    ]
 
 
 def _labels_toml(policy: Policy) -> list[str]:
@@ -190,6 +203,7 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
         out += [f"name = {_toml_str(db.name)}", f"schemas = {_toml_list(db.schemas)}"]
         if db.expected:  # names a migration will create (docs/policy.md#names-a-migration-will-create)
             out.append(f"expected = {_toml_list(db.expected)}")
+        out += _refresh_toml(db.refresh)
         out.append("grants = [")
         said: set[str] = set()  # a role's grants of one profile share their comment: written once
         for grant in db.grants:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pgwarden.policy import Policy
 from pgwarden.probe.actions import BOUNDED, BY_NAME, Action, stages
 from pgwarden.probe.model import Attempt, Outcome
+from pgwarden.probe.refresh import try_refreshes
 from pgwarden.probe.rights import Rights
 from pgwarden.probe.targets import Target, Targets
 
@@ -51,6 +52,9 @@ class Prober:
             self._detailed[target.schema] = self.rights.scopes.detailed(target.schema)
         one_by_one = target.what in ("schema", "database", "column") or self._detailed[target.schema]
         one_by_one = one_by_one or self.rights.scopes.is_bookkeeping(target.schema, target.name)  # SELECT at most
+        one_by_one = one_by_one or bool(
+            target.owned_by and self.rights.scopes.is_bookkeeping(target.schema, target.owned_by)
+        )
         name, col = (target.name, target.col) if one_by_one else ("", None)
         key = (action.name, action.on, target.schema, name, col, inquiry)
         if key not in self._expected:
@@ -93,6 +97,7 @@ class Prober:
                     statement = action.statement(target, self.tag)
                     if statement is not None:
                         self.attempt(action, target.label, statement, self._allows(action, target))
+        try_refreshes(self)  # only where the policy declares materialized views a role refreshes
         self.flush()
 
     def attempt(self, action: Action, obj: str, statement: sql.Composed, expected: bool) -> None:

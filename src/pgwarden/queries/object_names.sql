@@ -18,9 +18,14 @@ obj AS (
     FROM pg_catalog.pg_class c
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
       AND c.relnamespace IN (SELECT schema FROM want)
-      -- bookkeeping tables are groups of their own, named by objects.sql already
+      -- bookkeeping tables and their sequences are groups of their own, named by objects.sql already
       AND NOT (c.relkind IN ('r', 'p') AND (c.relname = ANY(%(bookkeeping)s::text[])
                                             OR c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])))
+      AND NOT (c.relkind = 'S' AND (c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+                          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                            AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
+                            AND d.deptype IN ('a', 'i') AND t.relname = ANY(%(bookkeeping)s::text[]))))
       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend ext
                       WHERE ext.classid = 'pg_catalog.pg_class'::regclass AND ext.objid = c.oid
                         AND ext.deptype = 'e')

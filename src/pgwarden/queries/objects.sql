@@ -6,8 +6,9 @@
 -- aggregated only for the groups that want them, through a hash join. A listed sequence of a
 -- schema in %(detailed)s (the policy treats its objects one by one) carries the table it belongs
 -- to (serial, identity) in place of the routines' arguments: grants on a table reach its sequence.
--- Migration bookkeeping tables (%(bookkeeping)s names, every table of %(bookkeeping_schemas)s) form
--- groups of their own, always named: access roles may not write them (pgwarden.bookkeeping).
+-- Migration bookkeeping tables (%(bookkeeping)s names, every table of %(bookkeeping_schemas)s) and
+-- their sequences form groups of their own, always named (a sequence with its table): access roles
+-- may not write them (pgwarden.bookkeeping).
 WITH obj AS MATERIALIZED (
     SELECT c.oid, c.relnamespace AS schema, c.relowner AS owner,
            CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
@@ -21,7 +22,13 @@ WITH obj AS MATERIALIZED (
                         WHERE linked.classid = 'pg_catalog.pg_class'::regclass AND linked.objid = c.oid
                           AND linked.refobjsubid > 0 AND linked.deptype IN ('a', 'i'))) AS linked,
            (c.relkind IN ('r', 'p') AND (c.relname = ANY(%(bookkeeping)s::text[])
-                                         OR c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[]))) AS bookkeeping
+                                         OR c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])))
+           -- the sequence of a bookkeeping table (serial, identity): nextval/setval write the history too
+           OR (c.relkind = 'S' AND (c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+                          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                            AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
+                            AND d.deptype IN ('a', 'i') AND t.relname = ANY(%(bookkeeping)s::text[])))) AS bookkeeping
     FROM pg_catalog.pg_class c
     LEFT JOIN pg_catalog.pg_depend ext
            ON ext.classid = 'pg_catalog.pg_class'::regclass AND ext.objid = c.oid AND ext.deptype = 'e'
@@ -53,7 +60,7 @@ wanted AS (
 names AS (
     -- grouped by the group's number: ordered aggregates cannot hash, and ACL arrays cannot sort
     SELECT w.gid, json_agg(json_build_array(o.oid, o.name, o.subkind,
-                             CASE WHEN o.kind = 'sequence' AND o.schema = ANY(%(detailed)s::oid[])
+                             CASE WHEN o.kind = 'sequence' AND (o.schema = ANY(%(detailed)s::oid[]) OR o.bookkeeping)
                                   THEN (SELECT t.relname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
                     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = o.oid
                       AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0

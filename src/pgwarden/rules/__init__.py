@@ -22,6 +22,7 @@ from pgwarden.rules.privileges import (
     check_security_definer,
     check_temp,
 )
+from pgwarden.rules.refresh import check_refresh
 from pgwarden.rules.roles import check_attributes, check_memberships, check_owner, check_passwords
 from pgwarden.rules.settings import check_search_path
 from pgwarden.snapshot import Snapshot
@@ -50,6 +51,7 @@ CHECKS: tuple[Check, ...] = (
     check_bookkeeping,
     check_leases,
     check_pooler,
+    check_refresh,
 )
 
 

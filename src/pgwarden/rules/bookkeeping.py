@@ -1,4 +1,4 @@
-"""Hazard rule: a role other than the owner can write a migration bookkeeping table (django_migrations, ...)."""
+"""Hazard rule: a role other than the owner can write a migration bookkeeping table or its sequence."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pgwarden.snapshot import Snapshot
 
 #: What rewrites the history: rows added, changed, removed; a trigger of one's own on it.
 WRITES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "TRIGGER")
+#: On its sequence (django_migrations_id_seq): nextval (USAGE, UPDATE) and setval (UPDATE) move its keys.
+SEQUENCE_WRITES = ("USAGE", "UPDATE")
 
 
 def check_bookkeeping(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
@@ -26,28 +28,42 @@ def check_bookkeeping(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
     for group in snap.objects:
         if not group.bookkeeping:
             continue
+        writes = SEQUENCE_WRITES if group.kind == "sequence" else WRITES
         writers: dict[int, list[str]] = {}
         for g in group.acl:
-            if g.privilege in WRITES and g.grantee not in ignored and (owner is None or g.grantee != owner.oid):
+            if g.privilege in writes and g.grantee not in ignored and (owner is None or g.grantee != owner.oid):
                 writers.setdefault(g.grantee, []).append(g.privilege)
         for obj in group.objects or ():
             schema = schemas.get(group.schema, str(group.schema))
             for grantee, privs in writers.items():
                 who = "PUBLIC" if grantee == 0 else (snap.role_name(grantee) or str(grantee))
-                held = [p for p in WRITES if p in privs]
+                held = [p for p in writes if p in privs]
                 target = sql.Identifier(schema, obj.name)
-                fix = sql.SQL("REVOKE {} ON TABLE {} FROM {}").format(
+                fix = sql.SQL("REVOKE {} ON {} {} FROM {}").format(
                     sql.SQL(", ").join(sql.SQL(p) for p in held),
+                    sql.SQL(group.kind.upper()),
                     target,
                     sql.SQL("PUBLIC") if grantee == 0 else sql.Identifier(who),
                 )
                 yield finding(
                     "bookkeeping.writable",
-                    f"table {q(schema, obj.name)}",
+                    f"{group.kind} {q(schema, obj.name)}",
                     who,
-                    f"{who} can {', '.join(held)} the migration bookkeeping table {q(schema, obj.name)}: it can "
-                    "rewrite the migration history (mark a migration applied so that it never runs, or "
-                    "unapplied so that it runs again); only the owner writes it",
+                    _message(who, held, group.kind, q(schema, obj.name), q(schema, obj.args) if obj.args else None),
                     fix,
                     subject=acl_subject("pg_class", obj.oid, None if grantee == 0 else who),
                 )
+
+
+def _message(who: str, held: list[str], kind: str, name: str, table: str | None) -> str:
+    if kind == "sequence":
+        of = f" of the migration bookkeeping table {table}" if table else " of a migration bookkeeping schema"
+        return (
+            f"{who} can {', '.join(held)} the sequence {name}{of}: nextval() and setval() move the keys of "
+            "the migration history; only the owner writes it"
+        )
+    return (
+        f"{who} can {', '.join(held)} the migration bookkeeping table {name}: it can rewrite the migration "
+        "history (mark a migration applied so that it never runs, or unapplied so that it runs again); only "
+        "the owner writes it"
+    )

@@ -242,14 +242,27 @@ CATALOG: tuple[Rule, ...] = (
     Rule(
         "bookkeeping.writable",
         "high",
-        "A role other than the owner can write a migration bookkeeping table",
+        "A role other than the owner can write a migration bookkeeping table or its sequence",
         "django_migrations, schema_migrations (dbmate, golang-migrate, ActiveRecord), ar_internal_metadata, "
         "flyway_schema_history, alembic_version, databasechangelog(lock), knex_migrations(_lock), "
         "_prisma_migrations and Sqitch's registry schema record which migrations ran. A role that can write "
         "one can mark a migration applied so that it never runs (a security fix skipped) or unapplied so "
-        "that it runs again.",
-        "REVOKE the writing privileges (apply does: access roles keep at most SELECT on these tables "
-        "unless [hardening] protect_bookkeeping = false).",
+        "that it runs again. USAGE or UPDATE on such a table's sequence (django_migrations_id_seq) lets it "
+        "move the history's keys with nextval() and setval().",
+        "REVOKE the writing privileges (apply does: access roles keep at most SELECT on these tables and "
+        "their sequences unless [hardening] protect_bookkeeping = false).",
+    ),
+    Rule(
+        "refresh.missing",
+        "medium",
+        "A role the policy lets refresh a materialized view cannot",
+        "REFRESH MATERIALIZED VIEW needs ownership, or MAINTAIN on PostgreSQL 17+: an app that refreshes a "
+        "view the policy declares (a database's `refresh`) fails until it has one. On 14-16 the refresh is "
+        "an owner-owned SECURITY DEFINER routine (<schema>.pgwarden_refresh_<role>) that refreshes only the "
+        "declared views and only that role may run: one that is missing, changed, not SECURITY DEFINER, "
+        "without a fixed search_path, owned by another role or runnable by others is reported.",
+        "GRANT MAINTAIN on the view to the role (17+), or make the routine again (14-16): `pgwarden apply` "
+        "does either.",
     ),
     Rule(
         "lease.direct-grant",
@@ -317,6 +330,7 @@ DRIFT_SEVERITY: dict[str, Severity] = {
     "role-setting": "high",
     # the guard was dropped, disabled or changed behind pgwarden's back
     "guard": "high",
+    "refresh-routine": "medium",
     # a member that may SET ROLE to, or inherit, a group the policy says it must not, or hands it out
     "membership-options": "high",
     # a connection limit or an expiry the policy declares (an account that should have expired)

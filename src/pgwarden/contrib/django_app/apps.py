@@ -86,17 +86,26 @@ def refuse_migrate_as_runtime(sender: Any, using: str = "default", **kwargs: Any
         )
 
 
-#: Grants on django_migrations that let a role rewrite the migration history (rule bookkeeping.writable).
-_WRITERS = """SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+#: Grants on django_migrations, and on its id sequence, that let a role rewrite the migration history
+#: (rule bookkeeping.writable): the statement that takes each back, names quoted by the server.
+_WRITERS = """SELECT DISTINCT format('REVOKE %s ON %s %s FROM %s',  -- sent without parameters: % is format()'s
+       CASE WHEN c.relkind = 'S' THEN 'USAGE, UPDATE' ELSE 'INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER' END,
+       CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass,
+       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END)
 FROM pg_catalog.pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
 LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-WHERE c.oid = to_regclass('django_migrations') AND a.grantee <> c.relowner
-  AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER')"""
+WHERE a.grantee <> c.relowner AND (
+    (c.oid = to_regclass('django_migrations')
+     AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER'))
+    OR (c.oid = to_regclass(CASE WHEN to_regclass('django_migrations') IS NOT NULL
+                                 THEN pg_catalog.pg_get_serial_sequence('django_migrations', 'id') END)
+        AND a.privilege_type IN ('USAGE', 'UPDATE')))"""
 
 
 def keep_history_the_owners(sender: Any, using: str = "default", **kwargs: Any) -> None:
     """After `migrate` as the owner: django_migrations, created by the first migrate, got the schema's
-    default privileges (the app's INSERT, UPDATE, DELETE); the owner takes them back at once, so that
+    default privileges (the app's INSERT, UPDATE, DELETE, and USAGE on its id sequence); the owner takes
+    them back at once, so that
     the app never can rewrite the history, not even until the next `pgwarden apply`."""
     from django.db import connections
 
@@ -114,5 +123,5 @@ def keep_history_the_owners(sender: Any, using: str = "default", **kwargs: Any) 
         return
     with connections[using].cursor() as cursor:
         cursor.execute(_WRITERS)
-        for (grantee,) in cursor.fetchall():  # quoted by the server (quote_ident)
-            cursor.execute(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER ON django_migrations FROM {grantee}")
+        for (statement,) in cursor.fetchall():  # names quoted by the server (regclass, quote_ident)
+            cursor.execute(statement)

@@ -96,8 +96,9 @@ AUTHENTICATION_BACKENDS = [
 ]
 HAYSTACK_CONNECTIONS = {"default": {"ENGINE": "haystack.backends.simple_backend.SimpleEngine"}}
 OSCAR_THUMBNAILER = "storefront.thumbnails.Original"
-# Oscar refreshes a materialized view when a product's categories change: REFRESH needs MAINTAIN (17+)
-# or ownership; $OSCAR_MATVIEW=0 uses oscar's fallback query instead (docs/django.md).
+# Oscar refreshes a materialized view when a product's categories change: REFRESH needs MAINTAIN (17+),
+# which the policy's `refresh` gives the app role; $OSCAR_MATVIEW=0 uses oscar's fallback query instead
+# (docs/django.md).
 OSCAR_CATALOGUE_USE_POSTGRES_MATERIALISED_VIEWS = os.environ.get("OSCAR_MATVIEW", "1") == "1"
 PGWARDEN_POLICY = os.environ["PGWARDEN_POLICY"]
 DATABASES = {"default": database_settings(PGWARDEN_POLICY)}
