@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 if TYPE_CHECKING:
+    from pgwarden.plan.provider import Impossible
     from pgwarden.plan.retire import Retirement
+    from pgwarden.providers import Detection
 
 #: What a step or a finding is about, so that a drift step and a hazard about the same thing become
 #: one finding: ("owner", catalog, oid), ("role-attributes", role), ("role-password", role),
@@ -197,6 +199,10 @@ class Plan:
     withheld: tuple[Step, ...] = ()
     #: retired roles that still exist: what dropping each one takes, in every database (plan.retire)
     retirements: tuple[Retirement, ...] = ()
+    #: the managed service the server looks like (providers.py); None when planned without one
+    provider: Detection | None = None
+    #: steps the admin cannot run on that service, with why and what to do instead
+    impossible: tuple[Impossible, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -224,4 +230,6 @@ class Plan:
             data["withheld"] = [s.to_dict() for s in self.withheld]
         if self.retirements:  # present only while a retired role exists
             data["retired"] = [r.to_dict() for r in self.retirements]
+        if self.provider is not None:
+            data["provider"] = {**self.provider.to_dict(), "impossible": [i.to_dict() for i in self.impossible]}
         return data
