@@ -231,5 +231,11 @@ class Plan:
         if self.retirements:  # present only while a retired role exists
             data["retired"] = [r.to_dict() for r in self.retirements]
         if self.provider is not None:
-            data["provider"] = {**self.provider.to_dict(), "impossible": [i.to_dict() for i in self.impossible]}
+            data["provider"] = self.provider_dict()
         return data
+
+    def provider_dict(self) -> dict[str, Any] | None:
+        """The provider as JSON (plan, check and report share it), with the steps its admin cannot run."""
+        if self.provider is None:
+            return None
+        return {**self.provider.to_dict(), "impossible": [i.to_dict() for i in self.impossible]}

@@ -141,6 +141,12 @@ def report_styled(report: Report) -> Text:
         legend(),
         "",
     ]
+    if report.provider is not None and report.provider["id"] != "community":
+        p = report.provider
+        lines += [f"provider: {p['name']} ({', '.join(p['signals'])})"]
+        if p["external_roles"]:
+            lines += [f"  its roles, left alone (never altered, revoked or retired): {', '.join(p['external_roles'])}"]
+        lines += [""]
     if report.labelled:
         lines += [Text("labelled columns (every path: pgwarden review)", style="bold underline")]
         lines += [f"  {line}" for line in labelled_lines(report)] + [""]
