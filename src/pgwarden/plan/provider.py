@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pgwarden.errors import PolicyError
-from pgwarden.plan.model import Requirement, Step
+from pgwarden.plan.model import Step
 from pgwarden.policy import Policy
 from pgwarden.policy.model import IgnoreSpec
 from pgwarden.providers import Detection, Provider, detect
@@ -68,27 +68,26 @@ def impossible(found: Detection, steps: Iterable[Step]) -> tuple[Impossible, ...
 
 def _explain(p: Provider, step: Step) -> Impossible:
     need = step.needs
-    roles = [r for r in (need.roles if need else ()) if r]
-    theirs = [r for r in roles if p.owns(r)]
-    if need is not None and theirs and Requirement.PRIVILEGES_OF in need.requires:
+    theirs = [r for r in (need.roles if need else ()) if r and p.owns(r)]
+    if need is not None and theirs:
         return Impossible(
             step,
-            f"{step.object} belongs to {theirs[0]}, {p.name}'s own role: no role you log in as can act as it",
-            "keep the application's objects in the policy's own schemas (owned by the owner); "
-            "`pgwarden check` keeps reporting what is left here, and `apply --skip-unprivileged` applies the rest",
+            f"it needs {need}, and {theirs[0]} is {p.name}'s own role: no role you log in as can act as it",
+            "keep the application's objects in the policy's own schemas, owned by the owner (what the provider "
+            "owns stays its own); `pgwarden check` keeps reporting it, and `apply --skip-unprivileged` "
+            "applies the rest",
         )
     if need is None or not need.requires:
-        group = f" (your admin is a member of {', '.join(p.admin_groups)})" if p.admin_groups else ""
+        group = f" (its admin is a member of {', '.join(p.admin_groups)})" if p.admin_groups else ""
         return Impossible(
             step,
             f"it needs a superuser, and on {p.name} no customer role is one{group}",
-            "drop what needs it from the policy (SUPERUSER, REPLICATION or BYPASSRLS attributes, objects "
-            "owned by the provider's superuser) or ask the provider's support; "
-            "`apply --skip-unprivileged` applies the rest",
+            "drop what needs it from the policy (SUPERUSER, REPLICATION or BYPASSRLS attributes) or ask the "
+            "provider's support; `apply --skip-unprivileged` applies the rest",
         )
     return Impossible(
         step,
-        f"the admin lacks {need} on {p.name}",
+        f"the admin lacks {need}",
         "grant the admin what it lacks from a role that has it (the provider's admin login), "
         "or run `apply --skip-unprivileged` and give the printed SQL to whoever has it",
     )
