@@ -250,19 +250,17 @@ def test_detected_in_plan_check_and_report(site: Site) -> None:
     assert report.json()["provider"]["id"] == p.id, str(report)
 
 
-def test_community_postgresql_is_detected_as_such(
+def test_community_postgresql_keeps_the_documents_it_had(
     tmp_path: Path, pg_server: LocalServer, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
 ) -> None:
+    """No provider role: community PostgreSQL, and plan/check JSON keep their shape (no provider key)."""
     db, owner = pg_cleanup.database(unique_name("db")), pg_cleanup.role(unique_name("owner"))
     path = write_policy(tmp_path / "p.toml", database=db, owner=owner)
-    result = run_cli(["plan", "--format", "json", "-c", str(path), "--dsn", pg_server.conninfo("postgres")])
-    assert result.json()["provider"] == {
-        "id": "community",
-        "name": "community PostgreSQL",
-        "signals": [],
-        "external_roles": [],
-        "impossible": [],
-    }, str(result)
+    for command in ("plan", "check"):
+        result = run_cli([command, "--format", "json", "-c", str(path), "--dsn", pg_server.conninfo("postgres")])
+        assert "provider" not in result.json(), str(result)
+    result = run_cli(["plan", "-c", str(path), "--dsn", pg_server.conninfo("postgres")])
+    assert "provider:" not in result.stdout, str(result)
 
 
 def test_impossible_steps_refused_before_anything_runs_and_external_roles_untouched(site: Site) -> None:

@@ -46,8 +46,9 @@ class CheckResult:
         data = to_json(self.findings, fail_on, database=self.database, server_version=self.server_version)
         if self.outside is not None:
             data["outside_pgwarden"] = self.outside
-        if self.plan.provider is not None:
-            data["provider"] = self.plan.provider_dict()
+        provider = self.plan.provider_dict()
+        if provider is not None:
+            data["provider"] = provider
         return data
 
 

@@ -230,12 +230,13 @@ class Plan:
             data["withheld"] = [s.to_dict() for s in self.withheld]
         if self.retirements:  # present only while a retired role exists
             data["retired"] = [r.to_dict() for r in self.retirements]
-        if self.provider is not None:
-            data["provider"] = self.provider_dict()
+        provider = self.provider_dict()
+        if provider is not None:  # on a managed service only: community PostgreSQL keeps the shape it had
+            data["provider"] = provider
         return data
 
     def provider_dict(self) -> dict[str, Any] | None:
         """The provider as JSON (plan, check and report share it), with the steps its admin cannot run."""
-        if self.provider is None:
+        if self.provider is None or not self.provider.managed:
             return None
         return {**self.provider.to_dict(), "impossible": [i.to_dict() for i in self.impossible]}
