@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from conftest import PgCleanup
-from helpers import db_conninfo, role_conninfo
+from helpers import db_conninfo, role_conninfo, run_cli
 from pgwarden.server import LocalServer
 from test_providers import LAYOUTS, Site, _create
 
@@ -144,3 +144,59 @@ def test_admin_holds_admin_option_on_the_owner_it_created(make: Callable[[str], 
     with psycopg.connect(site.admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(site.owner), sql.Identifier(outsider)))
         assert conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (outsider, site.owner)).fetchone() == (True,)
+
+
+def test_supabase_preset(make: Callable[[str], Site]) -> None:
+    """init --preset supabase on a server laid out like Supabase: apply as its admin; then, logged in as
+    authenticator, SET ROLE anon reads what the policy gives and nothing more, and authenticator
+    itself holds nothing and cannot become the owner or the platform's roles."""
+    site = make("supabase")
+    site.sql(
+        "SET ROLE {}; CREATE TABLE app.notes (v int); INSERT INTO app.notes VALUES (1)",
+        sql.Identifier(site.owner),
+        db=site.db,
+    )
+    result = run_cli(
+        [
+            "init",
+            "--preset",
+            "supabase",
+            "--database",
+            site.db,
+            "--owner",
+            site.owner,
+            "--schema",
+            "app",
+            "-c",
+            str(site.path),
+            "--force",
+        ]
+    )
+    assert result.exit_code == 0, str(result)
+    site.passwords.pop(site.app)  # the preset's roles have no password variables
+    password = "pw-authenticator"
+    site.sql("ALTER ROLE authenticator LOGIN PASSWORD {}", sql.Literal(password))  # the platform's login
+    result = site.cli("apply", "--yes")
+    assert result.exit_code == 0, str(result)
+    assert site.cli("plan", "--exit-code").exit_code == 0
+    site.passwords["authenticator"] = password
+
+    def as_authenticator(query: str) -> Any:
+        return _as(site, "authenticator", query)
+
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # not inherited: it holds nothing itself
+        as_authenticator("SELECT count(*) FROM app.notes")
+    assert as_authenticator("SET ROLE anon; SELECT count(*) FROM app.notes") == 1
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        as_authenticator("SET ROLE anon; INSERT INTO app.notes VALUES (2)")  # readonly
+    assert (
+        as_authenticator("SET ROLE authenticated; INSERT INTO app.notes VALUES (2); SELECT count(*) FROM app.notes")
+        == 2
+    )
+    for forbidden in (site.owner, "supabase_admin", "supabase_auth_admin"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            as_authenticator(f'SET ROLE "{forbidden}"')
+    # the platform's roles were left alone, and check finds nothing about them
+    data = site.cli("check", "--format", "json").json()
+    assert data["provider"]["id"] == "supabase"
+    assert not [f for f in data["findings"] if f["role"] in ("supabase_admin", "supabase_auth_admin", "dashboard_user")]
