@@ -322,3 +322,28 @@ def test_policy_naming_a_provider_role_is_refused(site: Site) -> None:
     result = site.cli("plan")
     assert result.exit_code == 2, str(result)
     assert f"role {role!r}, which belongs to {p.name}" in result.stderr, str(result)
+
+
+def test_access_role_in_the_admin_group_is_found(site: Site) -> None:
+    """Every provider's admin group: an access role made a member of it (as a console-created user
+    is) can act as it, proven as the role, and check reports provider.role-reached."""
+    group = site.layout.admin_group
+    if group is None:
+        pytest.skip("no admin group")
+    result = site.cli("apply", "--yes", "--skip-unprivileged")
+    assert result.exit_code == 0, str(result)
+    dsn = role_conninfo(db_conninfo(site.super_dsn, site.db), site.app, site.passwords[site.app])
+    probe = sql.SQL("SET ROLE {}").format(sql.Identifier(group))
+    with psycopg.connect(dsn, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(probe)
+    assert not [
+        f for f in site.cli("check", "--format", "json").json()["findings"] if f["rule"] == "provider.role-reached"
+    ]
+    site.sql("GRANT {} TO {}", sql.Identifier(group), sql.Identifier(site.app))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(probe)  # the proof: it acts as the provider's admin group
+        assert conn.execute("SELECT current_user").fetchone() == (group,)
+    found = [
+        f for f in site.cli("check", "--format", "json").json()["findings"] if f["rule"] == "provider.role-reached"
+    ]
+    assert [(f["role"], f["object"]) for f in found] == [(site.app, f"role {group}")], found
