@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import psycopg
 import pytest
 from psycopg import sql
@@ -19,6 +20,7 @@ from helpers import CliResult, db_conninfo, role_conninfo, run_cli, write_policy
 from pgwarden.policy import password_env_for
 from pgwarden.providers import BY_ID
 from pgwarden.server import LocalServer
+from test_json_schemas import schema
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,10 @@ def _external(site: Site) -> tuple[str, ...]:
 def test_detected_in_plan_check_and_report(site: Site) -> None:
     """plan, check and report (JSON and text) name the provider and what identified it."""
     p = BY_ID[site.layout.provider]
-    plan = site.cli("plan", "--format", "json").json()["provider"]
+    documents = {name: site.cli(name, "--format", "json").json() for name in ("plan", "check", "report")}
+    for name, data in documents.items():  # each validates against its schema, provider included
+        jsonschema.Draft202012Validator(schema(name)).validate(data)
+    plan = documents["plan"]["provider"]
     assert plan["id"] == p.id, plan
     assert f"role {site.layout.roles[0][0]}" in plan["signals"] or any(s.startswith("role ") for s in plan["signals"])
     if site.layout.setting:
