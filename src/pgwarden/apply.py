@@ -68,7 +68,8 @@ def unprivileged_error(steps: Sequence[Step], kept: Sequence[Step] = (), plan: P
         "connect as a role that has them, or pass --skip-unprivileged to apply the rest and print "
         "the SQL someone with the right role must run"
     )
-    said = plan.impossible if plan is not None and plan.provider is not None else ()
+    keys = {s.key for s in steps}
+    said = [i for i in (plan.impossible if plan is not None else ()) if i.step.key in keys]
     if said and plan is not None and plan.provider is not None:
         # on a managed service no role the customer logs in as has them: say why and what to do instead
         name = plan.provider.provider.name
