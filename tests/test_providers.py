@@ -251,6 +251,11 @@ def test_detected_in_plan_check_and_report(site: Site) -> None:
     check = site.cli("check", "--format", "json")
     assert check.json()["provider"]["id"] == p.id, str(check)
     assert f"provider: {p.name}" in site.cli("check").stdout
+    said = documents["plan"]["provider"]["impossible"]
+    for command in ("plan", "check", "report"):  # the text says the same, impossible steps included
+        text = site.cli(command).stdout
+        assert f"provider: {p.name}" in text, text
+        assert all(f"cannot on {p.name}: {i['object']}: {i['why']}" in text for i in said), text
     report = site.cli("report", "--format", "json")
     assert report.json()["provider"]["id"] == p.id, str(report)
 
