@@ -144,6 +144,15 @@ def test_admin_holds_admin_option_on_the_owner_it_created(make: Callable[[str], 
     with psycopg.connect(site.admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(site.owner), sql.Identifier(outsider)))
         assert conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (outsider, site.owner)).fetchone() == (True,)
+    site.sql("REVOKE {} FROM {}", sql.Identifier(site.owner), sql.Identifier(outsider))
+    # createrole_self_grant: the admin also inherits every role it creates from then on
+    site.sql("ALTER ROLE {} SET createrole_self_grant = 'set, inherit'", sql.Identifier(site.admin))
+    created = site.cleanup.role(site.unique_name("created"))
+    with psycopg.connect(site.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(created)))
+        assert conn.execute("SELECT pg_has_role(%s, 'USAGE')", (created,)).fetchone() == (True,)
+    [found] = _findings(site, "provider.admin-option")
+    assert "createrole_self_grant = 'set, inherit'" in found["message"], found
 
 
 def test_supabase_preset(make: Callable[[str], Site]) -> None:

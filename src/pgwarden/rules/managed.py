@@ -158,5 +158,18 @@ def check_admin_option(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterat
             f"role {role.name}",
             member.name,
             f"{member.name} holds ADMIN OPTION on {role.name}{implicit}: whoever logs in as {member.name} can "
-            f"make any role a member of {role.name}",
+            f"make any role a member of {role.name}" + _self_grant(snap, member.oid),
         )
+
+
+def _self_grant(snap: Snapshot, oid: int) -> str:
+    """createrole_self_grant set for the role (16+): it also becomes a member of every role it creates."""
+    for s in snap.role_settings:
+        for item in s.settings if s.role == oid else ():
+            name, _, value = item.partition("=")
+            if name == "createrole_self_grant" and value.strip():
+                return (
+                    f"; with createrole_self_grant = '{value}' it is also made a member ({value}) of every "
+                    "role it creates"
+                )
+    return ""
