@@ -287,7 +287,8 @@ CATALOG: tuple[Rule, ...] = (
         "A non-superuser administrator holds ADMIN OPTION on the owner (16+)",
         "Since PostgreSQL 16 a CREATEROLE role that creates a role is granted ADMIN OPTION on it by the "
         "bootstrap superuser: on a managed service the admin login can make any role a member of the "
-        "owner, and only a superuser can revoke that grant.",
+        "owner, and only a superuser can revoke that grant. With createrole_self_grant set it is also made a "
+        "member of every role it creates.",
         "Use the admin login only to run pgwarden (not in applications or by people day to day), with IAM "
         "or a strong password; `pgwarden check` lists every role that holds it.",
     ),
