@@ -37,3 +37,27 @@ def test_most_markers_win() -> None:
     # provider does not outvote the provider's own set
     assert detect(["alloydbsuperuser", "alloydbiamuser", "cloudsqliamuser"]).provider.id == "alloydb"
     assert BY_ID["crunchy-bridge"].admin_is_superuser
+
+
+def test_supabase_preset_file() -> None:
+    from helpers import run_cli
+    from pgwarden.policy.presets import preset
+
+    text, policy = preset("supabase", "postgres", 'own"er', ("api",))
+    assert policy.owner.name == 'own"er' and not policy.owner.login
+    assert [a.name for a in policy.access] == ["anon", "authenticated", "service_role"]
+    [authenticator] = policy.members
+    assert authenticator.name == "authenticator" and authenticator.password_env is None
+    assert [(m.role, m.inherit, m.set) for m in authenticator.member_of] == [
+        ("anon", False, True),
+        ("authenticated", False, True),
+        ("service_role", False, True),
+    ]
+    assert {(g.role, g.profile) for g in policy.grants()} == {
+        ("anon", "readonly"),
+        ("authenticated", "readwrite"),
+        ("service_role", "readwrite"),
+    }
+    result = run_cli(["init", "--preset", "supabase", "--app", "x", "-c", "-"])
+    assert result.exit_code == 2 and "error: --preset supabase fixes the access roles" in result.stderr
+    assert result.stdout == ""
