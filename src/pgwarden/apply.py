@@ -63,13 +63,26 @@ def _noop(event: str, step: Step | None, done: int, total: int) -> None:
     return None
 
 
-def unprivileged_error(steps: Sequence[Step], kept: Sequence[Step] = ()) -> PrivilegeError:
+def unprivileged_error(steps: Sequence[Step], kept: Sequence[Step] = (), plan: Plan | None = None) -> PrivilegeError:
     needs = sorted({str(s.needs or "more privileges") for s in steps})
+    hint = (
+        "connect as a role that has them, or pass --skip-unprivileged to apply the rest and print "
+        "the SQL someone with the right role must run"
+    )
+    keys = {s.key for s in steps}
+    said = [i for i in (plan.impossible if plan is not None else ()) if i.step.key in keys]
+    if said and plan is not None and plan.provider is not None:
+        # on a managed service no role the customer logs in as has them: say why and what to do instead
+        name = plan.provider.provider.name
+        whys = "; ".join(f"{i.step.object}: {i.why}" for i in said)
+        return PrivilegeError(
+            f"{len(steps)} step(s) cannot be run on {name} ({whys}); " + _outcome(kept, "the database part"),
+            hint="instead: " + "; ".join(dict.fromkeys(i.instead for i in said)),
+        )
     return PrivilegeError(
         f"{len(steps)} step(s) need more than the connected role has ({'; '.join(needs)}); "
         + _outcome(kept, "the database part"),
-        hint="connect as a role that has them, or pass --skip-unprivileged to apply the rest and print "
-        "the SQL someone with the right role must run",
+        hint=hint,
     )
 
 
@@ -102,7 +115,7 @@ def apply(
                 result = ApplyResult(first, notes=list(first.notes))
                 hooks.before(session, first)
                 if first.unprivileged and not skip_unprivileged:
-                    raise unprivileged_error(first.unprivileged)
+                    raise unprivileged_error(first.unprivileged, plan=first)
                 retiring = prepare_retirement(session, first, skip_unprivileged, timeout)  # refuses a blocked one now
                 _roles_phase(admin, first, emit, result)
                 _create_database_phase(session, admin, first, emit, result)
@@ -217,7 +230,7 @@ def _database_phase(
             steps = list(current.phase(Phase.DATABASE))
             blocked = [s for s in steps if not s.allowed]
             if blocked and not skip_unprivileged:
-                raise unprivileged_error(blocked, kept)
+                raise unprivileged_error(blocked, kept, plan=current)
             result.skipped.extend(blocked)
             todo = [s for s in steps if s.allowed]
             if todo:

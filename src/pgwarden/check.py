@@ -17,6 +17,7 @@ from pgwarden.findings import Finding, rank, sort_findings, summary, to_json
 from pgwarden.hazards import HazardData, read_hazards
 from pgwarden.ledger import expired_findings, outside_report, read_state
 from pgwarden.plan import Plan, Step
+from pgwarden.plan.provider import with_external
 from pgwarden.policy import Policy
 from pgwarden.retirement import findings as retired_findings
 from pgwarden.rules import DRIFT_SEVERITY, run_rules
@@ -45,6 +46,9 @@ class CheckResult:
         data = to_json(self.findings, fail_on, database=self.database, server_version=self.server_version)
         if self.outside is not None:
             data["outside_pgwarden"] = self.outside
+        provider = self.plan.provider_dict()
+        if provider is not None:
+            data["provider"] = provider
         return data
 
 
@@ -107,7 +111,8 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
         state = read_state(conn, snap)  # the ledger: one query, none without one
         session.ledger = state
     the_plan = session.plan(snap, secrets)
-    found = findings_for(policy, snap, hz, the_plan)
+    # the provider's own roles are left alone by the rules as by the plan (as if under [ignore] roles)
+    found = findings_for(with_external(policy, snap), snap, hz, the_plan)
     found = [*found, *retired_findings(policy, snap), *expired_findings(state)]  # retired roles that still exist
     # with findings: were they made outside pgwarden, since which recorded change? (a migration that
     # creates objects as the policy wants changes the state, not the privileges: alone, no report)

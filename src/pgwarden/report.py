@@ -21,6 +21,7 @@ from pgwarden.errors import ConnectError
 from pgwarden.fetch import fetch
 from pgwarden.findings import SEVERITIES, Finding
 from pgwarden.hazards import read_hazards
+from pgwarden.plan.provider import with_external
 from pgwarden.probe.rights import Rights, held_on, member_rights
 from pgwarden.refresh import executable
 from pgwarden.rolegraph import RoleGraph, build_graph
@@ -115,6 +116,7 @@ class Report:
     grants: tuple[dict[str, Any], ...] = ()  # the policy's grants in this database: profile x scope
     members: tuple[dict[str, Any], ...] = ()  # the policy's people, under their groups
     labelled: tuple[dict[str, Any], ...] = ()  # the policy's labelled columns and who reaches them
+    provider: dict[str, Any] | None = None  # the managed service the server looks like (Plan.to_dict's)
 
     @property
     def deviations(self) -> tuple[Cell, ...]:
@@ -160,7 +162,7 @@ class Report:
             "members": list(self.members),
             "labelled": list(self.labelled),
             "summary": self.summary,
-        }
+        } | ({"provider": self.provider} if self.provider is not None else {})
 
 
 def _expected(
@@ -238,7 +240,8 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
         )
         scope_rows = fetch(conn, "report_scope_privileges", ScopeHeldRow, params)
         labelled = labelled_summary(conn, policy, snap)  # leads the report; nothing read without labels
-    findings = findings_for(policy, snap, hz, session.plan(snap, secrets))
+    the_plan = session.plan(snap, secrets)
+    findings = findings_for(with_external(policy, snap), snap, hz, the_plan)
     rights = _rights(policy, snap)
     cells = _object_cells(policy, snap, rights, rows, oids, schema_oids)
     scope = _scope_cells(policy, rights, scope_rows, oids)
@@ -269,6 +272,7 @@ def build_report(session: Session, secrets: Mapping[str, str] | None = None) -> 
             for m in policy.members
         ),
         labelled,
+        the_plan.provider_dict(),
     )
 
 

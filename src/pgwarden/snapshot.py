@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from pgwarden import providers
 from pgwarden.caps import Capabilities
 from pgwarden.fetch import fetch
 from pgwarden.fetch import query as query  # generate/catalog.py reads its queries through this name
@@ -243,6 +244,8 @@ class ServerInfo:
     can_createrole: bool
     can_createdb: bool
     can_read_authid: bool
+    settings: Sequence[str] = ()  # parameters that identify a managed service (providers.py)
+    extensions: Sequence[str] = ()  # extensions of the connected database
 
 
 @dataclass(frozen=True)
@@ -312,7 +315,7 @@ def inspect(
 ) -> Snapshot:
     """Read a snapshot through `conn`, connected to the target database (or to template1 when
     the target does not exist yet). A fixed number of queries whatever the catalog size."""
-    server = fetch(conn, "server", ServerInfo)[0]
+    server = fetch(conn, "server", ServerInfo, {"settings": list(providers.SETTINGS)})[0]
     caps = Capabilities(server.version_num)
     roles = {r.oid: r for r in fetch(conn, "roles", Role)}
     memberships = tuple(fetch(conn, "memberships", Membership))

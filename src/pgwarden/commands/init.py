@@ -28,6 +28,7 @@ if TYPE_CHECKING:
       --group analysts:readonly --member alice:analysts --member bob:analysts
   pgwarden init --append --database billing --app billing_app   # add a database to pgwarden.toml
   pgwarden init --from-database shop --suggest -c -  # a smaller policy, and what it would change
+  pgwarden init --preset supabase --owner app_owner  # Supabase: anon, authenticated, service_role
 
 Passwords are never written to the file: each LOGIN role reads its password from the environment
 variable PGWARDEN_PASSWORD_<ROLE> (upper-cased, other characters replaced by _). Review the file,
@@ -82,6 +83,13 @@ then run `pgwarden plan`.""",
     help="Add --database (its schemas, grants and the roles the file lacks) to the existing version 2 file; "
     "the rest of the file is kept as it is, comments included.",
 )
+@click.option(
+    "--preset",
+    type=click.Choice(["supabase"]),
+    help="Start from a provider's role layout: supabase makes anon, authenticated and service_role the access "
+    "roles and authenticator a login that may only SET ROLE to them (database: --database, else postgres; "
+    "owner: --owner, else app_owner; schemas: --schema, else public). docs/managed-services.md",
+)
 @dsn_option
 @click.option(
     "-c",
@@ -113,6 +121,7 @@ def command(
     groups: tuple[str, ...],
     members: tuple[str, ...],
     append: bool,
+    preset: str | None,
     dsn: str | None,
     config: str | None,
     output: str | None,
@@ -131,6 +140,8 @@ def command(
         raise PolicyError(
             f"{path} already exists", hint="pass --force to overwrite it, --append to add a database to it, or -c FILE"
         )
+    if preset is not None:
+        return _from_preset(ui, preset, (database, owner, schemas), (app, readonly, groups, members), path, output)
     if from_database is not None:
         if database or app or readonly or groups or members or append:
             raise PolicyError(
@@ -157,6 +168,29 @@ def command(
     pairs = [parse_pair(g, "--group") for g in groups], [parse_pair(m, "--member") for m in members]
     team = Team(database, owner, schemas, app, readonly, *pairs, deploy_login=deploy_login)
     return _from_arguments(ui, team, path, output, append)
+
+
+def _from_preset(
+    ui: UI,
+    name: str,
+    where: tuple[str | None, str | None, tuple[str, ...]],
+    roles: tuple[tuple[str, ...], ...],
+    path: Path | None,
+    output: str,
+) -> int:
+    """The preset's file: its roles are fixed, so role arguments are refused rather than ignored."""
+    from pgwarden.policy.presets import preset
+
+    if any(roles):
+        raise PolicyError(
+            f"--preset {name} fixes the access roles",
+            hint="leave out --app, --readonly, --group and --member (edit the written file to add roles)",
+        )
+    database, owner, schemas = where
+    text, _ = preset(name, database or "postgres", owner or "app_owner", schemas)
+    _write(ui, path, text)
+    ui.info("next: pgwarden plan" + ("" if output == "pgwarden.toml" else f" -c {output}"))
+    return EXIT_OK
 
 
 def _file(config: str | None, output: str | None) -> str:

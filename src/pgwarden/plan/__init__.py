@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from pgwarden.errors import PolicyError
 from pgwarden.kinds import PRIVILEGE_SINCE, kind
+from pgwarden.plan import provider as providers
 from pgwarden.plan.attributes import plan_role_attributes
 from pgwarden.plan.authority import Authority
 from pgwarden.plan.columns import plan_columns
@@ -82,14 +83,18 @@ def plan(
         )
     _check_profiles(policy, snap)
     mode = mode or policy.mode
+    found = providers.of_snapshot(snap, policy)
+    policy = providers.with_external(policy, snap)  # the provider's own roles: left alone, as [ignore]d
     full = _plan(PlanContext.of(policy, snap, verifiers), secrets)
     if mode != "additive":
-        return full
+        return replace(full, provider=found, impossible=providers.impossible(found, full.steps))
     part = _plan(PlanContext.of(policy, snap, verifiers, additive=True), secrets)
     steps = tuple(s for s in part.steps if not s.takes_away)
     keys = {s.key for s in steps}
     withheld = tuple(s for s in full.steps if s.key not in keys)
-    return replace(part, steps=steps, mode=mode, withheld=withheld)
+    return replace(
+        part, steps=steps, mode=mode, withheld=withheld, provider=found, impossible=providers.impossible(found, steps)
+    )
 
 
 def _check_profiles(policy: Policy, snap: Snapshot) -> None:

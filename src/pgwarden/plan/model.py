@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 if TYPE_CHECKING:
+    from pgwarden.plan.provider import Impossible
     from pgwarden.plan.retire import Retirement
+    from pgwarden.providers import Detection
 
 #: What a step or a finding is about, so that a drift step and a hazard about the same thing become
 #: one finding: ("owner", catalog, oid), ("role-attributes", role), ("role-password", role),
@@ -199,6 +201,10 @@ class Plan:
     withheld: tuple[Step, ...] = ()
     #: retired roles that still exist: what dropping each one takes, in every database (plan.retire)
     retirements: tuple[Retirement, ...] = ()
+    #: the managed service the server looks like (providers.py); None when planned without one
+    provider: Detection | None = None
+    #: steps the admin cannot run on that service, with why and what to do instead
+    impossible: tuple[Impossible, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -226,4 +232,13 @@ class Plan:
             data["withheld"] = [s.to_dict() for s in self.withheld]
         if self.retirements:  # present only while a retired role exists
             data["retired"] = [r.to_dict() for r in self.retirements]
+        provider = self.provider_dict()
+        if provider is not None:  # on a managed service only: community PostgreSQL keeps the shape it had
+            data["provider"] = provider
         return data
+
+    def provider_dict(self) -> dict[str, Any] | None:
+        """The provider as JSON (plan, check and report share it), with the steps its admin cannot run."""
+        if self.provider is None or not self.provider.managed:
+            return None
+        return {**self.provider.to_dict(), "impossible": [i.to_dict() for i in self.impossible]}

@@ -175,9 +175,23 @@ def plan_objects(ctx: PlanContext) -> None:
     for (schema, kind_name, change), pending in _pending(ctx).items():
         rest = [g for g in pending if not g.bookkeeping]
         for groups in ([rest] if rest else []) + [[g] for g in pending if g.bookkeeping]:  # a step per table
-            stuck = sorted({blocked_owner[g.key] for g in groups if g.key in blocked_owner})
             where = (schema_oids[schema], kind_name)
-            _plan_acl_change(ctx, schema, kind_name, change, groups, stuck, totals[where], where in with_extension)
+            for part, listed in _split_stuck(groups, blocked_owner):
+                stuck = sorted({blocked_owner[g.key] for g in part if g.key in blocked_owner})
+                listed = listed or where in with_extension
+                _plan_acl_change(ctx, schema, kind_name, change, part, stuck, totals[where], listed)
+
+
+def _split_stuck(
+    groups: list[ObjectGroup], blocked_owner: dict[tuple[object, ...], str]
+) -> list[tuple[list[ObjectGroup], bool]]:
+    """Objects whose owner the admin cannot act as (a managed service's own role) get a step of their
+    own, so that they hold back only their grants, never the others' (listed by name: a bulk statement
+    would reach them). Unnamed groups stay together."""
+    stuck = [g for g in groups if g.key in blocked_owner]
+    if not stuck or len(stuck) == len(groups) or any(g.objects is None for g in groups):
+        return [(groups, False)]
+    return [([g for g in groups if g.key not in blocked_owner], True), (stuck, True)]
 
 
 def _plan_acl_change(

@@ -14,6 +14,7 @@ from pgwarden.errors import PolicyError
 from pgwarden.plan.context import PlanContext
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
 from pgwarden.policy import MemberSpec, Policy
+from pgwarden.providers import detect
 from pgwarden.snapshot import Role
 
 R = Requirement
@@ -153,6 +154,14 @@ def _alter_role(ctx: PlanContext, want: RoleWant, role: Role) -> None:
     auth = ctx.auth
     wrong = {a: v for a, v in want.attrs.items() if getattr(role, a) != v}
     if not wrong:
+        return
+    snap = ctx.snap
+    platform = detect(snap.role_by_name, snap.server.settings, snap.server.extensions).provider
+    if want.name in platform.project_roles:
+        # a role the provider made for the project (Supabase's service_role): the policy manages what it
+        # holds, the provider its attributes; check still reports a dangerous one (access.attribute)
+        kept = " ".join(attribute_sql(a, not v) for a, v in sorted(wrong.items()))
+        ctx.notes.append(f"role {want.name} keeps {kept}: {platform.name} gives it, pgwarden does not alter it")
         return
     ok, needs = auth.may_alter_role(want.name, True), ALTER_ROLE_NEED
     if not auth.superuser and (SUPERUSER_ATTRIBUTES & set(wrong)):

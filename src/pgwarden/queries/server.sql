@@ -7,6 +7,11 @@ SELECT current_setting('server_version_num')::int AS version_num,
        r.rolsuper AS is_superuser,
        r.rolcreaterole AS can_createrole,
        r.rolcreatedb AS can_createdb,
-       has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS can_read_authid
+       has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS can_read_authid,
+       -- what identifies a managed service (providers.py): its own parameters and extensions
+       -- current_setting(.., true): a provider's own parameter, or NULL (placeholders are not in pg_settings)
+       ARRAY(SELECT n FROM unnest(%(settings)s::text[]) AS n WHERE current_setting(n, true) IS NOT NULL
+             ORDER BY 1) AS settings,
+       ARRAY(SELECT e.extname FROM pg_catalog.pg_extension e ORDER BY 1) AS extensions
 FROM pg_catalog.pg_roles r
 WHERE r.rolname = current_user

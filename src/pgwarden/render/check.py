@@ -9,6 +9,7 @@ from rich.text import Text
 
 from pgwarden.render.envelope import document, envelope
 from pgwarden.render.findings import findings_styled, to_junit, to_sarif
+from pgwarden.render.plan import provider_lines
 from pgwarden.render.style import emit
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ def render_check(ui: UI, result: CheckResult, fmt: str, fail_on: str) -> None:
     elif fmt == "junit":
         ui.raw(to_junit([(result.database, result.findings)], _rules(), fail_on=fail_on))
     else:
+        lines = provider_lines(result.plan)
+        if lines:
+            ui.raw("\n".join(lines) + "\n\n")
         emit(ui, findings_styled(result.findings, fail_on))
         if result.outside is not None:  # the ledger's word on where they came from
             ui.print(Text(result.outside["message"]))

@@ -118,6 +118,7 @@ def render_plan(ui: UI, plan: Plan, fmt: str) -> None:
         return
     for note in plan.notes:
         ui.info(f"note: {note}")
+    _provider(ui, plan)
     if plan.empty:
         done = "no changes" if not plan.withheld else "nothing to grant or create (additive mode)"
         ui.print(f"database {plan.database} matches the policy: {done}")
@@ -145,6 +146,26 @@ def _steps(ui: UI, plan: Plan) -> None:
             "(apply refuses unless --skip-unprivileged)"
         )
     ui.print(summary)
+
+
+def provider_lines(plan: Plan) -> list[str]:
+    """The managed service the server looks like, its roles left alone, and what its admin cannot do."""
+    found = plan.provider
+    if found is None or not found.managed:
+        return []
+    lines = [f"provider: {found.provider.name} ({', '.join(found.signals)})"]
+    if found.external:
+        lines.append(f"  its roles, left alone (never altered, revoked or retired): {', '.join(found.external)}")
+    for i in plan.impossible:
+        lines.append(f"  cannot on {found.provider.name}: {i.step.object}: {i.why}")
+        lines.append(f"    instead: {i.instead}")
+    return lines
+
+
+def _provider(ui: UI, plan: Plan) -> None:
+    lines = provider_lines(plan)
+    if lines:
+        ui.raw("\n".join(lines) + "\n\n")
 
 
 def _retired(ui: UI, plan: Plan) -> None:

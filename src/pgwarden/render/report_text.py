@@ -130,6 +130,19 @@ def _section(title: str) -> list[Text | str]:
     return ["", Text(title, style="bold underline")]
 
 
+def _provider(report: Report) -> list[Text | str]:
+    """The managed service, its roles left alone, and what its admin cannot do (as plan says it)."""
+    p = report.provider
+    if p is None:
+        return []
+    lines: list[Text | str] = [f"provider: {p['name']} ({', '.join(p['signals'])})"]
+    if p["external_roles"]:
+        lines += [f"  its roles, left alone (never altered, revoked or retired): {', '.join(p['external_roles'])}"]
+    for i in p.get("impossible", ()):
+        lines += [f"  cannot on {p['name']}: {i['object']}: {i['why']}", f"    instead: {i['instead']}"]
+    return [*lines, ""]
+
+
 def report_styled(report: Report) -> Text:
     bad = report.summary["deviations"] or report.summary["findings"]
     lines: list[Text | str] = [
@@ -141,6 +154,7 @@ def report_styled(report: Report) -> Text:
         legend(),
         "",
     ]
+    lines += _provider(report)
     if report.labelled:
         lines += [Text("labelled columns (every path: pgwarden review)", style="bold underline")]
         lines += [f"  {line}" for line in labelled_lines(report)] + [""]

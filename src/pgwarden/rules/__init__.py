@@ -11,6 +11,12 @@ from pgwarden.rules.cluster import check_outside_grants, check_user_mappings
 from pgwarden.rules.common import Check
 from pgwarden.rules.exceptions import check_exception_paths
 from pgwarden.rules.leases import check_leases
+from pgwarden.rules.managed import (
+    check_admin_option,
+    check_iam_lockout,
+    check_provider_default_acls,
+    check_provider_roles_reached,
+)
 from pgwarden.rules.memberships import check_owner_memberships
 from pgwarden.rules.objects import check_access_owns, check_default_acls, check_ownership
 from pgwarden.rules.outsiders import check_outsiders
@@ -52,6 +58,10 @@ CHECKS: tuple[Check, ...] = (
     check_leases,
     check_pooler,
     check_refresh,
+    check_iam_lockout,
+    check_provider_roles_reached,
+    check_provider_default_acls,
+    check_admin_option,
 )
 
 

@@ -310,6 +310,47 @@ CATALOG: tuple[Rule, ...] = (
         "auth_user's password: the lookup routine's limits mean nothing.",
         "REVOKE the membership or the grant (the fix names it); the auth_user needs EXECUTE on the routine only.",
     ),
+    # managed services (rules/managed.py, docs/managed-services.md)
+    Rule(
+        "provider.iam-lockout",
+        "high",
+        "A password login is a member of the provider's IAM role",
+        "On Amazon RDS and Aurora a member of rds_iam, directly or through any group, must log in with an "
+        "IAM token: its password stops working the moment a group it belongs to is granted rds_iam.",
+        "REVOKE the membership that leads to rds_iam (the fix names it), or switch that login to IAM tokens "
+        "and drop its password from the policy.",
+    ),
+    Rule(
+        "provider.role-reached",
+        "critical",
+        "An access role can act as the provider's administrative role",
+        "The provider's admin group (neon_superuser, rds_superuser, cloudsqlsuperuser, azure_pg_admin, "
+        "alloydbsuperuser) creates roles and databases; Neon's has BYPASSRLS and reads and writes every "
+        "table (pg_read_all_data, pg_write_all_data). Roles made in Neon's console are members of it.",
+        "REVOKE the membership (the fix names the direct grant); create application roles with SQL, not "
+        "the provider's console.",
+    ),
+    Rule(
+        "provider.default-privileges",
+        "high",
+        "The provider's own default privileges grant the policy's roles",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE <provider role> (Supabase's supabase_admin granting anon, "
+        "authenticated and service_role) gives those roles rights on every object the provider's role "
+        "creates, whatever the policy says; only a member of that role, the provider, can change them.",
+        "Keep the application's objects owned by the policy's owner (`pgwarden apply` and `adopt`), in schemas "
+        "the provider does not create objects in; the provider's support can change its entries.",
+    ),
+    Rule(
+        "provider.admin-option",
+        "medium",
+        "A non-superuser administrator holds ADMIN OPTION on the owner (16+)",
+        "Since PostgreSQL 16 a CREATEROLE role that creates a role is granted ADMIN OPTION on it by the "
+        "bootstrap superuser: on a managed service the admin login can make any role a member of the "
+        "owner, and only a superuser can revoke that grant. With createrole_self_grant set it is also made a "
+        "member of every role it creates.",
+        "Use the admin login only to run pgwarden (not in applications or by people day to day), with IAM "
+        "or a strong password; `pgwarden check` lists every role that holds it.",
+    ),
 )
 
 #: Drift rule ids: one per plan action, with the severity of what the step would repair.
