@@ -112,13 +112,12 @@ class OwnedRow:
 
 @dataclass(frozen=True, slots=True)
 class CreateRow:
-    """queries/hazard_privileges.sql: whether a role can create in a schema or the database, or use TEMP."""
+    """queries/hazard_privileges.sql: whether a role can create in a schema or the database."""
 
     role: int
     kind: str  # schema, database
     name: str
     can_create: bool
-    can_temp: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pgwarden import bookkeeping
 from pgwarden.policy import GrantSpec, Policy
 from pgwarden.profiles import Profile, defined
 
@@ -22,7 +23,6 @@ PUBLIC_ROLE = "PUBLIC"
 COLUMN_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "REFERENCES"})
 
 _NOTHING: frozenset[str] = frozenset()
-_READ = frozenset({"SELECT"})
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,6 @@ class Scopes:
 
     @classmethod
     def of(cls, policy: Policy) -> Scopes:
-        from pgwarden import bookkeeping
-
         members = {m.name: tuple((g.role, g.inherit) for g in m.member_of) for m in policy.members}
         books = (frozenset(bookkeeping.tables(policy)), frozenset(bookkeeping.schemas(policy)))
         return cls(policy.grants(), defined(policy), policy.database.schemas, members, books)
@@ -134,7 +132,7 @@ class Scopes:
                     privs = privs - COLUMN_PRIVILEGES
                 out |= privs
         if kind_name == "table" and name is not None and self.is_bookkeeping(schema, name):
-            out &= _READ  # the migration history is the owner's to write
+            out &= bookkeeping.READ  # the migration history is the owner's to write
         return out
 
     @staticmethod
