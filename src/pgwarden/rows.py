@@ -305,3 +305,62 @@ class LabelColumnRow:
     schema: str
     table: str
     column: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateDatabaseRow:
+    """queries/generate_database.sql: the database's owner and ACL, its schemas and default privileges
+    (JSON, by role name; a NULL grantee is PUBLIC)."""
+
+    owner: str
+    acl: AclRows  # [grantee, privilege, grantable]
+    schemas: list[dict[str, Any]]  # name, owner, extension, objects, acl
+    default_acls: list[dict[str, Any]]  # role, schema, objtype, acl
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateObjectRow:
+    """queries/generate_objects.sql: a table, sequence or routine with its ACL and its columns' ACLs."""
+
+    schema: str
+    kind: str
+    name: str
+    args: str | None
+    table: str | None
+    owner: str
+    extension: bool
+    acl: AclRows  # [grantee, privilege, grantable, grantor]
+    columns: list[list[Any]] | None  # [column, [[grantee, privilege, grantable], ...]]: tables with column grants
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateMembershipRow:
+    """queries/generate_memberships.sql: one grant of a role to a member (inherit/set: 16+, else NULL)."""
+
+    role: str
+    member: str
+    member_login: bool
+    member_inherit: bool
+    admin: bool
+    inherit: bool | None
+    set: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRoleRow:
+    """queries/generate_roles.sql: a role with what a policy declares of it."""
+
+    oid: int
+    name: str
+    superuser: bool
+    inherit: bool
+    login: bool
+    createdb: bool
+    createrole: bool
+    replication: bool
+    bypassrls: bool
+    connlimit: int
+    valid_until: str | None
+    comment: str | None
+    settings: list[str] | None
+    database_settings: list[str] | None
