@@ -216,7 +216,3 @@ def _usage_and_database(live: Live, name: str, fit: RoleFit) -> None:
         return
     if held != ["CONNECT"]:
         fit.grants[0].database = held
-
-
-def kinds_fitted(routines: bool) -> tuple[str, ...]:
-    return tuple(k for k in FITTED_KINDS if routines or k != "routine")

@@ -319,10 +319,4 @@ def _linked_sequence(fitter: _Fitter, seq: LiveObject) -> None:
         fitter.listed(seq, held)
 
 
-def column_privileges_only(obj: LiveObject, role: str) -> bool:
-    """Whether `role` holds column privileges on `obj` beyond its table-level ones."""
-    table = obj.held(role)
-    return any(acl.get(role, _NOTHING) - table for _, acl in obj.columns)
-
-
 __all__ = ["COLUMN_PRIVILEGES", "FITTED_KINDS", "Draft", "ProfileBook", "RoleFit", "fit_role", "majority"]
