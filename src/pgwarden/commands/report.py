@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pgwarden.report import Report
     from pgwarden.ui import UI
 
-#: What `--format` accepts (`md` is markdown), here so that `--help` does not import the renderers
+#: pgwarden.render.report_text.FORMATS, written out so that `--help` does not import the renderers
 REPORT_FORMATS = ("text", "json", "markdown", "md", "html", "dot", "mermaid")
 
 

@@ -43,6 +43,8 @@ ABBREV = {
 }
 #: The text report's sections wrap at this width (the matrix is as wide as its columns).
 WIDTH = 120
+#: What `pgwarden report --format` accepts (`md` is markdown).
+FORMATS = ("text", "json", "markdown", "md", "html", "dot", "mermaid")
 
 
 def _short(c: Cell) -> str:
@@ -203,7 +205,7 @@ def render_text(report: Report) -> str:
 
 
 def render_report(report: Report, fmt: str) -> str:
-    """The report in one of commands/report.py's REPORT_FORMATS (`md` is markdown), as a string."""
+    """The report in one of FORMATS (`md` is markdown), as a string."""
     if fmt == "json":
         return json.dumps(document(report.to_json()), indent=2, ensure_ascii=False) + "\n"
     if fmt in ("markdown", "md"):
