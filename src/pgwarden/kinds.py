@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 #: ACL letters (aclitem text, `aclexplode` gives the words) of every privilege PostgreSQL has.
 PRIVILEGE_LETTERS: Mapping[str, str] = {
@@ -181,6 +182,12 @@ KINDS: Mapping[str, Kind] = {
         Kind("parameter", "PARAMETER", "parameters", ("SET", "ALTER SYSTEM")),
     )
 }
+
+#: The kinds a profile grants on the objects of the managed schemas (a [profiles.NAME] file's keys, a
+#: grant's `defaults`), in the order plans and reports list them. A kind granted through profiles is
+#: added here (and its ProfileSpec field), not re-tabled in the modules that read it.
+ProfileKind = Literal["table", "sequence", "routine"]
+PROFILE_KINDS: tuple[ProfileKind, ...] = get_args(ProfileKind)
 
 #: pg_default_acl.defaclobjtype -> kind.
 BY_DEFACL_CODE: Mapping[str, Kind] = {k.defacl_code: k for k in KINDS.values() if k.defacl_code}

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ObjectKind = Literal["table", "sequence", "routine"]
+from pgwarden.kinds import ProfileKind
+
+ObjectKind = ProfileKind
 #: An ACL as the queries send it: JSON [grantor, grantee, privilege, grantable] per entry
 #: (snapshot.acl_of turns it into an Acl).
 AclRows = list[list[Any]]

@@ -8,7 +8,7 @@ from psycopg import sql
 
 from pgwarden import acl
 from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
-from pgwarden.kinds import kind
+from pgwarden.kinds import PROFILE_KINDS, kind
 from pgwarden.plan.context import PlanContext, acl_statement, default_privileges_prefix
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
 from pgwarden.scopes import PUBLIC_ROLE
@@ -48,8 +48,7 @@ def _plan_global_defaults(ctx: PlanContext, rows: dict[tuple[int, str], Acl], ok
     """Global entries replace the built-in default (F1.5): they give the owner its own privileges,
     the roles what their grants' `global_defaults` say, and, with the hardening, PUBLIC no EXECUTE."""
     snap, policy, owner = ctx.snap, ctx.policy, ctx.owner
-    global_kinds: list[ObjectKind] = ["table", "sequence", "routine"]
-    for kind_name in global_kinds:
+    for kind_name in PROFILE_KINDS:
         k = kind(kind_name)
         owner_privs = frozenset(k.owner_privileges(snap.caps.major))
         code = k.defacl_code or ""

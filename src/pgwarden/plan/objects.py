@@ -12,7 +12,7 @@ from psycopg import sql
 from pgwarden import acl
 from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.findings import display_name
-from pgwarden.kinds import kind, label
+from pgwarden.kinds import PROFILE_KINDS, kind, label
 from pgwarden.plan.context import PlanContext, acl_step, owner_step
 from pgwarden.plan.model import Need, Requirement, Step, acl_subject, owner_subject
 from pgwarden.policy import Policy
@@ -163,9 +163,7 @@ def plan_objects(ctx: PlanContext) -> Iterator[Step]:
         totals[(g.schema, g.kind)] += g.count
     # bulk statements would reach extension members and objects the policy treats apart
     with_extension = {(g.schema, g.kind) for g in snap.objects if g.extension}
-    with_extension |= {
-        (s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in ("table", "sequence", "routine")
-    }
+    with_extension |= {(s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in PROFILE_KINDS}
     with_extension |= {(g.schema, g.kind) for g in snap.objects if g.bookkeeping}  # ALL TABLES would reach them
     schema_oids = {s.name: s.oid for s in snap.schemas}
     for (schema, kind_name, change), pending in _pending(ctx).items():
