@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgwarden.generate.catalog import LiveObject
+from pgwarden.kinds import PROFILE_KINDS
 from pgwarden.profiles import BUILTIN, Profile
 from pgwarden.scopes import COLUMN_PRIVILEGES
 
 #: Object kinds a profile gives privileges on (schema USAGE and CONNECT come with every profile).
-FITTED_KINDS = ("table", "sequence", "routine")
+FITTED_KINDS: tuple[str, ...] = PROFILE_KINDS
 #: Built-in profiles fitting may choose for objects (usage and connect give none).
 _OBJECT_PROFILES = ("readwrite", "readonly", "append")
 
