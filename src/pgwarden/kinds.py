@@ -1,7 +1,8 @@
-"""The registry of privilege-bearing object kinds: catalogs, SQL words, privileges and labels, as data.
+"""The registry of privilege-bearing object kinds: SQL words, privileges and labels, as data.
 
-Every module that needs a kind's vocabulary (plan, rules, probe, report, adopt) reads it from here,
-so adding a kind is an entry in KINDS plus its catalog query, not edits in five modules.
+Every module that needs a kind's vocabulary (plan, rules, probe, report, adopt) reads it from here.
+A kind that profiles grant is also listed in PROFILE_KINDS; it still needs its ACLs in the snapshot,
+its planner, its profile key and (for probe, report and init --from-database) their parts.
 """
 
 from __future__ import annotations
