@@ -39,6 +39,12 @@ class Record(Protocol):
     failed: Step | None
 
 
+class Outcome(Record, Protocol):
+    """A Record that also carries notes for the user (apply's ApplyResult): what retirement reports into."""
+
+    notes: list[str]
+
+
 def run_steps(
     conn: psycopg.Connection[Any],
     steps: Sequence[Step],

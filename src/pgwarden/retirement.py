@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgwarden.connect import connect, conninfo_for, scrub
 from pgwarden.errors import ApplyError, ApplyInterrupted, PgwardenError, PrivilegeError
-from pgwarden.executor import run_steps, set_lock_timeout
+from pgwarden.executor import Outcome, run_steps, set_lock_timeout
 from pgwarden.fetch import fetch
 from pgwarden.findings import Finding
 from pgwarden.plan import Action, Phase, Plan, Step
@@ -27,7 +27,6 @@ from pgwarden.rows import HoldingRow, SessionCountRow
 if TYPE_CHECKING:
     import psycopg
 
-    from pgwarden.apply import ApplyResult
     from pgwarden.policy import Policy
     from pgwarden.session import Session
     from pgwarden.snapshot import Snapshot
@@ -129,7 +128,7 @@ class Retiring:
     kept: list[str] = field(default_factory=list)  # what is committed, in words, for the messages
     committing: str | None = None  # the database whose COMMIT is under way
 
-    def run(self, emit: EventHandler, result: ApplyResult) -> None:
+    def run(self, emit: EventHandler, result: Outcome) -> None:
         result.notes.extend(self.notes)
         for retirement in self.todo:
             try:
@@ -137,7 +136,7 @@ class Retiring:
             except KeyboardInterrupt:
                 raise self._interrupted(retirement, result) from None
 
-    def _one(self, r: Retirement, emit: EventHandler, result: ApplyResult) -> None:
+    def _one(self, r: Retirement, emit: EventHandler, result: Outcome) -> None:
         import psycopg
 
         admin = self.session.admin
@@ -167,7 +166,7 @@ class Retiring:
                 hint = "live traffic holds a lock on what it owns: re-run later, or raise --lock-timeout"
             raise ApplyError(f"retiring role {r.role}: {text}{where}; {self._outcome(result)}", hint=hint) from None
 
-    def _databases(self, r: Retirement, emit: EventHandler, result: ApplyResult, done: int, total: int) -> int:
+    def _databases(self, r: Retirement, emit: EventHandler, result: Outcome, done: int, total: int) -> int:
         """Every database's statements in its own open transaction, committed only once all succeeded,
         so that a failure in one database leaves every database as it was. Shared objects (databases,
         tablespaces, grants on them) are the exception: every database's REASSIGN/DROP OWNED would update
@@ -186,7 +185,7 @@ class Retiring:
         r: Retirement,
         group: Sequence[DatabaseWork],
         emit: EventHandler,
-        result: ApplyResult,
+        result: Outcome,
         done: int,
         total: int,
     ) -> int:
@@ -213,7 +212,7 @@ class Retiring:
                 conn.close()  # an uncommitted transaction is rolled back
         return done
 
-    def _outcome(self, result: ApplyResult) -> str:
+    def _outcome(self, result: Outcome) -> str:
         earlier = [s for s in result.executed if s.phase in (Phase.ROLES, Phase.CREATE_DATABASE)]
         parts = [f"{len(earlier)} step(s) of the roles phase and CREATE DATABASE"] if earlier else []
         parts.extend(self.kept)
@@ -221,7 +220,7 @@ class Retiring:
             return "nothing was changed"
         return "what was not committed was rolled back; kept: " + "; ".join(parts)
 
-    def _interrupted(self, r: Retirement, result: ApplyResult) -> PgwardenError:
+    def _interrupted(self, r: Retirement, result: Outcome) -> PgwardenError:
         during = f"; database {self.committing} was being committed: it may or may not be" if self.committing else ""
         return ApplyInterrupted(
             f"interrupted while retiring role {r.role}{during}; {self._outcome(result)}",
