@@ -341,7 +341,6 @@ class GenerateMembershipRow:
 
     role: str
     member: str
-    member_login: bool
     member_inherit: bool
     admin: bool
     inherit: bool | None
