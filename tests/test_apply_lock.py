@@ -15,7 +15,7 @@ from psycopg.conninfo import make_conninfo
 
 from conftest import PgCleanup
 from helpers import run_cli, write_policy
-from pgwarden.apply import LOCK_KEY
+from pgwarden.executor import LOCK_KEY
 from pgwarden.policy import password_env_for
 from pgwarden.server import LocalServer
 

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from conftest import PgCleanup
 from helpers import role_conninfo
-from pgwarden.apply import LOCK_KEY
+from pgwarden.executor import LOCK_KEY
 from test_cli_manners import LAUNCH
 from test_core import Split, make_split
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from pgwarden.apply import cluster_lock
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PgwardenError
+from pgwarden.executor import cluster_lock, run_steps, set_lock_timeout
 from pgwarden.fetch import fetch
 from pgwarden.kinds import defacl_word
 from pgwarden.ledger import record_adoption
@@ -110,6 +110,12 @@ def alter_owner_sql(obj: OwnedObject, new_owner: str) -> sql.Composed:
             sql.SQL(kind), _qualified(obj), sql.Identifier(obj.args or ""), owner
         )
     return sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), _qualified(obj), owner)
+
+
+def owner_step(obj: OwnedObject, new_owner: str) -> Step:
+    """The ALTER ... OWNER TO of one object as a step, for the executor."""
+    reason = f"adopt: {new_owner} takes over {obj.label}"
+    return Step(Phase.DATABASE, Action.ALTER_OWNER, obj.label, reason, alter_owner_sql(obj, new_owner), new_owner)
 
 
 @dataclass(frozen=True)
@@ -243,8 +249,7 @@ def create_roles(session: Session, steps: Sequence[Step]) -> None:
     admin = session.admin
     try:
         with cluster_lock(session), admin.transaction():
-            for step in steps:
-                admin.execute(step.sql)
+            run_steps(admin, steps)
     except psycopg.Error as exc:
         first = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise ApplyError(
@@ -270,11 +275,9 @@ def _move_batch(conn: psycopg.Connection[Any], batch: Sequence[OwnedObject], to_
     import psycopg
 
     with conn.transaction():
-        conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
+        set_lock_timeout(conn, timeout)
         try:
-            with conn.pipeline():
-                for obj in batch:
-                    conn.execute(alter_owner_sql(obj, to_role))
+            run_steps(conn, [owner_step(obj, to_role) for obj in batch], pipeline=True)
             record_adoption(conn, [o.label for o in batch], to_role)  # the ledger: committed with the batch
         except psycopg.errors.LockNotAvailable:
             raise

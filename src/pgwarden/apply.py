@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgwarden.connect import connect, conninfo_for, scrub
+from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, ApplyInterrupted, PrivilegeError
+from pgwarden.executor import DATABASE_LOCK_KEY, cluster_lock, run_steps, set_lock_timeout
 from pgwarden.hooks import ApplyHooks
 from pgwarden.plan import Phase, Plan, Step, missing_database_note
 from pgwarden.pooler import refuse_superuser as refuse_superuser_auth_user
@@ -17,19 +17,6 @@ from pgwarden.session import Session
 
 if TYPE_CHECKING:
     import psycopg
-
-#: Advisory lock key of the cluster phase, shared by every pgwarden apply/adopt ("pgwarden" in ASCII, truncated
-#: to 63 bits). Taken in LOCK_DATABASE so that it is one lock for the whole cluster (see cluster_lock).
-LOCK_KEY = 0x7067776172640001
-
-#: Advisory lock key of the database phase, taken in the target database. It must differ from LOCK_KEY:
-#: advisory locks belong to the database they are taken in, so when the cluster lock had to fall back to the
-#: target database itself (an admin DSN naming it), the same key would make apply wait for its own session.
-DATABASE_LOCK_KEY = 0x7067776172640002
-
-#: The database the cluster lock is taken in, whatever database the admin DSN names: advisory locks are
-#: per database, and two applies whose DSNs name different databases must still wait for each other.
-LOCK_DATABASE = "postgres"
 
 #: Above this many statements, the database phase is sent with pipeline mode.
 PIPELINE_MIN = 50
@@ -174,37 +161,6 @@ def _create_database_phase(
         result.notes = [n for n in result.notes if n != missing_database_note(session.target)]
 
 
-@contextmanager
-def cluster_lock(session: Session, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """Hold the cluster-wide advisory lock (waiting for it, after calling on_wait) for the block.
-
-    Taken in LOCK_DATABASE: on the admin connection when the DSN names it, else on a connection of its own
-    (the admin's credentials). Only when the admin may not connect there is it taken on the admin
-    connection's database, which then serialises only the runs whose DSNs name that same database."""
-
-    from pgwarden.errors import ConnectError
-
-    own: psycopg.Connection[Any] | None = None
-    conn = session.admin
-    if conn.info.dbname != LOCK_DATABASE:
-        with suppress(ConnectError):
-            own = connect(conninfo_for(session.dsn, dbname=LOCK_DATABASE), autocommit=True, what=LOCK_DATABASE)
-            conn = own
-    try:
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
-        if not (row and row[0]):
-            if on_wait is not None:
-                on_wait()
-            conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        yield
-    finally:
-        if own is not None:
-            own.close()  # the server releases the lock with the session
-        else:
-            with suppress(BaseException):  # gone, or interrupted: the server releases the lock with the session
-                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-
-
 def _database_phase(
     session: Session,
     secrets: Mapping[str, str] | None,
@@ -221,7 +177,7 @@ def _database_phase(
     committing = False
     try:
         with conn.transaction():
-            conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
+            set_lock_timeout(conn, lock_timeout)
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (DATABASE_LOCK_KEY,))
             # Plan again inside the transaction, under the lock: what we change is what is there.
             snap = session.snapshot(conn)
@@ -257,19 +213,7 @@ def _execute(
     pipeline: bool = False,
 ) -> None:
     total = len(steps)
-    if pipeline:
-        with conn.pipeline():
-            for i, step in enumerate(steps, 1):
-                conn.execute(step.sql)
-                emit("step", step, i, total)
-        result.executed.extend(steps)
-        return
-    for i, step in enumerate(steps, 1):
-        result.failed = step
-        conn.execute(step.sql)
-        result.failed = None
-        result.executed.append(step)
-        emit("step", step, i, total)
+    run_steps(conn, steps, result, lambda step, i: emit("step", step, i, total), pipeline=pipeline)
 
 
 def _apply_error(exc: BaseException, phase: str, kept: Sequence[Step], failed: Step | None = None) -> ApplyError:

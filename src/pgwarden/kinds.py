@@ -1,13 +1,15 @@
-"""The registry of privilege-bearing object kinds: catalogs, SQL words, privileges and labels, as data.
+"""The registry of privilege-bearing object kinds: SQL words, privileges and labels, as data.
 
-Every module that needs a kind's vocabulary (plan, rules, probe, report, adopt) reads it from here,
-so adding a kind is an entry in KINDS plus its catalog query, not edits in five modules.
+Every module that needs a kind's vocabulary (plan, rules, probe, report, adopt) reads it from here.
+A kind that profiles grant is also listed in PROFILE_KINDS; it still needs its ACLs in the snapshot,
+its planner, its profile key and (for probe, report and init --from-database) their parts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 #: ACL letters (aclitem text, `aclexplode` gives the words) of every privilege PostgreSQL has.
 PRIVILEGE_LETTERS: Mapping[str, str] = {
@@ -59,17 +61,12 @@ class Kind:
     """A privilege-bearing object kind."""
 
     name: str  # registry key, also the JSON/policy word: "table", "sequence", ...
-    catalog: str  # where the objects live
-    acl_column: str  # the ACL column of `catalog`
     sql_word: str  # GRANT ... ON <sql_word> name
     plural: str  # "tables": labels and counts
     privileges: tuple[str, ...]  # what an object of the kind can carry (all versions)
-    acldefault_code: str  # acldefault()'s object type character
     all_word: str | None = None  # GRANT ... ON ALL <all_word> IN SCHEMA / ALTER DEFAULT PRIVILEGES ... ON
     defacl_code: str | None = None  # pg_default_acl.defaclobjtype
-    defacl_since: int = 0  # major version from which default privileges exist for the kind
     subkinds: tuple[Subkind, ...] = ()
-    in_schema: bool = False  # objects live in a schema (their labels are schema-qualified)
 
     def privileges_on(self, major: int) -> tuple[str, ...]:
         """What an object of this kind can carry on a server of major version `major`."""
@@ -105,59 +102,41 @@ KINDS: Mapping[str, Kind] = {
     for k in (
         Kind(
             "database",
-            "pg_database",
-            "datacl",
             "DATABASE",
             "databases",
             ("CREATE", "TEMPORARY", "CONNECT"),
-            "d",
         ),
         Kind(
             "schema",
-            "pg_namespace",
-            "nspacl",
             "SCHEMA",
             "schemas",
             ("USAGE", "CREATE"),
-            "n",
             defacl_code="n",
-            defacl_since=10,
             all_word="SCHEMAS",
         ),
         Kind(
             "table",
-            "pg_class",
-            "relacl",
             "TABLE",
             "tables",
             ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"),
-            "r",
             all_word="TABLES",
             defacl_code="r",
             subkinds=_RELATION_SUBKINDS,
-            in_schema=True,
         ),
         Kind(
             "sequence",
-            "pg_class",
-            "relacl",
             "SEQUENCE",
             "sequences",
             ("SELECT", "UPDATE", "USAGE"),
-            "s",
             all_word="SEQUENCES",
             defacl_code="S",
             subkinds=(Subkind("S", "SEQUENCE", "sequence", "sequence"),),
-            in_schema=True,
         ),
         Kind(
             "routine",
-            "pg_proc",
-            "proacl",
             "ROUTINE",
             "routines",
             ("EXECUTE",),
-            "f",
             all_word="ROUTINES",
             defacl_code="f",
             subkinds=(
@@ -166,16 +145,12 @@ KINDS: Mapping[str, Kind] = {
                 Subkind("a", "AGGREGATE", "aggregate", "aggregate"),
                 Subkind("w", "FUNCTION", "window function", "function"),
             ),
-            in_schema=True,
         ),
         Kind(
             "type",
-            "pg_type",
-            "typacl",
             "TYPE",
             "types",
             ("USAGE",),
-            "T",
             all_word="TYPES",
             defacl_code="T",
             subkinds=(
@@ -186,39 +161,34 @@ KINDS: Mapping[str, Kind] = {
                 Subkind("r", "TYPE", "range type", "type"),
                 Subkind("m", "TYPE", "multirange type", "type"),
             ),
-            in_schema=True,
         ),
-        Kind("column", "pg_attribute", "attacl", "TABLE", "columns", ("SELECT", "INSERT", "UPDATE", "REFERENCES"), "c"),
+        Kind("column", "TABLE", "columns", ("SELECT", "INSERT", "UPDATE", "REFERENCES")),
         Kind(
             "large_object",
-            "pg_largeobject_metadata",
-            "lomacl",
             "LARGE OBJECT",
             "large objects",
             ("SELECT", "UPDATE"),
-            "L",
             all_word="LARGE OBJECTS",
             defacl_code="L",
-            defacl_since=18,
         ),
         Kind(
             "foreign_data_wrapper",
-            "pg_foreign_data_wrapper",
-            "fdwacl",
             "FOREIGN DATA WRAPPER",
             "foreign-data wrappers",
             ("USAGE",),
-            "F",
         ),
-        Kind("foreign_server", "pg_foreign_server", "srvacl", "FOREIGN SERVER", "foreign servers", ("USAGE",), "S"),
-        Kind("language", "pg_language", "lanacl", "LANGUAGE", "languages", ("USAGE",), "l"),
-        Kind("tablespace", "pg_tablespace", "spcacl", "TABLESPACE", "tablespaces", ("CREATE",), "t"),
-        Kind("parameter", "pg_parameter_acl", "paracl", "PARAMETER", "parameters", ("SET", "ALTER SYSTEM"), "p"),
+        Kind("foreign_server", "FOREIGN SERVER", "foreign servers", ("USAGE",)),
+        Kind("language", "LANGUAGE", "languages", ("USAGE",)),
+        Kind("tablespace", "TABLESPACE", "tablespaces", ("CREATE",)),
+        Kind("parameter", "PARAMETER", "parameters", ("SET", "ALTER SYSTEM")),
     )
 }
 
-#: Kinds whose objects pgwarden manages inside the managed schemas today (snapshot.ObjectGroup.kind).
-SCHEMA_OBJECT_KINDS: tuple[str, ...] = ("table", "sequence", "routine")
+#: The kinds a profile grants on the objects of the managed schemas (a [profiles.NAME] file's keys, a
+#: grant's `defaults`), in the order plans and reports list them. A kind granted through profiles is
+#: added here (and its ProfileSpec field), not re-tabled in the modules that read it.
+ProfileKind = Literal["table", "sequence", "routine"]
+PROFILE_KINDS: tuple[ProfileKind, ...] = get_args(ProfileKind)
 
 #: pg_default_acl.defaclobjtype -> kind.
 BY_DEFACL_CODE: Mapping[str, Kind] = {k.defacl_code: k for k in KINDS.values() if k.defacl_code}
@@ -227,11 +197,6 @@ BY_DEFACL_CODE: Mapping[str, Kind] = {k.defacl_code: k for k in KINDS.values() i
 def kind(name: str) -> Kind:
     """The registry entry of `name` (KeyError for an unknown kind: a bug, not user input)."""
     return KINDS[name]
-
-
-def relation_kind(relkind: str) -> Kind:
-    """The kind of a pg_class row: sequences are their own kind; every other relation is a table."""
-    return KINDS["sequence"] if relkind == "S" else KINDS["table"]
 
 
 def defacl_word(code: str) -> str:

@@ -21,6 +21,7 @@ from pgwarden.errors import ConnectError
 from pgwarden.fetch import fetch
 from pgwarden.findings import SEVERITIES, Finding
 from pgwarden.hazards import read_hazards
+from pgwarden.kinds import PROFILE_KINDS
 from pgwarden.plan.provider import with_external
 from pgwarden.probe.rights import Rights, held_on, member_rights
 from pgwarden.refresh import executable
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from pgwarden.session import Session
     from pgwarden.snapshot import Snapshot
 
-KINDS = ("table", "sequence", "routine")
+KINDS = PROFILE_KINDS
 
 
 @dataclass(frozen=True)

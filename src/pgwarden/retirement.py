@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.connect import connect, conninfo_for, scrub
 from pgwarden.errors import ApplyError, ApplyInterrupted, PgwardenError, PrivilegeError
+from pgwarden.executor import Outcome, run_steps, set_lock_timeout
 from pgwarden.fetch import fetch
 from pgwarden.findings import Finding
 from pgwarden.plan import Action, Phase, Plan, Step
@@ -25,7 +27,6 @@ from pgwarden.rows import HoldingRow, SessionCountRow
 if TYPE_CHECKING:
     import psycopg
 
-    from pgwarden.apply import ApplyResult
     from pgwarden.policy import Policy
     from pgwarden.session import Session
     from pgwarden.snapshot import Snapshot
@@ -128,7 +129,7 @@ class Retiring:
     kept: list[str] = field(default_factory=list)  # what is committed, in words, for the messages
     committing: str | None = None  # the database whose COMMIT is under way
 
-    def run(self, emit: EventHandler, result: ApplyResult) -> None:
+    def run(self, emit: EventHandler, result: Outcome) -> None:
         result.notes.extend(self.notes)
         for retirement in self.todo:
             try:
@@ -136,14 +137,14 @@ class Retiring:
             except KeyboardInterrupt:
                 raise self._interrupted(retirement, result) from None
 
-    def _one(self, r: Retirement, emit: EventHandler, result: ApplyResult) -> None:
+    def _one(self, r: Retirement, emit: EventHandler, result: Outcome) -> None:
         import psycopg
 
         admin = self.session.admin
         total, done = len(r.steps), 0
         try:
             for i, step in enumerate(r.before):  # each committed at once: refused logins stay refused
-                self._execute(admin, step, result)
+                run_steps(admin, [step], result)
                 said = f"role {r.role}: " + ", ".join(s.change for s in r.before[: i + 1])
                 if i == 0:
                     self.kept.append(said)
@@ -153,7 +154,7 @@ class Retiring:
                 emit("step", step, done, total)
             done = self._databases(r, emit, result, done, total)
             for step in r.after:
-                self._execute(admin, step, result)
+                run_steps(admin, [step], result)
                 self.kept.append(f"role {r.role} was dropped")
                 emit("step", step, done + 1, total)
         except (psycopg.Error, PgwardenError) as exc:
@@ -166,13 +167,7 @@ class Retiring:
                 hint = "live traffic holds a lock on what it owns: re-run later, or raise --lock-timeout"
             raise ApplyError(f"retiring role {r.role}: {text}{where}; {self._outcome(result)}", hint=hint) from None
 
-    def _execute(self, conn: psycopg.Connection[Any], step: Step, result: ApplyResult) -> None:
-        result.failed = step
-        conn.execute(step.sql)
-        result.failed = None
-        result.executed.append(step)
-
-    def _databases(self, r: Retirement, emit: EventHandler, result: ApplyResult, done: int, total: int) -> int:
+    def _databases(self, r: Retirement, emit: EventHandler, result: Outcome, done: int, total: int) -> int:
         """Every database's statements in its own open transaction, committed only once all succeeded,
         so that a failure in one database leaves every database as it was. Shared objects (databases,
         tablespaces, grants on them) are the exception: every database's REASSIGN/DROP OWNED would update
@@ -191,7 +186,7 @@ class Retiring:
         r: Retirement,
         group: Sequence[DatabaseWork],
         emit: EventHandler,
-        result: ApplyResult,
+        result: Outcome,
         done: int,
         total: int,
     ) -> int:
@@ -202,13 +197,11 @@ class Retiring:
                 info = conninfo_for(self.session.dsn, dbname=work.database)
                 conn = connect(info, autocommit=False, what=f"database {work.database}")
                 open_.append(conn)
-                conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
-                for step in work.steps:
-                    result.failed = step
-                    conn.execute(step.sql)
-                    result.failed = None
-                    done += 1
-                    emit("step", step, done, total)
+                set_lock_timeout(conn, timeout)
+                # kept only once committed below, with every database of the group
+                progress = partial(_progress, emit, done, total)
+                run_steps(conn, work.steps, result, progress, keep=False)
+                done += len(work.steps)
             for conn, work in zip(open_, group, strict=True):
                 self.committing = work.database
                 conn.commit()
@@ -220,7 +213,7 @@ class Retiring:
                 conn.close()  # an uncommitted transaction is rolled back
         return done
 
-    def _outcome(self, result: ApplyResult) -> str:
+    def _outcome(self, result: Outcome) -> str:
         earlier = [s for s in result.executed if s.phase in (Phase.ROLES, Phase.CREATE_DATABASE)]
         parts = [f"{len(earlier)} step(s) of the roles phase and CREATE DATABASE"] if earlier else []
         parts.extend(self.kept)
@@ -228,12 +221,16 @@ class Retiring:
             return "nothing was changed"
         return "what was not committed was rolled back; kept: " + "; ".join(parts)
 
-    def _interrupted(self, r: Retirement, result: ApplyResult) -> PgwardenError:
+    def _interrupted(self, r: Retirement, result: Outcome) -> PgwardenError:
         during = f"; database {self.committing} was being committed: it may or may not be" if self.committing else ""
         return ApplyInterrupted(
             f"interrupted while retiring role {r.role}{during}; {self._outcome(result)}",
             hint="run `pgwarden plan` to see what is left, then `pgwarden apply` again: it finishes the retirement",
         )
+
+
+def _progress(emit: EventHandler, done: int, total: int, step: Step, i: int) -> None:
+    emit("step", step, done + i, total)
 
 
 def prepare_retirement(

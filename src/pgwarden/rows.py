@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ObjectKind = Literal["table", "sequence", "routine"]
+from pgwarden.kinds import ProfileKind
+
+ObjectKind = ProfileKind
 #: An ACL as the queries send it: JSON [grantor, grantee, privilege, grantable] per entry
 #: (snapshot.acl_of turns it into an Acl).
 AclRows = list[list[Any]]
@@ -112,13 +114,12 @@ class OwnedRow:
 
 @dataclass(frozen=True, slots=True)
 class CreateRow:
-    """queries/hazard_privileges.sql: whether a role can create in a schema or the database, or use TEMP."""
+    """queries/hazard_privileges.sql: whether a role can create in a schema or the database."""
 
     role: int
     kind: str  # schema, database
     name: str
     can_create: bool
-    can_temp: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,3 +327,61 @@ class ExpiredRow:
     role: int
     name: str
     superuser: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateDatabaseRow:
+    """queries/generate_database.sql: the database's owner and ACL, its schemas and default privileges
+    (JSON, by role name; a NULL grantee is PUBLIC)."""
+
+    owner: str
+    acl: AclRows  # [grantee, privilege, grantable]
+    schemas: list[dict[str, Any]]  # name, owner, extension, objects, acl
+    default_acls: list[dict[str, Any]]  # role, schema, objtype, acl
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateObjectRow:
+    """queries/generate_objects.sql: a table, sequence or routine with its ACL and its columns' ACLs."""
+
+    schema: str
+    kind: str
+    name: str
+    args: str | None
+    table: str | None
+    owner: str
+    extension: bool
+    acl: AclRows  # [grantee, privilege, grantable, grantor]
+    columns: list[list[Any]] | None  # [column, [[grantee, privilege, grantable], ...]]: tables with column grants
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateMembershipRow:
+    """queries/generate_memberships.sql: one grant of a role to a member (inherit/set: 16+, else NULL)."""
+
+    role: str
+    member: str
+    member_inherit: bool
+    admin: bool
+    inherit: bool | None
+    set: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRoleRow:
+    """queries/generate_roles.sql: a role with what a policy declares of it."""
+
+    oid: int
+    name: str
+    superuser: bool
+    inherit: bool
+    login: bool
+    createdb: bool
+    createrole: bool
+    replication: bool
+    bypassrls: bool
+    connlimit: int
+    valid_until: str | None
+    comment: str | None
+    settings: list[str] | None
+    database_settings: list[str] | None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pgwarden import bookkeeping
 from pgwarden.policy import GrantSpec, Policy, split_qualified
 from pgwarden.profiles import Profile, defined
 
@@ -22,7 +23,6 @@ PUBLIC_ROLE = "PUBLIC"
 COLUMN_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "REFERENCES"})
 
 _NOTHING: frozenset[str] = frozenset()
-_READ = frozenset({"SELECT"})
 _EXECUTE = frozenset({"EXECUTE"})
 _MAINTAIN = frozenset({"MAINTAIN"})
 
@@ -53,7 +53,7 @@ class Scopes:
 
     @classmethod
     def of(cls, policy: Policy) -> Scopes:
-        from pgwarden import bookkeeping, refresh
+        from pgwarden import refresh
 
         members = {m.name: tuple((g.role, g.inherit) for g in m.member_of) for m in policy.members}
         books = (frozenset(bookkeeping.tables(policy)), frozenset(bookkeeping.schemas(policy)))
@@ -162,11 +162,11 @@ class Scopes:
                     privs = privs - COLUMN_PRIVILEGES
                 out |= privs
         if kind_name == "table" and name is not None and self.is_bookkeeping(schema, name):
-            out &= _READ  # the migration history is the owner's to write
+            out &= bookkeeping.READ  # the migration history is the owner's to write
         if kind_name == "sequence" and (
             schema in self.bookkeeping[1] or (table and self.is_bookkeeping(schema, table))
         ):
-            out &= _READ  # its sequence too: nextval/setval write the history's keys
+            out &= bookkeeping.READ  # its sequence too: nextval/setval write the history's keys
         return out
 
     @staticmethod

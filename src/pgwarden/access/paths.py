@@ -5,25 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-#: The kinds of hop, in the words `review` prints.
-HOP_KINDS = {
-    "member": "membership (inherits its privileges)",
-    "set": "membership with SET: SET ROLE to it",
-    "admin": "ADMIN OPTION: can grant itself the role",
-    "public": "PUBLIC: what every role holds (with USAGE on the schema)",
-    "superuser": "superuser: passes every privilege check",
-    "owner": "owns the object",
-    "grant": "a grant on the object",
-    "column": "a grant on the column",
-    "predefined": "a predefined role's blanket privilege",
-    "view": "a view that reads it with its owner's rights",
-    "matview": "a materialized view that holds a copy of it",
-    "rule": "a rule whose action touches it with the owner's rights",
-    "parent": "a parent or partitioned table: its queries read the child's rows",
-    "routine": "a SECURITY DEFINER routine that references it, run with its owner's rights",
-    "trigger": "a trigger that runs a SECURITY DEFINER routine that references it",
-}
-
 #: Hops that expose another object's rows (the ones an exception can be walked around by).
 DERIVED_KINDS = frozenset({"view", "matview", "rule", "parent", "routine", "trigger"})
 #: Hops through roles.
@@ -32,7 +13,8 @@ ROLE_KINDS = frozenset({"member", "set", "admin", "public"})
 
 @dataclass(frozen=True, slots=True, order=True)
 class Hop:
-    """One step: `kind` (HOP_KINDS), what it reaches (a role, or an object as SQL text) and a detail
+    """One step: `kind` (a membership: member, set, admin; public, superuser, owner, grant, column,
+    predefined; or one of DERIVED_KINDS), what it reaches (a role, or an object as SQL text) and a detail
     (the privilege for grants, the object exposed for derived hops, the owner whose rights run)."""
 
     kind: str

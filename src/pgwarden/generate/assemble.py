@@ -11,9 +11,10 @@ from typing import Any
 from pgwarden.errors import PolicyError
 from pgwarden.generate.catalog import Live, LiveRole
 from pgwarden.generate.fit import FITTED_KINDS, Draft, ProfileBook, RoleFit, fit_role
+from pgwarden.kinds import kind
 
 #: ALTER DEFAULT PRIVILEGES object types by kind.
-DEFACL_CODES = {"table": "r", "sequence": "S", "routine": "f"}
+DEFACL_CODES: dict[str, str] = {k: kind(k).defacl_code or "" for k in FITTED_KINDS}
 #: Settings a policy cannot declare on a role (pgwarden's own, or not storable).
 UNDECLARABLE = frozenset({"role", "session_authorization"})
 
@@ -216,7 +217,3 @@ def _usage_and_database(live: Live, name: str, fit: RoleFit) -> None:
         return
     if held != ["CONNECT"]:
         fit.grants[0].database = held
-
-
-def kinds_fitted(routines: bool) -> tuple[str, ...]:
-    return tuple(k for k in FITTED_KINDS if routines or k != "routine")

@@ -237,6 +237,13 @@ def _other_grantors(live: Live, owner: str, groups: set[str]) -> list[str]:
 
 def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen: Generated) -> None:
     """What the split forbids, said once each; plan and check act on every one."""
+    _object_hazards(live, owner, groups, gen)
+    _schema_hazards(live, owner, groups, gen)
+    _database_hazards(live, owner, gen)
+    _membership_hazards(live, owner, owner_side, groups, gen)
+
+
+def _object_hazards(live: Live, owner: str, groups: set[str], gen: Generated) -> None:
     h = gen.hazard
     for o in live.objects:
         if o.extension:
@@ -254,6 +261,10 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
                     "grant options held by roles other than the owner: plan revokes the option, keeps the privilege",
                     f"{grantee or 'PUBLIC'} may grant {privilege} on {o.qualified} to others: plan revokes that",
                 )
+
+
+def _schema_hazards(live: Live, owner: str, groups: set[str], gen: Generated) -> None:
+    h = gen.hazard
     for s in live.schemas:
         if s.owner not in (owner, "pg_database_owner"):
             h(
@@ -279,6 +290,10 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
                 "access roles that may CREATE outside the managed schemas: plan revokes it",
                 f"access role {grantee} may CREATE in schema {s.name}: plan revokes it",
             )
+
+
+def _database_hazards(live: Live, owner: str, gen: Generated) -> None:
+    h = gen.hazard
     if live.db_owner != owner:
         h(
             f"the database is owned by another role than {owner}: plan moves it",
@@ -290,7 +305,6 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
                 "CREATE on the database held by others than the owner: plan revokes it",
                 f"{grantee or 'PUBLIC'} may CREATE schemas in database {live.database}: plan revokes it",
             )
-    _membership_hazards(live, owner, owner_side, groups, gen)
 
 
 def _is_superuser(live: Live, name: str | None) -> bool:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.errors import PolicyError
-from pgwarden.snapshot import query
+from pgwarden.fetch import fetch
+from pgwarden.rows import GenerateDatabaseRow, GenerateMembershipRow, GenerateObjectRow, GenerateRoleRow
 
 if TYPE_CHECKING:
     import psycopg
@@ -118,54 +119,46 @@ def _privileges(rows: Sequence[Sequence[Any]] | None) -> dict[Grantee, frozenset
     return {k: frozenset(v) for k, v in out.items()}
 
 
-def _rows(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    from psycopg.rows import dict_row
-
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query(name).encode(), dict(params or {})).fetchall()
-
-
-def _role(row: Mapping[str, Any]) -> LiveRole:
+def _role(row: GenerateRoleRow) -> LiveRole:
     return LiveRole(
-        name=row["name"],
-        superuser=row["superuser"],
-        login=row["login"],
-        inherit=row["inherit"],
-        createdb=row["createdb"],
-        createrole=row["createrole"],
-        replication=row["replication"],
-        bypassrls=row["bypassrls"],
-        connlimit=row["connlimit"],
-        valid_until=row["valid_until"],
-        comment=row["comment"],
-        settings=tuple(row["settings"] or ()),
-        database_settings=tuple(row["database_settings"] or ()),
+        name=row.name,
+        superuser=row.superuser,
+        login=row.login,
+        inherit=row.inherit,
+        createdb=row.createdb,
+        createrole=row.createrole,
+        replication=row.replication,
+        bypassrls=row.bypassrls,
+        connlimit=row.connlimit,
+        valid_until=row.valid_until,
+        comment=row.comment,
+        settings=tuple(row.settings or ()),
+        database_settings=tuple(row.database_settings or ()),
     )
 
 
-def _object(row: Mapping[str, Any]) -> LiveObject:
-    acl = row["acl"] or []
+def _object(row: GenerateObjectRow) -> LiveObject:
+    acl = row.acl or []
     return LiveObject(
-        schema=row["schema"],
-        kind=row["kind"],
-        name=row["name"],
-        owner=row["owner"],
-        args=row["args"],
-        extension=row["extension"],
-        table=row["table"],
+        schema=row.schema,
+        kind=row.kind,
+        name=row.name,
+        owner=row.owner,
+        args=row.args,
+        extension=row.extension,
+        table=row.table,
         acl=_privileges(acl),
         grantable=frozenset((r[0], r[1]) for r in acl if r[2]),
         grantors=frozenset((r[0], r[3]) for r in acl),
-        columns=tuple((c[0], _privileges(c[1])) for c in row["columns"] or ()),
+        columns=tuple((c[0], _privileges(c[1])) for c in row.columns or ()),
     )
 
 
 def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
     """Read the database `conn` is connected to; `schemas` None: every schema with objects or grants."""
-    d = _rows(conn, "generate_database")[0]
+    d = fetch(conn, "generate_database", GenerateDatabaseRow)[0]
     all_schemas = tuple(
-        LiveSchema(s["name"], s["owner"], _privileges(s["acl"]), int(s["objects"]), s["extension"])
-        for s in d["schemas"]
+        LiveSchema(s["name"], s["owner"], _privileges(s["acl"]), int(s["objects"]), s["extension"]) for s in d.schemas
     )
     names = list(schemas) if schemas is not None else [s.name for s in all_schemas if _in_use(s)]
     missing = [n for n in names if n not in {s.name for s in all_schemas}]
@@ -174,17 +167,15 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
             f"schema {missing[0]} does not exist in database {conn.info.dbname}",
             hint="--schema names an existing schema (repeat it for several)",
         )
-    objects = tuple(_object(r) for r in _rows(conn, "generate_objects", {"schemas": names}))
-    defaults = tuple(
-        LiveDefault(r["role"], r["schema"], r["objtype"], _privileges(r["acl"])) for r in d["default_acls"]
-    )
-    memberships = _memberships(_rows(conn, "generate_memberships"))
+    objects = tuple(_object(r) for r in fetch(conn, "generate_objects", GenerateObjectRow, {"schemas": names}))
+    defaults = tuple(LiveDefault(r["role"], r["schema"], r["objtype"], _privileges(r["acl"])) for r in d.default_acls)
+    memberships = _memberships(fetch(conn, "generate_memberships", GenerateMembershipRow))
     return Live(
         database=conn.info.dbname,
         version=conn.info.server_version // 10000,
-        db_owner=d["owner"],
-        db_acl=_privileges(d["acl"]),
-        roles={r["name"]: _role(r) for r in _rows(conn, "generate_roles")},
+        db_owner=d.owner,
+        db_acl=_privileges(d.acl),
+        roles={r.name: _role(r) for r in fetch(conn, "generate_roles", GenerateRoleRow)},
         memberships=memberships,
         schemas=tuple(s for s in all_schemas if s.name in names),
         others=tuple(s for s in all_schemas if s.name not in names),
@@ -194,17 +185,17 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
     )
 
 
-def _memberships(rows: Sequence[Mapping[str, Any]]) -> tuple[LiveMembership, ...]:
+def _memberships(rows: Sequence[GenerateMembershipRow]) -> tuple[LiveMembership, ...]:
     """One membership per (group, member): on 16+ a role can hold one twice from two grantors
     (createrole_self_grant adds one); it then has an option when either grant gives it."""
     merged: dict[tuple[str, str], LiveMembership] = {}
     for r in rows:
         m = LiveMembership(
-            r["role"],
-            r["member"],
-            r["inherit"] if r["inherit"] is not None else bool(r["member_inherit"]),
-            r["set"] if r["set"] is not None else True,
-            bool(r["admin"]),
+            r.role,
+            r.member,
+            r.inherit if r.inherit is not None else bool(r.member_inherit),
+            r.set if r.set is not None else True,
+            bool(r.admin),
         )
         seen = merged.get((m.role, m.member))
         if seen is not None:

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgwarden.generate.catalog import LiveObject
+from pgwarden.kinds import PROFILE_KINDS
 from pgwarden.profiles import BUILTIN, Profile
 from pgwarden.scopes import COLUMN_PRIVILEGES
 
 #: Object kinds a profile gives privileges on (schema USAGE and CONNECT come with every profile).
-FITTED_KINDS = ("table", "sequence", "routine")
+FITTED_KINDS: tuple[str, ...] = PROFILE_KINDS
 #: Built-in profiles fitting may choose for objects (usage and connect give none).
 _OBJECT_PROFILES = ("readwrite", "readonly", "append")
 
@@ -231,36 +232,8 @@ def fit_role(
     for schema in schemas:
         here = [o for o in objs if o.schema == schema]
         own = [o for o in here if not (o.kind == "sequence" and o.table is not None)]
-        wanted: dict[str, frozenset[str]] = {}
-        with_defaults: list[str] = []
-        for k in kinds:
-            given = defaults(schema, k)
-            sets = [o.held(role) for o in own if o.kind == k]
-            if given:
-                wanted[k] = given
-                with_defaults.append(k)
-            elif sets:
-                wanted[k] = majority(sets)
-        grant: Draft | None = None
-        if any(wanted.values()):
-            profile = book.name_for(wanted, role)
-            defaults_kinds = None if with_defaults == kinds else tuple(with_defaults)
-            grant = fitter.draft(profile, defaults_kinds, schema=True)
-            grant.schemas.append(schema)
-        apart: set[str] = set()  # tables said by the schema grant's except_columns
-        for o in sorted(own, key=lambda o: (o.kind, o.name, o.args or "")):
-            base = book.on(grant.profile, o.kind) if grant else _NOTHING
-            if grant is not None and _all_columns_but(o, role, base, grant):
-                apart.add(o.qualified)
-                continue
-            if o.held(role) == base:
-                continue
-            if grant is not None:
-                name = routine_name(o) if o.kind == "routine" else o.qualified
-                (grant.except_routines if o.kind == "routine" else grant.except_tables).append(name)
-                grant.why.append(f"except {name}: {role} holds {_words(o.held(role))} there")
-            if o.held(role):
-                fitter.listed(o, o.held(role))
+        grant = _schema_grant(fitter, role, schema, own, kinds, defaults)
+        apart = _exceptions(fitter, role, own, grant)  # tables said by the schema grant's except_columns
         for o in here:
             if o.kind == "sequence" and o.table is not None:
                 _linked_sequence(fitter, o)
@@ -268,6 +241,50 @@ def fit_role(
             if o.kind == "table" and o.columns and o.qualified not in apart:
                 fitter.columns(o)
     return RoleFit(fitter.drafts, fitter.notes)
+
+
+def _schema_grant(
+    fitter: _Fitter, role: str, schema: str, own: list[LiveObject], kinds: list[str], defaults: Defaults
+) -> Draft | None:
+    """The schema-wide grant: per kind, the default privileges when there are, else what most objects hold."""
+    wanted: dict[str, frozenset[str]] = {}
+    with_defaults: list[str] = []
+    for k in kinds:
+        given = defaults(schema, k)
+        sets = [o.held(role) for o in own if o.kind == k]
+        if given:
+            wanted[k] = given
+            with_defaults.append(k)
+        elif sets:
+            wanted[k] = majority(sets)
+    if not any(wanted.values()):
+        return None
+    profile = fitter.book.name_for(wanted, role)
+    defaults_kinds = None if with_defaults == kinds else tuple(with_defaults)
+    grant = fitter.draft(profile, defaults_kinds, schema=True)
+    grant.schemas.append(schema)
+    return grant
+
+
+def _exceptions(fitter: _Fitter, role: str, own: list[LiveObject], grant: Draft | None) -> set[str]:
+    """The objects that differ from the schema grant: excepted from it and listed with what they hold.
+    Returns the tables said by the grant's except_columns instead."""
+    book = fitter.book
+    apart: set[str] = set()
+    for o in sorted(own, key=lambda o: (o.kind, o.name, o.args or "")):
+        base = book.on(grant.profile, o.kind) if grant else _NOTHING
+        if grant is not None and _all_columns_but(o, role, base, grant):
+            apart.add(o.qualified)
+            continue
+        if o.held(role) == base:
+            continue
+        if grant is not None:
+            name = routine_name(o) if o.kind == "routine" else o.qualified
+            (grant.except_routines if o.kind == "routine" else grant.except_tables).append(name)
+            grant.why.append(f"except {name}: {role} holds {_words(o.held(role))} there")
+        if o.held(role):
+            fitter.listed(o, o.held(role))
+    return apart
 
 
 def _all_columns_but(obj: LiveObject, role: str, base: frozenset[str], grant: Draft) -> bool:
@@ -301,12 +318,6 @@ def _linked_sequence(fitter: _Fitter, seq: LiveObject) -> None:
             d.except_tables.append(seq.qualified)
     if held:
         fitter.listed(seq, held)
-
-
-def column_privileges_only(obj: LiveObject, role: str) -> bool:
-    """Whether `role` holds column privileges on `obj` beyond its table-level ones."""
-    table = obj.held(role)
-    return any(acl.get(role, _NOTHING) - table for _, acl in obj.columns)
 
 
 __all__ = ["COLUMN_PRIVILEGES", "FITTED_KINDS", "Draft", "ProfileBook", "RoleFit", "fit_role", "majority"]

@@ -4,7 +4,7 @@ as a diff of effective privileges: each role's privilege on each object, widened
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pgwarden.generate.assemble import Generated
@@ -30,42 +30,10 @@ def smaller(gen: Generated) -> Generated:
         return nearest_builtin({k: frozenset(spec.get(k, ())) for k in FITTED_KINDS}).name
 
     for db in data["databases"]:
-        chosen: dict[str, dict[str, dict[str, Any]]] = {}  # role -> schema -> grant
-        kept: list[dict[str, Any]] = []
-        for g in db["grants"]:  # schema grants first: they say what most objects hold
-            for schema in g.get("schemas", ()):
-                grant = chosen.setdefault(g["role"], {}).setdefault(schema, {"profile": builtin(g["profile"])})
-                for key in ("except_tables", "except_routines"):
-                    names = [n for n in g.get(key, ()) if n.partition(".")[0] == schema]
-                    grant.setdefault(key, []).extend(names)
-                for table, cols in g.get("except_columns", {}).items():
-                    if table.partition(".")[0] == schema:
-                        grant.setdefault("except_columns", {})[table] = cols
-        for g in db["grants"]:
-            for name in (*g.get("tables", ()), *g.get("routines", ())):
-                chosen.setdefault(g["role"], {}).setdefault(name.partition(".")[0], {"profile": builtin(g["profile"])})
-            if g.get("columns"):
-                kept.append({"role": g["role"], "profile": builtin(g["profile"]), "columns": g["columns"]})
-            if not g.get("schemas") and not g.get("tables") and not g.get("routines") and not g.get("columns"):
-                kept.append({"role": g["role"], "profile": g["profile"]})
-        for g in db["grants"]:  # a table the role holds some columns of: its other columns stay out
-            for table in g.get("columns", {}):
-                target = chosen.get(g["role"], {}).get(table.partition(".")[0])
-                if target is not None:
-                    target.setdefault("except_tables", []).append(table)
-        listed = {(g["role"], n) for g in db["grants"] for n in (*g.get("tables", ()), *g.get("routines", ()))}
-        for role, schemas in chosen.items():  # a listed object takes its schema's profile, not nothing
-            for grant in schemas.values():
-                for key in ("except_tables", "except_routines"):
-                    grant[key] = [n for n in grant.get(key, ()) if (role, n) not in listed]
-        grants: list[dict[str, Any]] = []
-        for role, schemas in chosen.items():
-            for schema in db["schemas"]:
-                if schema in schemas:
-                    extra = {k: list(dict.fromkeys(v)) if isinstance(v, list) else v
-                             for k, v in schemas[schema].items() if k != "profile" and v}  # fmt: skip
-                    grants.append({"role": role, "profile": schemas[schema]["profile"], "schemas": [schema], **extra})
-        db["grants"] = _keep_usage_and_database(db["grants"], grants + kept)
+        chosen = _schema_grants(db, builtin)
+        kept = _listed(db, chosen, builtin)
+        _columns_stay_out(db, chosen)
+        db["grants"] = _keep_usage_and_database(db["grants"], _as_grants(db, chosen) + kept)
     data["profiles"] = {}
     header = [
         "Suggested by `pgwarden init --from-database --suggest`: fewer, broader grants than the",
@@ -73,6 +41,64 @@ def smaller(gen: Generated) -> Generated:
     ]
     comments = {k: v for k, v in gen.comments.items() if k == "hardening" or not k.startswith(("grant.", "profile."))}
     return Generated(data, comments, header + gen.header, gen.hazards)
+
+
+#: role -> schema -> the grant suggested there
+Chosen = dict[str, dict[str, dict[str, Any]]]
+
+
+def _schema_grants(db: dict[str, Any], builtin: Callable[[str], str]) -> Chosen:
+    """The exact file's schema grants, with a built-in profile; what they except stays excepted."""
+    chosen: Chosen = {}
+    for g in db["grants"]:  # schema grants first: they say what most objects hold
+        for schema in g.get("schemas", ()):
+            grant = chosen.setdefault(g["role"], {}).setdefault(schema, {"profile": builtin(g["profile"])})
+            for key in ("except_tables", "except_routines"):
+                names = [n for n in g.get(key, ()) if n.partition(".")[0] == schema]
+                grant.setdefault(key, []).extend(names)
+            for table, cols in g.get("except_columns", {}).items():
+                if table.partition(".")[0] == schema:
+                    grant.setdefault("except_columns", {})[table] = cols
+    return chosen
+
+
+def _listed(db: dict[str, Any], chosen: Chosen, builtin: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Listed tables and routines become their schema's grant (in `chosen`); the grants kept as they
+    are (listed columns, and grants on no object) are returned."""
+    kept: list[dict[str, Any]] = []
+    for g in db["grants"]:
+        for name in (*g.get("tables", ()), *g.get("routines", ())):
+            chosen.setdefault(g["role"], {}).setdefault(name.partition(".")[0], {"profile": builtin(g["profile"])})
+        if g.get("columns"):
+            kept.append({"role": g["role"], "profile": builtin(g["profile"]), "columns": g["columns"]})
+        if not g.get("schemas") and not g.get("tables") and not g.get("routines") and not g.get("columns"):
+            kept.append({"role": g["role"], "profile": g["profile"]})
+    return kept
+
+
+def _columns_stay_out(db: dict[str, Any], chosen: Chosen) -> None:
+    """A table the role holds some columns of: its other columns stay out of the schema grant."""
+    for g in db["grants"]:
+        for table in g.get("columns", {}):
+            target = chosen.get(g["role"], {}).get(table.partition(".")[0])
+            if target is not None:
+                target.setdefault("except_tables", []).append(table)
+
+
+def _as_grants(db: dict[str, Any], chosen: Chosen) -> list[dict[str, Any]]:
+    listed = {(g["role"], n) for g in db["grants"] for n in (*g.get("tables", ()), *g.get("routines", ()))}
+    for role, schemas in chosen.items():  # a listed object takes its schema's profile, not nothing
+        for grant in schemas.values():
+            for key in ("except_tables", "except_routines"):
+                grant[key] = [n for n in grant.get(key, ()) if (role, n) not in listed]
+    grants: list[dict[str, Any]] = []
+    for role, schemas in chosen.items():
+        for schema in db["schemas"]:
+            if schema in schemas:
+                extra = {k: list(dict.fromkeys(v)) if isinstance(v, list) else v
+                         for k, v in schemas[schema].items() if k != "profile" and v}  # fmt: skip
+                grants.append({"role": role, "profile": schemas[schema]["profile"], "schemas": [schema], **extra})
+    return grants
 
 
 def _keep_usage_and_database(exact: list[dict[str, Any]], grants: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -115,34 +115,35 @@ def _check_profiles(policy: Policy, snap: Snapshot) -> None:
 
 def _plan(ctx: PlanContext, secrets: Mapping[str, str] | None) -> Plan:
     policy, snap = ctx.policy, ctx.snap
-    plan_roles(ctx, secrets or {})
-    plan_role_attributes(ctx)
-    plan_declared_settings(ctx, in_database=False)
-    plan_memberships(ctx)
-    plan_owner_memberships(ctx)
-    plan_outsider_memberships(ctx)
-    plan_database(ctx)
-    plan_schemas(ctx)
-    plan_objects(ctx)
-    plan_columns(ctx)
-    plan_types(ctx)
-    plan_default_privileges(ctx)
-    plan_role_settings(ctx)
-    plan_declared_settings(ctx, in_database=True)
-    plan_outside(ctx)
-    plan_guard(ctx)
-    plan_pooler(ctx)
-    plan_refresh(ctx)
+    # in this order: each planner may widen what the admin can do for the next (ctx.auth)
+    steps = [
+        *plan_roles(ctx, secrets or {}),
+        *plan_role_attributes(ctx),
+        *plan_declared_settings(ctx, in_database=False),
+        *plan_memberships(ctx),
+        *plan_owner_memberships(ctx),
+        *plan_outsider_memberships(ctx),
+        *plan_database(ctx),
+        *plan_schemas(ctx),
+        *plan_objects(ctx),
+        *plan_columns(ctx),
+        *plan_types(ctx),
+        *plan_default_privileges(ctx),
+        *plan_role_settings(ctx),
+        *plan_declared_settings(ctx, in_database=True),
+        *plan_outside(ctx),
+        *plan_guard(ctx),
+        *plan_pooler(ctx),
+        *plan_refresh(ctx),
+    ]
     # The admin's own membership in the owner is a means, not drift: alone, it is no change at all
     # (otherwise a non-superuser admin or an auditor role could never see a clean plan).
-    admin_step = [s for s in ctx.steps if s.action == Action.GRANT_MEMBERSHIP and s.role == ctx.auth.name]
-    if admin_step and len(ctx.steps) == len(admin_step):
-        ctx.steps.clear()
+    admin_step = [s for s in steps if s.action == Action.GRANT_MEMBERSHIP and s.role == ctx.auth.name]
+    if admin_step and len(steps) == len(admin_step):
+        steps.clear()
     if not snap.database_exists:
         ctx.notes.append(missing_database_note(policy.database.name))
-    return Plan(
-        policy.database.name, tuple(ctx.steps), tuple(ctx.notes), snap.server.version, policy.apply.lock_timeout
-    )
+    return Plan(policy.database.name, tuple(steps), tuple(ctx.notes), snap.server.version, policy.apply.lock_timeout)
 
 
 def missing_database_note(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 
 from psycopg import sql
@@ -55,7 +56,7 @@ def limits_sql(spec: RoleAttributes, role: Role | None) -> list[tuple[str, sql.C
     return out
 
 
-def plan_role_attributes(ctx: PlanContext) -> None:
+def plan_role_attributes(ctx: PlanContext) -> Iterator[Step]:
     """Each role of the policy gets the connection limit, expiry and comment it declares (a key left
     out is left alone)."""
     for name, spec in ctx.policy.attribute_specs():
@@ -64,34 +65,28 @@ def plan_role_attributes(ctx: PlanContext) -> None:
         needs = None if ok else (Need.superuser() if role is not None and role.superuser else ALTER_NEED)
         limits = limits_sql(spec, role)
         if limits:
-            ctx.add(
-                Step(
-                    Phase.ROLES,
-                    Action.ROLE_ATTRIBUTE,
-                    f"role {name}",
-                    f"the policy says role {name} has " + ", ".join(w for w, _ in limits),
-                    sql.SQL("ALTER ROLE {} WITH {}").format(
-                        sql.Identifier(name), sql.SQL(" ").join(s for _, s in limits)
-                    ),
-                    role=name,
-                    needs=needs,
-                    allowed=ok,
-                )
+            yield Step(
+                Phase.ROLES,
+                Action.ROLE_ATTRIBUTE,
+                f"role {name}",
+                f"the policy says role {name} has " + ", ".join(w for w, _ in limits),
+                sql.SQL("ALTER ROLE {} WITH {}").format(sql.Identifier(name), sql.SQL(" ").join(s for _, s in limits)),
+                role=name,
+                needs=needs,
+                allowed=ok,
             )
         comment = spec.comment
         if comment is not None and ((role.comment if role is not None else None) or "") != comment:
             text = sql.Literal(comment) if comment else sql.SQL("NULL")
-            ctx.add(
-                Step(
-                    Phase.ROLES,
-                    Action.ROLE_COMMENT,
-                    f"role {name}",
-                    f"the policy gives role {name} "
-                    + (f"the comment {comment!r}" if comment else "no comment")
-                    + (f" (it has {role.comment!r})" if role is not None and role.comment else ""),
-                    sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(name), text),
-                    role=name,
-                    needs=needs,
-                    allowed=ok,
-                )
+            yield Step(
+                Phase.ROLES,
+                Action.ROLE_COMMENT,
+                f"role {name}",
+                f"the policy gives role {name} "
+                + (f"the comment {comment!r}" if comment else "no comment")
+                + (f" (it has {role.comment!r})" if role is not None and role.comment else ""),
+                sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(name), text),
+                role=name,
+                needs=needs,
+                allowed=ok,
             )

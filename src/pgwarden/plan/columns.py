@@ -8,6 +8,7 @@ what initdb gave is revoked."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 
 from psycopg import sql
 
@@ -28,7 +29,7 @@ ColumnKey = tuple[int, Grantee, str]  # (relation, grantee, privilege)
 
 # complexity over 10 on purpose: one pass collects held and wanted columns, one diffs them; split, six maps would travel
 # between the parts
-def plan_columns(ctx: PlanContext) -> None:  # noqa: C901
+def plan_columns(ctx: PlanContext) -> Iterator[Step]:  # noqa: C901
     """Column grants as the policy's exceptions want them, nothing else (see the module's text)."""
     snap = ctx.snap
     schemas = {s.oid: s.name for s in snap.schemas}
@@ -65,9 +66,9 @@ def plan_columns(ctx: PlanContext) -> None:  # noqa: C901
         missing = [c for c in wanted.get(key, []) if c not in held.get(key, [])]
         where = (schemas[t.schema], t.table, t.owner, relation, grantee, privilege)
         if extra:
-            _revoke(ctx, *where, extra, t.system)
+            yield from _revoke(ctx, *where, extra, t.system)
         if missing:
-            _grant(ctx, *where, missing)
+            yield from _grant(ctx, *where, missing)
 
 
 def _dropped_by_table_revokes(ctx: PlanContext, relations: set[int]) -> set[ColumnKey]:
@@ -101,27 +102,25 @@ def _grant(
     grantee: Grantee,
     privilege: str,
     columns: list[str],
-) -> None:
+) -> Iterator[Step]:
     owner = ctx.snap.role_name(owner_oid) or ""
     allowed = ctx.auth.acts_as(owner)
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     names = ", ".join(columns)
-    ctx.add(
-        Step(
-            Phase.DATABASE,
-            Action.GRANT,
-            f"{privilege} ({names}) of table {display_name(schema, table)}",
-            f"{show(grantee)} must have {privilege} on every column of {display_name(schema, table)} "
-            "that the policy does not except",
-            sql.SQL("GRANT {} ({}) ON TABLE {} TO {}").format(
-                sql.SQL(privilege), cols, sql.Identifier(schema, table), grantee_sql(grantee)
-            ),
-            role=grantee,
-            needs=None if allowed else Need.of((R.PRIVILEGES_OF, owner), note="the owner of the table"),
-            allowed=allowed,
-            change="grant",
-            subject=acl_subject("pg_attribute", relation, grantee),
-        )
+    yield Step(
+        Phase.DATABASE,
+        Action.GRANT,
+        f"{privilege} ({names}) of table {display_name(schema, table)}",
+        f"{show(grantee)} must have {privilege} on every column of {display_name(schema, table)} "
+        "that the policy does not except",
+        sql.SQL("GRANT {} ({}) ON TABLE {} TO {}").format(
+            sql.SQL(privilege), cols, sql.Identifier(schema, table), grantee_sql(grantee)
+        ),
+        role=grantee,
+        needs=None if allowed else Need.of((R.PRIVILEGES_OF, owner), note="the owner of the table"),
+        allowed=allowed,
+        change="grant",
+        subject=acl_subject("pg_attribute", relation, grantee),
     )
 
 
@@ -135,7 +134,7 @@ def _revoke(
     privilege: str,
     columns: list[str],
     system: bool,
-) -> None:
+) -> Iterator[Step]:
     owner = ctx.snap.role_name(owner_oid) or ""
     allowed = ctx.auth.acts_as(owner)
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in dict.fromkeys(columns))
@@ -155,19 +154,17 @@ def _revoke(
         why = "on a column the policy excepts"
     else:
         why = f"more than its level ({level})"
-    ctx.add(
-        Step(
-            Phase.DATABASE,
-            Action.REVOKE,
-            label,
-            f"{show(grantee)} must hold no column privilege beyond the policy's column exceptions; "
-            f"{privilege} on {names} is {why}",
-            statement,
-            role=grantee,
-            destructive=True,
-            needs=None if allowed else Need.of((R.PRIVILEGES_OF, owner), note="the owner of the table"),
-            allowed=allowed,
-            change="revoke",
-            subject=acl_subject("pg_attribute", relation, grantee),
-        )
+    yield Step(
+        Phase.DATABASE,
+        Action.REVOKE,
+        label,
+        f"{show(grantee)} must hold no column privilege beyond the policy's column exceptions; "
+        f"{privilege} on {names} is {why}",
+        statement,
+        role=grantee,
+        destructive=True,
+        needs=None if allowed else Need.of((R.PRIVILEGES_OF, owner), note="the owner of the table"),
+        allowed=allowed,
+        change="revoke",
+        subject=acl_subject("pg_attribute", relation, grantee),
     )

@@ -1,5 +1,5 @@
-"""What every planner shares: the context (policy, snapshot, admin authority, steps so far) and the
-builders of ACL and ownership statements."""
+"""What every planner shares: the context (policy, snapshot, admin authority as planned so far) and the
+builders of ACL and ownership statements. Planners return their steps; plan() puts them in order."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pgwarden.snapshot import Acl, Snapshot
 
 @dataclass
 class PlanContext:
-    """One planning run: inputs, the admin's authority as planned so far, and the steps."""
+    """One planning run: inputs, the admin's authority as planned so far, notes (planners yield their steps)."""
 
     policy: Policy
     snap: Snapshot
@@ -31,7 +31,6 @@ class PlanContext:
     #: additive mode: ownership does not move, so no grant is planned that depends on a move
     additive: bool = False
     scopes: Scopes | None = None  # the policy's grants by role (set by `of`)
-    steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     quoted: dict[int, str] = field(default_factory=dict)  # object oid -> its name as SQL text
 
@@ -43,9 +42,6 @@ class PlanContext:
         roles = frozenset(policy.ignore.roles) | {lease.issuer for lease in policy.leased if lease.issuer}
         auth = Authority.of(snap)
         return cls(policy, snap, auth, policy.owner.name, roles, dict(verifiers or {}), additive, Scopes.of(policy))
-
-    def add(self, step: Step) -> None:
-        self.steps.append(step)
 
     def acl(self, entries: Acl, previous_owner: int | None = None) -> acl.AclState:
         """A catalog ACL by role names; a `previous_owner`'s entries move to the policy's owner

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator, Iterator
+
 from psycopg import sql
 
 from pgwarden import acl
@@ -16,14 +18,14 @@ R = Requirement
 
 # complexity over 10 on purpose: ownership, then the ACL diff with one reason per change: one straight path a reviewer
 # reads top to bottom
-def plan_database(ctx: PlanContext) -> None:  # noqa: C901
+def plan_database(ctx: PlanContext) -> Iterator[Step]:  # noqa: C901
     snap, auth, policy, owner = ctx.snap, ctx.auth, ctx.policy, ctx.owner
     db, name = snap.database, policy.database.name
     major = snap.caps.major
     owner_privs = kind("database").owner_privileges(major)
     target = sql.SQL("DATABASE {}").format(sql.Identifier(name))
     if db is None:
-        _create_database(ctx)
+        yield from _create_database(ctx)
         # a new database gets acldefault('d', owner): the owner's CTc and PUBLIC's Tc
         actual = acl.held({owner: owner_privs, PUBLIC: ("CONNECT", "TEMPORARY")})
         grantor: str | None = None
@@ -31,16 +33,14 @@ def plan_database(ctx: PlanContext) -> None:  # noqa: C901
         current_owner = snap.role_name(db.owner) or ""
         if current_owner != owner:
             ok = auth.superuser or (auth.acts_as(current_owner) and auth.createdb and auth.may_set(owner))
-            ctx.add(
-                owner_step(
-                    f"database {name}",
-                    target,
-                    f"the database must be owned by {owner} (now {current_owner})",
-                    owner,
-                    ok,
-                    Need.of((R.MEMBERSHIP, current_owner), (R.MEMBERSHIP, owner), R.CREATEDB),
-                    subject=owner_subject("pg_database", db.oid),
-                )
+            yield owner_step(
+                f"database {name}",
+                target,
+                f"the database must be owned by {owner} (now {current_owner})",
+                owner,
+                ok,
+                Need.of((R.MEMBERSHIP, current_owner), (R.MEMBERSHIP, owner), R.CREATEDB),
+                subject=owner_subject("pg_database", db.oid),
             )
         if current_owner != owner and ctx.additive:
             return  # its grants follow the move, which additive mode does not make
@@ -67,56 +67,52 @@ def plan_database(ctx: PlanContext) -> None:  # noqa: C901
             reason = f"{show(change.grantee)} must hold only what the policy gives it on the database"
         subject = acl_subject("pg_database", db.oid, change.grantee) if db is not None else None
         needs = Need.of((R.MEMBERSHIP, owner))
-        ctx.add(acl_step(change, target, f"database {name}", reason, allowed, needs, subject=subject))
+        yield acl_step(change, target, f"database {name}", reason, allowed, needs, subject=subject)
 
 
-def _create_database(ctx: PlanContext) -> None:
+def _create_database(ctx: PlanContext) -> Iterator[Step]:
     auth, owner, name = ctx.auth, ctx.owner, ctx.policy.database.name
     ok = auth.superuser or (auth.createdb and auth.may_set(owner))
-    ctx.add(
-        Step(
-            Phase.CREATE_DATABASE,
-            Action.CREATE_DATABASE,
-            f"database {name}",
-            f"the database must exist, owned by {owner}",
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)),
-            needs=None if ok else Need.of(R.CREATEDB, (R.MEMBERSHIP, owner)),
-            allowed=ok,
-        )
+    yield Step(
+        Phase.CREATE_DATABASE,
+        Action.CREATE_DATABASE,
+        f"database {name}",
+        f"the database must exist, owned by {owner}",
+        sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)),
+        needs=None if ok else Need.of(R.CREATEDB, (R.MEMBERSHIP, owner)),
+        allowed=ok,
     )
 
 
-def plan_schemas(ctx: PlanContext) -> None:
+def plan_schemas(ctx: PlanContext) -> Iterator[Step]:
     """Managed schemas exist, are owned by the owner and give access roles USAGE only; outside them,
     no access role may CREATE anywhere and PUBLIC may not CREATE in public."""
     for name in ctx.policy.database.schemas:
-        _plan_managed_schema(ctx, name)
+        yield from _plan_managed_schema(ctx, name)
     for schema in ctx.snap.schemas:
         if schema.name not in ctx.policy.database.schemas and not schema.extension:
-            _plan_other_schema(ctx, schema)
+            yield from _plan_other_schema(ctx, schema)
 
 
-def _plan_managed_schema(ctx: PlanContext, name: str) -> None:
+def _plan_managed_schema(ctx: PlanContext, name: str) -> Iterator[Step]:
     snap, auth, owner = ctx.snap, ctx.auth, ctx.owner
     schema = snap.schema_by_name(name)
     target = sql.SQL("SCHEMA {}").format(sql.Identifier(name))
     if schema is None:
         ok = auth.superuser or auth.acts_as(owner)
-        ctx.add(
-            Step(
-                Phase.DATABASE,
-                Action.CREATE_SCHEMA,
-                f"schema {name}",
-                f"managed schema {name} must exist, owned by {owner}",
-                sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(sql.Identifier(name), sql.Identifier(owner)),
-                needs=None if ok else Need.of((R.MEMBERSHIP, owner)),
-                allowed=ok,
-            )
+        yield Step(
+            Phase.DATABASE,
+            Action.CREATE_SCHEMA,
+            f"schema {name}",
+            f"managed schema {name} must exist, owned by {owner}",
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(sql.Identifier(name), sql.Identifier(owner)),
+            needs=None if ok else Need.of((R.MEMBERSHIP, owner)),
+            allowed=ok,
         )
         acl_owner, grantor, allowed = owner, None, ok
         actual = acl.held({owner: ("USAGE", "CREATE")})
     else:
-        acl_owner, allowed, moved = _schema_owner(ctx, schema)
+        acl_owner, allowed, moved = yield from _schema_owner(ctx, schema)
         if moved and ctx.additive:
             return  # its grants follow the move, which additive mode does not make
         actual = ctx.acl(schema.acl, schema.owner if moved else None)
@@ -132,10 +128,10 @@ def _plan_managed_schema(ctx: PlanContext, name: str) -> None:
     for change in acl.diff(actual, wanted):
         reason = _schema_reason(ctx, change, name)
         subject = acl_subject("pg_namespace", schema.oid, change.grantee) if schema is not None else None
-        ctx.add(acl_step(change, target, f"schema {name}", reason, allowed, needs, subject=subject))
+        yield acl_step(change, target, f"schema {name}", reason, allowed, needs, subject=subject)
 
 
-def _schema_owner(ctx: PlanContext, schema: Schema) -> tuple[str, bool, bool]:
+def _schema_owner(ctx: PlanContext, schema: Schema) -> Generator[Step, None, tuple[str, bool, bool]]:
     """(who owns the schema's ACL once the plan ran, whether its grants may be changed, whether it moves)."""
     auth, owner = ctx.auth, ctx.owner
     current = ctx.snap.role_name(schema.owner) or ""
@@ -147,16 +143,14 @@ def _schema_owner(ctx: PlanContext, schema: Schema) -> tuple[str, bool, bool]:
         # owner gets CREATE there instead, and what needs public's owner is reported as such
         return current, auth.acts_as(current), False
     if current != owner:
-        ctx.add(
-            owner_step(
-                f"schema {schema.name}",
-                sql.SQL("SCHEMA {}").format(sql.Identifier(schema.name)),
-                f"managed schema {schema.name} must be owned by {owner} (now {current})",
-                owner,
-                may_move,
-                Need.of((R.MEMBERSHIP, current)),
-                subject=owner_subject("pg_namespace", schema.oid),
-            )
+        yield owner_step(
+            f"schema {schema.name}",
+            sql.SQL("SCHEMA {}").format(sql.Identifier(schema.name)),
+            f"managed schema {schema.name} must be owned by {owner} (now {current})",
+            owner,
+            may_move,
+            Need.of((R.MEMBERSHIP, current)),
+            subject=owner_subject("pg_namespace", schema.oid),
         )
         return owner, may_move, True
     return owner, auth.acts_as(owner), False
@@ -179,7 +173,7 @@ def _schema_reason(ctx: PlanContext, change: Change, name: str) -> str:
     return f"{who} must hold only {', '.join(sorted(wanted))} on schema {name} ({privs} is extra)"
 
 
-def _plan_other_schema(ctx: PlanContext, schema: Schema) -> None:
+def _plan_other_schema(ctx: PlanContext, schema: Schema) -> Iterator[Step]:
     snap, auth = ctx.snap, ctx.auth
     schema_owner = snap.role_name(schema.owner) or ""
     allowed = auth.acts_as(ctx.owner if schema_owner == "pg_database_owner" else schema_owner)
@@ -195,14 +189,12 @@ def _plan_other_schema(ctx: PlanContext, schema: Schema) -> None:
             if g is None
             else f"access role {g} must not create objects anywhere"
         )
-        ctx.add(
-            acl_step(
-                Change(ChangeAction.REVOKE, g, frozenset({"CREATE"})),
-                sql.SQL("SCHEMA {}").format(sql.Identifier(schema.name)),
-                f"schema {schema.name}",
-                reason,
-                allowed,
-                Need.of((R.PRIVILEGES_OF, schema_owner), note=f"the owner of schema {schema.name}"),
-                subject=acl_subject("pg_namespace", schema.oid, g),
-            )
+        yield acl_step(
+            Change(ChangeAction.REVOKE, g, frozenset({"CREATE"})),
+            sql.SQL("SCHEMA {}").format(sql.Identifier(schema.name)),
+            f"schema {schema.name}",
+            reason,
+            allowed,
+            Need.of((R.PRIVILEGES_OF, schema_owner), note=f"the owner of schema {schema.name}"),
+            subject=acl_subject("pg_namespace", schema.oid, g),
         )

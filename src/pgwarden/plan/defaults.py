@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from psycopg import sql
 
 from pgwarden import acl
 from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
-from pgwarden.kinds import kind
+from pgwarden.kinds import PROFILE_KINDS, kind
 from pgwarden.plan.context import PlanContext, acl_statement, default_privileges_prefix
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
 from pgwarden.scopes import PUBLIC_ROLE
@@ -15,7 +17,7 @@ from pgwarden.snapshot import Acl, ObjectKind
 R = Requirement
 
 
-def plan_default_privileges(ctx: PlanContext) -> None:
+def plan_default_privileges(ctx: PlanContext) -> Iterator[Step]:
     snap, auth, policy, owner = ctx.snap, ctx.auth, ctx.policy, ctx.owner
     owner_role = snap.role_by_name.get(owner)
     schema_oids = {s.name: s.oid for s in snap.schemas}
@@ -38,16 +40,15 @@ def plan_default_privileges(ctx: PlanContext) -> None:
             expected[PUBLIC] = ctx.grants.defaults(PUBLIC_ROLE, kind_name, schema)
             wanted = Wanted(expected, ignore=ctx.ignore)
             for change in acl.diff(ctx.acl(entries), wanted):
-                ctx.add(_defacl_step(ctx, change, kind_name, schema, ok, needs))
-    _plan_global_defaults(ctx, rows, ok, needs)
+                yield _defacl_step(ctx, change, kind_name, schema, ok, needs)
+    yield from _plan_global_defaults(ctx, rows, ok, needs)
 
 
-def _plan_global_defaults(ctx: PlanContext, rows: dict[tuple[int, str], Acl], ok: bool, needs: Need) -> None:
+def _plan_global_defaults(ctx: PlanContext, rows: dict[tuple[int, str], Acl], ok: bool, needs: Need) -> Iterator[Step]:
     """Global entries replace the built-in default (F1.5): they give the owner its own privileges,
     the roles what their grants' `global_defaults` say, and, with the hardening, PUBLIC no EXECUTE."""
     snap, policy, owner = ctx.snap, ctx.policy, ctx.owner
-    global_kinds: list[ObjectKind] = ["table", "sequence", "routine"]
-    for kind_name in global_kinds:
+    for kind_name in PROFILE_KINDS:
         k = kind(kind_name)
         owner_privs = frozenset(k.owner_privileges(snap.caps.major))
         code = k.defacl_code or ""
@@ -65,7 +66,7 @@ def _plan_global_defaults(ctx: PlanContext, rows: dict[tuple[int, str], Acl], ok
             everywhere[PUBLIC] = ctx.grants.global_defaults(PUBLIC_ROLE, kind_name)
         wanted = Wanted(everywhere, tolerated, owner=owner, ignore=ctx.ignore)
         for change in acl.diff(actual, wanted):
-            ctx.add(_defacl_step(ctx, change, kind_name, None, ok, needs))
+            yield _defacl_step(ctx, change, kind_name, None, ok, needs)
 
 
 def _defacl_step(

@@ -5,6 +5,8 @@ installed, repaired and removed like any object pgwarden manages (docs/guard.md)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from psycopg import sql
 
 from pgwarden.plan.context import PlanContext
@@ -111,7 +113,7 @@ def _installed(state: GuardState | None, source: str) -> bool:
     )
 
 
-def plan_guard(ctx: PlanContext) -> None:
+def plan_guard(ctx: PlanContext) -> Iterator[Step]:
     """Install (or repair) the guard when the policy enables it; remove it when it does not."""
     if ctx.snap.database is None:
         return
@@ -124,18 +126,18 @@ def plan_guard(ctx: PlanContext) -> None:
         if not _installed(state, source):
             why = "installed" if state is None or state.source is None else "repaired (it was changed or disabled)"
             for label, change, statement in _install(source, state):
-                _add(
+                yield from _add(
                     ctx,
                     label,
                     change,
                     statement,
                     f"the guard must be {why}: it refuses objects the owner would not own",
                 )
-        _plan_switches(ctx)
+        yield from _plan_switches(ctx)
         return
     if state is not None and (state.source is not None or state.trigger_enabled is not None):
         for label, change, statement in _remove(state):
-            _add(ctx, label, change, statement, "the policy does not enable the guard: pgwarden removes it")
+            yield from _add(ctx, label, change, statement, "the policy does not enable the guard: pgwarden removes it")
 
 
 _SCHEMA_LABEL, _FUNCTION_LABEL, _TRIGGER_LABEL = (
@@ -179,7 +181,7 @@ def _install(source: str, state: GuardState | None) -> list[tuple[str, str, Stat
 _SWITCH = "event_triggers"
 
 
-def _plan_switches(ctx: PlanContext) -> None:
+def _plan_switches(ctx: PlanContext) -> Iterator[Step]:
     """A stored `event_triggers = off` (ALTER ROLE [ALL] [IN DATABASE] / ALTER DATABASE ... SET, which
     a superuser made) switches the guard off for those sessions: it is reset, whatever the level."""
     snap, db = ctx.snap, ctx.policy.database.name
@@ -203,7 +205,7 @@ def _plan_switches(ctx: PlanContext) -> None:
                 if s.database:
                     head = sql.SQL("{} IN DATABASE {}").format(head, sql.Identifier(db))
                 who = f"role {role}" + (f" in database {db}" if s.database else "")
-            _add(
+            yield from _add(
                 ctx,
                 f"setting {_SWITCH} of {who}",
                 "reset",
@@ -222,18 +224,16 @@ def _remove(state: GuardState) -> list[tuple[str, str, Statement]]:
     return out
 
 
-def _add(ctx: PlanContext, label: str, change: str, statement: Statement, reason: str) -> None:
+def _add(ctx: PlanContext, label: str, change: str, statement: Statement, reason: str) -> Iterator[Step]:
     ok = ctx.auth.superuser  # only a superuser may create an event trigger
-    ctx.add(
-        Step(
-            Phase.DATABASE,
-            Action.GUARD,
-            label,
-            reason,
-            statement,
-            needs=None if ok else Need.superuser(),
-            allowed=ok,
-            subject=SUBJECT,
-            change=change,
-        )
+    yield Step(
+        Phase.DATABASE,
+        Action.GUARD,
+        label,
+        reason,
+        statement,
+        needs=None if ok else Need.superuser(),
+        allowed=ok,
+        subject=SUBJECT,
+        change=change,
     )

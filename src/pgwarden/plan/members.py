@@ -3,6 +3,8 @@ get the owner, and members (people, services) get exactly their groups, with the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from psycopg import sql
 
 from pgwarden.plan.context import PlanContext
@@ -19,16 +21,16 @@ def _may_grant(ctx: PlanContext, role: str) -> bool:
     return auth.superuser or role in auth.admin_of or (auth.createrole and not ctx.snap.caps.membership_options)
 
 
-def plan_memberships(ctx: PlanContext) -> None:
+def plan_memberships(ctx: PlanContext) -> Iterator[Step]:
     """Access roles lose forbidden memberships; deploy logins and a non-superuser admin get the owner's.
     A granted admin membership widens the authority later planners see."""
-    _revoke_access_memberships(ctx)
-    _grant_deploy_memberships(ctx)
-    _grant_admin_membership(ctx)
-    plan_member_memberships(ctx)
+    yield from _revoke_access_memberships(ctx)
+    yield from _grant_deploy_memberships(ctx)
+    yield from _grant_admin_membership(ctx)
+    yield from plan_member_memberships(ctx)
 
 
-def _revoke_access_memberships(ctx: PlanContext) -> None:
+def _revoke_access_memberships(ctx: PlanContext) -> Iterator[Step]:
     snap, policy, owner = ctx.snap, ctx.policy, ctx.owner
     forbidden = {owner, *policy.owner.deploy_logins, *snap.caps.dangerous_predefined_roles}
     forbidden |= {"pg_read_all_data", "pg_write_all_data"}
@@ -47,30 +49,28 @@ def _revoke_access_memberships(ctx: PlanContext) -> None:
         if snap.caps.membership_options and grantor:
             statement = sql.SQL("{} GRANTED BY {}").format(statement, sql.Identifier(grantor))
         ok = _may_grant(ctx, role)
-        ctx.add(
-            Step(
-                Phase.ROLES,
-                Action.REVOKE_MEMBERSHIP,
-                f"role {member}",
-                f"access role {member} must not be a member of {role}: it would "
-                + (
-                    "act as the owner and change the schema"
-                    if role == owner
-                    else f"gain the rights of {role}, a member (people get rights from groups, not the other way)"
-                    if role in people
-                    else "gain rights beyond its level"
-                ),
-                statement,
-                role=member,
-                destructive=True,
-                needs=None if ok else Need.of((R.ADMIN_OPTION, role)),
-                allowed=ok,
-                subject=("membership", role, member),
-            )
+        yield Step(
+            Phase.ROLES,
+            Action.REVOKE_MEMBERSHIP,
+            f"role {member}",
+            f"access role {member} must not be a member of {role}: it would "
+            + (
+                "act as the owner and change the schema"
+                if role == owner
+                else f"gain the rights of {role}, a member (people get rights from groups, not the other way)"
+                if role in people
+                else "gain rights beyond its level"
+            ),
+            statement,
+            role=member,
+            destructive=True,
+            needs=None if ok else Need.of((R.ADMIN_OPTION, role)),
+            allowed=ok,
+            subject=("membership", role, member),
         )
 
 
-def _grant_deploy_memberships(ctx: PlanContext) -> None:
+def _grant_deploy_memberships(ctx: PlanContext) -> Iterator[Step]:
     snap, owner = ctx.snap, ctx.owner
     owner_role = snap.role_by_name.get(owner)
     for deploy in ctx.policy.owner.deploy_logins:
@@ -78,21 +78,19 @@ def _grant_deploy_memberships(ctx: PlanContext) -> None:
         if owner_role and dep and any(m.role == owner_role.oid and m.member == dep.oid for m in snap.memberships):
             continue
         ok = _may_grant(ctx, owner)
-        ctx.add(
-            Step(
-                Phase.ROLES,
-                Action.GRANT_MEMBERSHIP,
-                f"role {deploy}",
-                f"deploy login {deploy} must be able to act as the owner {owner}",
-                sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(deploy)),
-                role=deploy,
-                needs=None if ok else Need.of((R.ADMIN_OPTION, owner)),
-                allowed=ok,
-            )
+        yield Step(
+            Phase.ROLES,
+            Action.GRANT_MEMBERSHIP,
+            f"role {deploy}",
+            f"deploy login {deploy} must be able to act as the owner {owner}",
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(deploy)),
+            role=deploy,
+            needs=None if ok else Need.of((R.ADMIN_OPTION, owner)),
+            allowed=ok,
         )
 
 
-def _grant_admin_membership(ctx: PlanContext) -> None:
+def _grant_admin_membership(ctx: PlanContext) -> Iterator[Step]:
     auth, owner = ctx.auth, ctx.owner
     if auth.superuser or (auth.acts_as(owner) and auth.may_set(owner)):
         return
@@ -100,18 +98,16 @@ def _grant_admin_membership(ctx: PlanContext) -> None:
     statement = sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(auth.name))
     if ctx.snap.caps.membership_options:
         statement = sql.SQL("{} WITH INHERIT TRUE, SET TRUE").format(statement)
-    ctx.add(
-        Step(
-            Phase.ROLES,
-            Action.GRANT_MEMBERSHIP,
-            f"role {auth.name}",
-            f"the admin {auth.name} is not a superuser: it must act as the owner {owner} to create "
-            "its database, grant on its objects and set its default privileges",
-            statement,
-            role=auth.name,
-            needs=None if ok else Need.of((R.ADMIN_OPTION, owner)),
-            allowed=ok,
-        )
+    yield Step(
+        Phase.ROLES,
+        Action.GRANT_MEMBERSHIP,
+        f"role {auth.name}",
+        f"the admin {auth.name} is not a superuser: it must act as the owner {owner} to create "
+        "its database, grant on its objects and set its default privileges",
+        statement,
+        role=auth.name,
+        needs=None if ok else Need.of((R.ADMIN_OPTION, owner)),
+        allowed=ok,
     )
     if ok:
         auth.gain(owner)
@@ -120,7 +116,7 @@ def _grant_admin_membership(ctx: PlanContext) -> None:
 # --- members: people and services get their groups, and only those ----------------------------------
 
 
-def plan_member_memberships(ctx: PlanContext) -> None:
+def plan_member_memberships(ctx: PlanContext) -> Iterator[Step]:
     """Each member is granted its groups with the declared options (16+) and loses every other
     membership (in additive mode those are withheld)."""
     snap = ctx.snap
@@ -129,7 +125,9 @@ def plan_member_memberships(ctx: PlanContext) -> None:
         rows = [m for m in snap.memberships if role is not None and m.member == role.oid]
         for spec in access.also_member_of:
             group = snap.role_by_name.get(spec.role)
-            _membership(ctx, access.name, spec, [m for m in rows if group is not None and m.role == group.oid])
+            yield from _membership(
+                ctx, access.name, spec, [m for m in rows if group is not None and m.role == group.oid]
+            )
     for member in ctx.policy.members:
         role = snap.role_by_name.get(member.name)
         rows = [m for m in snap.memberships if role is not None and m.member == role.oid]
@@ -138,7 +136,9 @@ def plan_member_memberships(ctx: PlanContext) -> None:
             specs.setdefault(spec.role, spec)  # a group listed twice: the first says it
         for spec in specs.values():
             group = snap.role_by_name.get(spec.role)
-            _membership(ctx, member.name, spec, [m for m in rows if group is not None and m.role == group.oid])
+            yield from _membership(
+                ctx, member.name, spec, [m for m in rows if group is not None and m.role == group.oid]
+            )
         declared = {spec.role for spec in member.member_of}
         groups = ", ".join(sorted(declared))
         for m in rows:
@@ -149,16 +149,16 @@ def plan_member_memberships(ctx: PlanContext) -> None:
                 f"{member.name} must be a member of {groups} only: membership in {name} gives it "
                 "rights the policy does not"
             )
-            ctx.add(_member_step(ctx, Action.REVOKE_MEMBERSHIP, member.name, name, _revoke_row(ctx, m), reason, m))
+            yield _member_step(ctx, Action.REVOKE_MEMBERSHIP, member.name, name, _revoke_row(ctx, m), reason, m)
 
 
-def _membership(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[Membership]) -> None:
+def _membership(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[Membership]) -> Iterator[Step]:
     """GRANT the membership, or correct its options. On 16+ each grantor's grant has its own options:
     GRANT by the admin updates the admin's own grant in place (verified on 16-18), the others are
     revoked; 14-15 have one grant per pair and only ADMIN OPTION to correct."""
     group = spec.role
     if not ctx.snap.caps.membership_options:
-        _membership_before_16(ctx, member, spec, rows)
+        yield from _membership_before_16(ctx, member, spec, rows)
         return
     mine_grantor = _grantor(ctx)
     good = [r for r in rows if r.inherit == spec.inherit and r.set == spec.set and r.admin == spec.admin]
@@ -167,7 +167,7 @@ def _membership(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[
         if r not in good and r is not mine:
             by = ctx.snap.role_name(r.grantor)
             reason = f"{member}'s membership in {group} granted by {by} {_options_differ(r, spec)}"
-            ctx.add(_member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, _revoke_row(ctx, r), reason, r))
+            yield _member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, _revoke_row(ctx, r), reason, r)
     options = sql.SQL("WITH INHERIT {}, SET {}").format(sql.SQL(_tf(spec.inherit)), sql.SQL(_tf(spec.set)))
     if spec.admin:
         options = sql.SQL("{}, ADMIN TRUE").format(options)
@@ -175,29 +175,29 @@ def _membership(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[
     wanted = f"INHERIT {_tf(spec.inherit)}, SET {_tf(spec.set)}"
     if mine is None:
         if not good:
-            ctx.add(
-                _member_step(
-                    ctx,
-                    Action.GRANT_MEMBERSHIP,
-                    member,
-                    group,
-                    grant,
-                    f"{member} must be a member of {group} ({wanted})",
-                )
+            yield _member_step(
+                ctx,
+                Action.GRANT_MEMBERSHIP,
+                member,
+                group,
+                grant,
+                f"{member} must be a member of {group} ({wanted})",
             )
         return
     if (mine.inherit, mine.set) != (spec.inherit, spec.set):
         reason = f"{member}'s membership in {group} must be {wanted}"
         takes = (mine.inherit and not spec.inherit) or (mine.set and not spec.set)
-        ctx.add(_member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, grant, reason, destructive=bool(takes)))
+        yield _member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, grant, reason, destructive=bool(takes))
     if mine.admin and not spec.admin:
-        ctx.add(_admin_step(ctx, member, group, mine))
+        yield _admin_step(ctx, member, group, mine)
     elif spec.admin and not mine.admin:
         reason = f"{member}'s membership in {group} must carry ADMIN OPTION"
-        ctx.add(_member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, grant, reason, destructive=False))
+        yield _member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, grant, reason, destructive=False)
 
 
-def _membership_before_16(ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[Membership]) -> None:
+def _membership_before_16(
+    ctx: PlanContext, member: str, spec: MembershipSpec, rows: list[Membership]
+) -> Iterator[Step]:
     """14-15: one grant per pair; only its ADMIN OPTION can differ."""
     group = spec.role
     if not rows:
@@ -205,9 +205,9 @@ def _membership_before_16(ctx: PlanContext, member: str, spec: MembershipSpec, r
         if spec.admin:
             statement = sql.SQL("{} WITH ADMIN OPTION").format(statement)
         reason = f"{member} must be a member of {group}"
-        ctx.add(_member_step(ctx, Action.GRANT_MEMBERSHIP, member, group, statement, reason))
+        yield _member_step(ctx, Action.GRANT_MEMBERSHIP, member, group, statement, reason)
     elif any(r.admin for r in rows) and not spec.admin:
-        ctx.add(_admin_step(ctx, member, group, rows[0]))
+        yield _admin_step(ctx, member, group, rows[0])
 
 
 def _tf(value: bool) -> str:

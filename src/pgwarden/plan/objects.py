@@ -4,7 +4,7 @@ on lists of names or in bulk (`ON ALL ... IN SCHEMA`), whichever costs the serve
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from psycopg import sql
@@ -12,9 +12,9 @@ from psycopg import sql
 from pgwarden import acl
 from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
 from pgwarden.findings import display_name
-from pgwarden.kinds import kind, label
+from pgwarden.kinds import PROFILE_KINDS, kind, label
 from pgwarden.plan.context import PlanContext, acl_step, owner_step
-from pgwarden.plan.model import Need, Requirement, acl_subject, owner_subject
+from pgwarden.plan.model import Need, Requirement, Step, acl_subject, owner_subject
 from pgwarden.policy import Policy
 from pgwarden.scopes import PUBLIC_ROLE
 from pgwarden.snapshot import NAME_THRESHOLD, ObjectGroup, ObjectKind, ObjectRef, Snapshot
@@ -149,7 +149,7 @@ def groups_to_name(policy: Policy, snap: Snapshot, *, changing: bool = True) -> 
     return list(out.values())
 
 
-def plan_objects(ctx: PlanContext) -> None:
+def plan_objects(ctx: PlanContext) -> Iterator[Step]:
     """Ownership first (grants are planned for after it), then each pending ACL change."""
     snap = ctx.snap
     schema_names = {s.oid: s.name for s in snap.schemas}
@@ -159,7 +159,7 @@ def plan_objects(ctx: PlanContext) -> None:
         if group.extension or group_owner == ctx.owner:
             continue
         if not group.linked:  # a serial's sequence follows its table
-            _plan_owner_change(ctx, group, schema_names.get(group.schema, str(group.schema)), group_owner)
+            yield from _plan_owner_change(ctx, group, schema_names.get(group.schema, str(group.schema)), group_owner)
         if not _owner_change_allowed(ctx, group_owner):
             blocked_owner[group.key] = group_owner
     totals: dict[tuple[int, str], int] = defaultdict(int)  # (schema, kind) -> objects
@@ -167,9 +167,7 @@ def plan_objects(ctx: PlanContext) -> None:
         totals[(g.schema, g.kind)] += g.count
     # bulk statements would reach extension members and objects the policy treats apart
     with_extension = {(g.schema, g.kind) for g in snap.objects if g.extension}
-    with_extension |= {
-        (s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in ("table", "sequence", "routine")
-    }
+    with_extension |= {(s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in PROFILE_KINDS}
     with_extension |= {(g.schema, g.kind) for g in snap.objects if g.bookkeeping}  # ALL TABLES would reach them
     schema_oids = {s.name: s.oid for s in snap.schemas}
     for (schema, kind_name, change), pending in _pending(ctx).items():
@@ -179,7 +177,7 @@ def plan_objects(ctx: PlanContext) -> None:
             for part, listed in _split_stuck(groups, blocked_owner):
                 stuck = sorted({blocked_owner[g.key] for g in part if g.key in blocked_owner})
                 listed = listed or where in with_extension
-                _plan_acl_change(ctx, schema, kind_name, change, part, stuck, totals[where], listed)
+                yield from _plan_acl_change(ctx, schema, kind_name, change, part, stuck, totals[where], listed)
 
 
 def _split_stuck(
@@ -203,7 +201,7 @@ def _plan_acl_change(
     stuck: list[str],
     in_schema: int,
     has_extension: bool,
-) -> None:
+) -> Iterator[Step]:
     """One change on every object of some groups: a bulk statement, or lists of at most
     OBJECTS_PER_STATEMENT names. If the objects' owner cannot be moved, neither can grants be made.
     Bulk statements would touch extension members, so a (schema, kind) with any is always listed."""
@@ -222,7 +220,7 @@ def _plan_acl_change(
         reason = _object_reason(change, f"every {kind_name} of schema {schema} it changes")
         if total != in_schema:
             text += f" (of {in_schema}; the others are unaffected)"
-        ctx.add(acl_step(change, target, text, reason, allowed, needs, count=total))
+        yield acl_step(change, target, text, reason, allowed, needs, count=total)
         return
     objects = sorted((o for g in groups for o in (g.objects or ())), key=lambda o: (o.name, o.oid))
     for start in range(0, len(objects), OBJECTS_PER_STATEMENT):
@@ -234,7 +232,7 @@ def _plan_acl_change(
         books = len(chunk) == 1 and (any(g.bookkeeping for g in groups) or ctx.grants.refreshed(schema, chunk[0].name))
         subject = acl_subject("pg_class", chunk[0].oid, change.grantee) if books else None
         reason = _object_reason(change, what)
-        ctx.add(acl_step(change, target, text, reason, allowed, needs, count=len(chunk), subject=subject))
+        yield acl_step(change, target, text, reason, allowed, needs, count=len(chunk), subject=subject)
 
 
 def _object_reason(change: Change, what: str) -> str:
@@ -254,21 +252,19 @@ def _owner_change_allowed(ctx: PlanContext, current: str) -> bool:
     return ctx.auth.superuser or (ctx.auth.acts_as(current) and ctx.auth.may_set(ctx.owner))
 
 
-def _plan_owner_change(ctx: PlanContext, group: ObjectGroup, schema: str, current: str) -> None:
+def _plan_owner_change(ctx: PlanContext, group: ObjectGroup, schema: str, current: str) -> Iterator[Step]:
     owner = ctx.owner
     ok = _owner_change_allowed(ctx, current)
     k = kind(group.kind)
     for obj in group.objects or ():
         word = k.subkind(obj.subkind).sql_word if group.kind != "routine" else "ROUTINE"
-        ctx.add(
-            owner_step(
-                describe(group.kind, schema, [obj], 1),
-                sql.SQL("{} {}").format(sql.SQL(word), object_sql(group.kind, schema, obj)),
-                f"every object in the managed schemas must be owned by {owner} (now {current})",
-                owner,
-                ok,
-                Need.of((R.MEMBERSHIP, current), (R.MEMBERSHIP, owner)),
-                role=current,
-                subject=owner_subject("pg_proc" if group.kind == "routine" else "pg_class", obj.oid),
-            )
+        yield owner_step(
+            describe(group.kind, schema, [obj], 1),
+            sql.SQL("{} {}").format(sql.SQL(word), object_sql(group.kind, schema, obj)),
+            f"every object in the managed schemas must be owned by {owner} (now {current})",
+            owner,
+            ok,
+            Need.of((R.MEMBERSHIP, current), (R.MEMBERSHIP, owner)),
+            role=current,
+            subject=owner_subject("pg_proc" if group.kind == "routine" else "pg_class", obj.oid),
         )

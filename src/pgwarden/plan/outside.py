@@ -60,14 +60,14 @@ def repairable(snap: Snapshot, access: set[str], grant: OutsideGrant) -> bool:
     )
 
 
-def plan_outside(ctx: PlanContext) -> None:
+def plan_outside(ctx: PlanContext) -> Iterator[Step]:
     """Grants, settings and default privileges outside what the other planners cover."""
-    plan_outside_grants(ctx)
-    plan_setting_resets(ctx)
-    plan_outside_defaults(ctx)
+    yield from plan_outside_grants(ctx)
+    yield from plan_setting_resets(ctx)
+    yield from plan_outside_defaults(ctx)
 
 
-def plan_outside_grants(ctx: PlanContext) -> None:
+def plan_outside_grants(ctx: PlanContext) -> Iterator[Step]:
     """Access roles lose what they were granted outside the managed schemas: one REVOKE per object
     and role (the policy gives them nothing there)."""
     snap, auth, access = ctx.snap, ctx.auth, ctx.row_roles
@@ -88,7 +88,7 @@ def plan_outside_grants(ctx: PlanContext) -> None:
             f"{', '.join(ordered(privs))} on {object_label(first)} reaches beyond the application's data"
         )
         needs = Need.of((R.PRIVILEGES_OF, owner), note="the object's owner")
-        ctx.add(acl_step(change, target_sql(first), object_label(first), reason, ok, needs))
+        yield acl_step(change, target_sql(first), object_label(first), reason, ok, needs)
 
 
 def privileged_targets(snap: Snapshot) -> set[int]:
@@ -96,7 +96,7 @@ def privileged_targets(snap: Snapshot) -> set[int]:
     return {oid for oid, r in snap.roles.items() if r.superuser or r.name in SERVER_ROLES}
 
 
-def plan_owner_memberships(ctx: PlanContext) -> None:
+def plan_owner_memberships(ctx: PlanContext) -> Iterator[Step]:
     """The owner and deploy logins lose direct memberships in roles that reach the server."""
     snap, owner = ctx.snap, ctx.owner
     who = {owner: "the owner", **{d: "deploy login" for d in ctx.policy.owner.deploy_logins}}
@@ -112,20 +112,18 @@ def plan_owner_memberships(ctx: PlanContext) -> None:
             statement = sql.SQL("{} GRANTED BY {}").format(statement, sql.Identifier(grantor))
         auth = ctx.auth
         ok = auth.superuser or role in auth.admin_of
-        ctx.add(
-            Step(
-                Phase.ROLES,
-                Action.REVOKE_MEMBERSHIP,
-                f"role {member}",
-                f"{who[member]} {member} must not be a member of {role}: every migration would carry its power",
-                statement,
-                role=member,
-                destructive=True,
-                needs=None if ok else Need.of((R.ADMIN_OPTION, role)),
-                allowed=ok,
-                change=role,  # a member may lose several memberships: the role revoked keeps keys apart
-                subject=("membership", role, member),
-            )
+        yield Step(
+            Phase.ROLES,
+            Action.REVOKE_MEMBERSHIP,
+            f"role {member}",
+            f"{who[member]} {member} must not be a member of {role}: every migration would carry its power",
+            statement,
+            role=member,
+            destructive=True,
+            needs=None if ok else Need.of((R.ADMIN_OPTION, role)),
+            allowed=ok,
+            change=role,  # a member may lose several memberships: the role revoked keeps keys apart
+            subject=("membership", role, member),
         )
 
 
@@ -168,7 +166,7 @@ def _declared(ctx: PlanContext, role: str | None, database: int) -> set[str]:
     return {k.lower() for k in declared_settings(ctx, role, database != 0) or {}}
 
 
-def plan_setting_resets(ctx: PlanContext) -> None:
+def plan_setting_resets(ctx: PlanContext) -> Iterator[Step]:
     auth, db = ctx.auth, ctx.policy.database.name
     for role, database, param in dangerous_settings(ctx):
         if role is None:
@@ -184,19 +182,17 @@ def plan_setting_resets(ctx: PlanContext) -> None:
                 " (every session would act as another role)" if param == "role" else ": only a superuser may set it"
             )
             ok, needs = auth.superuser, Need.superuser()
-        ctx.add(
-            Step(
-                Phase.DATABASE,
-                Action.ROLE_SETTING,
-                label_,
-                reason,
-                statement,
-                role=role,
-                destructive=True,
-                needs=None if ok else needs,
-                allowed=ok,
-                change="reset",
-            )
+        yield Step(
+            Phase.DATABASE,
+            Action.ROLE_SETTING,
+            label_,
+            reason,
+            statement,
+            role=role,
+            destructive=True,
+            needs=None if ok else needs,
+            allowed=ok,
+            change="reset",
         )
 
 
@@ -214,7 +210,7 @@ def _outside_default(ctx: PlanContext, objtype: str, schema: str | None) -> tupl
     return None
 
 
-def plan_outside_defaults(ctx: PlanContext) -> None:
+def plan_outside_defaults(ctx: PlanContext) -> Iterator[Step]:
     """The owner's default privileges that plan/defaults.py does not plan (see _outside_default) give
     the access roles no more than their profile and nobody a grant option."""
     snap, owner = ctx.snap, ctx.owner
@@ -243,9 +239,9 @@ def plan_outside_defaults(ctx: PlanContext) -> None:
                 options.setdefault(grantee, set()).add(g.privilege)
         word = kind(kind_name).all_word or ""
         for grantee, privs in sorted(extra.items()):
-            ctx.add(_defacl_step(ctx, word, schema, grantee, privs, False, ok))
+            yield _defacl_step(ctx, word, schema, grantee, privs, False, ok)
         for grantee, privs in sorted(options.items()):
-            ctx.add(_defacl_step(ctx, word, schema, grantee, privs, True, ok))
+            yield _defacl_step(ctx, word, schema, grantee, privs, True, ok)
 
 
 def _defacl_step(

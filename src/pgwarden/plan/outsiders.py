@@ -3,6 +3,7 @@ planner that takes back an entry into the owner (only the policy's deploy logins
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,7 +96,7 @@ def _members_of(start: str, down: dict[str, list[str]], snap: Snapshot) -> list[
     return [p for name, p in found.items() if (r := snap.role_by_name.get(name)) is not None and r.login]
 
 
-def plan_outsider_memberships(ctx: PlanContext) -> None:
+def plan_outsider_memberships(ctx: PlanContext) -> Iterator[Step]:
     """A role outside the policy that can act as the owner or a deploy login loses that membership:
     the policy names who acts as the owner. Administrators (CREATEROLE roles, which hold ADMIN OPTION
     on the roles they created on 16+) are reported, not changed; an entry into an access role is
@@ -124,19 +125,17 @@ def plan_outsider_memberships(ctx: PlanContext) -> None:
             change = f"member of {entry.role}"
             if snap.caps.membership_options and grantor is not None:
                 change += f" granted by {grantor.name}"
-            ctx.add(
-                Step(
-                    Phase.ROLES,
-                    Action.REVOKE_MEMBERSHIP,
-                    f"role {entry.member}",
-                    f"{entry.member} is not in the policy and must not act as {what}: the policy names who "
-                    "acts as the owner (its deploy logins)",
-                    statement,
-                    role=entry.member,
-                    destructive=True,
-                    needs=None if ok else needs,
-                    allowed=ok,
-                    change=change,
-                    subject=("membership", entry.role, entry.member),
-                )
+            yield Step(
+                Phase.ROLES,
+                Action.REVOKE_MEMBERSHIP,
+                f"role {entry.member}",
+                f"{entry.member} is not in the policy and must not act as {what}: the policy names who "
+                "acts as the owner (its deploy logins)",
+                statement,
+                role=entry.member,
+                destructive=True,
+                needs=None if ok else needs,
+                allowed=ok,
+                change=change,
+                subject=("membership", entry.role, entry.member),
             )

@@ -4,6 +4,8 @@ auth_user only, in a schema only the auth_user may use. Installed, repaired and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from psycopg import sql
 
 from pgwarden.plan.context import PlanContext
@@ -33,7 +35,7 @@ def _installed(state: PoolerState, auth_user: str) -> bool:
     )
 
 
-def plan_pooler(ctx: PlanContext) -> None:
+def plan_pooler(ctx: PlanContext) -> Iterator[Step]:
     """Install or repair the routine in this database (nothing for a superuser auth_user: apply refuses
     it, check reports it)."""
     spec, state = ctx.policy.pgbouncer, ctx.snap.pooler
@@ -66,17 +68,15 @@ def plan_pooler(ctx: PlanContext) -> None:
         "one may read pg_authid), with a fixed search_path, callable by the auth_user only"
     )
     for change, statement in steps:
-        ctx.add(
-            Step(
-                Phase.DATABASE,
-                Action.POOLER,
-                f"function {spec.lookup_schema}.{FUNCTION}(text)",
-                reason,
-                statement,
-                role=spec.auth_user,
-                needs=None if ok else Need.superuser(),
-                allowed=ok,
-                subject=(SUBJECT_KIND, spec.lookup_schema),
-                change=change,
-            )
+        yield Step(
+            Phase.DATABASE,
+            Action.POOLER,
+            f"function {spec.lookup_schema}.{FUNCTION}(text)",
+            reason,
+            statement,
+            role=spec.auth_user,
+            needs=None if ok else Need.superuser(),
+            allowed=ok,
+            subject=(SUBJECT_KIND, spec.lookup_schema),
+            change=change,
         )

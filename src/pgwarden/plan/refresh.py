@@ -4,6 +4,8 @@ else; made, or made again when changed (17+ grants MAINTAIN instead: plan/object
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pgwarden.plan.context import PlanContext
 from pgwarden.plan.model import Action, Need, Phase, Step
 from pgwarden.plan.model import Requirement as R
@@ -61,7 +63,7 @@ def problems(snap: Snapshot, owner: str, refresh: Refresh) -> list[str]:
     return out
 
 
-def plan_refresh(ctx: PlanContext) -> None:
+def plan_refresh(ctx: PlanContext) -> Iterator[Step]:
     """On 14-16, each declared refresh routine made (again) where it is missing or its body, SECURITY
     DEFINER or search_path differ; EXECUTE is then taken from PUBLIC and from the roles the owner's
     default privileges give it to, and granted to the role."""
@@ -89,19 +91,17 @@ def plan_refresh(ctx: PlanContext) -> None:
             ]
             statements += [("grant", grant_sql(refresh))]  # existing grants are the object planner's
         for change, statement in statements:
-            ctx.add(
-                Step(
-                    Phase.DATABASE,
-                    Action.REFRESH_ROUTINE,
-                    refresh.label,
-                    why,
-                    statement,
-                    role=refresh.role,
-                    needs=None if ctx.auth.acts_as(ctx.owner) else Need.of((R.MEMBERSHIP, ctx.owner)),
-                    allowed=ctx.auth.acts_as(ctx.owner),
-                    subject=subject(refresh),
-                    change=change,
-                )
+            yield Step(
+                Phase.DATABASE,
+                Action.REFRESH_ROUTINE,
+                refresh.label,
+                why,
+                statement,
+                role=refresh.role,
+                needs=None if ctx.auth.acts_as(ctx.owner) else Need.of((R.MEMBERSHIP, ctx.owner)),
+                allowed=ctx.auth.acts_as(ctx.owner),
+                subject=subject(refresh),
+                change=change,
             )
 
 

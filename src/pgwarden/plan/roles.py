@@ -3,7 +3,7 @@ settings: plan/settings.py; declared limits and comments: plan/attributes.py).""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -96,7 +96,7 @@ def member_inherit(member: MemberSpec, caps: Capabilities) -> bool:
     return inherits.pop() if inherits else True
 
 
-def plan_roles(ctx: PlanContext, secrets: Mapping[str, str]) -> None:
+def plan_roles(ctx: PlanContext, secrets: Mapping[str, str]) -> Iterator[Step]:
     for want in wanted_roles(ctx.policy, ctx.snap.caps):
         role = ctx.snap.role_by_name.get(want.name)
         password = secrets.get(want.password_env) if want.password_env else None
@@ -106,11 +106,11 @@ def plan_roles(ctx: PlanContext, secrets: Mapping[str, str]) -> None:
                 + ("is created without a password" if role is None else "keeps its current password")
             )
         if role is None:
-            _create_role(ctx, want, password)
+            yield from _create_role(ctx, want, password)
             continue
-        _alter_role(ctx, want, role)
+        yield from _alter_role(ctx, want, role)
         if password is not None and want.password_env:
-            _set_password(ctx, want, role, password)
+            yield from _set_password(ctx, want, role, password)
 
 
 def _verifier(ctx: PlanContext, env: str, password: str) -> str:
@@ -119,7 +119,7 @@ def _verifier(ctx: PlanContext, env: str, password: str) -> str:
     return ctx.verifiers.get(env) or scram.make_verifier(password)
 
 
-def _create_role(ctx: PlanContext, want: RoleWant, password: str | None) -> None:
+def _create_role(ctx: PlanContext, want: RoleWant, password: str | None) -> Iterator[Step]:
     auth = ctx.auth
     options: list[sql.Composable] = [sql.SQL(attribute_sql(a, v)) for a, v in want.attrs.items()]
     display = list(options)
@@ -133,24 +133,22 @@ def _create_role(ctx: PlanContext, want: RoleWant, password: str | None) -> None
     if want.what == "owner" and not want.attrs.get("createrole"):
         reason += " (without CREATEROLE: on PostgreSQL 14-15 it is nearly superuser)"
     name = sql.Identifier(want.name)
-    ctx.add(
-        Step(
-            Phase.ROLES,
-            Action.CREATE_ROLE,
-            f"role {want.name}",
-            reason,
-            sql.SQL("CREATE ROLE {} WITH {}").format(name, sql.SQL(" ").join(options)),
-            role=want.name,
-            display_sql=sql.SQL("CREATE ROLE {} WITH {}").format(name, sql.SQL(" ").join(display)),
-            needs=None if ok else needs,
-            allowed=ok,
-        )
+    yield Step(
+        Phase.ROLES,
+        Action.CREATE_ROLE,
+        f"role {want.name}",
+        reason,
+        sql.SQL("CREATE ROLE {} WITH {}").format(name, sql.SQL(" ").join(options)),
+        role=want.name,
+        display_sql=sql.SQL("CREATE ROLE {} WITH {}").format(name, sql.SQL(" ").join(display)),
+        needs=None if ok else needs,
+        allowed=ok,
     )
     if auth.createrole and not auth.superuser and ctx.snap.caps.membership_options:
         auth.admin_of.add(want.name)  # 16+: the creator gets ADMIN OPTION (F3.1)
 
 
-def _alter_role(ctx: PlanContext, want: RoleWant, role: Role) -> None:
+def _alter_role(ctx: PlanContext, want: RoleWant, role: Role) -> Iterator[Step]:
     auth = ctx.auth
     wrong = {a: v for a, v in want.attrs.items() if getattr(role, a) != v}
     if not wrong:
@@ -169,25 +167,23 @@ def _alter_role(ctx: PlanContext, want: RoleWant, role: Role) -> None:
     if not auth.superuser and "createdb" in wrong and not auth.createdb:
         ok, needs = False, Need.of(R.CREATEROLE, R.CREATEDB)
     words = [attribute_sql(a, v) for a, v in sorted(wrong.items())]
-    ctx.add(
-        Step(
-            Phase.ROLES,
-            Action.ALTER_ROLE,
-            f"role {want.name}",
-            f"the {want.what} must be " + " ".join(words),
-            sql.SQL("ALTER ROLE {} WITH {}").format(
-                sql.Identifier(want.name), sql.SQL(" ").join(sql.SQL(w) for w in words)
-            ),
-            role=want.name,
-            destructive=any(not v for v in wrong.values()),
-            needs=None if ok else needs,
-            allowed=ok,
-            subject=("role-attributes", want.name),
-        )
+    yield Step(
+        Phase.ROLES,
+        Action.ALTER_ROLE,
+        f"role {want.name}",
+        f"the {want.what} must be " + " ".join(words),
+        sql.SQL("ALTER ROLE {} WITH {}").format(
+            sql.Identifier(want.name), sql.SQL(" ").join(sql.SQL(w) for w in words)
+        ),
+        role=want.name,
+        destructive=any(not v for v in wrong.values()),
+        needs=None if ok else needs,
+        allowed=ok,
+        subject=("role-attributes", want.name),
     )
 
 
-def _set_password(ctx: PlanContext, want: RoleWant, role: Role, password: str) -> None:
+def _set_password(ctx: PlanContext, want: RoleWant, role: Role, password: str) -> Iterator[Step]:
     snap, env = ctx.snap, want.password_env
     assert env is not None
     if snap.passwords is not None and scram.matches(password, snap.passwords.get(role.oid)):
@@ -207,18 +203,16 @@ def _set_password(ctx: PlanContext, want: RoleWant, role: Role, password: str) -
     # any role may change its own password
     ok = snap.server.current_role == want.name or ctx.auth.may_alter_role(want.name, True)
     name = sql.Identifier(want.name)
-    ctx.add(
-        Step(
-            Phase.ROLES,
-            Action.SET_PASSWORD,
-            f"role {want.name}",
-            reason,
-            sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(name, sql.Literal(_verifier(ctx, env, password))),
-            role=want.name,
-            display_sql=sql.SQL("ALTER ROLE {} WITH PASSWORD :{}").format(name, sql.Literal(env)),
-            needs=None if ok else ALTER_ROLE_NEED,
-            allowed=ok,
-            change="first-password" if first else "",
-            subject=("role-password", want.name),
-        )
+    yield Step(
+        Phase.ROLES,
+        Action.SET_PASSWORD,
+        f"role {want.name}",
+        reason,
+        sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(name, sql.Literal(_verifier(ctx, env, password))),
+        role=want.name,
+        display_sql=sql.SQL("ALTER ROLE {} WITH PASSWORD :{}").format(name, sql.Literal(env)),
+        needs=None if ok else ALTER_ROLE_NEED,
+        allowed=ok,
+        change="first-password" if first else "",
+        subject=("role-password", want.name),
     )

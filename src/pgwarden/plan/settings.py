@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from psycopg import sql
 
@@ -105,18 +105,18 @@ def declared_settings(ctx: PlanContext, role: str, in_database: bool) -> Mapping
     return spec.database_settings.get(ctx.policy.database.name)
 
 
-def plan_declared_settings(ctx: PlanContext, *, in_database: bool) -> None:
+def plan_declared_settings(ctx: PlanContext, *, in_database: bool) -> Iterator[Step]:
     """Declared settings: each is set to its value and, for a role that declares them, every other
     setting there is RESET (but those plan/outside.py resets: superuser-only ones and `role`)."""
     for name, _ in ctx.policy.attribute_specs():
         declared = declared_settings(ctx, name, in_database)
         if declared is not None:
-            _plan_role(ctx, name, declared, in_database)
+            yield from _plan_role(ctx, name, declared, in_database)
         elif in_database:
-            _plan_overrides(ctx, name)
+            yield from _plan_overrides(ctx, name)
 
 
-def _plan_overrides(ctx: PlanContext, name: str) -> None:
+def _plan_overrides(ctx: PlanContext, name: str) -> Iterator[Step]:
     """A role that declares settings for every database, and none for this one: a setting stored for
     it in this database (ALTER ROLE ... IN DATABASE ... SET) takes precedence over its own (role in
     database > role > database > every role > server), so a declared one that it overrides is RESET
@@ -135,10 +135,10 @@ def _plan_overrides(ctx: PlanContext, name: str) -> None:
             f"the policy sets {param} = {text} for role {name} in every database; {current[0]} = {current[1]} "
             f"stored for it in database {ctx.policy.database.name} takes precedence there"
         )
-        ctx.add(_setting_step(ctx, name, role, current[0], None, reason, True))
+        yield _setting_step(ctx, name, role, current[0], None, reason, True)
 
 
-def _plan_role(ctx: PlanContext, name: str, declared: Mapping[str, SettingValue], in_database: bool) -> None:
+def _plan_role(ctx: PlanContext, name: str, declared: Mapping[str, SettingValue], in_database: bool) -> Iterator[Step]:
     snap = ctx.snap
     role = snap.role_by_name.get(name)
     database = (snap.database.oid if snap.database else None) if in_database else 0
@@ -149,14 +149,14 @@ def _plan_role(ctx: PlanContext, name: str, declared: Mapping[str, SettingValue]
         if current is None or not same_value(key, current[1], text):
             was = "" if current is None else f" (it is {current[1]})"
             reason = f"the policy sets {param} = {text} for role {name}{_where(ctx, in_database)}{was}"
-            ctx.add(_setting_step(ctx, name, role, param, value_sql(param, text), reason, in_database))
+            yield _setting_step(ctx, name, role, param, value_sql(param, text), reason, in_database)
     for key, (param, value) in sorted(stored.items()):
         if key in wanted or _reset_elsewhere(ctx, name, role, key):
             continue
         reason = (
             f"role {name} must have only the settings the policy declares{_where(ctx, in_database)} ({param} = {value})"
         )
-        ctx.add(_setting_step(ctx, name, role, param, None, reason, in_database))
+        yield _setting_step(ctx, name, role, param, None, reason, in_database)
 
 
 def _where(ctx: PlanContext, in_database: bool) -> str:
@@ -214,7 +214,7 @@ def _setting_step(
 ALTER_NEED = Need.of(R.CREATEROLE, note="with ADMIN OPTION on the role on 16+")
 
 
-def plan_role_settings(ctx: PlanContext) -> None:
+def plan_role_settings(ctx: PlanContext) -> Iterator[Step]:
     snap, auth, policy, owner = ctx.snap, ctx.auth, ctx.policy, ctx.owner
     db_oid = snap.database.oid if snap.database else None
     for deploy in policy.owner.deploy_logins:
@@ -227,18 +227,16 @@ def plan_role_settings(ctx: PlanContext) -> None:
         if any(s in (f"role={owner}", f'role="{owner}"') for s in current):
             continue
         ok = auth.superuser or (auth.createrole and auth.may_alter_role(deploy, role is not None))
-        ctx.add(
-            Step(
-                Phase.DATABASE,
-                Action.ROLE_SETTING,
-                f"role {deploy}",
-                f"every session of deploy login {deploy} in {policy.database.name} must act as {owner}, "
-                "so that what it creates is owned by the owner (works behind poolers too)",
-                sql.SQL("ALTER ROLE {} IN DATABASE {} SET role = {}").format(
-                    sql.Identifier(deploy), sql.Identifier(policy.database.name), sql.Literal(owner)
-                ),
-                role=deploy,
-                needs=None if ok else Need.of(R.CREATEROLE),
-                allowed=ok,
-            )
+        yield Step(
+            Phase.DATABASE,
+            Action.ROLE_SETTING,
+            f"role {deploy}",
+            f"every session of deploy login {deploy} in {policy.database.name} must act as {owner}, "
+            "so that what it creates is owned by the owner (works behind poolers too)",
+            sql.SQL("ALTER ROLE {} IN DATABASE {} SET role = {}").format(
+                sql.Identifier(deploy), sql.Identifier(policy.database.name), sql.Literal(owner)
+            ),
+            role=deploy,
+            needs=None if ok else Need.of(R.CREATEROLE),
+            allowed=ok,
         )

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from psycopg import sql
 
 from pgwarden.findings import display_name
 from pgwarden.kinds import kind
 from pgwarden.plan.context import PlanContext, owner_step
-from pgwarden.plan.model import Need, Requirement, owner_subject
+from pgwarden.plan.model import Need, Requirement, Step, owner_subject
 
 R = Requirement
 
 
-def plan_types(ctx: PlanContext) -> None:
+def plan_types(ctx: PlanContext) -> Iterator[Step]:
     """ALTER TYPE / DOMAIN ... OWNER TO the owner for every type of a managed schema it does not own
     (the snapshot lists only those). Their USAGE is PUBLIC's by default and left as it is."""
     snap, auth, owner = ctx.snap, ctx.auth, ctx.owner
@@ -24,15 +26,13 @@ def plan_types(ctx: PlanContext) -> None:
             continue
         sub = k.subkind(t.subkind)
         ok = auth.superuser or (auth.acts_as(current) and auth.may_set(owner))
-        ctx.add(
-            owner_step(
-                f"{sub.label} {display_name(schemas[t.schema], t.name)}",
-                sql.SQL("{} {}").format(sql.SQL(sub.sql_word), sql.Identifier(schemas[t.schema], t.name)),
-                f"every object in the managed schemas must be owned by {owner} (now {current})",
-                owner,
-                ok,
-                Need.of((R.MEMBERSHIP, current), (R.MEMBERSHIP, owner)),
-                role=current,
-                subject=owner_subject("pg_type", t.oid),
-            )
+        yield owner_step(
+            f"{sub.label} {display_name(schemas[t.schema], t.name)}",
+            sql.SQL("{} {}").format(sql.SQL(sub.sql_word), sql.Identifier(schemas[t.schema], t.name)),
+            f"every object in the managed schemas must be owned by {owner} (now {current})",
+            owner,
+            ok,
+            Need.of((R.MEMBERSHIP, current), (R.MEMBERSHIP, owner)),
+            role=current,
+            subject=owner_subject("pg_type", t.oid),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from pgwarden.kinds import KINDS
+from pgwarden.kinds import KINDS, PROFILE_KINDS
 from pgwarden.policy.base import _Model
 from pgwarden.policy.names import (
     ColumnName,
@@ -31,7 +31,7 @@ class ProfileSpec(_Model):
 
     @model_validator(mode="after")
     def _carried(self) -> ProfileSpec:
-        for kind_name in ("table", "sequence", "routine"):
+        for kind_name in PROFILE_KINDS:
             privileges = getattr(self, kind_name)
             bad = [p for p in privileges if p not in KINDS[kind_name].privileges]
             if bad:

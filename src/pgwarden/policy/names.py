@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator
 
+from pgwarden.kinds import ProfileKind
+
 #: PostgreSQL truncates identifiers longer than NAMEDATALEN - 1 bytes; we refuse them instead.
 MAX_IDENTIFIER_BYTES = 63
 
@@ -165,7 +167,7 @@ QualifiedName = Annotated[str, AfterValidator(_qualified)]
 ColumnName = Annotated[str, AfterValidator(_column_name)]
 RoutineName = Annotated[str, AfterValidator(_routine)]
 #: The kinds of objects default privileges are set for (a grant's `defaults`).
-DefaultKind = Literal["table", "sequence", "routine"]
+DefaultKind = ProfileKind
 #: What a grant may give on the database (CREATE is the owner's).
 DatabasePrivilege = Literal["CONNECT", "TEMPORARY"]
 SettingName = Annotated[str, AfterValidator(_setting_name)]

@@ -76,10 +76,6 @@ class Entry:
     covers: tuple[str, ...]
 
 
-class Unmatched(ValueError):
-    """A pattern entry that covers no database of the cluster."""
-
-
 class Overlap(ValueError):
     """A database covered by two entries of the file."""
 

@@ -12,8 +12,6 @@ from pgwarden.access.review import Review, sections
 from pgwarden.render.envelope import document
 from pgwarden.render.review_html import review_html
 
-FORMATS = ("markdown", "md", "json", "csv", "html")
-
 
 def render_review(review: Review, fmt: str) -> str:
     if fmt == "json":

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 from psycopg import sql
 
+from pgwarden.acl import Change, ChangeAction
 from pgwarden.findings import Finding, Severity
 from pgwarden.hazards import HazardData
+from pgwarden.plan.context import acl_statement, grantee_sql
 from pgwarden.plan.outside import object_label, repairable, target_sql
 from pgwarden.policy import Policy
 from pgwarden.policy.patterns import is_pattern, matches
@@ -18,11 +20,6 @@ from pgwarden.snapshot import OutsideGrant, Snapshot
 SERVER_KINDS = frozenset({"routine", "parameter", "language"})
 #: What the owner or a deploy login may not hold unreported: the server kinds, and other databases.
 OWNER_KINDS = SERVER_KINDS | {"database"}
-
-
-def _grantee(snap: Snapshot, g: OutsideGrant) -> sql.Composable:
-    name = snap.role_name(g.grantee)
-    return sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
 
 
 def _file_database(policy: Policy, g: OutsideGrant) -> bool:
@@ -51,9 +48,8 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
         if name is None and not g.system:
             continue  # what PUBLIC holds in another database or schema is that one's owner's business
         obj = object_label(g)
-        revoke = sql.SQL("REVOKE {} ON {} FROM {} CASCADE").format(
-            sql.SQL(g.privilege), target_sql(g), _grantee(snap, g)
-        )
+        privilege = frozenset({g.privilege})
+        revoke = acl_statement(Change(ChangeAction.REVOKE, name, privilege), target_sql(g))
         severity: Severity = "high" if g.kind in SERVER_KINDS else "medium"
         if name is None:
             message = (
@@ -74,9 +70,7 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
                 f"access role {name} holds {g.privilege} on {obj}, granted by {grantor}, not the owner: "
                 f"only {grantor} can revoke it, so the fix takes {grantor}'s grant option (detect-only)"
             )
-            revoke = sql.SQL("REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE").format(
-                sql.SQL(g.privilege), target_sql(g), sql.Identifier(grantor)
-            )
+            revoke = acl_statement(Change(ChangeAction.REVOKE_GRANT_OPTION, grantor, privilege), target_sql(g))
         yield finding("outside.grant", obj, name or "PUBLIC", message, revoke, severity=severity)
 
 
@@ -92,7 +86,6 @@ def check_user_mappings(policy: Policy, snap: Snapshot, hz: HazardData) -> Itera
         remote = row.remote_user
         if (name is not None and name not in access) or remote not in borrowed:
             continue
-        who = sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
         yield finding(
             "outside.user-mapping",
             f"user mapping for {name or 'PUBLIC'} on server {row.server}",
@@ -100,5 +93,5 @@ def check_user_mappings(policy: Policy, snap: Snapshot, hz: HazardData) -> Itera
             f"{name or 'PUBLIC'} logs in on foreign server {row.server} as {remote}, {borrowed[remote]}: through "
             "its foreign tables it reads and writes with that role's rights (detect-only: the mapping holds "
             "credentials pgwarden cannot replace)",
-            sql.SQL("DROP USER MAPPING FOR {} SERVER {}").format(who, sql.Identifier(row.server)),
+            sql.SQL("DROP USER MAPPING FOR {} SERVER {}").format(grantee_sql(name), sql.Identifier(row.server)),
         )
