@@ -8,21 +8,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgwarden import bookkeeping
 from pgwarden.caps import MIN_VERSION_NUM
 from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import ConnectError, PgwardenError
-from pgwarden.plan import groups_to_name, plan
-from pgwarden.policy import Policy
-from pgwarden.resolve import resolve as resolve_names
-from pgwarden.scopes import Scopes
-from pgwarden.snapshot import Snapshot, inspect, with_names
-from pgwarden.timebound import intended
 
+# The snapshot, the planners and the name resolution are imported where they are used: a command's
+# first statement (Session.open, the target's existence) then waits for none of them (start-up).
 if TYPE_CHECKING:
     import psycopg
 
     from pgwarden.plan import Plan
+    from pgwarden.policy import Policy
+    from pgwarden.snapshot import Snapshot
 
 
 @dataclass
@@ -134,6 +131,9 @@ class Session:
         """plan() for this session's policy, with the session's verifiers. Every name the policy
         gives is first resolved against `snap` (pgwarden.resolve: a typo is an error, a name expected
         later a note); `resolve=False` for a snapshot read without the managed schemas."""
+        from pgwarden.plan import plan
+        from pgwarden.resolve import resolve as resolve_names
+        from pgwarden.timebound import intended
 
         notes: tuple[str, ...] = ()
         if resolve:
@@ -169,6 +169,11 @@ class Session:
         return out
 
     def _inspect(self, conn: psycopg.Connection[Any], names: bool = True) -> Snapshot:
+        from pgwarden import bookkeeping
+        from pgwarden.plan import groups_to_name
+        from pgwarden.scopes import Scopes
+        from pgwarden.snapshot import inspect, with_names
+
         p = self.policy
         scopes = Scopes.of(p)
         detailed = [s for s in p.database.schemas if scopes.detailed(s)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from pgwarden.cli import (
@@ -16,6 +18,9 @@ from pgwarden.cli import (
     mode_option,
     ui_of,
 )
+
+if TYPE_CHECKING:
+    from pgwarden.policy import Policy
 
 
 @click.command(
@@ -59,11 +64,9 @@ def command(
     fmt: str,
     fail_on: str,
 ) -> int:
+    # only what the first statement needs is imported before it (start-up: bench/startup.py); the
+    # planners and rules are imported by run_check, the renderers once there is a result
     from pgwarden.check import CheckResult, run_check
-    from pgwarden.multi import run_over
-    from pgwarden.policy import Policy
-    from pgwarden.render import database_progress
-    from pgwarden.render.check import render_check, render_checks
     from pgwarden.session import Session
 
     ui = ui_of(ctx)
@@ -76,6 +79,10 @@ def command(
             return run_check(session, secrets)
 
     if len(targets) > 1:
+        from pgwarden.multi import run_over
+        from pgwarden.render.check import render_checks
+        from pgwarden.render.progress import database_progress
+
         with database_progress(ui, "checking databases") as progress:
             outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
         render_checks(ui, outcomes, fmt, fail_on)
@@ -83,5 +90,7 @@ def command(
             return EXIT_ERROR
         return EXIT_FOUND if any(o.result and o.result.failed(fail_on) for o in outcomes) else EXIT_OK
     result = one(next(iter(targets.values())))
+    from pgwarden.render.check import render_check
+
     render_check(ui, result, fmt, fail_on)
     return EXIT_FOUND if result.failed(fail_on) else EXIT_OK
