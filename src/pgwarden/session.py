@@ -32,6 +32,8 @@ class Session:
     _verifiers: dict[str, str] = field(default_factory=dict, repr=False)  # password variable -> verifier
     #: the ledger's time-bound grants in force (pgwarden.ledger.LedgerState): read once per session
     ledger: Any = field(default=None, repr=False)
+    #: send the planner's expected ACLs with the objects query (plan/expect.py); False: the full fetch
+    compare_on_server: bool = field(default=True, repr=False)
 
     @classmethod
     def open(cls, dsn: str | None, policy: Policy) -> Session:
@@ -171,6 +173,7 @@ class Session:
     def _inspect(self, conn: psycopg.Connection[Any], names: bool = True) -> Snapshot:
         from pgwarden import bookkeeping
         from pgwarden.plan import groups_to_name
+        from pgwarden.plan.expect import expectations
         from pgwarden.scopes import Scopes
         from pgwarden.snapshot import inspect, with_names
 
@@ -186,6 +189,9 @@ class Session:
             column_tables=scopes.column_tables(),
             detailed=detailed,
             bookkeeping=(bookkeeping.tables(p), bookkeeping.schemas(p)),
+            # the server compares each object's ACL with the planner's expectation and returns only
+            # those that differ (the snapshot is the same: tests/test_server_compare.py)
+            expect=(lambda partial: expectations(p, partial)) if self.compare_on_server else None,
         )
         # big groups that need changes are named in one more query, so that apply can grant on
         # lists of objects; a compliant database needs none. The objects of schemas the policy
