@@ -104,14 +104,15 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
     When the database does not exist, the only finding is the drift that creates it (hazards need
     the database). `secrets` are the policy's passwords (as `apply` takes them): with them, a
     changed password is drift too."""
-    from pgwarden.hazards import HazardData, read_hazards
-    from pgwarden.ledger import expired_findings, outside_report, read_state
-    from pgwarden.retirement import findings as retired_findings
-
     policy = session.policy
     with session.inspection_connection() as conn:
         # with the secrets: a non-superuser verifies passwords by logging in, as plan does
         snap = session.snapshot(conn, secrets)
+        # imported once the server has answered: the first statements wait for none of these
+        from pgwarden.hazards import HazardData, read_hazards
+        from pgwarden.ledger import expired_findings, outside_report, read_state
+        from pgwarden.retirement import findings as retired_findings
+
         hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
         state = read_state(conn, snap)  # the ledger: one query, none without one
         session.ledger = state

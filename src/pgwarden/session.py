@@ -172,8 +172,6 @@ class Session:
 
     def _inspect(self, conn: psycopg.Connection[Any], names: bool = True) -> Snapshot:
         from pgwarden import bookkeeping
-        from pgwarden.plan import groups_to_name
-        from pgwarden.plan.expect import expectations
         from pgwarden.scopes import Scopes
         from pgwarden.snapshot import inspect, with_names
 
@@ -191,9 +189,19 @@ class Session:
             bookkeeping=(bookkeeping.tables(p), bookkeeping.schemas(p)),
             # the server compares each object's ACL with the planner's expectation and returns only
             # those that differ (the snapshot is the same: tests/test_server_compare.py)
-            expect=(lambda partial: expectations(p, partial)) if self.compare_on_server else None,
+            expect=self._expectations if self.compare_on_server else None,
         )
         # big groups that need changes are named in one more query, so that apply can grant on
         # lists of objects; a compliant database needs none. The objects of schemas the policy
-        # treats one by one (listed tables, exceptions) are always named.
+        # treats one by one (listed tables, exceptions) are always named. The planners are imported
+        # here, after the first queries (`check` imports them meanwhile: cli.import_in_background).
+        from pgwarden.plan import groups_to_name
+
         return with_names(conn, snap, groups_to_name(p, snap, changing=names), detailed)
+
+    def _expectations(self, partial: Snapshot) -> list[dict[str, Any]]:
+        """The planner's expected ACLs for the objects query (pgwarden.plan.expect), from the snapshot
+        read so far."""
+        from pgwarden.plan.expect import expectations
+
+        return expectations(self.policy, partial)

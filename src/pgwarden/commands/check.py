@@ -14,6 +14,7 @@ from pgwarden.cli import (
     databases_option,
     dsn_option,
     format_option,
+    import_in_background,
     load_targets,
     mode_option,
     ui_of,
@@ -21,6 +22,7 @@ from pgwarden.cli import (
 
 if TYPE_CHECKING:
     from pgwarden.policy import Policy
+    from pgwarden.ui import UI
 
 
 @click.command(
@@ -65,14 +67,40 @@ def command(
     fail_on: str,
 ) -> int:
     # only what the first statement needs is imported before it (start-up: bench/startup.py); the
-    # planners and rules are imported by run_check, the renderers once there is a result
-    from pgwarden.check import CheckResult, run_check
-    from pgwarden.session import Session
-
+    # planners, the rules and the renderers are imported meanwhile, in the background
     ui = ui_of(ctx)
     targets = load_targets(config, mode, dsn, databases)
     policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
     secrets = policy.secrets()
+    with import_in_background(*_LATER):
+        return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
+
+
+#: What check needs once the server has answered its first queries, in the order it needs them:
+#: imported while it waits (cli.import_in_background)
+_LATER = (
+    "pgwarden.rows",
+    "pgwarden.plan.expect",
+    "pgwarden.plan",
+    "pgwarden.hazards",
+    "pgwarden.ledger",
+    "pgwarden.rules",
+    "pgwarden.retirement",
+    "pgwarden.render.check",
+)
+
+
+def _check(
+    ui: UI,
+    targets: dict[str, Policy],
+    dsn: str | None,
+    jobs: int,
+    fmt: str,
+    fail_on: str,
+    secrets: dict[str, str],
+) -> int:
+    from pgwarden.check import CheckResult, run_check
+    from pgwarden.session import Session
 
     def one(target: Policy) -> CheckResult:
         with Session.open(dsn, target) as session:
