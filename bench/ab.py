@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -59,7 +60,8 @@ def measure(ctx: Context, size: fixture.Size, envs: dict[str, dict[str, str]]) -
 
 def render(rows: list[Row]) -> str:
     lines = [
-        "| work | tables | median s | x psql | x Python fetch | client CPU s | statements | server SQL s | load (1 min) per round |",
+        "| work | tables | median s | x psql | x Python fetch | client CPU s | statements | server SQL s "
+        "| load (1 min) per round |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     floors = {(r.work, r.tables): r.seconds for r in rows if r.work.startswith("floor")}
