@@ -3,8 +3,11 @@
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# at once: `envelope` is both a submodule and a function, and the package's name must be the function
+# (importing the submodule first would otherwise bind it to the module); the module is small
+from pgwarden.render.envelope import SCHEMA_VERSION, document, envelope
+
 if TYPE_CHECKING:
-    from pgwarden.render.envelope import SCHEMA_VERSION, document, envelope
     from pgwarden.render.findings import SARIF_SCHEMA_URI, findings_styled, findings_text, to_junit, to_sarif
     from pgwarden.render.markdown import render_markdown
     from pgwarden.render.plan import (
@@ -56,13 +59,10 @@ __all__ = [
 _WHERE = {
     "PLAN_SCHEMA_VERSION": "plan",
     "SARIF_SCHEMA_URI": "findings",
-    "SCHEMA_VERSION": "envelope",
     "apply_progress": "progress",
     "apply_summary": "plan",
     "database_progress": "progress",
-    "document": "envelope",
     "emit": "style",
-    "envelope": "envelope",
     "findings_styled": "findings",
     "findings_text": "findings",
     "plan_sql": "plan",
