@@ -280,6 +280,33 @@ def test_what_differs_comes_back_as_the_full_fetch_has_it(
         assert '"s1"."t' not in rendered, (case, rendered)
 
 
+def test_an_extensions_members_are_never_counted_as_matching(world: World) -> None:
+    """pg_trgm created by the owner (a trusted extension): its functions hold exactly the expected ACL,
+    yet are extension members, which objects.sql keeps apart (bulk statements would reach them)."""
+    with psycopg.connect(world.dsn()) as conn:
+        if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'").fetchone() is None:
+            pytest.skip("pg_trgm is not in these binaries")
+    policy, script = _one_schema(
+        world,
+        "SET ROLE {own}",
+        "CREATE EXTENSION pg_trgm SCHEMA s1",
+        "RESET ROLE",
+        # a trusted extension's members belong to the bootstrap superuser: give them to the owner
+        "DO $$ DECLARE f regprocedure; BEGIN FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 's1'::regnamespace "
+        "LOOP EXECUTE 'ALTER ROUTINE ' || f::text || ' OWNER TO {own}'; END LOOP; END $$",
+        "REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA s1 FROM PUBLIC",
+        "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA s1 TO {r1}, {r2}",
+    )
+    (snap_on, plan_on, check_on), (snap_off, plan_off, check_off) = both_ways(world, policy)
+    members = [g for g in snap_on.objects if g.extension and g.kind == "routine"]
+    assert members and snap_on.role_name(members[0].owner) == world.owner, snap_on.objects
+    acl = {(snap_on.role_name(g.grantee), g.privilege) for g in members[0].acl}
+    assert acl == {(world.owner, "EXECUTE"), (world.r1, "EXECUTE"), (world.r2, "EXECUTE")}  # as expected
+    assert snap_on == snap_off, script
+    assert [s.render() for s in plan_on.steps] == [s.render() for s in plan_off.steps]
+    assert check_on.findings == check_off.findings
+
+
 def test_a_compliant_schema_matches_the_expectation_as_the_server_stores_it(world: World) -> None:
     """The expectation is worth sending only if it is what apply leaves: after pgwarden's own apply, every
     table, sequence and routine's stored ACL is the expected array, text for text."""
