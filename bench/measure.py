@@ -35,6 +35,7 @@ class Sample:
     sql_seconds: float | None = None
     stdout: str = ""
     stderr: str = ""
+    cpu_seconds: float | None = None  # the child's user + system CPU time (less sensitive to load than wall time)
 
 
 @dataclass
@@ -153,6 +154,7 @@ def run(
             returncode=proc.returncode,
             # Linux reports ru_maxrss in KiB, macOS in bytes.
             max_rss_mb=usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024),
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
         )

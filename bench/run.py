@@ -154,6 +154,18 @@ def measure_startup(ctx: Context) -> list[Row]:
     return rows
 
 
+def measure_check_startup(ctx: Context, size: fixture.Size, args: argparse.Namespace) -> list[Row]:
+    """`pgwarden check` from spawn to its first statement (the server log says when it arrived), and the
+    imports that cost most on the way (bench/startup.py); at the first size only (any size will do)."""
+    from bench import startup
+
+    if "startup" not in args.works or size.tables != args.sizes[0]:
+        return []
+
+    argv = pgwarden_argv("check", "-c", str(write_policy(ctx, size, size.compliant)), "--dsn", ctx.dsn())
+    return startup.measure(ctx, [*argv, "--format", "json"], "check start-up")
+
+
 def measure_floor(ctx: Context, size: fixture.Size) -> list[Row]:
     query = floor_read_sql(size)
     dsn = ctx.dsn(size.compliant)
@@ -417,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
                 prepare(ctx, size)
                 with psycopg.connect(ctx.dsn(size.compliant)) as conn:
                     sizes_info.append({"tables": n, "schemas": size.schemas, "objects": fixture.count_objects(conn)})
+                rows += measure_check_startup(ctx, size, args)
                 if "floor" in args.works or args.works & {"plan", "check", "apply"}:
                     rows += measure_floor(ctx, size)
                 for work in ("plan", "check"):

@@ -71,6 +71,11 @@ def test_every_expected_row_is_measured(bench_result: dict[str, Any]) -> None:
             assert set(row["returncodes"]) <= {0, 1}, f"{work} at {n}: {row['note']}"
     for flag in ("--version", "--help"):
         assert rows[(f"pgwarden {flag}", 0)]["runs"] == 1
+    # start-up to check's first statement, from the server log, shorter than the whole command
+    first, whole = rows[("check start-up: spawn to first statement", 0)], rows[("check start-up: whole command", 0)]
+    assert first["runs"] == whole["runs"] == 1
+    assert 0 < first["seconds"] < whole["seconds"], (first, whole)
+    assert "imports by the program" in first["note"] and "pgwarden.cli" in first["note"], first["note"]
 
 
 def test_numbers_are_sane(bench_result: dict[str, Any]) -> None:

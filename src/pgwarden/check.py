@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgwarden.findings import Finding, rank, sort_findings, summary, to_json
-from pgwarden.hazards import HazardData, read_hazards
-from pgwarden.ledger import expired_findings, outside_report, read_state
-from pgwarden.plan import Plan, Step
-from pgwarden.plan.provider import with_external
-from pgwarden.policy import Policy
-from pgwarden.retirement import findings as retired_findings
-from pgwarden.rules import DRIFT_SEVERITY, run_rules
-from pgwarden.session import Session
-from pgwarden.snapshot import Snapshot
+
+# the planners, the rules and the ledger are imported where they are used: `pgwarden check` sends its
+# first statement without waiting for them (start-up, bench/startup.py)
+if TYPE_CHECKING:
+    from pgwarden.hazards import HazardData
+    from pgwarden.plan import Plan, Step
+    from pgwarden.policy import Policy
+    from pgwarden.session import Session
+    from pgwarden.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class CheckResult:
 
 def drift_finding(step: Step) -> Finding:
     """A plan step as a finding: rule `drift.<action>`, severity by what the step repairs."""
+    from pgwarden.rules import DRIFT_SEVERITY
+
     severity = DRIFT_SEVERITY.get(step.action, "medium")
     return Finding(
         f"drift.{step.action}",
@@ -92,6 +94,8 @@ def merge(drift: list[Finding], hazards: list[Finding]) -> list[Finding]:
 
 def findings_for(policy: Policy, snap: Snapshot, hz: HazardData, the_plan: Plan) -> list[Finding]:
     """Drift plus hazards, one finding per problem, sorted; pure."""
+    from pgwarden.rules import run_rules
+
     found = merge([drift_finding(s) for s in the_plan.steps], run_rules(policy, snap, hz))
     unique = list(dict.fromkeys(found))
     return sort_findings(unique)
@@ -107,6 +111,12 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
     with session.inspection_connection() as conn:
         # with the secrets: a non-superuser verifies passwords by logging in, as plan does
         snap = session.snapshot(conn, secrets)
+        # imported once the server has answered: the first statements wait for none of these
+        from pgwarden.hazards import HazardData, read_hazards
+        from pgwarden.ledger import expired_findings, outside_report, read_state
+        from pgwarden.plan.provider import with_external
+        from pgwarden.retirement import findings as retired_findings
+
         hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
         state = read_state(conn, snap)  # the ledger: one query, none without one
         session.ledger = state

@@ -8,22 +8,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgwarden import bookkeeping
 from pgwarden.caps import MIN_VERSION_NUM
 from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import ConnectError, PgwardenError
-from pgwarden.plan import groups_to_name, plan
-from pgwarden.policy import Policy
-from pgwarden.pooler import with_pooler
-from pgwarden.resolve import resolve as resolve_names
-from pgwarden.scopes import Scopes
-from pgwarden.snapshot import Snapshot, inspect, with_names
-from pgwarden.timebound import intended
 
+# The snapshot, the planners and the name resolution are imported where they are used: a command's
+# first statement (Session.open, the target's existence) then waits for none of them (start-up).
 if TYPE_CHECKING:
     import psycopg
 
     from pgwarden.plan import Plan
+    from pgwarden.policy import Policy
+    from pgwarden.snapshot import Snapshot
 
 
 @dataclass
@@ -36,6 +32,8 @@ class Session:
     _verifiers: dict[str, str] = field(default_factory=dict, repr=False)  # password variable -> verifier
     #: the ledger's time-bound grants in force (pgwarden.ledger.LedgerState): read once per session
     ledger: Any = field(default=None, repr=False)
+    #: send the planner's expected ACLs with the objects query (plan/expect.py); False: the full fetch
+    compare_on_server: bool = field(default=True, repr=False)
 
     @classmethod
     def open(cls, dsn: str | None, policy: Policy) -> Session:
@@ -135,6 +133,9 @@ class Session:
         """plan() for this session's policy, with the session's verifiers. Every name the policy
         gives is first resolved against `snap` (pgwarden.resolve: a typo is an error, a name expected
         later a note); `resolve=False` for a snapshot read without the managed schemas."""
+        from pgwarden.plan import plan
+        from pgwarden.resolve import resolve as resolve_names
+        from pgwarden.timebound import intended
 
         notes: tuple[str, ...] = ()
         if resolve:
@@ -170,6 +171,11 @@ class Session:
         return out
 
     def _inspect(self, conn: psycopg.Connection[Any], names: bool = True) -> Snapshot:
+        from pgwarden import bookkeeping
+        from pgwarden.pooler import with_pooler
+        from pgwarden.scopes import Scopes
+        from pgwarden.snapshot import inspect, with_names
+
         p = self.policy
         scopes = Scopes.of(p)
         detailed = [s for s in p.database.schemas if scopes.detailed(s)]
@@ -182,10 +188,23 @@ class Session:
             column_tables=scopes.column_tables(),
             detailed=detailed,
             bookkeeping=(bookkeeping.tables(p), bookkeeping.schemas(p)),
+            # the server compares each object's ACL with the planner's expectation and returns only
+            # those that differ (the snapshot is the same: tests/test_server_compare.py)
+            expect=self._expectations if self.compare_on_server else None,
         )
         if p.pgbouncer is not None and snap.database is not None:
             snap = with_pooler(conn, p, snap)
         # big groups that need changes are named in one more query, so that apply can grant on
         # lists of objects; a compliant database needs none. The objects of schemas the policy
-        # treats one by one (listed tables, exceptions) are always named.
+        # treats one by one (listed tables, exceptions) are always named. The planners are imported
+        # here, after the first queries (`check` imports them meanwhile: cli.import_in_background).
+        from pgwarden.plan import groups_to_name
+
         return with_names(conn, snap, groups_to_name(p, snap, changing=names), detailed)
+
+    def _expectations(self, partial: Snapshot) -> list[dict[str, Any]]:
+        """The planner's expected ACLs for the objects query (pgwarden.plan.expect), from the snapshot
+        read so far."""
+        from pgwarden.plan.expect import expectations
+
+        return expectations(self.policy, partial)

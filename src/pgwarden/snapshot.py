@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -312,9 +312,15 @@ def inspect(
     column_tables: Sequence[tuple[str, str]] = (),
     detailed: Sequence[str] = (),
     bookkeeping: tuple[Sequence[str], Sequence[str]] = ((), ()),
+    expect: Callable[[Snapshot], Sequence[Mapping[str, Any]]] | None = None,
 ) -> Snapshot:
     """Read a snapshot through `conn`, connected to the target database (or to template1 when
-    the target does not exist yet). A fixed number of queries whatever the catalog size."""
+    the target does not exist yet). A fixed number of queries whatever the catalog size.
+
+    `expect`, given the snapshot read so far (everything but the objects), returns the ACL a
+    compliant object of each managed schema holds (pgwarden.plan.expect): the server then counts
+    the objects that match instead of returning them (objects_expected.sql). The snapshot is the
+    same either way, group for group."""
     server = fetch(conn, "server", ServerInfo, {"settings": list(providers.SETTINGS)})[0]
     caps = Capabilities(server.version_num)
     roles = {r.oid: r for r in fetch(conn, "roles", Role)}
@@ -334,7 +340,7 @@ def inspect(
     detailed_oids = [s.oid for s in schemas if s.name in detailed and s.name in managed_schemas]
     books = (tuple(bookkeeping[0]), tuple(s.oid for s in schemas if s.name in bookkeeping[1] and s.oid in managed_oids))
     params = {"schemas": managed_oids, "threshold": name_threshold, "owner": owner_oid, "detailed": detailed_oids}
-    objects = _object_groups(conn, {**params, "bookkeeping": list(books[0]), "bookkeeping_schemas": list(books[1])})
+    params |= {"bookkeeping": list(books[0]), "bookkeeping_schemas": list(books[1])}
     default_acls = tuple(
         DefaultAcl(r.role, r.schema, r.objtype, _acl(r.acl)) for r in fetch(conn, "default_acls", DefaultAclRow)
     )
@@ -343,7 +349,7 @@ def inspect(
     )
     outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
     refresh = fetch(conn, "refresh_routines", RefreshRoutine, {"schemas": managed_oids}) if database else []
-    return Snapshot(
+    snap = Snapshot(
         refresh_routines=tuple(refresh),
         bookkeeping=books,
         outside=outside,
@@ -360,10 +366,16 @@ def inspect(
         passwords=passwords,
         database=database,
         schemas=schemas,
-        objects=objects,
+        objects=(),
         default_acls=default_acls,
         role_settings=role_settings,
     )
+    expected = expect(snap) if expect is not None else []
+    if expected:
+        return replace(
+            snap, objects=_object_groups(conn, "objects_expected", {**params, "expected": json.dumps(expected)})
+        )
+    return replace(snap, objects=_object_groups(conn, "objects", params))
 
 
 def _database(
@@ -407,7 +419,7 @@ def _outside(
     return tuple(r for r in rows if r.kind != "superuser_setting"), settings
 
 
-def _object_groups(conn: psycopg.Connection[Any], params: dict[str, Any]) -> tuple[ObjectGroup, ...]:
+def _object_groups(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> tuple[ObjectGroup, ...]:
     return tuple(
         ObjectGroup(
             schema=r.schema,
@@ -421,7 +433,7 @@ def _object_groups(conn: psycopg.Connection[Any], params: dict[str, Any]) -> tup
             objects=None if r.objects is None else _refs(r.objects),
             bookkeeping=r.bookkeeping,
         )
-        for r in fetch(conn, "objects", ObjectGroupRow, params)
+        for r in fetch(conn, name, ObjectGroupRow, params)
     )
 
 

@@ -7,9 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from pgwarden.fetch import fetch
 from pgwarden.policy.names import LocatedError
-from pgwarden.rows import LabelColumnRow
 
 if TYPE_CHECKING:
     import psycopg
@@ -101,6 +99,9 @@ def _like(pattern: str) -> str:
 def read_columns(conn: psycopg.Connection[Any], policy: Policy) -> list[tuple[str, str, str]]:
     """The columns of the managed schemas that a label matches (one query; narrowed by LIKE, then
     matched exactly here)."""
+    from pgwarden.fetch import fetch  # here: the policy's validation imports this module, without a server
+    from pgwarden.rows import LabelColumnRow
+
     patterns = [_like(p) for ps in policy.labels.values() for p in ps]
     rows = fetch(
         conn, "label_columns", LabelColumnRow, {"schemas": list(policy.database.schemas), "patterns": patterns}

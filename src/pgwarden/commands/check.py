@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from pgwarden.cli import (
@@ -12,10 +14,15 @@ from pgwarden.cli import (
     databases_option,
     dsn_option,
     format_option,
+    import_in_background,
     load_targets,
     mode_option,
     ui_of,
 )
+
+if TYPE_CHECKING:
+    from pgwarden.policy import Policy
+    from pgwarden.ui import UI
 
 
 @click.command(
@@ -59,23 +66,51 @@ def command(
     fmt: str,
     fail_on: str,
 ) -> int:
-    from pgwarden.check import CheckResult, run_check
-    from pgwarden.multi import run_over
-    from pgwarden.policy import Policy
-    from pgwarden.render import database_progress
-    from pgwarden.render.check import render_check, render_checks
-    from pgwarden.session import Session
-
+    # only what the first statement needs is imported before it (start-up: bench/startup.py); the
+    # planners, the rules and the renderers are imported meanwhile, in the background
     ui = ui_of(ctx)
     targets = load_targets(config, mode, dsn, databases)
     policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
     secrets = policy.secrets()
+    with import_in_background(*_LATER):
+        return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
+
+
+#: What check needs once the server has answered its first queries, in the order it needs them:
+#: imported while it waits (cli.import_in_background)
+_LATER = (
+    "pgwarden.rows",
+    "pgwarden.plan.expect",
+    "pgwarden.plan",
+    "pgwarden.hazards",
+    "pgwarden.ledger",
+    "pgwarden.rules",
+    "pgwarden.retirement",
+    "pgwarden.render.check",
+)
+
+
+def _check(
+    ui: UI,
+    targets: dict[str, Policy],
+    dsn: str | None,
+    jobs: int,
+    fmt: str,
+    fail_on: str,
+    secrets: dict[str, str],
+) -> int:
+    from pgwarden.check import CheckResult, run_check
+    from pgwarden.session import Session
 
     def one(target: Policy) -> CheckResult:
         with Session.open(dsn, target) as session:
             return run_check(session, secrets)
 
     if len(targets) > 1:
+        from pgwarden.multi import run_over
+        from pgwarden.render.check import render_checks
+        from pgwarden.render.progress import database_progress
+
         with database_progress(ui, "checking databases") as progress:
             outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
         render_checks(ui, outcomes, fmt, fail_on)
@@ -83,5 +118,7 @@ def command(
             return EXIT_ERROR
         return EXIT_FOUND if any(o.result and o.result.failed(fail_on) for o in outcomes) else EXIT_OK
     result = one(next(iter(targets.values())))
+    from pgwarden.render.check import render_check
+
     render_check(ui, result, fmt, fail_on)
     return EXIT_FOUND if result.failed(fail_on) else EXIT_OK

@@ -13,11 +13,15 @@ error is a failure of the probe. What is tried, on which objects, is the table i
 policy's grants through `pgwarden.scopes.Scopes`; `subjects(policy)` lists who is acted as.
 """
 
-from pgwarden.probe.actions import ACTIONS, TABLE, Action, expected
-from pgwarden.probe.model import Attempt, Cell, Level, Outcome, ProbeResult
-from pgwarden.probe.rights import Rights
-from pgwarden.probe.run import Subject, policy_roles, run_probe, subjects
-from pgwarden.probe.targets import DEFAULT_MAX_OBJECTS, Target, Targets, read_targets
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pgwarden.probe.actions import ACTIONS, TABLE, Action, expected
+    from pgwarden.probe.model import Attempt, Cell, Level, Outcome, ProbeResult
+    from pgwarden.probe.rights import Rights
+    from pgwarden.probe.run import Subject, policy_roles, run_probe, subjects
+    from pgwarden.probe.targets import DEFAULT_MAX_OBJECTS, Target, Targets, read_targets
 
 __all__ = [
     "ACTIONS",
@@ -39,3 +43,35 @@ __all__ = [
     "run_probe",
     "subjects",
 ]
+
+#: name -> the submodule that defines it: imported on first use (PEP 562), so that a command pays only
+#: for the probe modules it uses (`check` reads the rights without importing the prober)
+_WHERE = {
+    "ACTIONS": "actions",
+    "Action": "actions",
+    "Attempt": "model",
+    "Cell": "model",
+    "DEFAULT_MAX_OBJECTS": "targets",
+    "Level": "model",
+    "Outcome": "model",
+    "ProbeResult": "model",
+    "Rights": "rights",
+    "Subject": "run",
+    "TABLE": "actions",
+    "Target": "targets",
+    "Targets": "targets",
+    "expected": "actions",
+    "policy_roles": "run",
+    "read_targets": "targets",
+    "run_probe": "run",
+    "subjects": "run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -83,4 +83,4 @@ SELECT g.schema, g.kind, g.owner, g.extension, g.linked, g.bookkeeping, g.count,
        n.objects
 FROM grp g
 LEFT JOIN names n ON n.gid = g.gid
-ORDER BY g.schema, g.kind, g.owner, g.acl::text NULLS FIRST
+ORDER BY g.schema, g.kind, g.owner, g.acl::text NULLS FIRST, g.extension, g.linked, g.bookkeeping  -- a total order

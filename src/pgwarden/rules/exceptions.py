@@ -5,12 +5,11 @@ membership, PUBLIC or a predefined role (pgwarden.access)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 
-from pgwarden.access.exceptions import Around, paths_around
 from pgwarden.access.facts import Facts
-from pgwarden.access.model import TABLE_PRIVILEGES, Model
 from pgwarden.access.paths import ROLE_KINDS, Hop
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
@@ -22,12 +21,20 @@ from pgwarden.rules.common import finding
 from pgwarden.rules.memberships import revoke_sql
 from pgwarden.snapshot import Snapshot
 
+if TYPE_CHECKING:
+    from pgwarden.access.exceptions import Around
+
 
 def check_exception_paths(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """For each grant's excepted tables and columns: every path by which its role (or PUBLIC) still
     reads or writes them, one finding per path, with a statement that removes the path when one does."""
     if hz.access is None:
         return
+    # the access model only for a policy with exceptions (hz.access is read only then): check without
+    # them does not import it
+    from pgwarden.access.exceptions import paths_around
+    from pgwarden.access.model import Model
+
     model = Model(snap.roles, snap.memberships, hz.access, snap.caps.membership_options)
     for around in paths_around(policy, model.accesses()):
         yield _finding(policy, snap, hz.access, around)
@@ -73,6 +80,8 @@ def _remedy(
         member = hop.name
     first = next((h for h in path if h.kind not in ROLE_KINDS), None)
     holder = _holder(start, path)
+    from pgwarden.access.model import TABLE_PRIVILEGES
+
     known = first is not None and first.detail in TABLE_PRIVILEGES + ("EXECUTE",)
     column = facts.column_of(first.name) if first is not None and first.kind == "column" else None
     if first is not None and known and column is not None:
