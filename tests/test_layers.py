@@ -257,3 +257,14 @@ def test_the_module_map_puts_exactly_the_edge_in_its_edge_row() -> None:
     in_row = {"pgwarden." + m.removesuffix(".py").replace("/", ".") for m in re.findall(r"`([\w/]+\.py)`", rows[0])}
     edge = {m for m in modules(SRC) if is_edge(m) and not (SRC / (m.replace(".", "/") + "/__init__.py")).exists()}
     assert in_row == edge
+
+
+#: The largest a module may grow (docs/design.md): past it, a module holds more than one idea.
+MAX_MODULE_LINES = 450
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    sizes = {str(p.relative_to(SRC)): len(p.read_text("utf-8").splitlines()) for p in sorted(SRC.rglob("*.py"))}
+    assert len(sizes) > 100, "the package was not found"
+    over = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert over == {}, f"split these modules (at most {MAX_MODULE_LINES} lines): {over}"

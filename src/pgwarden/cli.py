@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -310,28 +308,6 @@ def single_target(targets: dict[str, Policy], command: str) -> Policy:
         f"`pgwarden {command}` works on one database at a time and {len(targets)} are selected ({names})",
         hint=f"choose one with -d NAME (one of {names})",
     )
-
-
-@contextmanager
-def import_in_background(*modules: str) -> Iterator[None]:
-    """Import `modules` in a thread while the command waits for the server (imports hold the GIL, a
-    query waiting for its answer does not), so that their cost hides behind the server's work; the
-    command imports them again where it uses them (then a dictionary lookup, or waiting for the
-    thread to finish that module). Joined on the way out: never left running past the command."""
-
-    def run() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the command's own import will raise it where it matters
-                return
-
-    thread = threading.Thread(target=run, name="pgwarden-imports", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
 
 
 # complexity over 10 on purpose: one except clause per way a command can end: the exit-code contract (0/1/2/130) stays

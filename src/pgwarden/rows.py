@@ -385,3 +385,41 @@ class GenerateRoleRow:
     comment: str | None
     settings: list[str] | None
     database_settings: list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardState:
+    """pgwarden's guard as the database has it (queries/guard.sql)."""
+
+    trigger_enabled: str | None  # pg_event_trigger.evtenabled; None: no trigger
+    trigger_event: str | None
+    trigger_calls_function: bool | None
+    source: str | None  # the function's body; None: no function
+    security_definer: bool | None
+    config: tuple[str, ...] | None
+    owner_is_superuser: bool | None
+    acl: str | None
+    schema_exists: bool
+    other_objects: int  # objects in schema pgwarden besides the function
+    trigger_tags: tuple[str, ...] | None = None  # WHEN TAG IN (...): None, every command
+    language: str | None = None
+    function_private: bool | None = None  # EXECUTE for its owner only
+    schema_owner_is_superuser: bool | None = None
+    schema_private: bool | None = None  # no privilege on schema pgwarden for anyone but its owner
+    schema_grantees: tuple[str, ...] = ()  # who holds some (PUBLIC included)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRoutine:
+    """A refresh routine of a managed schema as the database has it (queries/refresh_routines.sql)."""
+
+    schema: str
+    name: str
+    args: str
+    oid: int
+    owner: int
+    source: str
+    security_definer: bool
+    language: str
+    config: list[str]
+    executors: list[str]  # who may run it besides its owner ('PUBLIC' for PUBLIC)

@@ -197,7 +197,7 @@ class Session:
         # big groups that need changes are named in one more query, so that apply can grant on
         # lists of objects; a compliant database needs none. The objects of schemas the policy
         # treats one by one (listed tables, exceptions) are always named. The planners are imported
-        # here, after the first queries (`check` imports them meanwhile: cli.import_in_background).
+        # here, after the first queries (`check` imports them meanwhile: commands/_background.py).
         from pgwarden.plan import groups_to_name
 
         return with_names(conn, snap, groups_to_name(p, snap, changing=names), detailed)

@@ -14,11 +14,11 @@ from pgwarden.cli import (
     databases_option,
     dsn_option,
     format_option,
-    import_in_background,
     load_targets,
     mode_option,
     ui_of,
 )
+from pgwarden.commands._background import import_in_background
 
 if TYPE_CHECKING:
     from pgwarden.policy import Policy
@@ -77,7 +77,7 @@ def command(
 
 
 #: What check needs once the server has answered its first queries, in the order it needs them:
-#: imported while it waits (cli.import_in_background)
+#: imported while it waits (commands/_background.py)
 _LATER = (
     "pgwarden.rows",
     "pgwarden.plan.expect",

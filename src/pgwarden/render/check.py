@@ -9,13 +9,27 @@ from rich.text import Text
 
 from pgwarden.render.envelope import document, envelope
 from pgwarden.render.findings import findings_styled, to_junit, to_sarif
-from pgwarden.render.plan import provider_lines
 from pgwarden.render.style import emit
 
 if TYPE_CHECKING:
     from pgwarden.check import CheckResult
     from pgwarden.multi import Outcome
+    from pgwarden.plan import Plan
     from pgwarden.ui import UI
+
+
+def provider_lines(plan: Plan) -> list[str]:
+    """The managed service the server looks like, its roles left alone, and what its admin cannot do."""
+    found = plan.provider
+    if found is None or not found.managed:
+        return []
+    lines = [f"provider: {found.provider.name} ({', '.join(found.signals)})"]
+    if found.external:
+        lines.append(f"  its roles, left alone (never altered, revoked or retired): {', '.join(found.external)}")
+    for i in plan.impossible:
+        lines.append(f"  cannot on {found.provider.name}: {i.step.object}: {i.why}")
+        lines.append(f"    instead: {i.instead}")
+    return lines
 
 
 def _rules() -> Any:

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from pgwarden.plan import Phase, Plan, Step
 from pgwarden.plan.retire import describe
+from pgwarden.render.check import provider_lines
 from pgwarden.render.envelope import SCHEMA_VERSION, envelope
 
 if TYPE_CHECKING:
@@ -146,20 +147,6 @@ def _steps(ui: UI, plan: Plan) -> None:
             "(apply refuses unless --skip-unprivileged)"
         )
     ui.print(summary)
-
-
-def provider_lines(plan: Plan) -> list[str]:
-    """The managed service the server looks like, its roles left alone, and what its admin cannot do."""
-    found = plan.provider
-    if found is None or not found.managed:
-        return []
-    lines = [f"provider: {found.provider.name} ({', '.join(found.signals)})"]
-    if found.external:
-        lines.append(f"  its roles, left alone (never altered, revoked or retired): {', '.join(found.external)}")
-    for i in plan.impossible:
-        lines.append(f"  cannot on {found.provider.name}: {i.step.object}: {i.why}")
-        lines.append(f"    instead: {i.instead}")
-    return lines
 
 
 def _provider(ui: UI, plan: Plan) -> None:
