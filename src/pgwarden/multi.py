@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import fnmatch
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from pgwarden.connect import connect, conninfo_for
-from pgwarden.errors import PgwardenError, PolicyError
+from pgwarden.errors import PolicyError
 from pgwarden.fetch import query
+from pgwarden.fleet import OnDone, Outcome, run_each
 from pgwarden.policy import Policy, check_identifier
 from pgwarden.policy.patterns import Entry, Overlap, concrete, expand, is_pattern, unmatched
+
+# the runner lives in pgwarden.fleet; these names stay importable from here (renderers, commands)
+__all__ = ["Outcome", "run_each", "run_over", "select_in_file"]
 
 T = TypeVar("T")
 
@@ -61,42 +62,6 @@ def resolve_databases(dsn: str | None, selectors: Sequence[str]) -> list[str]:
     for n in names:
         seen.setdefault(n, None)
     return sorted(seen)
-
-
-@dataclass
-class Outcome(Generic[T]):
-    database: str
-    result: T | None
-    error: PgwardenError | None
-    seconds: float
-
-
-def run_each(
-    databases: Sequence[str],
-    job: Callable[[str], T],
-    *,
-    jobs: int = 1,
-    on_done: Callable[[Outcome[T], int, int], None] | None = None,
-) -> list[Outcome[T]]:
-    """Run `job(database)` for each database with at most `jobs` at once; errors are collected
-    per database (a PgwardenError), not raised, so that one bad database does not hide the rest."""
-    outcomes: list[Outcome[T]] = []
-
-    def one(db: str) -> Outcome[T]:
-        start = time.perf_counter()
-        try:
-            return Outcome(db, job(db), None, time.perf_counter() - start)
-        except PgwardenError as exc:
-            return Outcome(db, None, exc, time.perf_counter() - start)
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(one, db) for db in databases]
-        for done, fut in enumerate(as_completed(futures), 1):
-            outcome = fut.result()
-            outcomes.append(outcome)
-            if on_done:
-                on_done(outcome, done, len(databases))
-    return sorted(outcomes, key=lambda o: o.database)
 
 
 def policies_for(policy: Policy, dsn: str | None, selectors: Sequence[str]) -> list[Policy]:
@@ -182,8 +147,9 @@ def run_over(
     job: Callable[[Policy], T],
     *,
     jobs: int,
-    on_done: Callable[[Outcome[T], int, int], None] | None = None,
+    on_done: OnDone | None = None,
 ) -> list[Outcome[T]]:
-    """`job(policy)` for every selected database, `jobs` at a time; `on_done` reports progress
-    (the commands pass pgwarden.render.database_progress: the library prints nothing)."""
+    """`job(policy)` for every selected database, `jobs` at a time over the cores (pgwarden.fleet);
+    `on_done` reports progress (the commands pass pgwarden.render.database_progress: the library
+    prints nothing)."""
     return run_each(list(targets), lambda name: job(targets[name]), jobs=jobs, on_done=on_done)

@@ -147,7 +147,7 @@ def _apply_many(
     """Apply to several databases: each all-or-nothing on its own; roles are shared by the cluster,
     so the cluster phase of each run waits for the others (advisory lock)."""
     from pgwarden.apply import ApplyResult, apply
-    from pgwarden.multi import run_each
+    from pgwarden.multi import Outcome, run_each
     from pgwarden.render import render_applies
     from pgwarden.session import Session
 
@@ -162,18 +162,13 @@ def _apply_many(
             hooks = ledger_hooks(session, targets)
             return apply(session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, hooks=hooks)
 
-    outcomes = run_each(
-        names,
-        one,
-        jobs=jobs,
-        on_done=lambda o, done, total: ui.info(
-            f"[{done}/{total}] {o.database}: "
-            + (f"error: {o.error}" if o.error else f"{len(o.result.executed) if o.result else 0} change(s)")
-        ),
-    )
-    for o in outcomes:
-        if o.result is not None and o.result.changed:
+    def done(o: Outcome[ApplyResult], finished: int, total: int) -> None:
+        if o.result is not None and o.result.changed:  # as it arrives: a Ctrl-C from here on must say so
             kept(f"{len(o.result.executed)} change(s) committed in database {o.database}")
+        changes = f"{len(o.result.executed) if o.result else 0} change(s)"
+        ui.info(f"[{finished}/{total}] {o.database}: " + (f"error: {o.error}" if o.error else changes))
+
+    outcomes = run_each(names, one, jobs=jobs, on_done=done)
     render_applies(ui, outcomes, fmt)
     return EXIT_ERROR if any(o.error for o in outcomes) else EXIT_OK
 
