@@ -123,7 +123,7 @@ def build(ctx: Any, databases: int, tables: int) -> list[str]:
     size = fixture.Size(tables, 1)
     prepare(ctx, size)
     names = [f"{PREFIX}{i:04d}" for i in range(1, databases + 1)]
-    rows = ctx.admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [PREFIX + "%"]).fetchall()
+    rows = ctx.admin.execute("SELECT datname FROM pg_database WHERE datname ~ %s", [f"^{PREFIX}[0-9]+$"]).fetchall()
     have = {r[0] for r in rows}
     for extra in sorted(have - set(names)):  # a bigger fleet earlier: the pattern must match exactly N
         ctx.admin.execute(f'DROP DATABASE "{extra}" WITH (FORCE)')
