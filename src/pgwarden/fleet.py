@@ -59,6 +59,42 @@ def run_each(
     return _threads(databases, job, jobs, on_done)
 
 
+#: In a fleet run: this thread's admin connections (by DSN), kept from one database to the next.
+_reuse = threading.local()
+
+
+def admin_connection(dsn: str | None, open_: Callable[[], Any]) -> Any:
+    """The admin connection for a Session: in a fleet run, the thread's own, reused from database to
+    database while it is healthy and idle (a connection fewer per database); else `open_()`."""
+    kept: dict[str | None, Any] | None = getattr(_reuse, "conns", None)
+    if kept is None:
+        return open_()
+    conn = kept.get(dsn)
+    if conn is not None and (conn.closed or conn.broken or conn.info.transaction_status != 0):  # 0: IDLE
+        conn.close()
+        conn = None
+    if conn is None:
+        conn = kept[dsn] = open_()
+    return conn
+
+
+def reused(conn: Any) -> bool:
+    """Whether `conn` is a fleet thread's admin connection (the run closes it, not the Session)."""
+    kept: dict[str | None, Any] | None = getattr(_reuse, "conns", None)
+    return kept is not None and any(c is conn for c in kept.values())
+
+
+def _reusing(body: Callable[[], None]) -> None:
+    """Run `body` with admin connections kept for this thread, closed at its end."""
+    _reuse.conns = {}
+    try:
+        body()
+    finally:
+        for conn in _reuse.conns.values():
+            conn.close()
+        _reuse.conns = None
+
+
 def timed(database: str, job: Callable[[str], T]) -> Outcome[T]:
     start = time.perf_counter()
     try:
@@ -116,7 +152,7 @@ class _Pool(Generic[T]):
         self.reader.close()
         code = 0
         try:
-            pool = [threading.Thread(target=self._take) for _ in range(self.threads)]
+            pool = [threading.Thread(target=_reusing, args=(self._take,)) for _ in range(self.threads)]
             for t in pool:
                 t.start()
             for t in pool:
