@@ -34,7 +34,8 @@ THREADS = 8
 
 #: The floor: the same ACL rows check reads, fetched from every database by 8 threads; no Python
 #: work beyond fetching (what the issue calls the bare Python fetch).
-PY_FETCH = """
+PY_FETCH = (
+    """
 import sys, psycopg
 from concurrent.futures import ThreadPoolExecutor
 dsns, sql = sys.argv[1:-1], sys.argv[-1]
@@ -43,7 +44,9 @@ def one(dsn):
         return len(conn.execute(sql).fetchall())
 with ThreadPoolExecutor(%d) as pool:
     print(sum(pool.map(one, dsns)))
-""" % THREADS
+"""
+    % THREADS
+)
 
 
 @dataclass
@@ -201,7 +204,9 @@ def render(header: dict[str, Any], rows: list[Row]) -> str:
         f"{header['loadavg_after']} after, {header['runs']} runs (medians), commit {header['commit']}"
     )
     lines.append("")
-    lines.append("| work | median s | x bare fetch | runs (s) | exit | largest process peak MB | tree peak RSS MB | tree peak PSS MB |")
+    lines.append(
+        "| work | median s | x bare fetch | runs (s) | exit | largest process peak MB | tree peak RSS MB | tree peak PSS MB |"
+    )
     lines.append("|---|---:|---:|---|---|---:|---:|---:|")
     for r in rows:
         runs = ", ".join(f"{s.seconds:.2f}" for s in r.samples)
@@ -244,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             admin.execute("ALTER SYSTEM SET log_statement = 'none'")
             admin.execute("ALTER SYSTEM SET log_min_duration_statement = -1")
             admin.execute("SELECT pg_reload_conf()")
-            ctx = Context(server, admin, args.runs, log, Path(tmp), StatementLog(server.logfile), {**os.environ, "NO_COLOR": "1"})
+            ctx = Context(
+                server, admin, args.runs, log, Path(tmp), StatementLog(server.logfile), {**os.environ, "NO_COLOR": "1"}
+            )
             before = [round(x, 2) for x in os.getloadavg()]
             rows, counts = measure(ctx, args)
             after = [round(x, 2) for x in os.getloadavg()]
@@ -268,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(render(header, rows))
     if args.json is not None:
-        data = {**header, "rows": [{"work": r.work, "median": r.median(), "samples": [vars(s) for s in r.samples]} for r in rows]}
+        data = {
+            **header,
+            "rows": [{"work": r.work, "median": r.median(), "samples": [vars(s) for s in r.samples]} for r in rows],
+        }
         args.json.write_text(json.dumps(data, indent=2) + "\n")
     return 0
 

@@ -118,8 +118,14 @@ def _threads(databases: Sequence[str], job: Callable[[str], T], jobs: int, on_do
 
 
 def _portable(exc: PgwardenError) -> tuple[type[PgwardenError], str, str | None]:
-    """An error as (class, message, hint): PgwardenError's own pickling would drop the hint."""
-    return type(exc), exc.message, exc.hint
+    """An error as (class, message, hint): PgwardenError's own pickling would drop the hint; a class
+    pickle cannot name (a local one) travels as PgwardenError."""
+    kind = type(exc)
+    try:
+        pickle.dumps(kind)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        kind = PgwardenError
+    return kind, exc.message, exc.hint
 
 
 def _restore(kind: type[PgwardenError], message: str, hint: str | None) -> PgwardenError:
@@ -246,9 +252,7 @@ class _Pool(Generic[T]):
                 crash = crash or body[1]
             else:
                 i, result, error, seconds = body
-                outcome: Outcome[T] = Outcome(
-                    self.databases[i], result, _restore(*error) if error else None, seconds
-                )
+                outcome: Outcome[T] = Outcome(self.databases[i], result, _restore(*error) if error else None, seconds)
                 outcomes[i] = outcome
                 if self.on_done:
                     self.on_done(outcome, len(outcomes), len(self.databases))
