@@ -34,19 +34,16 @@ THREADS = 8
 
 #: The floor: the same ACL rows check reads, fetched from every database by 8 threads; no Python
 #: work beyond fetching (what the issue calls the bare Python fetch).
-PY_FETCH = (
-    """
+PY_FETCH = """
 import sys, psycopg
 from concurrent.futures import ThreadPoolExecutor
 dsns, sql = sys.argv[1:-1], sys.argv[-1]
 def one(dsn):
     with psycopg.connect(dsn) as conn:
         return len(conn.execute(sql).fetchall())
-with ThreadPoolExecutor(%d) as pool:
+with ThreadPoolExecutor(THREADS) as pool:
     print(sum(pool.map(one, dsns)))
-"""
-    % THREADS
-)
+""".replace("THREADS", str(THREADS))
 
 
 @dataclass
@@ -205,7 +202,8 @@ def render(header: dict[str, Any], rows: list[Row]) -> str:
     )
     lines.append("")
     lines.append(
-        "| work | median s | x bare fetch | runs (s) | exit | largest process peak MB | tree peak RSS MB | tree peak PSS MB |"
+        "| work | median s | x bare fetch | runs (s) | exit | largest process peak MB | tree peak RSS MB "
+        "| tree peak PSS MB |"
     )
     lines.append("|---|---:|---:|---|---|---:|---:|---:|")
     for r in rows:
