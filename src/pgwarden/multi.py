@@ -11,7 +11,7 @@ from pgwarden.errors import PolicyError
 from pgwarden.fetch import query
 from pgwarden.fleet import OnDone, Outcome, run_each
 from pgwarden.policy import Policy, check_identifier
-from pgwarden.policy.patterns import Entry, Overlap, concrete, expand, is_pattern, unmatched
+from pgwarden.policy.patterns import Entry, Overlap, concrete, expand, is_pattern, matches, unmatched
 
 # the runner lives in pgwarden.fleet; these names stay importable from here (renderers, commands)
 __all__ = ["Outcome", "run_each", "run_over", "select_in_file"]
@@ -153,3 +153,35 @@ def run_over(
     `on_done` reports progress (the commands pass pgwarden.render.database_progress: the library
     prints nothing)."""
     return run_each(list(targets), lambda name: job(targets[name]), jobs=jobs, on_done=on_done)
+
+
+def policy_named(policies: Sequence[Policy], name: str | None, *, source: str = "the policy file") -> Policy:
+    """The file's policy for the database `name` names (a connection's or the settings' database):
+    the [[databases]] entry of that name, else the one whose pattern covers it (for that database);
+    without a name, the file's only entry when it names one database. No cluster read: for helpers
+    (the pytest plugin, Django) that work on one database they are told of."""
+    if name is None:
+        if len(policies) == 1 and not is_pattern(policies[0].database.name):
+            return policies[0]
+        raise PolicyError(
+            f"{source} covers several databases ({', '.join(p.database.name for p in policies)}): which one?",
+            hint="name the database (the helper's database setting, or PGDATABASE)",
+        )
+    plain = [p for p in policies if p.database.name == name and not is_pattern(p.database.name)]
+    if plain:
+        return plain[0]
+    entries = [Entry(p.database.name, p, (name,)) for p in policies if is_pattern(p.database.name)]
+    covering = [e for e in entries if matches(name, e.name)]
+    if len(covering) == 1:
+        return concrete(covering[0], name)
+    listed = ", ".join(p.database.name for p in policies)
+    if covering:
+        raise PolicyError(
+            f"database {name!r} is covered by two [[databases]] entries of {source}: "
+            + " and ".join(repr(e.name) for e in covering),
+            hint="each database is covered by one entry: narrow a pattern",
+        )
+    raise PolicyError(
+        f"database {name!r} is not a database of {source} (it lists {listed})",
+        hint=f"name one of {listed}, or add a [[databases]] table for {name!r}",
+    )
