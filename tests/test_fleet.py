@@ -206,3 +206,44 @@ def test_an_error_class_that_cannot_travel_arrives_as_a_pgwarden_error_with_its_
     outcomes = run_each(["x", "y"], job, jobs=2)
     assert [(str(o.error), o.error.hint) for o in outcomes if o.error] == [("odd x", "fix x"), ("odd y", "fix y")]
     assert all(isinstance(o.error, PgwardenError) for o in outcomes)
+
+
+@pytest.mark.skipif(not MULTICORE, reason="one core: the runner uses threads (no Ctrl-C handling of its own)")
+def test_ctrl_c_during_apply_of_a_fleet_exits_130_naming_exactly_the_databases_it_changed(
+    tmp_path: Path, admin_dsn: str, admin_conn: Any, unique_name: Any, pg_cleanup: Any
+) -> None:
+    import subprocess
+    import sys
+
+    from helpers import write_policy
+
+    prefix = unique_name("ci")
+    owner, app = pg_cleanup.role(unique_name("own")), pg_cleanup.role(unique_name("app"))
+    dbs = [pg_cleanup.database(f"{prefix}_{i:02d}") for i in range(10)]
+    for db in dbs:
+        admin_conn.execute(f'CREATE DATABASE "{db}"')
+    cfg = write_policy(tmp_path / "p.toml", database=dbs[0], owner=owner, app=[app])
+    argv = [sys.executable, "-m", "pgwarden", "apply", "-c", str(cfg), "-d", f"{prefix}_*", "-j", "2", "--yes"]
+    env = {**os.environ, "PGWARDEN_DSN": admin_dsn, "NO_COLOR": "1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:  # the first database done: Ctrl-C, as in a terminal
+        lines.append(line)
+        if line.startswith("[1/10] "):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, err = proc.communicate(timeout=120)
+    text = "".join(lines) + err
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text
+    owned = {
+        r[0]
+        for r in admin_conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s) AND pg_get_userbyid(datdba) = %s", (dbs, owner)
+        )
+    }
+    # what it says it kept is exactly what changed: the finished databases, never a half-applied one
+    said = {db for db in dbs if f"committed in database {db}" in text}
+    assert said == owned, text
+    assert 1 <= len(owned) < len(dbs), text  # the running ones finished; the rest were never started
