@@ -87,42 +87,70 @@ def apply(
     `hooks` (pgwarden.hooks) check a reviewed plan and write the ledger at apply's fixed points."""
     emit = on_event or _noop
     hooks = hooks or ApplyHooks()
-    admin = session.admin
     timeout = lock_timeout or session.policy.apply.lock_timeout
     result: ApplyResult | None = None
     try:
+        # read first without the cluster lock: when nothing cluster-wide is to change (no role,
+        # CREATE DATABASE or retirement step; nothing due for the hooks), the lock protects nothing
+        # this run does, and the databases of a fleet then apply side by side instead of one by one.
+        # The database part re-reads under its own lock in its transaction either way.
+        snap = session.snapshot(secrets=secrets, names=False)
+        refuse_superuser_auth_user(session.policy, snap)  # [pgbouncer]: before anything runs
+        first = session.plan(snap, secrets)
+        if not _cluster_wide(session, first, hooks):
+            result = ApplyResult(first, notes=list(first.notes))
+            _run(session, secrets, first, result, timeout, skip_unprivileged, emit, hooks)
+            return result
         with cluster_lock(session, on_wait=lambda: emit("waiting", None, 0, 0)):
-            error: BaseException | None = None
-            try:
-                # the database part is planned again under the lock; here only roles, CREATE DATABASE and
-                # what the admin may do matter, so big groups need not be named
-                snap = session.snapshot(secrets=secrets, names=False)
-                refuse_superuser_auth_user(session.policy, snap)  # [pgbouncer]: before anything runs
-                first = session.plan(snap, secrets)
-                result = ApplyResult(first, notes=list(first.notes))
-                hooks.before(session, first)
-                if first.unprivileged and not skip_unprivileged:
-                    raise unprivileged_error(first.unprivileged, plan=first)
-                retiring = prepare_retirement(session, first, skip_unprivileged, timeout)  # refuses a blocked one now
-                _roles_phase(admin, first, emit, result)
-                _create_database_phase(session, admin, first, emit, result)
-                retiring.run(emit, result)  # retired roles, in every database: once the owner exists
-                if first.empty:
-                    # Nothing to change as of a snapshot taken under the cluster lock: nothing to lock and
-                    # re-check either (a concurrent apply that is changing the database does its own work).
-                    return result
-                if not session.target_exists():
-                    result.notes.append(f"database {session.target} does not exist: its steps were not applied")
-                    return result
-                _database_phase(session, secrets, timeout, skip_unprivileged, emit, result, hooks)
-                return result
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                hooks.after(session, result, error)  # the ledger: what happened, under the cluster lock
+            snap = session.snapshot(secrets=secrets, names=False)  # as it is now
+            refuse_superuser_auth_user(session.policy, snap)
+            first = session.plan(snap, secrets)
+            result = ApplyResult(first, notes=list(first.notes))
+            _run(session, secrets, first, result, timeout, skip_unprivileged, emit, hooks)
+            return result
     except KeyboardInterrupt:
         raise _interrupted(result, session.target) from None
+
+
+def _cluster_wide(session: Session, first: Plan, hooks: ApplyHooks) -> bool:
+    """Whether this apply may change something shared by the cluster's databases (or a hook needs the lock)."""
+    steps = any(s.phase != Phase.DATABASE for s in first.steps)
+    return steps or bool(session.policy.retired) or hooks.needs_cluster_lock(session, first)
+
+
+# arguments over 5 on purpose: apply's options and its result, passed down once to the run they shape
+def _run(  # noqa: PLR0913
+    session: Session,
+    secrets: Mapping[str, str] | None,
+    first: Plan,
+    result: ApplyResult,
+    timeout: str,
+    skip_unprivileged: bool,
+    emit: EventHandler,
+    hooks: ApplyHooks,
+) -> None:
+    """The phases in order, from the plan `first` (read under the cluster lock when it has cluster-wide steps)."""
+    admin = session.admin
+    error: BaseException | None = None
+    try:
+        hooks.before(session, first)
+        if first.unprivileged and not skip_unprivileged:
+            raise unprivileged_error(first.unprivileged, plan=first)
+        retiring = prepare_retirement(session, first, skip_unprivileged, timeout)  # refuses a blocked one now
+        _roles_phase(admin, first, emit, result)
+        _create_database_phase(session, admin, first, emit, result)
+        retiring.run(emit, result)  # retired roles, in every database: once the owner exists
+        if first.empty:
+            return
+        if not session.target_exists():
+            result.notes.append(f"database {session.target} does not exist: its steps were not applied")
+            return
+        _database_phase(session, secrets, timeout, skip_unprivileged, emit, result, hooks)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        hooks.after(session, result, error)  # the ledger: what happened (under the cluster lock when taken)
 
 
 def _roles_phase(admin: psycopg.Connection[Any], first: Plan, emit: EventHandler, result: ApplyResult) -> None:

@@ -162,6 +162,16 @@ class LedgerHooks(ApplyHooks):
     entry: int | None = field(default=None, init=False)
     notes: list[str] = field(default_factory=list, init=False)
 
+    def needs_cluster_lock(self, session: Session, first: Plan) -> bool:
+        """Only when something expired is to be ended (expire changes memberships: cluster-wide)."""
+        return self._due(session)
+
+    def _due(self, session: Session) -> bool:
+        state: LedgerState | None = session.ledger
+        now = dt.datetime.now(dt.UTC)
+        due = bool(state and state.expired) or any(t.until <= now for t in session.policy.temporary)
+        return self.expire is not None and due
+
     def before(self, session: Session, first: Plan) -> None:
         """What expired is ended before anything runs: only when the plan's ledger read (no query
         more) or the policy's [[temporary]] says something is due."""
@@ -169,10 +179,7 @@ class LedgerHooks(ApplyHooks):
 
         from pgwarden.errors import PgwardenError
 
-        state: LedgerState | None = session.ledger
-        now = dt.datetime.now(dt.UTC)
-        due = bool(state and state.expired) or any(t.until <= now for t in session.policy.temporary)
-        if self.expire is None or not due or not session.target_exists():
+        if self.expire is None or not self._due(session) or not session.target_exists():
             return
         try:
             with session.connect_target() as conn:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import fnmatch
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from pgwarden.connect import connect, conninfo_for
-from pgwarden.errors import PgwardenError, PolicyError
+from pgwarden.errors import PolicyError
 from pgwarden.fetch import query
+from pgwarden.fleet import OnDone, Outcome, run_each
 from pgwarden.policy import Policy, check_identifier
-from pgwarden.policy.patterns import Entry, Overlap, concrete, expand, is_pattern, unmatched
+from pgwarden.policy.patterns import Entry, Overlap, concrete, expand, is_pattern, matches, unmatched
+
+# the runner lives in pgwarden.fleet; these names stay importable from here (renderers, commands)
+__all__ = ["Outcome", "run_each", "run_over", "select_in_file"]
 
 T = TypeVar("T")
 
@@ -61,42 +62,6 @@ def resolve_databases(dsn: str | None, selectors: Sequence[str]) -> list[str]:
     for n in names:
         seen.setdefault(n, None)
     return sorted(seen)
-
-
-@dataclass
-class Outcome(Generic[T]):
-    database: str
-    result: T | None
-    error: PgwardenError | None
-    seconds: float
-
-
-def run_each(
-    databases: Sequence[str],
-    job: Callable[[str], T],
-    *,
-    jobs: int = 1,
-    on_done: Callable[[Outcome[T], int, int], None] | None = None,
-) -> list[Outcome[T]]:
-    """Run `job(database)` for each database with at most `jobs` at once; errors are collected
-    per database (a PgwardenError), not raised, so that one bad database does not hide the rest."""
-    outcomes: list[Outcome[T]] = []
-
-    def one(db: str) -> Outcome[T]:
-        start = time.perf_counter()
-        try:
-            return Outcome(db, job(db), None, time.perf_counter() - start)
-        except PgwardenError as exc:
-            return Outcome(db, None, exc, time.perf_counter() - start)
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(one, db) for db in databases]
-        for done, fut in enumerate(as_completed(futures), 1):
-            outcome = fut.result()
-            outcomes.append(outcome)
-            if on_done:
-                on_done(outcome, done, len(databases))
-    return sorted(outcomes, key=lambda o: o.database)
 
 
 def policies_for(policy: Policy, dsn: str | None, selectors: Sequence[str]) -> list[Policy]:
@@ -182,8 +147,41 @@ def run_over(
     job: Callable[[Policy], T],
     *,
     jobs: int,
-    on_done: Callable[[Outcome[T], int, int], None] | None = None,
+    on_done: OnDone | None = None,
 ) -> list[Outcome[T]]:
-    """`job(policy)` for every selected database, `jobs` at a time; `on_done` reports progress
-    (the commands pass pgwarden.render.database_progress: the library prints nothing)."""
+    """`job(policy)` for every selected database, `jobs` at a time over the cores (pgwarden.fleet);
+    `on_done` reports progress (the commands pass pgwarden.render.database_progress: the library
+    prints nothing)."""
     return run_each(list(targets), lambda name: job(targets[name]), jobs=jobs, on_done=on_done)
+
+
+def policy_named(policies: Sequence[Policy], name: str | None, *, source: str = "the policy file") -> Policy:
+    """The file's policy for the database `name` names (a connection's or the settings' database):
+    the [[databases]] entry of that name, else the one whose pattern covers it (for that database);
+    without a name, the file's only entry when it names one database. No cluster read: for helpers
+    (the pytest plugin, Django) that work on one database they are told of."""
+    if name is None:
+        if len(policies) == 1 and not is_pattern(policies[0].database.name):
+            return policies[0]
+        raise PolicyError(
+            f"{source} covers several databases ({', '.join(p.database.name for p in policies)}): which one?",
+            hint="name the database (the helper's database setting, or PGDATABASE)",
+        )
+    plain = [p for p in policies if p.database.name == name and not is_pattern(p.database.name)]
+    if plain:
+        return plain[0]
+    entries = [Entry(p.database.name, p, (name,)) for p in policies if is_pattern(p.database.name)]
+    covering = [e for e in entries if matches(name, e.name)]
+    if len(covering) == 1:
+        return concrete(covering[0], name)
+    listed = ", ".join(p.database.name for p in policies)
+    if covering:
+        raise PolicyError(
+            f"database {name!r} is covered by two [[databases]] entries of {source}: "
+            + " and ".join(repr(e.name) for e in covering),
+            hint="each database is covered by one entry: narrow a pattern",
+        )
+    raise PolicyError(
+        f"database {name!r} is not a database of {source} (it lists {listed})",
+        hint=f"name one of {listed}, or add a [[databases]] table for {name!r}",
+    )

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pgwarden import fleet
 from pgwarden.caps import MIN_VERSION_NUM
 from pgwarden.connect import connect, conninfo_for
 from pgwarden.errors import ConnectError, PgwardenError
@@ -37,7 +38,8 @@ class Session:
 
     @classmethod
     def open(cls, dsn: str | None, policy: Policy) -> Session:
-        conn = connect(conninfo_for(dsn), what="the admin connection")
+        # in a fleet run (pgwarden.fleet) the thread's admin connection serves database after database
+        conn = fleet.admin_connection(dsn, lambda: connect(conninfo_for(dsn), what="the admin connection"))
         version = conn.info.server_version
         if version < MIN_VERSION_NUM:
             conn.close()
@@ -55,7 +57,8 @@ class Session:
         return session
 
     def close(self) -> None:
-        self.admin.close()
+        if not fleet.reused(self.admin):
+            self.admin.close()
 
     def __enter__(self) -> Session:
         return self

@@ -102,7 +102,7 @@ def command(
 
     targets = list(select_in_file(loaded, dsn, databases, source=config).values())
     if len(targets) > 1:
-        return _apply_many(ui, targets, dsn, secrets, yes, skip_unprivileged, lock_timeout, jobs, fmt)
+        return _apply_many(ui, targets, dsn, secrets, yes, skip_unprivileged, lock_timeout, jobs, fmt, loaded)
     policy = targets[0]
     with Session.open(dsn, policy) as session:
         if not yes:
@@ -143,11 +143,13 @@ def _apply_many(
     lock_timeout: str | None,
     jobs: int,
     fmt: str,
+    loaded: list[Policy],
 ) -> int:
     """Apply to several databases: each all-or-nothing on its own; roles are shared by the cluster,
-    so the cluster phase of each run waits for the others (advisory lock)."""
+    so a run that changes them waits for the others (advisory lock)."""
     from pgwarden.apply import ApplyResult, apply
-    from pgwarden.multi import run_each
+    from pgwarden.multi import Outcome, run_each
+    from pgwarden.planfile import policy_digest
     from pgwarden.render import render_applies
     from pgwarden.session import Session
 
@@ -156,32 +158,29 @@ def _apply_many(
         ui.info("nothing changed")
         return EXIT_OK
     by_name = {p.database.name: p for p in targets}
+    digest = policy_digest(loaded)  # the file's, as one database's apply records it; once, not per database
 
     def one(name: str) -> ApplyResult:
         with Session.open(dsn, by_name[name]) as session:
-            hooks = ledger_hooks(session, targets)
+            hooks = ledger_hooks(session, loaded, digest)
             return apply(session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, hooks=hooks)
 
-    outcomes = run_each(
-        names,
-        one,
-        jobs=jobs,
-        on_done=lambda o, done, total: ui.info(
-            f"[{done}/{total}] {o.database}: "
-            + (f"error: {o.error}" if o.error else f"{len(o.result.executed) if o.result else 0} change(s)")
-        ),
-    )
-    for o in outcomes:
-        if o.result is not None and o.result.changed:
+    def done(o: Outcome[ApplyResult], finished: int, total: int) -> None:
+        if o.result is not None and o.result.changed:  # as it arrives: a Ctrl-C from here on must say so
             kept(f"{len(o.result.executed)} change(s) committed in database {o.database}")
+        changes = f"{len(o.result.executed) if o.result else 0} change(s)"
+        ui.info(f"[{finished}/{total}] {o.database}: " + (f"error: {o.error}" if o.error else changes))
+
+    outcomes = run_each(names, one, jobs=jobs, on_done=done)
     render_applies(ui, outcomes, fmt)
     return EXIT_ERROR if any(o.error for o in outcomes) else EXIT_OK
 
 
-def ledger_hooks(session: Session, policies: list[Policy]) -> LedgerHooks:
-    """Every apply writes the database's ledger (pgwarden.ledger), with the policy's digest."""
+def ledger_hooks(session: Session, policies: list[Policy], digest: str | None = None) -> LedgerHooks:
+    """Every apply writes the database's ledger (pgwarden.ledger), with the policy's digest (given
+    when already computed: a fleet's thousand databases share one)."""
     from pgwarden.elevate import expire_all
     from pgwarden.ledger import LedgerHooks
     from pgwarden.planfile import policy_digest
 
-    return LedgerHooks(session, policy_digest(policies), expire=expire_all)
+    return LedgerHooks(session, digest or policy_digest(policies), expire=expire_all)

@@ -11,7 +11,8 @@ from typing import Any
 
 from pgwarden.connect import dsn_params
 from pgwarden.errors import PgwardenError
-from pgwarden.policy import Policy, load_policy, password_env_for
+from pgwarden.policy import Policy, load_policies, password_env_for
+from pgwarden.policy.patterns import is_pattern
 from pgwarden.runner import MIGRATE_ENV
 
 #: Key in a DATABASES entry's TEST dict, set by TestRunner: the owner's USER/PASSWORD/OPTIONS, for
@@ -32,6 +33,7 @@ def database_settings(
     environ: Mapping[str, str] | None = None,
     host: str | None = None,
     port: str | int | None = None,
+    database: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The DATABASES entry for `role` ("runtime", "owner" or an access role's name; default: by PGWARDEN_MIGRATE).
@@ -41,9 +43,12 @@ def database_settings(
     every session runs SET ROLE owner even where the per-database role setting is not in place.
     Credentials: PGUSER/PGPASSWORD when `pgwarden run` set them, else the role's password variable.
     HOST/PORT: the arguments, else PGHOST/PGPORT, else those of $PGWARDEN_DSN.
+    NAME: `database`, else the file's only database; a file of several databases, or one whose
+    [[databases]] name is a pattern (`tenant_*`), takes it from `database` or PGDATABASE (which
+    `pgwarden run -d NAME` sets), and must list or cover it.
     """
     env = os.environ if environ is None else environ
-    policy = load_policy(policy_path)
+    policy = policy_for_settings(policy_path, database, env)
     want = role or ("owner" if migrating(env) else "runtime")
     options: dict[str, Any] = {}
     if want in ("owner", policy.owner.name):
@@ -73,6 +78,20 @@ def database_settings(
     }
     entry.update(extra)
     return entry
+
+
+def policy_for_settings(
+    policy_path: str | Path, database: str | None = None, environ: Mapping[str, str] | None = None
+) -> Policy:
+    """The policy of the database the settings name (`database`, else PGDATABASE when the file has
+    several or a pattern; else its only one): pgwarden.multi.policy_named."""
+    from pgwarden.multi import policy_named
+
+    env = os.environ if environ is None else environ
+    policies = load_policies(policy_path)
+    single = len(policies) == 1 and not is_pattern(policies[0].database.name)
+    name = database or (None if single else env.get("PGDATABASE") or None)
+    return policy_named(policies, name, source=str(policy_path))
 
 
 def _access_role(policy: Policy, want: str) -> Any:

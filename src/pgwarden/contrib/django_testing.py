@@ -18,8 +18,8 @@ from pgwarden.contrib.django_db import (
     flush_as_owner,
     policy_path_setting,
 )
-from pgwarden.errors import PgwardenError
-from pgwarden.policy import Policy, load_policy
+from pgwarden.errors import PgwardenError, PolicyError
+from pgwarden.policy import Policy, load_policies
 
 _CREDENTIALS = ("USER", "PASSWORD", "OPTIONS")
 
@@ -38,6 +38,7 @@ class TestRunner(DiscoverRunner):
         super().__init__(*args, **kwargs)
         connection_created.connect(flush_as_owner, dispatch_uid="pgwarden.flush_as_owner")
         self._aliases: list[str] = []
+        self._policies: dict[str, Policy] = {}  # alias -> the policy of the database its NAME names
         self._owner: dict[str, Any] = {}
 
     def setup_databases(self, **kwargs: Any) -> Any:
@@ -61,7 +62,7 @@ class TestRunner(DiscoverRunner):
                         conn.creation.get_test_db_clone_settings(str(i + 1))["NAME"] for i in range(self.parallel)
                     ]
                 for name in names:
-                    harden(policy, name, admin_dsn_setting(), self.verbosity, self._say)
+                    harden(self._policies[alias], name, admin_dsn_setting(), self.verbosity, self._say)
                 _use(conn, runtime)
         except PgwardenError as exc:
             self.teardown_databases(old_config)
@@ -69,17 +70,29 @@ class TestRunner(DiscoverRunner):
         return old_config
 
     def _credentials(self) -> tuple[Policy, dict[str, Any]]:
-        """The policy, the runtime role's credentials; the owner's and the aliases to switch go on self."""
+        """The policy, the runtime role's credentials; the owner's and the aliases to switch go on self.
+        An alias is the policy's when the file lists or covers (a [[databases]] pattern) its NAME."""
+        from pgwarden.multi import policy_named
+
         path = policy_path_setting()
-        policy = load_policy(path)
-        self._owner = {k: v for k, v in database_settings(path, role="owner").items() if k in _CREDENTIALS}
-        runtime = {k: v for k, v in database_settings(path, role="runtime").items() if k in _CREDENTIALS}
-        self._aliases = [
-            alias
-            for alias in connections
-            if connections[alias].vendor == "postgresql"
-            and connections[alias].settings_dict["NAME"] == policy.database.name
-        ]
+        policies = load_policies(path)
+        self._policies = {}
+        for alias in connections:
+            if connections[alias].vendor != "postgresql":
+                continue
+            try:
+                self._policies[alias] = policy_named(policies, connections[alias].settings_dict["NAME"])
+            except PolicyError:
+                continue  # a database the file says nothing of: not pgwarden's
+        self._aliases = list(self._policies)
+        policy = self._policies[self._aliases[0]] if self._aliases else policies[0]
+        database = policy.database.name
+        self._owner = {
+            k: v for k, v in database_settings(path, role="owner", database=database).items() if k in _CREDENTIALS
+        }
+        runtime = {
+            k: v for k, v in database_settings(path, role="runtime", database=database).items() if k in _CREDENTIALS
+        }
         return policy, runtime
 
     def teardown_databases(self, old_config: Any, **kwargs: Any) -> None:

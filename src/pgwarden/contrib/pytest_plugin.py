@@ -25,6 +25,7 @@ import os
 import secrets as _random
 import shlex
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("pgwarden_policy", "pgwarden policy file", default="pgwarden.toml")
     parser.addini("pgwarden_dsn", "pgwarden admin connection (default $PGWARDEN_DSN)", default="")
     parser.addini("pgwarden_migrate", "command run as the owner on the throwaway database", default="")
+    group.addoption(
+        "--pgwarden-database",
+        default=None,
+        help="the policy file's database to copy (a name it lists or its pattern covers; default: ini "
+        "pgwarden_database, else the admin connection's database when the file covers it, else the file's only one)",
+    )
+    parser.addini("pgwarden_database", "the policy file's database the throwaway database is made for", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -104,14 +112,13 @@ def _setting(config: pytest.Config, option: str, ini: str) -> str:
 def _create(config: pytest.Config) -> PgwardenDatabase:
     from pgwarden.apply import apply
     from pgwarden.connect import server_params
-    from pgwarden.policy import load_policy
     from pgwarden.session import Session
 
     path = Path(_setting(config, "--pgwarden-policy", "pgwarden_policy") or "pgwarden.toml")
     if not path.is_absolute():
         path = Path(config.rootpath) / path
     dsn = _setting(config, "--pgwarden-dsn", "pgwarden_dsn") or os.environ.get("PGWARDEN_DSN") or None
-    base = load_policy(path)
+    base = _base_policy(path, _setting(config, "--pgwarden-database", "pgwarden_database") or None, dsn)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     name = f"{base.database.name[:40]}_test_{worker}{_random.token_hex(4)}"
     policy = base.model_copy(update={"database": base.database.model_copy(update={"name": name})})
@@ -124,6 +131,30 @@ def _create(config: pytest.Config) -> PgwardenDatabase:
     if command:
         _migrate(db, command, config)
     return db
+
+
+def _base_policy(path: Path, database: str | None, dsn: str | None) -> Policy:
+    """The policy of the file's database the throwaway one copies: the one named, else the admin
+    connection's database when the file lists or covers it, else the file's only database."""
+    from pgwarden.connect import conninfo_for
+    from pgwarden.errors import PolicyError
+    from pgwarden.multi import policy_named
+    from pgwarden.policy import load_policies
+
+    policies = load_policies(path)
+    if database is None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        connected = conninfo_to_dict(conninfo_for(dsn)).get("dbname") or os.environ.get("PGDATABASE")
+        if connected:
+            with suppress(PolicyError):  # not one of the file's (postgres, say): its only one, then
+                return policy_named(policies, str(connected), source=str(path))
+    try:
+        return policy_named(policies, database, source=str(path))
+    except PolicyError as exc:
+        raise PolicyError(
+            exc.message, hint="name it with pgwarden_database in the pytest ini (or --pgwarden-database NAME)"
+        ) from None
 
 
 def _migrate(db: PgwardenDatabase, command: str, config: pytest.Config) -> None:

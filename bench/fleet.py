@@ -1,0 +1,285 @@
+"""A fleet of databases (one per tenant): check and apply --jobs 8 against fetching the same ACLs, in one run.
+
+    python -m bench.fleet --databases 50 --tables 200 --runs 3 --server-dir /tmp/pgwarden-bench/fleet
+    python -m bench.fleet --databases 1000 --tables 200 --runs 3 --server-dir /tmp/pgwarden-bench/fleet
+
+Builds one compliant database of T tables (bench.fixture, as `python -m bench` does), copies it N
+times (`t0001`...; CREATE DATABASE ... TEMPLATE, not timed) and measures, each as a child process:
+the bare Python fetch of every database's ACL rows with 8 threads, psql reading them one database
+after the other, `pgwarden check -d 't*' --jobs 8` and `pgwarden apply -d 't*' --jobs 8 --yes` of
+the (compliant) fleet, with a version 2 policy whose one [[databases]] entry is `name = "t*"`.
+Memory: the largest single process's peak RSS (wait4: the command and its worker processes) and
+the peak of the whole process tree's RSS and PSS (sampled from /proc every 20 ms; PSS counts the
+pages forked workers share with their parent once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import fixture
+
+PREFIX = "t"
+THREADS = 8
+
+#: The floor: the same ACL rows check reads, fetched from every database by 8 threads; no Python
+#: work beyond fetching (what the issue calls the bare Python fetch).
+PY_FETCH = """
+import sys, psycopg
+from concurrent.futures import ThreadPoolExecutor
+dsns, sql = sys.argv[1:-1], sys.argv[-1]
+def one(dsn):
+    with psycopg.connect(dsn) as conn:
+        return len(conn.execute(sql).fetchall())
+with ThreadPoolExecutor(THREADS) as pool:
+    print(sum(pool.map(one, dsns)))
+""".replace("THREADS", str(THREADS))
+
+
+@dataclass
+class Sample:
+    seconds: float
+    returncode: int
+    max_rss_mb: float  # the largest single process (wait4 covers the waited-for descendants)
+    tree_rss_mb: float  # sampled: the whole process tree at its peak
+    tree_pss_mb: float
+    tail: str = ""
+
+
+@dataclass
+class Row:
+    work: str
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self) -> float:
+        return statistics.median(s.seconds for s in self.samples)
+
+
+def _tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def _memory(pids: list[int]) -> tuple[float, float]:
+    """(RSS, PSS) of these processes in MB, from /proc/PID/smaps_rollup."""
+    rss = pss = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss / 1024, pss / 1024
+
+
+def run(argv: list[str], env: dict[str, str]) -> Sample:
+    """Run argv, sampling its process tree's memory; wall time and its own peak RSS from wait4."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        peak_rss = peak_pss = 0.0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            rss, pss = _memory(_tree(proc.pid))
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text = (out.read()[-2000:] + b"\n" + err.read()[-2000:]).decode("utf-8", "replace").strip()
+    return Sample(seconds, proc.returncode, usage.ru_maxrss / 1024, peak_rss, peak_pss, text[-600:])
+
+
+def build(ctx: Any, databases: int, tables: int) -> list[str]:
+    """t0001..tNNNN: copies of the compliant database of `tables` tables (built once per cluster)."""
+    from bench.run import prepare
+
+    size = fixture.Size(tables, 1)
+    prepare(ctx, size)
+    names = [f"{PREFIX}{i:04d}" for i in range(1, databases + 1)]
+    rows = ctx.admin.execute("SELECT datname FROM pg_database WHERE datname ~ %s", [f"^{PREFIX}[0-9]+$"]).fetchall()
+    have = {r[0] for r in rows}
+    for extra in sorted(have - set(names)):  # a bigger fleet earlier: the pattern must match exactly N
+        ctx.admin.execute(f'DROP DATABASE "{extra}" WITH (FORCE)')
+    missing = [n for n in names if n not in have]
+    if missing:
+        ctx.log(f"creating {len(missing)} copies of {size.compliant}")
+        started = time.perf_counter()
+        for n, name in enumerate(missing, 1):
+            fixture.copy_database(ctx.admin, size.compliant, name, file_copy=False)
+            if n % 100 == 0:
+                ctx.log(f"  {n}/{len(missing)} ({time.perf_counter() - started:.0f} s)")
+        ctx.admin.execute("CHECKPOINT")
+    return names
+
+
+def write_policy(workdir: Path, tables: int) -> Path:
+    """Version 2, one [[databases]] entry named with a glob: every tenant database alike."""
+    from pgwarden.policy import build_policy
+
+    size = fixture.Size(tables, 1)
+    policy = build_policy(
+        database=PREFIX + "*",
+        owner=fixture.OWNER,
+        app=[fixture.APP],
+        readonly=[fixture.READONLY],
+        schemas=size.schema_names(),
+    )
+    path = workdir / "fleet.toml"
+    path.write_text(policy.to_toml(), encoding="utf-8")
+    return path
+
+
+def measure(ctx: Any, args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
+    from bench.run import floor_read_sql, pgwarden_argv
+
+    names = build(ctx, args.databases, args.tables)
+    policy = write_policy(ctx.workdir, args.tables)
+    size = fixture.Size(args.tables, 1)
+    sql = floor_read_sql(size)
+    dsns = [ctx.dsn(n) for n in names]
+    psql_loop = [
+        "sh",
+        "-c",
+        'sql="$1"; shift; for d in "$@"; do "$PSQL" -XAtq -d "$d" -c "$sql" > /dev/null || exit 2; done',
+        "sh",
+        sql,
+        *dsns,
+    ]
+    env = {**ctx.env, "PSQL": ctx.psql()}
+    common = ["-c", str(policy), "--dsn", ctx.dsn(), "-d", PREFIX + "*", "--jobs", str(THREADS), "--format", "json"]
+    works = {
+        f"bare Python fetch, {THREADS} threads": [sys.executable, "-c", PY_FETCH, *dsns, sql],
+        "psql, one database after the other": psql_loop,
+        f"pgwarden check --jobs {THREADS}": pgwarden_argv("check", *common),
+        f"pgwarden apply --jobs {THREADS} (compliant)": pgwarden_argv("apply", *common, "--yes"),
+    }
+    rows = [Row(w) for w in works]
+    # interleaved (run 1 of each, then run 2 of each...): a change in the machine's load hits every row alike
+    for i in range(args.runs):
+        for row, argv in zip(rows, works.values(), strict=True):
+            sample = run(argv, env)
+            row.samples.append(sample)
+            ctx.log(f"  {row.work}: run {i + 1}/{args.runs} {sample.seconds:.2f} s rc={sample.returncode}")
+            if sample.returncode not in (0, 1):
+                ctx.log(f"    failed: {sample.tail}")
+    counts = {"databases": len(names), "tables per database": args.tables}
+    return rows, counts
+
+
+def render(header: dict[str, Any], rows: list[Row]) -> str:
+    floor = rows[0].median()
+    lines = [f"# fleet: {header['databases']} databases x {header['tables']} tables, PostgreSQL {header['postgresql']}"]
+    lines.append(
+        f"{header['date']}, {header['machine']}, load average {header['loadavg_before']} before and "
+        f"{header['loadavg_after']} after, {header['runs']} runs (medians), commit {header['commit']}"
+    )
+    lines.append("")
+    lines.append(
+        "| work | median s | x bare fetch | runs (s) | exit | largest process peak MB | tree peak RSS MB "
+        "| tree peak PSS MB |"
+    )
+    lines.append("|---|---:|---:|---|---|---:|---:|---:|")
+    for r in rows:
+        runs = ", ".join(f"{s.seconds:.2f}" for s in r.samples)
+        codes = ",".join(sorted({str(s.returncode) for s in r.samples}))
+        lines.append(
+            f"| {r.work} | {r.median():.2f} | {r.median() / floor:.2f} | {runs} | {codes} | "
+            f"{max(s.max_rss_mb for s in r.samples):.0f} | {max(s.tree_rss_mb for s in r.samples):.0f} | "
+            f"{max(s.tree_pss_mb for s in r.samples):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__.splitlines()[0])
+    p.add_argument("--databases", type=int, default=50, help="databases in the fleet (50)")
+    p.add_argument("--tables", type=int, default=200, help="tables per database (200)")
+    p.add_argument("--runs", type=int, default=3, help="runs of each measurement; medians (3)")
+    p.add_argument("--pg-version", type=int, default=16, help="PostgreSQL major version (16)")
+    p.add_argument("--server-dir", type=Path, default=None, help="keep the cluster (and the fleet) here")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    args = p.parse_args(argv)
+
+    import platform
+
+    import psycopg
+
+    from bench.measure import StatementLog
+    from bench.run import Context, git_commit
+
+    def log(message: str) -> None:
+        print(f"[fleet {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    server = fixture.start_server(args.pg_version, args.server_dir, log)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="pgwarden-fleet-") as tmp,
+            psycopg.connect(server.conninfo(), autocommit=True) as admin,
+        ):
+            # the fleet's figures are wall times: no statement log (it would cost the server a line per query)
+            admin.execute("ALTER SYSTEM SET log_statement = 'none'")
+            admin.execute("ALTER SYSTEM SET log_min_duration_statement = -1")
+            admin.execute("SELECT pg_reload_conf()")
+            ctx = Context(
+                server, admin, args.runs, log, Path(tmp), StatementLog(server.logfile), {**os.environ, "NO_COLOR": "1"}
+            )
+            before = [round(x, 2) for x in os.getloadavg()]
+            rows, counts = measure(ctx, args)
+            after = [round(x, 2) for x in os.getloadavg()]
+            admin.execute("ALTER SYSTEM RESET log_statement")
+            admin.execute("ALTER SYSTEM RESET log_min_duration_statement")
+    finally:
+        if args.server_dir is None:
+            server.cleanup()
+        else:
+            server.stop()
+    header = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "postgresql": server.binaries.full_version,
+        "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
+        "loadavg_before": before,
+        "loadavg_after": after,
+        "runs": args.runs,
+        "commit": git_commit(),
+        "databases": counts["databases"],
+        "tables": counts["tables per database"],
+    }
+    print(render(header, rows))
+    if args.json is not None:
+        data = {
+            **header,
+            "rows": [{"work": r.work, "median": r.median(), "samples": [vars(s) for s in r.samples]} for r in rows],
+        }
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
