@@ -42,6 +42,23 @@ def test_outcomes_sorted_and_errors_kept_per_database_with_class_and_hint() -> N
         assert os.getpid() not in pids
 
 
+@pytest.mark.skipif(not MULTICORE, reason="one core: the runner uses threads whatever runs beside it")
+def test_a_process_with_another_thread_running_is_never_forked() -> None:
+    # a module that thread is importing (check's background imports did) would reach a forked worker
+    # half-made: the runner then keeps to threads of its own process
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        outcomes = run_each(NAMES, lambda name: os.getpid(), jobs=4)
+    finally:
+        release.set()
+        other.join()
+    assert {o.result for o in outcomes} == {os.getpid()}
+    forked = run_each(NAMES, lambda name: os.getpid(), jobs=4)  # alone again: worker processes
+    assert os.getpid() not in {o.result for o in forked}
+
+
 def test_progress_is_reported_in_the_caller_once_per_database() -> None:
     seen: list[tuple[str, int, int, int]] = []
 

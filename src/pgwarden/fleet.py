@@ -43,7 +43,7 @@ def run_each(
 
     Errors are collected per database (a PgwardenError), not raised, so that one bad database does
     not hide the rest; any other exception stops the run and is raised. With `processes` (and fork
-    available, more than one core, more than one database), the jobs run in forked worker
+    available, more than one core, more than one database, no other thread running), the jobs run in forked worker
     processes, one per core, each running `jobs / cores` of them in threads: the per-database work
     is mostly Python, which threads of one process cannot spread over the cores. The job is
     inherited through fork (it need not be picklable) and must open its own connections; results
@@ -54,7 +54,10 @@ def run_each(
 
     cores = os.cpu_count() or 1
     workers = min(jobs, cores, len(databases))
-    if processes and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+    # fork only a process with one thread: a module another thread is importing, or a lock it holds,
+    # would reach the workers half-made (a background import in the CLI, a library caller's pool)
+    alone = threading.active_count() == 1
+    if processes and alone and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         return _Pool(list(databases), job, workers, math.ceil(jobs / workers), on_done).run()
     return _threads(databases, job, jobs, on_done)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 import click
@@ -72,6 +73,12 @@ def command(
     targets = load_targets(config, mode, dsn, databases)
     policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
     secrets = policy.secrets()
+    if len(targets) > 1:
+        # several databases run in forked workers: they inherit these modules whole, imported once
+        # here (a fork while a thread is importing one would give the workers half of it)
+        for name in _LATER:
+            importlib.import_module(name)
+        return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
     with import_in_background(*_LATER):
         return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
 
