@@ -110,7 +110,8 @@ def examples(draw: st.DrawFn, w: World) -> Example:
             s.append(f"CREATE FUNCTION {schema}.f1(x int) RETURNS int LANGUAGE sql AS 'SELECT x'")
             s.append(f"ALTER FUNCTION {schema}.f1(int) OWNER TO {own}")
         if draw(st.integers(0, 3)) == 0:  # a migration tool's bookkeeping table
-            s.append(f"CREATE TABLE {schema}.schema_migrations (version text)")
+            serial = "id serial, " if draw(st.booleans()) else ""  # its sequence is bookkeeping too
+            s.append(f"CREATE TABLE {schema}.schema_migrations ({serial}version text)")
             s.append(f"ALTER TABLE {schema}.schema_migrations OWNER TO {own}")
         # what apply grants (r1 before r2: the order apply makes them in, by name)
         s.append(f"REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} FROM PUBLIC")
@@ -258,6 +259,18 @@ def _one_schema(w: World, *extra: str) -> tuple[Policy, str]:
             ["fresh"],
         ),
         ("an owner that differs", ["ALTER TABLE s1.t4 OWNER TO {r2}"], ["t4"]),
+        (
+            # its ACL is what any sequence of the schema should hold, but it writes the migration history
+            "a bookkeeping table's sequence",
+            [
+                "CREATE TABLE s1.django_migrations (id serial, app text)",
+                "ALTER TABLE s1.django_migrations OWNER TO {own}",
+                "GRANT SELECT ON s1.django_migrations TO {r1}, {r2}",
+                "GRANT SELECT, USAGE ON s1.django_migrations_id_seq TO {r1}",
+                "GRANT SELECT ON s1.django_migrations_id_seq TO {r2}",
+            ],
+            ["django_migrations_id_seq"],
+        ),
         (
             "the same entries in another order",
             ["REVOKE ALL ON s1.t5 FROM {r1}", "GRANT SELECT, INSERT, UPDATE, DELETE ON s1.t5 TO {r1}"],

@@ -1,7 +1,7 @@
 -- objects.sql with the comparison on the server: %(expected)s gives, per (schema, kind), the ACL a
 -- compliant object holds exactly as the server stores it (pgwarden.plan.expect: the planner's own
 -- expectation, in the order apply grants it). An object owned by %(owner)s whose ACL equals it (and
--- that is neither an extension member nor a bookkeeping table) is only counted: its group is made
+-- that is neither an extension member nor a bookkeeping table or its sequence) is only counted: its group is made
 -- from the expectation, with no ACL hashed and no row kept. Every other object goes through the
 -- grouping of objects.sql. The rows are the same as objects.sql's, group for group (the tests prove
 -- it on generated databases): a matched group is the group objects.sql would have made of them.
@@ -30,7 +30,13 @@ rel AS NOT MATERIALIZED (
                         WHERE linked.classid = 'pg_catalog.pg_class'::regclass AND linked.objid = c.oid
                           AND linked.refobjsubid > 0 AND linked.deptype IN ('a', 'i'))) AS linked,
            (c.relkind IN ('r', 'p') AND (c.relname = ANY(%(bookkeeping)s::text[])
-                                         OR c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[]))) AS bookkeeping
+                                         OR c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])))
+           -- the sequence of a bookkeeping table (serial, identity): nextval/setval write the history too
+           OR (c.relkind = 'S' AND (c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+                          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                            AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
+                            AND d.deptype IN ('a', 'i') AND t.relname = ANY(%(bookkeeping)s::text[])))) AS bookkeeping
     FROM pg_catalog.pg_class c
     LEFT JOIN ext x ON x.classid = 'pg_catalog.pg_class'::regclass AND x.objid = c.oid
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
@@ -83,8 +89,8 @@ wanted AS MATERIALIZED (
 -- the second pass, for the groups that are named: each catalog only when one of its groups is
 listed AS (
     SELECT w.gid, r.oid, r.name::text AS name, r.subkind,
-           -- a sequence of a schema in %(detailed)s: the table it belongs to (as objects.sql)
-           CASE WHEN r.kind = 'sequence' AND r.schema = ANY(%(detailed)s::oid[])
+           -- a sequence of a schema in %(detailed)s, or a bookkeeping table's: the table it belongs to (as objects.sql)
+           CASE WHEN r.kind = 'sequence' AND (r.schema = ANY(%(detailed)s::oid[]) OR r.bookkeeping)
                 THEN (SELECT t.relname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
                       WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid
                         AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
