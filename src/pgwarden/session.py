@@ -177,7 +177,7 @@ class Session:
         from pgwarden import bookkeeping
         from pgwarden.pooler import with_pooler
         from pgwarden.scopes import Scopes
-        from pgwarden.snapshot import inspect, with_names
+        from pgwarden.snapshot import inspect, with_names, with_refresh_routines
 
         p = self.policy
         scopes = Scopes.of(p)
@@ -197,6 +197,8 @@ class Session:
         )
         if p.pgbouncer is not None and snap.database is not None:
             snap = with_pooler(conn, p, snap)
+        if p.database.refresh and snap.database is not None:
+            snap = with_refresh_routines(conn, snap, p.database.schemas)
         # big groups that need changes are named in one more query, so that apply can grant on
         # lists of objects; a compliant database needs none. The objects of schemas the policy
         # treats one by one (listed tables, exceptions) are always named. The planners are imported

@@ -243,7 +243,8 @@ class Snapshot:
     bookkeeping: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
     #: [pgbouncer]'s lookup routine and what its auth_user reads (pgwarden.pooler); None: no [pgbouncer]
     pooler: PoolerState | None = None
-    #: pgwarden's refresh routines in the managed schemas (pgwarden.refresh; read when the database exists)
+    #: pgwarden's refresh routines in the managed schemas (pgwarden.refresh; read by the session when the
+    #: policy declares a refresh and the database exists: with_refresh_routines)
     refresh_routines: tuple[RefreshRoutine, ...] = ()
 
     @property
@@ -312,9 +313,7 @@ def inspect(
         RoleSetting(r.role, r.database, tuple(r.settings or ())) for r in fetch(conn, "role_settings", RoleSettingRow)
     )
     outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
-    refresh = fetch(conn, "refresh_routines", RefreshRoutine, {"schemas": managed_oids}) if database else []
     snap = Snapshot(
-        refresh_routines=tuple(refresh),
         bookkeeping=books,
         outside=outside,
         superuser_settings=superuser_settings,
@@ -427,3 +426,10 @@ def with_names(
         replace(g, objects=found.get(i, ())) if g.key in wanted_keys else g for i, g in enumerate(snap.objects)
     )
     return replace(snap, objects=objects)
+
+
+def with_refresh_routines(conn: psycopg.Connection[Any], snap: Snapshot, managed: Sequence[str]) -> Snapshot:
+    """`snap` with pgwarden's refresh routines of the managed schemas: one more query, made only for a
+    policy that declares a refresh (every other snapshot keeps its fixed count of statements)."""
+    oids = [s.oid for s in snap.schemas if s.name in managed]
+    return replace(snap, refresh_routines=tuple(fetch(conn, "refresh_routines", RefreshRoutine, {"schemas": oids})))
