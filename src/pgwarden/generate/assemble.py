@@ -11,6 +11,7 @@ from typing import Any
 from pgwarden.errors import PolicyError
 from pgwarden.generate.catalog import Live, LiveRole
 from pgwarden.generate.fit import FITTED_KINDS, Draft, ProfileBook, RoleFit, fit_role
+from pgwarden.kinds import ordered
 
 #: ALTER DEFAULT PRIVILEGES object types by kind.
 DEFACL_CODES = {"table": "r", "sequence": "S", "routine": "f"}
@@ -173,6 +174,7 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
         fits[name] = fit
         fit.grants += global_defaults(live, owner, name, gen.book, FITTED_KINDS)
         _usage_and_database(live, name, fit)
+        _grant_options(live, name, fit, gen.book)
         for d in fit.grants:
             given = set(d.usage) if isinstance(d.usage, list) else (d.reached() if d.usage else set())
             for schema in sorted(d.reached() - given):
@@ -216,6 +218,21 @@ def _usage_and_database(live: Live, name: str, fit: RoleFit) -> None:
         return
     if held != ["CONNECT"]:
         fit.grants[0].database = held
+
+
+def _grant_options(live: Live, name: str, fit: RoleFit, book: ProfileBook) -> None:
+    """What the role holds WITH GRANT OPTION, said on the grants that give those privileges
+    (`grant_option`: kept where held, never granted; check reports each as a hazard)."""
+    objects = {p for o in live.objects if o.owner != name for g, p in o.grantable if g == name}
+    usage = {s.name for s in live.schemas if (name, "USAGE") in s.grantable}
+    database = {p for g, p in live.db_grantable if g == name} & {"CONNECT", "TEMPORARY"}
+    for index, d in enumerate(fit.grants):
+        keep = {p for k in FITTED_KINDS for p in book.on(d.profile, k)} & objects
+        if any(d.gives_usage(s) for s in usage):
+            keep.add("USAGE")
+        if index == 0:  # the grant that carries the role's database privileges (see _usage_and_database)
+            keep |= database
+        d.grant_option = list(ordered(keep))
 
 
 def kinds_fitted(routines: bool) -> tuple[str, ...]:

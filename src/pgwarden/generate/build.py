@@ -250,11 +250,11 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
             )
         for grantee, privilege in sorted(o.grantable, key=str):
             if grantee != o.owner:
-                h(
-                    "grant options held by roles other than the owner: plan revokes the option, keeps the privilege",
-                    f"{grantee or 'PUBLIC'} may grant {privilege} on {o.qualified} to others: plan revokes that",
-                )
+                _grant_option(gen, grantee, privilege, f"{o.kind} {o.qualified}", groups)
     for s in live.schemas:
+        for grantee, privilege in sorted(s.grantable, key=str):
+            if grantee != s.owner and privilege != "CREATE":  # CREATE goes (below)
+                _grant_option(gen, grantee, privilege, f"schema {s.name}", groups)
         if s.owner not in (owner, "pg_database_owner"):
             h(
                 f"managed schemas owned by another role than {owner}: plan moves them",
@@ -284,6 +284,9 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
             f"the database is owned by another role than {owner}: plan moves it",
             f"database {live.database} is owned by {live.db_owner}, not {owner}: plan moves it",
         )
+    for grantee, privilege in sorted(live.db_grantable, key=str):
+        if grantee != live.db_owner and privilege != "CREATE" and not _is_superuser(live, grantee):
+            _grant_option(gen, grantee, privilege, f"database {live.database}", groups)
     for grantee, privs in live.db_acl.items():
         if "CREATE" in privs and grantee not in (owner, live.db_owner) and not _is_superuser(live, grantee):
             h(
@@ -291,6 +294,20 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
                 f"{grantee or 'PUBLIC'} may CREATE schemas in database {live.database}: plan revokes it",
             )
     _membership_hazards(live, owner, owner_side, groups, gen)
+
+
+def _grant_option(gen: Generated, grantee: str | None, privilege: str, what: str, groups: set[str]) -> None:
+    """A grant option: kept by the role's grant (grant_option) when the policy writes the role's grants."""
+    if grantee in groups:
+        gen.hazard(
+            "grant options held by roles other than the owner: the policy keeps them (grant_option); check reports them",
+            f"{grantee} may grant {privilege} on {what} to others: kept (grant_option)",
+        )
+    else:
+        gen.hazard(
+            "grant options held by roles the policy gives no grants: plan revokes the option, keeps the privilege",
+            f"{grantee or 'PUBLIC'} may grant {privilege} on {what} to others: plan revokes that",
+        )
 
 
 def _is_superuser(live: Live, name: str | None) -> bool:

@@ -76,6 +76,7 @@ class LiveSchema:
     acl: Privileges
     objects: int
     extension: bool = False
+    grantable: frozenset[tuple[Grantee, str]] = frozenset()  # (grantee, privilege) held WITH GRANT OPTION
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class Live:
     defaults: tuple[LiveDefault, ...]
     admin: str = ""
     others: tuple[LiveSchema, ...] = ()  # the schemas not managed
+    db_grantable: frozenset[tuple[Grantee, str]] = frozenset()  # (grantee, privilege) WITH GRANT OPTION
 
     def schema(self, name: str) -> LiveSchema | None:
         return next((s for s in self.schemas if s.name == name), None)
@@ -116,6 +118,10 @@ def _privileges(rows: Sequence[Sequence[Any]] | None) -> dict[Grantee, frozenset
     for row in rows or ():
         out.setdefault(row[0], set()).add(str(row[1]))
     return {k: frozenset(v) for k, v in out.items()}
+
+
+def _grantable(rows: Sequence[Sequence[Any]] | None) -> frozenset[tuple[Grantee, str]]:
+    return frozenset((row[0], str(row[1])) for row in rows or () if row[2])
 
 
 def _rows(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -164,7 +170,9 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
     """Read the database `conn` is connected to; `schemas` None: every schema with objects or grants."""
     d = _rows(conn, "generate_database")[0]
     all_schemas = tuple(
-        LiveSchema(s["name"], s["owner"], _privileges(s["acl"]), int(s["objects"]), s["extension"])
+        LiveSchema(
+            s["name"], s["owner"], _privileges(s["acl"]), int(s["objects"]), s["extension"], _grantable(s["acl"])
+        )
         for s in d["schemas"]
     )
     names = list(schemas) if schemas is not None else [s.name for s in all_schemas if _in_use(s)]
@@ -184,6 +192,7 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
         version=conn.info.server_version // 10000,
         db_owner=d["owner"],
         db_acl=_privileges(d["acl"]),
+        db_grantable=_grantable(d["acl"]),
         roles={r["name"]: _role(r) for r in _rows(conn, "generate_roles")},
         memberships=memberships,
         schemas=tuple(s for s in all_schemas if s.name in names),

@@ -119,6 +119,7 @@ class Draft:
     usage: bool | list[str] = True
     database: list[str] | None = None
     global_defaults: list[str] = field(default_factory=list)
+    grant_option: list[str] = field(default_factory=list)
 
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "profile": self.profile}
@@ -136,7 +137,14 @@ class Draft:
             out["usage"] = self.usage
         if self.database is not None:
             out["database"] = list(self.database)
+        if self.grant_option:
+            out["grant_option"] = list(self.grant_option)
         return out
+
+    def gives_usage(self, schema: str) -> bool:
+        if isinstance(self.usage, bool):
+            return self.usage and schema in self.reached()
+        return schema in self.usage
 
     def reached(self) -> set[str]:
         """The schemas the grant gives something in."""

@@ -36,7 +36,8 @@ def plan_default_privileges(ctx: PlanContext) -> None:
                 a.name: ctx.grants.defaults(a.name, kind_name, schema) for a in policy.access
             }
             expected[PUBLIC] = ctx.grants.defaults(PUBLIC_ROLE, kind_name, schema)
-            wanted = Wanted(expected, ignore=ctx.ignore)
+            grantable = {a.name: ctx.grants.options.defaults(a.name, kind_name, schema) for a in policy.access}
+            wanted = Wanted(expected, ignore=ctx.ignore, grantable=grantable)
             for change in acl.diff(ctx.acl(entries), wanted):
                 ctx.add(_defacl_step(ctx, change, kind_name, schema, ok, needs))
     _plan_global_defaults(ctx, rows, ok, needs)
@@ -63,7 +64,8 @@ def _plan_global_defaults(ctx: PlanContext, rows: dict[tuple[int, str], Acl], ok
             everywhere[a.name] = ctx.grants.global_defaults(a.name, kind_name)
         if PUBLIC not in tolerated:
             everywhere[PUBLIC] = ctx.grants.global_defaults(PUBLIC_ROLE, kind_name)
-        wanted = Wanted(everywhere, tolerated, owner=owner, ignore=ctx.ignore)
+        grantable = {a.name: ctx.grants.options.global_defaults(a.name, kind_name) for a in policy.access}
+        wanted = Wanted(everywhere, tolerated, owner=owner, ignore=ctx.ignore, grantable=grantable)
         for change in acl.diff(actual, wanted):
             ctx.add(_defacl_step(ctx, change, kind_name, None, ok, needs))
 

@@ -49,7 +49,9 @@ def wanted_for(
         for a in ctx.policy.access:
             expected[a.name] = ctx.grants.objects(a.name, kind_name, schema, name, table)
         expected[PUBLIC] = ctx.grants.objects(PUBLIC_ROLE, kind_name, schema, name, table)
-    return Wanted(expected, tolerated, owner=owner, grantor=owner, ignore=ctx.ignore)
+    options = ctx.grants.options
+    grantable = {a.name: options.objects(a.name, kind_name, schema, name, table) for a in ctx.policy.access}
+    return Wanted(expected, tolerated, owner=owner, grantor=owner, ignore=ctx.ignore, grantable=grantable)
 
 
 def describe(kind_name: ObjectKind, schema: str, objects: Sequence[ObjectRef] | None, count: int) -> str:

@@ -11,6 +11,7 @@ from pgwarden.policy.names import (
     ColumnName,
     DatabasePrivilege,
     DefaultKind,
+    GrantablePrivilege,
     GrantRole,
     LocatedError,
     QualifiedName,
@@ -74,6 +75,10 @@ class GrantSpec(_Model):
     database: tuple[DatabasePrivilege, ...] | None = None
     #: labels ([labels]) whose columns the grant excepts, wherever they are in its scope (pgwarden.labels)
     except_labels: tuple[str, ...] = ()
+    #: privileges of this grant the role may keep WITH GRANT OPTION where it holds them (on the
+    #: objects, columns, schemas and database the grant gives them): never granted, not revoked;
+    #: check reports each one (what init writes where the database has them)
+    grant_option: tuple[GrantablePrivilege, ...] = ()
 
     @model_validator(mode="after")
     def _scope(self) -> GrantSpec:
@@ -89,7 +94,7 @@ class GrantSpec(_Model):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise LocatedError("lists the same name twice", key)
-        for key in ("global_defaults", "defaults", "database"):
+        for key in ("global_defaults", "defaults", "database", "grant_option"):
             values = getattr(self, key) or ()
             if len(set(values)) != len(values):
                 raise LocatedError(
@@ -101,6 +106,8 @@ class GrantSpec(_Model):
             outside = [n for n in self.usage if n not in self.reached_schemas]
             if outside:
                 raise LocatedError(f"schema {outside[0]} is not one the grant reaches", "usage")
+        if self.role == "PUBLIC" and self.grant_option:
+            raise LocatedError("PostgreSQL gives PUBLIC no grant option", "grant_option")
         if self.role == "PUBLIC" and (self.database is not None or self.usage is not True):
             key = "database" if self.database is not None else "usage"
             raise LocatedError("PUBLIC's CONNECT and USAGE are the hardening switches' (revoke_public_connect)", key)

@@ -315,6 +315,7 @@ def v1_level(database: DatabaseSpec, role: str) -> AccessLevel | None:
     g = mine[0]
     detail = g.tables or g.routines or g.columns or g.except_tables or g.except_routines or g.except_columns
     plain = not detail and g.defaults is None and g.usage is True and g.database is None and not g.global_defaults
+    plain = plain and not g.grant_option
     plain = plain and set(g.schemas) == set(database.schemas)
     if plain and g.profile == "readwrite":
         return "readwrite"

@@ -168,6 +168,11 @@ RoutineName = Annotated[str, AfterValidator(_routine)]
 DefaultKind = Literal["table", "sequence", "routine"]
 #: What a grant may give on the database (CREATE is the owner's).
 DatabasePrivilege = Literal["CONNECT", "TEMPORARY"]
+#: What a grant's `grant_option` may name: the privileges grants give (objects, schema USAGE, the database)
+GrantablePrivilege = Literal[
+    "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN", "USAGE", "EXECUTE",
+    "CONNECT", "TEMPORARY",
+]  # fmt: skip
 SettingName = Annotated[str, AfterValidator(_setting_name)]
 ValidUntil = Annotated[str, AfterValidator(_valid_until)]
 
