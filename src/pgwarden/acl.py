@@ -105,7 +105,7 @@ class Wanted:
     ignore: frozenset[str] = frozenset()
     #: grantee -> privileges it may keep WITH GRANT OPTION where it holds them (a grant's
     #: `grant_option`): never granted, not revoked
-    grantable: Mapping[Grantee, frozenset[str]] = field(default_factory=dict)
+    grantable: Mapping[str, frozenset[str]] = field(default_factory=dict)  # PUBLIC holds no grant option
 
     def tolerated_for(self, grantee: Grantee) -> frozenset[str]:
         return self.tolerated.get(grantee, frozenset())
@@ -138,7 +138,7 @@ def diff(actual: AclState, wanted: Wanted) -> list[Change]:
             everything = not (holds - extra) and not want
             changes.append(Change(ChangeAction.REVOKE, grantee, frozenset(extra), everything=everything))
         if grantee != wanted.owner:
-            options = grantable.get(grantee, set()) - extra - wanted.grantable.get(grantee, frozenset())
+            options = grantable.get(grantee, set()) - extra - wanted.grantable.get(grantee or "", frozenset())
             if options:
                 changes.append(Change(ChangeAction.REVOKE_GRANT_OPTION, grantee, frozenset(options)))
     return changes

@@ -300,7 +300,8 @@ def _grant_option(gen: Generated, grantee: str | None, privilege: str, what: str
     """A grant option: kept by the role's grant (grant_option) when the policy writes the role's grants."""
     if grantee in groups:
         gen.hazard(
-            "grant options held by roles other than the owner: the policy keeps them (grant_option); check reports them",
+            "grant options held by roles other than the owner: the policy keeps them (grant_option); "
+            "check reports them",
             f"{grantee} may grant {privilege} on {what} to others: kept (grant_option)",
         )
     else:
