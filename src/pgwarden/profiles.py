@@ -93,7 +93,7 @@ def defined(policy: Policy) -> Mapping[str, Profile]:
     USAGE on the schemas it covers and CONNECT on the database."""
     out = dict(BUILTIN)
     for name, spec in policy.profiles.items():
-        grants = {k: frozenset(getattr(spec, k)) for k in ("table", "sequence", "routine") if getattr(spec, k)}
+        grants = {k: frozenset(getattr(spec, k)) for k in ("table", "sequence", "routine", "type") if getattr(spec, k)}
         grants |= {"schema": frozenset({"USAGE"}), "database": frozenset({"CONNECT"})}
         out[name] = Profile(name, grants)
     return out

@@ -10,7 +10,7 @@ from typing import Any
 
 from pgwarden.errors import PolicyError
 from pgwarden.generate.catalog import Live, LiveRole
-from pgwarden.generate.fit import FITTED_KINDS, Draft, ProfileBook, RoleFit, fit_role
+from pgwarden.generate.fit import FITTED_KINDS, TYPE_PROFILE, Draft, ProfileBook, RoleFit, fit_role
 from pgwarden.kinds import ordered
 
 #: ALTER DEFAULT PRIVILEGES object types by kind.
@@ -173,6 +173,7 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
         fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
         fits[name] = fit
         fit.grants += global_defaults(live, owner, name, gen.book, FITTED_KINDS)
+        fit.grants += type_defaults(live, owner, name)
         _usage_and_database(live, name, fit)
         _grant_options(live, name, fit, gen.book)
         for d in fit.grants:
@@ -199,6 +200,17 @@ def global_defaults(live: Live, owner: str, role: str | None, book: ProfileBook,
         return []
     name = "PUBLIC" if role is None else role
     return [Draft(name, book.name_for(given, name), global_defaults=list(given))]
+
+
+def type_defaults(live: Live, owner: str, role: str) -> list[Draft]:
+    """The owner's default privileges ON TYPES for `role` (USAGE on types it creates later), per
+    managed schema and in every schema, as grants of the `type_usage` profile."""
+    entries = [d for d in live.defaults if d.role == owner and d.objtype == "T" and "USAGE" in d.acl.get(role, ())]
+    schemas = sorted(d.schema for d in entries if d.schema is not None and live.schema(d.schema) is not None)
+    out = [Draft(role, TYPE_PROFILE, ("type",), schemas=schemas)] if schemas else []
+    if any(d.schema is None for d in entries):
+        out.append(Draft(role, TYPE_PROFILE, global_defaults=["type"]))
+    return out
 
 
 def _usage_and_database(live: Live, name: str, fit: RoleFit) -> None:

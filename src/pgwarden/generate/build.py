@@ -21,7 +21,7 @@ from pgwarden.generate.assemble import (
     role_attributes,
 )
 from pgwarden.generate.catalog import Live, LiveMembership, LiveRole
-from pgwarden.generate.fit import Draft, fit_role
+from pgwarden.generate.fit import TYPE_PROFILE, TYPE_PROFILE_SPEC, Draft, fit_role
 from pgwarden.policy import Policy
 from pgwarden.policy.names import password_env_for
 from pgwarden.scopes import PUBLIC_ROLE
@@ -71,13 +71,25 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
         "version": 2,
         "owner": _owner(live, owner, deploys, deploy_login),
         "roles": roles,
-        "profiles": {n: {k: sorted(v) for k, v in p.items() if v} for n, p in gen.book.custom.items()},
+        "profiles": _profiles(gen, grants),
         "databases": [{"name": live.database, "schemas": [s.name for s in live.schemas], "grants": grants}],
         "hardening": switches,
     }
     for name, lines in gen.book.notes.items():
         gen.comments[f"profile.{name}"] = lines
     return gen
+
+
+def _profiles(gen: Generated, grants: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """The custom profiles the grants use, and `type_usage` when a grant says the owner's type defaults."""
+    out = {n: {k: sorted(v) for k, v in p.items() if v} for n, p in gen.book.custom.items()}
+    if any(g["profile"] == TYPE_PROFILE for g in grants) and TYPE_PROFILE not in out:
+        out[TYPE_PROFILE] = {k: sorted(v) for k, v in TYPE_PROFILE_SPEC.items()}
+        gen.comments[f"profile.{TYPE_PROFILE}"] = [
+            "USAGE on the types the owner creates later (its default privileges ON TYPES); existing types "
+            "are PUBLIC's to use"
+        ]
+    return out
 
 
 def _public(live: Live, owner: str, routines: bool, gen: Generated) -> list[Draft]:

@@ -27,6 +27,10 @@ FITTED_KINDS = ("table", "sequence", "routine")
 _OBJECT_PROFILES = ("readwrite", "readonly", "append")
 
 _NOTHING: frozenset[str] = frozenset()
+#: The profile init writes for the owner's default privileges ON TYPES: USAGE on the types it creates
+#: later (existing types are PUBLIC's to use); never chosen by fitting, which says objects.
+TYPE_PROFILE = "type_usage"
+TYPE_PROFILE_SPEC: Mapping[str, frozenset[str]] = {"type": frozenset({"USAGE"})}
 
 
 def _words(privileges: Iterable[str]) -> str:
@@ -44,6 +48,8 @@ class ProfileBook:
     def on(self, name: str, kind: str) -> frozenset[str]:
         if name in BUILTIN:
             return BUILTIN[name].on(kind)
+        if name == TYPE_PROFILE and name not in self.custom:
+            return TYPE_PROFILE_SPEC.get(kind, _NOTHING)
         return self.custom[name].get(kind, _NOTHING)
 
     def name_for(self, wanted: Mapping[str, frozenset[str]], who: str) -> str:

@@ -36,7 +36,7 @@ SERVER_ROLES = frozenset(
 )
 
 #: Kinds of the owner's default privileges plan/defaults.py does not plan, in any schema.
-OUTSIDE_DEFACL_KINDS = ("schema", "type", "large_object")
+OUTSIDE_DEFACL_KINDS = ("schema", "large_object")  # types: plan/defaults.py, as tables
 
 
 def target_sql(grant: OutsideGrant) -> sql.Composable:

@@ -24,15 +24,17 @@ from pgwarden.policy.names import (
 
 class ProfileSpec(_Model):
     """A user-defined profile: privileges per object kind (schema USAGE and database CONNECT come
-    with every profile; what a kind cannot carry is refused)."""
+    with every profile; what a kind cannot carry is refused). `type` (USAGE) is given only by the
+    owner's default privileges, on types created later: existing types are PUBLIC's to use."""
 
     table: tuple[str, ...] = ()
     sequence: tuple[str, ...] = ()
     routine: tuple[str, ...] = ()
+    type: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _carried(self) -> ProfileSpec:
-        for kind_name in ("table", "sequence", "routine"):
+        for kind_name in ("table", "sequence", "routine", "type"):
             privileges = getattr(self, kind_name)
             bad = [p for p in privileges if p not in KINDS[kind_name].privileges]
             if bad:
@@ -43,8 +45,8 @@ class ProfileSpec(_Model):
                 )
             if len(set(privileges)) != len(privileges):
                 raise LocatedError("lists the same privilege twice", kind_name)
-        if not (self.table or self.sequence or self.routine):
-            raise ValueError("a profile must give at least one privilege on table, sequence or routine")
+        if not (self.table or self.sequence or self.routine or self.type):
+            raise ValueError("a profile must give at least one privilege on table, sequence, routine or type")
         return self
 
 

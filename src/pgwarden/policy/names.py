@@ -165,7 +165,7 @@ QualifiedName = Annotated[str, AfterValidator(_qualified)]
 ColumnName = Annotated[str, AfterValidator(_column_name)]
 RoutineName = Annotated[str, AfterValidator(_routine)]
 #: The kinds of objects default privileges are set for (a grant's `defaults`).
-DefaultKind = Literal["table", "sequence", "routine"]
+DefaultKind = Literal["table", "sequence", "routine", "type"]
 #: What a grant may give on the database (CREATE is the owner's).
 DatabasePrivilege = Literal["CONNECT", "TEMPORARY"]
 #: What a grant's `grant_option` may name: the privileges grants give (objects, schema USAGE, the database)

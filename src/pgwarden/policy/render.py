@@ -183,7 +183,11 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
     out += _roles_toml(policy, notes)
     for name, spec in policy.profiles.items():
         out += ["", *(f"# {line}" for line in notes.get(f"profile.{name}", [])), f"[profiles.{_toml_key(name)}]"]
-        out += [f"{k} = {_toml_list(getattr(spec, k))}" for k in ("table", "sequence", "routine") if getattr(spec, k)]
+        out += [
+            f"{k} = {_toml_list(getattr(spec, k))}"
+            for k in ("table", "sequence", "routine", "type")
+            if getattr(spec, k)
+        ]
     out += _labels_toml(policy)
     for db in policy.databases or (policy.database,):
         out += ["", *(f"# {line}" for line in notes.get(f"database.{db.name}", [])), "[[databases]]"]
