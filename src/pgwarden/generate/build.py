@@ -51,8 +51,11 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
     # a member of a group that holds CONNECT itself is a person (its CONNECT comes through the group)
     holding = {n for n in candidates if any(d.profile != "connect" for d in fits[n].grants)}
     people = _people(live, holding, owner_side | superusers)
-    groups = {n for n in candidates if fits[n].grants and n not in people}
-    roles = [_group_or_app(live, n, groups, gen) for n in candidates if n in groups and n not in people]
+    kept = _members_elsewhere(live, people, holding, owner_side)
+    people -= kept
+    groups = {n for n in candidates if fits[n].grants and n not in people} | kept
+    named = [*candidates, *sorted(kept - set(candidates))]
+    roles = [_group_or_app(live, n, groups, gen) for n in named if n in groups and n not in people]
     roles += [_person(live, n, groups) for n in sorted(people)]
     _role_notes(live, candidates, groups, people, deploys, gen)
     grants = []
@@ -202,6 +205,20 @@ def _people(live: Live, groups: set[str], apart: set[str]) -> set[str]:
             continue
         if any(m.role in groups for m in live.member_of(name)):
             out.add(name)
+    return out
+
+
+def _members_elsewhere(live: Live, people: set[str], groups: set[str], owner_side: set[str]) -> set[str]:
+    """People that are also members of roles the policy leaves alone (not groups, not the owner's side,
+    not superusers or predefined roles): written as roles with `also_member_of`, whose other
+    memberships plan keeps (a person loses every membership but its groups)."""
+    out = set()
+    for name in people:
+        for m in live.member_of(name):
+            role = live.roles.get(m.role)
+            elsewhere = m.role not in groups and m.role not in owner_side and not m.role.startswith("pg_")
+            if elsewhere and role is not None and not role.superuser:
+                out.add(name)
     return out
 
 
