@@ -124,7 +124,14 @@ def hardening(live: Live, owner: str, gen: Generated) -> dict[str, bool]:
         why = f"PUBLIC may run {len(public_exec)} routine(s) of the managed schemas" if public_exec else ""
         why = why or f"routines {owner} creates are executable by PUBLIC (PostgreSQL's default)"
         gen.comments.setdefault("hardening", []).append(f"revoke_public_execute = false: {why}")
-    return {"revoke_public_connect": connect, "revoke_public_execute": execute}
+    out = {"revoke_public_connect": connect, "revoke_public_execute": execute}
+    if any(s.name == "public" and "CREATE" in s.acl.get(None, frozenset()) for s in live.others):
+        out["revoke_public_create"] = False  # never revoke on a schema the policy does not manage
+        gen.comments.setdefault("hardening", []).append(
+            "revoke_public_create = false: PUBLIC may CREATE in schema public, which the policy does not manage "
+            "(set it to true to revoke that)"
+        )
+    return out
 
 
 def role_attributes(live: Live, role: LiveRole) -> dict[str, Any]:

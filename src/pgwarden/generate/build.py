@@ -300,8 +300,9 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
             continue
         if s.name == "public" and "CREATE" in s.acl.get(None, frozenset()):
             h(
-                "PUBLIC may CREATE in schema public, which is not managed (the PostgreSQL 14 default): plan revokes it",
-                "PUBLIC may CREATE in schema public (the PostgreSQL 14 default): plan revokes it",
+                "PUBLIC may CREATE in schema public, which is not managed (the PostgreSQL 14 default): kept "
+                "(revoke_public_create = false); check reports it",
+                "PUBLIC may CREATE in schema public (the PostgreSQL 14 default): kept (revoke_public_create = false)",
             )
         for grantee in sorted(g for g, p in s.acl.items() if g in groups and "CREATE" in p):
             h(

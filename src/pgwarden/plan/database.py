@@ -197,7 +197,7 @@ def _plan_other_schema(ctx: PlanContext, schema: Schema) -> None:
     for g in sorted(creators, key=str):
         if g is not None and g not in access_names:
             continue
-        if g is None and schema.name != "public":
+        if g is None and (schema.name != "public" or not ctx.policy.hardening.revoke_public_create):
             continue
         reason = (
             "PUBLIC must not create objects in schema public (the PostgreSQL 14 default, kept by upgrades)"

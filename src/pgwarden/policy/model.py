@@ -143,6 +143,9 @@ class HardeningSpec(_Model):
 
     revoke_public_connect: bool = True
     revoke_public_execute: bool = True
+    #: PUBLIC's CREATE on schema public when the policy does not manage it (the PostgreSQL 14 default):
+    #: every role's search_path starts there; false keeps it (what init writes where the database has it)
+    revoke_public_create: bool = True
     #: migration bookkeeping tables (pgwarden.bookkeeping: django_migrations, schema_migrations, ...)
     #: are the owner's to write: access roles keep at most SELECT on them, whatever their profile
     protect_bookkeeping: bool = True

@@ -98,6 +98,14 @@ def _switches_toml(policy: Policy) -> list[str]:
         f"revoke_public_execute = {str(h.revoke_public_execute).lower()}",
         *(
             []
+            if h.revoke_public_create
+            else [
+                "# PUBLIC keeps CREATE on schema public, which the policy does not manage (check reports it).",
+                "revoke_public_create = false",
+            ]
+        ),
+        *(
+            []
             if h.protect_bookkeeping
             else [
                 "# Migration bookkeeping tables are plain tables: profiles may write them.",
