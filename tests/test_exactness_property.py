@@ -35,10 +35,7 @@ def test_generated_policy_and_adoption_path_widen_and_narrow_nothing(
         phases=[Phase.explicit, Phase.generate],  # shrinking on a real server is for bench/exactness.py
         suppress_health_check=list(HealthCheck),
     )
-    # Grant options and default privileges ON TYPES are left out here: the policy cannot say them yet (issue 20
-    # stays open on them), and the two strict xfail tests below state each gap on its own; bench/exactness.py
-    # draws them.
-    @given(exactness.examples(exact_versions, grant_options=False, type_defaults=False))
+    @given(exactness.examples(exact_versions))
     def check(ex: exactness.Example) -> None:
         outcome = exactness.check_example(admin, ex, tmp_path)
         assert outcome.ok, (
@@ -48,7 +45,8 @@ def test_generated_policy_and_adoption_path_widen_and_narrow_nothing(
     check()
 
 
-#: E3 of the exactness notes: a role holding privileges WITH GRANT OPTION (here CONNECT on the database).
+#: E3 of the exactness notes: a role holding privileges WITH GRANT OPTION (the database, a schema, a table,
+#: a sequence, a routine); the policy says them (`grant_option`).
 GRANT_OPTION_DATABASE = [
     "CREATE DATABASE xq_db",
     "\\c xq_db",
@@ -59,21 +57,21 @@ GRANT_OPTION_DATABASE = [
     "ALTER TABLE s1.t1 OWNER TO xq_own",
     "GRANT CONNECT ON DATABASE xq_db TO xq_r1 WITH GRANT OPTION",
     "GRANT SELECT ON s1.t1 TO xq_r1 WITH GRANT OPTION",
+    "GRANT USAGE ON SCHEMA s1 TO xq_r1 WITH GRANT OPTION",
+    "GRANT UPDATE ON SEQUENCE s1.t1_id_seq TO xq_r1 WITH GRANT OPTION",
+    "CREATE FUNCTION s1.f1(x int) RETURNS int LANGUAGE sql AS 'SELECT x'",
+    "ALTER FUNCTION s1.f1(int) OWNER TO xq_own",
+    "GRANT EXECUTE ON FUNCTION s1.f1(int) TO xq_r1 WITH GRANT OPTION",
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 20 (open): the policy cannot say grant options yet, so the adoption path revokes them; "
-    "this test passes, and so fails as strict xfail, the day it can",
-)
 def test_grant_options_are_kept(pg_server: LocalServer, exact_versions: int, tmp_path: Path) -> None:
     ex = exactness.Example(exact_versions, "xq_", "xq_own", True, ["xq_r1"], list(GRANT_OPTION_DATABASE))
     outcome = exactness.check_example(pg_server.conninfo("postgres"), ex, tmp_path)
     assert outcome.ok, outcome.describe()
 
 
-#: E9 of the exactness notes: the owner's default privileges ON TYPES for a role, in one schema.
+#: E9 of the exactness notes: the owner's default privileges ON TYPES for a role, in one schema and in every one.
 TYPE_DEFAULTS_DATABASE = [
     "CREATE DATABASE xq_db",
     "\\c xq_db",
@@ -83,15 +81,41 @@ TYPE_DEFAULTS_DATABASE = [
     "CREATE TABLE s1.t1 (id int)",
     "ALTER TABLE s1.t1 OWNER TO xq_own",
     "ALTER DEFAULT PRIVILEGES FOR ROLE xq_own IN SCHEMA s1 GRANT USAGE ON TYPES TO xq_r1",
+    "CREATE ROLE xq_r2 LOGIN",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE xq_own GRANT USAGE ON TYPES TO xq_r2",
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 20 (open): profiles say nothing of types yet, so the owner's default privileges ON TYPES for a "
-    "role are revoked; this test passes, and so fails as strict xfail, the day they can",
-)
 def test_type_default_privileges_are_kept(pg_server: LocalServer, exact_versions: int, tmp_path: Path) -> None:
-    ex = exactness.Example(exact_versions, "xq_", "xq_own", True, ["xq_r1"], list(TYPE_DEFAULTS_DATABASE))
+    ex = exactness.Example(exact_versions, "xq_", "xq_own", True, ["xq_r1", "xq_r2"], list(TYPE_DEFAULTS_DATABASE))
+    outcome = exactness.check_example(pg_server.conninfo("postgres"), ex, tmp_path)
+    assert outcome.ok, outcome.describe()
+
+
+#: E10 of the exactness notes: a member of a previous owner (xq_r2) that is also a member of a role holding
+#: nothing in the database (xq_r3, itself a member of xq_r1): it keeps that membership.
+def _member_elsewhere(version: int) -> list[str]:
+    options = " WITH INHERIT TRUE, SET FALSE" if version >= 16 else ""
+    return [
+        "CREATE DATABASE xq_db",
+        "\\c xq_db",
+        "CREATE ROLE xq_r1 LOGIN",
+        "CREATE ROLE xq_r2 NOLOGIN",
+        "CREATE ROLE xq_r3 NOLOGIN",
+        "CREATE ROLE xq_r4 LOGIN",
+        "GRANT xq_r1 TO xq_r3",
+        f"GRANT xq_r2 TO xq_r4{options}",
+        "GRANT xq_r3 TO xq_r4",
+        "CREATE SCHEMA s1 AUTHORIZATION xq_r2",
+        "CREATE TABLE s1.t1 (id serial, a int, b text)",
+        "ALTER TABLE s1.t1 OWNER TO xq_r2",
+    ]
+
+
+def test_a_member_of_a_previous_owner_keeps_its_other_memberships(
+    pg_server: LocalServer, exact_versions: int, tmp_path: Path
+) -> None:
+    roles = ["xq_r1", "xq_r2", "xq_r3", "xq_r4"]
+    ex = exactness.Example(exact_versions, "xq_", "xq_own", False, roles, _member_elsewhere(exact_versions))
     outcome = exactness.check_example(pg_server.conninfo("postgres"), ex, tmp_path)
     assert outcome.ok, outcome.describe()
