@@ -119,3 +119,33 @@ def test_a_member_of_a_previous_owner_keeps_its_other_memberships(
     ex = exactness.Example(exact_versions, "xq_", "xq_own", False, roles, _member_elsewhere(exact_versions))
     outcome = exactness.check_example(pg_server.conninfo("postgres"), ex, tmp_path)
     assert outcome.ok, outcome.describe()
+
+
+#: E11 of the exactness notes: three previous owners in a chain of memberships (xq_r3 in xq_r2 in xq_r1); the
+#: LOGIN role in the middle holds nothing once ownership moves, yet it is a group of xq_r3, not a person.
+def _owners_in_a_chain(version: int) -> list[str]:
+    options = " WITH SET FALSE, ADMIN FALSE" if version >= 16 else ""
+    return [
+        "CREATE DATABASE xq_db",
+        "\\c xq_db",
+        "CREATE ROLE xq_r1 NOLOGIN",
+        "CREATE ROLE xq_r2 LOGIN",
+        "CREATE ROLE xq_r3 NOLOGIN",
+        f"GRANT xq_r1 TO xq_r2{options}",
+        "GRANT xq_r2 TO xq_r3",
+        "ALTER DATABASE xq_db OWNER TO xq_r3",
+        "CREATE SCHEMA s1 AUTHORIZATION xq_r1",
+        "CREATE VIEW s1.t1 AS SELECT 1 AS a",
+        "ALTER VIEW s1.t1 OWNER TO xq_r2",
+        "CREATE TABLE s1.t2 (k int, a int)",
+        "ALTER TABLE s1.t2 OWNER TO xq_r3",
+    ]
+
+
+def test_a_role_others_are_members_of_is_never_written_as_a_person(
+    pg_server: LocalServer, exact_versions: int, tmp_path: Path
+) -> None:
+    roles = ["xq_r1", "xq_r2", "xq_r3"]
+    ex = exactness.Example(exact_versions, "xq_", "xq_own", False, roles, _owners_in_a_chain(exact_versions))
+    outcome = exactness.check_example(pg_server.conninfo("postgres"), ex, tmp_path)
+    assert outcome.ok, outcome.describe()

@@ -52,6 +52,8 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
     holding = {n for n in candidates if any(d.profile != "connect" for d in fits[n].grants)}
     people = _people(live, holding, owner_side | superusers)
     kept = _members_elsewhere(live, people, holding, owner_side)
+    # a role others are members of is a group of theirs, not a person (rights never flow from people)
+    kept |= {p for p in people if any(m.role == p and m.member in candidates for m in live.memberships)}
     people -= kept
     groups = {n for n in candidates if fits[n].grants and n not in people} | kept
     named = [*candidates, *sorted(kept - set(candidates))]
