@@ -69,7 +69,8 @@ def _options(conninfo: str, role: str) -> set[tuple[str, str]]:
     UNION ALL SELECT c.oid::regclass::text, p FROM pg_class c, unnest(ARRAY['SELECT', 'UPDATE', 'USAGE']) p
      WHERE c.relnamespace = 'app'::regnamespace AND c.relkind = 'S'
        AND has_sequence_privilege(%(r)s, c.oid, p || ' WITH GRANT OPTION')
-    UNION ALL SELECT 'app.total()', 'EXECUTE' WHERE has_function_privilege(%(r)s, 'app.total()', 'EXECUTE WITH GRANT OPTION')
+    UNION ALL SELECT 'app.total()', 'EXECUTE'
+     WHERE has_function_privilege(%(r)s, 'app.total()', 'EXECUTE WITH GRANT OPTION')
     """
     with psycopg.connect(conninfo, autocommit=True) as c:
         return {(str(a), str(b)) for a, b in c.execute(query, {"r": role}).fetchall()}
