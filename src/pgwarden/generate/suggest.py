@@ -9,7 +9,8 @@ from typing import Any
 
 from pgwarden.generate.assemble import Generated
 from pgwarden.generate.catalog import LiveObject
-from pgwarden.generate.fit import FITTED_KINDS, nearest_builtin
+from pgwarden.generate.fit import FITTED_KINDS, TYPE_PROFILE, TYPE_PROFILE_SPEC, nearest_builtin
+from pgwarden.kinds import ordered
 from pgwarden.policy import Policy
 from pgwarden.scopes import COLUMN_PRIVILEGES, Scopes
 
@@ -29,12 +30,18 @@ def smaller(gen: Generated) -> Generated:
             return profile
         return nearest_builtin({k: frozenset(spec.get(k, ())) for k in FITTED_KINDS}).name
 
+    typed = False
     for db in data["databases"]:
         chosen: dict[str, dict[str, dict[str, Any]]] = {}  # role -> schema -> grant
-        kept: list[dict[str, Any]] = []
+        # the owner's defaults on types say nothing of objects: kept as they are, never broadened
+        kept: list[dict[str, Any]] = [g for g in db["grants"] if g["profile"] == TYPE_PROFILE]
+        typed = typed or bool(kept)
+        exact = db["grants"]
+        db["grants"] = [g for g in exact if g["profile"] != TYPE_PROFILE]
         for g in db["grants"]:  # schema grants first: they say what most objects hold
             for schema in g.get("schemas", ()):
                 grant = chosen.setdefault(g["role"], {}).setdefault(schema, {"profile": builtin(g["profile"])})
+                _options(grant, g)
                 for key in ("except_tables", "except_routines"):
                     names = [n for n in g.get(key, ()) if n.partition(".")[0] == schema]
                     grant.setdefault(key, []).extend(names)
@@ -43,9 +50,13 @@ def smaller(gen: Generated) -> Generated:
                         grant.setdefault("except_columns", {})[table] = cols
         for g in db["grants"]:
             for name in (*g.get("tables", ()), *g.get("routines", ())):
-                chosen.setdefault(g["role"], {}).setdefault(name.partition(".")[0], {"profile": builtin(g["profile"])})
+                grant = chosen.setdefault(g["role"], {}).setdefault(
+                    name.partition(".")[0], {"profile": builtin(g["profile"])}
+                )
+                _options(grant, g)
             if g.get("columns"):
                 kept.append({"role": g["role"], "profile": builtin(g["profile"]), "columns": g["columns"]})
+                _options(kept[-1], g)
             if not g.get("schemas") and not g.get("tables") and not g.get("routines") and not g.get("columns"):
                 kept.append({"role": g["role"], "profile": g["profile"]})
         for g in db["grants"]:  # a table the role holds some columns of: its other columns stay out
@@ -65,14 +76,20 @@ def smaller(gen: Generated) -> Generated:
                     extra = {k: list(dict.fromkeys(v)) if isinstance(v, list) else v
                              for k, v in schemas[schema].items() if k != "profile" and v}  # fmt: skip
                     grants.append({"role": role, "profile": schemas[schema]["profile"], "schemas": [schema], **extra})
-        db["grants"] = _keep_usage_and_database(db["grants"], grants + kept)
-    data["profiles"] = {}
+        db["grants"] = _keep_usage_and_database(exact, grants + kept)
+    data["profiles"] = {TYPE_PROFILE: {k: sorted(v) for k, v in TYPE_PROFILE_SPEC.items()}} if typed else {}
     header = [
         "Suggested by `pgwarden init --from-database --suggest`: fewer, broader grants than the",
         "database has; `pgwarden plan` shows what applying it would grant and revoke.",
     ]
     comments = {k: v for k, v in gen.comments.items() if k == "hardening" or not k.startswith(("grant.", "profile."))}
     return Generated(data, comments, header + gen.header, gen.hazards)
+
+
+def _options(grant: dict[str, Any], exact: dict[str, Any]) -> None:
+    """The exact grant's grant options, on the grant that takes its place (kept where held, never granted)."""
+    if exact.get("grant_option"):
+        grant["grant_option"] = list(ordered({*grant.get("grant_option", ()), *exact["grant_option"]}))
 
 
 def _keep_usage_and_database(exact: list[dict[str, Any]], grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
