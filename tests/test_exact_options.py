@@ -234,3 +234,32 @@ def test_public_create_on_an_unmanaged_public_is_kept_and_said(
     with psycopg.connect(conninfo, autocommit=True) as c:
         held = c.execute("SELECT has_schema_privilege(%s, 'public', 'CREATE')", [roles["other"]]).fetchone()
         assert held == (False,)
+
+
+def test_suggest_keeps_grant_options_and_type_defaults_as_they_are(
+    admin_conn: psycopg.Connection[Any],
+    admin_dsn: str,
+    unique_name: Callable[[str], str],
+    pg_cleanup: PgCleanup,
+    tmp_path: Path,
+) -> None:
+    """--suggest broadens grants on objects only: the grant options stay described and the owner's defaults on
+    types stay a `type_usage` grant (never the nearest built-in profile, which would give SELECT on the schema)."""
+    statements = [*GRANT_OPTIONS, "ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT USAGE ON TYPES TO {app}"]
+    db, roles = _db(admin_conn, admin_dsn, unique_name, pg_cleanup, statements)
+    conninfo = db_conninfo(admin_dsn, db)
+    held, types = _options(conninfo, roles["bi"]), _type_defaults(conninfo, roles["owner"])
+    path = tmp_path / "suggested.toml"
+    result = run_cli(["init", "--from-database", db, "--dsn", admin_dsn, "--suggest", "-o", str(path)])
+    assert result.exit_code == 0, str(result)
+    # what the suggestion narrows is listed (and its grant option goes with it); nothing else changes
+    narrowed = {(m[2], m[1]) for m in re.findall(r"^  - (\S+) (\w+) on \w+ (\S+)$", result.stderr, re.M)}
+    assert narrowed == {("app.orders_id_seq", "USAGE"), ("app.orders", "INSERT")}, result.stderr
+    policy = load_policy(path)
+    app_grants = [g for g in policy.database.grants if g.role == roles["app"]]
+    assert [g.profile for g in app_grants] == ["type_usage"], path.read_text()
+    assert run_cli(["apply", "-c", str(path), "--dsn", admin_dsn, "--yes"]).exit_code == 0
+    assert _options(conninfo, roles["bi"]) == held - narrowed
+    assert _type_defaults(conninfo, roles["owner"]) == types
+    with psycopg.connect(conninfo, autocommit=True) as c:  # the app reads nothing it did not read
+        assert c.execute("SELECT has_table_privilege(%s, 'app.notes', 'SELECT')", [roles["app"]]).fetchone() == (False,)

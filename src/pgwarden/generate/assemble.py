@@ -184,6 +184,8 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
         _usage_and_database(live, name, fit)
         _grant_options(live, name, fit, gen.book)
         for d in fit.grants:
+            if d.profile == TYPE_PROFILE:
+                continue  # default privileges on types: no object of the schema is granted anything
             given = set(d.usage) if isinstance(d.usage, list) else (d.reached() if d.usage else set())
             for schema in sorted(d.reached() - given):
                 s = live.schema(schema)
