@@ -149,3 +149,32 @@ def test_a_role_others_are_members_of_is_never_written_as_a_person(
     ex = exactness.Example(exact_versions, "xq_", "xq_own", False, roles, _owners_in_a_chain(exact_versions))
     outcome = exactness.check_example(pg_server.conninfo("postgres"), ex, tmp_path)
     assert outcome.ok, outcome.describe()
+
+
+#: E12 of the exactness notes: a member of a group holding TEMPORARY WITH GRANT OPTION itself (more than a person's
+#: CONNECT: written as a role of its own), and the owner's defaults on types in a schema with no objects yet.
+TEMPORARY_AND_EMPTY_SCHEMA_DEFAULTS = [
+    "CREATE DATABASE xq_db",
+    "\\c xq_db",
+    "CREATE ROLE xq_own NOLOGIN",
+    "CREATE ROLE xq_r1 NOLOGIN",
+    "CREATE ROLE xq_r2 LOGIN",
+    "CREATE ROLE xq_r4 LOGIN",
+    "GRANT xq_r1 TO xq_r2",
+    "CREATE SCHEMA s1 AUTHORIZATION xq_own",
+    "CREATE TABLE s1.t1 (id int)",
+    "ALTER TABLE s1.t1 OWNER TO xq_own",
+    "GRANT USAGE ON SCHEMA s1 TO xq_r1",
+    "GRANT SELECT ON s1.t1 TO xq_r1",
+    "GRANT TEMPORARY ON DATABASE xq_db TO xq_r2 WITH GRANT OPTION",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE xq_own IN SCHEMA public GRANT USAGE ON TYPES TO xq_r4",
+]
+
+
+def test_a_members_temporary_and_defaults_in_an_empty_schema_are_kept(
+    pg_server: LocalServer, exact_versions: int, tmp_path: Path
+) -> None:
+    roles = ["xq_r1", "xq_r2", "xq_r4"]
+    ex = exactness.Example(exact_versions, "xq_", "xq_own", True, roles, list(TEMPORARY_AND_EMPTY_SCHEMA_DEFAULTS))
+    outcome = exactness.check_example(pg_server.conninfo("postgres"), ex, tmp_path)
+    assert outcome.ok, outcome.describe()

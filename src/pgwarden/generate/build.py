@@ -49,7 +49,8 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
     # routines are fitted either way: where PUBLIC runs them, what a role holds is kept as said
     fits = fit_all(live, owner, candidates, True, gen)
     # a member of a group that holds CONNECT itself is a person (its CONNECT comes through the group)
-    holding = {n for n in candidates if any(d.profile != "connect" for d in fits[n].grants)}
+    # (TEMPORARY, or a grant option, is more than that: a role holding it is not a person)
+    holding = {n for n in candidates if any(_more_than_connect(d) for d in fits[n].grants)}
     people = _people(live, holding, owner_side | superusers)
     kept = _members_elsewhere(live, people, holding, owner_side)
     # a role others are members of is a group of theirs, not a person (rights never flow from people)
@@ -95,6 +96,10 @@ def _profiles(gen: Generated, grants: list[dict[str, Any]]) -> dict[str, dict[st
             "are PUBLIC's to use"
         ]
     return out
+
+
+def _more_than_connect(d: Draft) -> bool:
+    return d.profile != "connect" or d.database is not None or bool(d.grant_option)
 
 
 def _public(live: Live, owner: str, routines: bool, gen: Generated) -> list[Draft]:

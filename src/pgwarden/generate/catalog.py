@@ -175,7 +175,12 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
         )
         for s in d["schemas"]
     )
-    names = list(schemas) if schemas is not None else [s.name for s in all_schemas if _in_use(s)]
+    # a schema where default privileges give a role something is in use too, objects or not
+    defaulted = {
+        r["schema"] for r in d["default_acls"] if r["schema"] and any(a[0] != r["role"] for a in r["acl"] or ())
+    }
+    in_use = [s.name for s in all_schemas if _in_use(s) or (s.name in defaulted and not s.extension)]
+    names = list(schemas) if schemas is not None else in_use
     missing = [n for n in names if n not in {s.name for s in all_schemas}]
     if missing:
         raise PolicyError(
