@@ -178,3 +178,35 @@ def test_a_members_temporary_and_defaults_in_an_empty_schema_are_kept(
     ex = exactness.Example(exact_versions, "xq_", "xq_own", True, roles, list(TEMPORARY_AND_EMPTY_SCHEMA_DEFAULTS))
     outcome = exactness.check_example(pg_server.conninfo("postgres"), ex, tmp_path)
     assert outcome.ok, outcome.describe()
+
+
+#: E13 of the exactness notes: a role written as a role of its own (a member of xq_r3, which holds nothing) is also a
+#: member of a LOGIN (xq_r2) that would otherwise be a person: that one is a group of xq_r4's, not a person.
+def _member_of_a_would_be_person(version: int) -> list[str]:
+    new = version >= 16
+    return [
+        "CREATE DATABASE xq_db",
+        "\\c xq_db",
+        "CREATE ROLE xq_r1 LOGIN",
+        "CREATE ROLE xq_r2 LOGIN",
+        "CREATE ROLE xq_r3 NOLOGIN",
+        "CREATE ROLE xq_r4 LOGIN",
+        "GRANT xq_r1 TO xq_r2" + (" WITH INHERIT TRUE, ADMIN TRUE" if new else " WITH ADMIN OPTION"),
+        "GRANT xq_r1 TO xq_r3" + (" WITH INHERIT FALSE" if new else ""),
+        "GRANT xq_r1 TO xq_r4",
+        "GRANT xq_r2 TO xq_r4" + (" WITH INHERIT FALSE" if new else ""),
+        "GRANT xq_r3 TO xq_r4",
+        "ALTER DATABASE xq_db OWNER TO xq_r1",
+        "CREATE SCHEMA s1",
+        "CREATE TABLE s1.t1 (id serial, a int, b text)",
+        "ALTER TABLE s1.t1 OWNER TO xq_r1",
+    ]
+
+
+def test_a_role_members_of_which_are_roles_of_their_own_is_a_group(
+    pg_server: LocalServer, exact_versions: int, tmp_path: Path
+) -> None:
+    roles = ["xq_r1", "xq_r2", "xq_r3", "xq_r4"]
+    ex = exactness.Example(exact_versions, "xq_", "xq_own", False, roles, _member_of_a_would_be_person(exact_versions))
+    outcome = exactness.check_example(pg_server.conninfo("postgres"), ex, tmp_path)
+    assert outcome.ok, outcome.describe()

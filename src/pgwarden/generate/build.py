@@ -53,8 +53,12 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
     holding = {n for n in candidates if any(_more_than_connect(d) for d in fits[n].grants)}
     people = _people(live, holding, owner_side | superusers)
     kept = _members_elsewhere(live, people, holding, owner_side)
-    # a role others are members of is a group of theirs, not a person (rights never flow from people)
-    kept |= {p for p in people if any(m.role == p and m.member in candidates for m in live.memberships)}
+    # a role another role of the policy is a member of is a group of theirs, not a person (rights never flow
+    # from people): to a fixpoint, since each role taken out of the people may be a member of another
+    while more := {
+        p for p in people - kept if any(m.role == p and m.member in {*candidates, *people} for m in live.memberships)
+    }:
+        kept |= more
     people -= kept
     groups = {n for n in candidates if fits[n].grants and n not in people} | kept
     named = [*candidates, *sorted(kept - set(candidates))]
