@@ -92,3 +92,42 @@ def test_usage_database_usage_and_connect_profiles_public_and_global_defaults() 
 def test_bad_keys_are_refused(grant: dict[str, Any], needle: str) -> None:
     with pytest.raises(Exception, match=needle):
         _scopes(grant)
+
+
+def test_grant_option_is_per_grant_and_only_kept_never_granted() -> None:
+    from pgwarden import acl
+    from pgwarden.acl import ChangeAction, Grant
+
+    s, _ = _scopes(
+        {"role": "bi", "profile": "readonly", "tables": ["app.orders"], "grant_option": ["SELECT", "USAGE", "CONNECT"]},
+        {"role": "bi", "profile": "readwrite", "tables": ["app.notes"]},
+    )
+    o = s.options
+    assert o.objects("bi", "table", "app", "orders") == {"SELECT"}
+    assert o.objects("bi", "table", "app", "notes") == set()  # the other grant says no option
+    assert o.schema("bi", "app") == {"USAGE"} and o.database("bi") == {"CONNECT"}
+    held = frozenset({Grant("bi", "SELECT", "o", True), Grant("bi", "INSERT", "o", True)})
+    wanted = acl.Wanted({"bi": frozenset({"SELECT", "INSERT"})}, owner="o", grantable={"bi": frozenset({"SELECT"})})
+    assert acl.diff(held, wanted) == [acl.Change(ChangeAction.REVOKE_GRANT_OPTION, "bi", frozenset({"INSERT"}))]
+    missing = acl.diff(frozenset(), wanted)  # a missing privilege is granted without the option
+    assert [(c.action, c.privs) for c in missing] == [(ChangeAction.GRANT, frozenset({"SELECT", "INSERT"}))]
+
+
+def test_type_defaults_and_bad_grant_options() -> None:
+    data = {
+        "version": 2,
+        "owner": {"name": "o"},
+        "roles": [{"name": "app"}],
+        "profiles": {"types": {"type": ["USAGE"]}},
+        "databases": [{"name": "d", "schemas": ["app"], "grants": [
+            {"role": "app", "profile": "types", "schemas": ["app"], "defaults": ["type"]},
+            {"role": "app", "profile": "types", "global_defaults": ["type"]},
+        ]}],
+    }  # fmt: skip
+    s = Scopes.of(PolicyFileV2.model_validate(tuples(data)).resolve()[0])
+    assert s.defaults("app", "type", "app") == {"USAGE"} and s.global_defaults("app", "type") == {"USAGE"}
+    assert s.defaults("app", "table", "app") == set() and s.objects("app", "table", "app", "t") == set()
+    with pytest.raises(ValueError, match="PostgreSQL gives PUBLIC no grant option"):
+        _scopes({"role": "PUBLIC", "profile": "readonly", "tables": ["app.t"], "grant_option": ["SELECT"]})
+    with pytest.raises(ValueError, match="grant_option"):
+        _scopes({"role": "bi", "profile": "readonly", "tables": ["app.t"], "grant_option": ["CREATE"]})

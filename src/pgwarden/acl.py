@@ -95,6 +95,7 @@ class Wanted:
     `tolerated`: grantee -> privileges it may hold beyond that (not revoked, not granted).
     `owner`: the object's owner: its privileges count whoever granted them, and it keeps its
     grant options. `grantor`: the role whose grants satisfy `expected` (None: any grantor).
+    `grantable`: grantee -> privileges whose grant option it may keep (never granted).
     """
 
     expected: Mapping[Grantee, frozenset[str]]
@@ -102,6 +103,9 @@ class Wanted:
     owner: str | None = None
     grantor: str | None = None
     ignore: frozenset[str] = frozenset()
+    #: grantee -> privileges it may keep WITH GRANT OPTION where it holds them (a grant's
+    #: `grant_option`): never granted, not revoked
+    grantable: Mapping[str, frozenset[str]] = field(default_factory=dict)  # PUBLIC holds no grant option
 
     def tolerated_for(self, grantee: Grantee) -> frozenset[str]:
         return self.tolerated.get(grantee, frozenset())
@@ -134,7 +138,7 @@ def diff(actual: AclState, wanted: Wanted) -> list[Change]:
             everything = not (holds - extra) and not want
             changes.append(Change(ChangeAction.REVOKE, grantee, frozenset(extra), everything=everything))
         if grantee != wanted.owner:
-            options = grantable.get(grantee, set()) - extra
+            options = grantable.get(grantee, set()) - extra - wanted.grantable.get(grantee or "", frozenset())
             if options:
                 changes.append(Change(ChangeAction.REVOKE_GRANT_OPTION, grantee, frozenset(options)))
     return changes

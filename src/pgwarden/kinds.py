@@ -190,6 +190,12 @@ KINDS: Mapping[str, Kind] = {
 ProfileKind = Literal["table", "sequence", "routine"]
 PROFILE_KINDS: tuple[ProfileKind, ...] = get_args(ProfileKind)
 
+#: A profile's keys and the kinds default privileges name: the object kinds above, and types (USAGE on
+#: the managed schemas' types, planned with the default privileges, plan/defaults.py: types are not
+#: among the objects the snapshot groups).
+ProfileField = Literal["table", "sequence", "routine", "type"]
+PROFILE_FIELDS: tuple[ProfileField, ...] = get_args(ProfileField)
+
 #: pg_default_acl.defaclobjtype -> kind.
 BY_DEFACL_CODE: Mapping[str, Kind] = {k.defacl_code: k for k in KINDS.values() if k.defacl_code}
 

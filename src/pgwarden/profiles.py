@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pgwarden.kinds import KINDS, PROFILE_KINDS
+from pgwarden.kinds import KINDS, PROFILE_FIELDS
 
 if TYPE_CHECKING:
     from pgwarden.policy import Policy
@@ -93,7 +93,7 @@ def defined(policy: Policy) -> Mapping[str, Profile]:
     USAGE on the schemas it covers and CONNECT on the database."""
     out = dict(BUILTIN)
     for name, spec in policy.profiles.items():
-        grants: dict[str, frozenset[str]] = {k: frozenset(getattr(spec, k)) for k in PROFILE_KINDS if getattr(spec, k)}
+        grants: dict[str, frozenset[str]] = {k: frozenset(getattr(spec, k)) for k in PROFILE_FIELDS if getattr(spec, k)}
         grants |= {"schema": frozenset({"USAGE"}), "database": frozenset({"CONNECT"})}
         out[name] = Profile(name, grants)
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from pgwarden import bookkeeping
 from pgwarden.policy import GrantSpec, Policy, split_qualified
@@ -71,6 +72,23 @@ class Scopes:
             if routine == f"{routine_name(role)}({ARGS})" and any(split_qualified(v)[0] == schema for v in views):
                 return role
         return None
+
+    @cached_property
+    def options(self) -> Scopes:
+        """The grants' `grant_option` part as scopes of their own: what each role may keep WITH GRANT
+        OPTION on each object, column, schema and database (each grant's profile narrowed to its list)."""
+        grants: list[GrantSpec] = []
+        profiles: dict[str, Profile] = {}
+        for index, g in enumerate(self.grants):
+            if not g.grant_option:
+                continue
+            keep = frozenset(g.grant_option)
+            name = f"{g.profile}#{index}"
+            base = self.profiles[g.profile]
+            profiles[name] = Profile(name, {k: v & keep for k, v in base.grants.items()})
+            database = None if g.database is None else tuple(p for p in g.database if p in keep)
+            grants.append(g.model_copy(update={"profile": name, "database": database}))
+        return Scopes(tuple(grants), profiles, self.schemas, {}, self.bookkeeping)
 
     def is_bookkeeping(self, schema: str, table: str) -> bool:
         return table in self.bookkeeping[0] or schema in self.bookkeeping[1]

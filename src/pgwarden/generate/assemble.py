@@ -10,8 +10,8 @@ from typing import Any
 
 from pgwarden.errors import PolicyError
 from pgwarden.generate.catalog import Live, LiveRole
-from pgwarden.generate.fit import FITTED_KINDS, Draft, ProfileBook, RoleFit, fit_role
-from pgwarden.kinds import kind
+from pgwarden.generate.fit import FITTED_KINDS, TYPE_PROFILE, Draft, ProfileBook, RoleFit, fit_role
+from pgwarden.kinds import kind, ordered
 
 #: ALTER DEFAULT PRIVILEGES object types by kind.
 DEFACL_CODES: dict[str, str] = {k: kind(k).defacl_code or "" for k in FITTED_KINDS}
@@ -124,7 +124,14 @@ def hardening(live: Live, owner: str, gen: Generated) -> dict[str, bool]:
         why = f"PUBLIC may run {len(public_exec)} routine(s) of the managed schemas" if public_exec else ""
         why = why or f"routines {owner} creates are executable by PUBLIC (PostgreSQL's default)"
         gen.comments.setdefault("hardening", []).append(f"revoke_public_execute = false: {why}")
-    return {"revoke_public_connect": connect, "revoke_public_execute": execute}
+    out = {"revoke_public_connect": connect, "revoke_public_execute": execute}
+    if any(s.name == "public" and "CREATE" in s.acl.get(None, frozenset()) for s in live.others):
+        out["revoke_public_create"] = False  # never revoke on a schema the policy does not manage
+        gen.comments.setdefault("hardening", []).append(
+            "revoke_public_create = false: PUBLIC may CREATE in schema public, which the policy does not manage "
+            "(set it to true to revoke that)"
+        )
+    return out
 
 
 def role_attributes(live: Live, role: LiveRole) -> dict[str, Any]:
@@ -173,8 +180,12 @@ def fit_all(live: Live, owner: str, names: list[str], routines: bool, gen: Gener
         fit = fit_role(name, schemas, objects, _defaults(live, owner, name), gen.book, routines=routines)
         fits[name] = fit
         fit.grants += global_defaults(live, owner, name, gen.book, FITTED_KINDS)
+        fit.grants += type_defaults(live, owner, name)
         _usage_and_database(live, name, fit)
+        _grant_options(live, name, fit, gen.book)
         for d in fit.grants:
+            if d.profile == TYPE_PROFILE:
+                continue  # default privileges on types: no object of the schema is granted anything
             given = set(d.usage) if isinstance(d.usage, list) else (d.reached() if d.usage else set())
             for schema in sorted(d.reached() - given):
                 s = live.schema(schema)
@@ -200,6 +211,17 @@ def global_defaults(live: Live, owner: str, role: str | None, book: ProfileBook,
     return [Draft(name, book.name_for(given, name), global_defaults=list(given))]
 
 
+def type_defaults(live: Live, owner: str, role: str) -> list[Draft]:
+    """The owner's default privileges ON TYPES for `role` (USAGE on types it creates later), per
+    managed schema and in every schema, as grants of the `type_usage` profile."""
+    entries = [d for d in live.defaults if d.role == owner and d.objtype == "T" and "USAGE" in d.acl.get(role, ())]
+    schemas = sorted(d.schema for d in entries if d.schema is not None and live.schema(d.schema) is not None)
+    out = [Draft(role, TYPE_PROFILE, ("type",), schemas=schemas)] if schemas else []
+    if any(d.schema is None for d in entries):
+        out.append(Draft(role, TYPE_PROFILE, global_defaults=["type"]))
+    return out
+
+
 def _usage_and_database(live: Live, name: str, fit: RoleFit) -> None:
     """USAGE on exactly the schemas where the role holds it, and its own database privileges (CREATE
     aside: the owner's), whatever its grants on objects."""
@@ -217,3 +239,18 @@ def _usage_and_database(live: Live, name: str, fit: RoleFit) -> None:
         return
     if held != ["CONNECT"]:
         fit.grants[0].database = held
+
+
+def _grant_options(live: Live, name: str, fit: RoleFit, book: ProfileBook) -> None:
+    """What the role holds WITH GRANT OPTION, said on the grants that give those privileges
+    (`grant_option`: kept where held, never granted; check reports each as a hazard)."""
+    objects = {p for o in live.objects if o.owner != name for g, p in o.grantable if g == name}
+    usage = {s.name for s in live.schemas if (name, "USAGE") in s.grantable}
+    database = {p for g, p in live.db_grantable if g == name} & {"CONNECT", "TEMPORARY"}
+    for index, d in enumerate(fit.grants):
+        keep = {p for k in FITTED_KINDS for p in book.on(d.profile, k)} & objects
+        if any(d.gives_usage(s) for s in usage):
+            keep.add("USAGE")
+        if index == 0:  # the grant that carries the role's database privileges (see _usage_and_database)
+            keep |= database
+        d.grant_option = list(ordered(keep))

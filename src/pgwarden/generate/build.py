@@ -21,7 +21,7 @@ from pgwarden.generate.assemble import (
     role_attributes,
 )
 from pgwarden.generate.catalog import Live, LiveMembership, LiveRole
-from pgwarden.generate.fit import Draft, fit_role
+from pgwarden.generate.fit import TYPE_PROFILE, TYPE_PROFILE_SPEC, Draft, fit_role
 from pgwarden.policy import Policy
 from pgwarden.policy.names import password_env_for
 from pgwarden.scopes import PUBLIC_ROLE
@@ -49,10 +49,20 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
     # routines are fitted either way: where PUBLIC runs them, what a role holds is kept as said
     fits = fit_all(live, owner, candidates, True, gen)
     # a member of a group that holds CONNECT itself is a person (its CONNECT comes through the group)
-    holding = {n for n in candidates if any(d.profile != "connect" for d in fits[n].grants)}
+    # (TEMPORARY, or a grant option, is more than that: a role holding it is not a person)
+    holding = {n for n in candidates if any(_more_than_connect(d) for d in fits[n].grants)}
     people = _people(live, holding, owner_side | superusers)
-    groups = {n for n in candidates if fits[n].grants and n not in people}
-    roles = [_group_or_app(live, n, groups, gen) for n in candidates if n in groups and n not in people]
+    kept = _members_elsewhere(live, people, holding, owner_side)
+    # a role another role of the policy is a member of is a group of theirs, not a person (rights never flow
+    # from people): to a fixpoint, since each role taken out of the people may be a member of another
+    while more := {
+        p for p in people - kept if any(m.role == p and m.member in {*candidates, *people} for m in live.memberships)
+    }:
+        kept |= more
+    people -= kept
+    groups = {n for n in candidates if fits[n].grants and n not in people} | kept
+    named = [*candidates, *sorted(kept - set(candidates))]
+    roles = [_group_or_app(live, n, groups, gen) for n in named if n in groups and n not in people]
     roles += [_person(live, n, groups) for n in sorted(people)]
     _role_notes(live, candidates, groups, people, deploys, gen)
     grants = []
@@ -71,13 +81,29 @@ def generate(live: Live, owner_name: str | None = None, deploy_login: str | None
         "version": 2,
         "owner": _owner(live, owner, deploys, deploy_login),
         "roles": roles,
-        "profiles": {n: {k: sorted(v) for k, v in p.items() if v} for n, p in gen.book.custom.items()},
+        "profiles": _profiles(gen, grants),
         "databases": [{"name": live.database, "schemas": [s.name for s in live.schemas], "grants": grants}],
         "hardening": switches,
     }
     for name, lines in gen.book.notes.items():
         gen.comments[f"profile.{name}"] = lines
     return gen
+
+
+def _profiles(gen: Generated, grants: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """The custom profiles the grants use, and `type_usage` when a grant says the owner's type defaults."""
+    out = {n: {k: sorted(v) for k, v in p.items() if v} for n, p in gen.book.custom.items()}
+    if any(g["profile"] == TYPE_PROFILE for g in grants) and TYPE_PROFILE not in out:
+        out[TYPE_PROFILE] = {k: sorted(v) for k, v in TYPE_PROFILE_SPEC.items()}
+        gen.comments[f"profile.{TYPE_PROFILE}"] = [
+            "USAGE on the types the owner creates later (its default privileges ON TYPES); existing types "
+            "are PUBLIC's to use"
+        ]
+    return out
+
+
+def _more_than_connect(d: Draft) -> bool:
+    return d.profile != "connect" or d.database is not None or bool(d.grant_option)
 
 
 def _public(live: Live, owner: str, routines: bool, gen: Generated) -> list[Draft]:
@@ -193,6 +219,20 @@ def _people(live: Live, groups: set[str], apart: set[str]) -> set[str]:
     return out
 
 
+def _members_elsewhere(live: Live, people: set[str], groups: set[str], owner_side: set[str]) -> set[str]:
+    """People that are also members of roles the policy leaves alone (not groups, not the owner's side,
+    not superusers or predefined roles): written as roles with `also_member_of`, whose other
+    memberships plan keeps (a person loses every membership but its groups)."""
+    out = set()
+    for name in people:
+        for m in live.member_of(name):
+            role = live.roles.get(m.role)
+            elsewhere = m.role not in groups and m.role not in owner_side and not m.role.startswith("pg_")
+            if elsewhere and role is not None and not role.superuser:
+                out.add(name)
+    return out
+
+
 def _group_or_app(live: Live, name: str, groups: set[str], gen: Generated) -> dict[str, Any]:
     role = live.roles[name]
     out: dict[str, Any] = {"name": name, "login": role.login}
@@ -239,7 +279,7 @@ def _hazards(live: Live, owner: str, owner_side: set[str], groups: set[str], gen
     """What the split forbids, said once each; plan and check act on every one."""
     _object_hazards(live, owner, groups, gen)
     _schema_hazards(live, owner, groups, gen)
-    _database_hazards(live, owner, gen)
+    _database_hazards(live, owner, groups, gen)
     _membership_hazards(live, owner, owner_side, groups, gen)
 
 
@@ -257,15 +297,15 @@ def _object_hazards(live: Live, owner: str, groups: set[str], gen: Generated) ->
             )
         for grantee, privilege in sorted(o.grantable, key=str):
             if grantee != o.owner:
-                h(
-                    "grant options held by roles other than the owner: plan revokes the option, keeps the privilege",
-                    f"{grantee or 'PUBLIC'} may grant {privilege} on {o.qualified} to others: plan revokes that",
-                )
+                _grant_option(gen, grantee, privilege, f"{o.kind} {o.qualified}", groups)
 
 
 def _schema_hazards(live: Live, owner: str, groups: set[str], gen: Generated) -> None:
     h = gen.hazard
     for s in live.schemas:
+        for grantee, privilege in sorted(s.grantable, key=str):
+            if grantee != s.owner and privilege != "CREATE":  # CREATE goes (below)
+                _grant_option(gen, grantee, privilege, f"schema {s.name}", groups)
         if s.owner not in (owner, "pg_database_owner"):
             h(
                 f"managed schemas owned by another role than {owner}: plan moves them",
@@ -277,13 +317,20 @@ def _schema_hazards(live: Live, owner: str, groups: set[str], gen: Generated) ->
                     "CREATE on a managed schema held by others than the owner: plan revokes it",
                     f"{grantee or 'PUBLIC'} may CREATE in schema {s.name}: only the owner may; plan revokes it",
                 )
+    _unmanaged_schema_hazards(live, groups, gen)
+
+
+def _unmanaged_schema_hazards(live: Live, groups: set[str], gen: Generated) -> None:
+    """The schemas the policy does not manage: left alone, but for what access roles may create there."""
+    h = gen.hazard
     for s in live.others:
         if s.extension:
             continue
         if s.name == "public" and "CREATE" in s.acl.get(None, frozenset()):
             h(
-                "PUBLIC may CREATE in schema public, which is not managed (the PostgreSQL 14 default): plan revokes it",
-                "PUBLIC may CREATE in schema public (the PostgreSQL 14 default): plan revokes it",
+                "PUBLIC may CREATE in schema public, which is not managed (the PostgreSQL 14 default): kept "
+                "(revoke_public_create = false); check reports it",
+                "PUBLIC may CREATE in schema public (the PostgreSQL 14 default): kept (revoke_public_create = false)",
             )
         for grantee in sorted(g for g, p in s.acl.items() if g in groups and "CREATE" in p):
             h(
@@ -292,19 +339,37 @@ def _schema_hazards(live: Live, owner: str, groups: set[str], gen: Generated) ->
             )
 
 
-def _database_hazards(live: Live, owner: str, gen: Generated) -> None:
+def _database_hazards(live: Live, owner: str, groups: set[str], gen: Generated) -> None:
     h = gen.hazard
     if live.db_owner != owner:
         h(
             f"the database is owned by another role than {owner}: plan moves it",
             f"database {live.database} is owned by {live.db_owner}, not {owner}: plan moves it",
         )
+    for grantee, privilege in sorted(live.db_grantable, key=str):
+        if grantee != live.db_owner and privilege != "CREATE" and not _is_superuser(live, grantee):
+            _grant_option(gen, grantee, privilege, f"database {live.database}", groups)
     for grantee, privs in live.db_acl.items():
         if "CREATE" in privs and grantee not in (owner, live.db_owner) and not _is_superuser(live, grantee):
             h(
                 "CREATE on the database held by others than the owner: plan revokes it",
                 f"{grantee or 'PUBLIC'} may CREATE schemas in database {live.database}: plan revokes it",
             )
+
+
+def _grant_option(gen: Generated, grantee: str | None, privilege: str, what: str, groups: set[str]) -> None:
+    """A grant option: kept by the role's grant (grant_option) when the policy writes the role's grants."""
+    if grantee in groups:
+        gen.hazard(
+            "grant options held by roles other than the owner: the policy keeps them (grant_option); "
+            "check reports them",
+            f"{grantee} may grant {privilege} on {what} to others: kept (grant_option)",
+        )
+    else:
+        gen.hazard(
+            "grant options held by roles the policy gives no grants: plan revokes the option, keeps the privilege",
+            f"{grantee or 'PUBLIC'} may grant {privilege} on {what} to others: plan revokes that",
+        )
 
 
 def _is_superuser(live: Live, name: str | None) -> bool:

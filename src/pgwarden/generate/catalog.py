@@ -77,6 +77,7 @@ class LiveSchema:
     acl: Privileges
     objects: int
     extension: bool = False
+    grantable: frozenset[tuple[Grantee, str]] = frozenset()  # (grantee, privilege) held WITH GRANT OPTION
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Live:
     defaults: tuple[LiveDefault, ...]
     admin: str = ""
     others: tuple[LiveSchema, ...] = ()  # the schemas not managed
+    db_grantable: frozenset[tuple[Grantee, str]] = frozenset()  # (grantee, privilege) WITH GRANT OPTION
 
     def schema(self, name: str) -> LiveSchema | None:
         return next((s for s in self.schemas if s.name == name), None)
@@ -117,6 +119,10 @@ def _privileges(rows: Sequence[Sequence[Any]] | None) -> dict[Grantee, frozenset
     for row in rows or ():
         out.setdefault(row[0], set()).add(str(row[1]))
     return {k: frozenset(v) for k, v in out.items()}
+
+
+def _grantable(rows: Sequence[Sequence[Any]] | None) -> frozenset[tuple[Grantee, str]]:
+    return frozenset((row[0], str(row[1])) for row in rows or () if row[2])
 
 
 def _role(row: GenerateRoleRow) -> LiveRole:
@@ -158,9 +164,15 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
     """Read the database `conn` is connected to; `schemas` None: every schema with objects or grants."""
     d = fetch(conn, "generate_database", GenerateDatabaseRow)[0]
     all_schemas = tuple(
-        LiveSchema(s["name"], s["owner"], _privileges(s["acl"]), int(s["objects"]), s["extension"]) for s in d.schemas
+        LiveSchema(
+            s["name"], s["owner"], _privileges(s["acl"]), int(s["objects"]), s["extension"], _grantable(s["acl"])
+        )
+        for s in d.schemas
     )
-    names = list(schemas) if schemas is not None else [s.name for s in all_schemas if _in_use(s)]
+    # a schema where default privileges give a role something is in use too, objects or not
+    defaulted = {r["schema"] for r in d.default_acls if r["schema"] and any(a[0] != r["role"] for a in r["acl"] or ())}
+    in_use = [s.name for s in all_schemas if _in_use(s) or (s.name in defaulted and not s.extension)]
+    names = list(schemas) if schemas is not None else in_use
     missing = [n for n in names if n not in {s.name for s in all_schemas}]
     if missing:
         raise PolicyError(
@@ -175,6 +187,7 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
         version=conn.info.server_version // 10000,
         db_owner=d.owner,
         db_acl=_privileges(d.acl),
+        db_grantable=_grantable(d.acl),
         roles={r.name: _role(r) for r in fetch(conn, "generate_roles", GenerateRoleRow)},
         memberships=memberships,
         schemas=tuple(s for s in all_schemas if s.name in names),

@@ -28,6 +28,10 @@ FITTED_KINDS: tuple[str, ...] = PROFILE_KINDS
 _OBJECT_PROFILES = ("readwrite", "readonly", "append")
 
 _NOTHING: frozenset[str] = frozenset()
+#: The profile init writes for the owner's default privileges ON TYPES: USAGE on the types it creates
+#: later (existing types are PUBLIC's to use); never chosen by fitting, which says objects.
+TYPE_PROFILE = "type_usage"
+TYPE_PROFILE_SPEC: Mapping[str, frozenset[str]] = {"type": frozenset({"USAGE"})}
 
 
 def _words(privileges: Iterable[str]) -> str:
@@ -45,6 +49,8 @@ class ProfileBook:
     def on(self, name: str, kind: str) -> frozenset[str]:
         if name in BUILTIN:
             return BUILTIN[name].on(kind)
+        if name == TYPE_PROFILE and name not in self.custom:
+            return TYPE_PROFILE_SPEC.get(kind, _NOTHING)
         return self.custom[name].get(kind, _NOTHING)
 
     def name_for(self, wanted: Mapping[str, frozenset[str]], who: str) -> str:
@@ -120,6 +126,7 @@ class Draft:
     usage: bool | list[str] = True
     database: list[str] | None = None
     global_defaults: list[str] = field(default_factory=list)
+    grant_option: list[str] = field(default_factory=list)
 
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "profile": self.profile}
@@ -137,7 +144,14 @@ class Draft:
             out["usage"] = self.usage
         if self.database is not None:
             out["database"] = list(self.database)
+        if self.grant_option:
+            out["grant_option"] = list(self.grant_option)
         return out
+
+    def gives_usage(self, schema: str) -> bool:
+        if isinstance(self.usage, bool):
+            return self.usage and schema in self.reached()
+        return schema in self.usage
 
     def reached(self) -> set[str]:
         """The schemas the grant gives something in."""

@@ -9,7 +9,8 @@ from typing import Any
 
 from pgwarden.generate.assemble import Generated
 from pgwarden.generate.catalog import LiveObject
-from pgwarden.generate.fit import FITTED_KINDS, nearest_builtin
+from pgwarden.generate.fit import FITTED_KINDS, TYPE_PROFILE, TYPE_PROFILE_SPEC, nearest_builtin
+from pgwarden.kinds import ordered
 from pgwarden.policy import Policy
 from pgwarden.scopes import COLUMN_PRIVILEGES, Scopes
 
@@ -29,12 +30,18 @@ def smaller(gen: Generated) -> Generated:
             return profile
         return nearest_builtin({k: frozenset(spec.get(k, ())) for k in FITTED_KINDS}).name
 
+    typed = False
     for db in data["databases"]:
+        # the owner's defaults on types say nothing of objects: kept as they are, never broadened
+        typed_grants = [g for g in db["grants"] if g["profile"] == TYPE_PROFILE]
+        typed = typed or bool(typed_grants)
+        exact = db["grants"]
+        db["grants"] = [g for g in exact if g["profile"] != TYPE_PROFILE]
         chosen = _schema_grants(db, builtin)
-        kept = _listed(db, chosen, builtin)
+        kept = typed_grants + _listed(db, chosen, builtin)
         _columns_stay_out(db, chosen)
-        db["grants"] = _keep_usage_and_database(db["grants"], _as_grants(db, chosen) + kept)
-    data["profiles"] = {}
+        db["grants"] = _keep_usage_and_database(exact, _as_grants(db, chosen) + kept)
+    data["profiles"] = {TYPE_PROFILE: {k: sorted(v) for k, v in TYPE_PROFILE_SPEC.items()}} if typed else {}
     header = [
         "Suggested by `pgwarden init --from-database --suggest`: fewer, broader grants than the",
         "database has; `pgwarden plan` shows what applying it would grant and revoke.",
@@ -53,6 +60,7 @@ def _schema_grants(db: dict[str, Any], builtin: Callable[[str], str]) -> Chosen:
     for g in db["grants"]:  # schema grants first: they say what most objects hold
         for schema in g.get("schemas", ()):
             grant = chosen.setdefault(g["role"], {}).setdefault(schema, {"profile": builtin(g["profile"])})
+            _options(grant, g)
             for key in ("except_tables", "except_routines"):
                 names = [n for n in g.get(key, ()) if n.partition(".")[0] == schema]
                 grant.setdefault(key, []).extend(names)
@@ -68,9 +76,13 @@ def _listed(db: dict[str, Any], chosen: Chosen, builtin: Callable[[str], str]) -
     kept: list[dict[str, Any]] = []
     for g in db["grants"]:
         for name in (*g.get("tables", ()), *g.get("routines", ())):
-            chosen.setdefault(g["role"], {}).setdefault(name.partition(".")[0], {"profile": builtin(g["profile"])})
+            grant = chosen.setdefault(g["role"], {}).setdefault(
+                name.partition(".")[0], {"profile": builtin(g["profile"])}
+            )
+            _options(grant, g)
         if g.get("columns"):
             kept.append({"role": g["role"], "profile": builtin(g["profile"]), "columns": g["columns"]})
+            _options(kept[-1], g)
         if not g.get("schemas") and not g.get("tables") and not g.get("routines") and not g.get("columns"):
             kept.append({"role": g["role"], "profile": g["profile"]})
     return kept
@@ -99,6 +111,12 @@ def _as_grants(db: dict[str, Any], chosen: Chosen) -> list[dict[str, Any]]:
                          for k, v in schemas[schema].items() if k != "profile" and v}  # fmt: skip
                 grants.append({"role": role, "profile": schemas[schema]["profile"], "schemas": [schema], **extra})
     return grants
+
+
+def _options(grant: dict[str, Any], exact: dict[str, Any]) -> None:
+    """The exact grant's grant options, on the grant that takes its place (kept where held, never granted)."""
+    if exact.get("grant_option"):
+        grant["grant_option"] = list(ordered({*grant.get("grant_option", ()), *exact["grant_option"]}))
 
 
 def _keep_usage_and_database(exact: list[dict[str, Any]], grants: list[dict[str, Any]]) -> list[dict[str, Any]]:

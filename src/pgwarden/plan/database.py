@@ -56,7 +56,8 @@ def plan_database(ctx: PlanContext) -> Iterator[Step]:  # noqa: C901
     tolerated: dict[Grantee, frozenset[str]] = {}
     if not policy.hardening.revoke_public_connect:
         tolerated[PUBLIC] = frozenset({"CONNECT", "TEMPORARY"})
-    wanted = Wanted(expected, tolerated, owner=owner, grantor=grantor, ignore=ctx.ignore)
+    grantable = {a.name: ctx.grants.options.database(a.name) for a in policy.access}
+    wanted = Wanted(expected, tolerated, owner=owner, grantor=grantor, ignore=ctx.ignore, grantable=grantable)
     allowed = auth.acts_as(owner)
     for change in acl.diff(actual, wanted):
         if change.grantee is None and change.action == ChangeAction.REVOKE:
@@ -122,7 +123,15 @@ def _plan_managed_schema(ctx: PlanContext, name: str) -> Iterator[Step]:
         expected[owner] = frozenset({"USAGE", "CREATE"})  # public kept by its owner: see _schema_owner
     for a in ctx.policy.access:
         expected[a.name] = ctx.grants.schema(a.name, name)
-    wanted = Wanted(expected, {PUBLIC: frozenset({"USAGE"})}, owner=acl_owner, grantor=grantor, ignore=ctx.ignore)
+    grantable = {a.name: ctx.grants.options.schema(a.name, name) for a in ctx.policy.access}
+    wanted = Wanted(
+        expected,
+        {PUBLIC: frozenset({"USAGE"})},
+        owner=acl_owner,
+        grantor=grantor,
+        ignore=ctx.ignore,
+        grantable=grantable,
+    )
     owned_by = owner if acl_owner in (owner, "pg_database_owner") else acl_owner
     needs = Need.of((R.PRIVILEGES_OF, owned_by), note=f"the owner of schema {name}")
     for change in acl.diff(actual, wanted):
@@ -182,7 +191,7 @@ def _plan_other_schema(ctx: PlanContext, schema: Schema) -> Iterator[Step]:
     for g in sorted(creators, key=str):
         if g is not None and g not in access_names:
             continue
-        if g is None and schema.name != "public":
+        if g is None and (schema.name != "public" or not ctx.policy.hardening.revoke_public_create):
             continue
         reason = (
             "PUBLIC must not create objects in schema public (the PostgreSQL 14 default, kept by upgrades)"

@@ -8,13 +8,16 @@ from psycopg import sql
 
 from pgwarden import acl
 from pgwarden.acl import PUBLIC, Change, ChangeAction, Grantee, Wanted, show
-from pgwarden.kinds import PROFILE_KINDS, kind
+from pgwarden.kinds import PROFILE_FIELDS, kind
 from pgwarden.plan.context import PlanContext, acl_statement, default_privileges_prefix
 from pgwarden.plan.model import Action, Need, Phase, Requirement, Step
 from pgwarden.scopes import PUBLIC_ROLE
-from pgwarden.snapshot import Acl, ObjectKind
+from pgwarden.snapshot import Acl
 
 R = Requirement
+
+#: What PostgreSQL's built-in default privileges give PUBLIC, by kind.
+_BUILTIN_PUBLIC: dict[str, tuple[str, ...]] = {"routine": ("EXECUTE",), "type": ("USAGE",)}
 
 
 def plan_default_privileges(ctx: PlanContext) -> Iterator[Step]:
@@ -26,7 +29,7 @@ def plan_default_privileges(ctx: PlanContext) -> Iterator[Step]:
     }
     ok = auth.superuser or (owner in auth.member_of if not snap.caps.membership_options else auth.acts_as(owner))
     needs = Need.of((R.MEMBERSHIP, owner))
-    kinds: list[ObjectKind] = ["table", "sequence"]
+    kinds: list[str] = ["table", "sequence", "type"]
     if policy.hardening.revoke_public_execute:
         kinds.append("routine")
     for schema in policy.database.schemas:
@@ -37,8 +40,13 @@ def plan_default_privileges(ctx: PlanContext) -> Iterator[Step]:
             expected: dict[Grantee, frozenset[str]] = {
                 a.name: ctx.grants.defaults(a.name, kind_name, schema) for a in policy.access
             }
-            expected[PUBLIC] = ctx.grants.defaults(PUBLIC_ROLE, kind_name, schema)
-            wanted = Wanted(expected, ignore=ctx.ignore)
+            tolerated: dict[Grantee, frozenset[str]] = {}
+            if kind_name == "type":  # PUBLIC's USAGE on types is left as it is (plan/types.py)
+                tolerated[PUBLIC] = frozenset({"USAGE"})
+            else:
+                expected[PUBLIC] = ctx.grants.defaults(PUBLIC_ROLE, kind_name, schema)
+            grantable = {a.name: ctx.grants.options.defaults(a.name, kind_name, schema) for a in policy.access}
+            wanted = Wanted(expected, tolerated, ignore=ctx.ignore, grantable=grantable)
             for change in acl.diff(ctx.acl(entries), wanted):
                 yield _defacl_step(ctx, change, kind_name, schema, ok, needs)
     yield from _plan_global_defaults(ctx, rows, ok, needs)
@@ -48,30 +56,33 @@ def _plan_global_defaults(ctx: PlanContext, rows: dict[tuple[int, str], Acl], ok
     """Global entries replace the built-in default (F1.5): they give the owner its own privileges,
     the roles what their grants' `global_defaults` say, and, with the hardening, PUBLIC no EXECUTE."""
     snap, policy, owner = ctx.snap, ctx.policy, ctx.owner
-    for kind_name in PROFILE_KINDS:
+    for kind_name in PROFILE_FIELDS:
         k = kind(kind_name)
         owner_privs = frozenset(k.owner_privileges(snap.caps.major))
         code = k.defacl_code or ""
         if (0, code) in rows:
             actual = ctx.acl(rows[(0, code)])
-        else:  # the built-in default: the owner's privileges, and EXECUTE for PUBLIC on routines
-            actual = acl.held({owner: owner_privs, **({PUBLIC: ("EXECUTE",)} if kind_name == "routine" else {})})
+        else:  # the built-in default: the owner's privileges, and PUBLIC's EXECUTE on routines, USAGE on types
+            actual = acl.held(
+                {owner: owner_privs, **({PUBLIC: _BUILTIN_PUBLIC[kind_name]} if kind_name in _BUILTIN_PUBLIC else {})}
+            )
         tolerated: dict[Grantee, frozenset[str]] = {}
         if kind_name == "routine" and not policy.hardening.revoke_public_execute:
             tolerated[PUBLIC] = frozenset({"EXECUTE"})
+        if kind_name == "type":  # PUBLIC's USAGE on types is left as it is (plan/types.py)
+            tolerated[PUBLIC] = frozenset({"USAGE"})
         everywhere: dict[Grantee, frozenset[str]] = {owner: owner_privs}
         for a in policy.access:  # a grant's global_defaults
             everywhere[a.name] = ctx.grants.global_defaults(a.name, kind_name)
         if PUBLIC not in tolerated:
             everywhere[PUBLIC] = ctx.grants.global_defaults(PUBLIC_ROLE, kind_name)
-        wanted = Wanted(everywhere, tolerated, owner=owner, ignore=ctx.ignore)
+        grantable = {a.name: ctx.grants.options.global_defaults(a.name, kind_name) for a in policy.access}
+        wanted = Wanted(everywhere, tolerated, owner=owner, ignore=ctx.ignore, grantable=grantable)
         for change in acl.diff(actual, wanted):
             yield _defacl_step(ctx, change, kind_name, None, ok, needs)
 
 
-def _defacl_step(
-    ctx: PlanContext, change: Change, kind_name: ObjectKind, schema: str | None, ok: bool, needs: Need
-) -> Step:
+def _defacl_step(ctx: PlanContext, change: Change, kind_name: str, schema: str | None, ok: bool, needs: Need) -> Step:
     owner = ctx.owner
     prefix = default_privileges_prefix(owner, schema)
     body = acl_statement(change, sql.SQL(kind(kind_name).all_word or ""))

@@ -53,7 +53,9 @@ def wanted_for(
     if kind_name == "table" and ctx.grants.refresh and not ctx.snap.caps.has_maintain:
         # before 17 a refresh is the refresh routine's (plan/refresh.py): there is no MAINTAIN to grant
         expected = {who: privs - {"MAINTAIN"} for who, privs in expected.items()}
-    return Wanted(expected, tolerated, owner=owner, grantor=owner, ignore=ctx.ignore)
+    options = ctx.grants.options
+    grantable = {a.name: options.objects(a.name, kind_name, schema, name, table) for a in ctx.policy.access}
+    return Wanted(expected, tolerated, owner=owner, grantor=owner, ignore=ctx.ignore, grantable=grantable)
 
 
 def describe(kind_name: ObjectKind, schema: str, objects: Sequence[ObjectRef] | None, count: int) -> str:

@@ -36,7 +36,7 @@ SERVER_ROLES = frozenset(
 )
 
 #: Kinds of the owner's default privileges plan/defaults.py does not plan, in any schema.
-OUTSIDE_DEFACL_KINDS = ("schema", "type", "large_object")
+OUTSIDE_DEFACL_KINDS = ("schema", "large_object")  # types: plan/defaults.py, as tables
 
 
 def target_sql(grant: OutsideGrant) -> sql.Composable:
@@ -198,7 +198,7 @@ def plan_setting_resets(ctx: PlanContext) -> Iterator[Step]:
 
 def _outside_default(ctx: PlanContext, objtype: str, schema: str | None) -> tuple[str, bool] | None:
     """(kind, whether the profile applies) of an owner's default-privileges entry this planner owns:
-    ON SCHEMAS, TYPES, LARGE OBJECTS anywhere, and tables, sequences and routines in a schema the
+    ON SCHEMAS and LARGE OBJECTS anywhere, and tables, sequences, routines and types in a schema the
     policy does not manage (which it gives the access roles nothing in); None for plan/defaults.py's."""
     k = BY_DEFACL_CODE.get(objtype)
     if k is None:

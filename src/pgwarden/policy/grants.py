@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from pgwarden.kinds import KINDS, PROFILE_KINDS
+from pgwarden.kinds import KINDS, PROFILE_FIELDS
 from pgwarden.policy.base import _Model
 from pgwarden.policy.names import (
     ColumnName,
     DatabasePrivilege,
     DefaultKind,
+    GrantablePrivilege,
     GrantRole,
     LocatedError,
     QualifiedName,
@@ -23,15 +24,17 @@ from pgwarden.policy.names import (
 
 class ProfileSpec(_Model):
     """A user-defined profile: privileges per object kind (schema USAGE and database CONNECT come
-    with every profile; what a kind cannot carry is refused)."""
+    with every profile; what a kind cannot carry is refused). `type` (USAGE) is given only by the
+    owner's default privileges, on types created later: existing types are PUBLIC's to use."""
 
     table: tuple[str, ...] = ()
     sequence: tuple[str, ...] = ()
     routine: tuple[str, ...] = ()
+    type: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _carried(self) -> ProfileSpec:
-        for kind_name in PROFILE_KINDS:
+        for kind_name in PROFILE_FIELDS:
             privileges = getattr(self, kind_name)
             bad = [p for p in privileges if p not in KINDS[kind_name].privileges]
             if bad:
@@ -42,8 +45,8 @@ class ProfileSpec(_Model):
                 )
             if len(set(privileges)) != len(privileges):
                 raise LocatedError("lists the same privilege twice", kind_name)
-        if not (self.table or self.sequence or self.routine):
-            raise ValueError("a profile must give at least one privilege on table, sequence or routine")
+        if not (self.table or self.sequence or self.routine or self.type):
+            raise ValueError("a profile must give at least one privilege on table, sequence, routine or type")
         return self
 
 
@@ -74,6 +77,10 @@ class GrantSpec(_Model):
     database: tuple[DatabasePrivilege, ...] | None = None
     #: labels ([labels]) whose columns the grant excepts, wherever they are in its scope (pgwarden.labels)
     except_labels: tuple[str, ...] = ()
+    #: privileges of this grant the role may keep WITH GRANT OPTION where it holds them (on the
+    #: objects, columns, schemas and database the grant gives them): never granted, not revoked;
+    #: check reports each one (what init writes where the database has them)
+    grant_option: tuple[GrantablePrivilege, ...] = ()
 
     @model_validator(mode="after")
     def _scope(self) -> GrantSpec:
@@ -89,7 +96,7 @@ class GrantSpec(_Model):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise LocatedError("lists the same name twice", key)
-        for key in ("global_defaults", "defaults", "database"):
+        for key in ("global_defaults", "defaults", "database", "grant_option"):
             values = getattr(self, key) or ()
             if len(set(values)) != len(values):
                 raise LocatedError(
@@ -101,6 +108,8 @@ class GrantSpec(_Model):
             outside = [n for n in self.usage if n not in self.reached_schemas]
             if outside:
                 raise LocatedError(f"schema {outside[0]} is not one the grant reaches", "usage")
+        if self.role == "PUBLIC" and self.grant_option:
+            raise LocatedError("PostgreSQL gives PUBLIC no grant option", "grant_option")
         if self.role == "PUBLIC" and (self.database is not None or self.usage is not True):
             key = "database" if self.database is not None else "usage"
             raise LocatedError("PUBLIC's CONNECT and USAGE are the hardening switches' (revoke_public_connect)", key)

@@ -153,6 +153,9 @@ class HardeningSpec(_Model):
 
     revoke_public_connect: bool = True
     revoke_public_execute: bool = True
+    #: PUBLIC's CREATE on schema public when the policy does not manage it (the PostgreSQL 14 default):
+    #: every role's search_path starts there; false keeps it (what init writes where the database has it)
+    revoke_public_create: bool = True
     #: migration bookkeeping tables (pgwarden.bookkeeping: django_migrations, schema_migrations, ...)
     #: are the owner's to write: access roles keep at most SELECT on them, whatever their profile
     protect_bookkeeping: bool = True
@@ -344,6 +347,7 @@ def v1_level(database: DatabaseSpec, role: str) -> AccessLevel | None:
     g = mine[0]
     detail = g.tables or g.routines or g.columns or g.except_tables or g.except_routines or g.except_columns
     plain = not detail and g.defaults is None and g.usage is True and g.database is None and not g.global_defaults
+    plain = plain and not g.grant_option
     plain = plain and set(g.schemas) == set(database.schemas)
     if plain and g.profile == "readwrite":
         return "readwrite"

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator
 
-from pgwarden.kinds import ProfileKind
+from pgwarden.kinds import ProfileField
 
 #: PostgreSQL truncates identifiers longer than NAMEDATALEN - 1 bytes; we refuse them instead.
 MAX_IDENTIFIER_BYTES = 63
@@ -167,9 +167,14 @@ QualifiedName = Annotated[str, AfterValidator(_qualified)]
 ColumnName = Annotated[str, AfterValidator(_column_name)]
 RoutineName = Annotated[str, AfterValidator(_routine)]
 #: The kinds of objects default privileges are set for (a grant's `defaults`).
-DefaultKind = ProfileKind
+DefaultKind = ProfileField
 #: What a grant may give on the database (CREATE is the owner's).
 DatabasePrivilege = Literal["CONNECT", "TEMPORARY"]
+#: What a grant's `grant_option` may name: the privileges grants give (objects, schema USAGE, the database)
+GrantablePrivilege = Literal[
+    "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN", "USAGE", "EXECUTE",
+    "CONNECT", "TEMPORARY",
+]  # fmt: skip
 SettingName = Annotated[str, AfterValidator(_setting_name)]
 ValidUntil = Annotated[str, AfterValidator(_valid_until)]
 

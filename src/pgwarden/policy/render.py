@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from pgwarden.kinds import PROFILE_KINDS
+from pgwarden.kinds import PROFILE_FIELDS
 
 if TYPE_CHECKING:  # annotations only: policy.model imports this module for Policy.to_toml
     from pgwarden.policy.model import AccessSpec, MembershipSpec, MemberSpec, OwnerSpec, Policy
@@ -113,6 +113,14 @@ def _switches_toml(policy: Policy) -> list[str]:
         f"revoke_public_execute = {str(h.revoke_public_execute).lower()}",
         *(
             []
+            if h.revoke_public_create
+            else [
+                "# PUBLIC keeps CREATE on schema public, which the policy does not manage (check reports it).",
+                "revoke_public_create = false",
+            ]
+        ),
+        *(
+            []
             if h.protect_bookkeeping
             else [
                 "# Migration bookkeeping tables are plain tables: profiles may write them.",
@@ -198,7 +206,7 @@ def render_toml_v2(policy: Policy, comments: dict[str, list[str]] | None = None)
     out += _roles_toml(policy, notes)
     for name, spec in policy.profiles.items():
         out += ["", *(f"# {line}" for line in notes.get(f"profile.{name}", [])), f"[profiles.{_toml_key(name)}]"]
-        out += [f"{k} = {_toml_list(getattr(spec, k))}" for k in PROFILE_KINDS if getattr(spec, k)]
+        out += [f"{k} = {_toml_list(getattr(spec, k))}" for k in PROFILE_FIELDS if getattr(spec, k)]
     out += _labels_toml(policy)
     for db in policy.databases or (policy.database,):
         out += ["", *(f"# {line}" for line in notes.get(f"database.{db.name}", [])), "[[databases]]"]

@@ -85,6 +85,15 @@ CATALOG: tuple[Rule, ...] = (
         "REVOKE CREATE ON SCHEMA ... FROM PUBLIC / the access role.",
     ),
     Rule(
+        "privilege.grant-option",
+        "medium",
+        "A role may grant its privileges to other roles (WITH GRANT OPTION), as the policy's grant_option keeps",
+        "A role holding a privilege WITH GRANT OPTION can give it to any role, outside the policy: what the "
+        "policy lists is then no longer all who hold it. `init --from-database` writes the grant options a "
+        "database has (`grant_option`) so that adopting takes nothing away; this finding keeps them in view.",
+        "REVOKE GRANT OPTION FOR ... FROM the role, and remove the privilege from the grant's grant_option.",
+    ),
+    Rule(
         "create.database",
         "high",
         "CREATE on the database for PUBLIC or an access role",

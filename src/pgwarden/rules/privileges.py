@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from psycopg import sql
 
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
-from pgwarden.plan.model import acl_subject
+from pgwarden.kinds import kind, ordered
+from pgwarden.plan.model import Subject, acl_subject
+from pgwarden.plan.objects import describe, object_sql
 from pgwarden.policy import Policy
 from pgwarden.probe.rights import may_write
 from pgwarden.rows import CreateRow, FunctionRow
 from pgwarden.rules.common import access_roles, finding, q
 from pgwarden.rules.roles import revoke_membership
 from pgwarden.scopes import Scopes
-from pgwarden.snapshot import Snapshot
+from pgwarden.snapshot import Acl, ObjectGroup, Snapshot
 
 
 def check_create(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
@@ -172,3 +174,84 @@ def check_rls(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Findin
                 f"{owner.name}: its readers see every row",
                 sql.SQL("ALTER VIEW {} SET (security_invoker = true)").format(sql.Identifier(row.schema, row.name)),
             )
+
+
+def check_grant_options(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
+    """Grant options the policy keeps (a grant's `grant_option`, what init writes where the database
+    has them): each role that may grant a privilege to others, on the database, a managed schema or
+    the objects of one. The ones the policy does not keep are drift (apply revokes them)."""
+    options = Scopes.of(policy).options
+    if not options.grants:
+        return
+    held = _options_held(snap, set(options.holders))
+    db = snap.database
+    if db is not None:
+        target = sql.SQL("DATABASE {}").format(sql.Identifier(policy.database.name))
+        for name, privs in held(db.acl):
+            subject = acl_subject("pg_database", db.oid, name)
+            yield from _option(
+                f"database {policy.database.name}", target, name, privs & options.database(name), subject
+            )
+    for s in snap.schemas:
+        if s.name in policy.database.schemas:
+            target = sql.SQL("SCHEMA {}").format(sql.Identifier(s.name))
+            for name, privs in held(s.acl):
+                subject = acl_subject("pg_namespace", s.oid, name)
+                yield from _option(f"schema {s.name}", target, name, privs & options.schema(name, s.name), subject)
+    schemas = {s.oid: s.name for s in snap.schemas if s.name in policy.database.schemas}
+    for group in snap.objects:
+        schema = schemas.get(group.schema)
+        if schema is not None and not group.extension:
+            for name, privs in held(group.acl):
+                yield from _object_options(options, group, schema, name, privs)
+
+
+def _object_options(
+    options: Scopes, group: ObjectGroup, schema: str, name: str, privs: frozenset[str]
+) -> Iterator[Finding]:
+    """The grant options `name` holds on a group's objects that its grants keep, object by object when listed."""
+    what = kind(group.kind)
+    for obj in group.objects or (None,):
+        ident = None if obj is None else obj.name
+        if obj is not None and group.kind == "routine":
+            ident = f"{obj.name}({obj.args or ''})"
+        table = obj.args if obj is not None and group.kind == "sequence" else None
+        keep = privs & options.objects(name, group.kind, schema, ident, table)
+        label = describe(group.kind, schema, None if obj is None else (obj,), group.count)
+        target = (
+            sql.SQL("{} {}").format(sql.SQL(what.sql_word), object_sql(group.kind, schema, obj))
+            if obj is not None
+            else sql.SQL("ALL {} IN SCHEMA {}").format(sql.SQL(what.all_word or ""), sql.Identifier(schema))
+        )
+        yield from _option(label, target, name, keep, None)
+
+
+def _options_held(snap: Snapshot, roles: set[str]) -> Callable[[Acl], list[tuple[str, frozenset[str]]]]:
+    def held(acl: Acl) -> list[tuple[str, frozenset[str]]]:
+        out: dict[str, set[str]] = {}
+        for g in acl:
+            name = snap.role_name(g.grantee)
+            if g.grantable and name in roles:
+                out.setdefault(name, set()).add(g.privilege)
+        return [(n, frozenset(p)) for n, p in sorted(out.items())]
+
+    return held
+
+
+def _option(
+    obj: str, target: sql.Composable, role: str, privs: frozenset[str], subject: Subject | None
+) -> list[Finding]:
+    if not privs:
+        return []
+    return [
+        finding(
+            "privilege.grant-option",
+            obj,
+            role,
+            f"{role} may grant {', '.join(ordered(privs))} on {obj} to other roles (the policy keeps it: grant_option)",
+            sql.SQL("REVOKE GRANT OPTION FOR {} ON {} FROM {} CASCADE").format(
+                sql.SQL(", ").join(sql.SQL(p) for p in ordered(privs)), target, sql.Identifier(role)
+            ),
+            subject=subject,
+        )
+    ]
