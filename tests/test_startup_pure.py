@@ -57,24 +57,29 @@ def test_check_imports_no_other_commands_modules(tmp_path: Path) -> None:
     assert not loaded, f"check imported {loaded}"
 
 
-def test_the_planners_and_rules_are_not_imported_before_the_connection(tmp_path: Path) -> None:
+def test_the_planners_and_rules_are_not_imported_before_the_connection() -> None:
     """What check needs after its first queries (planners, rules, renderer) is imported by a background
-    thread, not on the way to the connection: never by the command's own imports of the session or of
-    pgwarden.check (which would put their cost before the first statement)."""
-    code, found, stderr = _imports(tmp_path, "check")
-    assert code == 2, stderr[-2000:]
-    # each import that pgwarden.session / pgwarden.check trigger is nested under them (indent > theirs)
-    for top in ("pgwarden.session", "pgwarden.check"):
-        at = next(i for i, (_, m) in enumerate(found) if m == top)
-        indent = found[at][0]
-        nested = []
-        for depth, module in reversed(found[:at]):  # importtime lists a module after what it imported
-            if depth <= indent:
-                break
-            nested.append(module)
-        heavy = [
-            m
-            for m in nested
-            if m.startswith(("pgwarden.plan", "pgwarden.rules", "pgwarden.hazards", "pgwarden.render"))
-        ]
-        assert not heavy, f"{top} imports {heavy} on the way to the first statement"
+    thread, not on the way to the connection: never by importing the session or pgwarden.check, nor by
+    opening the session (which would put their cost before the first statement). Asked of a fresh
+    interpreter with no background thread, whose imports would interleave with these."""
+    script = (
+        "import sys\n"
+        "import pgwarden.check\n"
+        "from pgwarden.policy import build_policy\n"
+        "from pgwarden.session import Session\n"
+        "try:\n"
+        "    Session.open('host=/nonexistent-pgwarden-socket-dir connect_timeout=1',"
+        " build_policy(database='x', owner='o', app=['a']))\n"
+        "except Exception as exc:\n"
+        "    assert type(exc).__name__ == 'ConnectError', exc\n"
+        "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('pgwarden.'))))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = out.stdout.split()
+    assert "pgwarden.session" in loaded and "pgwarden.connect" in loaded  # what it does need, seen
+    heavy = [
+        m for m in loaded if m.startswith(("pgwarden.plan", "pgwarden.rules", "pgwarden.hazards", "pgwarden.render"))
+    ]
+    assert not heavy, f"imported on the way to the first statement: {heavy}"
