@@ -130,3 +130,27 @@ def test_a_ctrl_c_after_apply_committed_says_the_change_was_kept(
     with psycopg.connect(db_conninfo(dsn, db)) as conn:  # kept indeed
         query = sql.SQL("SELECT has_database_privilege({}, current_database(), 'CONNECT')")
         assert conn.execute(query.format(sql.Literal(app))).fetchone() == (True,)
+
+
+def test_a_connection_the_server_ends_is_one_error_line_not_an_internal_error() -> None:
+    from pgwarden.cli import _KEPT, kept, lost_connection
+
+    gone = psycopg.OperationalError(
+        "consuming input failed: server closed the connection unexpectedly\n\tThis probably means the server"
+    )
+    assert lost_connection(ValueError("a bug")) is None  # still reported as a bug
+    _KEPT.clear()
+    try:
+        err = lost_connection(gone)
+        assert err is not None and err.exit_code == 2
+        assert err.message == (
+            "the connection to the server was lost: consuming input failed: server closed the connection unexpectedly"
+        )
+        assert err.hint is not None and "rolled back" in err.hint
+        kept("2 change(s) committed in database shop")
+        err = lost_connection(gone)
+        assert err is not None and err.message.endswith(
+            "; committed before it and kept: 2 change(s) committed in database shop"
+        )
+    finally:
+        _KEPT.clear()

@@ -97,6 +97,21 @@ def interrupted(command: str | None) -> Interrupted:
     )
 
 
+def lost_connection(exc: BaseException) -> PgwardenError | None:
+    """The server ended the connection mid-command (psycopg's OperationalError): it rolled back the open
+    transaction; what the command committed before (said by `kept`) stays. None for any other error."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(exc, psycopg.OperationalError):
+        return None
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    done = f"; committed before it and kept: {'; '.join(_KEPT)}" if _KEPT else ""
+    return PgwardenError(
+        f"the connection to the server was lost: {first}{done}",
+        hint="the server rolled back what was in progress; once it is back, run `pgwarden plan` to see where "
+        "things stand (apply is safe to re-run)",
+    )
+
+
 class LazyGroup(click.Group):
     """Commands live in pgwarden.commands.<name>; import them only when used (fast --help/--version)."""
 
@@ -367,6 +382,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             raise
+        lost = lost_connection(exc)  # the server went away mid-command: not a bug
+        if lost is not None:
+            report_error(lost)
+            sys.exit(EXIT_ERROR)
         click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
         click.echo("hint: re-run with --debug and report the traceback", err=True)
         sys.exit(EXIT_ERROR)

@@ -234,12 +234,21 @@ class PlanRecorder:
         self.planned: dict[str, PlannedDatabase] = {}
         self._lock = threading.Lock()
 
-    def add(self, session: Session, snap: Snapshot, the_plan: Plan) -> None:
+    @staticmethod
+    def entry(session: Session, snap: Snapshot, the_plan: Plan) -> tuple[tuple[str, str], PlannedDatabase]:
+        """What the file records of one database, made where its plan is (a fleet's worker process):
+        small and picklable, so that the caller can `record` it."""
         identity = (system_identifier(session.admin), snap.server.version)
-        entry = PlannedDatabase(the_plan.database, fingerprint(snap), the_plan.to_dict())
+        return identity, PlannedDatabase(the_plan.database, fingerprint(snap), the_plan.to_dict())
+
+    def record(self, made: tuple[tuple[str, str], PlannedDatabase]) -> None:
+        identity, entry = made
         with self._lock:
             self.identity = identity
-            self.planned[the_plan.database] = entry
+            self.planned[entry.database] = entry
+
+    def add(self, session: Session, snap: Snapshot, the_plan: Plan) -> None:
+        self.record(self.entry(session, snap, the_plan))
 
     def write(self, path: str | Path) -> str:
         """Write the file; the sentence that says so."""

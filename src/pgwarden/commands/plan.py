@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from pgwarden.cli import (
@@ -60,7 +62,7 @@ def command(
     exit_code: bool,
     out: str | None,
 ) -> int:
-    from pgwarden.multi import run_over
+    from pgwarden.multi import Outcome, run_over
     from pgwarden.plan import Plan
     from pgwarden.planfile import PlanRecorder
     from pgwarden.policy import Policy
@@ -75,26 +77,31 @@ def command(
 
     recorder = PlanRecorder(load_all(config, mode)) if out else None
 
-    def one(policy: Policy) -> Plan:
+    def made(policy: Policy) -> tuple[Plan, Any]:
+        """The plan, and what the plan file records of it: both returned, never kept in this process's
+        objects (with several databases the job runs in a forked worker: pgwarden.fleet)."""
         with Session.open(dsn, policy) as session:
             snap = session.snapshot(secrets=secrets)
             result = with_retirements(session, snap, session.plan(snap, secrets))  # the preflight of `retired`
-            if recorder is not None:
-                recorder.add(session, snap, result)
-            return result
+            return result, (PlanRecorder.entry(session, snap, result) if recorder is not None else None)
 
     if len(targets) == 1:
-        result = one(next(iter(targets.values())))
+        result, entry = made(next(iter(targets.values())))
         render_plan(ui, result, fmt)
         if recorder is not None and out is not None:
+            recorder.record(entry)
             ui.info(recorder.write(out))
         return EXIT_FOUND if exit_code and not result.empty else EXIT_OK
     with database_progress(ui, "planning databases") as progress:
-        outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
+        both = run_over(targets, made, jobs=jobs, on_done=progress)
+    outcomes = [Outcome(o.database, o.result[0] if o.result else None, o.error, o.seconds) for o in both]
     render_plans(ui, outcomes, fmt)
     if any(o.error for o in outcomes):
         return EXIT_ERROR  # and no plan file: a reviewed plan covers every database it names
     if recorder is not None and out is not None:
+        for o in both:
+            if o.result is not None:
+                recorder.record(o.result[1])
         ui.info(recorder.write(out))
     pending = any(o.result is not None and not o.result.empty for o in outcomes)
     return EXIT_FOUND if exit_code and pending else EXIT_OK
