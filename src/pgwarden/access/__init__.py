@@ -1,7 +1,8 @@
 """Every path to a privilege: who can read or write each object of the managed schemas, and how."""
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from pgwarden.lazy import attribute
 
 if TYPE_CHECKING:
     from pgwarden.access.facts import Facts, read_facts
@@ -16,9 +17,4 @@ _WHERE = {"Access": "paths", "Facts": "facts", "Hop": "paths", "Model": "model",
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+    return attribute(__name__, _WHERE, name)

@@ -13,8 +13,9 @@ error is a failure of the probe. What is tried, on which objects, is the table i
 policy's grants through `pgwarden.scopes.Scopes`; `subjects(policy)` lists who is acted as.
 """
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from pgwarden.lazy import attribute
 
 if TYPE_CHECKING:
     from pgwarden.probe.actions import ACTIONS, TABLE, Action, expected
@@ -69,9 +70,4 @@ _WHERE = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+    return attribute(__name__, _WHERE, name)

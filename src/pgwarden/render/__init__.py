@@ -1,7 +1,8 @@
 """Rendering at the edge: plans, apply results, findings, probe results and reports in every format."""
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from pgwarden.lazy import attribute
 
 # at once: `envelope` is both a submodule and a function, and the package's name must be the function
 # (importing the submodule first would otherwise bind it to the module); the module is small
@@ -84,9 +85,4 @@ _WHERE = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+    return attribute(__name__, _WHERE, name)
