@@ -18,6 +18,7 @@ from pgwarden.policy.base import _Model as _Model
 from pgwarden.policy.expected import check_expected
 from pgwarden.policy.grants import GrantSpec as GrantSpec
 from pgwarden.policy.grants import ProfileSpec as ProfileSpec
+from pgwarden.policy.labels import check_labels
 from pgwarden.policy.leases import LeaseSpec, PgBouncerSpec
 from pgwarden.policy.names import (
     AccessLevel,
@@ -207,8 +208,6 @@ class Policy(_Model):
 
     @model_validator(mode="after")
     def _labels(self) -> Policy:
-        from pgwarden.access.labels import check_labels
-
         check_labels(self.labels, self.databases or (self.database,))
         return self
 

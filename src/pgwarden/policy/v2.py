@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from pgwarden.policy.labels import check_labels
 from pgwarden.policy.leases import LeaseSpec, PgBouncerSpec
 from pgwarden.policy.model import (
     AccessSpec,
@@ -150,8 +151,6 @@ class PolicyFileV2(_Model):
                     )
 
     def _check_labels(self) -> None:
-        from pgwarden.access.labels import check_labels
-
         check_labels(self.labels, self.databases)
 
     def _check_owner(self) -> None:
