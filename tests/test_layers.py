@@ -249,6 +249,10 @@ def test_a_cycle_through_an_import_inside_a_function_is_found(tmp_path: Path) ->
     assert cycles(found) == [["pgwarden.a", "pgwarden.b"]]  # c <-> d only under TYPE_CHECKING: no cycle
 
 
+#: a package that imports its names on first use, as pgwarden.lazy's users do
+LAZY_INIT = "_WHERE = {'Model': 'model'}\n\n\ndef __getattr__(name):\n    return attribute(__name__, _WHERE, name)\n"
+
+
 def test_a_cycle_through_a_package_init_or_a_lazy_name_is_found(tmp_path: Path) -> None:
     """Importing pkg.sub runs pkg/__init__.py first, and a lazy package's name runs the submodule that
     defines it (pgwarden.lazy): both are edges, so these two cycles are found (the one
@@ -262,7 +266,7 @@ def test_a_cycle_through_a_package_init_or_a_lazy_name_is_found(tmp_path: Path) 
             "pol/names.py": "",
             "acc/__init__.py": "",
             "acc/labels.py": "from pgwarden.pol.names import LocatedError\n",
-            "lz/__init__.py": "_WHERE = {'Model': 'model'}\n\ndef __getattr__(name):\n    return attribute(__name__, _WHERE, name)\n",
+            "lz/__init__.py": LAZY_INIT,
             "lz/model.py": "from pgwarden.user import x\n",
             "user.py": "def g():\n    from pgwarden.lz import Model\n",
         },

@@ -10,6 +10,7 @@ from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.plan.model import acl_subject
 from pgwarden.policy import Policy
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import finding, q
 from pgwarden.snapshot import Snapshot
 
@@ -19,6 +20,22 @@ WRITES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "TRIGGER")
 SEQUENCE_WRITES = ("USAGE", "UPDATE")
 
 
+@reports(
+    Rule(
+        "bookkeeping.writable",
+        "high",
+        "A role other than the owner can write a migration bookkeeping table or its sequence",
+        "django_migrations, schema_migrations (dbmate, golang-migrate, ActiveRecord), ar_internal_metadata, "
+        "flyway_schema_history, alembic_version, databasechangelog(lock), knex_migrations(_lock), "
+        "_prisma_migrations and Sqitch's registry schema record which migrations ran. A role that can write "
+        "one can mark a migration applied so that it never runs (a security fix skipped) or unapplied so "
+        "that it runs again. USAGE or UPDATE on such a table's sequence (django_migrations_id_seq) lets it "
+        "move the history's keys with nextval() and setval().",
+        "REVOKE the writing privileges (apply does: access roles keep at most SELECT on these tables and "
+        "their sequences unless [hardening] protect_bookkeeping = false).",
+        doc="See [policy.md](policy.md#migration-bookkeeping-tables).",
+    ),
+)
 def check_bookkeeping(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """Every grant of a writing privilege on a bookkeeping table to PUBLIC or a role other than the owner
     (snapshot.ObjectGroup.bookkeeping: the policy protects them unless hardening.protect_bookkeeping = false)."""

@@ -11,7 +11,7 @@ from pgwarden.findings import Finding, Severity, display_name
 from pgwarden.hazards import HazardData
 from pgwarden.plan.model import Subject
 from pgwarden.policy import Policy
-from pgwarden.rules.catalog import RULES
+from pgwarden.rules.catalog import rule as catalog_rule
 from pgwarden.snapshot import Snapshot
 
 Check = Callable[[Policy, Snapshot, HazardData], Iterator[Finding]]
@@ -34,7 +34,7 @@ def finding(
     """A finding of a catalog rule; `subject` names what it is about in the plan's words (a drift step
     about the same subject is the same problem: check reports them as one finding)."""
     text = fix.as_string(None) if isinstance(fix, sql.Composable) else fix
-    return Finding(rule, severity or RULES[rule].severity, obj, role, message, text, subject=subject)
+    return Finding(rule, severity or catalog_rule(rule).severity, obj, role, message, text, subject=subject)
 
 
 def adopt_fix(role: str) -> str:

@@ -17,6 +17,7 @@ from pgwarden.plan.model import acl_subject
 from pgwarden.policy import Policy
 from pgwarden.policy.model import GrantSpec
 from pgwarden.profiles import defined
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import finding
 from pgwarden.rules.memberships import revoke_sql
 from pgwarden.snapshot import Snapshot
@@ -25,6 +26,25 @@ if TYPE_CHECKING:
     from pgwarden.access.exceptions import Around
 
 
+@reports(
+    Rule(
+        "exception.path",
+        "high",
+        "Excepted table or column reachable by the role it is excepted from",
+        "A grant's except_tables, except_columns and except_labels hold only if nothing else gives the "
+        "role the data: a view or materialized view over the table (it reads with its owner's rights), a "
+        "rule, a parent or partitioned table (its queries read the children's rows), a SECURITY DEFINER "
+        "routine or the trigger that runs one, a membership, PUBLIC or a predefined role.",
+        "The fix is the one statement that removes the path (REVOKE on the view or routine, or of the "
+        "membership) when the policy does not give that grant itself; otherwise the message says what "
+        "to change (except the view too, make the routine SECURITY INVOKER).",
+        doc=(
+            "The paths come from the effective-access model (`pgwarden review` lists them all); `check` reads "
+            "the facts for the excepted tables only, in one statement, and none when the policy excepts "
+            "nothing."
+        ),
+    ),
+)
 def check_exception_paths(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """For each grant's excepted tables and columns: every path by which its role (or PUBLIC) still
     reads or writes them, one finding per path, with a statement that removes the path when one does."""

@@ -10,6 +10,7 @@ from psycopg import sql
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.policy import Policy
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import finding
 from pgwarden.snapshot import Snapshot
 
@@ -33,6 +34,42 @@ def _clear_sql(name: str, owner: str, owns: bool) -> str:
     return f"{reassign.as_string(None)}\n{drop.as_string(None)}"
 
 
+@reports(
+    Rule(
+        "lease.direct-grant",
+        "high",
+        "A leased login holds privileges of its own",
+        "Logins a system issues (Vault/OpenBao, Teleport) should get their rights from their group only. "
+        "A privilege granted to one by name stays in the object's ACL until revoked by name: revocation "
+        "statements that clean schema public only leave them behind, and thousands of such entries make "
+        "the ACLs too big for any GRANT to run.",
+        "DROP OWNED BY the login (after REASSIGN OWNED when it owns something); grant to the group instead.",
+        doc=(
+            "One finding per login, naming the objects, in the database checked (its own ACL entry on the "
+            "database counts). See [leases.md](leases.md)."
+        ),
+    ),
+    Rule(
+        "lease.owns-objects",
+        "high",
+        "A leased login owns objects",
+        "An owner can alter, drop and grant its objects whatever the policy says, and a login that owns "
+        "something cannot be dropped: its revocation fails, or DROP OWNED drops the objects with it.",
+        "REASSIGN OWNED BY the login TO the owner, then DROP OWNED BY it (`pgwarden leases retire` does both "
+        "for expired ones).",
+    ),
+    Rule(
+        "lease.expired",
+        "medium",
+        "Expired leased logins still exist",
+        "VALID UNTIL refuses password logins only: sessions already open, certificate or trust logins and "
+        "SET ROLE by its members go on, and so do its grants. A secrets engine that failed to revoke leaves "
+        "thousands of them behind.",
+        "`pgwarden leases retire --yes`: ends their sessions, reassigns and revokes in every database and "
+        "drops them, in batches, as a non-superuser admin.",
+        doc="One finding per `[[leased]]` entry, with the count and the first ten names.",
+    ),
+)
 def check_leases(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """lease.owns-objects and lease.direct-grant for each leased login, here; lease.expired once per
     [[leased]] entry with every expired login it names that still exists."""

@@ -9,6 +9,7 @@ from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.policy import Policy
 from pgwarden.providers import Detection, detect
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import finding
 from pgwarden.rules.memberships import revoke_sql
 from pgwarden.snapshot import Snapshot
@@ -48,6 +49,19 @@ def _via(snap: Snapshot, chain: list[int]) -> str:
     return "directly" if len(names) == 2 else "through " + " -> ".join(names[1:-1])
 
 
+@reports(
+    Rule(
+        "provider.iam-lockout",
+        "high",
+        "A password login is a member of the provider's IAM role",
+        "On Amazon RDS and Aurora a member of rds_iam, directly or through any group, must log in with an "
+        "IAM token: its password stops working the moment a group it belongs to is granted rds_iam.",
+        "REVOKE the membership that leads to rds_iam (the fix names it), or switch that login to IAM tokens "
+        "and drop its password from the policy.",
+    ),
+    intro="Managed services ([managed-services.md](managed-services.md)): these rules look at the provider "
+    "`check` detects and its own roles.",
+)
 def check_iam_lockout(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """provider.iam-lockout: a login with a password (in the policy, or a stored verifier) that is a
     member of the provider's IAM role, directly or through groups: it can only log in with a token."""
@@ -76,6 +90,18 @@ def check_iam_lockout(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
             )
 
 
+@reports(
+    Rule(
+        "provider.role-reached",
+        "critical",
+        "An access role can act as the provider's administrative role",
+        "The provider's admin group (neon_superuser, rds_superuser, cloudsqlsuperuser, azure_pg_admin, "
+        "alloydbsuperuser) creates roles and databases; Neon's has BYPASSRLS and reads and writes every "
+        "table (pg_read_all_data, pg_write_all_data). Roles made in Neon's console are members of it.",
+        "REVOKE the membership (the fix names the direct grant); create application roles with SQL, not "
+        "the provider's console.",
+    ),
+)
 def check_provider_roles_reached(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """provider.role-reached: an access role or member of the policy that can use a provider's admin
     group (Neon's neon_superuser: BYPASSRLS, reads and writes every table) by a usable membership."""
@@ -108,6 +134,18 @@ def check_provider_roles_reached(policy: Policy, snap: Snapshot, hz: HazardData)
             )
 
 
+@reports(
+    Rule(
+        "provider.default-privileges",
+        "high",
+        "The provider's own default privileges grant the policy's roles",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE <provider role> (Supabase's supabase_admin granting anon, "
+        "authenticated and service_role) gives those roles rights on every object the provider's role "
+        "creates, whatever the policy says; only a member of that role, the provider, can change them.",
+        "Keep the application's objects owned by the policy's owner (`pgwarden apply` and `adopt`), in schemas "
+        "the provider does not create objects in; the provider's support can change its entries.",
+    ),
+)
 def check_provider_default_acls(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """provider.default-privileges: default privileges of a provider's role that grant the policy's
     roles or PUBLIC on what that role creates: the admin cannot change them (they are the provider's)."""
@@ -139,6 +177,19 @@ def check_provider_default_acls(policy: Policy, snap: Snapshot, hz: HazardData) 
             )
 
 
+@reports(
+    Rule(
+        "provider.admin-option",
+        "medium",
+        "A non-superuser administrator holds ADMIN OPTION on the owner (16+)",
+        "Since PostgreSQL 16 a CREATEROLE role that creates a role is granted ADMIN OPTION on it by the "
+        "bootstrap superuser: on a managed service the admin login can make any role a member of the "
+        "owner, and only a superuser can revoke that grant. With createrole_self_grant set it is also made a "
+        "member of every role it creates.",
+        "Use the admin login only to run pgwarden (not in applications or by people day to day), with IAM "
+        "or a strong password; `pgwarden check` lists every role that holds it.",
+    ),
+)
 def check_admin_option(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """provider.admin-option (16+): a non-superuser CREATEROLE role holds ADMIN OPTION on the owner or a
     deploy login (PostgreSQL grants it to whoever creates a role): whoever logs in as it can make any

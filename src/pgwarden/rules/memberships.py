@@ -10,6 +10,7 @@ from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.plan.outside import privileged_targets
 from pgwarden.policy import Policy
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import finding
 from pgwarden.snapshot import Snapshot
 
@@ -46,6 +47,19 @@ def revoke_sql(snap: Snapshot, member: int, hop: int) -> str:
     return "; ".join(s.as_string(None) for s in statements)
 
 
+@reports(
+    Rule(
+        "owner.member-of-privileged",
+        "critical",
+        "The owner or a deploy login is a member of a role that reaches the server",
+        "Every migration runs as the owner: if it is a member (by any path, ADMIN OPTION included, "
+        "which lets it grant itself the membership) of a superuser or of pg_execute_server_program, "
+        "pg_read_server_files, pg_write_server_files, pg_read_all_data, pg_write_all_data, "
+        "pg_signal_backend, pg_maintain (17+) or pg_create_subscription (16+), so is every migration: "
+        "COPY ... TO PROGRAM gives it a shell on the server.",
+        "REVOKE the membership (GRANTED BY its grantor on 16+); `pgwarden apply` revokes direct ones.",
+    ),
+)
 def check_owner_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """owner.member-of-privileged: the owner or a deploy login reaches a superuser or a predefined
     role that reaches the server, by any path (ADMIN OPTION alone is a path: it can grant itself)."""

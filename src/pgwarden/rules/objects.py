@@ -13,10 +13,21 @@ from pgwarden.kinds import BY_DEFACL_CODE, defacl_word, describe
 from pgwarden.plan.model import Subject, owner_subject
 from pgwarden.policy import Policy
 from pgwarden.rows import OwnedRow
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import access_roles, adopt_fix, finding, q
 from pgwarden.snapshot import DefaultAcl, Role, Snapshot
 
 
+@reports(
+    Rule(
+        "access.owns-objects",
+        "high",
+        "Access role owns objects in the database",
+        "An owner can alter, drop and grant its objects whatever the policy says.",
+        "ALTER ... OWNER TO the owner (`pgwarden apply` does it in the managed schemas; elsewhere `pgwarden adopt "
+        "--from ROLE --yes` moves them one by one).",
+    ),
+)
 def check_access_owns(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     access = dict((oid, name) for name, oid in access_roles(policy, snap))
     for row in hz.owned:
@@ -98,6 +109,24 @@ def _escaped(obj: str, who: str, owner: str, fix: sql.Composable | str, subject:
     )
 
 
+@reports(
+    Rule(
+        "ownership.not-owner",
+        "high",
+        "Object in a managed schema not owned by the owner",
+        "The classic 'migration ran as the wrong login': the owner cannot change the object and the "
+        "access roles often get no grant on it.",
+        "ALTER ... OWNER TO the owner (`pgwarden apply` does it).",
+    ),
+    Rule(
+        "ownership.escaped-owner",
+        "high",
+        "Object owned by a deploy login",
+        "A deploy login created objects without SET ROLE to the owner: they escaped the owner and "
+        "its default privileges.",
+        "ALTER ... OWNER TO the owner; run migrations with `SET ROLE owner` (PGOPTIONS=-c role=owner).",
+    ),
+)
 def check_ownership(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     owner = snap.role_by_name.get(policy.owner.name)
     if owner is None:
@@ -152,6 +181,17 @@ def _managed_ownership(policy: Policy, snap: Snapshot, owners: _Owners) -> Itera
                 yield f, True
 
 
+@reports(
+    Rule(
+        "defaults.wrong-role",
+        "medium",
+        "Default privileges for a role that does not create objects",
+        "ALTER DEFAULT PRIVILEGES only applies to objects created by the role it names: entries for "
+        "another role (the application, a deploy login) are never used for the owner's objects, and "
+        "can give privileges on objects that role creates.",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE <that role> REVOKE ... (or DROP OWNED BY it).",
+    ),
+)
 def check_default_acls(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     owner = snap.role_by_name.get(policy.owner.name)
     ignored = {snap.role_by_name[r].oid for r in policy.ignore.roles if r in snap.role_by_name}

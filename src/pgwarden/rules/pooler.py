@@ -9,10 +9,32 @@ from psycopg import sql
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.policy import Policy
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import finding
 from pgwarden.snapshot import Snapshot
 
 
+@reports(
+    Rule(
+        "pooler.auth-user-superuser",
+        "critical",
+        "PgBouncer's auth_user is a superuser",
+        "PgBouncer keeps the auth_user's password in its auth_file and a session as it: whoever reads the "
+        "file or takes over the pooler is a superuser. A lookup routine needs no such power.",
+        "ALTER ROLE ... NOSUPERUSER; `pgwarden apply` installs the lookup routine it calls instead.",
+        doc=("`pgwarden apply` refuses to run while the auth_user is a superuser. See [pgbouncer.md](pgbouncer.md)."),
+    ),
+    Rule(
+        "pooler.auth-user-reads-secrets",
+        "critical",
+        "PgBouncer's auth_user reads password verifiers itself",
+        "SELECT on pg_authid.rolpassword or pg_shadow.passwd (a grant, or a membership such as "
+        "pg_read_all_data) gives every role's verifier, superusers' included, to whoever holds the "
+        "auth_user's password: the lookup routine's limits mean nothing.",
+        "REVOKE the membership or the grant (the fix names it); the auth_user needs EXECUTE on the routine only.",
+        doc="Judged by `has_column_privilege` on those two columns, so every path counts.",
+    ),
+)
 def check_pooler(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """pooler.auth-user-superuser, or else pooler.auth-user-reads-secrets: the auth_user can read every
     login's verifier itself (pg_authid.rolpassword or pg_shadow.passwd), so the routine's limits

@@ -14,12 +14,37 @@ from pgwarden.plan.objects import describe, object_sql
 from pgwarden.policy import Policy
 from pgwarden.probe.rights import may_write
 from pgwarden.rows import CreateRow, FunctionRow
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import access_roles, finding, q
 from pgwarden.rules.roles import revoke_membership
 from pgwarden.scopes import Scopes
 from pgwarden.snapshot import Acl, ObjectGroup, Snapshot
 
 
+@reports(
+    Rule(
+        "create.schema",
+        "high",
+        "CREATE on a managed schema for PUBLIC or an access role",
+        "Whoever may create objects in a schema owns them, and can shadow the owner's objects.",
+        "REVOKE CREATE ON SCHEMA ... FROM PUBLIC / the access role.",
+        doc=(
+            "Names the role holding the right; when it comes through a membership the fix points at the "
+            "membership findings instead of a REVOKE that would change nothing."
+        ),
+    ),
+    Rule(
+        "create.database",
+        "high",
+        "CREATE on the database for PUBLIC or an access role",
+        "CREATE on the database lets a role create schemas (and trusted extensions) it then owns.",
+        "REVOKE CREATE ON DATABASE ... FROM PUBLIC / the access role.",
+        doc=(
+            "Names the role holding the right; when it comes through a membership the fix points at the "
+            "membership findings instead of a REVOKE that would change nothing."
+        ),
+    ),
+)
 def check_create(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """CREATE for PUBLIC on the managed schemas and the database, and for an access role anywhere."""
     db = policy.database.name
@@ -78,6 +103,16 @@ def _access_create(snap: Snapshot, hz: HazardData, row: CreateRow, oid: int, nam
     return finding("create." + row.kind, obj, name, message, membership_fix, subject=membership)
 
 
+@reports(
+    Rule(
+        "temp.public",
+        "medium",
+        "TEMPORARY on the database for PUBLIC",
+        "Temporary tables are searched first for relations: with TEMPORARY a role can hijack "
+        "unqualified table names in SECURITY DEFINER code, and fill the disk.",
+        "REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC.",
+    ),
+)
 def check_temp(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     if not policy.hardening.revoke_public_connect or snap.database is None:
         return
@@ -100,6 +135,17 @@ def _routine(row: FunctionRow) -> tuple[str, str, sql.Composable]:
     return word, f"{word.lower()} {row.schema}.{row.name}({row.args})", signature
 
 
+@reports(
+    Rule(
+        "function.security-definer",
+        "high",
+        "SECURITY DEFINER routine without a fixed search_path",
+        "It runs with its owner's rights; an access role that can create temporary tables or objects "
+        "in a schema on the search_path can make it use its own objects (CVE-2018-1058 style).",
+        "ALTER FUNCTION ... SET search_path = pg_catalog, pg_temp (and schema-qualify names), or "
+        "REVOKE EXECUTE from PUBLIC and the access roles.",
+    ),
+)
 def check_security_definer(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     access = {oid: name for name, oid in access_roles(policy, snap)}
     for row in hz.functions:
@@ -118,6 +164,18 @@ def check_security_definer(policy: Policy, snap: Snapshot, hz: HazardData) -> It
         )
 
 
+@reports(
+    Rule(
+        "function.definer-readonly",
+        "medium",
+        "SECURITY DEFINER routine a readonly role can run",
+        "readonly roles get EXECUTE on the routines of the managed schemas, because queries and views "
+        "call them and a SECURITY INVOKER routine can do no more than its caller. A SECURITY DEFINER "
+        "routine runs with its owner's rights: if it writes, the readonly role writes through it.",
+        "ALTER FUNCTION ... SECURITY INVOKER (and grant its callers what it needs); a routine that must "
+        "stay SECURITY DEFINER belongs in a schema the policy does not manage, out of readonly roles' reach.",
+    ),
+)
 def check_definer_readonly(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """Roles that may not write (no INSERT, UPDATE, DELETE or TRUNCATE on any table, by their grants)
     get EXECUTE on the managed schemas' routines (queries and views call them); a SECURITY DEFINER
@@ -146,6 +204,24 @@ def check_definer_readonly(policy: Policy, snap: Snapshot, hz: HazardData) -> It
         )
 
 
+@reports(
+    Rule(
+        "rls.not-forced",
+        "high",
+        "Row level security not forced on a table an access role can bypass",
+        "The table owner, and every member of it, bypasses row level security unless it is forced.",
+        "ALTER TABLE ... FORCE ROW LEVEL SECURITY, and remove the membership.",
+    ),
+    Rule(
+        "rls.view-bypass",
+        "high",
+        "View over a row-level-security table runs as its owner",
+        "A view reads its tables with its owner's rights: when the owner bypasses row level "
+        "security, every reader of the view sees every row.",
+        "ALTER VIEW ... SET (security_invoker = true) (15+).",
+        doc="Reported on 15+ only, where `security_invoker` exists.",
+    ),
+)
 def check_rls(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     access = access_roles(policy, snap)
     owner = snap.role_by_name.get(policy.owner.name)
@@ -176,6 +252,17 @@ def check_rls(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Findin
             )
 
 
+@reports(
+    Rule(
+        "privilege.grant-option",
+        "medium",
+        "A role may grant its privileges to other roles (WITH GRANT OPTION), as the policy's grant_option keeps",
+        "A role holding a privilege WITH GRANT OPTION can give it to any role, outside the policy: what the "
+        "policy lists is then no longer all who hold it. `init --from-database` writes the grant options a "
+        "database has (`grant_option`) so that adopting takes nothing away; this finding keeps them in view.",
+        "REVOKE GRANT OPTION FOR ... FROM the role, and remove the privilege from the grant's grant_option.",
+    ),
+)
 def check_grant_options(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """Grant options the policy keeps (a grant's `grant_option`, what init writes where the database
     has them): each role that may grant a privilege to others, on the database, a managed schema or

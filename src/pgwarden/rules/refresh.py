@@ -13,10 +13,26 @@ from pgwarden.plan.model import acl_subject
 from pgwarden.plan.refresh import default_grantees, installed, problems, subject
 from pgwarden.policy import Policy
 from pgwarden.refresh import create_sql, declared, grant_sql, owner_sql, revoke_sql
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import finding, q
 from pgwarden.snapshot import Snapshot
 
 
+@reports(
+    Rule(
+        "refresh.missing",
+        "medium",
+        "A role the policy lets refresh a materialized view cannot",
+        "REFRESH MATERIALIZED VIEW needs ownership, or MAINTAIN on PostgreSQL 17+: an app that refreshes a "
+        "view the policy declares (a database's `refresh`) fails until it has one. On 14-16 the refresh is "
+        "an owner-owned SECURITY DEFINER routine (<schema>.pgwarden_refresh_<role>) that refreshes only the "
+        "declared views and only that role may run: one that is missing, changed, not SECURITY DEFINER, "
+        "without a fixed search_path, owned by another role or runnable by others is reported.",
+        "GRANT MAINTAIN on the view to the role (17+), or make the routine again (14-16): `pgwarden apply` "
+        "does either.",
+        doc="See [policy.md](policy.md#materialized-views-a-role-refreshes).",
+    ),
+)
 def check_refresh(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """Each declared refresh that the database does not give (views that do not exist yet are skipped:
     `expected` says so, and nothing can be refreshed before a migration creates them)."""

@@ -11,6 +11,7 @@ from pgwarden.hazards import HazardData
 from pgwarden.plan.model import Subject
 from pgwarden.plan.roles import ATTRIBUTE_SQL
 from pgwarden.policy import Policy
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import access_roles, finding
 from pgwarden.rules.memberships import revoke_sql
 from pgwarden.snapshot import Snapshot
@@ -25,6 +26,30 @@ def revoke_membership(snap: Snapshot, member: int, target: int) -> tuple[str, Su
     return revoke_sql(snap, member, hop), ("membership", snap.role_name(hop) or "", snap.role_name(member) or "")
 
 
+@reports(
+    Rule(
+        "access.member-of-owner",
+        "critical",
+        "Access role is a member of the owner",
+        "A member of the owner (directly or through other roles) can SET ROLE to it or inherit its "
+        "rights: it can alter and drop every table and bypass row level security.",
+        "REVOKE the membership (the fix names the direct grant to remove).",
+    ),
+    Rule(
+        "access.member-of-privileged",
+        "high",
+        "Access role is a member of a powerful role",
+        "Predefined roles such as pg_write_all_data, pg_read_server_files, pg_write_server_files, "
+        "pg_execute_server_program, pg_signal_backend and pg_maintain (17+) act on every database "
+        "of the cluster or on the server itself; membership of a superuser role gives everything.",
+        "REVOKE the membership.",
+        doc=(
+            "Covers pg_write_all_data, pg_read_server_files, pg_write_server_files, "
+            "pg_execute_server_program, pg_signal_backend, pg_maintain (17+) and any superuser role, by any "
+            "path."
+        ),
+    ),
+)
 def check_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     owner = snap.role_by_name.get(policy.owner.name)
     owners = {owner.oid} if owner else set()
@@ -59,6 +84,17 @@ def check_memberships(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterato
                 )
 
 
+@reports(
+    Rule(
+        "access.attribute",
+        "critical",
+        "Access role has a powerful attribute",
+        "SUPERUSER bypasses every check, BYPASSRLS every row policy, CREATEROLE (14-15) takes over "
+        "other roles, CREATEDB and REPLICATION reach beyond the application's data.",
+        "ALTER ROLE ... NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS.",
+        doc="`critical` for SUPERUSER and BYPASSRLS, `high` for the others.",
+    ),
+)
 def check_attributes(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """access.attribute: an access role or a member (a person gets its rights from groups only) with
     an attribute beyond LOGIN."""
@@ -79,6 +115,23 @@ def check_attributes(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator
                 )
 
 
+@reports(
+    Rule(
+        "owner.superuser",
+        "high",
+        "The owner is a superuser",
+        "Migrations then run with every power of the server; row level security is bypassed.",
+        "ALTER ROLE owner NOSUPERUSER.",
+    ),
+    Rule(
+        "owner.createrole",
+        "medium",
+        "The owner has CREATEROLE on PostgreSQL 14-15",
+        "Before 16, CREATEROLE can alter any non-superuser role and grant itself "
+        "pg_execute_server_program: it is practically a superuser.",
+        "ALTER ROLE owner NOCREATEROLE; create roles as an administrator.",
+    ),
+)
 def check_owner(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     owner = snap.role_by_name.get(policy.owner.name)
     if owner is None:
@@ -104,6 +157,24 @@ def check_owner(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Find
         )
 
 
+@reports(
+    Rule(
+        "login.no-password",
+        "medium",
+        "LOGIN role of the policy without a password",
+        "The role cannot log in with password authentication, or logs in without one under trust.",
+        "Set the password environment variable and run `pgwarden apply`.",
+        doc="Needs the stored verifiers, which only a superuser can read; without one the rule is skipped.",
+    ),
+    Rule(
+        "login.md5-password",
+        "medium",
+        "LOGIN role of the policy with an MD5 password",
+        "MD5 verifiers are replayable and deprecated (warned about on 18).",
+        "Set the password again as SCRAM-SHA-256 (`pgwarden apply` does it).",
+        doc="Needs the stored verifiers, which only a superuser can read; without one the rule is skipped.",
+    ),
+)
 def check_passwords(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     if snap.passwords is None:  # verifiers are readable by superusers only
         return

@@ -11,6 +11,7 @@ from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.plan.outside import repairable
 from pgwarden.policy import Policy
+from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import finding
 from pgwarden.snapshot import Snapshot
 
@@ -47,6 +48,19 @@ def stored_path(snap: Snapshot, role_oid: int) -> tuple[str, str] | None:
     return None
 
 
+@reports(
+    Rule(
+        "settings.writable-search-path",
+        "high",
+        "A schema on the owner's or an access role's search_path that another role can create in",
+        "Unqualified names resolve through the search_path (database and role settings, `$user`, "
+        'the server\'s default "$user", public): a role that can create in one of those schemas can '
+        "put a function or table there that a migration or the application then uses by mistake, "
+        "and runs its code with their rights (CVE-2018-1058).",
+        "REVOKE CREATE ON SCHEMA ... FROM the other roles, or take the schema off the search_path "
+        "(ALTER ROLE ... IN DATABASE ... SET search_path).",
+    ),
+)
 def check_search_path(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[Finding]:
     """settings.writable-search-path: every schema on the search_path of the owner, a deploy login or an
     access role, but the managed ones (create.schema and the plan cover those), in which another role
