@@ -47,8 +47,7 @@ def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_
     yield s
 
 
-# complexity over 10 on purpose: one scenario (found, proved, repaired) with its checks in the order they happen
-def test_grants_settings_and_memberships_outside_are_found_and_repaired(  # noqa: C901
+def test_grants_settings_and_memberships_outside_are_found_and_repaired(  # noqa: C901 (one scenario, checks in order)
     split: Split, pg_version: int, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
 ) -> None:
     app, ro, owner, db = split.app, split.readonly, split.owner, split.database

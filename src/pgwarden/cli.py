@@ -325,9 +325,8 @@ def single_target(targets: dict[str, Policy], command: str) -> Policy:
     )
 
 
-# complexity over 10 on purpose: one except clause per way a command can end: the exit-code contract (0/1/2/130) stays
-# in one place
-def main(argv: list[str] | None = None) -> None:  # noqa: C901
+# the exit-code contract (0/1/2/130) in one place: one except clause per way a command can end
+def main(argv: list[str] | None = None) -> None:  # noqa: C901 (one except clause per way a command ends)
     """Entry point: an `error:` line and a `hint:` line per error, exit codes 0/1/2 (130 interrupted),
     --debug for the traceback."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

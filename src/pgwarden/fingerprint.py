@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,37 +71,32 @@ def _group(items: Iterable[tuple[str, Any]]) -> dict[str, list[Any]]:
     return out
 
 
-# complexity over 10 on purpose: one short block per part of the snapshot, in the order the parts are named
-def fingerprint(snap: Snapshot) -> Fingerprint:  # noqa: C901
+def _rows(snap: Snapshot) -> Iterator[tuple[str, Any]]:
+    """(part, row) for the parts that hold several rows: memberships, role settings, each schema's objects
+    of one kind, types, column ACLs, default privileges, the grants outside the managed schemas."""
+    name = snap.role_name
+    schemas = {s.oid: s.name for s in snap.schemas}
+    yield from ((f"membership:{name(m.role)}:{name(m.member)}", m) for m in snap.memberships)
+    yield from ((f"role-settings:{name(s.role)}", s) for s in snap.role_settings)
+    yield from ((f"objects:{schemas.get(g.schema, g.schema)}:{g.kind}", g) for g in snap.objects)
+    yield from ((f"types:{schemas.get(t.schema, t.schema)}", t) for t in snap.types)
+    yield from ((f"columns:{c.schema_name or c.schema}.{c.table}", c) for c in snap.columns)
+    yield from ((f"default-privileges:{name(d.role)}", d) for d in snap.default_acls)
+    yield from ((f"outside:{o.kind}", o) for o in snap.outside)
+
+
+def fingerprint(snap: Snapshot) -> Fingerprint:
     """The catalog state of `snap`, by part: each role, membership, role's settings and default
     privileges, the database, each schema, each schema's objects of one kind, types, column ACLs,
     the guard and the grants outside the managed schemas. Roles are named, not numbered, and the
     oids stay inside the rows (a role dropped and created again is a change). The ledger's schema,
     the server and the connected role, and what the session checked (passwords) are left out."""
-    name = snap.role_name
-    schemas = {s.oid: s.name for s in snap.schemas}
-    parts: dict[str, Any] = {}
-    for r in snap.roles.values():
-        parts[f"role:{r.name}"] = dataclasses.replace(r, valid_until=None)  # the epoch says it, in no time zone
-    for key, rows in _group((f"membership:{name(m.role)}:{name(m.member)}", m) for m in snap.memberships).items():
-        parts[key] = rows
-    for key, rows in _group((f"role-settings:{name(s.role)}", s) for s in snap.role_settings).items():
-        parts[key] = rows
+    # the epoch says valid_until, in no time zone
+    parts: dict[str, Any] = {f"role:{r.name}": dataclasses.replace(r, valid_until=None) for r in snap.roles.values()}
+    parts.update(_group(_rows(snap)))
     if snap.database is not None:
         parts["database"] = snap.database
-    for s in snap.schemas:
-        if s.name != LEDGER_SCHEMA:
-            parts[f"schema:{s.name}"] = s
-    for key, rows in _group((f"objects:{schemas.get(g.schema, g.schema)}:{g.kind}", g) for g in snap.objects).items():
-        parts[key] = rows
-    for key, rows in _group((f"types:{schemas.get(t.schema, t.schema)}", t) for t in snap.types).items():
-        parts[key] = rows
-    for key, rows in _group((f"columns:{c.schema_name or c.schema}.{c.table}", c) for c in snap.columns).items():
-        parts[key] = rows
-    for key, rows in _group((f"default-privileges:{name(d.role)}", d) for d in snap.default_acls).items():
-        parts[key] = rows
-    for key, rows in _group((f"outside:{o.kind}", o) for o in snap.outside).items():
-        parts[key] = rows
+    parts.update((f"schema:{s.name}", s) for s in snap.schemas if s.name != LEDGER_SCHEMA)
     if snap.guard is not None:
         parts["guard"] = snap.guard
     return Fingerprint({k: _digest(v) for k, v in parts.items()})

@@ -38,21 +38,11 @@ class RunAs:
     is_owner: bool
 
 
-# complexity over 10 on purpose: owner, deploy login, role word, access role, member: one `if` per way `--as` names a
-# role
-def resolve_role(policy: Policy, name: str) -> RunAs:  # noqa: C901
+def resolve_role(policy: Policy, name: str) -> RunAs:
     """`owner` (or the owner's name), else an access role; a NOLOGIN owner runs through its first deploy login."""
     owner = policy.owner
     if name in ("owner", owner.name):
-        if owner.login:
-            return RunAs(owner.name, owner.name, owner.password_env, True)
-        if owner.deploy_logins:
-            deploy = owner.deploy_logins[0]
-            return RunAs(deploy, owner.name, password_env_for(deploy), True)
-        raise PgwardenError(
-            f"the owner {owner.name} cannot log in and the policy names no deploy login",
-            hint='add [owner] deploy_logins = ["deployer"] (docs/deploy-logins.md), or set owner.login = true',
-        )
+        return _as_owner(policy)
     if name in owner.deploy_logins:
         return RunAs(name, owner.name, password_env_for(name), True)
     if name in ROLE_WORDS and name not in policy.role_names:
@@ -67,6 +57,19 @@ def resolve_role(policy: Policy, name: str) -> RunAs:  # noqa: C901
             return RunAs(name, name, member.password_env, False)
     roles = ", ".join(["owner", *policy.owner.deploy_logins, *(a.name for a in policy.access)])
     raise PgwardenError(f"role {name} is not in the policy", hint=f"--as takes one of: {roles}")
+
+
+def _as_owner(policy: Policy) -> RunAs:
+    owner = policy.owner
+    if owner.login:
+        return RunAs(owner.name, owner.name, owner.password_env, True)
+    if owner.deploy_logins:
+        deploy = owner.deploy_logins[0]
+        return RunAs(deploy, owner.name, password_env_for(deploy), True)
+    raise PgwardenError(
+        f"the owner {owner.name} cannot log in and the policy names no deploy login",
+        hint='add [owner] deploy_logins = ["deployer"] (docs/deploy-logins.md), or set owner.login = true',
+    )
 
 
 #: Words that stand for an access role: runtime and readwrite (the first login whose grants write
@@ -124,31 +127,20 @@ _KEPT_PG = ("PGPASSFILE",)
 CONNECT_TIMEOUT = "10"
 
 
-# complexity over 10 on purpose: one `if` per libpq variable it sets or clears: the whole environment contract in one
-# place
-def command_env(  # noqa: C901
+def command_env(
     policy: Policy,
     run_as: RunAs,
     server: Mapping[str, str],
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The command's environment: the parent's without PG*/DATABASE_URL, plus the role's connection to `server`."""
-    env = dict(os.environ if environ is None else environ)
-    password = env.get(run_as.password_env) if run_as.password_env else None
-    timeout = env.get("PGCONNECT_TIMEOUT") or CONNECT_TIMEOUT
-    for key in list(env):
-        if (key.startswith("PG") and not key.startswith("PGWARDEN_") and key not in _KEPT_PG) or key == "DATABASE_URL":
-            del env[key]
-    for key in (MIGRATE_ENV, ROLE_ENV, OWNER_ENV):
-        env.pop(key, None)
-    # the other roles' passwords are not this command's to see (PGWARDEN_* is otherwise passed on)
-    for _, var in policy.login_roles():
-        if var and var != run_as.password_env:
-            env.pop(var, None)
+    parent = os.environ if environ is None else environ
+    password = parent.get(run_as.password_env) if run_as.password_env else None
+    env = _inherited(policy, run_as, parent)
     host, port = server.get("host"), server.get("port")
     env["PGUSER"] = run_as.login
     env["PGDATABASE"] = policy.database.name
-    env["PGCONNECT_TIMEOUT"] = timeout
+    env["PGCONNECT_TIMEOUT"] = parent.get("PGCONNECT_TIMEOUT") or CONNECT_TIMEOUT
     if host:
         env["PGHOST"] = host
     if port:
@@ -163,6 +155,22 @@ def command_env(  # noqa: C901
     env[OWNER_ENV] = policy.owner.name
     if run_as.is_owner:
         env[MIGRATE_ENV] = "1"
+    return env
+
+
+def _inherited(policy: Policy, run_as: RunAs, parent: Mapping[str, str]) -> dict[str, str]:
+    """The parent's environment without its connection (PG*, DATABASE_URL, pgwarden's own role variables)
+    and without the other roles' passwords."""
+    env = dict(parent)
+    for key in list(env):
+        if (key.startswith("PG") and not key.startswith("PGWARDEN_") and key not in _KEPT_PG) or key == "DATABASE_URL":
+            del env[key]
+    for key in (MIGRATE_ENV, ROLE_ENV, OWNER_ENV):
+        env.pop(key, None)
+    # the other roles' passwords are not this command's to see (PGWARDEN_* is otherwise passed on)
+    for _, var in policy.login_roles():
+        if var and var != run_as.password_env:
+            env.pop(var, None)
     return env
 
 

@@ -158,9 +158,7 @@ class Scopes:
             return True
         return any(schema in g.detailed_schemas for g in self.grants)
 
-    # complexity over 10 on purpose: routine, schema-wide, listed and excepted tables, owned sequences: the scope rules
-    # side by side
-    def objects(  # noqa: C901
+    def objects(
         self, role: str, kind_name: str, schema: str, name: str | None = None, table: str | None = None
     ) -> frozenset[str]:
         """What `role` holds on an object of `kind_name` in `schema` (`name` None: any object of a

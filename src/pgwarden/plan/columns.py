@@ -27,17 +27,38 @@ R = Requirement
 ColumnKey = tuple[int, Grantee, str]  # (relation, grantee, privilege)
 
 
-# complexity over 10 on purpose: one pass collects held and wanted columns, one diffs them; split, six maps would travel
-# between the parts
-def plan_columns(ctx: PlanContext) -> Iterator[Step]:  # noqa: C901
+def plan_columns(ctx: PlanContext) -> Iterator[Step]:
     """Column grants as the policy's exceptions want them, nothing else (see the module's text)."""
     snap = ctx.snap
     schemas = {s.oid: s.name for s in snap.schemas}
     schemas |= {c.schema: c.schema_name for c in snap.columns if c.system}  # pg_catalog, information_schema
+    held, wanted, tables = _columns(ctx, schemas)
+    dropped = _dropped_by_table_revokes(ctx, set(tables))
+    for key in dict.fromkeys([*held, *wanted]):
+        relation, grantee, privilege = key
+        t = tables[relation]
+        extra = [c for c in held.get(key, []) if c not in wanted.get(key, [])]
+        if key in dropped or (relation, grantee, "ALL") in dropped:
+            held.pop(key, None)  # plan_objects' table-level REVOKE takes them: grant them again after it
+        missing = [c for c in wanted.get(key, []) if c not in held.get(key, [])]
+        where = (schemas[t.schema], t.table, t.owner, relation, grantee, privilege)
+        if extra:
+            yield from _revoke(ctx, *where, extra, t.system)
+        if missing:
+            yield from _grant(ctx, *where, missing)
+
+
+_Columns = dict[ColumnKey, list[str]]
+
+
+def _columns(ctx: PlanContext, schemas: dict[int, str]) -> tuple[_Columns, _Columns, dict[int, ColumnAcl]]:
+    """The column privileges held and wanted (each key's columns in the order the snapshot lists them),
+    and the tables they are on: the managed schemas' and the system catalogs'."""
+    snap = ctx.snap
     managed = {s.oid for s in snap.schemas if s.name in ctx.policy.database.schemas}
     policy_roles = set(ctx.policy.role_names)
-    held: dict[ColumnKey, list[str]] = defaultdict(list)  # in the order the snapshot lists the columns
-    wanted: dict[ColumnKey, list[str]] = defaultdict(list)
+    held: _Columns = defaultdict(list)
+    wanted: _Columns = defaultdict(list)
     tables: dict[int, ColumnAcl] = {}
     for col in snap.columns:
         if col.schema not in managed and not col.system:
@@ -56,19 +77,7 @@ def plan_columns(ctx: PlanContext) -> Iterator[Step]:  # noqa: C901
                 who: Grantee = None if role == PUBLIC_ROLE else role
                 for privilege in ctx.grants.on_column(role, schemas[col.schema], col.table, col.column):
                     wanted[(col.relation, who, privilege)].append(col.column)
-    dropped = _dropped_by_table_revokes(ctx, set(tables))
-    for key in dict.fromkeys([*held, *wanted]):
-        relation, grantee, privilege = key
-        t = tables[relation]
-        extra = [c for c in held.get(key, []) if c not in wanted.get(key, [])]
-        if key in dropped or (relation, grantee, "ALL") in dropped:
-            held.pop(key, None)  # plan_objects' table-level REVOKE takes them: grant them again after it
-        missing = [c for c in wanted.get(key, []) if c not in held.get(key, [])]
-        where = (schemas[t.schema], t.table, t.owner, relation, grantee, privilege)
-        if extra:
-            yield from _revoke(ctx, *where, extra, t.system)
-        if missing:
-            yield from _grant(ctx, *where, missing)
+    return held, wanted, tables
 
 
 def _dropped_by_table_revokes(ctx: PlanContext, relations: set[int]) -> set[ColumnKey]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 from psycopg import sql
 
@@ -16,9 +16,7 @@ from pgwarden.snapshot import Schema
 R = Requirement
 
 
-# complexity over 10 on purpose: ownership, then the ACL diff with one reason per change: one straight path a reviewer
-# reads top to bottom
-def plan_database(ctx: PlanContext) -> Iterator[Step]:  # noqa: C901
+def plan_database(ctx: PlanContext) -> Iterator[Step]:
     snap, auth, policy, owner = ctx.snap, ctx.auth, ctx.policy, ctx.owner
     db, name = snap.database, policy.database.name
     major = snap.caps.major
@@ -46,6 +44,17 @@ def plan_database(ctx: PlanContext) -> Iterator[Step]:  # noqa: C901
             return  # its grants follow the move, which additive mode does not make
         actual = ctx.acl(db.acl, db.owner)
         grantor = owner
+    allowed = auth.acts_as(owner)
+    for change in acl.diff(actual, _wanted(ctx, owner_privs, grantor)):
+        subject = acl_subject("pg_database", db.oid, change.grantee) if db is not None else None
+        needs = Need.of((R.MEMBERSHIP, owner))
+        yield acl_step(change, target, f"database {name}", _reason(change), allowed, needs, subject=subject)
+
+
+def _wanted(ctx: PlanContext, owner_privs: Iterable[str], grantor: str | None) -> Wanted:
+    """The database's ACL as the policy has it: the owner's, the access roles' and members' (with the
+    grant options the policy keeps), CONNECT for the deploy logins; PUBLIC's left alone without hardening."""
+    policy, owner = ctx.policy, ctx.owner
     expected: dict[Grantee, frozenset[str]] = {owner: frozenset(owner_privs)}
     for a in policy.access:
         expected[a.name] = ctx.grants.database(a.name)
@@ -57,18 +66,15 @@ def plan_database(ctx: PlanContext) -> Iterator[Step]:  # noqa: C901
     if not policy.hardening.revoke_public_connect:
         tolerated[PUBLIC] = frozenset({"CONNECT", "TEMPORARY"})
     grantable = {a.name: ctx.grants.options.database(a.name) for a in policy.access}
-    wanted = Wanted(expected, tolerated, owner=owner, grantor=grantor, ignore=ctx.ignore, grantable=grantable)
-    allowed = auth.acts_as(owner)
-    for change in acl.diff(actual, wanted):
-        if change.grantee is None and change.action == ChangeAction.REVOKE:
-            reason = "hardening: roles outside the policy must not connect or create temporary tables"
-        elif change.action == ChangeAction.GRANT:
-            reason = f"{show(change.grantee)} must be able to connect"
-        else:
-            reason = f"{show(change.grantee)} must hold only what the policy gives it on the database"
-        subject = acl_subject("pg_database", db.oid, change.grantee) if db is not None else None
-        needs = Need.of((R.MEMBERSHIP, owner))
-        yield acl_step(change, target, f"database {name}", reason, allowed, needs, subject=subject)
+    return Wanted(expected, tolerated, owner=owner, grantor=grantor, ignore=ctx.ignore, grantable=grantable)
+
+
+def _reason(change: Change) -> str:
+    if change.grantee is None and change.action == ChangeAction.REVOKE:
+        return "hardening: roles outside the policy must not connect or create temporary tables"
+    if change.action == ChangeAction.GRANT:
+        return f"{show(change.grantee)} must be able to connect"
+    return f"{show(change.grantee)} must hold only what the policy gives it on the database"
 
 
 def _create_database(ctx: PlanContext) -> Iterator[Step]:

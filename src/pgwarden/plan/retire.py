@@ -279,8 +279,7 @@ def _granted_memberships(snap: Snapshot, role: Role) -> list[Membership]:
     return [m for m in snap.memberships if m.grantor == role.oid and role.oid not in (m.role, m.member)]
 
 
-# complexity over 10 on purpose: a flat list of independent checks, each one `if` and one sentence
-def _blockers(  # noqa: C901
+def _blockers(
     policy: Policy,
     snap: Snapshot,
     survey: Survey,
@@ -292,32 +291,51 @@ def _blockers(  # noqa: C901
     granted: list[Membership],
 ) -> list[str]:
     """Everything that would make the retirement fail part-way, found before anything runs."""
-    out = []
-    for db in sorted(held):
-        access = survey.databases.get(db, DatabaseAccess(db, True, True))
-        if not access.allows_connections:
-            out.append(f"database {db} does not allow connections (datallowconn is false): its objects cannot be moved")
-        elif not access.may_connect:
-            out.append(f"the admin has no CONNECT on database {db}")
-        elif access.error:
-            out.append(f"cannot connect to database {db}: {access.error}")
+    out = [_unreachable(survey, db) for db in sorted(held)]
     if survey.session_user == spec.name:
         out.append(f"the admin connection logged in as {spec.name} (its session user): a role cannot drop itself")
     if not auth.superuser:
-        if not auth.acts_as(spec.name) and not _may_gain(auth, role):
-            out.append(f"the admin needs the privileges of {spec.name} to reassign or drop what it owns")
-        reassigns = spec.objects == "reassign" or any(h.dependency == "owner" for h in shared)
-        if reassigns and not auth.acts_as(policy.owner.name):
-            out.append(f"the admin needs the privileges of the owner {policy.owner.name} to reassign objects to it")
-        if not auth.may_alter_role(spec.name, exists=True):
-            what = "CREATEROLE and ADMIN OPTION on it" if auth.caps.membership_options else "CREATEROLE"
-            out.append(f"dropping role {spec.name} needs superuser or {what}")
-        groups = {str(snap.role_name(m.role)) for m in granted}
-        if groups - auth.admin_of:
-            out.append(
-                f"{spec.name} granted memberships in {', '.join(sorted(groups - auth.admin_of))} that the admin "
-                "cannot grant again (it needs ADMIN OPTION on them); dropping the role would revoke them"
-            )
+        out += _admin_lacks(policy, snap, auth, spec, role, shared, granted)
+    return [b for b in out if b]
+
+
+def _unreachable(survey: Survey, db: str) -> str:
+    """Why the admin cannot work in a database that holds something of the role ("" when it can)."""
+    access = survey.databases.get(db, DatabaseAccess(db, True, True))
+    if not access.allows_connections:
+        return f"database {db} does not allow connections (datallowconn is false): its objects cannot be moved"
+    if not access.may_connect:
+        return f"the admin has no CONNECT on database {db}"
+    if access.error:
+        return f"cannot connect to database {db}: {access.error}"
+    return ""
+
+
+def _admin_lacks(
+    policy: Policy,
+    snap: Snapshot,
+    auth: Authority,
+    spec: RetiredSpec,
+    role: Role,
+    shared: tuple[Holding, ...],
+    granted: list[Membership],
+) -> list[str]:
+    """What a non-superuser admin lacks to reassign, drop and grant again what the role holds."""
+    out = []
+    if not auth.acts_as(spec.name) and not _may_gain(auth, role):
+        out.append(f"the admin needs the privileges of {spec.name} to reassign or drop what it owns")
+    reassigns = spec.objects == "reassign" or any(h.dependency == "owner" for h in shared)
+    if reassigns and not auth.acts_as(policy.owner.name):
+        out.append(f"the admin needs the privileges of the owner {policy.owner.name} to reassign objects to it")
+    if not auth.may_alter_role(spec.name, exists=True):
+        what = "CREATEROLE and ADMIN OPTION on it" if auth.caps.membership_options else "CREATEROLE"
+        out.append(f"dropping role {spec.name} needs superuser or {what}")
+    groups = {str(snap.role_name(m.role)) for m in granted}
+    if groups - auth.admin_of:
+        out.append(
+            f"{spec.name} granted memberships in {', '.join(sorted(groups - auth.admin_of))} that the admin "
+            "cannot grant again (it needs ADMIN OPTION on them); dropping the role would revoke them"
+        )
     return out
 
 

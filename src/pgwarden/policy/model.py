@@ -180,6 +180,13 @@ class ApplySpec(_Model):
     lock_timeout: Duration = "5s"
 
 
+def _claim(seen: dict[str, str], name: str, what: str, phrase: str) -> None:
+    """Records that `name` is `what` in the policy; a role has one part only (owner, deploy login, ...)."""
+    if name in seen:
+        raise ValueError(f"role {name!r} is both {seen[name]} and {phrase}")
+    seen[name] = what
+
+
 class Policy(_Model):
     """Desired state for one database: its owner, the roles, their grants, hardening switches."""
 
@@ -212,24 +219,16 @@ class Policy(_Model):
         return self
 
     @model_validator(mode="after")
-    # complexity over 10 on purpose: one loop per section of the policy, each with its own message; a table would hide
-    # the messages
-    def _distinct_roles(self) -> Policy:  # noqa: C901
+    def _distinct_roles(self) -> Policy:
         seen: dict[str, str] = {self.owner.name: "owner"}
         for deploy in self.owner.deploy_logins:
-            if deploy in seen:
-                raise ValueError(f"role {deploy!r} is both {seen[deploy]} and a deploy login")
-            seen[deploy] = "deploy login"
+            _claim(seen, deploy, "deploy login", "a deploy login")
         for access in self.access:
-            if access.name in seen:
-                raise ValueError(f"role {access.name!r} is both {seen[access.name]} and an access role")
-            seen[access.name] = "access role"
+            _claim(seen, access.name, "access role", "an access role")
             if self.version == 1 and access.level is None:
                 raise ValueError(f"access role {access.name!r}: level is missing (readwrite or readonly)")
         for member in self.members:
-            if member.name in seen:
-                raise ValueError(f"role {member.name!r} is both {seen[member.name]} and a member")
-            seen[member.name] = "member"
+            _claim(seen, member.name, "member", "a member")
         for ignored in self.ignore.roles:
             if ignored in seen:
                 raise ValueError(f"role {ignored!r} is {seen[ignored]} and cannot be ignored")

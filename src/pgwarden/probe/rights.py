@@ -68,8 +68,7 @@ class Rights:
                 out |= rule.columns.union(*rule.by_column.values())
         return out
 
-    # complexity over 10 on purpose: one branch per kind of action, in the order the server checks them
-    def allows(self, action: Action, target: Target | None, *, inquiry: bool = False) -> bool:  # noqa: C901
+    def allows(self, action: Action, target: Target | None, *, inquiry: bool = False) -> bool:
         """Whether the policy says this identity may do `action` on `target` (None: the database).
         `inquiry`: the server's has_*_privilege function is asked, which sees table-level grants only."""
         if self.owner:
@@ -97,6 +96,10 @@ class Rights:
             return privilege in self.union(
                 lambda r: self.scopes.objects(r, "sequence", target.schema, target.name, target.owned_by)
             )
+        return self._allows_on_table(privilege, target, inquiry)
+
+    def _allows_on_table(self, privilege: str, target: Target, inquiry: bool) -> bool:
+        """A table's privilege: on the column tried, the table, or (not for an inquiry) some column."""
         if target.what == "column" and target.col is not None:
             return privilege in self.column(target.schema, target.name, target.col)
         if privilege in self.table(target.schema, target.name):

@@ -20,9 +20,7 @@ if TYPE_CHECKING:
 PLAN_SCHEMA_VERSION = SCHEMA_VERSION
 
 
-# complexity over 10 on purpose: the script in the order psql runs it: header, each phase's wrapper, retirements,
-# withheld steps
-def plan_sql(plan: Plan) -> str:  # noqa: C901
+def plan_sql(plan: Plan) -> str:
     """A script a reviewer can read and run with psql (secrets appear as psql variables)."""
     out = [
         f"-- pgwarden plan for database {plan.database} (PostgreSQL {plan.server_version})",
@@ -38,31 +36,45 @@ def plan_sql(plan: Plan) -> str:  # noqa: C901
     for step in plan.steps:
         if step.phase != current:
             current = step.phase
-            out.append("")
-            if current == Phase.ROLES:
-                out.append("-- cluster: roles")
-            elif current == Phase.CREATE_DATABASE:
-                out.append("-- cluster: database (CREATE DATABASE cannot run inside a transaction)")
-            else:
-                out.append(f"\\connect {_psql_ident(plan.database)}")
-                out.append("BEGIN;")
-                out.append(f"SET LOCAL lock_timeout = {_psql_literal(plan.lock_timeout)};")
-        flags = []
-        if step.destructive:
-            flags.append("destructive")
-        if not step.allowed:
-            flags.append(f"needs {step.needs}")
-        out.append(f"-- {step.object}: {step.reason}" + (f" [{'; '.join(flags)}]" if flags else ""))
-        out.append(step.render() + ";")
+            out += ["", *_phase_header(plan, current)]
+        out += _step_sql(step)
     if current == Phase.DATABASE:
         out.append("COMMIT;")
     out.extend(_retirements_sql(plan))
-    if plan.withheld:
-        out += ["", f"-- additive mode: {len(plan.withheld)} step(s) withheld, what authoritative mode would also run:"]
-        for step in plan.withheld:
-            out.append(f"--   {step.object}: {step.reason}")
-            out.extend(f"--     {line}" for line in step.render().splitlines())
+    out.extend(_withheld_sql(plan))
     return "\n".join(out) + "\n"
+
+
+def _phase_header(plan: Plan, phase: Phase) -> list[str]:
+    if phase == Phase.ROLES:
+        return ["-- cluster: roles"]
+    if phase == Phase.CREATE_DATABASE:
+        return ["-- cluster: database (CREATE DATABASE cannot run inside a transaction)"]
+    return [
+        f"\\connect {_psql_ident(plan.database)}",
+        "BEGIN;",
+        f"SET LOCAL lock_timeout = {_psql_literal(plan.lock_timeout)};",
+    ]
+
+
+def _step_sql(step: Step) -> list[str]:
+    """A step: a comment with its object, reason and flags (destructive, what it needs), then its SQL."""
+    flags = []
+    if step.destructive:
+        flags.append("destructive")
+    if not step.allowed:
+        flags.append(f"needs {step.needs}")
+    return [f"-- {step.object}: {step.reason}" + (f" [{'; '.join(flags)}]" if flags else ""), step.render() + ";"]
+
+
+def _withheld_sql(plan: Plan) -> list[str]:
+    if not plan.withheld:
+        return []
+    out = ["", f"-- additive mode: {len(plan.withheld)} step(s) withheld, what authoritative mode would also run:"]
+    for step in plan.withheld:
+        out.append(f"--   {step.object}: {step.reason}")
+        out.extend(f"--     {line}" for line in step.render().splitlines())
+    return out
 
 
 def _retirements_sql(plan: Plan) -> list[str]:

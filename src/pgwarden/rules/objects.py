@@ -15,7 +15,7 @@ from pgwarden.policy import Policy
 from pgwarden.rows import OwnedRow
 from pgwarden.rules.catalog import Rule, reports
 from pgwarden.rules.common import access_roles, adopt_fix, finding, q
-from pgwarden.snapshot import DefaultAcl, Role, Snapshot
+from pgwarden.snapshot import DefaultAcl, ObjectGroup, Role, Snapshot
 
 
 @reports(
@@ -149,36 +149,43 @@ def check_ownership(policy: Policy, snap: Snapshot, hz: HazardData) -> Iterator[
         yield _escaped(row.object, who, owner.name, adopt_fix(who), _owned_subject(row))
 
 
-# complexity over 10 on purpose: schemas, object groups, types: three short loops that yield one finding shape
-def _managed_ownership(policy: Policy, snap: Snapshot, owners: _Owners) -> Iterator[tuple[Finding, bool]]:  # noqa: C901
+def _managed_ownership(policy: Policy, snap: Snapshot, owners: _Owners) -> Iterator[tuple[Finding, bool]]:
     """Managed schemas and their objects not owned by the owner: (finding, whether it names one object).
     A serial's sequence is left out: it follows its table, whose finding moves both."""
     schemas = {s.oid: s for s in snap.schemas}
+    yield from _schema_ownership(policy, snap, owners)
+    for g in snap.objects:
+        if not (g.extension or g.linked or g.owner == owners.owner.oid or g.schema not in schemas):
+            yield from _group_ownership(snap, owners, g, schemas[g.schema].name)
+    for t in snap.types:
+        if t.schema in schemas:
+            subject = owner_subject("pg_type", t.oid)
+            if f := owners.finding(snap, describe("type", t.subkind), schemas[t.schema].name, t.name, t.owner, subject):
+                yield f, True
+
+
+def _schema_ownership(policy: Policy, snap: Snapshot, owners: _Owners) -> Iterator[tuple[Finding, bool]]:
     for s in snap.schemas:
         if s.name in policy.database.schemas and not s.extension and snap.roles.get(s.owner) is not None:
             if snap.roles[s.owner].name == "pg_database_owner":
                 continue  # 15+: public belongs to whoever owns the database
             if f := owners.finding(snap, "schema", s.name, None, s.owner, owner_subject("pg_namespace", s.oid)):
                 yield f, True
-    for g in snap.objects:
-        if g.extension or g.linked or g.owner == owners.owner.oid or g.schema not in schemas:
-            continue
-        schema = schemas[g.schema].name
-        if g.objects is None:
-            if f := owners.finding(snap, g.kind, schema, None, g.owner, None, g.count):
-                yield f, False
-            continue
-        catalog = "pg_proc" if g.kind == "routine" else "pg_class"
-        for o in g.objects:
-            name = o.name if g.kind != "routine" else f"{q(o.name)}({o.args or ''})"
-            subject = owner_subject(catalog, o.oid)
-            if f := owners.finding(snap, describe(g.kind, o.subkind), schema, name, g.owner, subject):
-                yield f, True
-    for t in snap.types:
-        if t.schema in schemas:
-            subject = owner_subject("pg_type", t.oid)
-            if f := owners.finding(snap, describe("type", t.subkind), schemas[t.schema].name, t.name, t.owner, subject):
-                yield f, True
+
+
+def _group_ownership(snap: Snapshot, owners: _Owners, g: ObjectGroup, schema: str) -> Iterator[tuple[Finding, bool]]:
+    """One group of objects of a managed schema that another role owns: one finding per object, or one
+    for the group when the snapshot only counted them."""
+    if g.objects is None:
+        if f := owners.finding(snap, g.kind, schema, None, g.owner, None, g.count):
+            yield f, False
+        return
+    catalog = "pg_proc" if g.kind == "routine" else "pg_class"
+    for o in g.objects:
+        name = o.name if g.kind != "routine" else f"{q(o.name)}({o.args or ''})"
+        subject = owner_subject(catalog, o.oid)
+        if f := owners.finding(snap, describe(g.kind, o.subkind), schema, name, g.owner, subject):
+            yield f, True
 
 
 @reports(
