@@ -121,15 +121,6 @@ def grant_sql(refresh: Refresh) -> sql.Composed:
     return sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(function(refresh), sql.Identifier(refresh.role))
 
 
-def call_sql(refresh: Refresh, schema: str, view: str, *, concurrently: bool = False) -> sql.Composed:
-    """How the role refreshes a view through its routine (docs; probe)."""
-    return sql.SQL("SELECT {}({}::regclass, {})").format(
-        sql.Identifier(refresh.schema, refresh.routine),
-        sql.Literal(sql.Identifier(schema, view).as_string(None)),
-        sql.Literal(concurrently),
-    )
-
-
 def executable(
     scopes: Scopes, holders: Iterable[str], schema: str, groups: Iterable[ObjectGroup], held: bool, total: int
 ) -> int:

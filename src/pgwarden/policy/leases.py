@@ -50,8 +50,3 @@ class PgBouncerSpec(_Model):
 
     auth_user: RoleName
     lookup_schema: SchemaName = "pgbouncer"
-
-
-def lease_of(leases: tuple[LeaseSpec, ...], role: str) -> LeaseSpec | None:
-    """The first [[leased]] entry whose pattern names `role`, if any."""
-    return next((lease for lease in leases if lease.matches(role)), None)
