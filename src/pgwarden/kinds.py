@@ -67,6 +67,12 @@ class Kind:
     all_word: str | None = None  # GRANT ... ON ALL <all_word> IN SCHEMA / ALTER DEFAULT PRIVILEGES ... ON
     defacl_code: str | None = None  # pg_default_acl.defaclobjtype
     subkinds: tuple[Subkind, ...] = ()
+    catalog: str = ""  # the system catalog its objects are rows of (a plan step's and a finding's subject)
+    public: tuple[str, ...] = ()  # what acldefault() gives PUBLIC on a new object of the kind
+    #: objects named by name and identity arguments (`f(integer)`): ObjectRef.args holds the arguments
+    signed: bool = False
+    #: objects that may belong to a table (a serial's or identity column's sequence): ObjectRef.args names it
+    owned: bool = False
 
     def privileges_on(self, major: int) -> tuple[str, ...]:
         """What an object of this kind can carry on a server of major version `major`."""
@@ -81,6 +87,13 @@ class Kind:
             if sub.code == code:
                 return sub
         return Subkind(code, self.sql_word, self.name, self.name)
+
+    def scope_name(self, name: str, args: str | None) -> tuple[str, str | None]:
+        """How the policy's scopes name one object of the kind: its name (a routine's with its identity
+        arguments) and the table it belongs to (a sequence's, else None)."""
+        if self.signed:
+            return f"{name}({args or ''})", None
+        return name, args if self.owned else None
 
     def check_privileges(self, privileges: Iterable[str]) -> None:
         """Raise ValueError naming what the kind cannot carry."""
@@ -105,6 +118,8 @@ KINDS: Mapping[str, Kind] = {
             "DATABASE",
             "databases",
             ("CREATE", "TEMPORARY", "CONNECT"),
+            catalog="pg_database",
+            public=("TEMPORARY", "CONNECT"),
         ),
         Kind(
             "schema",
@@ -113,6 +128,7 @@ KINDS: Mapping[str, Kind] = {
             ("USAGE", "CREATE"),
             defacl_code="n",
             all_word="SCHEMAS",
+            catalog="pg_namespace",
         ),
         Kind(
             "table",
@@ -122,6 +138,7 @@ KINDS: Mapping[str, Kind] = {
             all_word="TABLES",
             defacl_code="r",
             subkinds=_RELATION_SUBKINDS,
+            catalog="pg_class",
         ),
         Kind(
             "sequence",
@@ -131,6 +148,8 @@ KINDS: Mapping[str, Kind] = {
             all_word="SEQUENCES",
             defacl_code="S",
             subkinds=(Subkind("S", "SEQUENCE", "sequence", "sequence"),),
+            catalog="pg_class",
+            owned=True,
         ),
         Kind(
             "routine",
@@ -145,6 +164,9 @@ KINDS: Mapping[str, Kind] = {
                 Subkind("a", "AGGREGATE", "aggregate", "aggregate"),
                 Subkind("w", "FUNCTION", "window function", "function"),
             ),
+            catalog="pg_proc",
+            public=("EXECUTE",),
+            signed=True,
         ),
         Kind(
             "type",
@@ -161,6 +183,8 @@ KINDS: Mapping[str, Kind] = {
                 Subkind("r", "TYPE", "range type", "type"),
                 Subkind("m", "TYPE", "multirange type", "type"),
             ),
+            catalog="pg_type",
+            public=("USAGE",),
         ),
         Kind("column", "TABLE", "columns", ("SELECT", "INSERT", "UPDATE", "REFERENCES")),
         Kind(

@@ -22,6 +22,7 @@ from pgwarden.fetch import fetch
 from pgwarden.findings import SEVERITIES, Finding
 from pgwarden.hazards import read_hazards
 from pgwarden.kinds import PROFILE_KINDS
+from pgwarden.kinds import kind as kind_of
 from pgwarden.plan.provider import with_external
 from pgwarden.probe.rights import Rights, held_on, member_rights
 from pgwarden.refresh import executable
@@ -191,6 +192,7 @@ def _expected(
 
     schema_oid, schema = where
     groups = [g for g in snap.objects if g.schema == schema_oid and g.kind == kind]
+    named = kind_of(kind).scope_name  # a sequence is named with its table (args)
     if kind == "routine" and privilege == "EXECUTE" and mine.scopes.refresh:  # refresh routines: their role's
         return executable(mine.scopes, mine.holders, schema, groups, privilege in held_on(mine, kind, schema), total)
     if kind == "routine" or not mine.scopes.detailed(schema) or any(g.objects is None for g in groups):
@@ -198,15 +200,9 @@ def _expected(
             return 0
         # migration bookkeeping tables (always named): at most SELECT, whatever the schema's profile
         books = [o for g in groups if g.bookkeeping for o in g.objects or ()]  # and their sequences (args: the table)
-        seq = kind == "sequence"
-        return total - sum(
-            1 for o in books if privilege not in held_on(mine, kind, schema, o.name, o.args if seq else None)
-        )
+        return total - sum(1 for o in books if privilege not in held_on(mine, kind, schema, *named(o.name, o.args)))
     return sum(
-        1
-        for g in groups
-        for o in g.objects or ()
-        if privilege in held_on(mine, kind, schema, o.name, o.args if kind == "sequence" else None)
+        1 for g in groups for o in g.objects or () if privilege in held_on(mine, kind, schema, *named(o.name, o.args))
     )
 
 

@@ -25,7 +25,7 @@ def plan_database(ctx: PlanContext) -> Iterator[Step]:
     if db is None:
         yield from _create_database(ctx)
         # a new database gets acldefault('d', owner): the owner's CTc and PUBLIC's Tc
-        actual = acl.held({owner: owner_privs, PUBLIC: ("CONNECT", "TEMPORARY")})
+        actual = acl.held({owner: owner_privs, PUBLIC: kind("database").public})
         grantor: str | None = None
     else:
         current_owner = snap.role_name(db.owner) or ""

@@ -16,9 +16,6 @@ from pgwarden.snapshot import Acl
 
 R = Requirement
 
-#: What PostgreSQL's built-in default privileges give PUBLIC, by kind.
-_BUILTIN_PUBLIC: dict[str, tuple[str, ...]] = {"routine": ("EXECUTE",), "type": ("USAGE",)}
-
 
 def plan_default_privileges(ctx: PlanContext) -> Iterator[Step]:
     snap, auth, policy, owner = ctx.snap, ctx.auth, ctx.policy, ctx.owner
@@ -63,9 +60,7 @@ def _plan_global_defaults(ctx: PlanContext, rows: dict[tuple[int, str], Acl], ok
         if (0, code) in rows:
             actual = ctx.acl(rows[(0, code)])
         else:  # the built-in default: the owner's privileges, and PUBLIC's EXECUTE on routines, USAGE on types
-            actual = acl.held(
-                {owner: owner_privs, **({PUBLIC: _BUILTIN_PUBLIC[kind_name]} if kind_name in _BUILTIN_PUBLIC else {})}
-            )
+            actual = acl.held({owner: owner_privs, **({PUBLIC: k.public} if k.public else {})})
         tolerated: dict[Grantee, frozenset[str]] = {}
         if kind_name == "routine" and not policy.hardening.revoke_public_execute:
             tolerated[PUBLIC] = frozenset({"EXECUTE"})

@@ -62,14 +62,14 @@ def describe(kind_name: ObjectKind, schema: str, objects: Sequence[ObjectRef] | 
     """A step's object label: one object by kind and name, else a count."""
     if objects is not None and len(objects) == 1:
         o = objects[0]
-        ident = display_name(schema, o.name) + (f"({o.args})" if kind_name == "routine" else "")
+        ident = display_name(schema, o.name) + (f"({o.args})" if kind(kind_name).signed else "")
         return f"{label(kind_name, o.subkind)} {ident}"
     return f"{count} {kind(kind_name).plural} in schema {schema}"
 
 
 def object_sql(kind_name: ObjectKind, schema: str, obj: ObjectRef) -> sql.Composable:
     name = sql.Identifier(schema, obj.name)
-    if kind_name == "routine":
+    if kind(kind_name).signed:
         # Identity arguments come from pg_get_function_identity_arguments(): type names quoted
         # by the server itself, never user input.
         return sql.SQL("{}({})").format(name, sql.SQL(obj.args or ""))
@@ -93,10 +93,7 @@ def _object_list(ctx: PlanContext, kind_name: ObjectKind, schema: str, objects: 
 
 def _group_changes(ctx: PlanContext, group: ObjectGroup, schema: str, obj: ObjectRef | None = None) -> list[Change]:
     """What must change on the objects of one group (after a planned ownership change)."""
-    name = obj.name if obj is not None else None
-    if obj is not None and group.kind == "routine":
-        name = f"{obj.name}({obj.args or ''})"  # routines are listed by identity (scopes)
-    table = obj.args if obj is not None and group.kind == "sequence" else None
+    name, table = kind(group.kind).scope_name(obj.name, obj.args) if obj is not None else (None, None)
     return acl.diff(ctx.acl(group.acl, group.owner), wanted_for(ctx, group.kind, schema, name, table))
 
 
@@ -124,9 +121,9 @@ def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
 
 def _scan_rows(snap: Snapshot, kind_name: ObjectKind) -> int:
     """Rows a bulk statement on `kind` scans (pg_class or pg_proc of the managed schemas, at least)."""
-    if kind_name == "routine":
-        return 3000 + sum(g.count for g in snap.objects if g.kind == "routine")
-    return sum(g.count for g in snap.objects if g.kind != "routine")
+    catalog = kind(kind_name).catalog
+    rows = sum(g.count for g in snap.objects if kind(g.kind).catalog == catalog)
+    return rows + 3000 if catalog == "pg_proc" else rows  # pg_proc: the built-in functions too
 
 
 def _bulk_is_cheaper(snap: Snapshot, kind_name: ObjectKind, total: int) -> bool:
@@ -268,5 +265,5 @@ def _plan_owner_change(ctx: PlanContext, group: ObjectGroup, schema: str, curren
             ok,
             Need.of((R.MEMBERSHIP, current), (R.MEMBERSHIP, owner)),
             role=current,
-            subject=owner_subject("pg_proc" if group.kind == "routine" else "pg_class", obj.oid),
+            subject=owner_subject(k.catalog, obj.oid),
         )

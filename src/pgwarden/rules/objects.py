@@ -9,7 +9,7 @@ from psycopg import sql
 
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
-from pgwarden.kinds import BY_DEFACL_CODE, defacl_word, describe
+from pgwarden.kinds import BY_DEFACL_CODE, defacl_word, describe, kind
 from pgwarden.plan.model import Subject, owner_subject
 from pgwarden.policy import Policy
 from pgwarden.rows import OwnedRow
@@ -180,10 +180,10 @@ def _group_ownership(snap: Snapshot, owners: _Owners, g: ObjectGroup, schema: st
         if f := owners.finding(snap, g.kind, schema, None, g.owner, None, g.count):
             yield f, False
         return
-    catalog = "pg_proc" if g.kind == "routine" else "pg_class"
+    k = kind(g.kind)
     for o in g.objects:
-        name = o.name if g.kind != "routine" else f"{q(o.name)}({o.args or ''})"
-        subject = owner_subject(catalog, o.oid)
+        name = f"{q(o.name)}({o.args or ''})" if k.signed else o.name
+        subject = owner_subject(k.catalog, o.oid)
         if f := owners.finding(snap, describe(g.kind, o.subkind), schema, name, g.owner, subject):
             yield f, True
 

@@ -299,10 +299,7 @@ def _object_options(
     """The grant options `name` holds on a group's objects that its grants keep, object by object when listed."""
     what = kind(group.kind)
     for obj in group.objects or (None,):
-        ident = None if obj is None else obj.name
-        if obj is not None and group.kind == "routine":
-            ident = f"{obj.name}({obj.args or ''})"
-        table = obj.args if obj is not None and group.kind == "sequence" else None
+        ident, table = what.scope_name(obj.name, obj.args) if obj is not None else (None, None)
         keep = privs & options.objects(name, group.kind, schema, ident, table)
         label = describe(group.kind, schema, None if obj is None else (obj,), group.count)
         target = (
