@@ -46,11 +46,11 @@ def reports(*rules: Rule, intro: str = "") -> Callable[[_C], _C]:
 
     def register(check: _C) -> _C:
         key = f"{check.__module__}.{check.__qualname__}"
+        taken = {r.id: k for k, entry in _REGISTERED.items() if k != key for r in entry.rules}
         for rule in rules:
-            owner = next((k for k, r in _REGISTERED.items() if k != key and rule.id in {x.id for x in r.rules}), None)
-            if owner is not None:
-                raise ValueError(f"rule {rule.id!r} is registered by {owner} and by {key}")
-            _BY_ID[rule.id] = rule
+            if rule.id in taken:
+                raise ValueError(f"rule {rule.id!r} is registered by {taken[rule.id]} and by {key}")
+        _BY_ID.update((rule.id, rule) for rule in rules)
         _REGISTERED[key] = Registered(check, rules, intro)
         return check
 
