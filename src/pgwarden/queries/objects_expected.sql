@@ -20,25 +20,37 @@ ext AS MATERIALIZED (
     SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
     WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e'
 ),
+-- migration bookkeeping relations (few): the tables named %(bookkeeping)s (through pg_class's index on
+-- the name), every table and sequence of %(bookkeeping_schemas)s, and the sequences of tables named
+-- %(bookkeeping)s (serial, identity: nextval/setval write the history too)
+books AS MATERIALIZED (
+    SELECT c.oid FROM pg_catalog.pg_class c
+    WHERE c.relkind IN ('r', 'p') AND c.relname = ANY(%(bookkeeping)s::name[])
+    UNION
+    SELECT c.oid FROM pg_catalog.pg_class c
+    WHERE cardinality(%(bookkeeping_schemas)s::oid[]) > 0
+      AND c.relkind IN ('r', 'p', 'S') AND c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])
+    UNION
+    SELECT d.objid FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+    JOIN pg_catalog.pg_class s ON s.oid = d.objid
+    WHERE t.relname = ANY(%(bookkeeping)s::name[])
+      AND d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+      AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i') AND s.relkind = 'S'
+),
+-- extension and bookkeeping as lookups in those small sets (hashed subplans): a join made the planner walk
+-- pg_class by its oid index, and evaluating the bookkeeping test per row cost a fifth of the query
 rel AS NOT MATERIALIZED (
     SELECT c.oid, c.relnamespace AS schema, c.relowner AS owner,
            CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
            c.relkind::text AS subkind, c.relname AS name, c.relacl AS acl,
-           x.objid IS NOT NULL AS extension,
+           c.oid IN (SELECT x.objid FROM ext x WHERE x.classid = 'pg_catalog.pg_class'::regclass) AS extension,
            (c.relkind = 'S' AND c.relowner <> %(owner)s::oid
             AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend linked
                         WHERE linked.classid = 'pg_catalog.pg_class'::regclass AND linked.objid = c.oid
                           AND linked.refobjsubid > 0 AND linked.deptype IN ('a', 'i'))) AS linked,
-           (c.relkind IN ('r', 'p') AND (c.relname = ANY(%(bookkeeping)s::text[])
-                                         OR c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])))
-           -- the sequence of a bookkeeping table (serial, identity): nextval/setval write the history too
-           OR (c.relkind = 'S' AND (c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])
-               OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
-                          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
-                            AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
-                            AND d.deptype IN ('a', 'i') AND t.relname = ANY(%(bookkeeping)s::text[])))) AS bookkeeping
+           c.oid IN (SELECT b.oid FROM books b) AS bookkeeping
     FROM pg_catalog.pg_class c
-    LEFT JOIN ext x ON x.classid = 'pg_catalog.pg_class'::regclass AND x.objid = c.oid
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
       AND c.relnamespace = ANY(%(schemas)s::oid[])
 ),
