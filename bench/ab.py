@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base_env = {**os.environ, "NO_COLOR": "1"}
     envs = {"this tree": base_env, "baseline": {**base_env, "PYTHONPATH": str(args.baseline.resolve())}}
+    startup.bytecode(startup.pgwarden_tree(), args.baseline)  # both trees as installed: with bytecode
     server = fixture.start_server(args.pg_version, args.server_dir, log)
     rows: list[Row] = []
     try:
