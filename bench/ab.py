@@ -5,8 +5,10 @@
 
 Per size and per round, in this order (alternating, so that a change of load touches every row
 alike): psql's raw ACL dump, the bare Python fetch of the same rows, `pgwarden check` of this tree,
-`check` of the baseline tree (PYTHONPATH), and start-up to check's first statement for both (server
-log, bench/startup.py). Medians over the rounds; the 1-minute load average is printed per round."""
+`check` of the baseline tree (PYTHONPATH), and start-up to the first statement (server log,
+bench/startup.py): of a bare Python client (import psycopg, connect, SELECT 1: start-up's floor, to
+which the start-up rows are compared in the "x Python fetch" column), then of check for both trees.
+Medians over the rounds; the 1-minute load average is printed per round."""
 
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ from bench import fixture, startup
 from bench.measure import Row, StatementLog, run
 from bench.run import PY_FETCH, Context, floor_read_sql, pgwarden_argv, prepare, write_policy
 
+#: spawn to the first statement of the least a Python client does: import psycopg, connect, send
+PY_FIRST = "import sys, psycopg; psycopg.connect(sys.argv[1], autocommit=True).execute('SELECT 1')"
+FIRST_FLOOR = "floor: Python+psycopg spawn to first statement"
+
 
 def _round(ctx: Context, size: fixture.Size, rows: dict[str, Row], envs: dict[str, dict[str, str]]) -> None:
     query = floor_read_sql(size)
@@ -35,6 +41,11 @@ def _round(ctx: Context, size: fixture.Size, rows: dict[str, Row], envs: dict[st
     argv = [*pgwarden_argv("check", "-c", str(policy), "--dsn", ctx.dsn()), "--format", "json"]
     for label, env in envs.items():
         rows[f"check (compliant) [{label}]"].samples.append(run(argv, env=env, statement_log=ctx.statement_log))
+    # the floor of start-up: a bare Python client's first statement (interpreter, psycopg, one connection)
+    bare = [sys.executable, "-c", PY_FIRST, ctx.dsn()]
+    seconds, sample = startup.first_statement(ctx.admin, ctx.statement_log.logfile, bare, ctx.env)
+    sample.seconds = seconds
+    rows[FIRST_FLOOR].samples.append(sample)
     for label, env in envs.items():
         seconds, sample = startup.first_statement(ctx.admin, ctx.statement_log.logfile, argv, env)
         sample.seconds = seconds
@@ -44,7 +55,7 @@ def _round(ctx: Context, size: fixture.Size, rows: dict[str, Row], envs: dict[st
 def measure(ctx: Context, size: fixture.Size, envs: dict[str, dict[str, str]]) -> list[Row]:
     names = ["floor: psql reads the ACLs", "floor: Python+psycopg fetch"]
     names += [f"check (compliant) [{label}]" for label in envs]
-    names += [f"check: spawn to first statement [{label}]" for label in envs]
+    names += [FIRST_FLOOR, *(f"check: spawn to first statement [{label}]" for label in envs)]
     rows = {n: Row(n, size.tables) for n in names}
     for i in range(ctx.runs):
         _round(ctx, size, rows, envs)
@@ -69,7 +80,9 @@ def render(rows: list[Row]) -> str:
         ratios = []
         for floor in ("floor: psql reads the ACLs", "floor: Python+psycopg fetch"):
             f = floors.get((floor, r.tables))
-            ratios.append("" if not f or r.seconds is None or "first statement" in r.work else f"{r.seconds / f:.2f}")
+            if "first statement" in r.work:  # start-up against its own floor, in the second ratio column
+                f = floors.get((FIRST_FLOOR, r.tables)) if floor.endswith("fetch") else None
+            ratios.append("" if not f or r.seconds is None else f"{r.seconds / f:.2f}")
         stm = "" if r.statements is None else str(r.statements)
         sql_s = "" if r.sql_seconds is None else f"{r.sql_seconds:.3f}"
         seconds = "" if r.seconds is None else f"{r.seconds:.3f}"
@@ -96,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base_env = {**os.environ, "NO_COLOR": "1"}
     envs = {"this tree": base_env, "baseline": {**base_env, "PYTHONPATH": str(args.baseline.resolve())}}
+    startup.bytecode(startup.pgwarden_tree(), args.baseline)  # both trees as installed: with bytecode
     server = fixture.start_server(args.pg_version, args.server_dir, log)
     rows: list[Row] = []
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from pgwarden import providers
@@ -382,6 +382,13 @@ def _outside(
     return tuple(r for r in rows if r.kind != "superuser_setting"), settings
 
 
+@cache
+def object_query(name: str) -> str:
+    """objects.sql, objects_expected.sql or object_names.sql with the object rows they share
+    (object_rows.sql) in place."""
+    return query(name).replace("/* object rows */", query("object_rows"), 1)
+
+
 def _object_groups(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> tuple[ObjectGroup, ...]:
     return tuple(
         ObjectGroup(
@@ -396,7 +403,7 @@ def _object_groups(conn: psycopg.Connection[Any], name: str, params: dict[str, A
             objects=None if r.objects is None else _refs(r.objects),
             bookkeeping=r.bookkeeping,
         )
-        for r in fetch(conn, name, ObjectGroupRow, params)
+        for r in fetch(conn, name, ObjectGroupRow, params, text=object_query(name))
     )
 
 
@@ -420,7 +427,9 @@ def with_names(
     detailed_oids = [s.oid for s in snap.schemas if s.name in detailed]
     params = {"keys": json.dumps(keys), "owner": snap.owner_oid, "detailed": detailed_oids}
     params |= {"bookkeeping": list(snap.bookkeeping[0]), "bookkeeping_schemas": list(snap.bookkeeping[1])}
-    found = {r.gid: _refs(r.objects) for r in fetch(conn, "object_names", ObjectNamesRow, params)}
+    params["schemas"] = sorted({g.schema for g in wanted})
+    rows = fetch(conn, "object_names", ObjectNamesRow, params, text=object_query("object_names"))
+    found = {r.gid: _refs(r.objects) for r in rows}
     wanted_keys = {g.key for g in wanted}
     objects = tuple(
         replace(g, objects=found.get(i, ())) if g.key in wanted_keys else g for i, g in enumerate(snap.objects)

@@ -6,42 +6,18 @@
 -- aggregated only for the groups that want them, through a hash join. A listed sequence of a
 -- schema in %(detailed)s (the policy treats its objects one by one) carries the table it belongs
 -- to (serial, identity) in place of the routines' arguments: grants on a table reach its sequence.
--- Migration bookkeeping tables (%(bookkeeping)s names, every table of %(bookkeeping_schemas)s) and
--- their sequences form groups of their own, always named (a sequence with its table): access roles
--- may not write them (pgwarden.bookkeeping).
-WITH obj AS MATERIALIZED (
-    SELECT c.oid, c.relnamespace AS schema, c.relowner AS owner,
-           CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
-           c.relkind::text AS subkind, c.relname::text AS name, NULL::text AS args,
-           c.relacl AS acl,
-           ext.objid IS NOT NULL AS extension,
-           -- a serial/identity sequence follows its table's owner; only asked where the owner
-           -- is not the policy's (an ownership change is planned only there)
-           (c.relkind = 'S' AND c.relowner <> %(owner)s::oid
-            AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend linked
-                        WHERE linked.classid = 'pg_catalog.pg_class'::regclass AND linked.objid = c.oid
-                          AND linked.refobjsubid > 0 AND linked.deptype IN ('a', 'i'))) AS linked,
-           (c.relkind IN ('r', 'p') AND (c.relname = ANY(%(bookkeeping)s::text[])
-                                         OR c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])))
-           -- the sequence of a bookkeeping table (serial, identity): nextval/setval write the history too
-           OR (c.relkind = 'S' AND (c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])
-               OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
-                          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
-                            AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
-                            AND d.deptype IN ('a', 'i') AND t.relname = ANY(%(bookkeeping)s::text[])))) AS bookkeeping
-    FROM pg_catalog.pg_class c
-    LEFT JOIN pg_catalog.pg_depend ext
-           ON ext.classid = 'pg_catalog.pg_class'::regclass AND ext.objid = c.oid AND ext.deptype = 'e'
-    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-      AND c.relnamespace = ANY(%(schemas)s::oid[])
+-- Migration bookkeeping tables and their sequences form groups of their own, always named (a sequence
+-- with its table). What makes an object an extension member, linked or bookkeeping is said once, in
+-- object_rows.sql, for this query and objects_expected.sql.
+WITH /* object rows */,
+obj AS MATERIALIZED (
+    SELECT r.oid, r.schema, r.owner, r.kind, r.subkind, r.name::text AS name, NULL::text AS args, r.acl,
+           r.extension, r.linked, r.bookkeeping
+    FROM rel r
     UNION ALL
-    SELECT p.oid, p.pronamespace, p.proowner, 'routine', p.prokind::text, p.proname::text,
-           pg_catalog.pg_get_function_identity_arguments(p.oid),
-           p.proacl, ext.objid IS NOT NULL, false, false
-    FROM pg_catalog.pg_proc p
-    LEFT JOIN pg_catalog.pg_depend ext
-           ON ext.classid = 'pg_catalog.pg_proc'::regclass AND ext.objid = p.oid AND ext.deptype = 'e'
-    WHERE p.pronamespace = ANY(%(schemas)s::oid[])
+    SELECT r.oid, r.schema, r.owner, r.kind, r.subkind, r.name::text, pg_catalog.pg_get_function_identity_arguments(r.args_of),
+           r.acl, r.extension, r.linked, r.bookkeeping
+    FROM pro r
 ),
 grp AS (
     SELECT row_number() OVER () AS gid, schema, kind, owner, extension, linked, bookkeeping, acl, count

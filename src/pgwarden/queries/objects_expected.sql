@@ -15,41 +15,7 @@ WITH expected AS MATERIALIZED (
            (SELECT array_agg(a.item::aclitem ORDER BY a.n) FROM json_array_elements_text(e.routine) WITH ORDINALITY AS a(item, n)) AS routine_acl
     FROM json_to_recordset(%(expected)s::json) AS e(schema oid, "table" json, sequence json, routine json)
 ),
--- extension members (few), through pg_depend's index on the referenced object
-ext AS MATERIALIZED (
-    SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
-    WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e'
-),
-rel AS NOT MATERIALIZED (
-    SELECT c.oid, c.relnamespace AS schema, c.relowner AS owner,
-           CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
-           c.relkind::text AS subkind, c.relname AS name, c.relacl AS acl,
-           x.objid IS NOT NULL AS extension,
-           (c.relkind = 'S' AND c.relowner <> %(owner)s::oid
-            AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend linked
-                        WHERE linked.classid = 'pg_catalog.pg_class'::regclass AND linked.objid = c.oid
-                          AND linked.refobjsubid > 0 AND linked.deptype IN ('a', 'i'))) AS linked,
-           (c.relkind IN ('r', 'p') AND (c.relname = ANY(%(bookkeeping)s::text[])
-                                         OR c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])))
-           -- the sequence of a bookkeeping table (serial, identity): nextval/setval write the history too
-           OR (c.relkind = 'S' AND (c.relnamespace = ANY(%(bookkeeping_schemas)s::oid[])
-               OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
-                          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
-                            AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
-                            AND d.deptype IN ('a', 'i') AND t.relname = ANY(%(bookkeeping)s::text[])))) AS bookkeeping
-    FROM pg_catalog.pg_class c
-    LEFT JOIN ext x ON x.classid = 'pg_catalog.pg_class'::regclass AND x.objid = c.oid
-    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-      AND c.relnamespace = ANY(%(schemas)s::oid[])
-),
-pro AS NOT MATERIALIZED (
-    SELECT p.oid, p.pronamespace AS schema, p.proowner AS owner, 'routine' AS kind, p.prokind::text AS subkind,
-           p.proname AS name, p.oid AS args_of, p.proacl AS acl, x.objid IS NOT NULL AS extension,
-           false AS linked, false AS bookkeeping
-    FROM pg_catalog.pg_proc p
-    LEFT JOIN ext x ON x.classid = 'pg_catalog.pg_proc'::regclass AND x.objid = p.oid
-    WHERE p.pronamespace = ANY(%(schemas)s::oid[])
-),
+/* object rows */,
 -- one pass over each catalog: a matched object adds to its (schema, kind)'s count, nothing else
 keyed AS (
     SELECT r.schema, r.kind, r.owner, r.extension, r.linked, r.bookkeeping,
