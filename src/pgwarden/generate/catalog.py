@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pgwarden.acl import Grant
 from pgwarden.errors import PolicyError
 from pgwarden.fetch import fetch
 from pgwarden.rows import GenerateDatabaseRow, GenerateMembershipRow, GenerateObjectRow, GenerateRoleRow
@@ -55,7 +56,7 @@ class LiveObject:
     owner: str
     acl: Privileges = field(default_factory=dict)
     grantable: frozenset[tuple[Grantee, str]] = frozenset()
-    grantors: frozenset[tuple[Grantee, str]] = frozenset()  # (grantee, grantor) pairs
+    grantors: frozenset[tuple[Grantee, str | None]] = frozenset()  # (grantee, grantor) pairs
     args: str | None = None
     extension: bool = False
     table: str | None = None  # a serial's or identity's sequence: its table (same schema)
@@ -114,15 +115,15 @@ class Live:
         return [m for m in self.memberships if m.member == member]
 
 
-def _privileges(rows: Sequence[Sequence[Any]] | None) -> dict[Grantee, frozenset[str]]:
+def _privileges(acl: Iterable[Grant]) -> dict[Grantee, frozenset[str]]:
     out: dict[Grantee, set[str]] = {}
-    for row in rows or ():
-        out.setdefault(row[0], set()).add(str(row[1]))
+    for g in acl:
+        out.setdefault(g.grantee, set()).add(g.privilege)
     return {k: frozenset(v) for k, v in out.items()}
 
 
-def _grantable(rows: Sequence[Sequence[Any]] | None) -> frozenset[tuple[Grantee, str]]:
-    return frozenset((row[0], str(row[1])) for row in rows or () if row[2])
+def _grantable(acl: Iterable[Grant]) -> frozenset[tuple[Grantee, str]]:
+    return frozenset((g.grantee, g.privilege) for g in acl if g.grantable)
 
 
 def _role(row: GenerateRoleRow) -> LiveRole:
@@ -144,7 +145,7 @@ def _role(row: GenerateRoleRow) -> LiveRole:
 
 
 def _object(row: GenerateObjectRow) -> LiveObject:
-    acl = row.acl or []
+    acl = row.acl
     return LiveObject(
         schema=row.schema,
         kind=row.kind,
@@ -154,9 +155,9 @@ def _object(row: GenerateObjectRow) -> LiveObject:
         extension=row.extension,
         table=row.table,
         acl=_privileges(acl),
-        grantable=frozenset((r[0], r[1]) for r in acl if r[2]),
-        grantors=frozenset((r[0], r[3]) for r in acl),
-        columns=tuple((c[0], _privileges(c[1])) for c in row.columns or ()),
+        grantable=_grantable(acl),
+        grantors=frozenset((g.grantee, g.grantor) for g in acl),
+        columns=tuple((c.column, _privileges(c.acl)) for c in row.columns or ()),
     )
 
 
@@ -164,13 +165,10 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
     """Read the database `conn` is connected to; `schemas` None: every schema with objects or grants."""
     d = fetch(conn, "generate_database", GenerateDatabaseRow)[0]
     all_schemas = tuple(
-        LiveSchema(
-            s["name"], s["owner"], _privileges(s["acl"]), int(s["objects"]), s["extension"], _grantable(s["acl"])
-        )
-        for s in d.schemas
+        LiveSchema(s.name, s.owner, _privileges(s.acl), s.objects, s.extension, _grantable(s.acl)) for s in d.schemas
     )
     # a schema where default privileges give a role something is in use too, objects or not
-    defaulted = {r["schema"] for r in d.default_acls if r["schema"] and any(a[0] != r["role"] for a in r["acl"] or ())}
+    defaulted = {r.schema for r in d.default_acls if r.schema and any(g.grantee != r.role for g in r.acl)}
     in_use = [s.name for s in all_schemas if _in_use(s) or (s.name in defaulted and not s.extension)]
     names = list(schemas) if schemas is not None else in_use
     missing = [n for n in names if n not in {s.name for s in all_schemas}]
@@ -180,7 +178,7 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
             hint="--schema names an existing schema (repeat it for several)",
         )
     objects = tuple(_object(r) for r in fetch(conn, "generate_objects", GenerateObjectRow, {"schemas": names}))
-    defaults = tuple(LiveDefault(r["role"], r["schema"], r["objtype"], _privileges(r["acl"])) for r in d.default_acls)
+    defaults = tuple(LiveDefault(r.role, r.schema, r.objtype, _privileges(r.acl)) for r in d.default_acls)
     memberships = _memberships(fetch(conn, "generate_memberships", GenerateMembershipRow))
     return Live(
         database=conn.info.dbname,

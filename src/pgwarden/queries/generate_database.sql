@@ -1,10 +1,10 @@
 -- init --from-database: this database's owner and ACL, its schemas (owner, ACL, whether an
 -- extension made it, whether it holds anything), and its default privileges, all by role name
--- (NULL grantee: PUBLIC).
+-- (NULL grantee: PUBLIC; each ACL entry [grantee, privilege, grantor, grantable], as acl.Grant).
 SELECT pg_catalog.pg_get_userbyid(d.datdba)::text AS owner,
        (SELECT COALESCE(json_agg(json_build_array(
                    CASE WHEN x.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END,
-                   x.privilege_type, x.is_grantable)), '[]')
+                   x.privilege_type, pg_catalog.pg_get_userbyid(x.grantor)::text, x.is_grantable)), '[]')
         FROM aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) x) AS acl,
        (SELECT COALESCE(json_agg(json_build_object(
                    'name', n.nspname::text, 'owner', pg_catalog.pg_get_userbyid(n.nspowner)::text,
@@ -15,7 +15,7 @@ SELECT pg_catalog.pg_get_userbyid(d.datdba)::text AS owner,
                               + (SELECT count(*) FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid),
                    'acl', (SELECT COALESCE(json_agg(json_build_array(
                                       CASE WHEN x.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END,
-                                      x.privilege_type, x.is_grantable)), '[]')
+                                      x.privilege_type, pg_catalog.pg_get_userbyid(x.grantor)::text, x.is_grantable)), '[]')
                            FROM aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) x))
                  ORDER BY n.nspname), '[]')
         FROM pg_catalog.pg_namespace n
@@ -27,7 +27,7 @@ SELECT pg_catalog.pg_get_userbyid(d.datdba)::text AS owner,
                    'objtype', a.defaclobjtype::text,
                    'acl', (SELECT COALESCE(json_agg(json_build_array(
                                       CASE WHEN x.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END,
-                                      x.privilege_type, x.is_grantable)), '[]')
+                                      x.privilege_type, pg_catalog.pg_get_userbyid(x.grantor)::text, x.is_grantable)), '[]')
                            FROM aclexplode(a.defaclacl) x))), '[]')
         FROM pg_catalog.pg_default_acl a) AS default_acls
 FROM pg_catalog.pg_database d
