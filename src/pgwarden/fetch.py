@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -122,8 +122,6 @@ def _scalar(tp: Any) -> bool:
     return not (dataclasses.is_dataclass(tp) or typing.get_origin(tp) in (tuple, frozenset))
 
 
-def _int(v: Any) -> int:
-    return v if type(v) is int else int(v)  # JSON renders an oid as a string
 
 
 @cache
@@ -131,7 +129,7 @@ def decoder(tp: Any) -> Decode | None:
     """How to turn a parsed JSON value into `tp` (None: it already is one). Understood: a frozen
     dataclass (from an object by field name, or from an array by position), tuple[X, ...],
     tuple[X, Y], frozenset[X] and list[X] (JSON null: empty), X | None, int (from a JSON string too:
-    an oid), bool (null: false), and other scalars as they are."""
+    an oid), and other scalars as they are."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -142,7 +140,7 @@ def decoder(tp: Any) -> Decode | None:
         return _collection(origin, args)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _dataclass(tp)
-    return _int if tp is int else bool if tp is bool else None  # bool: a JSON null is false
+    return int if tp is int else None  # int(): JSON renders an oid as a string
 
 
 def _collection(origin: type[Any], args: tuple[Any, ...]) -> Decode:
@@ -158,12 +156,22 @@ def _collection(origin: type[Any], args: tuple[Any, ...]) -> Decode:
 def _dataclass(cls: type[Any]) -> Decode:
     fields = _field_decoders(cls)
     order = list(fields.values())
+    if all(d is None for d in order):  # the common case (an ACL entry by name): no call per value
+        plain_object: Decode = lambda v: cls(**v) if type(v) is dict else cls(*v)  # noqa: E731
+        return plain_object
+    converted = [(i, d) for i, d in enumerate(order) if d is not None]
 
     def decode(v: Any) -> Any:
-        if isinstance(v, Mapping):
-            return cls(**{k: x if (d := fields[k]) is None else d(x) for k, x in v.items()})
-        if isinstance(v, Sequence) and not isinstance(v, str):
-            return cls(*(x if d is None else d(x) for d, x in zip(order[: len(v)], v, strict=True)))
+        if type(v) is dict:
+            return cls(**{k: x if (d := fields.get(k)) is None else d(x) for k, x in v.items()})
+        if type(v) is list:
+            if len(v) > len(order):
+                raise TypeError(f"{cls.__name__} from {len(v)} values")
+            values = list(v)
+            for i, d in converted:
+                if i < len(values):
+                    values[i] = d(values[i])
+            return cls(*values)
         raise TypeError(f"{cls.__name__} from {type(v).__name__}")
 
     return decode

@@ -429,38 +429,6 @@ class GenerateObjectRow:
 
 
 @dataclass(frozen=True, slots=True)
-class GenerateMembershipRow:
-    """queries/generate_memberships.sql: one grant of a role to a member (inherit/set: 16+, else NULL)."""
-
-    role: str
-    member: str
-    member_inherit: bool
-    admin: bool
-    inherit: bool | None
-    set: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class GenerateRoleRow:
-    """queries/generate_roles.sql: a role with what a policy declares of it."""
-
-    oid: int
-    name: str
-    superuser: bool
-    inherit: bool
-    login: bool
-    createdb: bool
-    createrole: bool
-    replication: bool
-    bypassrls: bool
-    connlimit: int
-    valid_until: str | None
-    comment: str | None
-    settings: list[str] | None
-    database_settings: list[str] | None
-
-
-@dataclass(frozen=True, slots=True)
 class GuardState:
     """pgwarden's guard as the database has it (queries/guard.sql)."""
 

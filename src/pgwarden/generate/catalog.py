@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.acl import Grant
 from pgwarden.errors import PolicyError
 from pgwarden.fetch import fetch
-from pgwarden.rows import GenerateDatabaseRow, GenerateMembershipRow, GenerateObjectRow, GenerateRoleRow
+from pgwarden.rows import GenerateDatabaseRow, GenerateObjectRow, RoleSettingRow
+from pgwarden.snapshot import Membership, Role
 
 if TYPE_CHECKING:
     import psycopg
@@ -126,7 +128,7 @@ def _grantable(acl: Iterable[Grant]) -> frozenset[tuple[Grantee, str]]:
     return frozenset((g.grantee, g.privilege) for g in acl if g.grantable)
 
 
-def _role(row: GenerateRoleRow) -> LiveRole:
+def _role(row: Role, settings: tuple[str, ...], database_settings: tuple[str, ...]) -> LiveRole:
     return LiveRole(
         name=row.name,
         superuser=row.superuser,
@@ -137,11 +139,40 @@ def _role(row: GenerateRoleRow) -> LiveRole:
         replication=row.replication,
         bypassrls=row.bypassrls,
         connlimit=row.connlimit,
-        valid_until=row.valid_until,
+        valid_until=_valid_until(row),
         comment=row.comment,
-        settings=tuple(row.settings or ()),
-        database_settings=tuple(row.database_settings or ()),
+        settings=settings,
+        database_settings=database_settings,
     )
+
+
+def _valid_until(role: Role) -> str | None:
+    """VALID UNTIL as a policy writes it: a date when it is midnight in the session's TimeZone (what
+    VALID UNTIL 'date' stores), else the instant in UTC; 'infinity' as it is ('-infinity': None, as
+    init always wrote it)."""
+    local, epoch = role.valid_until, role.valid_until_epoch
+    if local is None or epoch is None:
+        return local if local == "infinity" else None
+    day, _, time = local.partition("T")
+    if time == "00:00:00.000000":
+        return day
+    try:
+        t = datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, ValueError, OSError):  # beyond year 9999: the session's local time
+        return local
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}+00:00"
+
+
+def _roles(conn: psycopg.Connection[Any]) -> tuple[dict[int, Role], dict[str, LiveRole]]:
+    """Every role by oid (the snapshot's rows), and the ones a policy may name (not pg_*) by name, in
+    name order, with their settings for all databases and for this one."""
+    everyone = {r.oid: r for r in fetch(conn, "roles", Role)}
+    settings = {
+        (s.role, s.database != 0): tuple(s.settings or ()) for s in fetch(conn, "role_settings", RoleSettingRow)
+    }
+    named = sorted((r for r in everyone.values() if not r.name.startswith("pg_")), key=lambda r: r.name)
+    live = {r.name: _role(r, settings.get((r.oid, False), ()), settings.get((r.oid, True), ())) for r in named}
+    return everyone, live
 
 
 def _object(row: GenerateObjectRow) -> LiveObject:
@@ -179,14 +210,15 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
         )
     objects = tuple(_object(r) for r in fetch(conn, "generate_objects", GenerateObjectRow, {"schemas": names}))
     defaults = tuple(LiveDefault(r.role, r.schema, r.objtype, _privileges(r.acl)) for r in d.default_acls)
-    memberships = _memberships(fetch(conn, "generate_memberships", GenerateMembershipRow))
+    everyone, roles = _roles(conn)
+    memberships = _memberships(fetch(conn, "memberships", Membership), everyone)
     return Live(
         database=conn.info.dbname,
         version=conn.info.server_version // 10000,
         db_owner=d.owner,
         db_acl=_privileges(d.acl),
         db_grantable=_grantable(d.acl),
-        roles={r.name: _role(r) for r in fetch(conn, "generate_roles", GenerateRoleRow)},
+        roles=roles,
         memberships=memberships,
         schemas=tuple(s for s in all_schemas if s.name in names),
         others=tuple(s for s in all_schemas if s.name not in names),
@@ -196,22 +228,24 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
     )
 
 
-def _memberships(rows: Sequence[GenerateMembershipRow]) -> tuple[LiveMembership, ...]:
-    """One membership per (group, member): on 16+ a role can hold one twice from two grantors
-    (createrole_self_grant adds one); it then has an option when either grant gives it."""
+def _memberships(rows: Sequence[Membership], roles: Mapping[int, Role]) -> tuple[LiveMembership, ...]:
+    """One membership per (group, member) by name, in name order: on 16+ a role can hold one twice from
+    two grantors (createrole_self_grant adds one); it then has an option when either grant gives it.
+    Before 16 (inherit and set None) inheritance is the member's attribute."""
     merged: dict[tuple[str, str], LiveMembership] = {}
-    for r in rows:
+    named = sorted(((roles[r.role].name, roles[r.member].name, r) for r in rows), key=lambda t: (t[0], t[1]))
+    for role, member, r in named:
         m = LiveMembership(
-            r.role,
-            r.member,
-            r.inherit if r.inherit is not None else bool(r.member_inherit),
+            role,
+            member,
+            r.inherit if r.inherit is not None else roles[r.member].inherit,
             r.set if r.set is not None else True,
-            bool(r.admin),
+            r.admin,
         )
-        seen = merged.get((m.role, m.member))
+        seen = merged.get((role, member))
         if seen is not None:
-            m = LiveMembership(m.role, m.member, m.inherit or seen.inherit, m.set or seen.set, m.admin or seen.admin)
-        merged[(m.role, m.member)] = m
+            m = LiveMembership(role, member, m.inherit or seen.inherit, m.set or seen.set, m.admin or seen.admin)
+        merged[(role, member)] = m
     return tuple(merged.values())
 
 

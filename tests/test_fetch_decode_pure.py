@@ -1,0 +1,117 @@
+"""fetch's typed rows: JSON columns decoded once into frozen rows by their annotations, and no catalog
+row declares a dict or Any (what every reader would otherwise index by key)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pgwarden import acl, rows
+from pgwarden.access.facts import AccessRow
+from pgwarden.fetch import decoder
+from pgwarden.generate.catalog import _valid_until
+from pgwarden.snapshot import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Inner:
+    oid: int
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outer:
+    inner: Inner
+    many: tuple[Inner, ...]
+    maybe: Inner | None
+    pairs: tuple[tuple[int, int], ...]
+    names: frozenset[str]
+
+
+def test_an_object_decodes_by_field_name_and_an_array_by_position() -> None:
+    decode = decoder(Outer)
+    assert decode is not None
+    value = decode(
+        {
+            "inner": {"oid": "16384", "name": "a"},  # an oid as JSON renders it: a string
+            "many": [[1, "x"], [2]],  # by position; a missing trailing field takes its default
+            "maybe": None,
+            "pairs": [[1, 2], [3, 0]],
+            "names": ["p", "q", "p"],
+        }
+    )
+    assert value == Outer(Inner(16384, "a"), (Inner(1, "x"), Inner(2)), None, ((1, 2), (3, 0)), frozenset({"p", "q"}))
+    assert type(value.inner.oid) is int
+
+
+def test_a_json_null_is_an_empty_collection_and_stays_none_where_none_is_allowed() -> None:
+    decode = decoder(Outer)
+    assert decode is not None
+    value = decode({"inner": [1], "many": None, "maybe": None, "pairs": None, "names": None})
+    assert (value.many, value.maybe, value.pairs, value.names) == ((), None, (), frozenset())
+
+
+def test_a_row_that_does_not_match_its_declaration_is_refused() -> None:
+    decode = decoder(Inner)
+    assert decode is not None
+    with pytest.raises(TypeError):
+        decode({"oid": 1, "unknown": 2})  # a column the row does not declare
+    with pytest.raises(TypeError):
+        decode([1, "x", "extra"])  # more values than fields
+    with pytest.raises(TypeError):
+        decode("1")
+
+
+def test_catalog_acls_decode_to_grants_by_oid_and_init_acls_to_acl_grants() -> None:
+    catalog = decoder(rows.Acl)
+    named = decoder(acl.AclState)
+    assert catalog is not None and named is not None
+    assert catalog([["10", "0", "USAGE", False]]) == frozenset({rows.Grant(10, 0, "USAGE", False)})
+    assert named([[None, "SELECT", "owner", True]]) == frozenset({acl.Grant(None, "SELECT", "owner", True)})
+
+
+def _loose(tp: Any) -> bool:
+    """A type that lets a reader index by key or guess: dict, Mapping, Any, or a list of lists."""
+    if tp is Any or typing.get_origin(tp) in (dict, typing.Mapping) or tp is dict:
+        return True
+    return any(_loose(a) for a in typing.get_args(tp) if a is not Ellipsis)
+
+
+def test_no_catalog_row_declares_a_dict_or_any() -> None:
+    classes = [c for _, c in inspect.getmembers(rows, inspect.isclass) if dataclasses.is_dataclass(c)]
+    classes.append(AccessRow)
+    assert len(classes) > 30
+    loose = {
+        f"{c.__name__}.{name}": tp
+        for c in classes
+        if c.__module__ == rows.__name__ or c is AccessRow
+        for name, tp in typing.get_type_hints(c).items()
+        if _loose(tp)
+    }
+    assert not loose, loose
+
+
+def _role(valid_until: str | None, epoch: float | None) -> Role:
+    return Role(1, "r", False, True, False, False, True, False, False, -1, valid_until, epoch)
+
+
+@pytest.mark.parametrize(
+    ("local", "epoch", "written"),
+    [
+        (None, None, None),
+        ("infinity", None, "infinity"),
+        ("-infinity", None, None),  # what init always wrote (to_char of -infinity is NULL)
+        ("2031-01-01T00:00:00.000000", 1924992000.0, "2031-01-01"),  # midnight in the session's TimeZone
+        ("2030-06-01T14:30:00.250000", 1906547400.25, "2030-06-01T12:30:00+00:00"),  # an instant, in UTC
+        ("0999-03-01T10:00:00.000000", -30636626400.0, "0999-03-01T10:00:00+00:00"),  # four-digit years
+    ],
+)
+def test_init_writes_valid_until_as_a_date_or_a_utc_instant(
+    local: str | None, epoch: float | None, written: str | None
+) -> None:
+    assert _valid_until(_role(local, epoch)) == written
