@@ -122,8 +122,6 @@ def _scalar(tp: Any) -> bool:
     return not (dataclasses.is_dataclass(tp) or typing.get_origin(tp) in (tuple, frozenset))
 
 
-
-
 @cache
 def decoder(tp: Any) -> Decode | None:
     """How to turn a parsed JSON value into `tp` (None: it already is one). Understood: a frozen
