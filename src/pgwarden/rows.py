@@ -374,35 +374,22 @@ class ExpiredRow:
 
 
 @dataclass(frozen=True, slots=True)
-class GenerateSchemaRow:
-    """A schema as init --from-database reads it (queries/generate_database.sql)."""
+class NamespaceRow:
+    """A schema's oid, name and how many relations and routines it holds (JSON [oid, name, objects])."""
 
+    oid: int
     name: str
-    owner: str
-    extension: bool
-    objects: int  # tables, sequences, views, routines ... in it
-    acl: AclState
-
-
-@dataclass(frozen=True, slots=True)
-class GenerateDefaultRow:
-    """An ALTER DEFAULT PRIVILEGES entry by role name (queries/generate_database.sql; schema None: global)."""
-
-    role: str
-    schema: str | None
-    objtype: str  # r S f T n L
-    acl: AclState
+    objects: int
 
 
 @dataclass(frozen=True, slots=True)
 class GenerateDatabaseRow:
-    """queries/generate_database.sql: the database's owner and ACL, its schemas and default privileges,
-    by role name (ACL entries as acl.Grant: a None grantee is PUBLIC)."""
+    """queries/generate_database.sql: the database's owner and ACL by role name (acl.Grant: a None
+    grantee is PUBLIC), and every schema with its number of objects."""
 
     owner: str
     acl: AclState
-    schemas: tuple[GenerateSchemaRow, ...]
-    default_acls: tuple[GenerateDefaultRow, ...]
+    namespaces: tuple[NamespaceRow, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pgwarden.acl import Grant
+from pgwarden.acl import Grant, from_catalog
 from pgwarden.errors import PolicyError
 from pgwarden.fetch import fetch
-from pgwarden.rows import GenerateDatabaseRow, GenerateObjectRow, RoleSettingRow
+from pgwarden.rows import DefaultAclRow, GenerateDatabaseRow, GenerateObjectRow, RoleSettingRow, SchemaRow
 from pgwarden.snapshot import Membership, Role
 
 if TYPE_CHECKING:
@@ -194,12 +194,9 @@ def _object(row: GenerateObjectRow) -> LiveObject:
 
 def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
     """Read the database `conn` is connected to; `schemas` None: every schema with objects or grants."""
+    everyone, roles = _roles(conn)
     d = fetch(conn, "generate_database", GenerateDatabaseRow)[0]
-    all_schemas = tuple(
-        LiveSchema(s.name, s.owner, _privileges(s.acl), s.objects, s.extension, _grantable(s.acl)) for s in d.schemas
-    )
-    # a schema where default privileges give a role something is in use too, objects or not
-    defaulted = {r.schema for r in d.default_acls if r.schema and any(g.grantee != r.role for g in r.acl)}
+    all_schemas, defaults, defaulted = _schemas_and_defaults(conn, d, everyone)
     in_use = [s.name for s in all_schemas if _in_use(s) or (s.name in defaulted and not s.extension)]
     names = list(schemas) if schemas is not None else in_use
     missing = [n for n in names if n not in {s.name for s in all_schemas}]
@@ -209,8 +206,6 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
             hint="--schema names an existing schema (repeat it for several)",
         )
     objects = tuple(_object(r) for r in fetch(conn, "generate_objects", GenerateObjectRow, {"schemas": names}))
-    defaults = tuple(LiveDefault(r.role, r.schema, r.objtype, _privileges(r.acl)) for r in d.default_acls)
-    everyone, roles = _roles(conn)
     memberships = _memberships(fetch(conn, "memberships", Membership), everyone)
     return Live(
         database=conn.info.dbname,
@@ -226,6 +221,48 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
         defaults=defaults,
         admin=str(conn.execute("SELECT current_user").fetchone()[0]),  # type: ignore[index]
     )
+
+
+#: pgwarden's own schemas: never a policy's
+_OWN_SCHEMAS = frozenset({"pgwarden", "pgwarden_ledger"})
+
+
+def _schemas_and_defaults(
+    conn: psycopg.Connection[Any], d: GenerateDatabaseRow, everyone: Mapping[int, Role]
+) -> tuple[tuple[LiveSchema, ...], tuple[LiveDefault, ...], set[str]]:
+    """The schemas and default privileges as the snapshot reads them (schemas.sql, default_acls.sql:
+    by oid), named; and the schemas where default privileges give a role something (in use too,
+    objects or not)."""
+
+    def name_of(oid: int) -> str | None:
+        role = everyone.get(oid)
+        return None if oid == 0 else role.name if role else str(oid)
+
+    counts = {n.oid: n.objects for n in d.namespaces}
+    schema_names = {n.oid: n.name for n in d.namespaces}
+    all_schemas = tuple(
+        LiveSchema(
+            s.name,
+            name_of(s.owner) or "",
+            _privileges(named := from_catalog(s.acl, name_of)),
+            counts.get(s.oid, 0),
+            s.extension,
+            _grantable(named),
+        )
+        for s in fetch(conn, "schemas", SchemaRow)
+        if s.name not in _OWN_SCHEMAS
+    )
+    rows = fetch(conn, "default_acls", DefaultAclRow)
+    defaults = tuple(
+        LiveDefault(
+            name_of(r.role) or "", schema_names.get(r.schema), r.objtype, _privileges(from_catalog(r.acl, name_of))
+        )
+        for r in rows
+    )
+    defaulted = {
+        schema_names[r.schema] for r in rows if r.schema in schema_names and any(g.grantee != r.role for g in r.acl)
+    }
+    return all_schemas, defaults, defaulted
 
 
 def _memberships(rows: Sequence[Membership], roles: Mapping[int, Role]) -> tuple[LiveMembership, ...]:
