@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -82,9 +82,15 @@ def typed_row(cls: type[T]) -> BaseRowFactory[T]:
         names = [c.name for c in cursor.description or ()]
         fields = _column_decoders(cls)
         pairs = [(n, fields.get(n)) for n in names]
-        if all(d is None for _, d in pairs):
-            return lambda values: cls(**dict(zip(names, values, strict=True)))
-        return lambda values: cls(**{n: v if d is None else d(v) for (n, d), v in zip(pairs, values, strict=True)})
+        decoded = [(n, d) for n, d in pairs if d is not None]
+
+        def make(values: Sequence[Any]) -> T:
+            kwargs = dict(zip(names, values, strict=True))
+            for n, d in decoded:
+                kwargs[n] = d(kwargs[n])
+            return cls(**kwargs)
+
+        return make
 
     return factory
 

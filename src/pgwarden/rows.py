@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pgwarden.acl import AclState
+from pgwarden.acl import Grant as AclGrant
 from pgwarden.kinds import ProfileKind
 
 ObjectKind = ProfileKind
@@ -397,7 +398,7 @@ class GenerateColumnRow:
     """A column of a table with column grants, in order, with its own ACL (JSON [column, acl])."""
 
     column: str
-    acl: AclState
+    acl: tuple[AclGrant, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +412,7 @@ class GenerateObjectRow:
     table: str | None
     owner: str
     extension: bool
-    acl: AclState
+    acl: tuple[AclGrant, ...]  # as the server sends them (one object's: no set needed, 20,000 objects at 10k tables)
     columns: tuple[GenerateColumnRow, ...] | None  # tables with column grants: every column
 
 

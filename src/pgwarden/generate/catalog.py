@@ -176,7 +176,14 @@ def _roles(conn: psycopg.Connection[Any]) -> tuple[dict[int, Role], dict[str, Li
 
 
 def _object(row: GenerateObjectRow) -> LiveObject:
-    acl = row.acl
+    held: dict[Grantee, set[str]] = {}
+    grantable: set[tuple[Grantee, str]] = set()
+    grantors: set[tuple[Grantee, str | None]] = set()
+    for g in row.acl:  # one pass: there is one row per object
+        held.setdefault(g.grantee, set()).add(g.privilege)
+        grantors.add((g.grantee, g.grantor))
+        if g.grantable:
+            grantable.add((g.grantee, g.privilege))
     return LiveObject(
         schema=row.schema,
         kind=row.kind,
@@ -185,9 +192,9 @@ def _object(row: GenerateObjectRow) -> LiveObject:
         args=row.args,
         extension=row.extension,
         table=row.table,
-        acl=_privileges(acl),
-        grantable=_grantable(acl),
-        grantors=frozenset((g.grantee, g.grantor) for g in acl),
+        acl={k: frozenset(v) for k, v in held.items()},
+        grantable=frozenset(grantable),
+        grantors=frozenset(grantors),
         columns=tuple((c.column, _privileges(c.acl)) for c in row.columns or ()),
     )
 
