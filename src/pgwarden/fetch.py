@@ -1,19 +1,24 @@
-"""The one way to run a catalog query: queries/<name>.sql, bound parameters, typed frozen rows (class_row)."""
+"""The one way to run a catalog query: queries/<name>.sql, bound parameters, typed frozen rows."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from psycopg.pq import TransactionStatus
-from psycopg.rows import class_row
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg.rows import BaseRowFactory, RowMaker
 
 T = TypeVar("T")
+#: Turns a value as psycopg returns it (JSON already parsed) into the type a field declares.
+Decode = Callable[[Any], Any]
 
 
 @cache
@@ -41,11 +46,11 @@ def fetch(
     text: str | None = None,
 ) -> list[T]:
     """The rows of queries/<name>.sql (or of `text`, a query assembled from such files) as `row`s:
-    a frozen dataclass whose fields are the query's column aliases."""
+    a frozen dataclass whose fields are the query's column aliases (JSON columns decoded: `typed_row`)."""
     settings = QUERY_SETTINGS.get(name, {})
     previous = _swap_settings(conn, settings) if settings else {}
     try:
-        with conn.cursor(row_factory=class_row(row)) as cur:
+        with conn.cursor(row_factory=typed_row(row)) as cur:
             return cur.execute((text if text is not None else query(name)).encode(), params or {}).fetchall()
     finally:
         # only on a connection that can take a statement: not after an error, and not while the
@@ -67,3 +72,110 @@ def _swap_settings(conn: psycopg.Connection[Any], settings: Mapping[str, str]) -
         (list(settings), list(settings.values())),
     ).fetchone()
     return dict(row[0]) if row and row[0] else {}
+
+
+def typed_row(cls: type[T]) -> BaseRowFactory[T]:
+    """psycopg's class_row, with each column decoded to the type its field declares: a JSON column
+    becomes the typed rows it holds, once, here (`decoder`), so no reader indexes JSON by key."""
+
+    def factory(cursor: Any) -> RowMaker[T]:  # a psycopg BaseCursor (not exported)
+        names = [c.name for c in cursor.description or ()]
+        fields = _column_decoders(cls)
+        pairs = [(n, fields.get(n)) for n in names]
+        decoded = [(n, d) for n, d in pairs if d is not None]
+
+        def make(values: Sequence[Any]) -> T:
+            kwargs = dict(zip(names, values, strict=True))
+            for n, d in decoded:
+                kwargs[n] = d(kwargs[n])
+            return cls(**kwargs)
+
+        return make
+
+    return factory
+
+
+def _column_decoders(cls: type[Any]) -> dict[str, Decode | None]:
+    """A row's columns: psycopg already gives scalars and arrays of scalars their Python type, so
+    only the fields that hold rows (a JSON column) are decoded."""
+    found = _COLUMNS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _COLUMNS[cls] = {n: None if _scalar(hints[n]) else d for n, d in _field_decoders(cls).items()}
+    return found
+
+
+def _field_decoders(cls: type[Any]) -> dict[str, Decode | None]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _FIELDS[cls] = {f.name: decoder(hints[f.name]) for f in dataclasses.fields(cls)}
+    return found
+
+
+#: per row class, its fields' decoders (classes are not Hashable to mypy, so no functools.cache)
+_FIELDS: dict[type[Any], dict[str, Decode | None]] = {}
+_COLUMNS: dict[type[Any], dict[str, Decode | None]] = {}
+
+
+def _scalar(tp: Any) -> bool:
+    """A scalar or a list of scalars (X | None too): what psycopg returns typed from a column."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _scalar(args[0])
+    if typing.get_origin(tp) is list:
+        return all(_scalar(a) for a in args)
+    return not (dataclasses.is_dataclass(tp) or typing.get_origin(tp) in (tuple, frozenset))
+
+
+@cache
+def decoder(tp: Any) -> Decode | None:
+    """How to turn a parsed JSON value into `tp` (None: it already is one). Understood: a frozen
+    dataclass (from an object by field name, or from an array by position), tuple[X, ...],
+    tuple[X, Y], frozenset[X] and list[X] (JSON null: empty), X | None, int (from a JSON string too:
+    an oid), and other scalars as they are."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        one = decoder(inner[0]) if len(inner) == 1 else None
+        return None if one is None else (lambda v: None if v is None else one(v))
+    if origin in (tuple, frozenset, list):
+        return _collection(origin, args)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _dataclass(tp)
+    return int if tp is int else None  # int(): JSON renders an oid as a string
+
+
+def _collection(origin: type[Any], args: tuple[Any, ...]) -> Decode:
+    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        each = [decoder(a) for a in args]  # fixed size: one type per position
+        return lambda v: tuple(x if d is None else d(x) for d, x in zip(each, v, strict=True))
+    item = decoder(args[0]) if args else None
+    if item is None:
+        return lambda v: origin(v or ())
+    return lambda v: origin(map(item, v or ()))
+
+
+def _dataclass(cls: type[Any]) -> Decode:
+    fields = _field_decoders(cls)
+    order = list(fields.values())
+    if all(d is None for d in order):  # the common case (an ACL entry by name): no call per value
+        plain_object: Decode = lambda v: cls(**v) if type(v) is dict else cls(*v)  # noqa: E731
+        return plain_object
+    converted = [(i, d) for i, d in enumerate(order) if d is not None]
+
+    def decode(v: Any) -> Any:
+        if type(v) is dict:
+            return cls(**{k: x if (d := fields.get(k)) is None else d(x) for k, x in v.items()})
+        if type(v) is list:
+            if len(v) > len(order):
+                raise TypeError(f"{cls.__name__} from {len(v)} values")
+            values = list(v)
+            for i, d in converted:
+                if i < len(values):
+                    values[i] = d(values[i])
+            return cls(*values)
+        raise TypeError(f"{cls.__name__} from {type(v).__name__}")
+
+    return decode

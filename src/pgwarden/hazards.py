@@ -103,6 +103,6 @@ def _outside(conn: psycopg.Connection[Any], access: list[int], owners: list[int]
     """schema_create and user_mappings: one statement (queries/hazard_outside.sql)."""
     row = fetch(conn, "hazard_outside", OutsideHazardRow, {"roles": owners + access, "access": access})[0]
     return {
-        "schema_create": [SchemaCreateRow(**r) for r in row.schemas],
-        "user_mappings": [UserMappingRow(**r) for r in row.mappings],
+        "schema_create": list(row.schemas),
+        "user_mappings": list(row.mappings),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
@@ -12,6 +12,8 @@ from pgwarden import providers
 from pgwarden.caps import Capabilities
 from pgwarden.fetch import fetch
 from pgwarden.fetch import query as query  # generate/catalog.py reads its queries through this name
+from pgwarden.rows import Acl as Acl  # the catalog's row types, read through this module by many
+from pgwarden.rows import ColumnAcl as ColumnAcl
 from pgwarden.rows import (
     DatabaseRow,
     DefaultAclRow,
@@ -21,9 +23,12 @@ from pgwarden.rows import (
     RoleSettingRow,
     SchemaRow,
 )
+from pgwarden.rows import Grant as Grant
 from pgwarden.rows import GuardState as GuardState  # read by the guard's planner
 from pgwarden.rows import ObjectKind as ObjectKind  # the kinds of grouped objects
+from pgwarden.rows import ObjectRef as ObjectRef
 from pgwarden.rows import RefreshRoutine as RefreshRoutine  # read by the refresh planner
+from pgwarden.rows import TypeRef as TypeRef
 
 if TYPE_CHECKING:
     import psycopg
@@ -33,23 +38,6 @@ if TYPE_CHECKING:
 #: Objects listed by name in a group when the group is at most this big (bigger groups are fixed
 #: with one `... ON ALL ... IN SCHEMA` statement).
 NAME_THRESHOLD = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """One exploded ACL entry: grantor gave privilege to grantee (oid 0 is PUBLIC)."""
-
-    grantor: int
-    grantee: int
-    privilege: str
-    grantable: bool
-
-
-Acl = frozenset[Grant]
-
-
-def _acl(rows: Iterable[Sequence[Any]] | None) -> Acl:
-    return frozenset(Grant(int(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in rows or ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +87,6 @@ class Schema:
 
 
 @dataclass(frozen=True, slots=True)
-class ObjectRef:
-    oid: int
-    name: str
-    subkind: str  # relkind or prokind
-    args: str | None  # routines: identity arguments as rendered by the server; sequences of a
-    # detailed schema (see inspect's `detailed`): the table it belongs to, if any
-
-
-@dataclass(frozen=True, slots=True)
 class ObjectGroup:
     """Objects of one schema, kind and owner that share one ACL."""
 
@@ -136,33 +115,6 @@ class ObjectGroup:
             self.acl,
             self.acl_text,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class TypeRef:
-    """A type or domain of a managed schema that the policy's owner does not own."""
-
-    oid: int
-    schema: int
-    name: str
-    subkind: str  # typtype: b c d e r
-    owner: int
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnAcl:
-    """A column of a managed schema's relation that has its own ACL (column privileges)."""
-
-    relation: int
-    schema: int
-    table: str
-    subkind: str  # the relation's relkind
-    owner: int  # the relation's owner
-    column: str
-    acl: Acl
-    schema_name: str = ""  # as the server quotes it (regnamespace)
-    system: bool = False  # a column of pg_catalog or information_schema
-    initial: Acl = frozenset()  # system columns: what initdb gave (pg_init_privs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,14 +252,14 @@ def inspect(
     guard: GuardState | None = None
     if server.database == target:
         database, types, columns, guard = _database(conn, target, managed_schemas, owner_oid, column_tables)
-    schemas = tuple(Schema(r.oid, r.name, r.owner, _acl(r.acl), r.extension) for r in fetch(conn, "schemas", SchemaRow))
+    schemas = tuple(Schema(r.oid, r.name, r.owner, r.acl, r.extension) for r in fetch(conn, "schemas", SchemaRow))
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
     detailed_oids = [s.oid for s in schemas if s.name in detailed and s.name in managed_schemas]
     books = (tuple(bookkeeping[0]), tuple(s.oid for s in schemas if s.name in bookkeeping[1] and s.oid in managed_oids))
     params = {"schemas": managed_oids, "threshold": name_threshold, "owner": owner_oid, "detailed": detailed_oids}
     params |= {"bookkeeping": list(books[0]), "bookkeeping_schemas": list(books[1])}
     default_acls = tuple(
-        DefaultAcl(r.role, r.schema, r.objtype, _acl(r.acl)) for r in fetch(conn, "default_acls", DefaultAclRow)
+        DefaultAcl(r.role, r.schema, r.objtype, r.acl) for r in fetch(conn, "default_acls", DefaultAclRow)
     )
     role_settings = tuple(
         RoleSetting(r.role, r.database, tuple(r.settings or ())) for r in fetch(conn, "role_settings", RoleSettingRow)
@@ -352,13 +304,7 @@ def _database(
     tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
     params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
     d = fetch(conn, "database", DatabaseRow, params)[0]
-    database = Database(d.oid, d.name, d.owner, _acl(d.acl))
-    types = tuple(TypeRef(**t) for t in d.types)
-    columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"]), "initial": _acl(c["initial"])}) for c in d.columns)
-    g = d.guard
-    lists = {k: tuple(g[k]) if g[k] is not None else None for k in ("config", "trigger_tags")}
-    guard = GuardState(**{**g, **lists, "schema_grantees": tuple(g["schema_grantees"] or ())})
-    return database, types, columns, guard
+    return Database(d.oid, d.name, d.owner, d.acl), d.types, d.columns, d.guard
 
 
 def _outside(
@@ -398,17 +344,13 @@ def _object_groups(conn: psycopg.Connection[Any], name: str, params: dict[str, A
             extension=r.extension,
             linked=r.linked,
             count=r.count,
-            acl=_acl(r.acl),
+            acl=r.acl,
             acl_text=r.acl_text,
-            objects=None if r.objects is None else _refs(r.objects),
+            objects=r.objects,
             bookkeeping=r.bookkeeping,
         )
         for r in fetch(conn, name, ObjectGroupRow, params, text=object_query(name))
     )
-
-
-def _refs(rows: Iterable[Sequence[Any]]) -> tuple[ObjectRef, ...]:
-    return tuple(ObjectRef(int(o[0]), o[1], o[2], o[3]) for o in rows)
 
 
 def with_names(
@@ -429,7 +371,7 @@ def with_names(
     params |= {"bookkeeping": list(snap.bookkeeping[0]), "bookkeeping_schemas": list(snap.bookkeeping[1])}
     params["schemas"] = sorted({g.schema for g in wanted})
     rows = fetch(conn, "object_names", ObjectNamesRow, params, text=object_query("object_names"))
-    found = {r.gid: _refs(r.objects) for r in rows}
+    found = {r.gid: r.objects for r in rows}
     wanted_keys = {g.key for g in wanted}
     objects = tuple(
         replace(g, objects=found.get(i, ())) if g.key in wanted_keys else g for i, g in enumerate(snap.objects)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.fetch import fetch
-from pgwarden.rows import AccessRow
-from pgwarden.snapshot import Acl, _acl
+from pgwarden.rows import Acl
 
 if TYPE_CHECKING:
     import psycopg
@@ -100,49 +99,18 @@ class Facts:
         return None
 
 
-def _columns(rows: Iterable[Mapping[str, Any]]) -> tuple[Column, ...]:
-    return tuple(Column(r["name"], int(r["num"]), _acl(r["acl"])) for r in rows)
+@dataclass(frozen=True, slots=True)
+class AccessRow:
+    """queries/access.sql: the access model's facts, decoded by fetch into the values above."""
+
+    derived: tuple[Derived, ...]
+    relations: tuple[Relation, ...]
+    routines: tuple[Routine, ...]
 
 
 def parse(row: AccessRow) -> Facts:
     """The query's one row as values."""
-    relations = {
-        int(r["oid"]): Relation(
-            int(r["oid"]),
-            r["schema"],
-            r["name"],
-            r["subkind"],
-            int(r["owner"]),
-            bool(r["rls"]),
-            bool(r["invoker"]),
-            _acl(r["acl"]),
-            int(r["schema_owner"]),
-            _acl(r["schema_acl"]),
-            _columns(r["columns"]),
-        )
-        for r in row.relations
-    }
-    derived = tuple(
-        Derived(int(d["via"]), int(d["base"]), int(d["column"]), d["kind"], d["rule"], d["event"]) for d in row.derived
-    )
-    routines = tuple(
-        Routine(
-            int(p["oid"]),
-            p["schema"],
-            p["name"],
-            p["subkind"],
-            p["args"],
-            int(p["owner"]),
-            bool(p["definer"]),
-            _acl(p["acl"]),
-            int(p["schema_owner"]),
-            _acl(p["schema_acl"]),
-            tuple((int(a), int(b)) for a, b in p["references"]),
-            tuple((int(a), int(b)) for a, b in p["triggers"]),
-        )
-        for p in row.routines
-    )
-    return Facts(relations, derived, routines)
+    return Facts({r.oid: r for r in row.relations}, row.derived, row.routines)
 
 
 def read_facts(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pgwarden.acl import Grant, from_catalog
 from pgwarden.errors import PolicyError
 from pgwarden.fetch import fetch
-from pgwarden.rows import GenerateDatabaseRow, GenerateMembershipRow, GenerateObjectRow, GenerateRoleRow
+from pgwarden.rows import DefaultAclRow, GenerateDatabaseRow, GenerateObjectRow, RoleSettingRow, SchemaRow
+from pgwarden.snapshot import Membership, Role
 
 if TYPE_CHECKING:
     import psycopg
@@ -55,7 +58,7 @@ class LiveObject:
     owner: str
     acl: Privileges = field(default_factory=dict)
     grantable: frozenset[tuple[Grantee, str]] = frozenset()
-    grantors: frozenset[tuple[Grantee, str]] = frozenset()  # (grantee, grantor) pairs
+    grantors: frozenset[tuple[Grantee, str | None]] = frozenset()  # (grantee, grantor) pairs
     args: str | None = None
     extension: bool = False
     table: str | None = None  # a serial's or identity's sequence: its table (same schema)
@@ -114,18 +117,18 @@ class Live:
         return [m for m in self.memberships if m.member == member]
 
 
-def _privileges(rows: Sequence[Sequence[Any]] | None) -> dict[Grantee, frozenset[str]]:
+def _privileges(acl: Iterable[Grant]) -> dict[Grantee, frozenset[str]]:
     out: dict[Grantee, set[str]] = {}
-    for row in rows or ():
-        out.setdefault(row[0], set()).add(str(row[1]))
+    for g in acl:
+        out.setdefault(g.grantee, set()).add(g.privilege)
     return {k: frozenset(v) for k, v in out.items()}
 
 
-def _grantable(rows: Sequence[Sequence[Any]] | None) -> frozenset[tuple[Grantee, str]]:
-    return frozenset((row[0], str(row[1])) for row in rows or () if row[2])
+def _grantable(acl: Iterable[Grant]) -> frozenset[tuple[Grantee, str]]:
+    return frozenset((g.grantee, g.privilege) for g in acl if g.grantable)
 
 
-def _role(row: GenerateRoleRow) -> LiveRole:
+def _role(row: Role, settings: tuple[str, ...], database_settings: tuple[str, ...]) -> LiveRole:
     return LiveRole(
         name=row.name,
         superuser=row.superuser,
@@ -136,15 +139,51 @@ def _role(row: GenerateRoleRow) -> LiveRole:
         replication=row.replication,
         bypassrls=row.bypassrls,
         connlimit=row.connlimit,
-        valid_until=row.valid_until,
+        valid_until=_valid_until(row),
         comment=row.comment,
-        settings=tuple(row.settings or ()),
-        database_settings=tuple(row.database_settings or ()),
+        settings=settings,
+        database_settings=database_settings,
     )
 
 
+def _valid_until(role: Role) -> str | None:
+    """VALID UNTIL as a policy writes it: a date when it is midnight in the session's TimeZone (what
+    VALID UNTIL 'date' stores), else the instant in UTC; 'infinity' as it is ('-infinity': None, as
+    init always wrote it)."""
+    local, epoch = role.valid_until, role.valid_until_epoch
+    if local is None or epoch is None:
+        return local if local == "infinity" else None
+    day, _, time = local.partition("T")
+    if time == "00:00:00.000000":
+        return day
+    try:
+        t = datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, ValueError, OSError):  # beyond year 9999: the session's local time
+        return local
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}+00:00"
+
+
+def _roles(conn: psycopg.Connection[Any]) -> tuple[dict[int, Role], dict[str, LiveRole]]:
+    """Every role by oid (the snapshot's rows), and the ones a policy may name (not pg_*) by name, in
+    name order, with their settings for all databases and for this one."""
+    everyone = {r.oid: r for r in fetch(conn, "roles", Role)}
+    settings = {
+        (s.role, s.database != 0): tuple(s.settings or ()) for s in fetch(conn, "role_settings", RoleSettingRow)
+    }
+    named = sorted((r for r in everyone.values() if not r.name.startswith("pg_")), key=lambda r: r.name)
+    live = {r.name: _role(r, settings.get((r.oid, False), ()), settings.get((r.oid, True), ())) for r in named}
+    return everyone, live
+
+
 def _object(row: GenerateObjectRow) -> LiveObject:
-    acl = row.acl or []
+    held: dict[Grantee, set[str]] = {}
+    grantable: set[tuple[Grantee, str]] = set()
+    grantors: set[tuple[Grantee, str | None]] = set()
+    for g in row.acl:  # one pass: there is one row per object
+        held.setdefault(g.grantee, set()).add(g.privilege)
+        grantors.add((g.grantee, g.grantor))
+        if g.grantable:
+            grantable.add((g.grantee, g.privilege))
     return LiveObject(
         schema=row.schema,
         kind=row.kind,
@@ -153,24 +192,18 @@ def _object(row: GenerateObjectRow) -> LiveObject:
         args=row.args,
         extension=row.extension,
         table=row.table,
-        acl=_privileges(acl),
-        grantable=frozenset((r[0], r[1]) for r in acl if r[2]),
-        grantors=frozenset((r[0], r[3]) for r in acl),
-        columns=tuple((c[0], _privileges(c[1])) for c in row.columns or ()),
+        acl={k: frozenset(v) for k, v in held.items()},
+        grantable=frozenset(grantable),
+        grantors=frozenset(grantors),
+        columns=tuple((c.column, _privileges(c.acl)) for c in row.columns or ()),
     )
 
 
 def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
     """Read the database `conn` is connected to; `schemas` None: every schema with objects or grants."""
+    everyone, roles = _roles(conn)
     d = fetch(conn, "generate_database", GenerateDatabaseRow)[0]
-    all_schemas = tuple(
-        LiveSchema(
-            s["name"], s["owner"], _privileges(s["acl"]), int(s["objects"]), s["extension"], _grantable(s["acl"])
-        )
-        for s in d.schemas
-    )
-    # a schema where default privileges give a role something is in use too, objects or not
-    defaulted = {r["schema"] for r in d.default_acls if r["schema"] and any(a[0] != r["role"] for a in r["acl"] or ())}
+    all_schemas, defaults, defaulted = _schemas_and_defaults(conn, d, everyone)
     in_use = [s.name for s in all_schemas if _in_use(s) or (s.name in defaulted and not s.extension)]
     names = list(schemas) if schemas is not None else in_use
     missing = [n for n in names if n not in {s.name for s in all_schemas}]
@@ -180,15 +213,14 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
             hint="--schema names an existing schema (repeat it for several)",
         )
     objects = tuple(_object(r) for r in fetch(conn, "generate_objects", GenerateObjectRow, {"schemas": names}))
-    defaults = tuple(LiveDefault(r["role"], r["schema"], r["objtype"], _privileges(r["acl"])) for r in d.default_acls)
-    memberships = _memberships(fetch(conn, "generate_memberships", GenerateMembershipRow))
+    memberships = _memberships(fetch(conn, "memberships", Membership), everyone)
     return Live(
         database=conn.info.dbname,
         version=conn.info.server_version // 10000,
         db_owner=d.owner,
         db_acl=_privileges(d.acl),
         db_grantable=_grantable(d.acl),
-        roles={r.name: _role(r) for r in fetch(conn, "generate_roles", GenerateRoleRow)},
+        roles=roles,
         memberships=memberships,
         schemas=tuple(s for s in all_schemas if s.name in names),
         others=tuple(s for s in all_schemas if s.name not in names),
@@ -198,22 +230,66 @@ def read(conn: psycopg.Connection[Any], schemas: Sequence[str] | None) -> Live:
     )
 
 
-def _memberships(rows: Sequence[GenerateMembershipRow]) -> tuple[LiveMembership, ...]:
-    """One membership per (group, member): on 16+ a role can hold one twice from two grantors
-    (createrole_self_grant adds one); it then has an option when either grant gives it."""
-    merged: dict[tuple[str, str], LiveMembership] = {}
-    for r in rows:
-        m = LiveMembership(
-            r.role,
-            r.member,
-            r.inherit if r.inherit is not None else bool(r.member_inherit),
-            r.set if r.set is not None else True,
-            bool(r.admin),
+#: pgwarden's own schemas: never a policy's
+_OWN_SCHEMAS = frozenset({"pgwarden", "pgwarden_ledger"})
+
+
+def _schemas_and_defaults(
+    conn: psycopg.Connection[Any], d: GenerateDatabaseRow, everyone: Mapping[int, Role]
+) -> tuple[tuple[LiveSchema, ...], tuple[LiveDefault, ...], set[str]]:
+    """The schemas and default privileges as the snapshot reads them (schemas.sql, default_acls.sql:
+    by oid), named; and the schemas where default privileges give a role something (in use too,
+    objects or not)."""
+
+    def name_of(oid: int) -> str | None:
+        role = everyone.get(oid)
+        return None if oid == 0 else role.name if role else str(oid)
+
+    counts = {n.oid: n.objects for n in d.namespaces}
+    schema_names = {n.oid: n.name for n in d.namespaces}
+    all_schemas = tuple(
+        LiveSchema(
+            s.name,
+            name_of(s.owner) or "",
+            _privileges(named := from_catalog(s.acl, name_of)),
+            counts.get(s.oid, 0),
+            s.extension,
+            _grantable(named),
         )
-        seen = merged.get((m.role, m.member))
+        for s in fetch(conn, "schemas", SchemaRow)
+        if s.name not in _OWN_SCHEMAS
+    )
+    rows = fetch(conn, "default_acls", DefaultAclRow)
+    defaults = tuple(
+        LiveDefault(
+            name_of(r.role) or "", schema_names.get(r.schema), r.objtype, _privileges(from_catalog(r.acl, name_of))
+        )
+        for r in rows
+    )
+    defaulted = {
+        schema_names[r.schema] for r in rows if r.schema in schema_names and any(g.grantee != r.role for g in r.acl)
+    }
+    return all_schemas, defaults, defaulted
+
+
+def _memberships(rows: Sequence[Membership], roles: Mapping[int, Role]) -> tuple[LiveMembership, ...]:
+    """One membership per (group, member) by name, in name order: on 16+ a role can hold one twice from
+    two grantors (createrole_self_grant adds one); it then has an option when either grant gives it.
+    Before 16 (inherit and set None) inheritance is the member's attribute."""
+    merged: dict[tuple[str, str], LiveMembership] = {}
+    named = sorted(((roles[r.role].name, roles[r.member].name, r) for r in rows), key=lambda t: (t[0], t[1]))
+    for role, member, r in named:
+        m = LiveMembership(
+            role,
+            member,
+            r.inherit if r.inherit is not None else roles[r.member].inherit,
+            r.set if r.set is not None else True,
+            r.admin,
+        )
+        seen = merged.get((role, member))
         if seen is not None:
-            m = LiveMembership(m.role, m.member, m.inherit or seen.inherit, m.set or seen.set, m.admin or seen.admin)
-        merged[(m.role, m.member)] = m
+            m = LiveMembership(role, member, m.inherit or seen.inherit, m.set or seen.set, m.admin or seen.admin)
+        merged[(role, member)] = m
     return tuple(merged.values())
 
 

@@ -28,14 +28,14 @@ SELECT n.nspname::text AS schema, o.kind, o.name, o.args, o.tbl AS table, pg_cat
                WHERE e.classid = o.classid AND e.objid = o.oid AND e.deptype = 'e') AS extension,
        (SELECT COALESCE(json_agg(json_build_array(
                    CASE WHEN x.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END,
-                   x.privilege_type, x.is_grantable, pg_catalog.pg_get_userbyid(x.grantor)::text)), '[]')
+                   x.privilege_type, pg_catalog.pg_get_userbyid(x.grantor)::text, x.is_grantable)), '[]')
         FROM aclexplode(o.acl) x) AS acl,
        CASE WHEN o.kind = 'table' AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                                               WHERE a.attrelid = o.oid AND a.attacl IS NOT NULL) THEN
            (SELECT json_agg(json_build_array(a.attname::text,
                        (SELECT COALESCE(json_agg(json_build_array(
                                    CASE WHEN x.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(x.grantee)::text END,
-                                   x.privilege_type, x.is_grantable)), '[]')
+                                   x.privilege_type, pg_catalog.pg_get_userbyid(x.grantor)::text, x.is_grantable)), '[]')
                         FROM aclexplode(a.attacl) x)) ORDER BY a.attnum)
             FROM pg_catalog.pg_attribute a WHERE a.attrelid = o.oid AND a.attnum > 0 AND NOT a.attisdropped)
        END AS columns
