@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from pgwarden.acl import Grant, from_catalog
 from pgwarden.errors import PolicyError
 from pgwarden.fetch import fetch
-from pgwarden.rows import DefaultAclRow, GenerateDatabaseRow, GenerateObjectRow, RoleSettingRow, SchemaRow
+from pgwarden.generate.rows import GenerateDatabaseRow, GenerateObjectRow
+from pgwarden.rows import DefaultAclRow, RoleSettingRow, SchemaRow
 from pgwarden.snapshot import Membership, Role
 
 if TYPE_CHECKING:
