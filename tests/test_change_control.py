@@ -171,3 +171,22 @@ def test_one_plan_file_for_every_database_of_a_version_2_file(
     again = run_cli(["apply", "-c", str(cfg), "--plan", str(out)], env)
     # applied: the state moved on; refused, and the output says which database
     assert again.exit_code == 2 and "no longer matches" in again.stdout, str(again)
+
+
+def test_outside_report_names_the_entry_as_the_log_shows_it(split: Split) -> None:
+    # check reads the last entry without its steps and detail (an apply's steps are megabytes at
+    # 100k tables): the entry it names must still be the one `log` shows, every other field equal
+    _seeded(split)
+    split.apply()
+    with split.admin_db() as conn:
+        conn.execute(sql.SQL("GRANT TRUNCATE ON app.orders TO {}").format(sql.Identifier(split.app)))
+    with split.login(split.app) as app:  # the hand grant is real: the app may truncate
+        app.execute("TRUNCATE app.orders")
+    result = split.cli("check", "--format", "json")
+    assert result.exit_code == 1, str(result)
+    log = split.cli("log", "--format", "json")
+    assert log.exit_code == 0, str(log)
+    last = log.json()["entries"][0]
+    assert last["action"] == "apply" and last["steps"], last  # the entry has steps, check leaves them out
+    expected = {k: v for k, v in last.items() if k not in ("steps", "detail")}
+    assert result.json()["outside_pgwarden"]["since"] == expected

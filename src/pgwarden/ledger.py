@@ -297,6 +297,11 @@ def _present(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
+#: the last entry without its steps and detail, which check never shows: an apply's steps at 100k
+#: tables are ~10 MB of JSON the server would build and the client decode only to drop them
+_STATE_COLUMNS = sql.SQL(
+    "id, at, action, outcome, database, session_user_name, os_user, host, pgwarden_version, policy_digest"
+)
 #: check's one query: the last entry that recorded the state, the elevations in force and those past
 #: their end that are still there (a membership, or a break-glass role that can still log in).
 _STATE = sql.SQL(
@@ -329,7 +334,7 @@ def read_state(conn: psycopg.Connection[Any], snap: Snapshot) -> LedgerState:
     if snap.schema_by_name(LEDGER_SCHEMA) is None:
         return LedgerState()
     try:
-        row = conn.execute(_STATE.format(cols=ENTRY_COLUMNS, s=S)).fetchone()
+        row = conn.execute(_STATE.format(cols=_STATE_COLUMNS, s=S)).fetchone()
     except psycopg.Error:  # an auditor that may not read it: nothing to compare
         if not conn.autocommit:
             conn.rollback()
@@ -373,7 +378,7 @@ def outside_report(policy: Policy, snap: Snapshot, state: LedgerState) -> dict[s
     what is wrong, this says it was not pgwarden, and since when."""
     if state.last is None:
         return None
-    values = {k: state.last[k] for k in _ENTRY_KEYS}
+    values: dict[str, Any] = {k: state.last.get(k) for k in _ENTRY_KEYS} | {"steps": [], "detail": {}}  # not read
     values["at"] = dt.datetime.fromisoformat(str(values["at"]))
     last = Entry(*values.values())
     changed = Fingerprint(fingerprint(snap).parts).changed(state.last["fingerprint"]["parts"])

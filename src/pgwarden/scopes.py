@@ -98,8 +98,16 @@ class Scopes:
         """Roles that hold a grant in this database, in the policy's order (PUBLIC apart)."""
         return tuple(dict.fromkeys(g.role for g in self.grants if g.role != PUBLIC_ROLE))
 
-    def _of(self, role: str) -> list[GrantSpec]:
-        return [g for g in self.grants if g.role == role]
+    def _of(self, role: str) -> tuple[GrantSpec, ...]:
+        return self._by_role.get(role, ())
+
+    @cached_property
+    def _by_role(self) -> dict[str, tuple[GrantSpec, ...]]:
+        """role -> its grants, in the policy's order: asked ~7,000 times a check at 100k tables."""
+        out: dict[str, list[GrantSpec]] = {}
+        for g in self.grants:
+            out.setdefault(g.role, []).append(g)
+        return {role: tuple(grants) for role, grants in out.items()}
 
     def _privs(self, grant: GrantSpec, kind_name: str) -> frozenset[str]:
         return self.profiles[grant.profile].on(kind_name)
@@ -154,9 +162,14 @@ class Scopes:
     def detailed(self, schema: str) -> bool:
         """Whether some object of `schema` is treated apart (listed tables, exceptions, materialized
         views a role refreshes): its objects are then planned one by one, never with `ON ALL ... IN SCHEMA`."""
-        if any(split_qualified(v)[0] == schema for views in self.refresh.values() for v in views):
-            return True
-        return any(schema in g.detailed_schemas for g in self.grants)
+        return schema in self._detailed
+
+    @cached_property
+    def _detailed(self) -> frozenset[str]:
+        """The schemas `detailed` is true of, found once: asked per object group (~1,100 times a check
+        at 100k tables), each answer went through every grant's lists."""
+        refreshed = {split_qualified(v)[0] for views in self.refresh.values() for v in views}
+        return frozenset(refreshed.union(*(g.detailed_schemas for g in self.grants)))
 
     def objects(
         self, role: str, kind_name: str, schema: str, name: str | None = None, table: str | None = None

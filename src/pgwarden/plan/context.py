@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from pgwarden import acl
-from pgwarden.acl import Change, ChangeAction, Grantee
+from pgwarden.acl import AclState, Change, ChangeAction, Grantee
 from pgwarden.kinds import ordered
 from pgwarden.plan.authority import Authority
 from pgwarden.plan.model import Action, Need, Phase, Step, Subject
@@ -33,6 +33,9 @@ class PlanContext:
     scopes: Scopes | None = None  # the policy's grants by role (set by `of`)
     notes: list[str] = field(default_factory=list)
     quoted: dict[int, str] = field(default_factory=dict)  # object oid -> its name as SQL text
+    #: (catalog ACL, previous owner) -> the ACL by role names: at 100k tables a plan names ~550
+    #: ACLs (object groups, default privileges) and they are ~10 distinct ones
+    named: dict[tuple[Acl, int | None], AclState] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(
@@ -46,6 +49,13 @@ class PlanContext:
     def acl(self, entries: Acl, previous_owner: int | None = None) -> acl.AclState:
         """A catalog ACL by role names; a `previous_owner`'s entries move to the policy's owner
         (what ALTER ... OWNER TO does to them)."""
+        key = (entries, previous_owner)
+        named = self.named.get(key)
+        if named is None:
+            named = self.named[key] = self._acl(entries, previous_owner)
+        return named
+
+    def _acl(self, entries: Acl, previous_owner: int | None) -> AclState:
         rename = None
         if previous_owner is not None:
             old = self.snap.role_name(previous_owner)
