@@ -61,6 +61,13 @@ class DatabaseRow:
     acl: AclRows
     types: list[dict[str, Any]]
     columns: list[dict[str, Any]]
+    guard: dict[str, Any] | None  # None: a part of the guard exists (GuardRow reads it)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardRow:
+    """queries/guard.sql: the guard's parts, where database.sql found one (GuardState's fields)."""
+
     guard: dict[str, Any]
 
 

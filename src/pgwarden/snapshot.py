@@ -12,13 +12,13 @@ from pgwarden import providers
 from pgwarden.caps import Capabilities
 from pgwarden.fetch import fetch
 from pgwarden.fetch import query as query  # generate/catalog.py reads its queries through this name
+from pgwarden.pipeline import Call, fetch_each
 from pgwarden.rows import (
     DatabaseRow,
     DefaultAclRow,
+    GuardRow,
     ObjectGroupRow,
     ObjectNamesRow,
-    PasswordRow,
-    RoleSettingRow,
     SchemaRow,
 )
 from pgwarden.rows import GuardState as GuardState  # read by the guard's planner
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from pgwarden.pooler import PoolerState
+    from pgwarden.shared import ClusterPart
 
 #: Objects listed by name in a group when the group is at most this big (bigger groups are fixed
 #: with one `... ON ALL ... IN SCHEMA` statement).
@@ -210,6 +211,8 @@ class ServerInfo:
     can_read_authid: bool
     settings: Sequence[str] = ()  # parameters that identify a managed service (providers.py)
     extensions: Sequence[str] = ()  # extensions of the connected database
+    database_oid: int = 0  # of the connected database
+    compat: str = ""  # what the cluster-level reads depend on but the cluster (pgwarden.shared)
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ def inspect(
     detailed: Sequence[str] = (),
     bookkeeping: tuple[Sequence[str], Sequence[str]] = ((), ()),
     expect: Callable[[Snapshot], Sequence[Mapping[str, Any]]] | None = None,
+    cluster: ClusterPart | None = None,
 ) -> Snapshot:
     """Read a snapshot through `conn`, connected to the target database (or to template1 when
     the target does not exist yet). A fixed number of queries whatever the catalog size.
@@ -285,34 +289,34 @@ def inspect(
     `expect`, given the snapshot read so far (everything but the objects), returns the ACL a
     compliant object of each managed schema holds (pgwarden.plan.expect): the server then counts
     the objects that match instead of returning them (objects_expected.sql). The snapshot is the
-    same either way, group for group."""
+    same either way, group for group. `cluster`: a fleet's cluster-level part, read once
+    (pgwarden.shared), used when it stands for what `conn` would read (the same snapshot)."""
+    from pgwarden.shared import read_cluster
+
     server = fetch(conn, "server", ServerInfo, {"settings": list(providers.SETTINGS)})[0]
     caps = Capabilities(server.version_num)
-    roles = {r.oid: r for r in fetch(conn, "roles", Role)}
-    memberships = tuple(fetch(conn, "memberships", Membership))
-    passwords: dict[int, str | None] | None = None
-    if server.can_read_authid and role_names:
-        passwords = {r.oid: r.password for r in fetch(conn, "passwords", PasswordRow, {"names": list(role_names)})}
+    shared = cluster is not None and cluster.serves(server, role_names)
+    part = cluster if cluster is not None and shared else read_cluster(conn, server, role_names)
+    roles, memberships = part.roles, part.memberships
+    passwords = part.passwords_of(role_names) if server.can_read_authid and role_names else None
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
-    database: Database | None = None
-    types: tuple[TypeRef, ...] = ()
-    columns: tuple[ColumnAcl, ...] = ()
-    guard: GuardState | None = None
-    if server.database == target:
-        database, types, columns, guard = _database(conn, target, managed_schemas, owner_oid, column_tables)
-    schemas = tuple(Schema(r.oid, r.name, r.owner, _acl(r.acl), r.extension) for r in fetch(conn, "schemas", SchemaRow))
+    calls = [Call("schemas", SchemaRow), Call("default_acls", DefaultAclRow)]
+    if server.database == target:  # the target database, with its types, column ACLs and guard
+        tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
+        params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
+        calls.append(Call("database", DatabaseRow, params))
+    schema_rows, default_rows, *target_rows = fetch_each(conn, calls)  # one round trip
+    database, types, columns, guard = _database(conn, target_rows[0][0]) if target_rows else (None, (), (), None)
+    schemas = tuple(Schema(r.oid, r.name, r.owner, _acl(r.acl), r.extension) for r in schema_rows)
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
     detailed_oids = [s.oid for s in schemas if s.name in detailed and s.name in managed_schemas]
     books = (tuple(bookkeeping[0]), tuple(s.oid for s in schemas if s.name in bookkeeping[1] and s.oid in managed_oids))
     params = {"schemas": managed_oids, "threshold": name_threshold, "owner": owner_oid, "detailed": detailed_oids}
     params |= {"bookkeeping": list(books[0]), "bookkeeping_schemas": list(books[1])}
-    default_acls = tuple(
-        DefaultAcl(r.role, r.schema, r.objtype, _acl(r.acl)) for r in fetch(conn, "default_acls", DefaultAclRow)
-    )
-    role_settings = tuple(
-        RoleSetting(r.role, r.database, tuple(r.settings or ())) for r in fetch(conn, "role_settings", RoleSettingRow)
-    )
-    outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
+    default_acls = tuple(DefaultAcl(r.role, r.schema, r.objtype, _acl(r.acl)) for r in default_rows)
+    role_settings = part.role_settings_in(server.database_oid)
+    others = part.databases_for(server.database_oid, role_names) if shared else None
+    outside, superuser_settings = _outside(conn, database is not None, server, roles, role_names, managed_oids, others)
     snap = Snapshot(
         bookkeeping=books,
         outside=outside,
@@ -342,20 +346,14 @@ def inspect(
 
 
 def _database(
-    conn: psycopg.Connection[Any],
-    target: str,
-    managed_schemas: Sequence[str],
-    owner_oid: int,
-    column_tables: Sequence[tuple[str, str]],
+    conn: psycopg.Connection[Any], d: DatabaseRow
 ) -> tuple[Database, tuple[TypeRef, ...], tuple[ColumnAcl, ...], GuardState]:
-    """The target database, with its types, column ACLs and guard (one query: database.sql)."""
-    tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
-    params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
-    d = fetch(conn, "database", DatabaseRow, params)[0]
+    """The target database, with its types, column ACLs and guard (database.sql's row; guard.sql
+    where the guard has a part)."""
     database = Database(d.oid, d.name, d.owner, _acl(d.acl))
     types = tuple(TypeRef(**t) for t in d.types)
     columns = tuple(ColumnAcl(**{**c, "acl": _acl(c["acl"]), "initial": _acl(c["initial"])}) for c in d.columns)
-    g = d.guard
+    g = d.guard if d.guard is not None else fetch(conn, "guard", GuardRow)[0].guard
     lists = {k: tuple(g[k]) if g[k] is not None else None for k in ("config", "trigger_tags")}
     guard = GuardState(**{**g, **lists, "schema_grantees": tuple(g["schema_grantees"] or ())})
     return database, types, columns, guard
@@ -364,22 +362,26 @@ def _database(
 def _outside(
     conn: psycopg.Connection[Any],
     exists: bool,
-    caps: Capabilities,
+    server: ServerInfo,
     roles: Mapping[int, Role],
     role_names: Sequence[str],
     schemas: Sequence[int],
+    others: tuple[OutsideGrant, ...] | None,
 ) -> tuple[tuple[OutsideGrant, ...], frozenset[str]]:
     """Grants outside the managed schemas and the superuser-only parameters: one statement (with
-    pg_parameter_acl's grants on 15+)."""
+    pg_parameter_acl's grants on 15+). `others`: the other databases' grants, read once for a
+    fleet (pgwarden.shared): they are the first rows (`database` sorts before every other kind)."""
+    from pgwarden.shared import outside_statement
+
     if not exists:
         return (), frozenset()
-    text = query("outside_acls")
-    if caps.major >= 15:
-        text = text.replace("\n/* parameters */\n", "\n" + query("outside_parameters"))
+    text = outside_statement(
+        Capabilities(server.version_num).major, "" if others is not None else query("outside_databases")
+    )
     params = {"roles": [oid for oid, r in roles.items() if r.name in role_names], "schemas": list(schemas)}
-    rows = fetch(conn, "outside_acls", OutsideGrant, params, text=text)
+    rows = fetch(conn, "outside_acls", OutsideGrant, params | {"exclude": server.database_oid}, text=text)
     settings = frozenset(r.ident for r in rows if r.kind == "superuser_setting")
-    return tuple(r for r in rows if r.kind != "superuser_setting"), settings
+    return (*(others or ()), *(r for r in rows if r.kind != "superuser_setting")), settings
 
 
 def _object_groups(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> tuple[ObjectGroup, ...]:
