@@ -12,6 +12,7 @@ file when it is one), how many times it ran per database and its server millisec
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server-dir", type=Path, required=True, help="bench.fleet's --server-dir")
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--jobs", type=int, default=8)
+    p.add_argument("--pythonpath", default=None, help="run pgwarden from this source directory (an A/B)")
     args = p.parse_args(argv)
     import psycopg
 
@@ -106,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             argv = pgwarden_argv(args.command, "-c", str(policy), "--dsn", server.conninfo(), "-d", args.database)
             argv += ["--jobs", str(args.jobs), "--format", "json"] + (["--yes"] if args.command == "apply" else [])
             started = time.perf_counter()
-            proc = subprocess.run(argv, capture_output=True, text=True)
+            env = {**os.environ, **({"PYTHONPATH": args.pythonpath} if args.pythonpath else {})}
+            proc = subprocess.run(argv, capture_output=True, text=True, env=env)
             seconds = time.perf_counter() - started
             log(f"{args.command}: {seconds:.2f} s, exit {proc.returncode}")
             if proc.returncode not in (0, 1):

@@ -16,6 +16,8 @@ from pgwarden.session import Session
 from pgwarden.shared import read_shared
 from pgwarden.snapshot import ServerInfo
 
+SERVER_PARAMS: dict[str, list[str]] = {"settings": [], "owning": [], "schemas": []}
+
 
 def _file(dbs: list[str], owner: str, app: str) -> str:
     entries = "\n".join(
@@ -93,7 +95,7 @@ def test_fleet_check_with_the_shared_cluster_part_finds_what_each_database_alone
     assert part is not None
     for db, policy in targets.items():
         with psycopg.connect(db_conninfo(admin_dsn, db)) as conn:
-            server = fetch(conn, "server", ServerInfo, {"settings": []})[0]
+            server = fetch(conn, "server", ServerInfo, SERVER_PARAMS)[0]
         assert part.serves(server, policy.role_names), db
         with Session.open(admin_dsn, policy, part) as shared, Session.open(admin_dsn, policy) as own:
             assert _findings(shared) == _findings(own), db
@@ -111,7 +113,7 @@ def test_a_database_whose_reads_differ_from_the_parents_reads_its_own(
     part = read_shared(admin_dsn, list(targets.values()))
     assert part is not None
     with psycopg.connect(db_conninfo(admin_dsn, dbs[1])) as conn:
-        server = fetch(conn, "server", ServerInfo, {"settings": []})[0]
+        server = fetch(conn, "server", ServerInfo, SERVER_PARAMS)[0]
     assert not part.serves(server, targets[dbs[1]].role_names)
     with Session.open(admin_dsn, targets[dbs[1]], part) as shared:
         snap = shared.snapshot(shared=True)
@@ -128,7 +130,7 @@ def test_the_cluster_statement_reads_what_the_four_queries_read(admin_conn: Any,
     from pgwarden.shared import read_cluster
     from pgwarden.snapshot import Membership, Role
 
-    server = fetch(admin_conn, "server", ServerInfo, {"settings": []})[0]
+    server = fetch(admin_conn, "server", ServerInfo, SERVER_PARAMS)[0]
     names = ["postgres"] if readable else []
     part = read_cluster(admin_conn, server, names)
     assert part.roles == {r.oid: r for r in fetch(admin_conn, "roles", Role)}

@@ -70,6 +70,10 @@ _ROW_TYPES: dict[str, type[Any]] = {
 }
 
 
+#: The role initdb creates (oid 10): pg_shdepend records nothing it owns (server.sql's `owning`).
+BOOTSTRAP_SUPERUSER = 10
+
+
 def access_role_oids(policy: Policy, snap: Snapshot) -> list[int]:
     """The oids of the policy's row roles (Policy.row_roles) that exist."""
     return [snap.role_by_name[n].oid for n in policy.row_roles if n in snap.role_by_name]
@@ -83,18 +87,25 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     deploy = [snap.role_by_name[d].oid for d in policy.owner.deploy_logins if d in snap.role_by_name]
     # one read for the access roles' paths and the owner's and deploy logins' (owner_reach)
     builders = set(owners + deploy)
-    # independent reads: sent together, one round trip
-    paths, owned, privileges, functions, rls, (outside,) = fetch_each(
-        conn,
-        [
-            Call("hazard_memberships", PathRow, {"roles": roles + owners + deploy}),
-            Call("hazard_owned", OwnedRow, {"roles": roles + deploy}),
-            Call("hazard_privileges", CreateRow, {"roles": roles, "schemas": schemas}),
-            Call("hazard_functions", FunctionRow, {"roles": roles, "schemas": schemas}),
-            Call("hazard_rls", RlsRow, {"schemas": schemas}),
-            Call("hazard_outside", OutsideHazardRow, {"roles": owners + deploy + roles, "access": roles}),
-        ],
+    # independent reads, sent together (one round trip); a read the server's first answer says
+    # would return no row is not sent (server.sql: owning, rls, definers)
+    server, calls = (
+        snap.server,
+        {
+            "paths": Call("hazard_memberships", PathRow, {"roles": roles + owners + deploy}),
+            "privileges": Call("hazard_privileges", CreateRow, {"roles": roles, "schemas": schemas}),
+            "outside": Call("hazard_outside", OutsideHazardRow, {"roles": owners + deploy + roles, "access": roles}),
+        },
     )
+    if BOOTSTRAP_SUPERUSER in roles + deploy or set(server.owning) & set(roles + deploy):
+        calls["owned"] = Call("hazard_owned", OwnedRow, {"roles": roles + deploy})
+    if server.definers:
+        calls["functions"] = Call("hazard_functions", FunctionRow, {"roles": roles, "schemas": schemas})
+    if server.rls:
+        calls["rls"] = Call("hazard_rls", RlsRow, {"schemas": schemas})
+    got = dict(zip(calls, fetch_each(conn, list(calls.values())), strict=True))
+    paths, (outside,) = got["paths"], got["outside"]
+    owned, privileges, functions, rls = (got.get(k, []) for k in ("owned", "privileges", "functions", "rls"))
     data = HazardData.build(
         memberships=[m for m in paths if m.member not in builders],
         owned=owned,
