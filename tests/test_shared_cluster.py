@@ -16,7 +16,7 @@ from pgwarden.session import Session
 from pgwarden.shared import read_shared
 from pgwarden.snapshot import ServerInfo
 
-SERVER_PARAMS: dict[str, list[str]] = {"settings": [], "owning": [], "schemas": []}
+SERVER_PARAMS: dict[str, list[str]] = {"settings": [], "schemas": []}
 
 
 def _file(dbs: list[str], owner: str, app: str) -> str:

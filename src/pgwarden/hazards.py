@@ -70,7 +70,7 @@ _ROW_TYPES: dict[str, type[Any]] = {
 }
 
 
-#: The role initdb creates (oid 10): pg_shdepend records nothing it owns (server.sql's `owning`).
+#: The role initdb creates (oid 10): pg_shdepend records nothing it owns (hazard_owned.sql).
 BOOTSTRAP_SUPERUSER = 10
 
 
@@ -88,7 +88,7 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     # one read for the access roles' paths and the owner's and deploy logins' (owner_reach)
     builders = set(owners + deploy)
     # independent reads, sent together (one round trip); a read the server's first answer says
-    # would return no row is not sent (server.sql: owning, rls, definers)
+    # would return no row is not sent (server.sql: rls, definers)
     server, calls = (
         snap.server,
         {
@@ -97,8 +97,9 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
             "outside": Call("hazard_outside", OutsideHazardRow, {"roles": owners + deploy + roles, "access": roles}),
         },
     )
-    if BOOTSTRAP_SUPERUSER in roles + deploy or set(server.owning) & set(roles + deploy):
-        calls["owned"] = Call("hazard_owned", OwnedRow, {"roles": roles + deploy})
+    # what the bootstrap superuser owns is in no pg_shdepend row: every catalog is read for it
+    owned_query = "hazard_owned_scan" if BOOTSTRAP_SUPERUSER in roles + deploy else "hazard_owned"
+    calls["owned"] = Call(owned_query, OwnedRow, {"roles": roles + deploy})
     if server.definers:
         calls["functions"] = Call("hazard_functions", FunctionRow, {"roles": roles, "schemas": schemas})
     if server.rls:

@@ -141,7 +141,7 @@ def read_shared(dsn: str | None, policies: Sequence[Policy]) -> ClusterPart | No
     names = sorted({n for p in policies for n in p.role_names})
     try:
         with connect(conninfo_for(dsn), what="the admin connection") as conn:
-            server = fetch(conn, "server", ServerInfo, {"settings": [], "owning": [], "schemas": []})[0]
+            server = fetch(conn, "server", ServerInfo, {"settings": [], "schemas": []})[0]
             part = read_cluster(conn, server, names, all_databases=True)
             rows = read_databases(conn, part.roles, names)
     except (PgwardenError, psycopg.Error):

@@ -213,7 +213,6 @@ class ServerInfo:
     extensions: Sequence[str] = ()  # extensions of the connected database
     database_oid: int = 0  # of the connected database
     compat: str = ""  # what the cluster-level reads depend on but the cluster (pgwarden.shared)
-    owning: Sequence[int] = ()  # for pgwarden.hazards: which of the roles asked about own something
     rls: bool = True  # some relation has row security
     definers: bool = True  # a managed schema has a SECURITY DEFINER routine
 
@@ -296,8 +295,8 @@ def inspect(
     (pgwarden.shared), used when it stands for what `conn` would read (the same snapshot)."""
     from pgwarden.shared import read_cluster
 
-    asked = {"owning": [n for n in role_names if n != owner], "schemas": list(managed_schemas)}  # (hazards)
-    server = fetch(conn, "server", ServerInfo, {"settings": list(providers.SETTINGS), **asked})[0]
+    asked = {"settings": list(providers.SETTINGS), "schemas": list(managed_schemas)}
+    server = fetch(conn, "server", ServerInfo, asked)[0]
     caps = Capabilities(server.version_num)
     shared = cluster is not None and cluster.serves(server, role_names)
     part = cluster if cluster is not None and shared else read_cluster(conn, server, role_names)

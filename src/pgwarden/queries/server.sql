@@ -23,17 +23,8 @@ SELECT current_setting('server_version_num')::int AS version_num,
                                 to_jsonb(d) -> 'datlocale', to_jsonb(d) -> 'daticurules')::text
         FROM pg_catalog.pg_database d WHERE d.datname = current_database()) AS compat,
        -- what lets the hazard reads (pgwarden.hazards) leave out a query that would return no row:
-       -- `owning`: which of the roles %(owning)s own something here or a shared object (pg_shdepend
-       -- records every owner but the bootstrap superuser, as DROP OWNED relies on; found through its
-       -- index), `rls`: some relation has row security, `definers`: a schema of %(schemas)s has a
-       -- SECURITY DEFINER routine
-       ARRAY(SELECT o.oid FROM (SELECT to_regrole(quote_ident(n))::oid AS oid FROM unnest(%(owning)s::text[]) n) o
-             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_shdepend s
-                           WHERE s.refclassid = 'pg_catalog.pg_authid'::regclass AND s.refobjid = o.oid
-                             AND s.deptype = 'o'
-                             AND s.dbid IN (0, (SELECT d.oid FROM pg_catalog.pg_database d
-                                                WHERE d.datname = current_database())))
-             ORDER BY 1) AS owning,
+       -- `rls`: some relation has row security, `definers`: a schema of %(schemas)s has a SECURITY
+       -- DEFINER routine
        EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relrowsecurity) AS rls,
        EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
                WHERE p.prosecdef AND p.pronamespace IN (SELECT n.oid FROM pg_catalog.pg_namespace n
