@@ -6,7 +6,8 @@
 Starts the kept cluster of bench.fleet, logs every statement's duration, runs `pgwarden <command>
 -d PATTERN --jobs 8` with the fleet's policy and prints, per statement (named by its queries/*.sql
 file when it is one), how many times it ran per database and its server milliseconds per database
-(parse, bind and execute summed): the mean over the databases, and the total.
+(parse, bind and execute summed): the mean over the databases, and the total; and the CPU seconds
+the server's backends and pgwarden spent (less sensitive to the machine's load than wall times).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from pathlib import Path
 
 from bench import fixture
 
-_LINE = re.compile(r"^\S+ \S+ UTC \[(\d+)\] (?:(\S*)@(\S*) )?LOG:  duration: ([0-9.]+) ms  (?:statement|parse|bind|execute)[^:]*: ?(.*)$")
+_LINE = re.compile(
+    r"^\S+ \S+ UTC \[(\d+)\] (?:(\S*)@(\S*) )?LOG:  duration: ([0-9.]+) ms  "
+    r"(?:statement|parse|bind|execute)[^:]*: ?(.*)$"
+)
 
 
 def _names() -> dict[str, str]:
@@ -77,21 +81,40 @@ def report(text: str, prefix: str) -> str:
     return "\n".join(out)
 
 
+def _server_cpu(datadir: Path) -> float:
+    """CPU seconds of the server's ended backends: the postmaster reaps them, so they add to its
+    children's times (what the server spent, whatever else the machine runs)."""
+    pid = (datadir / "postmaster.pid").read_text().split()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime, cstime
+
+
+def _client_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.fleet_profile", description=__doc__.splitlines()[0])
-    p.add_argument("command", choices=["check", "apply"])
+    p.add_argument("command", choices=["check", "apply", "floor"], help="floor: bench.fleet's bare Python fetch")
     p.add_argument("-d", "--database", default="t*", help="the databases (a pattern of bench.fleet's names)")
     p.add_argument("--tables", type=int, default=200)
     p.add_argument("--pg-version", type=int, default=16)
     p.add_argument("--server-dir", type=Path, required=True, help="bench.fleet's --server-dir")
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--jobs", type=int, default=8)
+    p.add_argument("--no-log", action="store_true", help="CPU seconds only: no statement log (it costs the server)")
     p.add_argument("--pythonpath", default=None, help="run pgwarden from this source directory (an A/B)")
     args = p.parse_args(argv)
+    from fnmatch import fnmatchcase
+
     import psycopg
 
-    from bench.fleet import PREFIX, write_policy
-    from bench.run import pgwarden_argv
+    from bench.fleet import PREFIX, PY_FETCH, write_policy
+    from bench.run import floor_read_sql, pgwarden_argv
+    from pgwarden.fetch import query
 
     def log(message: str) -> None:
         print(f"[profile {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -100,18 +123,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with psycopg.connect(server.conninfo(), autocommit=True) as admin, tempfile.TemporaryDirectory() as tmp:
             admin.execute("ALTER SYSTEM SET log_statement = 'none'")
-            admin.execute("ALTER SYSTEM SET log_min_duration_statement = 0")
+            admin.execute(f"ALTER SYSTEM SET log_min_duration_statement = {-1 if args.no_log else 0}")
             admin.execute("SELECT pg_reload_conf()")
             time.sleep(0.5)
             policy = write_policy(Path(tmp), args.tables)
             start = server.logfile.stat().st_size
             argv = pgwarden_argv(args.command, "-c", str(policy), "--dsn", server.conninfo(), "-d", args.database)
             argv += ["--jobs", str(args.jobs), "--format", "json"] + (["--yes"] if args.command == "apply" else [])
-            started = time.perf_counter()
+            if args.command == "floor":
+                names = [
+                    r[0] for r in admin.execute(query("cluster_databases").encode()) if fnmatchcase(r[0], args.database)
+                ]
+                floor_sql = floor_read_sql(fixture.Size(args.tables, 1))
+                argv = [sys.executable, "-c", PY_FETCH, *(server.conninfo(n) for n in names), floor_sql]
             env = {**os.environ, **({"PYTHONPATH": args.pythonpath} if args.pythonpath else {})}
+            server_cpu, client_cpu = _server_cpu(server.datadir), _client_cpu()
+            started = time.perf_counter()
             proc = subprocess.run(argv, capture_output=True, text=True, env=env)
             seconds = time.perf_counter() - started
-            log(f"{args.command}: {seconds:.2f} s, exit {proc.returncode}")
+            server_cpu, client_cpu = _server_cpu(server.datadir) - server_cpu, _client_cpu() - client_cpu
+            log(
+                f"{args.command}: {seconds:.2f} s, exit {proc.returncode}; CPU seconds: server {server_cpu:.2f}, "
+                f"pgwarden {client_cpu:.2f}"
+            )
             if proc.returncode not in (0, 1):
                 log(proc.stderr[-2000:])
             admin.execute("ALTER SYSTEM SET log_min_duration_statement = -1")
