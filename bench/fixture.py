@@ -87,7 +87,11 @@ def default_schemas(tables: int) -> int:
 
 
 def start_server(
-    version: int, server_dir: Path | None, log: Callable[[str], None], pg_bin: str | None = None, port: int | None = None
+    version: int,
+    server_dir: Path | None,
+    log: Callable[[str], None],
+    pg_bin: str | None = None,
+    port: int | None = None,
 ) -> Any:
     """A started LocalServer; with server_dir, the cluster (and its databases) survive between runs."""
     from pgwarden.errors import ServerError
