@@ -86,7 +86,13 @@ def default_schemas(tables: int) -> int:
 # server
 
 
-def start_server(version: int, server_dir: Path | None, log: Callable[[str], None], pg_bin: str | None = None) -> Any:
+def start_server(
+    version: int,
+    server_dir: Path | None,
+    log: Callable[[str], None],
+    pg_bin: str | None = None,
+    port: int | None = None,
+) -> Any:
     """A started LocalServer; with server_dir, the cluster (and its databases) survive between runs."""
     from pgwarden.errors import ServerError
     from pgwarden.server import LocalServer, download_binaries, find_binaries
@@ -113,6 +119,7 @@ def start_server(version: int, server_dir: Path | None, log: Callable[[str], Non
         log_statement="all",
         settings=dict(SERVER_SETTINGS),
         base_dir=server_dir,
+        port=port,
     )
     log(f"starting PostgreSQL {binaries.full_version} ({binaries.bindir})")
     server.start()

@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg-version", type=int, default=16, help="PostgreSQL major version (16)")
     p.add_argument("--server-dir", type=Path, default=None, help="keep the cluster (and the fleet) here")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    p.add_argument("--port", type=int, default=None, help="the server's port (default: a free one)")
+    p.add_argument("--build-only", action="store_true", help="build the fleet (with --server-dir) and stop")
     args = p.parse_args(argv)
 
     import platform
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[fleet {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    server = fixture.start_server(args.pg_version, args.server_dir, log)
+    server = fixture.start_server(args.pg_version, args.server_dir, log, port=args.port)
     try:
         with (
             tempfile.TemporaryDirectory(prefix="pgwarden-fleet-") as tmp,
@@ -250,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
             ctx = Context(
                 server, admin, args.runs, log, Path(tmp), StatementLog(server.logfile), {**os.environ, "NO_COLOR": "1"}
             )
+            if args.build_only:
+                build(ctx, args.databases, args.tables)
+                return 0
             before = [round(x, 2) for x in os.getloadavg()]
             rows, counts = measure(ctx, args)
             after = [round(x, 2) for x in os.getloadavg()]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pgwarden import acl, pooler, rows, snapshot
+from pgwarden import acl, pooler, rows, shared, snapshot
 from pgwarden.access import facts
 from pgwarden.fetch import decoder
 from pgwarden.generate import rows as init_rows
@@ -83,15 +83,18 @@ def _loose(tp: Any) -> bool:
 
 
 def test_no_catalog_row_declares_a_dict_or_any() -> None:
-    """Every row a catalog query returns (rows.py, init's, the snapshot's, the pooler's, the access model's)."""
-    modules = (rows, init_rows, snapshot, pooler, facts)
+    """Every row a catalog query returns (rows.py, init's, the snapshot's, the fleet's shared part, the pooler's,
+    the access model's)."""
+    modules = (rows, init_rows, snapshot, shared, pooler, facts)
     classes = [
         c
         for m in modules
         for _, c in inspect.getmembers(m, inspect.isclass)
-        if dataclasses.is_dataclass(c) and c.__module__ == m.__name__ and c is not snapshot.Snapshot  # rows' holder
+        if dataclasses.is_dataclass(c)
+        and c.__module__ == m.__name__
+        and c not in (snapshot.Snapshot, shared.ClusterPart)  # rows' holders
     ]
-    assert {"DatabaseRow", "GenerateObjectRow", "AccessRow", "Role", "PoolerState", "Relation"} <= {
+    assert {"DatabaseRow", "GenerateObjectRow", "AccessRow", "Role", "ClusterRow", "PoolerState", "Relation"} <= {
         c.__name__ for c in classes
     }
     loose = {f"{c.__name__}.{name}": tp for c in classes for name, tp in typing.get_type_hints(c).items() if _loose(tp)}
@@ -118,3 +121,31 @@ def test_init_writes_valid_until_as_a_date_or_a_utc_instant(
     local: str | None, epoch: float | None, written: str | None
 ) -> None:
     assert _valid_until(_role(local, epoch)) == written
+
+
+def test_a_json_integer_decodes_to_a_float_where_a_float_is_declared() -> None:
+    """An epoch the server renders as 1798761600 (an integral double) is the float 1798761600.0: the
+    fingerprint's digests tell 1 from 1.0, so a role read through JSON (a fleet's shared read) must
+    digest as the same role read from its own column."""
+    value = decoder(float | None)
+    assert value is not None
+    assert value(1798761600) == 1798761600.0 and type(value(1798761600)) is float
+    assert value(None) is None
+    role = decoder(snapshot.Role)
+    assert role is not None
+    got = role(
+        {
+            "oid": "10",
+            "name": "r",
+            "superuser": False,
+            "inherit": True,
+            "createrole": False,
+            "createdb": False,
+            "login": True,
+            "replication": False,
+            "bypassrls": False,
+            "connlimit": -1,
+            "valid_until_epoch": 5,
+        }
+    )
+    assert got.oid == 10 and type(got.valid_until_epoch) is float

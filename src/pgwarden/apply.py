@@ -94,7 +94,9 @@ def apply(
         # CREATE DATABASE or retirement step; nothing due for the hooks), the lock protects nothing
         # this run does, and the databases of a fleet then apply side by side instead of one by one.
         # The database part re-reads under its own lock in its transaction either way.
-        snap = session.snapshot(secrets=secrets, names=False)
+        # (a fleet's cluster-level part, read once, serves this first read: what is planned
+        # from is read again, under the locks)
+        snap = session.snapshot(secrets=secrets, names=False, shared=True)
         refuse_superuser_auth_user(session.policy, snap)  # [pgbouncer]: before anything runs
         first = session.plan(snap, secrets)
         if not _cluster_wide(session, first, hooks):

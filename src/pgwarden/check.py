@@ -110,7 +110,7 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
     policy = session.policy
     with session.inspection_connection() as conn:
         # with the secrets: a non-superuser verifies passwords by logging in, as plan does
-        snap = session.snapshot(conn, secrets)
+        snap = session.snapshot(conn, secrets, shared=True)
         # imported once the server has answered: the first statements wait for none of these
         from pgwarden.hazards import HazardData, read_hazards
         from pgwarden.ledger import expired_findings, outside_report, read_state

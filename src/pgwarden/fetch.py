@@ -133,7 +133,7 @@ def decoder(tp: Any) -> Decode | None:
     """How to turn a parsed JSON value into `tp` (None: it already is one). Understood: a frozen
     dataclass (from an object by field name, or from an array by position), tuple[X, ...],
     tuple[X, Y], frozenset[X] and list[X] (JSON null: empty), X | None, int (from a JSON string too:
-    an oid), and other scalars as they are."""
+    an oid), float (from a JSON integer too), and other scalars as they are."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -144,6 +144,8 @@ def decoder(tp: Any) -> Decode | None:
         return _collection(origin, args)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _dataclass(tp)
+    if tp is float:
+        return float  # JSON renders an integral double as an integer (an epoch): digests tell 1 from 1.0
     return int if tp is int else None  # int(): JSON renders an oid as a string
 
 

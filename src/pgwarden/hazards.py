@@ -1,4 +1,4 @@
-"""The extra catalog reads the hazard rules need: six queries whatever the size of the database."""
+"""The extra catalog reads the hazard rules need: six queries in one round trip, whatever the size of the database."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from pgwarden.fetch import fetch
+from pgwarden.pipeline import Call, fetch_each
 from pgwarden.rows import (
     CreateRow,
     FunctionRow,
@@ -70,6 +70,10 @@ _ROW_TYPES: dict[str, type[Any]] = {
 }
 
 
+#: The role initdb creates (oid 10): pg_shdepend records nothing it owns (hazard_owned.sql).
+BOOTSTRAP_SUPERUSER = 10
+
+
 def access_role_oids(policy: Policy, snap: Snapshot) -> list[int]:
     """The oids of the policy's row roles (Policy.row_roles) that exist."""
     return [snap.role_by_name[n].oid for n in policy.row_roles if n in snap.role_by_name]
@@ -83,26 +87,37 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     deploy = [snap.role_by_name[d].oid for d in policy.owner.deploy_logins if d in snap.role_by_name]
     # one read for the access roles' paths and the owner's and deploy logins' (owner_reach)
     builders = set(owners + deploy)
-    paths = fetch(conn, "hazard_memberships", PathRow, {"roles": roles + owners + deploy})
+    # independent reads, sent together (one round trip); a read the server's first answer says
+    # would return no row is not sent (server.sql: rls, definers)
+    server, calls = (
+        snap.server,
+        {
+            "paths": Call("hazard_memberships", PathRow, {"roles": roles + owners + deploy}),
+            "privileges": Call("hazard_privileges", CreateRow, {"roles": roles, "schemas": schemas}),
+            "outside": Call("hazard_outside", OutsideHazardRow, {"roles": owners + deploy + roles, "access": roles}),
+        },
+    )
+    # what the bootstrap superuser owns is in no pg_shdepend row: every catalog is read for it
+    owned_query = "hazard_owned_scan" if BOOTSTRAP_SUPERUSER in roles + deploy else "hazard_owned"
+    calls["owned"] = Call(owned_query, OwnedRow, {"roles": roles + deploy})
+    if server.definers:
+        calls["functions"] = Call("hazard_functions", FunctionRow, {"roles": roles, "schemas": schemas})
+    if server.rls:
+        calls["rls"] = Call("hazard_rls", RlsRow, {"schemas": schemas})
+    got = dict(zip(calls, fetch_each(conn, list(calls.values())), strict=True))
+    paths, (outside,) = got["paths"], got["outside"]
+    owned, privileges, functions, rls = (got.get(k, []) for k in ("owned", "privileges", "functions", "rls"))
     data = HazardData.build(
         memberships=[m for m in paths if m.member not in builders],
-        owned=fetch(conn, "hazard_owned", OwnedRow, {"roles": roles + deploy}),
-        privileges=fetch(conn, "hazard_privileges", CreateRow, {"roles": roles, "schemas": schemas}),
-        functions=fetch(conn, "hazard_functions", FunctionRow, {"roles": roles, "schemas": schemas}),
-        rls=fetch(conn, "hazard_rls", RlsRow, {"schemas": schemas}),
+        owned=owned,
+        privileges=privileges,
+        functions=functions,
+        rls=rls,
         owner_reach=[m for m in paths if m.member in builders],
-        **_outside(conn, roles, owners + deploy),
+        schema_create=tuple(outside.schemas),  # queries/hazard_outside.sql
+        user_mappings=tuple(outside.mappings),
     )
     from pgwarden.access.facts import read_exception_facts
     from pgwarden.leases import read_leases
 
     return replace(data, access=read_exception_facts(conn, policy), leased=read_leases(conn, policy, snap))
-
-
-def _outside(conn: psycopg.Connection[Any], access: list[int], owners: list[int]) -> dict[str, list[Any]]:
-    """schema_create and user_mappings: one statement (queries/hazard_outside.sql)."""
-    row = fetch(conn, "hazard_outside", OutsideHazardRow, {"roles": owners + access, "access": access})[0]
-    return {
-        "schema_create": list(row.schemas),
-        "user_mappings": list(row.mappings),
-    }

@@ -114,6 +114,13 @@ class DatabaseRow:
     acl: Acl
     types: tuple[TypeRef, ...]
     columns: tuple[ColumnAcl, ...]
+    guard: GuardState | None  # None: a part of the guard exists (GuardRow reads it)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardRow:
+    """queries/guard.sql: the guard's parts, where database.sql found one."""
+
     guard: GuardState
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from pgwarden.plan import Plan
     from pgwarden.policy import Policy
+    from pgwarden.shared import ClusterPart
     from pgwarden.snapshot import Snapshot
 
 
@@ -35,9 +36,11 @@ class Session:
     ledger: Any = field(default=None, repr=False)
     #: send the planner's expected ACLs with the objects query (plan/expect.py); False: the full fetch
     compare_on_server: bool = field(default=True, repr=False)
+    #: a fleet's cluster-level part, read once for every database (pgwarden.shared): snapshot(shared=True)
+    cluster: ClusterPart | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, dsn: str | None, policy: Policy) -> Session:
+    def open(cls, dsn: str | None, policy: Policy, cluster: ClusterPart | None = None) -> Session:
         # in a fleet run (pgwarden.fleet) the thread's admin connection serves database after database
         conn = fleet.admin_connection(dsn, lambda: connect(conninfo_for(dsn), what="the admin connection"))
         version = conn.info.server_version
@@ -47,7 +50,7 @@ class Session:
                 f"PostgreSQL {version // 10000} is not supported",
                 hint="pgwarden supports PostgreSQL 14 to 18",
             )
-        session = cls(dsn, policy, conn)
+        session = cls(dsn, policy, conn, cluster=cluster)
         if any(g.except_labels for g in policy.grants()):  # the labels' columns as they are now
             from pgwarden.access.labels import read_columns, resolve
 
@@ -104,16 +107,20 @@ class Session:
         secrets: Mapping[str, str] | None = None,
         *,
         names: bool = True,
+        shared: bool = False,
     ) -> Snapshot:
         """Inspect the target database (or template1). With `secrets` and an admin that cannot read
         the stored verifiers, each password is checked by logging in with it (SCRAM only).
         `names=False` skips naming the objects of big groups that need changes (their steps are
-        then planned as `ON ALL ... IN SCHEMA`): enough to know what a plan needs, cheaper."""
+        then planned as `ON ALL ... IN SCHEMA`): enough to know what a plan needs, cheaper.
+        `shared`: take the cluster-level part from the fleet's read (`cluster`), not this moment's
+        (a read that changes nothing: not one that a change is planned from under a lock)."""
+        cluster = self.cluster if shared else None
         if conn is not None:
-            snap = self._inspect(conn, names)
+            snap = self._inspect(conn, names, cluster)
         else:
             with self.inspection_connection() as c:
-                snap = self._inspect(c, names)
+                snap = self._inspect(c, names, cluster)
         if snap.passwords is None and secrets:
             checks = self.check_passwords(snap, secrets)
             if checks:
@@ -173,7 +180,9 @@ class Session:
                     out[role] = True  # refused after authenticating: the password is right
         return out
 
-    def _inspect(self, conn: psycopg.Connection[Any], names: bool = True) -> Snapshot:
+    def _inspect(
+        self, conn: psycopg.Connection[Any], names: bool = True, cluster: ClusterPart | None = None
+    ) -> Snapshot:
         from pgwarden import bookkeeping
         from pgwarden.pooler import with_pooler
         from pgwarden.scopes import Scopes
@@ -194,6 +203,7 @@ class Session:
             # the server compares each object's ACL with the planner's expectation and returns only
             # those that differ (the snapshot is the same: tests/test_server_compare.py)
             expect=self._expectations if self.compare_on_server else None,
+            cluster=cluster,
         )
         if p.pgbouncer is not None and snap.database is not None:
             snap = with_pooler(conn, p, snap)

@@ -12,15 +12,15 @@ from pgwarden import providers
 from pgwarden.caps import Capabilities
 from pgwarden.fetch import fetch
 from pgwarden.fetch import query as query  # generate/catalog.py reads its queries through this name
+from pgwarden.pipeline import Call, fetch_each
 from pgwarden.rows import Acl as Acl  # the catalog's row types, read through this module by many
 from pgwarden.rows import ColumnAcl as ColumnAcl
 from pgwarden.rows import (
     DatabaseRow,
     DefaultAclRow,
+    GuardRow,
     ObjectGroupRow,
     ObjectNamesRow,
-    PasswordRow,
-    RoleSettingRow,
     SchemaRow,
 )
 from pgwarden.rows import Grant as Grant
@@ -29,6 +29,12 @@ from pgwarden.rows import ObjectKind as ObjectKind  # the kinds of grouped objec
 from pgwarden.rows import ObjectRef as ObjectRef
 from pgwarden.rows import RefreshRoutine as RefreshRoutine  # read by the refresh planner
 from pgwarden.rows import TypeRef as TypeRef
+from pgwarden.shared import ClusterPart, outside_statement, read_cluster
+from pgwarden.shared import Membership as Membership  # the cluster-level values (pgwarden.shared), read here by many
+from pgwarden.shared import OutsideGrant as OutsideGrant
+from pgwarden.shared import Role as Role
+from pgwarden.shared import RoleSetting as RoleSetting
+from pgwarden.shared import ServerInfo as ServerInfo
 
 if TYPE_CHECKING:
     import psycopg
@@ -38,35 +44,6 @@ if TYPE_CHECKING:
 #: Objects listed by name in a group when the group is at most this big (bigger groups are fixed
 #: with one `... ON ALL ... IN SCHEMA` statement).
 NAME_THRESHOLD = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Role:
-    oid: int
-    name: str
-    superuser: bool
-    inherit: bool
-    createrole: bool
-    createdb: bool
-    login: bool
-    replication: bool
-    bypassrls: bool
-    connlimit: int
-    #: VALID UNTIL in the session's TimeZone without offset ('2027-01-01T00:00:00.000000'), 'infinity'
-    #: or '-infinity'; None: no expiry
-    valid_until: str | None = None
-    valid_until_epoch: float | None = None  # the same instant as seconds since 1970 (None unless finite)
-    comment: str | None = None  # COMMENT ON ROLE
-
-
-@dataclass(frozen=True, slots=True)
-class Membership:
-    role: int
-    member: int
-    grantor: int
-    admin: bool
-    inherit: bool | None  # 16+; None before (inheritance is the member's attribute)
-    set: bool | None  # 16+
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,45 +100,6 @@ class DefaultAcl:
     schema: int  # 0: global entry
     objtype: str  # r S f T n L
     acl: Acl
-
-
-@dataclass(frozen=True, slots=True)
-class RoleSetting:
-    role: int
-    database: int  # 0: all databases
-    settings: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class OutsideGrant:
-    """One ACL entry outside the managed schemas that names a policy role or PUBLIC (0) and that
-    the object did not start with (queries/outside_acls.sql, outside_parameters.sql)."""
-
-    kind: str  # registry kind: database, tablespace, language, ..., parameter
-    subkind: str  # prokind / typtype ("" for the others)
-    oid: int
-    owner: int
-    ident: str  # the object's name as SQL text
-    grantor: int
-    grantee: int
-    privilege: str
-    grantable: bool
-    system: bool = True  # the server's (a system schema, a cluster object), not another schema's or database's
-
-
-@dataclass(frozen=True, slots=True)
-class ServerInfo:
-    version_num: int
-    version: str
-    database: str
-    current_role_oid: int
-    current_role: str
-    is_superuser: bool
-    can_createrole: bool
-    can_createdb: bool
-    can_read_authid: bool
-    settings: Sequence[str] = ()  # parameters that identify a managed service (providers.py)
-    extensions: Sequence[str] = ()  # extensions of the connected database
 
 
 @dataclass(frozen=True)
@@ -230,6 +168,7 @@ def inspect(
     detailed: Sequence[str] = (),
     bookkeeping: tuple[Sequence[str], Sequence[str]] = ((), ()),
     expect: Callable[[Snapshot], Sequence[Mapping[str, Any]]] | None = None,
+    cluster: ClusterPart | None = None,
 ) -> Snapshot:
     """Read a snapshot through `conn`, connected to the target database (or to template1 when
     the target does not exist yet). A fixed number of queries whatever the catalog size.
@@ -237,34 +176,33 @@ def inspect(
     `expect`, given the snapshot read so far (everything but the objects), returns the ACL a
     compliant object of each managed schema holds (pgwarden.plan.expect): the server then counts
     the objects that match instead of returning them (objects_expected.sql). The snapshot is the
-    same either way, group for group."""
-    server = fetch(conn, "server", ServerInfo, {"settings": list(providers.SETTINGS)})[0]
+    same either way, group for group. `cluster`: a fleet's cluster-level part, read once
+    (pgwarden.shared), used when it stands for what `conn` would read (the same snapshot)."""
+    asked = {"settings": list(providers.SETTINGS), "schemas": list(managed_schemas)}
+    server = fetch(conn, "server", ServerInfo, asked)[0]
     caps = Capabilities(server.version_num)
-    roles = {r.oid: r for r in fetch(conn, "roles", Role)}
-    memberships = tuple(fetch(conn, "memberships", Membership))
-    passwords: dict[int, str | None] | None = None
-    if server.can_read_authid and role_names:
-        passwords = {r.oid: r.password for r in fetch(conn, "passwords", PasswordRow, {"names": list(role_names)})}
+    shared = cluster is not None and cluster.serves(server, role_names)
+    part = cluster if cluster is not None and shared else read_cluster(conn, server, role_names)
+    roles, memberships = part.roles, part.memberships
+    passwords = part.passwords_of(role_names) if server.can_read_authid and role_names else None
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
-    database: Database | None = None
-    types: tuple[TypeRef, ...] = ()
-    columns: tuple[ColumnAcl, ...] = ()
-    guard: GuardState | None = None
-    if server.database == target:
-        database, types, columns, guard = _database(conn, target, managed_schemas, owner_oid, column_tables)
-    schemas = tuple(Schema(r.oid, r.name, r.owner, r.acl, r.extension) for r in fetch(conn, "schemas", SchemaRow))
+    calls = [Call("schemas", SchemaRow), Call("default_acls", DefaultAclRow)]
+    if server.database == target:  # the target database, with its types, column ACLs and guard
+        tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
+        params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
+        calls.append(Call("database", DatabaseRow, params))
+    schema_rows, default_rows, *target_rows = fetch_each(conn, calls)  # one round trip
+    database, types, columns, guard = _database(conn, target_rows[0][0]) if target_rows else (None, (), (), None)
+    schemas = tuple(Schema(r.oid, r.name, r.owner, r.acl, r.extension) for r in schema_rows)
     managed_oids = [s.oid for s in schemas if s.name in managed_schemas]
     detailed_oids = [s.oid for s in schemas if s.name in detailed and s.name in managed_schemas]
     books = (tuple(bookkeeping[0]), tuple(s.oid for s in schemas if s.name in bookkeeping[1] and s.oid in managed_oids))
     params = {"schemas": managed_oids, "threshold": name_threshold, "owner": owner_oid, "detailed": detailed_oids}
     params |= {"bookkeeping": list(books[0]), "bookkeeping_schemas": list(books[1])}
-    default_acls = tuple(
-        DefaultAcl(r.role, r.schema, r.objtype, r.acl) for r in fetch(conn, "default_acls", DefaultAclRow)
-    )
-    role_settings = tuple(
-        RoleSetting(r.role, r.database, tuple(r.settings or ())) for r in fetch(conn, "role_settings", RoleSettingRow)
-    )
-    outside, superuser_settings = _outside(conn, database is not None, caps, roles, role_names, managed_oids)
+    default_acls = tuple(DefaultAcl(r.role, r.schema, r.objtype, r.acl) for r in default_rows)
+    role_settings = part.role_settings_in(server.database_oid)
+    others = part.databases_for(server.database_oid, role_names) if shared else None
+    outside, superuser_settings = _outside(conn, database is not None, server, roles, role_names, managed_oids, others)
     snap = Snapshot(
         bookkeeping=books,
         outside=outside,
@@ -294,38 +232,35 @@ def inspect(
 
 
 def _database(
-    conn: psycopg.Connection[Any],
-    target: str,
-    managed_schemas: Sequence[str],
-    owner_oid: int,
-    column_tables: Sequence[tuple[str, str]],
+    conn: psycopg.Connection[Any], d: DatabaseRow
 ) -> tuple[Database, tuple[TypeRef, ...], tuple[ColumnAcl, ...], GuardState]:
-    """The target database, with its types, column ACLs and guard (one query: database.sql)."""
-    tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
-    params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
-    d = fetch(conn, "database", DatabaseRow, params)[0]
-    return Database(d.oid, d.name, d.owner, d.acl), d.types, d.columns, d.guard
+    """The target database, with its types, column ACLs and guard (database.sql's row; guard.sql
+    where the guard has a part)."""
+    guard = d.guard if d.guard is not None else fetch(conn, "guard", GuardRow)[0].guard
+    return Database(d.oid, d.name, d.owner, d.acl), d.types, d.columns, guard
 
 
 def _outside(
     conn: psycopg.Connection[Any],
     exists: bool,
-    caps: Capabilities,
+    server: ServerInfo,
     roles: Mapping[int, Role],
     role_names: Sequence[str],
     schemas: Sequence[int],
+    others: tuple[OutsideGrant, ...] | None,
 ) -> tuple[tuple[OutsideGrant, ...], frozenset[str]]:
     """Grants outside the managed schemas and the superuser-only parameters: one statement (with
-    pg_parameter_acl's grants on 15+)."""
+    pg_parameter_acl's grants on 15+). `others`: the other databases' grants, read once for a
+    fleet (pgwarden.shared): they are the first rows (`database` sorts before every other kind)."""
     if not exists:
         return (), frozenset()
-    text = query("outside_acls")
-    if caps.major >= 15:
-        text = text.replace("\n/* parameters */\n", "\n" + query("outside_parameters"))
+    text = outside_statement(
+        Capabilities(server.version_num).major, "" if others is not None else query("outside_databases")
+    )
     params = {"roles": [oid for oid, r in roles.items() if r.name in role_names], "schemas": list(schemas)}
-    rows = fetch(conn, "outside_acls", OutsideGrant, params, text=text)
+    rows = fetch(conn, "outside_acls", OutsideGrant, params | {"exclude": server.database_oid}, text=text)
     settings = frozenset(r.ident for r in rows if r.kind == "superuser_setting")
-    return tuple(r for r in rows if r.kind != "superuser_setting"), settings
+    return (*(others or ()), *(r for r in rows if r.kind != "superuser_setting")), settings
 
 
 @cache

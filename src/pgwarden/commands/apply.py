@@ -152,6 +152,7 @@ def _apply_many(
     from pgwarden.planfile import policy_digest
     from pgwarden.render import render_applies
     from pgwarden.session import Session
+    from pgwarden.shared import read_shared
 
     names = [p.database.name for p in targets]
     if not yes and not click.confirm(f"Apply the policy to {len(names)} databases?", default=False, err=True):
@@ -159,9 +160,10 @@ def _apply_many(
         return EXIT_OK
     by_name = {p.database.name: p for p in targets}
     digest = policy_digest(loaded)  # the file's, as one database's apply records it; once, not per database
+    cluster = read_shared(dsn, targets)  # the cluster-level part of each first read, once, before the fork
 
     def one(name: str) -> ApplyResult:
-        with Session.open(dsn, by_name[name]) as session:
+        with Session.open(dsn, by_name[name], cluster) as session:
             hooks = ledger_hooks(session, loaded, digest)
             return apply(session, secrets, skip_unprivileged=skip_unprivileged, lock_timeout=lock_timeout, hooks=hooks)
 

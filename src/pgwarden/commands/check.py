@@ -109,8 +109,14 @@ def _check(
     from pgwarden.check import CheckResult, run_check
     from pgwarden.session import Session
 
+    cluster = None
+    if len(targets) > 1:  # the cluster-level part read once, before the workers fork
+        from pgwarden.shared import read_shared
+
+        cluster = read_shared(dsn, list(targets.values()))
+
     def one(target: Policy) -> CheckResult:
-        with Session.open(dsn, target) as session:
+        with Session.open(dsn, target, cluster) as session:
             return run_check(session, secrets)
 
     if len(targets) > 1:

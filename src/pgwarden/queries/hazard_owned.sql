@@ -1,6 +1,9 @@
--- Objects of this database (and the database itself) owned by the listed roles, any schema, any kind,
--- read from each catalog's owner column in this database: the cost follows this database's size,
--- never the cluster's (pg_shdepend holds every ACL reference of these roles in every database).
+-- Objects of this database (and the database itself) owned by the listed roles, any schema, any kind:
+-- relations, routines, types and schemas from their catalogs' owner columns, the other kinds from
+-- pg_shdepend's owner entries for this database; the cost follows this database's size, never the
+-- cluster's (pg_shdepend holds every ACL reference of these roles in every database: never read by
+-- role). pg_shdepend records every owner but the bootstrap superuser (hazard_owned_scan.sql reads
+-- every catalog for it).
 -- `namespace`: the schema of a relation, routine or type, or the schema itself (the rules skip what the
 -- snapshot already covers). Array, multirange and table row types follow their base object and are
 -- not listed, like in pg_shdepend. At most 1000 rows.
@@ -21,50 +24,25 @@ WITH owned (classid, objid, owner, namespace) AS (
     SELECT 'pg_catalog.pg_namespace'::regclass, n.oid, n.nspowner, n.oid
     FROM pg_catalog.pg_namespace n WHERE n.nspowner = ANY(%(roles)s::oid[])
   UNION ALL
-    SELECT 'pg_catalog.pg_collation'::regclass, o.oid, o.collowner, NULL
-    FROM pg_catalog.pg_collation o WHERE o.collowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_conversion'::regclass, o.oid, o.conowner, NULL
-    FROM pg_catalog.pg_conversion o WHERE o.conowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_operator'::regclass, o.oid, o.oprowner, NULL
-    FROM pg_catalog.pg_operator o WHERE o.oprowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_opclass'::regclass, o.oid, o.opcowner, NULL
-    FROM pg_catalog.pg_opclass o WHERE o.opcowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_opfamily'::regclass, o.oid, o.opfowner, NULL
-    FROM pg_catalog.pg_opfamily o WHERE o.opfowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_ts_config'::regclass, o.oid, o.cfgowner, NULL
-    FROM pg_catalog.pg_ts_config o WHERE o.cfgowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_ts_dict'::regclass, o.oid, o.dictowner, NULL
-    FROM pg_catalog.pg_ts_dict o WHERE o.dictowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_statistic_ext'::regclass, o.oid, o.stxowner, NULL
-    FROM pg_catalog.pg_statistic_ext o WHERE o.stxowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_language'::regclass, o.oid, o.lanowner, NULL
-    FROM pg_catalog.pg_language o WHERE o.lanowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_foreign_data_wrapper'::regclass, o.oid, o.fdwowner, NULL
-    FROM pg_catalog.pg_foreign_data_wrapper o WHERE o.fdwowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_foreign_server'::regclass, o.oid, o.srvowner, NULL
-    FROM pg_catalog.pg_foreign_server o WHERE o.srvowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_event_trigger'::regclass, o.oid, o.evtowner, NULL
-    FROM pg_catalog.pg_event_trigger o WHERE o.evtowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_publication'::regclass, o.oid, o.pubowner, NULL
-    FROM pg_catalog.pg_publication o WHERE o.pubowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_extension'::regclass, o.oid, o.extowner, NULL
-    FROM pg_catalog.pg_extension o WHERE o.extowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_largeobject'::regclass, o.oid, o.lomowner, NULL
-    FROM pg_catalog.pg_largeobject_metadata o WHERE o.lomowner = ANY(%(roles)s::oid[])
+    -- every other kind this database keeps: the owner entries pg_shdepend has for its objects in those
+    -- catalogs, through its index by database and catalog (the cost follows how many such objects this
+    -- database has: a fresh backend opens one catalog instead of fifteen). The role filter stays
+    -- outside (OFFSET 0): pushed down, it could take the index by role, whose entries are every ACL
+    -- reference of the role in every database.
+    SELECT s.classid::regclass, s.objid, s.refobjid, NULL::oid
+    FROM (SELECT s.classid, s.objid, s.refclassid, s.refobjid, s.deptype
+          FROM pg_catalog.pg_shdepend s
+          WHERE s.dbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+            AND s.classid = ANY(ARRAY['pg_catalog.pg_collation', 'pg_catalog.pg_conversion',
+                                      'pg_catalog.pg_operator', 'pg_catalog.pg_opclass', 'pg_catalog.pg_opfamily',
+                                      'pg_catalog.pg_ts_config', 'pg_catalog.pg_ts_dict',
+                                      'pg_catalog.pg_statistic_ext', 'pg_catalog.pg_language',
+                                      'pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',
+                                      'pg_catalog.pg_event_trigger', 'pg_catalog.pg_publication',
+                                      'pg_catalog.pg_extension', 'pg_catalog.pg_largeobject']::regclass[]::oid[])
+          OFFSET 0) s
+    WHERE s.deptype = 'o' AND s.refclassid = 'pg_catalog.pg_authid'::regclass
+      AND s.refobjid = ANY(%(roles)s::oid[])
   UNION ALL
     SELECT 'pg_catalog.pg_subscription'::regclass, o.oid, o.subowner, NULL
     FROM pg_catalog.pg_subscription o

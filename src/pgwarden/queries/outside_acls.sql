@@ -10,13 +10,11 @@
 -- One statement for what plan/outside.py needs: also, as rows of kind `superuser_setting` (ident: the
 -- name), the parameters only a superuser may set but for logging and statistics ones (they change
 -- what is recorded, not what a role can do); on 15+ the snapshot puts outside_parameters.sql in
--- place of the parameters marker line below (pg_parameter_acl does not exist before).
+-- place of the parameters marker line below (pg_parameter_acl does not exist before). The other
+-- databases (outside_databases.sql) take the place of the databases marker line: a fleet reads them
+-- once (pgwarden.shared), not in each of its databases.
 WITH acls (kind, subkind, classid, objid, owner, ident, acl, code, system) AS (
-    SELECT 'database', '', 'pg_catalog.pg_database'::regclass, d.oid, d.datdba,
-           quote_ident(d.datname), d.datacl, 'd', false
-    FROM pg_catalog.pg_database d
-    WHERE d.datacl IS NOT NULL AND d.datname <> current_database()
-  UNION ALL
+/* databases */
     SELECT 'tablespace', '', 'pg_catalog.pg_tablespace'::regclass, t.oid, t.spcowner,
            quote_ident(t.spcname), t.spcacl, 't', true
     FROM pg_catalog.pg_tablespace t WHERE t.spcacl IS NOT NULL

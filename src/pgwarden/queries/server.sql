@@ -12,6 +12,22 @@ SELECT current_setting('server_version_num')::int AS version_num,
        -- current_setting(.., true): a provider's own parameter, or NULL (placeholders are not in pg_settings)
        ARRAY(SELECT n FROM unnest(%(settings)s::text[]) AS n WHERE current_setting(n, true) IS NOT NULL
              ORDER BY 1) AS settings,
-       ARRAY(SELECT e.extname FROM pg_catalog.pg_extension e ORDER BY 1) AS extensions
+       ARRAY(SELECT e.extname FROM pg_catalog.pg_extension e ORDER BY 1) AS extensions,
+       (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database()) AS database_oid,
+       -- what the cluster-level reads (pgwarden.shared) depend on besides the cluster: the role,
+       -- VALID UNTIL's time zone and the collation the databases' names sort by (a fleet reads
+       -- them once where these agree; pg_init_privs, which is per database, has no row for a
+       -- database: neither initdb nor an extension records one)
+       (SELECT json_build_array(current_user, current_setting('TimeZone'), d.datcollate, d.datctype,
+                                to_jsonb(d) -> 'datlocprovider', to_jsonb(d) -> 'daticulocale',
+                                to_jsonb(d) -> 'datlocale', to_jsonb(d) -> 'daticurules')::text
+        FROM pg_catalog.pg_database d WHERE d.datname = current_database()) AS compat,
+       -- what lets the hazard reads (pgwarden.hazards) leave out a query that would return no row:
+       -- `rls`: some relation has row security, `definers`: a schema of %(schemas)s has a SECURITY
+       -- DEFINER routine
+       EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relrowsecurity) AS rls,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+               WHERE p.prosecdef AND p.pronamespace IN (SELECT n.oid FROM pg_catalog.pg_namespace n
+                                                        WHERE n.nspname = ANY(%(schemas)s::text[]))) AS definers
 FROM pg_catalog.pg_roles r
 WHERE r.rolname = current_user
