@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from psycopg.rows import class_row
-
-from pgwarden.fetch import QUERY_SETTINGS, query
+from pgwarden.fetch import QUERY_SETTINGS, query, typed_row
 
 if TYPE_CHECKING:
     import psycopg
@@ -36,7 +34,7 @@ def fetch_each(conn: psycopg.Connection[Any], calls: Sequence[Call]) -> list[lis
     try:
         with conn.pipeline():
             for call in calls:
-                cur = conn.cursor(row_factory=class_row(call.row))
+                cur = conn.cursor(row_factory=typed_row(call.row))
                 cursors.append(cur)
                 cur.execute((call.text if call.text is not None else query(call.name)).encode(), call.params or {})
         return [cur.fetchall() for cur in cursors]
@@ -46,6 +44,6 @@ def fetch_each(conn: psycopg.Connection[Any], calls: Sequence[Call]) -> list[lis
 
 
 def _one(conn: psycopg.Connection[Any], call: Call) -> list[Any]:
-    with conn.cursor(row_factory=class_row(call.row)) as cur:
+    with conn.cursor(row_factory=typed_row(call.row)) as cur:
         text = call.text if call.text is not None else query(call.name)
         return cur.execute(text.encode(), call.params or {}).fetchall()

@@ -169,7 +169,8 @@ def _roles(conn: psycopg.Connection[Any]) -> tuple[dict[int, Role], dict[str, Li
     name order, with their settings for all databases and for this one."""
     everyone = {r.oid: r for r in fetch(conn, "roles", Role)}
     settings = {
-        (s.role, s.database != 0): tuple(s.settings or ()) for s in fetch(conn, "role_settings", RoleSettingRow)
+        (s.role, s.database != 0): tuple(s.settings or ())
+        for s in fetch(conn, "role_settings", RoleSettingRow, {"all_databases": False})  # this database's and all's
     }
     named = sorted((r for r in everyone.values() if not r.name.startswith("pg_")), key=lambda r: r.name)
     live = {r.name: _role(r, settings.get((r.oid, False), ()), settings.get((r.oid, True), ())) for r in named}
