@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -22,9 +23,15 @@ Decode = Callable[[Any], Any]
 
 
 @cache
+@cache
 def query(name: str) -> str:
-    """The text of queries/<name>.sql."""
-    return resources.files("pgwarden.queries").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    """The text of queries/<name>.sql, each `/* include <other> */` replaced by queries/<other>.sql
+    (a part several queries share, said once: object_rows.sql)."""
+    text = resources.files("pgwarden.queries").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    return _INCLUDE.sub(lambda m: query(m.group(1)), text)
+
+
+_INCLUDE = re.compile(r"/\* include (\w+) \*/")
 
 
 #: Settings for one query, set just before it and put back just after (two statements, whatever

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache, cached_property
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pgwarden import providers
@@ -263,13 +263,6 @@ def _outside(
     return (*(others or ()), *(r for r in rows if r.kind != "superuser_setting")), settings
 
 
-@cache
-def object_query(name: str) -> str:
-    """objects.sql, objects_expected.sql or object_names.sql with the object rows they share
-    (object_rows.sql) in place."""
-    return query(name).replace("/* object rows */", query("object_rows"), 1)
-
-
 def _object_groups(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> tuple[ObjectGroup, ...]:
     return tuple(
         ObjectGroup(
@@ -284,7 +277,7 @@ def _object_groups(conn: psycopg.Connection[Any], name: str, params: dict[str, A
             objects=r.objects,
             bookkeeping=r.bookkeeping,
         )
-        for r in fetch(conn, name, ObjectGroupRow, params, text=object_query(name))
+        for r in fetch(conn, name, ObjectGroupRow, params)
     )
 
 
@@ -305,7 +298,7 @@ def with_names(
     params = {"keys": json.dumps(keys), "owner": snap.owner_oid, "detailed": detailed_oids}
     params |= {"bookkeeping": list(snap.bookkeeping[0]), "bookkeeping_schemas": list(snap.bookkeeping[1])}
     params["schemas"] = sorted({g.schema for g in wanted})
-    rows = fetch(conn, "object_names", ObjectNamesRow, params, text=object_query("object_names"))
+    rows = fetch(conn, "object_names", ObjectNamesRow, params)
     found = {r.gid: r.objects for r in rows}
     wanted_keys = {g.key for g in wanted}
     objects = tuple(

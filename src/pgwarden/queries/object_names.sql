@@ -7,7 +7,7 @@ WITH want AS (
            (k ->> 4)::boolean AS linked, k ->> 5 AS acl_text
     FROM jsonb_array_elements(%(keys)s::jsonb) AS t(k)
 ),
-/* object rows */,
+/* include object_rows */,
 obj AS (
     -- bookkeeping tables and their sequences are groups of their own, named by objects.sql already;
     -- extension members too

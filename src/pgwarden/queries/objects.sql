@@ -9,7 +9,7 @@
 -- Migration bookkeeping tables and their sequences form groups of their own, always named (a sequence
 -- with its table). What makes an object an extension member, linked or bookkeeping is said once, in
 -- object_rows.sql, for this query and objects_expected.sql.
-WITH /* object rows */,
+WITH /* include object_rows */,
 obj AS MATERIALIZED (
     SELECT r.oid, r.schema, r.owner, r.kind, r.subkind, r.name::text AS name, NULL::text AS args, r.acl,
            r.extension, r.linked, r.bookkeeping

@@ -15,7 +15,7 @@ WITH expected AS MATERIALIZED (
            (SELECT array_agg(a.item::aclitem ORDER BY a.n) FROM json_array_elements_text(e.routine) WITH ORDINALITY AS a(item, n)) AS routine_acl
     FROM json_to_recordset(%(expected)s::json) AS e(schema oid, "table" json, sequence json, routine json)
 ),
-/* object rows */,
+/* include object_rows */,
 -- one pass over each catalog: a matched object adds to its (schema, kind)'s count, nothing else
 keyed AS (
     SELECT r.schema, r.kind, r.owner, r.extension, r.linked, r.bookkeeping,
