@@ -3,6 +3,8 @@ object is a row of, how scopes name an object. Planners, rules and report read t
 
 from __future__ import annotations
 
+import json
+from importlib.resources import files
 from typing import Any
 
 import psycopg
@@ -92,3 +94,11 @@ def test_what_public_may_keep_is_what_it_holds_by_default(name: str) -> None:
     assert set(k.kept_from_public(False)) <= set(k.public)
     assert kind("routine").kept_from_public(False) == {"EXECUTE"} and not kind("routine").kept_from_public(True)
     assert kind("type").kept_from_public(True) == {"USAGE"}
+
+
+def test_the_report_schema_lists_the_profile_kinds() -> None:
+    """report --format json counts privileges per profile kind (report.KINDS): its JSON schema's enum is
+    the registry's, so a kind added to PROFILE_KINDS fails here until the schema says it."""
+    schema = json.loads(files("pgwarden.schemas").joinpath("report.json").read_text())
+    cell = schema["properties"]["privileges"]["items"]["properties"]["kind"]
+    assert tuple(cell["enum"]) == PROFILE_KINDS
