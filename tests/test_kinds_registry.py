@@ -3,6 +3,8 @@ object is a row of, how scopes name an object. Planners, rules and report read t
 
 from __future__ import annotations
 
+import json
+from importlib.resources import files
 from typing import Any
 
 import psycopg
@@ -56,3 +58,47 @@ def test_scopes_name_a_routine_by_its_arguments_and_a_sequence_with_its_table() 
     assert kind("table").scope_name("orders", "ignored") == ("orders", None)
     # every kind profiles grant says where its objects live (plan steps and findings name them by it)
     assert all(KINDS[k].catalog for k in PROFILE_KINDS)
+
+
+@pytest.mark.parametrize("name", [n for n, k in KINDS.items() if k.all_word and k.defacl_code])
+def test_bulk_says_whether_grant_on_all_in_schema_exists(
+    admin_conn: psycopg.Connection[Any], unique_name: Any, name: str
+) -> None:
+    """The planner writes `GRANT ... ON ALL <all_word> IN SCHEMA` only for a kind whose `bulk` is set:
+    the server accepts it for those and refuses it (a syntax error) for the others (types)."""
+    k, role = kind(name), unique_name("bulk")
+    statement = sql.SQL("GRANT {} ON ALL {} IN SCHEMA public TO {}").format(
+        sql.SQL(k.privileges[0]), sql.SQL(k.all_word or ""), sql.Identifier(role)
+    )
+    admin_conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+    try:
+        if k.bulk:
+            admin_conn.execute(statement)
+        else:
+            with pytest.raises(psycopg.errors.SyntaxError):
+                admin_conn.execute(statement)
+    finally:
+        admin_conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {0}").format(sql.Identifier(role)))
+        admin_conn.execute(
+            sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {0}").format(sql.Identifier(role))
+        )
+        admin_conn.execute(sql.SQL("REVOKE ALL ON ALL ROUTINES IN SCHEMA public FROM {0}").format(sql.Identifier(role)))
+        admin_conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_what_public_may_keep_is_what_it_holds_by_default(name: str) -> None:
+    """kept_from_public never says PUBLIC may keep what acldefault does not give it (the planners
+    tolerate it, report counts it as expected), and the hardening takes routines' EXECUTE away."""
+    k = kind(name)
+    assert set(k.kept_from_public(False)) <= set(k.public)
+    assert kind("routine").kept_from_public(False) == {"EXECUTE"} and not kind("routine").kept_from_public(True)
+    assert kind("type").kept_from_public(True) == {"USAGE"}
+
+
+def test_the_report_schema_lists_the_profile_kinds() -> None:
+    """report --format json counts privileges per profile kind (report.KINDS): its JSON schema's enum is
+    the registry's, so a kind added to PROFILE_KINDS fails here until the schema says it."""
+    schema = json.loads(files("pgwarden.schemas").joinpath("report.json").read_text())
+    cell = schema["properties"]["privileges"]["items"]["properties"]["kind"]
+    assert tuple(cell["enum"]) == PROFILE_KINDS

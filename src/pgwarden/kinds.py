@@ -73,6 +73,13 @@ class Kind:
     signed: bool = False
     #: objects that may belong to a table (a serial's or identity column's sequence): ObjectRef.args names it
     owned: bool = False
+    #: what PUBLIC holds by default (of `public`) that the policy leaves as it is on existing objects and in
+    #: default privileges, rather than revoking it; `hardened`: unless hardening.revoke_public_execute is on
+    public_kept: tuple[str, ...] = ()
+    hardened: bool = False
+    #: GRANT ... ON ALL <all_word> IN SCHEMA exists (tables, sequences, routines); else all_word is only
+    #: ALTER DEFAULT PRIVILEGES' (schemas, types, large objects): the planner names each object
+    bulk: bool = False
 
     def privileges_on(self, major: int) -> tuple[str, ...]:
         """What an object of this kind can carry on a server of major version `major`."""
@@ -94,6 +101,11 @@ class Kind:
         if self.signed:
             return f"{name}({args or ''})", None
         return name, args if self.owned else None
+
+    def kept_from_public(self, revoke_public_execute: bool) -> frozenset[str]:
+        """What PUBLIC may keep on an object of the kind (never granted, never revoked) under the policy's
+        hardening: EXECUTE on routines unless revoke_public_execute, USAGE on types."""
+        return frozenset() if self.hardened and revoke_public_execute else frozenset(self.public_kept)
 
     def check_privileges(self, privileges: Iterable[str]) -> None:
         """Raise ValueError naming what the kind cannot carry."""
@@ -136,6 +148,7 @@ KINDS: Mapping[str, Kind] = {
             "tables",
             ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"),
             all_word="TABLES",
+            bulk=True,
             defacl_code="r",
             subkinds=_RELATION_SUBKINDS,
             catalog="pg_class",
@@ -146,6 +159,7 @@ KINDS: Mapping[str, Kind] = {
             "sequences",
             ("SELECT", "UPDATE", "USAGE"),
             all_word="SEQUENCES",
+            bulk=True,
             defacl_code="S",
             subkinds=(Subkind("S", "SEQUENCE", "sequence", "sequence"),),
             catalog="pg_class",
@@ -157,6 +171,7 @@ KINDS: Mapping[str, Kind] = {
             "routines",
             ("EXECUTE",),
             all_word="ROUTINES",
+            bulk=True,
             defacl_code="f",
             subkinds=(
                 Subkind("f", "FUNCTION", "function", "function"),
@@ -167,6 +182,8 @@ KINDS: Mapping[str, Kind] = {
             catalog="pg_proc",
             public=("EXECUTE",),
             signed=True,
+            public_kept=("EXECUTE",),
+            hardened=True,
         ),
         Kind(
             "type",
@@ -185,6 +202,7 @@ KINDS: Mapping[str, Kind] = {
             ),
             catalog="pg_type",
             public=("USAGE",),
+            public_kept=("USAGE",),
         ),
         Kind("column", "TABLE", "columns", ("SELECT", "INSERT", "UPDATE", "REFERENCES")),
         Kind(

@@ -184,7 +184,7 @@ def _expected(
     if level in ("owner", "deploy"):  # a deploy login is a member of the owner by design: it holds the same
         return total if privilege in snap.caps.owner_privileges(kind) else 0
     if level == "public":
-        allowed = kind == "routine" and privilege == "EXECUTE" and not policy.hardening.revoke_public_execute
+        allowed = privilege in kind_of(kind).kept_from_public(policy.hardening.revoke_public_execute)
         return total if allowed else 0
     mine = rights.get(role)
     if mine is None:  # roles outside the policy

@@ -38,8 +38,9 @@ def plan_default_privileges(ctx: PlanContext) -> Iterator[Step]:
                 a.name: ctx.grants.defaults(a.name, kind_name, schema) for a in policy.access
             }
             tolerated: dict[Grantee, frozenset[str]] = {}
-            if kind_name == "type":  # PUBLIC's USAGE on types is left as it is (plan/types.py)
-                tolerated[PUBLIC] = frozenset({"USAGE"})
+            # what PUBLIC may keep (types' USAGE; routines are here only with the hardening) is left as it is
+            if kept := kind(kind_name).kept_from_public(policy.hardening.revoke_public_execute):
+                tolerated[PUBLIC] = kept
             else:
                 expected[PUBLIC] = ctx.grants.defaults(PUBLIC_ROLE, kind_name, schema)
             grantable = {a.name: ctx.grants.options.defaults(a.name, kind_name, schema) for a in policy.access}
@@ -62,10 +63,8 @@ def _plan_global_defaults(ctx: PlanContext, rows: dict[tuple[int, str], Acl], ok
         else:  # the built-in default: the owner's privileges, and PUBLIC's EXECUTE on routines, USAGE on types
             actual = acl.held({owner: owner_privs, **({PUBLIC: k.public} if k.public else {})})
         tolerated: dict[Grantee, frozenset[str]] = {}
-        if kind_name == "routine" and not policy.hardening.revoke_public_execute:
-            tolerated[PUBLIC] = frozenset({"EXECUTE"})
-        if kind_name == "type":  # PUBLIC's USAGE on types is left as it is (plan/types.py)
-            tolerated[PUBLIC] = frozenset({"USAGE"})
+        if kept := k.kept_from_public(policy.hardening.revoke_public_execute):  # routines' EXECUTE, types' USAGE
+            tolerated[PUBLIC] = kept
         everywhere: dict[Grantee, frozenset[str]] = {owner: owner_privs}
         for a in policy.access:  # a grant's global_defaults
             everywhere[a.name] = ctx.grants.global_defaults(a.name, kind_name)

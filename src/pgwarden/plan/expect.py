@@ -8,13 +8,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from pgwarden.acl import grantee_order
-from pgwarden.kinds import PRIVILEGE_LETTERS, ordered
+from pgwarden.kinds import PRIVILEGE_LETTERS, PROFILE_KINDS, ordered
 from pgwarden.plan.context import PlanContext
 from pgwarden.plan.objects import wanted_for
 from pgwarden.policy import Policy
 from pgwarden.snapshot import ObjectKind, Snapshot
 
-KINDS: tuple[ObjectKind, ...] = ("table", "sequence", "routine")
+KINDS: tuple[ObjectKind, ...] = PROFILE_KINDS  # the kinds the objects query groups
 
 
 def _quoted(role: str) -> str:

@@ -50,6 +50,9 @@ def wanted_for(
         for a in ctx.policy.access:
             expected[a.name] = ctx.grants.objects(a.name, kind_name, schema, name, table)
         expected[PUBLIC] = ctx.grants.objects(PUBLIC_ROLE, kind_name, schema, name, table)
+    kept = kind(kind_name).kept_from_public(ctx.policy.hardening.revoke_public_execute)
+    if kept and PUBLIC not in tolerated and not refresh_routine:  # what PUBLIC may keep (the registry's)
+        tolerated[PUBLIC] = kept | expected.pop(PUBLIC, frozenset())
     if kind_name == "table" and ctx.grants.refresh and not ctx.snap.caps.has_maintain:
         # before 17 a refresh is the refresh routine's (plan/refresh.py): there is no MAINTAIN to grant
         expected = {who: privs - {"MAINTAIN"} for who, privs in expected.items()}
@@ -127,6 +130,8 @@ def _scan_rows(snap: Snapshot, kind_name: ObjectKind) -> int:
 
 
 def _bulk_is_cheaper(snap: Snapshot, kind_name: ObjectKind, total: int) -> bool:
+    if not kind(kind_name).bulk:  # no GRANT ... ON ALL <kind> IN SCHEMA: always by name
+        return False
     return total > NAME_THRESHOLD and total * BULK_FACTOR >= _scan_rows(snap, kind_name)
 
 
@@ -213,7 +218,7 @@ def _plan_acl_change(
     total = sum(g.count for g in groups)
     named = all(g.objects is not None for g in groups)
     k = kind(kind_name)
-    if (not named or _bulk_is_cheaper(snap, kind_name, total)) and not has_extension:
+    if (not named or _bulk_is_cheaper(snap, kind_name, total)) and not has_extension and k.bulk:
         target = sql.SQL("ALL {} IN SCHEMA {}").format(sql.SQL(k.all_word or ""), sql.Identifier(schema))
         text = f"{total} {k.plural} in schema {schema}"
         reason = _object_reason(change, f"every {kind_name} of schema {schema} it changes")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from pgwarden.kinds import kind
 from pgwarden.policy import AccessSpec, MemberSpec, Policy
 from pgwarden.scopes import PUBLIC_ROLE, Scopes
 
@@ -89,14 +90,12 @@ class Rights:
             return False
         if action.kind == "schema":
             return privilege in self.union(lambda r: self.scopes.schema(r, target.name))
-        if action.kind == "routine":
-            routine = f"{target.name}({', '.join(target.argtypes)})"  # listed routines (scopes)
-            return privilege in self.union(lambda r: self.scopes.objects(r, "routine", target.schema, routine))
-        if action.kind == "sequence":
-            return privilege in self.union(
-                lambda r: self.scopes.objects(r, "sequence", target.schema, target.name, target.owned_by)
-            )
-        return self._allows_on_table(privilege, target, inquiry)
+        if action.kind == "table":
+            return self._allows_on_table(privilege, target, inquiry)
+        # any other kind: named as the scopes name it (a routine with its arguments, a sequence with its table)
+        args = ", ".join(target.argtypes) if kind(action.kind).signed else target.owned_by
+        name, table = kind(action.kind).scope_name(target.name, args)
+        return privilege in self.union(lambda r: self.scopes.objects(r, action.kind, target.schema, name, table))
 
     def _allows_on_table(self, privilege: str, target: Target, inquiry: bool) -> bool:
         """A table's privilege: on the column tried, the table, or (not for an inquiry) some column."""
