@@ -149,3 +149,18 @@ def test_a_json_integer_decodes_to_a_float_where_a_float_is_declared() -> None:
         }
     )
     assert got.oid == 10 and type(got.valid_until_epoch) is float
+
+
+def test_every_query_file_reads_whole_with_its_includes() -> None:
+    """A shared part (`/* include object_rows */`) is in place in every query that names it, and
+    no query file names itself through a part (the include would recurse without end)."""
+    from importlib import resources
+
+    from pgwarden.fetch import query
+
+    names = [
+        p.name.removesuffix(".sql") for p in resources.files("pgwarden.queries").iterdir() if p.name.endswith(".sql")
+    ]
+    texts = {name: query(name) for name in names}
+    assert not [name for name, text in texts.items() if "/* include " in text]
+    assert all("books" in texts[name] for name in ("objects", "objects_expected", "object_names"))

@@ -1,5 +1,5 @@
 -- The objects of the managed schemas (%(schemas)s) with what sets them apart, said once for the
--- objects queries and object_names.sql (each includes it with `/* include object_rows */`:
+-- objects queries and object_names.sql (each includes it with an include comment naming object_rows:
 -- pgwarden.fetch.query): `rel`, the tables, views, materialized views, foreign tables and
 -- sequences; `pro`, the routines. `extension`: a member of an extension (bulk statements would reach
 -- it). `linked`: a serial/identity sequence, which follows its table's owner; only asked where the
