@@ -8,21 +8,7 @@
 -- snapshot already covers). Array, multirange and table row types follow their base object and are
 -- not listed, like in pg_shdepend. At most 1000 rows.
 WITH owned (classid, objid, owner, namespace) AS (
-    SELECT 'pg_catalog.pg_class'::regclass, c.oid, c.relowner, c.relnamespace
-    FROM pg_catalog.pg_class c
-    WHERE c.relowner = ANY(%(roles)s::oid[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-  UNION ALL
-    SELECT 'pg_catalog.pg_proc'::regclass, p.oid, p.proowner, p.pronamespace
-    FROM pg_catalog.pg_proc p WHERE p.proowner = ANY(%(roles)s::oid[])
-  UNION ALL
-    SELECT 'pg_catalog.pg_type'::regclass, t.oid, t.typowner, t.typnamespace
-    FROM pg_catalog.pg_type t
-    WHERE t.typowner = ANY(%(roles)s::oid[]) AND t.typtype IN ('b', 'c', 'd', 'e', 'r')
-      AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c')
-      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.typarray = t.oid)
-  UNION ALL
-    SELECT 'pg_catalog.pg_namespace'::regclass, n.oid, n.nspowner, n.oid
-    FROM pg_catalog.pg_namespace n WHERE n.nspowner = ANY(%(roles)s::oid[])
+/* include owned_common */
   UNION ALL
     -- every other kind this database keeps: the owner entries pg_shdepend has for its objects in those
     -- catalogs, through its index by database and catalog (the cost follows how many such objects this
@@ -44,17 +30,4 @@ WITH owned (classid, objid, owner, namespace) AS (
     WHERE s.deptype = 'o' AND s.refclassid = 'pg_catalog.pg_authid'::regclass
       AND s.refobjid = ANY(%(roles)s::oid[])
   UNION ALL
-    SELECT 'pg_catalog.pg_subscription'::regclass, o.oid, o.subowner, NULL
-    FROM pg_catalog.pg_subscription o
-    WHERE o.subowner = ANY(%(roles)s::oid[])
-      AND o.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
-  UNION ALL
-    SELECT 'pg_catalog.pg_database'::regclass, d.oid, d.datdba, NULL
-    FROM pg_catalog.pg_database d
-    WHERE d.datdba = ANY(%(roles)s::oid[]) AND d.datname = current_database()
-)
-SELECT o.owner AS role, o.classid::regclass::text AS catalog, o.objid::bigint AS objid,
-       pg_catalog.pg_describe_object(o.classid, o.objid, 0) AS object, o.namespace
-FROM owned o
-ORDER BY 1, 3
-LIMIT 1000
+/* include owned_tail */
