@@ -43,6 +43,16 @@ QUERY_SETTINGS: Mapping[str, Mapping[str, str]] = {
     "objects_expected": {"enable_mergejoin": "off", "work_mem": "64MB"},
 }
 
+#: Below this many rows in pg_class and pg_proc (server.sql's `catalog_rows`) the default plan is
+#: as good and fits the default work_mem: the settings are left as they are (two statements fewer;
+#: the rows are the same whatever the plan).
+SETTINGS_FROM_ROWS = 20_000
+
+
+def needs_settings(catalog_rows: int) -> bool:
+    """Whether the objects query takes its QUERY_SETTINGS, given server.sql's `catalog_rows` (-1: unknown)."""
+    return catalog_rows < 0 or catalog_rows >= SETTINGS_FROM_ROWS
+
 
 def fetch(
     conn: psycopg.Connection[Any],
@@ -51,11 +61,13 @@ def fetch(
     params: Mapping[str, Any] | None = None,
     *,
     text: str | None = None,
+    settings: bool = True,
 ) -> list[T]:
     """The rows of queries/<name>.sql (or of `text`, a query assembled from such files) as `row`s:
-    a frozen dataclass whose fields are the query's column aliases (JSON columns decoded: `typed_row`)."""
-    settings = QUERY_SETTINGS.get(name, {})
-    previous = _swap_settings(conn, settings) if settings else {}
+    a frozen dataclass whose fields are the query's column aliases (JSON columns decoded: `typed_row`).
+    `settings=False`: without the query's QUERY_SETTINGS (a small catalog: needs_settings)."""
+    settings_ = QUERY_SETTINGS.get(name, {}) if settings else {}
+    previous = _swap_settings(conn, settings_) if settings_ else {}
     try:
         with conn.cursor(row_factory=typed_row(row)) as cur:
             return cur.execute((text if text is not None else query(name)).encode(), params or {}).fetchall()

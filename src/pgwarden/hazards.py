@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from pgwarden.fetch import query
 from pgwarden.pipeline import Call, fetch_each
 from pgwarden.rows import (
     CreateRow,
@@ -79,6 +80,14 @@ def access_role_oids(policy: Policy, snap: Snapshot) -> list[int]:
     return [snap.role_by_name[n].oid for n in policy.row_roles if n in snap.role_by_name]
 
 
+def outside_without_mappings() -> str:
+    """hazard_outside.sql for a database without a foreign server: no user mapping to read."""
+    head, marker, _ = query("hazard_outside").partition("\n/* mappings */\n")
+    if not marker:
+        raise RuntimeError("queries/hazard_outside.sql lost its mappings marker line")
+    return head + "\n  '[]'::json AS mappings\n"
+
+
 def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) -> HazardData:
     """Read what the rules need through `conn` (connected to the target database)."""
     roles = access_role_oids(policy, snap)
@@ -94,7 +103,12 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
         {
             "paths": Call("hazard_memberships", PathRow, {"roles": roles + owners + deploy}),
             "privileges": Call("hazard_privileges", CreateRow, {"roles": roles, "schemas": schemas}),
-            "outside": Call("hazard_outside", OutsideHazardRow, {"roles": owners + deploy + roles, "access": roles}),
+            "outside": Call(
+                "hazard_outside",
+                OutsideHazardRow,
+                {"roles": owners + deploy + roles, "access": roles},
+                None if snap.server.foreign_servers else outside_without_mappings(),
+            ),
         },
     )
     # what the bootstrap superuser owns is in no pg_shdepend row: every catalog is read for it

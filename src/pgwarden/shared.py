@@ -85,6 +85,8 @@ class ServerInfo:
     compat: str = ""  # what the cluster-level reads depend on but the cluster (pgwarden.shared)
     rls: bool = True  # some relation has row security
     definers: bool = True  # a managed schema has a SECURITY DEFINER routine
+    foreign_servers: bool = True  # the database has a foreign server (else no user mapping)
+    catalog_rows: int = -1  # pg_class's and pg_proc's rows as last counted (-1: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,8 @@ class ClusterPart:
     #: every database's grants to the roles named `grantees` or PUBLIC (outside_databases.sql); None: not read
     databases: tuple[OutsideGrant, ...] | None = None
     grantees: frozenset[str] = frozenset()
+    #: the parameters only a superuser may set (outside_settings.sql); None: not read
+    superuser_settings: frozenset[str] | None = None
 
     def serves(self, server: ServerInfo, role_names: Collection[str]) -> bool:
         """Whether this part stands for what `server`'s connection would read for `role_names`."""
@@ -169,10 +173,13 @@ def read_cluster(
     return ClusterPart(server.compat, roles, row.memberships, passwords, frozenset(role_names), settings)
 
 
-def outside_statement(major: int, databases: str) -> str:
+def outside_statement(major: int, databases: str, settings: bool = True) -> str:
     """outside_acls.sql with the other databases (`databases`: outside_databases.sql, or "" when a
-    fleet's shared read gives them) and, on 15+, the parameters (outside_parameters.sql)."""
+    fleet's shared read gives them), the superuser-only parameters (outside_settings.sql; not with
+    `settings=False`: a fleet's shared read gives them) and, on 15+, the parameters' grants
+    (outside_parameters.sql)."""
     text = query("outside_acls").replace("\n/* databases */\n", "\n" + databases)
+    text = text.replace("\n/* settings */\n", "\n" + (query("outside_settings") if settings else ""))
     if major >= 15:
         text = text.replace("\n/* parameters */\n", "\n" + query("outside_parameters"))
     return text
@@ -183,11 +190,19 @@ def read_databases(
 ) -> tuple[OutsideGrant, ...]:
     """Every database's grants to the roles `names` or PUBLIC, in outside_acls.sql's order (its
     first rows: `database` sorts before every other kind)."""
-    inner = outside_statement(14, query("outside_databases"))
+    inner = outside_statement(14, query("outside_databases"), settings=False)
     text = f"SELECT * FROM (\n{inner}\n) o WHERE o.kind = 'database' ORDER BY 1, 5, 7, 8"  # noqa: S608 (our query)
     wanted = set(names)
     params = {"roles": [oid for oid, r in roles.items() if r.name in wanted], "schemas": [], "exclude": 0}
     return tuple(fetch(conn, "outside_databases", OutsideGrant, params, text=text))
+
+
+def read_superuser_settings(conn: psycopg.Connection[Any]) -> frozenset[str]:
+    """The parameters only a superuser may set (outside_settings.sql alone, without its UNION ALL)."""
+    _, union, text = query("outside_settings").partition("\nUNION ALL\n")
+    if not union:
+        raise RuntimeError("queries/outside_settings.sql lost its UNION ALL line")
+    return frozenset(r.ident for r in fetch(conn, "outside_settings", OutsideGrant, text=text))
 
 
 def read_shared(dsn: str | None, policies: Sequence[Policy]) -> ClusterPart | None:
@@ -204,8 +219,9 @@ def read_shared(dsn: str | None, policies: Sequence[Policy]) -> ClusterPart | No
             server = fetch(conn, "server", ServerInfo, {"settings": [], "schemas": []})[0]
             part = read_cluster(conn, server, names, all_databases=True)
             rows = read_databases(conn, part.roles, names)
+            settings = read_superuser_settings(conn)
     except (PgwardenError, psycopg.Error):
         return None
     from dataclasses import replace
 
-    return replace(part, databases=rows, grantees=frozenset(names))
+    return replace(part, databases=rows, grantees=frozenset(names), superuser_settings=settings)

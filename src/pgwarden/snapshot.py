@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgwarden import providers
 from pgwarden.caps import Capabilities
-from pgwarden.fetch import fetch
+from pgwarden.fetch import fetch, needs_settings
 from pgwarden.fetch import query as query  # generate/catalog.py reads its queries through this name
 from pgwarden.pipeline import Call, fetch_each
 from pgwarden.rows import Acl as Acl  # the catalog's row types, read through this module by many
@@ -202,7 +202,10 @@ def inspect(
     default_acls = tuple(DefaultAcl(r.role, r.schema, r.objtype, r.acl) for r in default_rows)
     role_settings = part.role_settings_in(server.database_oid)
     others = part.databases_for(server.database_oid, role_names) if shared else None
-    outside, superuser_settings = _outside(conn, database is not None, server, roles, role_names, managed_oids, others)
+    su_settings = part.superuser_settings if shared else None
+    outside, superuser_settings = _outside(
+        conn, database is not None, server, roles, role_names, managed_oids, others, su_settings
+    )
     snap = Snapshot(
         bookkeeping=books,
         outside=outside,
@@ -224,11 +227,11 @@ def inspect(
         role_settings=role_settings,
     )
     expected = expect(snap) if expect is not None else []
+    settings = needs_settings(server.catalog_rows)
     if expected:
-        return replace(
-            snap, objects=_object_groups(conn, "objects_expected", {**params, "expected": json.dumps(expected)})
-        )
-    return replace(snap, objects=_object_groups(conn, "objects", params))
+        params["expected"] = json.dumps(expected)
+        return replace(snap, objects=_object_groups(conn, "objects_expected", params, settings))
+    return replace(snap, objects=_object_groups(conn, "objects", params, settings))
 
 
 def _database(
@@ -248,22 +251,26 @@ def _outside(
     role_names: Sequence[str],
     schemas: Sequence[int],
     others: tuple[OutsideGrant, ...] | None,
+    settings: frozenset[str] | None = None,
 ) -> tuple[tuple[OutsideGrant, ...], frozenset[str]]:
     """Grants outside the managed schemas and the superuser-only parameters: one statement (with
-    pg_parameter_acl's grants on 15+). `others`: the other databases' grants, read once for a
-    fleet (pgwarden.shared): they are the first rows (`database` sorts before every other kind)."""
+    pg_parameter_acl's grants on 15+). `others`: the other databases' grants, and `settings`: the
+    superuser-only parameters, read once for a fleet (pgwarden.shared): the databases' are the first
+    rows (`database` sorts before every other kind)."""
     if not exists:
         return (), frozenset()
-    text = outside_statement(
-        Capabilities(server.version_num).major, "" if others is not None else query("outside_databases")
-    )
+    major = Capabilities(server.version_num).major
+    text = outside_statement(major, "" if others is not None else query("outside_databases"), settings is None)
     params = {"roles": [oid for oid, r in roles.items() if r.name in role_names], "schemas": list(schemas)}
     rows = fetch(conn, "outside_acls", OutsideGrant, params | {"exclude": server.database_oid}, text=text)
-    settings = frozenset(r.ident for r in rows if r.kind == "superuser_setting")
+    if settings is None:
+        settings = frozenset(r.ident for r in rows if r.kind == "superuser_setting")
     return (*(others or ()), *(r for r in rows if r.kind != "superuser_setting")), settings
 
 
-def _object_groups(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> tuple[ObjectGroup, ...]:
+def _object_groups(
+    conn: psycopg.Connection[Any], name: str, params: dict[str, Any], settings: bool = True
+) -> tuple[ObjectGroup, ...]:
     return tuple(
         ObjectGroup(
             schema=r.schema,
@@ -277,7 +284,7 @@ def _object_groups(conn: psycopg.Connection[Any], name: str, params: dict[str, A
             objects=r.objects,
             bookkeeping=r.bookkeeping,
         )
-        for r in fetch(conn, name, ObjectGroupRow, params)
+        for r in fetch(conn, name, ObjectGroupRow, params, settings=settings)
     )
 
 

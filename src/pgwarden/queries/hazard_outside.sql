@@ -4,7 +4,9 @@
 -- with the server's default search_path (its configured value; a value from the admin's own role or
 -- database settings is not the server's, so the built-in one is used then).
 -- `mappings`: user mappings of the listed roles and of PUBLIC (umuser 0) with the remote user they log
--- in as (the `user` option; the view shows options to superusers only, otherwise remote_user is NULL).
+-- in as (the `user` option; the view shows options to superusers only, otherwise remote_user is NULL);
+-- a user mapping needs a foreign server: where the database has none (server.sql), pgwarden.hazards
+-- sends the text up to the mappings marker line with an empty list in its place (no view to plan).
 SELECT
   (SELECT COALESCE(json_agg(s ORDER BY s.name), '[]') FROM (
 SELECT n.oid, n.nspname AS name, n.nspowner AS owner,
@@ -21,6 +23,7 @@ LEFT JOIN LATERAL aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) e
 WHERE n.nspname NOT LIKE 'pg\_%%' AND n.nspname <> 'information_schema'
 GROUP BY n.oid, n.nspname, n.nspowner
   ) s) AS schemas,
+/* mappings */
   (SELECT COALESCE(json_agg(m ORDER BY m.server, m.role), '[]') FROM (
 SELECT u.umuser AS role, u.srvname AS server,
        (SELECT substr(o, 6) FROM unnest(u.umoptions) o WHERE o LIKE 'user=%%' LIMIT 1) AS remote_user

@@ -18,14 +18,25 @@ SELECT current_setting('server_version_num')::int AS version_num,
        -- VALID UNTIL's time zone and the collation the databases' names sort by (a fleet reads
        -- them once where these agree; pg_init_privs, which is per database, has no row for a
        -- database: neither initdb nor an extension records one)
+       -- (and the libraries a session loads, whose parameters pg_settings lists: a fleet reads the
+       -- superuser-only parameters once too)
        (SELECT json_build_array(current_user, current_setting('TimeZone'), d.datcollate, d.datctype,
                                 to_jsonb(d) -> 'datlocprovider', to_jsonb(d) -> 'daticulocale',
-                                to_jsonb(d) -> 'datlocale', to_jsonb(d) -> 'daticurules')::text
+                                to_jsonb(d) -> 'datlocale', to_jsonb(d) -> 'daticurules',
+                                current_setting('session_preload_libraries'),
+                                current_setting('local_preload_libraries'))::text
         FROM pg_catalog.pg_database d WHERE d.datname = current_database()) AS compat,
        -- what lets the hazard reads (pgwarden.hazards) leave out a query that would return no row:
        -- `rls`: some relation has row security, `definers`: a schema of %(schemas)s has a SECURITY
        -- DEFINER routine
+       -- `foreign_servers`: this database has one (a user mapping needs one: hazard_outside.sql)
        EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relrowsecurity) AS rls,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server s) AS foreign_servers,
+       -- how many relations and routines the catalogs hold as their last VACUUM or ANALYZE counted them
+       -- (-1: never counted): whether the objects query needs its own settings (pgwarden.fetch)
+       (SELECT CASE WHEN min(c.reltuples) < 0 THEN -1 ELSE sum(c.reltuples) END::int8
+        FROM pg_catalog.pg_class c
+        WHERE c.oid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_proc'::regclass)) AS catalog_rows,
        EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
                WHERE p.prosecdef AND p.pronamespace IN (SELECT n.oid FROM pg_catalog.pg_namespace n
                                                         WHERE n.nspname = ANY(%(schemas)s::text[]))) AS definers
