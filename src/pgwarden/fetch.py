@@ -43,9 +43,9 @@ QUERY_SETTINGS: Mapping[str, Mapping[str, str]] = {
     "objects_expected": {"enable_mergejoin": "off", "work_mem": "64MB"},
 }
 
-#: Below this many rows in pg_class and pg_proc (server.sql's `catalog_rows`) the default plan is
-#: as good and fits the default work_mem: the settings are left as they are (two statements fewer;
-#: the rows are the same whatever the plan).
+#: Below this many rows in pg_class (server.sql's `catalog_rows`) the default plan is as good and
+#: fits the default work_mem: the settings are left as they are (two statements fewer; the rows are
+#: the same whatever the plan).
 SETTINGS_FROM_ROWS = 20_000
 
 

@@ -86,7 +86,7 @@ class ServerInfo:
     rls: bool = True  # some relation has row security
     definers: bool = True  # a managed schema has a SECURITY DEFINER routine
     foreign_servers: bool = True  # the database has a foreign server (else no user mapping)
-    catalog_rows: int = -1  # pg_class's and pg_proc's rows as last counted (-1: unknown)
+    catalog_rows: int = -1  # pg_class's rows (-1: unknown)
 
 
 @dataclass(frozen=True, slots=True)

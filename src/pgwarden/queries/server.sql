@@ -27,18 +27,16 @@ SELECT current_setting('server_version_num')::int AS version_num,
                                 current_setting('local_preload_libraries'))::text
         FROM pg_catalog.pg_database d WHERE d.datname = current_database()) AS compat,
        -- what lets the hazard reads (pgwarden.hazards) leave out a query that would return no row:
-       -- `rls`: some relation has row security, `definers`: a schema of %(schemas)s has a SECURITY
-       -- DEFINER routine
-       -- `foreign_servers`: this database has one (a user mapping needs one: hazard_outside.sql)
-       EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relrowsecurity) AS rls,
+       -- `rls`: some relation has row security (pg_class read once, with its size: `catalog_rows`, which
+       -- decides whether the objects query needs its own settings, pgwarden.fetch), `definers`: a schema
+       -- of %(schemas)s has a SECURITY DEFINER routine, `foreign_servers`: this database has one (a user
+       -- mapping needs one: hazard_outside.sql)
+       k.rls, k.catalog_rows,
        EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server s) AS foreign_servers,
-       -- how many relations and routines the catalogs hold as their last VACUUM or ANALYZE counted them
-       -- (-1: never counted): whether the objects query needs its own settings (pgwarden.fetch)
-       (SELECT CASE WHEN min(c.reltuples) < 0 THEN -1 ELSE sum(c.reltuples) END::int8
-        FROM pg_catalog.pg_class c
-        WHERE c.oid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_proc'::regclass)) AS catalog_rows,
        EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
                WHERE p.prosecdef AND p.pronamespace IN (SELECT n.oid FROM pg_catalog.pg_namespace n
                                                         WHERE n.nspname = ANY(%(schemas)s::text[]))) AS definers
 FROM pg_catalog.pg_roles r
+CROSS JOIN (SELECT COALESCE(bool_or(c.relrowsecurity), false) AS rls, count(*) AS catalog_rows
+            FROM pg_catalog.pg_class c) k
 WHERE r.rolname = current_user
