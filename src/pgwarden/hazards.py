@@ -107,7 +107,7 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
                 "hazard_outside",
                 OutsideHazardRow,
                 {"roles": owners + deploy + roles, "access": roles},
-                None if snap.server.foreign_servers else outside_without_mappings(),
+                None if snap.foreign_servers else outside_without_mappings(),
             ),
         },
     )

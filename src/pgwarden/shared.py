@@ -85,7 +85,6 @@ class ServerInfo:
     compat: str = ""  # what the cluster-level reads depend on but the cluster (pgwarden.shared)
     rls: bool = True  # some relation has row security
     definers: bool = True  # a managed schema has a SECURITY DEFINER routine
-    foreign_servers: bool = True  # the database has a foreign server (else no user mapping)
     catalog_rows: int = -1  # pg_class's rows (-1: unknown)
 
 

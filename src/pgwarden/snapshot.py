@@ -136,6 +136,8 @@ class Snapshot:
     #: pgwarden's refresh routines in the managed schemas (pgwarden.refresh; read by the session when the
     #: policy declares a refresh and the database exists: with_refresh_routines)
     refresh_routines: tuple[RefreshRoutine, ...] = ()
+    #: the database has a foreign server (outside_acls.sql; else no user mapping can exist: pgwarden.hazards)
+    foreign_servers: bool = True
 
     @property
     def database_exists(self) -> bool:
@@ -203,10 +205,11 @@ def inspect(
     role_settings = part.role_settings_in(server.database_oid)
     others = part.databases_for(server.database_oid, role_names) if shared else None
     su_settings = part.superuser_settings if shared else None
-    outside, superuser_settings = _outside(
+    outside, superuser_settings, foreign_servers = _outside(
         conn, database is not None, server, roles, role_names, managed_oids, others, su_settings
     )
     snap = Snapshot(
+        foreign_servers=foreign_servers,
         bookkeeping=books,
         outside=outside,
         superuser_settings=superuser_settings,
@@ -252,20 +255,22 @@ def _outside(
     schemas: Sequence[int],
     others: tuple[OutsideGrant, ...] | None,
     settings: frozenset[str] | None = None,
-) -> tuple[tuple[OutsideGrant, ...], frozenset[str]]:
+) -> tuple[tuple[OutsideGrant, ...], frozenset[str], bool]:
     """Grants outside the managed schemas and the superuser-only parameters: one statement (with
     pg_parameter_acl's grants on 15+). `others`: the other databases' grants, and `settings`: the
     superuser-only parameters, read once for a fleet (pgwarden.shared): the databases' are the first
-    rows (`database` sorts before every other kind)."""
+    rows (`database` sorts before every other kind). And whether the database has a foreign server."""
     if not exists:
-        return (), frozenset()
+        return (), frozenset(), False
     major = Capabilities(server.version_num).major
     text = outside_statement(major, "" if others is not None else query("outside_databases"), settings is None)
     params = {"roles": [oid for oid, r in roles.items() if r.name in role_names], "schemas": list(schemas)}
     rows = fetch(conn, "outside_acls", OutsideGrant, params | {"exclude": server.database_oid}, text=text)
     if settings is None:
         settings = frozenset(r.ident for r in rows if r.kind == "superuser_setting")
-    return (*(others or ()), *(r for r in rows if r.kind != "superuser_setting")), settings
+    servers = any(r.kind == "foreign_servers" for r in rows)
+    grants = (r for r in rows if r.kind not in ("superuser_setting", "foreign_servers"))
+    return (*(others or ()), *grants), settings, servers
 
 
 def _object_groups(

@@ -85,6 +85,11 @@ WHERE (e.grantee = ANY(%(roles)s::oid[]) OR e.grantee = 0) AND e.grantee <> a.ow
   AND NOT EXISTS (
       SELECT 1 FROM aclexplode(a.initial) d
       WHERE d.grantee = e.grantee AND d.privilege_type = e.privilege_type)
+UNION ALL
+-- one row of kind `foreign_servers` where this database has a foreign server (a user mapping needs one:
+-- pgwarden.hazards reads the mappings only then; the catalog is open here already)
+SELECT 'foreign_servers', '', 0::oid, 0::oid, '', 0::oid, 0::oid, '', false, true
+WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server s)
 /* settings */
 /* parameters */
 ORDER BY 1, 5, 7, 8

@@ -29,10 +29,8 @@ SELECT current_setting('server_version_num')::int AS version_num,
        -- what lets the hazard reads (pgwarden.hazards) leave out a query that would return no row:
        -- `rls`: some relation has row security (pg_class read once, with its size: `catalog_rows`, which
        -- decides whether the objects query needs its own settings, pgwarden.fetch), `definers`: a schema
-       -- of %(schemas)s has a SECURITY DEFINER routine, `foreign_servers`: this database has one (a user
-       -- mapping needs one: hazard_outside.sql)
+       -- of %(schemas)s has a SECURITY DEFINER routine
        k.rls, k.catalog_rows,
-       EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server s) AS foreign_servers,
        EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
                WHERE p.prosecdef AND p.pronamespace IN (SELECT n.oid FROM pg_catalog.pg_namespace n
                                                         WHERE n.nspname = ANY(%(schemas)s::text[]))) AS definers
