@@ -63,6 +63,67 @@ def parse(text: str) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str]
     return ms, count, dbs
 
 
+_STATS = re.compile(
+    r"^\S+ \S+ UTC \[(\d+)\] (?:(\S*)@(\S*) )?LOG:  (?:PARSE MESSAGE |BIND MESSAGE |EXECUTE MESSAGE |QUERY )STATISTICS$"
+)
+_USAGE = re.compile(r"^\s*!\s*([0-9.]+) s user, ([0-9.]+) s system, [0-9.]+ s elapsed$")
+_TOTAL = re.compile(r"^\s*!\s*\[([0-9.]+) s user, ([0-9.]+) s system total\]$")
+_STATEMENT = re.compile(r"^\S+ \S+ UTC \[\d+\] (?:\S*@\S* )?STATEMENT:  (.*)$")
+
+
+def parse_cpu(text: str) -> tuple[dict[tuple[str, str], float], dict[str, tuple[str, float, float]]]:
+    """From log_statement_stats' blocks: (database, statement) -> CPU ms, and per backend (pid) its
+    database, the CPU ms it had spent before its first statement, and its last total."""
+    names = _names()
+    ms: dict[tuple[str, str], float] = defaultdict(float)
+    backends: dict[str, tuple[str, float, float]] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        m = _STATS.match(lines[i])
+        i += 1
+        if not m:
+            continue
+        pid, db = m.group(1), m.group(3) or "?"
+        spent = total = None
+        while i < len(lines) and not _STATEMENT.match(lines[i]) and not _STATS.match(lines[i]):
+            if (u := _USAGE.match(lines[i])) is not None:
+                spent = 1000 * (float(u.group(1)) + float(u.group(2)))
+            elif (t := _TOTAL.match(lines[i])) is not None:
+                total = 1000 * (float(t.group(1)) + float(t.group(2)))
+            i += 1
+        s = _STATEMENT.match(lines[i]) if i < len(lines) else None
+        if spent is None or total is None or s is None:
+            continue
+        first = s.group(1).strip() or (lines[i + 1].strip() if i + 1 < len(lines) else "")
+        ms[(db, names.get(first, first[:70]))] += spent
+        before = backends[pid][1] if pid in backends else total - spent
+        backends[pid] = (db, before, total)
+    return ms, backends
+
+
+def report_cpu(text: str, prefix: str) -> str:
+    ms, backends = parse_cpu(text)
+    fleet = sorted({d for d, _ in ms if d.startswith(prefix)})
+    n = max(1, len(fleet))
+    rows = []
+    for k in sorted({k for _, k in ms}):
+        in_fleet = sum(ms.get((d, k), 0.0) for d in fleet)
+        other = sum(v for (d, kk), v in ms.items() if kk == k and d not in fleet)
+        rows.append((in_fleet / n + other / n, k, other > 0))
+    rows.sort(reverse=True)
+    out = [f"{len(fleet)} databases; per database: server CPU ms (parse, bind, execute), statement (* = admin)"]
+    out += [f"{m:8.2f}  {k}{' *' if o else ''}" for m, k, o in rows]
+    out.append(f"{sum(r[0] for r in rows):8.2f}  total of the statements")
+    mine = [b for b in backends.values() if b[0] in fleet]
+    if mine:
+        login = sorted(b[1] for b in mine)[len(mine) // 2]
+        total = sorted(b[2] for b in mine)[len(mine) // 2]
+        out.append(f"{login:8.2f}  median CPU of a database's backend before its first statement (start-up, login)")
+        out.append(f"{total:8.2f}  median CPU of a database's backend at its last statement (all but its exit)")
+    return "\n".join(out)
+
+
 def report(text: str, prefix: str) -> str:
     ms, count, dbs = parse(text)
     fleet = sorted(d for d in dbs if d.startswith(prefix))
@@ -106,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--jobs", type=int, default=8)
     p.add_argument("--no-log", action="store_true", help="CPU seconds only: no statement log (it costs the server)")
+    p.add_argument("--cpu", action="store_true", help="per statement the server's CPU (log_statement_stats)")
     p.add_argument("--pythonpath", default=None, help="run pgwarden from this source directory (an A/B)")
     args = p.parse_args(argv)
     from fnmatch import fnmatchcase
@@ -123,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with psycopg.connect(server.conninfo(), autocommit=True) as admin, tempfile.TemporaryDirectory() as tmp:
             admin.execute("ALTER SYSTEM SET log_statement = 'none'")
-            admin.execute(f"ALTER SYSTEM SET log_min_duration_statement = {-1 if args.no_log else 0}")
+            admin.execute(f"ALTER SYSTEM SET log_min_duration_statement = {-1 if args.no_log or args.cpu else 0}")
+            admin.execute(f"ALTER SYSTEM SET log_statement_stats = {'on' if args.cpu else 'off'}")
             admin.execute("SELECT pg_reload_conf()")
             time.sleep(0.5)
             policy = write_policy(Path(tmp), args.tables)
@@ -149,13 +212,14 @@ def main(argv: list[str] | None = None) -> int:
             if proc.returncode not in (0, 1):
                 log(proc.stderr[-2000:])
             admin.execute("ALTER SYSTEM SET log_min_duration_statement = -1")
+            admin.execute("ALTER SYSTEM SET log_statement_stats = off")
             admin.execute("SELECT pg_reload_conf()")
             with server.logfile.open("rb") as fh:
                 fh.seek(start)
                 text = fh.read().decode("utf-8", "replace")
     finally:
         server.stop()
-    print(report(text, PREFIX))
+    print(report_cpu(text, PREFIX) if args.cpu else report(text, PREFIX))
     return 0
 
 
