@@ -203,11 +203,8 @@ def inspect(
     params |= {"bookkeeping": list(books[0]), "bookkeeping_schemas": list(books[1])}
     default_acls = tuple(DefaultAcl(r.role, r.schema, r.objtype, r.acl) for r in default_rows)
     role_settings = part.role_settings_in(server.database_oid)
-    others = part.databases_for(server.database_oid, role_names) if shared else None
-    su_settings = part.superuser_settings if shared else None
-    outside, superuser_settings, foreign_servers = _outside(
-        conn, database is not None, server, roles, role_names, managed_oids, others, su_settings
-    )
+    exists, fleet = database is not None, part if shared else None
+    outside, superuser_settings, foreign_servers = _outside(conn, exists, server, role_names, managed_oids, fleet, part)
     snap = Snapshot(
         foreign_servers=foreign_servers,
         bookkeeping=books,
@@ -250,18 +247,21 @@ def _outside(
     conn: psycopg.Connection[Any],
     exists: bool,
     server: ServerInfo,
-    roles: Mapping[int, Role],
     role_names: Sequence[str],
     schemas: Sequence[int],
-    others: tuple[OutsideGrant, ...] | None,
-    settings: frozenset[str] | None = None,
+    fleet: ClusterPart | None,
+    part: ClusterPart,
 ) -> tuple[tuple[OutsideGrant, ...], frozenset[str], bool]:
     """Grants outside the managed schemas and the superuser-only parameters: one statement (with
-    pg_parameter_acl's grants on 15+). `others`: the other databases' grants, and `settings`: the
-    superuser-only parameters, read once for a fleet (pgwarden.shared): the databases' are the first
-    rows (`database` sorts before every other kind). And whether the database has a foreign server."""
+    pg_parameter_acl's grants on 15+), and whether the database has a foreign server. `fleet`: the
+    cluster part read once for a fleet (pgwarden.shared), when it stands for this database's read:
+    the other databases' grants (the first rows: `database` sorts before every other kind) and the
+    superuser-only parameters come from it. `part`: the cluster part in use (the roles)."""
     if not exists:
         return (), frozenset(), False
+    others = fleet.databases_for(server.database_oid, role_names) if fleet is not None else None
+    settings = fleet.superuser_settings if fleet is not None else None
+    roles = part.roles
     major = Capabilities(server.version_num).major
     text = outside_statement(major, "" if others is not None else query("outside_databases"), settings is None)
     params = {"roles": [oid for oid, r in roles.items() if r.name in role_names], "schemas": list(schemas)}
