@@ -53,10 +53,11 @@ def object_label(grant: OutsideGrant) -> str:
 def repairable(snap: Snapshot, access: set[str], grant: OutsideGrant) -> bool:
     """An access role's grant that apply revokes: granted by the object's owner (a superuser's
     REVOKE acts as the owner, so it cannot take back what another grantor gave)."""
+    # the cheap tests first: a fleet's databases each read every other database's CONNECT grants
     return (
-        snap.role_name(grant.grantee) in access
+        grant.grantor == grant.owner
         and (grant.kind, grant.privilege) not in NOT_REPAIRED
-        and grant.grantor == grant.owner
+        and snap.role_name(grant.grantee) in access
     )
 
 
