@@ -183,7 +183,7 @@ def _role_parts(snap: Snapshot) -> dict[str, str]:
 
 #: per thread (a fleet's worker runs several): id(grant) -> the grant (kept: its id is not reused) and its text
 _TEXTS = threading.local()
-_TEXTS_MAX = 1 << 16
+_TEXTS_MAX = 1 << 14  # a few MB per thread at most (the rows of 8,000 other databases)
 
 
 def _grant_texts(rows: tuple[OutsideGrant, ...]) -> list[str]:
