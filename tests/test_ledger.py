@@ -150,3 +150,36 @@ def test_ctrl_c_during_apply_records_what_was_kept(
     _, action, outcome, steps = entries[-1]
     assert (action, outcome) == ("apply", "partial")
     assert any(s["object"] == f"role {newcomer}" for s in steps) and all(s["phase"] == "roles" for s in steps)
+
+
+def test_a_compliant_apply_logs_in_to_its_database_once_and_records_nothing(
+    split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from pgwarden import session as session_module
+    from pgwarden.apply import apply
+    from pgwarden.cli import load_all
+    from pgwarden.commands.apply import ledger_hooks
+    from pgwarden.session import Session
+
+    split.apply()
+    before = _ledger(split)
+    assert before  # the ledger exists: its state is read by every plan (time-bound access)
+    for name, value in split.env.items():
+        monkeypatch.setenv(name, str(value))
+    loaded = load_all(str(split.path), None)
+    opened: list[str | None] = []  # the databases of the (real) connections the session opens
+    real = session_module.connect
+
+    def counted(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
+        opened.append(conninfo_to_dict(conninfo).get("dbname"))
+        return real(conninfo, **kwargs)
+
+    monkeypatch.setattr(session_module, "connect", counted)
+    with Session.open(split.admin_dsn, loaded[0]) as session:
+        result = apply(session, loaded[0].secrets(), hooks=ledger_hooks(session, loaded))
+    # nothing to change: the first read and the ledger's state on one login, no lock, no entry
+    assert result.executed == [] and result.plan.empty, result.plan.steps
+    assert opened.count(split.database) == 1, opened
+    assert _ledger(split) == before

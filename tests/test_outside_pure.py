@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pgwarden.hazards import HazardData
 from pgwarden.plan import plan
+from pgwarden.plan.outside import role_oids
 from pgwarden.rules import run_rules
 from pgwarden.rules.settings import parse_search_path
 from pgwarden.snapshot import DefaultAcl, Membership, OutsideGrant, Role, RoleSetting, Schema, Snapshot
@@ -310,3 +314,22 @@ def test_a_deploy_logins_own_search_path_is_judged_too() -> None:
         f for f in run_rules(policy, snap, HazardData.build(schema_create=[row])) if f.rule.startswith("settings.")
     ]
     assert [(f.object, f.role) for f in found] == [("schema tools", "deployer")], found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.integers(1, 40), st.sampled_from(["app", "ro", "7", "12", "007", "owner", "x"]), max_size=6),
+    st.frozensets(st.sampled_from(["app", "ro", "7", "12", "007", "0", "²", "-3", "owner", "nobody"]), max_size=5),
+)
+def test_role_oids_are_the_oids_role_name_names(names_by_oid: dict[int, str], names: frozenset[str]) -> None:
+    # the outside planners and outside.grant test a grantee's oid against one set instead of naming
+    # it (a fleet's databases each read thousands of rows): the same answer as role_name for every
+    # oid, PUBLIC (0) and the unknown ones a row may name (role_name gives their number)
+    base = compliant()
+    roles = {
+        oid: Role(oid, name, False, True, False, False, True, False, False, -1) for oid, name in names_by_oid.items()
+    }
+    snap = dataclasses.replace(base, roles=roles)
+    oids = role_oids(snap, names)
+    for oid in range(0, 45):
+        assert (oid in oids) == (snap.role_name(oid) in names), oid

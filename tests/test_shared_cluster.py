@@ -141,3 +141,30 @@ def test_the_cluster_statement_reads_what_the_four_queries_read(admin_conn: Any,
     ]
     rows = fetch(admin_conn, "passwords", PasswordRow, {"names": names})
     assert part.passwords == ({r.oid: r.password for r in rows} if readable else None)
+
+
+def test_a_fleets_report_of_changes_outside_pgwarden_is_each_databases_own(
+    tmp_path: Path, admin_dsn: str, admin_conn: Any, unique_name: Any, pg_cleanup: Any
+) -> None:
+    # each database's ledger recorded its state at the fleet's apply; a worker that checks several
+    # databases digests the cluster's rows once (pgwarden.fingerprint, by identity): what it keeps
+    # from one database must not stand for another's, whose own changes alone it reports
+    cfg, dbs, owner, app = _fleet(tmp_path, admin_dsn, unique_name, pg_cleanup)
+    admin_conn.execute(f'GRANT CREATE ON DATABASE "{dbs[2]}" TO "{app}"')  # a row every database reads
+    with psycopg.connect(db_conninfo(admin_dsn, dbs[0]), autocommit=True) as conn:  # a row of dbs[0] only
+        conn.execute(f'CREATE SCHEMA elsewhere; GRANT CREATE ON SCHEMA elsewhere TO "{app}"')
+    _as_role(admin_dsn, dbs[0], app, "CREATE TABLE elsewhere.made (id int)")  # the grants are real
+    _as_role(admin_dsn, dbs[2], app, "CREATE SCHEMA app_made")
+
+    fleet = run_cli(["check", "-c", str(cfg), "--dsn", admin_dsn, "-j", "2", "--format", "json"])
+    assert fleet.exit_code == 1, fleet
+    by_db = {d["database"]: d for d in _timeless(fleet.json())}
+    for db in dbs:
+        alone = run_cli(["check", "-c", str(cfg), "--dsn", admin_dsn, "-d", db, "--format", "json"])
+        assert alone.exit_code == 1, alone
+        assert by_db[db]["findings"] == alone.json()["findings"], db
+        assert by_db[db]["outside_pgwarden"] == alone.json()["outside_pgwarden"], db
+    changed = {db: by_db[db]["outside_pgwarden"]["changed"] for db in dbs}
+    assert "outside:schema" in changed[dbs[0]], changed
+    assert "outside:schema" not in changed[dbs[1]] and "outside:schema" not in changed[dbs[2]], changed
+    assert "database" in changed[dbs[2]] and "database" not in changed[dbs[1]], changed

@@ -18,6 +18,8 @@ from pgwarden.session import Session
 if TYPE_CHECKING:
     import psycopg
 
+    from pgwarden.snapshot import Snapshot
+
 #: Above this many statements, the database phase is sent with pipeline mode.
 PIPELINE_MIN = 50
 
@@ -96,7 +98,7 @@ def apply(
         # The database part re-reads under its own lock in its transaction either way.
         # (a fleet's cluster-level part, read once, serves this first read: what is planned
         # from is read again, under the locks)
-        snap = session.snapshot(secrets=secrets, names=False, shared=True)
+        snap = _first_read(session, secrets)
         refuse_superuser_auth_user(session.policy, snap)  # [pgbouncer]: before anything runs
         first = session.plan(snap, secrets)
         if not _cluster_wide(session, first, hooks):
@@ -112,6 +114,19 @@ def apply(
             return result
     except KeyboardInterrupt:
         raise _interrupted(result, session.target) from None
+
+
+def _first_read(session: Session, secrets: Mapping[str, str] | None) -> Snapshot:
+    """The first snapshot and the ledger's state on one connection: the plan needs the ledger
+    (pgwarden.timebound) and would otherwise open a connection of its own to read it, a second
+    login per database (a compliant fleet's apply is then this read and nothing more)."""
+    from pgwarden.ledger import read_state
+
+    with session.inspection_connection() as conn:
+        snap = session.snapshot(conn, secrets, names=False, shared=True)
+        if session.ledger is None and snap.database_exists:
+            session.ledger = read_state(conn, snap)
+    return snap
 
 
 def _cluster_wide(session: Session, first: Plan, hooks: ApplyHooks) -> bool:

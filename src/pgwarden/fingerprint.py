@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import operator
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,9 +86,16 @@ def _canon_grant(value: OutsideGrant) -> list[Any]:
     return [_canon(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name not in _SKIPPED_FIELDS]
 
 
-def _digest(value: Any, length: int = 16) -> str:
-    text = json.dumps(_canon(value), sort_keys=True, separators=(",", ":"), default=str)
+def _text(canon: Any) -> str:
+    return json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _hash(text: str, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _digest(value: Any, length: int = 16) -> str:
+    return _hash(_text(_canon(value)), length)
 
 
 @dataclass(frozen=True)
@@ -119,17 +128,90 @@ def _group(items: Iterable[tuple[str, Any]]) -> dict[str, list[Any]]:
 
 
 def _rows(snap: Snapshot) -> Iterator[tuple[str, Any]]:
-    """(part, row) for the parts that hold several rows: memberships, role settings, each schema's objects
-    of one kind, types, column ACLs, default privileges, the grants outside the managed schemas."""
+    """(part, row) for the parts that hold several rows of the database: role settings, each
+    schema's objects of one kind, types, column ACLs, default privileges (memberships and the grants
+    outside the managed schemas: _membership_parts, _outside_parts)."""
     name = snap.role_name
     schemas = {s.oid: s.name for s in snap.schemas}
-    yield from ((f"membership:{name(m.role)}:{name(m.member)}", m) for m in snap.memberships)
     yield from ((f"role-settings:{name(s.role)}", s) for s in snap.role_settings)
     yield from ((f"objects:{schemas.get(g.schema, g.schema)}:{g.kind}", g) for g in snap.objects)
     yield from ((f"types:{schemas.get(t.schema, t.schema)}", t) for t in snap.types)
     yield from ((f"columns:{c.schema_name or c.schema}.{c.table}", c) for c in snap.columns)
     yield from ((f"default-privileges:{name(d.role)}", d) for d in snap.default_acls)
-    yield from ((f"outside:{o.kind}", o) for o in snap.outside)
+
+
+class _ByIdentity:
+    """Values computed from objects, found again by the objects' identity: a fleet's databases share
+    the cluster-level rows (pgwarden.shared: the same objects in every database of a worker
+    process), which each fingerprint would otherwise digest again. The objects are kept with the
+    value, so their ids cannot be reused while it is; snapshots are never changed in place.
+    Bounded: emptied when full (what is then computed again is the same)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.kept: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
+
+    def get(self, objs: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        key = tuple(map(id, objs))
+        hit = self.kept.get(key)
+        if hit is not None:
+            return hit[1]
+        value = make()
+        if len(self.kept) >= self.size:
+            self.kept.clear()  # threads of a worker may race here: at worst a value is computed again
+        self.kept[key] = (objs, value)
+        return value
+
+
+_ROLE_PARTS = _ByIdentity(64)
+
+
+def _role_parts(snap: Snapshot) -> dict[str, str]:
+    """role:NAME -> digest, and membership:ROLE:MEMBER -> digest: the cluster's, the same objects in
+    every database of a fleet (computed once for them)."""
+
+    def make() -> dict[str, str]:
+        # the epoch says valid_until, in no time zone
+        parts = {f"role:{r.name}": _digest(dataclasses.replace(r, valid_until=None)) for r in snap.roles.values()}
+        name = snap.role_name
+        groups = _group((f"membership:{name(m.role)}:{name(m.member)}", m) for m in snap.memberships)
+        return parts | {k: _digest(v) for k, v in groups.items()}
+
+    made: dict[str, str] = _ROLE_PARTS.get((snap.roles, snap.memberships), make)
+    return made
+
+
+#: per thread (a fleet's worker runs several): id(grant) -> the grant (kept: its id is not reused) and its text
+_TEXTS = threading.local()
+_TEXTS_MAX = 1 << 14  # a few MB per thread at most (the rows of 8,000 other databases)
+
+
+def _grant_texts(rows: tuple[OutsideGrant, ...]) -> list[str]:
+    """What _digest writes of each grant outside the managed schemas, made once per row object: a
+    fleet's databases share the other databases' grants (pgwarden.shared, the same objects in every
+    database of a worker), thousands at a thousand databases. Found by identity, in C loops."""
+    kept: dict[int, tuple[OutsideGrant, str]] | None = getattr(_TEXTS, "kept", None)
+    if kept is None or len(kept) > _TEXTS_MAX:
+        kept = _TEXTS.kept = {}
+    ids = list(map(id, rows))
+    hits = list(map(kept.get, ids))
+    if None in hits:
+        for i, row in zip(ids, rows, strict=True):
+            if i not in kept:
+                kept[i] = (row, _text(_canon_grant(row)))
+        hits = list(map(kept.__getitem__, ids))
+    return list(map(operator.itemgetter(1), hits))  # type: ignore[arg-type]
+
+
+def _outside_parts(snap: Snapshot) -> dict[str, str]:
+    """outside:KIND -> digest: what _digest gives for the list of the kind's rows (json.dumps of a
+    list with these separators is its items' texts joined by commas), from each row's text."""
+    rows = snap.outside
+    texts: dict[str, list[str]] = {}
+    pairs = zip(map(operator.attrgetter("kind"), rows), _grant_texts(rows), strict=True)
+    for kind, run in itertools.groupby(pairs, key=operator.itemgetter(0)):
+        texts.setdefault(f"outside:{kind}", []).extend(map(operator.itemgetter(1), run))
+    return {k: _hash("[" + ",".join(v) + "]") for k, v in texts.items()}
 
 
 def fingerprint(snap: Snapshot) -> Fingerprint:
@@ -138,15 +220,18 @@ def fingerprint(snap: Snapshot) -> Fingerprint:
     the guard and the grants outside the managed schemas. Roles are named, not numbered, and the
     oids stay inside the rows (a role dropped and created again is a change). The ledger's schema,
     the server and the connected role, and what the session checked (passwords) are left out."""
-    # the epoch says valid_until, in no time zone
-    parts: dict[str, Any] = {f"role:{r.name}": dataclasses.replace(r, valid_until=None) for r in snap.roles.values()}
-    parts.update(_group(_rows(snap)))
+    role_parts = _role_parts(snap)
+    # the parts in their first order (roles, memberships, the database's groups, the outside grants, ...)
+    parts: dict[str, str] = {k: v for k, v in role_parts.items() if k.startswith("role:")}
+    parts.update((k, v) for k, v in role_parts.items() if not k.startswith("role:"))
+    parts.update((k, _digest(v)) for k, v in _group(_rows(snap)).items())
+    parts.update(_outside_parts(snap))
     if snap.database is not None:
-        parts["database"] = snap.database
-    parts.update((f"schema:{s.name}", s) for s in snap.schemas if s.name != LEDGER_SCHEMA)
+        parts["database"] = _digest(snap.database)
+    parts.update((f"schema:{s.name}", _digest(s)) for s in snap.schemas if s.name != LEDGER_SCHEMA)
     if snap.guard is not None:
-        parts["guard"] = snap.guard
-    return Fingerprint({k: _digest(v) for k, v in parts.items()})
+        parts["guard"] = _digest(snap.guard)
+    return Fingerprint(parts)
 
 
 def describe_parts(keys: Iterable[str], shown: int = 5) -> str:

@@ -10,7 +10,7 @@ from pgwarden.acl import Change, ChangeAction
 from pgwarden.findings import Finding, Severity
 from pgwarden.hazards import HazardData
 from pgwarden.plan.context import acl_statement, grantee_sql
-from pgwarden.plan.outside import object_label, repairable, target_sql
+from pgwarden.plan.outside import NOT_REPAIRED, object_label, role_oids, target_sql
 from pgwarden.policy import Policy
 from pgwarden.policy.patterns import is_pattern, matches
 from pgwarden.rules.catalog import Rule, reports
@@ -87,13 +87,18 @@ def check_outside_grants(policy: Policy, snap: Snapshot, hz: HazardData) -> Iter
     access = set(policy.row_roles)
     owners = {policy.owner.name, *policy.owner.deploy_logins}
     # the other databases of a version 2 file: apply gives the owner side CONNECT there itself
+    oids = role_oids(snap, access)
     for g in snap.outside:
-        name = snap.role_name(g.grantee)
         # USAGE on a schema only looks names up; CREATE is judged by settings.writable-search-path, where
         # it is one. An access role's CONNECT on another database is what a policy over several
-        # databases (`-d 'shop_*'`) grants: configuration, not a finding.
-        if repairable(snap, access, g) or g.kind == "schema" or (name in access and g.kind == "database"):
+        # databases (`-d 'shop_*'`) grants: configuration, not a finding. (repairable() inline, the
+        # cheap tests first: a fleet's databases each read every other database's grants.)
+        if g.kind == "schema" or (
+            g.grantee in oids
+            and (g.kind == "database" or (g.grantor == g.owner and (g.kind, g.privilege) not in NOT_REPAIRED))
+        ):
             continue
+        name = snap.role_name(g.grantee)
         if name is None and not g.system:
             continue  # what PUBLIC holds in another database or schema is that one's owner's business
         obj = object_label(g)
