@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,9 @@ class Session:
     compare_on_server: bool = field(default=True, repr=False)
     #: a fleet's cluster-level part, read once for every database (pgwarden.shared): snapshot(shared=True)
     cluster: ClusterPart | None = field(default=None, repr=False)
+    #: check's independent reads on a second connection (pgwarden.parallel): None decides by the
+    #: catalog's size (a single database only: a fleet's cores are busy with its databases)
+    parallel: bool | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, dsn: str | None, policy: Policy, cluster: ClusterPart | None = None) -> Session:
@@ -108,19 +111,22 @@ class Session:
         *,
         names: bool = True,
         shared: bool = False,
+        on_partial: Callable[[Snapshot], None] | None = None,
     ) -> Snapshot:
         """Inspect the target database (or template1). With `secrets` and an admin that cannot read
         the stored verifiers, each password is checked by logging in with it (SCRAM only).
         `names=False` skips naming the objects of big groups that need changes (their steps are
         then planned as `ON ALL ... IN SCHEMA`): enough to know what a plan needs, cheaper.
         `shared`: take the cluster-level part from the fleet's read (`cluster`), not this moment's
-        (a read that changes nothing: not one that a change is planned from under a lock)."""
+        (a read that changes nothing: not one that a change is planned from under a lock).
+        `on_partial` is given the snapshot read so far (all but the objects) once it is read: reads
+        that need no more can start on another connection (pgwarden.parallel)."""
         cluster = self.cluster if shared else None
         if conn is not None:
-            snap = self._inspect(conn, names, cluster)
+            snap = self._inspect(conn, names, cluster, on_partial)
         else:
             with self.inspection_connection() as c:
-                snap = self._inspect(c, names, cluster)
+                snap = self._inspect(c, names, cluster, on_partial)
         if snap.passwords is None and secrets:
             checks = self.check_passwords(snap, secrets)
             if checks:
@@ -181,7 +187,11 @@ class Session:
         return out
 
     def _inspect(
-        self, conn: psycopg.Connection[Any], names: bool = True, cluster: ClusterPart | None = None
+        self,
+        conn: psycopg.Connection[Any],
+        names: bool = True,
+        cluster: ClusterPart | None = None,
+        on_partial: Callable[[Snapshot], None] | None = None,
     ) -> Snapshot:
         from pgwarden import bookkeeping
         from pgwarden.pooler import with_pooler
@@ -202,7 +212,7 @@ class Session:
             bookkeeping=(bookkeeping.tables(p), bookkeeping.schemas(p)),
             # the server compares each object's ACL with the planner's expectation and returns only
             # those that differ (the snapshot is the same: tests/test_server_compare.py)
-            expect=self._expectations if self.compare_on_server else None,
+            expect=self._expect(on_partial),
             cluster=cluster,
         )
         if p.pgbouncer is not None and snap.database is not None:
@@ -216,6 +226,21 @@ class Session:
         from pgwarden.plan import groups_to_name
 
         return with_names(conn, snap, groups_to_name(p, snap, changing=names), detailed)
+
+    def _expect(
+        self, on_partial: Callable[[Snapshot], None] | None
+    ) -> Callable[[Snapshot], list[dict[str, Any]]] | None:
+        """inspect's `expect`: the planner's expectations (none without compare_on_server: the full
+        fetch), after handing the partial snapshot to `on_partial` (inspect calls it once, with all
+        but the objects)."""
+        if on_partial is None:
+            return self._expectations if self.compare_on_server else None
+
+        def expect(partial: Snapshot) -> list[dict[str, Any]]:
+            on_partial(partial)
+            return self._expectations(partial) if self.compare_on_server else []
+
+        return expect
 
     def _expectations(self, partial: Snapshot) -> list[dict[str, Any]]:
         """The planner's expected ACLs for the objects query (pgwarden.plan.expect), from the snapshot
