@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgwarden import fleet
 from pgwarden.caps import MIN_VERSION_NUM
-from pgwarden.connect import connect, conninfo_for
+from pgwarden.connect import EarlyAdmin, connect, conninfo_for
 from pgwarden.errors import ConnectError, PgwardenError
 
 # The snapshot, the planners and the name resolution are imported where they are used: a command's
@@ -41,11 +41,21 @@ class Session:
     #: check's independent reads on a second connection (pgwarden.parallel): None decides by the
     #: catalog's size (a single database only: a fleet's cores are busy with its databases)
     parallel: bool | None = field(default=None, repr=False)
+    #: the cluster's databases as the admin connection read them on opening (EarlyAdmin): answers the
+    #: first target_exists(), which then sends no statement; None: ask the server
+    _databases: frozenset[str] | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, dsn: str | None, policy: Policy, cluster: ClusterPart | None = None) -> Session:
-        # in a fleet run (pgwarden.fleet) the thread's admin connection serves database after database
-        conn = fleet.admin_connection(dsn, lambda: connect(conninfo_for(dsn), what="the admin connection"))
+    def open(
+        cls, dsn: str | None, policy: Policy, cluster: ClusterPart | None = None, early: EarlyAdmin | None = None
+    ) -> Session:
+        """`early`: the admin connection opened while the policy was read (a single database's check)."""
+        databases = None
+        if early is not None:
+            conn, databases = early.take()
+        else:
+            # in a fleet run (pgwarden.fleet) the thread's admin connection serves database after database
+            conn = fleet.admin_connection(dsn, lambda: connect(conninfo_for(dsn), what="the admin connection"))
         version = conn.info.server_version
         if version < MIN_VERSION_NUM:
             conn.close()
@@ -53,7 +63,7 @@ class Session:
                 f"PostgreSQL {version // 10000} is not supported",
                 hint="pgwarden supports PostgreSQL 14 to 18",
             )
-        session = cls(dsn, policy, conn, cluster=cluster)
+        session = cls(dsn, policy, conn, cluster=cluster, _databases=databases)
         if any(g.except_labels for g in policy.grants()):  # the labels' columns as they are now
             from pgwarden.access.labels import read_columns, resolve
 
@@ -77,6 +87,9 @@ class Session:
         return self.policy.database.name
 
     def target_exists(self) -> bool:
+        known, self._databases = self._databases, None  # answered from the opening's read once only
+        if known is not None:
+            return self.target in known
         cur = self.admin.execute("SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (self.target,))
         return cur.fetchone() is not None
 

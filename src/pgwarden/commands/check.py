@@ -22,6 +22,7 @@ from pgwarden.cli import (
 from pgwarden.commands._background import import_in_background
 
 if TYPE_CHECKING:
+    from pgwarden.connect import EarlyAdmin
     from pgwarden.policy import Policy
     from pgwarden.ui import UI
 
@@ -67,20 +68,30 @@ def command(
     fmt: str,
     fail_on: str,
 ) -> int:
-    # only what the first statement needs is imported before it (start-up: bench/startup.py); the
-    # planners, the rules and the renderers are imported meanwhile, in the background
+    # only what the first statement needs is imported before it (start-up: bench/startup.py): the
+    # admin connection opens while the policy file is read (its errors come after the file's, as
+    # they would without it); the planners, the rules and the renderers are imported meanwhile, in
+    # the background
     ui = ui_of(ctx)
-    targets = load_targets(config, mode, dsn, databases)
+    from pgwarden.connect import EarlyAdmin
+
+    early = EarlyAdmin(dsn)
+    try:
+        targets = load_targets(config, mode, dsn, databases)
+    except BaseException:  # a bad file (or an interruption): reported alone
+        early.drop()
+        raise
     policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
     secrets = policy.secrets()
     if len(targets) > 1:
+        early.drop(wait=True)  # each worker opens its own
         # several databases run in forked workers: they inherit these modules whole, imported once
         # here (a fork while a thread is importing one would give the workers half of it)
         for name in _LATER:
             importlib.import_module(name)
         return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
     with import_in_background(*_LATER):
-        return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
+        return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets, early)
 
 
 #: What check needs once the server has answered its first queries, in the order it needs them:
@@ -105,6 +116,7 @@ def _check(
     fmt: str,
     fail_on: str,
     secrets: dict[str, str],
+    early: EarlyAdmin | None = None,
 ) -> int:
     from pgwarden.check import CheckResult, run_check
     from pgwarden.session import Session
@@ -116,7 +128,7 @@ def _check(
         cluster = read_shared(dsn, list(targets.values()))
 
     def one(target: Policy) -> CheckResult:
-        with Session.open(dsn, target, cluster) as session:
+        with Session.open(dsn, target, cluster, early) as session:
             return run_check(session, secrets)
 
     if len(targets) > 1:
