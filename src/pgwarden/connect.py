@@ -84,15 +84,19 @@ class EarlyAdmin:
     waits for the server without the GIL): the command's first statement, the names of the
     cluster's databases (which tell whether the target exists), goes out before the policy is
     read. psycopg is imported here, in the caller's thread, first: the thread then only waits.
+    `target`: a database the command will likely work on (read from the file before it is
+    validated): its connection is opened next, if the database exists, for the session to use if
+    its target is that database (take_target); an error there is left for the session to meet.
 
     Only --dsn and the environment say where to connect (a policy file names no server). An error
     of the connection is kept and raised by `take`, when the command gets there: a bad policy file
     is reported first, and alone (`drop`), as without this thread."""
 
-    def __init__(self, dsn: str | None) -> None:
+    def __init__(self, dsn: str | None, target: str | None = None) -> None:
         import psycopg  # noqa: F401 - imported before the thread starts (see the docstring)
 
-        self._dsn = dsn
+        self._dsn, self._target = dsn, target
+        self._target_conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
@@ -112,13 +116,31 @@ class EarlyAdmin:
             if conn is not None:
                 conn.close()
                 conn = None
+        target = self._open_target() if conn is not None and self._target in names else None
         with self._lock:
             if self._dropped:
-                if conn is not None:
-                    conn.close()
+                for c in (conn, target):
+                    if c is not None:
+                        c.close()
             else:
-                self._conn, self._names = conn, names
+                self._conn, self._names, self._target_conn = conn, names, target
         self._ready.set()
+
+    def _open_target(self) -> psycopg.Connection[Any] | None:
+        try:
+            return connect(conninfo_for(self._dsn, dbname=self._target), what=f"database {self._target}")
+        except Exception:  # noqa: BLE001 - the session connects again and reports it in its order
+            return None
+
+    def take_target(self, name: str) -> psycopg.Connection[Any] | None:
+        """The connection to database `name` opened early (after take()), or None (another database,
+        or none opened: then the session connects)."""
+        with self._lock:
+            conn, self._target_conn = self._target_conn, None
+        if conn is not None and name != self._target:
+            conn.close()
+            return None
+        return conn
 
     def take(self) -> tuple[psycopg.Connection[Any], frozenset[str]]:
         """The open connection and the databases' names (waiting for them); its error, if it failed."""
@@ -137,8 +159,10 @@ class EarlyAdmin:
         with self._lock:
             self._dropped = True
             conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+            target, self._target_conn = self._target_conn, None
+        for c in (conn, target):
+            if c is not None:
+                c.close()
         if wait:
             self._ready.wait()
 

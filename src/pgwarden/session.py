@@ -44,26 +44,31 @@ class Session:
     #: the cluster's databases as the admin connection read them on opening (EarlyAdmin): answers the
     #: first target_exists(), which then sends no statement; None: ask the server
     _databases: frozenset[str] | None = field(default=None, repr=False)
+    #: the target's connection opened then too (EarlyAdmin.take_target): the first inspection's
+    _early_target: psycopg.Connection[Any] | None = field(default=None, repr=False)
 
     @classmethod
     def open(
         cls, dsn: str | None, policy: Policy, cluster: ClusterPart | None = None, early: EarlyAdmin | None = None
     ) -> Session:
         """`early`: the admin connection opened while the policy was read (a single database's check)."""
-        databases = None
+        databases, target = None, None
         if early is not None:
             conn, databases = early.take()
+            target = early.take_target(policy.database.name)
         else:
             # in a fleet run (pgwarden.fleet) the thread's admin connection serves database after database
             conn = fleet.admin_connection(dsn, lambda: connect(conninfo_for(dsn), what="the admin connection"))
         version = conn.info.server_version
         if version < MIN_VERSION_NUM:
             conn.close()
+            if target is not None:
+                target.close()
             raise PgwardenError(
                 f"PostgreSQL {version // 10000} is not supported",
                 hint="pgwarden supports PostgreSQL 14 to 18",
             )
-        session = cls(dsn, policy, conn, cluster=cluster, _databases=databases)
+        session = cls(dsn, policy, conn, cluster=cluster, _databases=databases, _early_target=target)
         if any(g.except_labels for g in policy.grants()):  # the labels' columns as they are now
             from pgwarden.access.labels import read_columns, resolve
 
@@ -73,6 +78,8 @@ class Session:
         return session
 
     def close(self) -> None:
+        if self._early_target is not None:
+            self._early_target.close()
         if not fleet.reused(self.admin):
             self.admin.close()
 
@@ -103,8 +110,12 @@ class Session:
     def inspection_connection(self) -> Iterator[psycopg.Connection[Any]]:
         """The target database, or template1 (what CREATE DATABASE copies) when it does not exist."""
         dbname = self.target if self.target_exists() else "template1"
+        early, self._early_target = self._early_target, None
+        if early is not None and dbname != self.target:
+            early.close()
+            early = None
         try:
-            conn = connect(conninfo_for(self.dsn, dbname=dbname), what=f"database {dbname}")
+            conn = early or connect(conninfo_for(self.dsn, dbname=dbname), what=f"database {dbname}")
         except ConnectError as exc:
             if dbname == "template1":
                 raise ConnectError(

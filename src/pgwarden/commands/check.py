@@ -75,7 +75,7 @@ def command(
     ui = ui_of(ctx)
     from pgwarden.connect import EarlyAdmin
 
-    early = EarlyAdmin(dsn)
+    early = EarlyAdmin(dsn, _database_named(config, databases))
     try:
         targets = load_targets(config, mode, dsn, databases)
     except BaseException:  # a bad file (or an interruption): reported alone
@@ -92,6 +92,25 @@ def command(
         return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
     with import_in_background(*_LATER):
         return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets, early)
+
+
+def _database_named(config: str, databases: tuple[str, ...]) -> str | None:
+    """The database this check will most likely work on, from -d or the file's TOML alone (before it
+    is validated, which takes longer): its connection opens early. Only a guess: the session uses
+    that connection when its target is this database, and closes it otherwise."""
+    import tomllib
+    from pathlib import Path
+
+    name: object = databases[0] if len(databases) == 1 else None
+    if not databases:
+        try:
+            data = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None  # the policy's loading reports it
+        entries = data.get("databases") if data.get("version") == 2 else [data.get("database")]
+        if isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], dict):
+            name = entries[0].get("name")
+    return name if isinstance(name, str) and not any(c in name for c in "*?[") else None
 
 
 #: What check needs once the server has answered its first queries, in the order it needs them:
