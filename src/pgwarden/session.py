@@ -115,7 +115,11 @@ class Session:
             early.close()
             early = None
         try:
-            conn = early or connect(conninfo_for(self.dsn, dbname=dbname), what=f"database {dbname}")
+            conn = (
+                early
+                if early is not None
+                else connect(conninfo_for(self.dsn, dbname=dbname), what=f"database {dbname}")
+            )
         except ConnectError as exc:
             if dbname == "template1":
                 raise ConnectError(
