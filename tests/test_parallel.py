@@ -15,7 +15,7 @@ import pgwarden.check
 from conftest import PgCleanup
 from helpers import db_conninfo, role_conninfo
 from pgwarden.check import CheckResult, run_check
-from pgwarden.parallel import FAILED, SecondReader
+from pgwarden.parallel import FAILED, SecondReader, start
 from pgwarden.policy import load_policy
 from pgwarden.session import Session
 from test_core import Split, make_split
@@ -166,3 +166,21 @@ def test_without_a_second_connection_the_first_does_the_reads(
         assert failing.result() is FAILED  # the first connection reads again, and fails as it would have
         failing.close()
         assert first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_where_the_snapshot_cannot_be_exported_the_reads_stay_on_one_connection(
+    admin_conn: psycopg.Connection[Any], admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    # a hardened server may revoke pg_export_snapshot from PUBLIC: the check still runs, on one connection
+    db, role = pg_cleanup.database(unique_name("db")), pg_cleanup.role(unique_name("plain"))
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'plain-pw'").format(sql.Identifier(role)))
+    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as owner:
+        owner.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.pg_export_snapshot() FROM PUBLIC")
+    info = role_conninfo(admin_dsn, role, "plain-pw", db)
+    with psycopg.connect(info, autocommit=True) as first, psycopg.connect(info, autocommit=True) as probe:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # what start() meets
+            probe.execute("SELECT pg_catalog.pg_export_snapshot()")
+        assert start(first, lambda: psycopg.connect(info, autocommit=True)) is None
+        assert first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # no transaction left open
+        assert first.execute("SELECT 1").fetchone() == (1,)

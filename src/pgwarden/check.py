@@ -160,8 +160,8 @@ def _second_reader(session: Session, conn: psycopg.Connection[Any]) -> SecondRea
     big (or session.parallel says so), and this is not a fleet (whose cores its databases use)."""
     if session.parallel is False or session.cluster is not None or conn.info.dbname != session.target:
         return None
-    from pgwarden.parallel import SecondReader, big_enough
+    from pgwarden.parallel import big_enough, start
 
     if session.parallel is None and not big_enough(conn):
         return None
-    return SecondReader(conn, session.connect_target)
+    return start(conn, session.connect_target)

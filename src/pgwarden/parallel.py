@@ -43,6 +43,22 @@ class Failed:
 FAILED = Failed()
 
 
+def start(
+    first: psycopg.Connection[Any], open_second: Callable[[], psycopg.Connection[Any]]
+) -> SecondReader[Any] | None:
+    """A SecondReader, or None when the first connection cannot export its snapshot (it is then
+    back where it was: no transaction open, the reads go on one connection)."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    try:
+        return SecondReader(first, open_second)
+    except psycopg.Error:
+        if first.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            first.execute("ROLLBACK")
+        return None
+
+
 class SecondReader(Generic[T]):
     """Opens the first connection's transaction (REPEATABLE READ, read only) and exports its
     snapshot; a thread opens a second connection at once and imports it (as pg_dump -j does), then
