@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -19,7 +20,7 @@ from pgwarden.cli import (
     mode_option,
     ui_of,
 )
-from pgwarden.commands._background import import_in_background
+from pgwarden.commands._background import collector_paused, import_in_background
 
 if TYPE_CHECKING:
     from pgwarden.connect import EarlyAdmin
@@ -72,6 +73,22 @@ def command(
     # admin connection opens while the policy file is read (its errors come after the file's, as
     # they would without it); the planners, the rules and the renderers are imported meanwhile, in
     # the background
+    with collector_paused() as resume:
+        return _command(ctx, config, dsn, databases, jobs, mode, fmt, fail_on, resume)
+
+
+def _command(
+    ctx: click.Context,
+    config: str,
+    dsn: str | None,
+    databases: tuple[str, ...],
+    jobs: int,
+    mode: str | None,
+    fmt: str,
+    fail_on: str,
+    imported: Callable[[], None],
+) -> int:
+    """The command, once the collector is paused: `imported` once the modules are."""
     ui = ui_of(ctx)
     from pgwarden.connect import EarlyAdmin
 
@@ -89,8 +106,9 @@ def command(
         # here (a fork while a thread is importing one would give the workers half of it)
         for name in _LATER:
             importlib.import_module(name)
+        imported()
         return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
-    with import_in_background(*_LATER):
+    with import_in_background(*_LATER, then=imported):
         return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets, early)
 
 

@@ -1,0 +1,43 @@
+"""commands/_background.py: the collector paused while a command imports, and always on again after."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from pgwarden.commands._background import collector_paused, import_in_background
+
+
+def test_the_collector_is_off_while_importing_then_on_with_the_imports_frozen() -> None:
+    assert gc.isenabled()
+    with collector_paused() as resume:
+        assert not gc.isenabled()
+        resume()
+        assert gc.isenabled() and gc.get_freeze_count() > 0  # what exists now is never scanned again
+        resume()  # twice (the import thread, then the command): harmless
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # unfrozen: a process running commands keeps collecting
+
+
+def test_the_collector_is_on_again_after_an_error_or_an_interruption() -> None:
+    for exc in (ValueError("bad file"), KeyboardInterrupt()):
+        with pytest.raises(type(exc)), collector_paused():
+            raise exc
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_a_caller_that_turned_the_collector_off_keeps_it_off() -> None:
+    gc.disable()
+    try:
+        with collector_paused() as resume:
+            resume()
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+
+
+def test_the_import_thread_resumes_the_collector_when_done_even_after_a_failed_import() -> None:
+    with collector_paused() as resume:
+        with import_in_background("json", "pgwarden.no_such_module", then=resume):
+            pass  # joined on the way out
+        assert gc.isenabled()
