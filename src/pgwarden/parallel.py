@@ -104,11 +104,12 @@ class SecondReader(Generic[T]):
             second.cancel()
         from psycopg.pq import TransactionStatus
 
-        if not self._first.closed and self._first.info.transaction_status in (
+        first = self._first
+        if not (first.closed or first.broken) and first.info.transaction_status in (
             TransactionStatus.INTRANS,
             TransactionStatus.INERROR,
         ):
-            self._first.execute("COMMIT")  # read only: nothing to keep; an aborted one rolls back
+            first.execute("COMMIT")  # read only: nothing to keep; an aborted one rolls back
 
     def _run(self) -> None:
         try:
