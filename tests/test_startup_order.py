@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from psycopg import sql
 
+from conftest import PgCleanup
 from helpers import write_policy
+from pgwarden.connect import APPLICATION_NAME, EarlyAdmin, connect, conninfo_for
+from pgwarden.errors import ConnectError
 from test_cli_manners import pgwarden
 
 POLICY_ERROR = "error: {path}:1: invalid TOML"
@@ -95,3 +100,61 @@ def test_the_environment_says_where_to_connect(tmp_path: Path, closed_port: int)
     dsn = f"host=127.0.0.1 port={closed_port} user=x dbname=postgres"
     result = pgwarden("check", "-c", str(policy), env={"PGWARDEN_DSN": dsn})
     assert result.returncode == 2 and f"port {closed_port} failed" in result.stderr, result.stderr
+
+
+def pgwarden_backends(admin_conn: Any) -> int:
+    row = admin_conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+        (APPLICATION_NAME,),
+    ).fetchone()
+    return int(row[0])
+
+
+def settles_to(admin_conn: Any, count: int) -> int:
+    """pgwarden's backends once those whose connection was closed have gone (a backend leaves
+    pg_stat_activity a moment after its client closed the connection; threads close theirs when done)."""
+    deadline = time.monotonic() + 10
+    while pgwarden_backends(admin_conn) != count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pgwarden_backends(admin_conn)
+
+
+def test_the_early_connections_reach_the_admin_database_and_the_named_target(
+    admin_conn: Any, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    db = pg_cleanup.database(unique_name("db"))
+    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    before = pgwarden_backends(admin_conn)
+    early = EarlyAdmin(admin_dsn, db)
+    conn, names = early.take()
+    with conn:
+        assert db in names and "postgres" in names and conn.info.dbname == "postgres"
+        target = early.take_target(db)
+        assert target is not None and target.info.dbname == db
+        target.close()
+        assert early.take_target(db) is None  # handed out once
+    other = EarlyAdmin(admin_dsn, db)
+    other.take()[0].close()
+    assert other.take_target("another") is None  # a wrong guess: closed, the session connects itself
+    assert settles_to(admin_conn, before) == before
+
+
+def test_a_dropped_early_connection_leaves_no_backend_behind(
+    admin_conn: Any, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    db = pg_cleanup.database(unique_name("db"))
+    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    before = pgwarden_backends(admin_conn)
+    for _ in range(3):  # dropped at once (a bad policy file), or once the thread is done (a fleet)
+        EarlyAdmin(admin_dsn, db).drop()
+    EarlyAdmin(admin_dsn, db).drop(wait=True)
+    assert settles_to(admin_conn, before) == before
+
+
+def test_the_early_connection_s_error_is_the_one_connect_gives(closed_port: int) -> None:
+    dsn = f"host=127.0.0.1 port={closed_port} user=x dbname=postgres"
+    with pytest.raises(ConnectError) as direct:
+        connect(conninfo_for(dsn), what="the admin connection")
+    with pytest.raises(ConnectError) as early:
+        EarlyAdmin(dsn, "d").take()
+    assert (early.value.message, early.value.hint) == (direct.value.message, direct.value.hint)
