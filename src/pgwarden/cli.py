@@ -320,12 +320,11 @@ def single_target(targets: dict[str, Policy], command: str) -> Policy:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: `error:` and `hint:` lines, exit codes 0/1/2 (130 interrupted), --debug for the traceback.
-    What a command froze for the collector (commands/_background.py) stays so (the exit does not scan it)."""
+    As the program, what exists is frozen as it ends: the interpreter's exit then does not scan it."""
     try:
         _main(argv)
-    finally:
-        if argv is not None:  # tests: what they make afterwards is collected as usual
-            gc.unfreeze()
+    finally:  # in-process (tests), what a command froze (commands/_background.py) is collected as usual after
+        gc.freeze() if argv is None else gc.unfreeze()
 
 
 # the exit-code contract (0/1/2/130) in one place: one except clause per way a command can end
