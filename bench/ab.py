@@ -7,7 +7,8 @@ Per size and per round, in this order (alternating, so that a change of load tou
 alike): psql's raw ACL dump, the bare Python fetch of the same rows, `pgwarden check` of this tree,
 `check` of the baseline tree (PYTHONPATH), and start-up to the first statement (server log,
 bench/startup.py): of a bare Python client (import psycopg, connect, SELECT 1: start-up's floor, to
-which the start-up rows are compared in the "x Python fetch" column), then of check for both trees.
+which the start-up rows are compared in the "x Python fetch" column), then of check for both trees,
+to its first statement (wherever sent) and to its first on the checked database.
 Medians over the rounds; the 1-minute load average is printed per round."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +49,21 @@ def _round(ctx: Context, size: fixture.Size, rows: dict[str, Row], envs: dict[st
     sample.seconds = seconds
     rows[FIRST_FLOOR].samples.append(sample)
     for label, env in envs.items():
-        seconds, sample = startup.first_statement(ctx.admin, ctx.statement_log.logfile, argv, env)
+        log = ctx.statement_log.logfile
+        seconds, at_target, sample = startup.first_statements(ctx.admin, log, argv, env, size.compliant)
         sample.seconds = seconds
         rows[f"check: spawn to first statement [{label}]"].samples.append(sample)
+        if at_target is not None:
+            rows[f"check: spawn to first statement on the database [{label}]"].samples.append(
+                replace(sample, seconds=at_target)
+            )
 
 
 def measure(ctx: Context, size: fixture.Size, envs: dict[str, dict[str, str]]) -> list[Row]:
     names = ["floor: psql reads the ACLs", "floor: Python+psycopg fetch"]
     names += [f"check (compliant) [{label}]" for label in envs]
     names += [FIRST_FLOOR, *(f"check: spawn to first statement [{label}]" for label in envs)]
+    names += [f"check: spawn to first statement on the database [{label}]" for label in envs]
     rows = {n: Row(n, size.tables) for n in names}
     for i in range(ctx.runs):
         _round(ctx, size, rows, envs)

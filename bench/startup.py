@@ -17,7 +17,8 @@ from bench.measure import Row, Sample, run
 
 # the server's log line prefix is "%m [%p] %q%u@%d ": %m is the time in milliseconds with its zone
 _LOGGED = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (\S+) \[\d+\] \S*@\S* LOG:  (?:statement|execute [^:]*): (.*)$", re.M
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (\S+) \[\d+\] \S*@(\S*) LOG:  (?:statement|execute [^:]*): (.*)$",
+    re.M,
 )
 _MARK = "SELECT 'pgwarden-bench-startup-mark'"
 # python -X importtime: "import time: <self us> | <cumulative us> | <indent><module>"
@@ -60,6 +61,16 @@ def first_statement(admin: Any, logfile: Any, argv: Sequence[str], env: dict[str
 
     The log's clock and zone are calibrated by a marker statement the bench sends just before the
     spawn (the log says when the server received it; its zone is the server's log_timezone)."""
+    seconds, _, sample = first_statements(admin, logfile, argv, env)
+    return seconds, sample
+
+
+def first_statements(
+    admin: Any, logfile: Any, argv: Sequence[str], env: dict[str, str] | None, dbname: str | None = None
+) -> tuple[float, float | None, Sample]:
+    """first_statement's seconds, and those to the first statement sent to database `dbname` (None
+    when not asked or none was): `check` sends its first statement on the admin connection (the
+    databases' names) while it reads its policy, and its first catalog read to the target later."""
     offset = logfile.stat().st_size
     before = time.time()
     admin.execute(_MARK)
@@ -69,15 +80,17 @@ def first_statement(admin: Any, logfile: Any, argv: Sequence[str], env: dict[str
         fh.seek(offset)
         text = fh.read().decode("utf-8", "replace")
     lines = _LOGGED.findall(text)
-    mark = next((m for m in lines if _MARK in m[2]), None)
+    mark = next((m for m in lines if _MARK in m[3]), None)
     if mark is None or mark[1] != "UTC":  # bench clusters log in UTC (log_timezone of initdb's environment)
         raise RuntimeError(f"no marker, or not a UTC log, in the server log after offset {offset}")
-    after = [m for m in lines[lines.index(mark) + 1 :] if _MARK not in m[2]]
+    after = [m for m in lines[lines.index(mark) + 1 :] if _MARK not in m[3]]
     if not after:
         raise RuntimeError(f"the command sent no statement (exit {sample.returncode}: {sample.stderr[-300:]})")
     # log times have millisecond resolution: the marker was received between `before` and `spawned`
     server_clock = _logged_at(mark[0]) - (before + spawned) / 2
-    return _logged_at(after[0][0]) - server_clock - spawned, sample
+    there = next((m for m in after if m[2] == dbname), None) if dbname is not None else None
+    at_target = None if there is None else _logged_at(there[0]) - server_clock - spawned
+    return _logged_at(after[0][0]) - server_clock - spawned, at_target, sample
 
 
 def import_costs(argv: Sequence[str], env: dict[str, str] | None, into: Startup) -> None:

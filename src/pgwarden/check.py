@@ -9,7 +9,7 @@ Library use (the demo calls it):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,11 @@ from pgwarden.findings import Finding, rank, sort_findings, summary, to_json
 # the planners, the rules and the ledger are imported where they are used: `pgwarden check` sends its
 # first statement without waiting for them (start-up, bench/startup.py)
 if TYPE_CHECKING:
+    import psycopg
+
     from pgwarden.hazards import HazardData
+    from pgwarden.ledger import LedgerState
+    from pgwarden.parallel import SecondReader
     from pgwarden.plan import Plan, Step
     from pgwarden.policy import Policy
     from pgwarden.session import Session
@@ -106,19 +110,26 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
 
     When the database does not exist, the only finding is the drift that creates it (hazards need
     the database). `secrets` are the policy's passwords (as `apply` takes them): with them, a
-    changed password is drift too."""
+    changed password is drift too. A big database's hazard and ledger reads run on a second
+    connection meanwhile, through the first one's snapshot (pgwarden.parallel): the same findings."""
     policy = session.policy
     with session.inspection_connection() as conn:
-        # with the secrets: a non-superuser verifies passwords by logging in, as plan does
-        snap = session.snapshot(conn, secrets, shared=True)
-        # imported once the server has answered: the first statements wait for none of these
-        from pgwarden.hazards import HazardData, read_hazards
-        from pgwarden.ledger import expired_findings, outside_report, read_state
-        from pgwarden.plan.provider import with_external
-        from pgwarden.retirement import findings as retired_findings
+        second = _second_reader(session, conn)
+        try:
+            # with the secrets: a non-superuser verifies passwords by logging in, as plan does
+            on_partial = None if second is None else (lambda partial: second.submit(_side_reads(policy, partial)))
+            snap = session.snapshot(conn, secrets, shared=True, on_partial=on_partial)
+            # imported once the server has answered: the first statements wait for none of these
+            from pgwarden.ledger import expired_findings, outside_report
+            from pgwarden.parallel import FAILED, Failed
+            from pgwarden.plan.provider import with_external
+            from pgwarden.retirement import findings as retired_findings
 
-        hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
-        state = read_state(conn, snap)  # the ledger: one query, none without one
+            got = second.result() if second is not None else FAILED
+            hz, state = _side_reads(policy, snap)(conn) if isinstance(got, Failed) else got
+        finally:
+            if second is not None:
+                second.close()
         session.ledger = state
     the_plan = session.plan(snap, secrets)
     # the provider's own roles are left alone by the rules as by the plan (as if under [ignore] roles)
@@ -128,3 +139,29 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
     # creates objects as the policy wants changes the state, not the privileges: alone, no report)
     outside = outside_report(policy, snap, state) if found else None
     return CheckResult(policy.database.name, snap.server.version, tuple(sort_findings(found)), the_plan, outside)
+
+
+def _side_reads(policy: Policy, snap: Snapshot) -> Callable[[psycopg.Connection[Any]], tuple[HazardData, LedgerState]]:
+    """The reads that need the snapshot's roles and schemas but not its objects: the hazards and the
+    ledger (on the first connection, or on the second while the first reads the objects)."""
+
+    def read(conn: psycopg.Connection[Any]) -> tuple[HazardData, LedgerState]:
+        from pgwarden.hazards import HazardData, read_hazards
+        from pgwarden.ledger import read_state
+
+        hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
+        return hz, read_state(conn, snap)  # the ledger: one query, none without one
+
+    return read
+
+
+def _second_reader(session: Session, conn: psycopg.Connection[Any]) -> SecondReader[Any] | None:
+    """A second connection for the side reads, where it gains: the target database exists and is
+    big (or session.parallel says so), and this is not a fleet (whose cores its databases use)."""
+    if session.parallel is False or session.cluster is not None or conn.info.dbname != session.target:
+        return None
+    from pgwarden.parallel import big_enough, start
+
+    if session.parallel is None and not big_enough(conn):
+        return None
+    return start(conn, session.connect_target)

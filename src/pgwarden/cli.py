@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
 import sys
@@ -291,14 +292,6 @@ def mode_option(f: F) -> F:
     )(f)
 
 
-def load(config: str, mode: str | None = None) -> Any:
-    """The policy file, with --mode (when given) in place of its own mode."""
-    from pgwarden.policy import load_policy
-
-    policy = load_policy(config)
-    return policy if mode is None else policy.model_copy(update={"mode": mode})
-
-
 def load_all(config: str, mode: str | None = None) -> list[Policy]:
     """The policy of every database of the file (one for version 1), with --mode when given."""
     from pgwarden.policy import load_policies
@@ -325,10 +318,17 @@ def single_target(targets: dict[str, Policy], command: str) -> Policy:
     )
 
 
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `error:` and `hint:` lines, exit codes 0/1/2 (130 interrupted), --debug for the traceback.
+    As the program, what exists is frozen as it ends: the interpreter's exit then does not scan it."""
+    try:
+        _main(argv)
+    finally:  # in-process (tests), what a command froze (commands/_background.py) is collected as usual after
+        gc.freeze() if argv is None else gc.unfreeze()
+
+
 # the exit-code contract (0/1/2/130) in one place: one except clause per way a command can end
-def main(argv: list[str] | None = None) -> None:  # noqa: C901 (one except clause per way a command ends)
-    """Entry point: an `error:` line and a `hint:` line per error, exit codes 0/1/2 (130 interrupted),
-    --debug for the traceback."""
+def _main(argv: list[str] | None) -> None:  # noqa: C901 (one except clause per way a command ends)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     if not debug:
         # psycopg logs "error ignored terminating <psycopg.Pipeline [BAD] at 0x...>" when the server goes

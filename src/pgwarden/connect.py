@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.errors import ConnectError
@@ -25,7 +26,7 @@ def conninfo_for(dsn: str | None, dbname: str | None = None, **overrides: Any) -
         return make_conninfo(dsn or "", **params)
     except Exception as exc:  # psycopg.ProgrammingError for a malformed DSN
         raise ConnectError(
-            f"invalid connection string: {_scrub(str(exc))}", hint="see --dsn in `pgwarden --help`"
+            f"invalid connection string: {_scrub(str(exc)).strip()}", hint="see --dsn in `pgwarden --help`"
         ) from None
 
 
@@ -37,7 +38,7 @@ def dsn_params(dsn: str | None) -> dict[str, str]:
     try:
         params = {k: str(v) for k, v in conninfo_to_dict(dsn or "").items() if v is not None}
     except Exception as exc:
-        raise ConnectError(f"invalid connection string: {_scrub(str(exc))}") from None
+        raise ConnectError(f"invalid connection string: {_scrub(str(exc)).strip()}") from None
     params.pop("password", None)
     return params
 
@@ -72,6 +73,98 @@ def connect(
         return psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=connect_timeout)
     except psycopg.OperationalError as exc:
         raise ConnectError(f"cannot open {what}: {_first_line(exc)}", hint=_connect_hint(str(exc), what)) from None
+
+
+#: The names of the cluster's databases: sent on the admin connection as soon as it is open (EarlyAdmin)
+DATABASE_NAMES = "SELECT datname FROM pg_catalog.pg_database"
+
+
+class EarlyAdmin:
+    """The admin connection, opened in a thread while the command reads its policy file (libpq
+    waits for the server without the GIL): the command's first statement, the names of the
+    cluster's databases (which tell whether the target exists), goes out before the policy is
+    read. psycopg is imported here, in the caller's thread, first: the thread then only waits.
+    `target`: a database the command will likely work on (read from the file before it is
+    validated): its connection is opened next, if the database exists, for the session to use if
+    its target is that database (take_target); an error there is left for the session to meet.
+
+    Only --dsn and the environment say where to connect (a policy file names no server). An error
+    of the connection is kept and raised by `take`, when the command gets there: a bad policy file
+    is reported first, and alone (`drop`), as without this thread."""
+
+    def __init__(self, dsn: str | None, target: str | None = None) -> None:
+        import psycopg  # noqa: F401 - imported before the thread starts (see the docstring)
+
+        self._dsn, self._target = dsn, target
+        self._target_conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._names: frozenset[str] = frozenset()
+        self._error: Exception | None = None
+        self._dropped = False
+        threading.Thread(target=self._open, name="pgwarden-admin-connection", daemon=True).start()
+
+    def _open(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        names: frozenset[str] = frozenset()
+        try:
+            conn = connect(conninfo_for(self._dsn), what="the admin connection")
+            names = frozenset(str(r[0]) for r in conn.execute(DATABASE_NAMES))
+        except Exception as exc:  # noqa: BLE001 - raised by take(), in the command's order
+            self._error = exc
+            if conn is not None:
+                conn.close()
+                conn = None
+        target = self._open_target() if conn is not None and self._target in names else None
+        with self._lock:
+            if self._dropped:
+                for c in (conn, target):
+                    if c is not None:
+                        c.close()
+            else:
+                self._conn, self._names, self._target_conn = conn, names, target
+        self._ready.set()
+
+    def _open_target(self) -> psycopg.Connection[Any] | None:
+        try:
+            return connect(conninfo_for(self._dsn, dbname=self._target), what=f"database {self._target}")
+        except Exception:  # noqa: BLE001 - the session connects again and reports it in its order
+            return None
+
+    def take_target(self, name: str) -> psycopg.Connection[Any] | None:
+        """The connection to database `name` opened early (after take()), or None (another database,
+        or none opened: then the session connects)."""
+        with self._lock:
+            conn, self._target_conn = self._target_conn, None
+        if conn is not None and name != self._target:
+            conn.close()
+            return None
+        return conn
+
+    def take(self) -> tuple[psycopg.Connection[Any], frozenset[str]]:
+        """The open connection and the databases' names (waiting for them); its error, if it failed."""
+        self._ready.wait()
+        with self._lock:
+            self._dropped = True
+            conn, self._conn = self._conn, None
+        if conn is None:
+            raise self._error if self._error is not None else ConnectError("the admin connection was not opened")
+        return conn, self._names
+
+    def drop(self, *, wait: bool = False) -> None:
+        """Not needed after all (the policy file was bad, or several databases each open their own):
+        closed now, or by the thread when it is open; its error, if any, is not reported. `wait`: until
+        the thread is done (before a fork, whose children must not inherit a connection half open)."""
+        with self._lock:
+            self._dropped = True
+            conn, self._conn = self._conn, None
+            target, self._target_conn = self._target_conn, None
+        for c in (conn, target):
+            if c is not None:
+                c.close()
+        if wait:
+            self._ready.wait()
 
 
 def _first_line(exc: BaseException) -> str:

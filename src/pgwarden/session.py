@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pgwarden import fleet
 from pgwarden.caps import MIN_VERSION_NUM
-from pgwarden.connect import connect, conninfo_for
+from pgwarden.connect import EarlyAdmin, connect, conninfo_for
 from pgwarden.errors import ConnectError, PgwardenError
 
 # The snapshot, the planners and the name resolution are imported where they are used: a command's
@@ -38,19 +38,37 @@ class Session:
     compare_on_server: bool = field(default=True, repr=False)
     #: a fleet's cluster-level part, read once for every database (pgwarden.shared): snapshot(shared=True)
     cluster: ClusterPart | None = field(default=None, repr=False)
+    #: check's independent reads on a second connection (pgwarden.parallel): None decides by the
+    #: catalog's size (a single database only: a fleet's cores are busy with its databases)
+    parallel: bool | None = field(default=None, repr=False)
+    #: the cluster's databases as the admin connection read them on opening (EarlyAdmin): answers the
+    #: first target_exists(), which then sends no statement; None: ask the server
+    _databases: frozenset[str] | None = field(default=None, repr=False)
+    #: the target's connection opened then too (EarlyAdmin.take_target): the first inspection's
+    _early_target: psycopg.Connection[Any] | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, dsn: str | None, policy: Policy, cluster: ClusterPart | None = None) -> Session:
-        # in a fleet run (pgwarden.fleet) the thread's admin connection serves database after database
-        conn = fleet.admin_connection(dsn, lambda: connect(conninfo_for(dsn), what="the admin connection"))
+    def open(
+        cls, dsn: str | None, policy: Policy, cluster: ClusterPart | None = None, early: EarlyAdmin | None = None
+    ) -> Session:
+        """`early`: the admin connection opened while the policy was read (a single database's check)."""
+        databases, target = None, None
+        if early is not None:
+            conn, databases = early.take()
+            target = early.take_target(policy.database.name)
+        else:
+            # in a fleet run (pgwarden.fleet) the thread's admin connection serves database after database
+            conn = fleet.admin_connection(dsn, lambda: connect(conninfo_for(dsn), what="the admin connection"))
         version = conn.info.server_version
         if version < MIN_VERSION_NUM:
             conn.close()
+            if target is not None:
+                target.close()
             raise PgwardenError(
                 f"PostgreSQL {version // 10000} is not supported",
                 hint="pgwarden supports PostgreSQL 14 to 18",
             )
-        session = cls(dsn, policy, conn, cluster=cluster)
+        session = cls(dsn, policy, conn, cluster=cluster, _databases=databases, _early_target=target)
         if any(g.except_labels for g in policy.grants()):  # the labels' columns as they are now
             from pgwarden.access.labels import read_columns, resolve
 
@@ -60,6 +78,8 @@ class Session:
         return session
 
     def close(self) -> None:
+        if self._early_target is not None:
+            self._early_target.close()
         if not fleet.reused(self.admin):
             self.admin.close()
 
@@ -74,6 +94,9 @@ class Session:
         return self.policy.database.name
 
     def target_exists(self) -> bool:
+        known, self._databases = self._databases, None  # answered from the opening's read once only
+        if known is not None:
+            return self.target in known
         cur = self.admin.execute("SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (self.target,))
         return cur.fetchone() is not None
 
@@ -87,8 +110,16 @@ class Session:
     def inspection_connection(self) -> Iterator[psycopg.Connection[Any]]:
         """The target database, or template1 (what CREATE DATABASE copies) when it does not exist."""
         dbname = self.target if self.target_exists() else "template1"
+        early, self._early_target = self._early_target, None
+        if early is not None and dbname != self.target:
+            early.close()
+            early = None
         try:
-            conn = connect(conninfo_for(self.dsn, dbname=dbname), what=f"database {dbname}")
+            conn = (
+                early
+                if early is not None
+                else connect(conninfo_for(self.dsn, dbname=dbname), what=f"database {dbname}")
+            )
         except ConnectError as exc:
             if dbname == "template1":
                 raise ConnectError(
@@ -108,19 +139,22 @@ class Session:
         *,
         names: bool = True,
         shared: bool = False,
+        on_partial: Callable[[Snapshot], None] | None = None,
     ) -> Snapshot:
         """Inspect the target database (or template1). With `secrets` and an admin that cannot read
         the stored verifiers, each password is checked by logging in with it (SCRAM only).
         `names=False` skips naming the objects of big groups that need changes (their steps are
         then planned as `ON ALL ... IN SCHEMA`): enough to know what a plan needs, cheaper.
         `shared`: take the cluster-level part from the fleet's read (`cluster`), not this moment's
-        (a read that changes nothing: not one that a change is planned from under a lock)."""
+        (a read that changes nothing: not one that a change is planned from under a lock).
+        `on_partial` is given the snapshot read so far (all but the objects) once it is read: reads
+        that need no more can start on another connection (pgwarden.parallel)."""
         cluster = self.cluster if shared else None
         if conn is not None:
-            snap = self._inspect(conn, names, cluster)
+            snap = self._inspect(conn, names, cluster, on_partial)
         else:
             with self.inspection_connection() as c:
-                snap = self._inspect(c, names, cluster)
+                snap = self._inspect(c, names, cluster, on_partial)
         if snap.passwords is None and secrets:
             checks = self.check_passwords(snap, secrets)
             if checks:
@@ -181,7 +215,11 @@ class Session:
         return out
 
     def _inspect(
-        self, conn: psycopg.Connection[Any], names: bool = True, cluster: ClusterPart | None = None
+        self,
+        conn: psycopg.Connection[Any],
+        names: bool = True,
+        cluster: ClusterPart | None = None,
+        on_partial: Callable[[Snapshot], None] | None = None,
     ) -> Snapshot:
         from pgwarden import bookkeeping
         from pgwarden.pooler import with_pooler
@@ -202,7 +240,7 @@ class Session:
             bookkeeping=(bookkeeping.tables(p), bookkeeping.schemas(p)),
             # the server compares each object's ACL with the planner's expectation and returns only
             # those that differ (the snapshot is the same: tests/test_server_compare.py)
-            expect=self._expectations if self.compare_on_server else None,
+            expect=self._expect(on_partial),
             cluster=cluster,
         )
         if p.pgbouncer is not None and snap.database is not None:
@@ -216,6 +254,21 @@ class Session:
         from pgwarden.plan import groups_to_name
 
         return with_names(conn, snap, groups_to_name(p, snap, changing=names), detailed)
+
+    def _expect(
+        self, on_partial: Callable[[Snapshot], None] | None
+    ) -> Callable[[Snapshot], list[dict[str, Any]]] | None:
+        """inspect's `expect`: the planner's expectations (none without compare_on_server: the full
+        fetch), after handing the partial snapshot to `on_partial` (inspect calls it once, with all
+        but the objects)."""
+        if on_partial is None:
+            return self._expectations if self.compare_on_server else None
+
+        def expect(partial: Snapshot) -> list[dict[str, Any]]:
+            on_partial(partial)
+            return self._expectations(partial) if self.compare_on_server else []
+
+        return expect
 
     def _expectations(self, partial: Snapshot) -> list[dict[str, Any]]:
         """The planner's expected ACLs for the objects query (pgwarden.plan.expect), from the snapshot

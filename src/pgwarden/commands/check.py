@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -19,9 +20,10 @@ from pgwarden.cli import (
     mode_option,
     ui_of,
 )
-from pgwarden.commands._background import import_in_background
+from pgwarden.commands._background import collector_paused, import_in_background
 
 if TYPE_CHECKING:
+    from pgwarden.connect import EarlyAdmin
     from pgwarden.policy import Policy
     from pgwarden.ui import UI
 
@@ -67,20 +69,66 @@ def command(
     fmt: str,
     fail_on: str,
 ) -> int:
-    # only what the first statement needs is imported before it (start-up: bench/startup.py); the
-    # planners, the rules and the renderers are imported meanwhile, in the background
+    # only what the first statement needs is imported before it (start-up: bench/startup.py): the
+    # admin connection opens while the policy file is read (its errors come after the file's, as
+    # they would without it); the planners, the rules and the renderers are imported meanwhile, in
+    # the background
+    with collector_paused() as resume:
+        return _command(ctx, config, dsn, databases, jobs, mode, fmt, fail_on, resume)
+
+
+def _command(
+    ctx: click.Context,
+    config: str,
+    dsn: str | None,
+    databases: tuple[str, ...],
+    jobs: int,
+    mode: str | None,
+    fmt: str,
+    fail_on: str,
+    imported: Callable[[], None],
+) -> int:
+    """The command, once the collector is paused: `imported` once the modules are."""
     ui = ui_of(ctx)
-    targets = load_targets(config, mode, dsn, databases)
+    from pgwarden.connect import EarlyAdmin
+
+    early = EarlyAdmin(dsn, _database_named(config, databases))
+    try:
+        targets = load_targets(config, mode, dsn, databases)
+    except BaseException:  # a bad file (or an interruption): reported alone
+        early.drop()
+        raise
     policy = next(iter(targets.values()))  # roles (and their passwords) are the same in every database
     secrets = policy.secrets()
     if len(targets) > 1:
+        early.drop(wait=True)  # each worker opens its own
         # several databases run in forked workers: they inherit these modules whole, imported once
         # here (a fork while a thread is importing one would give the workers half of it)
         for name in _LATER:
             importlib.import_module(name)
+        imported()
         return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
-    with import_in_background(*_LATER):
-        return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
+    with import_in_background(*_LATER, then=imported):
+        return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets, early)
+
+
+def _database_named(config: str, databases: tuple[str, ...]) -> str | None:
+    """The database this check will most likely work on, from -d or the file's TOML alone (before it
+    is validated, which takes longer): its connection opens early. Only a guess: the session uses
+    that connection when its target is this database, and closes it otherwise."""
+    import tomllib
+    from pathlib import Path
+
+    name: object = databases[0] if len(databases) == 1 else None
+    if not databases:
+        try:
+            data = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None  # the policy's loading reports it
+        entries = data.get("databases") if data.get("version") == 2 else [data.get("database")]
+        if isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], dict):
+            name = entries[0].get("name")
+    return name if isinstance(name, str) and not any(c in name for c in "*?[") else None
 
 
 #: What check needs once the server has answered its first queries, in the order it needs them:
@@ -105,6 +153,7 @@ def _check(
     fmt: str,
     fail_on: str,
     secrets: dict[str, str],
+    early: EarlyAdmin | None = None,
 ) -> int:
     from pgwarden.check import CheckResult, run_check
     from pgwarden.session import Session
@@ -116,7 +165,7 @@ def _check(
         cluster = read_shared(dsn, list(targets.values()))
 
     def one(target: Policy) -> CheckResult:
-        with Session.open(dsn, target, cluster) as session:
+        with Session.open(dsn, target, cluster, early) as session:
             return run_check(session, secrets)
 
     if len(targets) > 1:

@@ -1,0 +1,186 @@
+"""check's reads on two connections (pgwarden.parallel): the same findings as on one, through one exported snapshot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import pgwarden.check
+from conftest import PgCleanup
+from helpers import db_conninfo, role_conninfo
+from pgwarden.check import CheckResult, run_check
+from pgwarden.parallel import FAILED, SecondReader, start
+from pgwarden.policy import load_policy
+from pgwarden.session import Session
+from test_core import Split, make_split
+
+
+def ident(*names: str) -> str:
+    return sql.Identifier(*names).as_string(None)
+
+
+@pytest.fixture
+def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
+    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
+    s.apply()
+    with s.login(s.owner) as owner:
+        owner.execute("CREATE TABLE items (id serial PRIMARY KEY, name text)")
+        owner.execute("CREATE TABLE notes (id int)")
+    return s
+
+
+def check(split: Split, parallel: bool) -> CheckResult:
+    """run_check with the side reads on a second connection (parallel) or on the first."""
+    with Session.open(split.admin_dsn, load_policy(split.path)) as session:
+        session.parallel = parallel
+        return run_check(session, split.passwords)
+
+
+def as_json(result: CheckResult) -> str:
+    return json.dumps(result.to_json(), sort_keys=True)
+
+
+def recording(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The results the second connection handed back (FAILED when the first had to do the reads)."""
+    got: list[Any] = []
+    original = SecondReader.result
+
+    def result(self: SecondReader[Any]) -> Any:
+        value = original(self)
+        got.append(value)
+        return value
+
+    monkeypatch.setattr(SecondReader, "result", result)
+    return got
+
+
+def test_two_connections_find_exactly_what_one_finds(
+    split: Split, admin_conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # drift and hazards of several kinds, read by the hazard queries (which the second connection
+    # runs) and by the snapshot's (which the first runs meanwhile)
+    items, notes, app, owner = ident("public", "items"), ident("public", "notes"), ident(split.app), ident(split.owner)
+    with split.admin_db() as db:
+        db.execute(f"GRANT TRUNCATE ON {items} TO {app}")
+        db.execute(f"ALTER TABLE {notes} OWNER TO {app}")
+        db.execute(f"GRANT CREATE ON SCHEMA public TO {app}")
+        db.execute(f"ALTER TABLE {items} ENABLE ROW LEVEL SECURITY")
+        db.execute(
+            f"CREATE FUNCTION public.peek() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'; "
+            f"ALTER FUNCTION public.peek() OWNER TO {owner}"
+        )
+    admin_conn.execute(f"GRANT {owner} TO {app}")
+    got = recording(monkeypatch)
+    one = check(split, parallel=False)
+    two = check(split, parallel=True)
+    assert len(got) == 1 and got[0] is not FAILED  # the second connection did the side reads
+    assert as_json(two) == as_json(one)
+    rules = {f.rule for f in one.findings}
+    # the hazard reads found something (else equality would prove little)
+    assert "access.owns-objects" in rules, rules
+    assert any(f.rule.startswith("drift.") for f in one.findings), rules
+    assert any(not f.rule.startswith("drift.") for f in one.findings), rules
+
+
+def test_a_change_committed_between_the_two_connections_reads_is_seen_by_neither(
+    split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = check(split, parallel=False)
+    assert before.findings == (), as_json(before)
+    items, app = ident("public", "items"), ident(split.app)
+    original = pgwarden.check._side_reads
+
+    def side_reads_after_a_change(policy: Any, snap: Any) -> Any:
+        # the first connection has read the roles, schemas and database; it has still to read the
+        # objects, the second the hazards: another session changes both meanwhile
+        with split.admin_db() as db:
+            db.execute(f"ALTER TABLE {items} OWNER TO {app}")
+            db.execute(f"GRANT TRUNCATE ON {items} TO {app}")
+        return original(policy, snap)
+
+    monkeypatch.setattr(pgwarden.check, "_side_reads", side_reads_after_a_change)
+    got = recording(monkeypatch)
+    during = check(split, parallel=True)
+    assert len(got) == 1 and got[0] is not FAILED
+    # both connections read the state the first one's snapshot was taken in: no finding, not half of them
+    assert during.findings == (), as_json(during)
+    monkeypatch.undo()
+    after = check(split, parallel=True)
+    rules = {f.rule for f in after.findings}
+    assert "access.owns-objects" in rules, rules  # the hazard read sees it now
+    assert any(f.rule.startswith("drift.") and "items" in f.object for f in after.findings), rules
+    assert as_json(after) == as_json(check(split, parallel=False))
+
+
+def test_a_plain_login_exports_and_imports_the_snapshot(
+    admin_conn: psycopg.Connection[Any], admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    # no superuser, no privilege but CONNECT (which a new database grants to PUBLIC)
+    db, role = pg_cleanup.database(unique_name("db")), pg_cleanup.role(unique_name("plain"))
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'plain-pw'").format(sql.Identifier(role)))
+    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    info = role_conninfo(admin_dsn, role, "plain-pw", db)
+
+    def open_second() -> psycopg.Connection[Any]:
+        return psycopg.connect(info, autocommit=True)
+
+    def job(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+        row = conn.execute("SELECT count(*), pg_backend_pid() FROM pg_class WHERE relname = 'late'").fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    with psycopg.connect(info, autocommit=True) as first, psycopg.connect(db_conninfo(admin_dsn, db)) as other:
+        second = SecondReader(first, open_second)
+        other.execute("CREATE TABLE late (id int)")
+        other.commit()  # committed after the export, before the second connection's read
+        second.submit(job)
+        got = second.result()
+        assert got is not FAILED
+        count, pid = got  # type: ignore[misc]
+        assert count == 0 and pid != first.info.backend_pid
+        assert first.execute("SELECT count(*) FROM pg_class WHERE relname = 'late'").fetchone() == (0,)
+        second.close()
+        assert first.execute("SELECT count(*) FROM pg_class WHERE relname = 'late'").fetchone() == (1,)
+
+
+def test_without_a_second_connection_the_first_does_the_reads(
+    admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as first:
+
+        def refused() -> psycopg.Connection[Any]:
+            raise psycopg.OperationalError("too many connections")
+
+        second = SecondReader(first, refused)
+        second.submit(lambda conn: 1)
+        assert second.result() is FAILED  # run_check then reads on `first`
+        second.close()
+        failing = SecondReader(first, lambda: psycopg.connect(admin_dsn, autocommit=True))
+        failing.submit(lambda conn: conn.execute("SELECT 1/0").fetchone())
+        assert failing.result() is FAILED  # the first connection reads again, and fails as it would have
+        failing.close()
+        assert first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_where_the_snapshot_cannot_be_exported_the_reads_stay_on_one_connection(
+    admin_conn: psycopg.Connection[Any], admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup
+) -> None:
+    # a hardened server may revoke pg_export_snapshot from PUBLIC: the check still runs, on one connection
+    db, role = pg_cleanup.database(unique_name("db")), pg_cleanup.role(unique_name("plain"))
+    admin_conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'plain-pw'").format(sql.Identifier(role)))
+    admin_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    with psycopg.connect(db_conninfo(admin_dsn, db), autocommit=True) as owner:
+        owner.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.pg_export_snapshot() FROM PUBLIC")
+    info = role_conninfo(admin_dsn, role, "plain-pw", db)
+    with psycopg.connect(info, autocommit=True) as first, psycopg.connect(info, autocommit=True) as probe:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # what start() meets
+            probe.execute("SELECT pg_catalog.pg_export_snapshot()")
+        assert start(first, lambda: psycopg.connect(info, autocommit=True)) is None
+        assert first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # no transaction left open
+        assert first.execute("SELECT 1").fetchone() == (1,)
