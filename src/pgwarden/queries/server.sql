@@ -18,13 +18,18 @@ SELECT current_setting('server_version_num')::int AS version_num,
        -- VALID UNTIL's time zone and the collation the databases' names sort by (a fleet reads
        -- them once where these agree; pg_init_privs, which is per database, has no row for a
        -- database: neither initdb nor an extension records one)
-       -- (and the libraries a session loads, whose parameters pg_settings lists: a fleet reads the
-       -- superuser-only parameters once too)
+       -- (and the libraries a session of this database loads besides the server's and the role's,
+       -- whose parameters pg_settings lists: a fleet reads the superuser-only parameters once too;
+       -- from pg_db_role_setting, which any role may read, not current_setting(), which needs
+       -- pg_read_all_settings for these two)
        (SELECT json_build_array(current_user, current_setting('TimeZone'), d.datcollate, d.datctype,
                                 to_jsonb(d) -> 'datlocprovider', to_jsonb(d) -> 'daticulocale',
                                 to_jsonb(d) -> 'datlocale', to_jsonb(d) -> 'daticurules',
-                                current_setting('session_preload_libraries'),
-                                current_setting('local_preload_libraries'))::text
+                                (SELECT array_agg(c ORDER BY s.setrole, c)
+                                 FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) AS c
+                                 WHERE s.setdatabase = d.oid AND s.setrole IN (0, r.oid)
+                                   AND split_part(c, '=', 1) IN ('session_preload_libraries',
+                                                                 'local_preload_libraries')))::text
         FROM pg_catalog.pg_database d WHERE d.datname = current_database()) AS compat,
        -- what lets the hazard reads (pgwarden.hazards) leave out a query that would return no row:
        -- `rls`: some relation has row security (pg_class read once, with its size: `catalog_rows`, which
