@@ -107,5 +107,7 @@ def test_inspection_statements_do_not_grow_with_tables(bench_result: dict[str, A
     small, big = (rows[(work, n)]["statements"] for n in SIZES)
     assert small == big, f"{work}: {small} statements at {SIZES[0]} tables, {big} at {SIZES[1]}"
     # check's count: 20 until roles, memberships, passwords and role settings were one statement, 15 until
-    # the objects query of a small catalog went without its two settings statements (fetch.needs_settings)
-    assert big <= 13
+    # the objects query of a small catalog went without its two settings statements (fetch.needs_settings),
+    # 13 + 1 since a single database's check asks pg_class's size first (pgwarden.parallel: a big
+    # catalog's hazard reads go on a second connection)
+    assert big <= 14
