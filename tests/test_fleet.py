@@ -140,8 +140,9 @@ def test_admin_connection_is_reused_from_one_database_to_the_next(
     outcomes = run_each(dbs, job, jobs=2)
     pids = {o.result for o in outcomes}
     assert all(o.error is None for o in outcomes)
-    if MULTICORE:  # two workers of one thread each: two admin connections for four databases
-        assert len(pids) == 2
+    if MULTICORE:  # two workers of one thread each: at most two admin connections for four databases
+        # (one when a loaded machine lets the first worker take every database before the second starts)
+        assert 1 <= len(pids) <= 2
     left = admin_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (list(pids),)).fetchone()
     assert left == (0,)  # closed when the run ends
 
