@@ -314,3 +314,37 @@ def test_a_createrole_admin_manages_people_and_corrects_its_own_grant_in_place(
     assert run_cli(["plan", *args, "--exit-code"], env=env).exit_code == 0
     with _as(admin_dsn, n["alice"], "alice-pw", n["db"]) as alice:
         assert _denied(alice, f'SET ROLE "{n["group"]}"')
+
+
+def test_a_missing_admin_option_is_found_and_granted_on_every_version(
+    admin_dsn: str, pg_version: int, unique_name: Any, pg_cleanup: Any, tmp_path: Path
+) -> None:
+    """alice is already a member of the group without ADMIN OPTION and the policy gives it: check finds
+    it, apply grants it (14-15: on the existing grant, which they keep one per pair), and alice can
+    then grant the group, which she could not before; the next check is clean."""
+    n = _names(unique_name, pg_cleanup)
+    scratch = pg_cleanup.role(unique_name("rv2scratch"))
+    path = tmp_path / "pgwarden.toml"
+    plain = _policy(n, options=False)
+    path.write_text(plain, encoding="utf-8")
+    env, args = _secrets(n), ["-c", str(path), "--dsn", admin_dsn]
+    assert run_cli(["apply", *args, "--yes"], env=env).exit_code == 0
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("CREATE ROLE {}").format(psycopg.sql.Identifier(scratch)))
+    grant = f'GRANT "{n["group"]}" TO "{scratch}"'
+    with _as(admin_dsn, n["alice"], "alice-pw", n["db"]) as alice:
+        assert _denied(alice, grant)  # a member without ADMIN OPTION cannot grant the group
+    path.write_text(
+        plain.replace(f'member_of = ["{n["group"]}"]', f'member_of = [{{ role = "{n["group"]}", admin = true }}]'),
+        encoding="utf-8",
+    )
+    res = run_cli(["check", *args, "--format", "json"], env=env)
+    assert res.exit_code == 1, res
+    [found] = [f for f in json.loads(res.stdout)["findings"] if f["rule"] == "drift.membership-options"]
+    assert "must carry ADMIN OPTION" in found["message"] and "ADMIN" in found["fix"], found
+    assert run_cli(["apply", *args, "--yes"], env=env).exit_code == 0
+    with _as(admin_dsn, n["alice"], "alice-pw", n["db"]) as alice:
+        alice.execute(grant)  # the option is there: she can
+        alice.execute(f'REVOKE "{n["group"]}" FROM "{scratch}"')
+    res = run_cli(["check", *args], env=env)
+    assert res.exit_code == 0, res

@@ -290,3 +290,23 @@ def test_a_non_superuser_admin_cannot_take_back_a_superusers_grant_on_16() -> No
         'GRANT "ro" TO "alice" WITH INHERIT TRUE, SET TRUE': (True, "None"),
         'REVOKE "own" FROM "alice"': (False, "superuser"),
     }
+
+
+def test_on_14_and_15_a_missing_admin_option_is_added_to_the_existing_grant() -> None:
+    """14-15 keep one grant per pair: a member without the ADMIN OPTION the policy gives gets it by
+    GRANT ... WITH ADMIN OPTION (which updates the grant in place there), not by a new grant."""
+    policy = _people(_alice(MembershipSpec(role="ro", admin=True)))
+    for version in (140000, 150000):
+        snap = _with_alice(compliant(version), Membership(RO, ALICE, POSTGRES, False, None, None))
+        p = plan(policy, snap)
+        [step] = p.steps
+        assert (step.action, step.render(), step.destructive) == (
+            Action.MEMBERSHIP_OPTIONS,
+            'GRANT "ro" TO "alice" WITH ADMIN OPTION',
+            False,
+        )
+        assert step.subject == ("membership", "ro", "alice")
+        # with the option there, nothing; and additive mode applies it too (it takes nothing away)
+        done = _with_alice(compliant(version), Membership(RO, ALICE, POSTGRES, True, None, None))
+        assert _sql(plan(policy, done)) == []
+        assert [s.render() for s in plan(policy, snap, mode="additive").steps] == [step.render()]

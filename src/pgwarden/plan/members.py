@@ -208,6 +208,10 @@ def _membership_before_16(
         yield _member_step(ctx, Action.GRANT_MEMBERSHIP, member, group, statement, reason)
     elif any(r.admin for r in rows) and not spec.admin:
         yield _admin_step(ctx, member, group, rows[0])
+    elif spec.admin and not any(r.admin for r in rows):  # 14-15 add the option to the existing grant
+        statement = sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(sql.Identifier(group), sql.Identifier(member))
+        reason = f"{member}'s membership in {group} must carry ADMIN OPTION"
+        yield _member_step(ctx, Action.MEMBERSHIP_OPTIONS, member, group, statement, reason, destructive=False)
 
 
 def _tf(value: bool) -> str:
