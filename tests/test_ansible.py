@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -254,9 +255,31 @@ def test_collection_builds_and_installs_from_its_tarball(tmp_path: Path) -> None
     installed = tmp_path / "c" / "ansible_collections" / "pgwarden" / "postgresql"
     assert (installed / "plugins" / "module_utils" / "engine.py").exists()
     assert not list(installed.rglob("__pycache__"))
-    doc = json.loads(run(str(BIN / "ansible-doc"), "--json", "pgwarden.postgresql.policy"))
-    options = doc["pgwarden.postgresql.policy"]["doc"]["options"]
-    assert {"policy", "dsn", "login_password", "database", "state", "fail_on", "passwords"} <= set(options)
+    # every module's documentation parses (with the shared fragment) and lists exactly the options it takes
+    names = sorted(p.stem for p in MODULES.glob("*.py"))
+    assert names == ["expire", "policy", "report"]
+    docs = json.loads(run(str(BIN / "ansible-doc"), "--json", *(f"pgwarden.postgresql.{n}" for n in names)))
+    for name in names:
+        options = docs[f"pgwarden.postgresql.{name}"]["doc"]["options"]
+        assert set(options) == _argument_spec(name), name
+        assert options["login_password"]["type"] == "str" and options["policy"]["required"], name
+    assert {"state", "fail_on", "passwords"} <= set(docs["pgwarden.postgresql.policy"]["doc"]["options"])
+
+
+def _argument_spec(module: str) -> set[str]:
+    """The option names a module's AnsibleModule takes: the shared CONNECTION_ARGS plus its own keywords."""
+    tree = ast.parse((MODULES / f"{module}.py").read_text(encoding="utf-8"))
+    (call,) = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "AnsibleModule"]
+    (spec,) = [k.value for k in call.keywords if k.arg == "argument_spec"]
+    assert isinstance(spec, ast.Call) and [getattr(a, "id", "") for a in spec.args] == ["CONNECTION_ARGS"]
+    common = ast.parse((MODULES.parent / "module_utils" / "common.py").read_text(encoding="utf-8"))
+    (shared,) = [
+        n.value
+        for n in ast.walk(common)
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "CONNECTION_ARGS"
+    ]
+    assert isinstance(shared, ast.Call)
+    return {k.arg for k in shared.keywords if k.arg} | {k.arg for k in spec.keywords if k.arg}
 
 
 def _report_and_mapping(tmp_path: Path, c1: Cluster) -> None:

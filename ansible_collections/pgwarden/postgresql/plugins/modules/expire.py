@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 module: expire
 short_description: End expired elevations and break-glass windows in PostgreSQL databases, with their sessions
 description:
-  - Does what C(pgwarden expire) does in one database (or every database matching a pattern) of the policy:
+  - Does what C(pgwarden expire) does in one database (or every database matching a pattern) of the policy;
     it revokes every elevation (made by C(pgwarden elevate)) and C([[temporary]]) membership whose time is up, sets
     break-glass roles whose window closed to NOLOGIN, records each in the database's ledger, and ends the
     sessions of those roles.
@@ -24,33 +24,6 @@ requirements:
   - python >= 3.11
   - pgwarden (which brings psycopg 3)
 options:
-  policy:
-    description: The policy, as for M(pgwarden.postgresql.policy) (a path, TOML text, or a mapping).
-    type: raw
-    required: true
-  dsn:
-    description: Admin connection as a libpq connection string or C(postgresql://) URL.
-    type: str
-  login_host:
-    description: Host of the admin connection.
-    type: str
-    aliases: [host]
-  login_port:
-    description: Port of the admin connection.
-    type: int
-    aliases: [port]
-  login_user:
-    description: Role of the admin connection.
-    type: str
-    aliases: [login, user]
-  login_password:
-    description: Password of O(login_user).
-    type: str
-  login_db:
-    description: Database of the admin connection.
-    type: str
-    default: postgres
-    aliases: [login_database]
   database:
     description: The database, or a glob pattern matched against the cluster's databases. Default is the policy's own.
     type: str
@@ -58,6 +31,8 @@ options:
     description: Not used by this module (accepted so that one set of arguments serves every module).
     type: dict
     default: {}
+extends_documentation_fragment:
+  - pgwarden.postgresql.connection
 notes:
   - Supports check mode (nothing is revoked or ended; RV(results) is empty).
 seealso:

@@ -41,21 +41,10 @@ options:
       - Without O(dsn) and the login fields, the libpq environment (C(PGHOST), C(PGUSER), ...) of
         the module's process is used.
     type: str
-  login_host:
-    description: Host of the admin connection.
-    type: str
-    aliases: [host]
-  login_port:
-    description: Port of the admin connection.
-    type: int
-    aliases: [port]
   login_user:
     description: Role of the admin connection (a superuser, or a role with CREATEROLE that owns what it manages).
     type: str
     aliases: [login, user]
-  login_password:
-    description: Password of O(login_user).
-    type: str
   login_db:
     description: Database of the admin connection (not the managed database).
     type: str
@@ -101,6 +90,8 @@ options:
       - Sent to the server as SCRAM-SHA-256 verifiers; never returned or logged.
     type: dict
     default: {}
+extends_documentation_fragment:
+  - pgwarden.postgresql.connection
 notes:
   - Supports check mode and diff mode.
   - Environment variables set with the C(environment) keyword appear in the C(-vvv) output of

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 module: report
 short_description: Read who can do what in a PostgreSQL database, against a pgwarden policy
 description:
-  - Returns the privilege report of each database of the policy (a glob entry: every matching one), as
+  - Returns the privilege report of each database of the policy (for a glob entry, of every matching one), as
     C(pgwarden report --format json) prints it, for a fleet-wide summary or an audit. Changes nothing.
   - Uses pgwarden as a library (no subprocess). pgwarden must be installed for the Python that runs the module.
 version_added: "0.1.0"
@@ -21,41 +21,11 @@ requirements:
   - python >= 3.11
   - pgwarden (which brings psycopg 3)
 options:
-  policy:
-    description: The policy, as for M(pgwarden.postgresql.policy) (a path, TOML text, or a mapping).
-    type: raw
-    required: true
-  dsn:
-    description: Admin connection as a libpq connection string or C(postgresql://) URL.
-    type: str
-  login_host:
-    description: Host of the admin connection.
-    type: str
-    aliases: [host]
-  login_port:
-    description: Port of the admin connection.
-    type: int
-    aliases: [port]
-  login_user:
-    description: Role of the admin connection.
-    type: str
-    aliases: [login, user]
-  login_password:
-    description: Password of O(login_user).
-    type: str
   login_db:
     description: Database of the admin connection (not the reported database).
     type: str
     default: postgres
     aliases: [login_database]
-  database:
-    description:
-      - Narrows the policy's databases to this name or glob pattern. A version 2 policy works on the
-        databases its C([[databases]]) list; an entry named with a glob (C(tenant_*)) covers every
-        matching database of the cluster (connectable, not a template).
-      - A version 1 policy applies to this database, or to every database of the cluster the pattern
-        matches, instead of its own. Default is every database of the policy.
-    type: str
   passwords:
     description:
       - Passwords of the policy's login roles, keyed by role name or C(password_env) name (else the environment).
@@ -63,6 +33,8 @@ options:
         then the report reads them from the environment variables the policy names.
     type: dict
     default: {}
+extends_documentation_fragment:
+  - pgwarden.postgresql.connection
 notes:
   - Supports check mode (it changes nothing either way).
 seealso:
