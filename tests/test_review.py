@@ -229,3 +229,15 @@ def test_a_bad_since_file_is_one_error_and_exit_2(team: Team, tmp_path: Path, co
         result
     )
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["review", "report"])
+def test_an_unwritable_output_is_one_error_and_exit_2(team: Team, tmp_path: Path, command: str) -> None:
+    """-o into a folder that does not exist: the document is built, then one error naming the path and
+    one hint, exit 2, nothing on standard output and no file made."""
+    out = tmp_path / "missing" / "out.json"
+    result = team.cli(command, "--format", "json", "-o", str(out))
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2, str(result)
+    assert lines == [f"error: cannot write {out}: No such file or directory", "hint: choose a writable path for -o"]
+    assert result.stdout == "" and not out.parent.exists()

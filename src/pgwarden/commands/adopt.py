@@ -17,6 +17,7 @@ from pgwarden.cli import (
     lock_timeout_option,
     ui_of,
 )
+from pgwarden.commands._output import print_errors
 from pgwarden.findings import SCHEMA_VERSION as ADOPT_SCHEMA_VERSION  # one version for every document
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ def _adopt_many(
         stop = _dry_run_many(ui, previews, fmt)
         if stop is not None:
             return stop
-    elif _errors(ui, previews):
+    elif print_errors(ui, previews):
         return EXIT_ERROR  # nothing was changed: every database is read before any is adopted
     missing = next((p for p in plans if p.roles), None)
     if missing is not None:
@@ -235,7 +236,7 @@ def _adopt_many(
                 r = o.result
                 _show_notes(ui, r.plan)
                 ui.print(f"moved {len(r.moved)} object(s) in {o.database} from {from_role} to {r.plan.to_role}")
-    return EXIT_ERROR if _errors(ui, outcomes) else EXIT_OK
+    return EXIT_ERROR if print_errors(ui, outcomes) else EXIT_OK
 
 
 def _dry_run_many(ui: UI, previews: Sequence[Outcome[AdoptPlan]], fmt: str) -> int | None:
@@ -255,7 +256,7 @@ def _dry_run_many(ui: UI, previews: Sequence[Outcome[AdoptPlan]], fmt: str) -> i
             if o.result is not None:
                 _show_plan(ui, o.result)
                 _show_notes(ui, o.result)
-    failed = _errors(ui, previews)
+    failed = print_errors(ui, previews)
     if failed or not total or not ui.interactive:
         if total and not failed and fmt != "json":
             ui.info("dry run: nothing changed (pass --yes to move ownership)")
@@ -264,11 +265,3 @@ def _dry_run_many(ui: UI, previews: Sequence[Outcome[AdoptPlan]], fmt: str) -> i
         ui.info("nothing changed")
         return EXIT_OK
     return None
-
-
-def _errors(ui: UI, outcomes: Sequence[Outcome[Any]]) -> bool:
-    """Each database that could not be worked on, on stderr; whether there was one."""
-    failed = [o for o in outcomes if o.error is not None]
-    for o in failed:
-        ui.err.print(f"error: database {o.database}: {o.error}", markup=False)
-    return bool(failed)

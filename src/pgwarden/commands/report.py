@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -20,12 +19,11 @@ from pgwarden.cli import (
     single_target,
     ui_of,
 )
-from pgwarden.errors import PgwardenError
+from pgwarden.commands._output import output_option, print_errors, write_output
 
 if TYPE_CHECKING:
     from pgwarden.multi import Outcome
     from pgwarden.report import Report
-    from pgwarden.ui import UI
 
 #: pgwarden.render.report_text.FORMATS, written out so that `--help` does not import the renderers
 REPORT_FORMATS = ("text", "json", "markdown", "md", "html", "dot", "mermaid")
@@ -53,13 +51,7 @@ Exit codes: 0 the report was written (deviations included), 2 it could not be.""
 @dsn_option
 @databases_option
 @format_option(*REPORT_FORMATS)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Write to this file instead of standard output.",
-)
+@output_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -92,7 +84,7 @@ def command(
         if output is None and fmt == "text":
             emit(ui, report_styled(report))  # coloured on a terminal
             return EXIT_OK
-        _write(ui, render_report(report, fmt), output)
+        write_output(ui, render_report(report, fmt), output)
         if output is not None:
             from pgwarden.render.report_parts import summary_sentence
 
@@ -100,13 +92,11 @@ def command(
         return EXIT_OK
     with database_progress(ui, "reporting on databases") as progress:
         outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
-    _write(ui, _several(outcomes, fmt), output)
-    for o in outcomes:
-        if o.error is not None:
-            ui.err.print(f"error: database {o.database}: {o.error}", markup=False)
+    write_output(ui, _several(outcomes, fmt), output)
+    failed = print_errors(ui, outcomes)
     if output is not None:
         ui.info(f"report on {len(outcomes)} database(s) written to {output}")
-    return EXIT_ERROR if any(o.error for o in outcomes) else EXIT_OK
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 #: Formats that are one document of one database (a page, a graph): several databases need -d.
@@ -131,13 +121,3 @@ def _several(outcomes: Sequence[Outcome[Report]], fmt: str) -> str:
         body = render_report(o.result, fmt) if o.result is not None else f"error: {o.error}\n"
         parts.append(f"{head}\n\n{body}")
     return "\n".join(parts)
-
-
-def _write(ui: UI, text: str, output: str | None) -> None:
-    if output is None:
-        ui.raw(text)
-        return
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise PgwardenError(f"cannot write {output}: {exc.strerror}", hint="choose a writable path for -o") from None

@@ -19,6 +19,7 @@ from pgwarden.cli import (
     single_target,
     ui_of,
 )
+from pgwarden.commands._output import output_option, print_errors, write_output
 from pgwarden.errors import PgwardenError
 
 if TYPE_CHECKING:
@@ -60,13 +61,7 @@ Exit codes: 0 the review was written, 2 it could not be.""",
     default=None,
     help="An earlier `review --format json` file: also show exactly which paths appeared and disappeared since.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Write to this file instead of standard output.",
-)
+@output_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -96,7 +91,7 @@ def command(
         return since(review, earlier) if earlier is not None else review
 
     if len(targets) == 1:
-        _write(ui, _render([one(next(iter(targets.values())))], fmt), output)
+        write_output(ui, _render([one(next(iter(targets.values())))], fmt), output)
         return EXIT_OK
     with database_progress(ui, "reviewing databases") as progress:
         outcomes = run_over(targets, one, jobs=jobs, on_done=progress)
@@ -108,11 +103,8 @@ def command(
         text = json.dumps(envelope(outcomes, lambda r: r.to_json(), summary), indent=2, ensure_ascii=False) + "\n"
     else:
         text = _render(reviews, fmt)
-    _write(ui, text, output)
-    for o in outcomes:
-        if o.error is not None:
-            ui.err.print(f"error: database {o.database}: {o.error}", markup=False)
-    return EXIT_ERROR if any(o.error for o in outcomes) else EXIT_OK
+    write_output(ui, text, output)
+    return EXIT_ERROR if print_errors(ui, outcomes) else EXIT_OK
 
 
 def _render(reviews: list[Review], fmt: str) -> str:
@@ -137,13 +129,3 @@ def _earlier(path: str) -> dict[str, Any]:
             f"{path} is not a review", hint="give --since a file written by `pgwarden review --format json`"
         )
     return data
-
-
-def _write(ui: Any, text: str, output: str | None) -> None:
-    if output is None:
-        ui.raw(text)
-        return
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise PgwardenError(f"cannot write {output}: {exc.strerror}", hint="choose a writable path for -o") from None
