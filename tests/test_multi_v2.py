@@ -210,3 +210,29 @@ def _table_owners(admin_dsn: str, dbs: list[str]) -> dict[str, str]:
             assert row is not None
             owners[db] = row[0]
     return owners
+
+
+def test_applying_the_next_database_is_not_a_change_outside_pgwarden_of_the_first(
+    three: tuple[Path, list[str], dict[str, str]], admin_dsn: str
+) -> None:
+    """One apply over the file's databases, one after the other: each database's own grants (CONNECT
+    for its roles) change as its turn comes, after the databases before it recorded their state. A
+    hand grant in the first database afterwards is reported as changed outside pgwarden, and only it:
+    not the other databases' grants, which pgwarden itself changed (and recorded in their ledgers)."""
+    cfg, dbs, names = three
+    env = {
+        "PGWARDEN_DSN": admin_dsn,
+        f"PGWARDEN_PASSWORD_{names['app'].upper()}": "app-secret-1",
+        f"PGWARDEN_PASSWORD_{names['who'].upper()}": "who-secret-1",
+    }
+    applied = run_cli(["apply", "-c", str(cfg), "-j", "1", "--yes"], env)
+    assert applied.exit_code == 0, applied
+    first = sorted(dbs)[0]
+    with psycopg.connect(db_conninfo(admin_dsn, first), autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE sales.hand (id int); ALTER TABLE sales.hand OWNER TO "{names["own"]}"')
+        conn.execute(f'GRANT TRUNCATE ON sales.hand TO "{names["app"]}"')
+    checked = run_cli(["check", "-c", str(cfg), "-d", first, "--format", "json"], env)
+    assert checked.exit_code == 1, checked
+    outside = checked.json()["outside_pgwarden"]
+    assert outside["changed"] == ["objects:sales:table"], outside
+    assert "tables of schema sales" in outside["message"] and " on database" not in outside["message"], outside

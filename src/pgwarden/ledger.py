@@ -409,8 +409,18 @@ _ENTRY_KEYS = (
 )
 
 
+#: The grants on the cluster's other databases: each database's own ledger records what pgwarden does
+#: to it (its `database` part), and one run over several databases changes each in turn, after the
+#: ones before it recorded their state: in this database's report they would be "changed outside
+#: pgwarden" when pgwarden changed them (tests/test_multi_v2.py).
+OTHER_DATABASES = "outside:database"
+
+
 def _relevant(key: str, policy: Policy) -> bool:
-    """Role parts count for the policy's roles only: other roles of the cluster come and go."""
+    """Role parts count for the policy's roles only: other roles of the cluster come and go. Other
+    databases' grants are their own reports'."""
+    if key == OTHER_DATABASES:
+        return False
     if not key.startswith(ROLE_PARTS):
         return True
     names = key.split(":")[1:]
