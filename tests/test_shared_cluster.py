@@ -168,3 +168,32 @@ def test_a_fleets_report_of_changes_outside_pgwarden_is_each_databases_own(
     assert "outside:schema" in changed[dbs[0]], changed
     assert "outside:schema" not in changed[dbs[1]] and "outside:schema" not in changed[dbs[2]], changed
     assert "database" in changed[dbs[2]] and "database" not in changed[dbs[1]], changed
+
+
+def test_a_fleets_admin_connection_sends_nothing_per_database(
+    tmp_path: Path, admin_dsn: str, unique_name: Any, pg_cleanup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each database's "does it exist?" was a statement on the admin connection; the fleet's shared
+    # read now answers it (ClusterPart.database_names), so what the admin connection sends does not
+    # grow with the fleet. The statements are counted as psycopg sends them (the server is real).
+    cfg, dbs, _, _ = _fleet(tmp_path, admin_dsn, unique_name, pg_cleanup)
+    sent: list[tuple[str, str]] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(self: psycopg.Cursor[Any], query: Any, params: Any = None, **kwargs: Any) -> Any:
+        sent.append((str(self.connection.info.dbname), str(query)[:200]))
+        return execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+
+    def admin_statements(selected: list[str]) -> list[str]:
+        sent.clear()
+        args = [a for db in selected for a in ("-d", db)]  # -j 1: in this process, one after the other
+        result = run_cli(["check", "-c", str(cfg), "--dsn", admin_dsn, "-j", "1", "--format", "json", *args])
+        assert result.exit_code == 0, result
+        assert [d["database"] for d in result.json()["databases"]] == selected
+        assert {db for db, _ in sent if db in dbs} == set(selected)  # each read on its own connection
+        return [q for db, q in sent if db not in dbs]
+
+    two, three = admin_statements(dbs[:2]), admin_statements(dbs)
+    assert two == three and two  # the shared read, once, whatever the number of databases
