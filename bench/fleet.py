@@ -296,11 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tables", type=int, default=200, help="tables per database (200)")
     p.add_argument("--runs", type=int, default=3, help="runs of each measurement; medians (3)")
     p.add_argument("--pg-version", type=int, default=16, help="PostgreSQL major version (16)")
+    p.add_argument("--pg-bin", default=None, help="PostgreSQL's bin directory (instead of --pg-version)")
     p.add_argument("--server-dir", type=Path, default=None, help="keep the cluster (and the fleet) here")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     p.add_argument("--port", type=int, default=None, help="the server's port (default: a free one)")
     p.add_argument("--build-only", action="store_true", help="build the fleet (with --server-dir) and stop")
     args = p.parse_args(argv)
+    if args.databases < 2:  # one database is not a fleet: check and apply take their single-database path
+        p.error("--databases: at least 2")
 
     import platform
 
@@ -312,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[fleet {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    server = fixture.start_server(args.pg_version, args.server_dir, log, port=args.port)
+    server = fixture.start_server(args.pg_version, args.server_dir, log, pg_bin=args.pg_bin, port=args.port)
     try:
         with (
             tempfile.TemporaryDirectory(prefix="pgwarden-fleet-") as tmp,
