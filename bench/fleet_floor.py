@@ -1,17 +1,18 @@
 """The floor of a fleet command's reads: the statements it sends each database, captured from it, replayed bare.
 
     from bench import fleet_floor
-    script = fleet_floor.capture(["check", "-c", POLICY, "--dsn", DSN], names[:3], env, workdir)
-    argv = [sys.executable, "-c", fleet_floor.replay_script(8), str(script.path), *dsns]
+    captured = fleet_floor.capture(["check", "-c", POLICY, "--dsn", DSN], names[:3], oids, env, workdir)
+    argv = [sys.executable, "-c", fleet_floor.replay_script(8), str(captured.path), *dsns]
 
 `capture` runs the command in a child process over a few databases of the fleet (`--jobs 1`: its
 databases one after the other, in that process) with psycopg's `Cursor.execute` and
 `Connection._exec_command` wrapped, so it records every statement, with its parameters as Python
 values and whether it went in a pipeline, on every connection the command opened; what it keeps
 is the last database's own connections (the first carries the fleet's shared read). The database's
-name, wherever it is a parameter, becomes a placeholder the replay fills in. `REPLAY` sends exactly
-those statements to each database, 8 threads, each on a fresh connection opened as pgwarden opens
-its own (autocommit, the same application_name), in the same pipelines, and fetches every row:
+name and oid (`oids`: every database's), wherever they are parameters, become placeholders the
+replay fills in. `REPLAY` sends exactly those statements to each database, `threads` at once, each
+on a fresh connection opened as pgwarden opens its own (autocommit, the same application_name), in
+the same pipelines, and fetches every row:
 what any client reading what the command's rules read costs, without the rules. The statements
 come from the command itself, so the floor follows its queries as they change.
 """
@@ -162,7 +163,7 @@ def capture(command: list[str], names: list[str], oids: dict[str, int], env: dic
 def _entry(seen: tuple[object, ...], target: str, oid: int) -> tuple[object, ...]:
     _, _, kind, query, params, piped = seen
     assert isinstance(query, str)
-    if target in query or str(oid) in query:  # a statement naming its database cannot be replayed elsewhere
+    if target in query:  # a statement naming its database in its text cannot be replayed on another
         raise RuntimeError(f"a statement names database {target} in its text: {query[:200]}")
     return kind, query, _placeholder(params, target, oid), piped
 
