@@ -142,14 +142,6 @@ def report(text: str, prefix: str) -> str:
     return "\n".join(out)
 
 
-def _server_cpu(datadir: Path) -> float:
-    """CPU seconds of the server's ended backends: the postmaster reaps them, so they add to its
-    children's times (what the server spent, whatever else the machine runs)."""
-    pid = (datadir / "postmaster.pid").read_text().split()[0]
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime, cstime
-
-
 def _client_cpu() -> float:
     import resource
 
@@ -159,7 +151,12 @@ def _client_cpu() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.fleet_profile", description=__doc__.splitlines()[0])
-    p.add_argument("command", choices=["check", "apply", "floor"], help="floor: bench.fleet's bare Python fetch")
+    p.add_argument(
+        "command",
+        choices=["check", "apply", "floor", "floor-check", "floor-apply"],
+        help="floor: bench.fleet's bare Python fetch; floor-check, floor-apply: a bare client sending the "
+        "statements check (apply) sends each database (bench.fleet_floor)",
+    )
     p.add_argument("-d", "--database", default="t*", help="the databases (a pattern of bench.fleet's names)")
     p.add_argument("--tables", type=int, default=200)
     p.add_argument("--pg-version", type=int, default=16)
@@ -174,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import psycopg
 
-    from bench.fleet import PREFIX, PY_FETCH, write_policy
+    from bench import fleet_floor
+    from bench.fleet import PREFIX, PY_FETCH, server_cpu, write_policy
     from bench.run import floor_read_sql, pgwarden_argv
     from pgwarden.fetch import query
 
@@ -190,24 +188,45 @@ def main(argv: list[str] | None = None) -> int:
             admin.execute("SELECT pg_reload_conf()")
             time.sleep(0.5)
             policy = write_policy(Path(tmp), args.tables)
-            start = server.logfile.stat().st_size
+            env = {**os.environ, **({"PYTHONPATH": args.pythonpath} if args.pythonpath else {})}
+            names = [
+                r[0] for r in admin.execute(query("cluster_databases").encode()) if fnmatchcase(r[0], args.database)
+            ]
             argv = pgwarden_argv(args.command, "-c", str(policy), "--dsn", server.conninfo(), "-d", args.database)
             argv += ["--jobs", str(args.jobs), "--format", "json"] + (["--yes"] if args.command == "apply" else [])
             if args.command == "floor":
-                names = [
-                    r[0] for r in admin.execute(query("cluster_databases").encode()) if fnmatchcase(r[0], args.database)
-                ]
                 floor_sql = floor_read_sql(fixture.Size(args.tables, 1))
                 argv = [sys.executable, "-c", PY_FETCH, *(server.conninfo(n) for n in names), floor_sql]
-            env = {**os.environ, **({"PYTHONPATH": args.pythonpath} if args.pythonpath else {})}
-            server_cpu, client_cpu = _server_cpu(server.datadir), _client_cpu()
+            elif args.command.startswith("floor-"):  # the command's statements captured first (not measured)
+                command = args.command.removeprefix("floor-")
+                oids: dict[str, int] = dict(admin.execute("SELECT datname, oid::int FROM pg_database").fetchall())
+                captured = fleet_floor.capture(
+                    [
+                        command,
+                        "-c",
+                        str(policy),
+                        "--dsn",
+                        server.conninfo(),
+                        *(["--yes"] if command == "apply" else []),
+                    ],
+                    names[:3],
+                    oids,
+                    env,
+                    Path(tmp),
+                )
+                log(f"{command} sends {captured.statements} statements to each database; replaying them")
+                argv = [sys.executable, "-c", fleet_floor.replay_script(args.jobs), str(captured.path)]
+                argv += [server.conninfo(n) for n in names]
+            start = server.logfile.stat().st_size
+            server_before, client_before = server_cpu(server.datadir), _client_cpu()
             started = time.perf_counter()
             proc = subprocess.run(argv, capture_output=True, text=True, env=env)
             seconds = time.perf_counter() - started
-            server_cpu, client_cpu = _server_cpu(server.datadir) - server_cpu, _client_cpu() - client_cpu
+            time.sleep(0.3)  # the postmaster reaps the last backends just after the client has gone
+            server_spent, client_spent = server_cpu(server.datadir) - server_before, _client_cpu() - client_before
             log(
-                f"{args.command}: {seconds:.2f} s, exit {proc.returncode}; CPU seconds: server {server_cpu:.2f}, "
-                f"pgwarden {client_cpu:.2f}"
+                f"{args.command}: {seconds:.2f} s, exit {proc.returncode}; CPU seconds: server {server_spent:.2f}, "
+                f"pgwarden {client_spent:.2f}"
             )
             if proc.returncode not in (0, 1):
                 log(proc.stderr[-2000:])

@@ -147,6 +147,35 @@ def test_admin_connection_is_reused_from_one_database_to_the_next(
     assert left == (0,)  # closed when the run ends
 
 
+def test_threads_keep_the_admin_connection_from_one_database_to_the_next_too(
+    admin_dsn: str, admin_conn: Any, unique_name: Any, pg_cleanup: Any
+) -> None:
+    # `--jobs 1`, one core, or a caller that is not alone: the jobs run in threads of the caller,
+    # and each database used to open (and the server to start and end) an admin connection of its own
+    from pgwarden.policy import build_policy
+    from pgwarden.session import Session
+
+    dbs = [pg_cleanup.database(unique_name("ft")) for _ in range(4)]
+    for db in dbs:
+        admin_conn.execute(f'CREATE DATABASE "{db}"')
+
+    def job(name: str) -> int:
+        policy = build_policy(database=name, owner="o", app=["a"])
+        with Session.open(admin_dsn, policy) as session:
+            assert session.target_exists()
+            return int(session.admin.info.backend_pid)
+
+    outcomes = run_each(dbs, job, jobs=1, processes=False)
+    assert all(o.error is None for o in outcomes) and [o.database for o in outcomes] == sorted(dbs)
+    pids = {o.result for o in outcomes}
+    assert len(pids) == 1  # one thread: one admin connection for the four databases
+    two = run_each(dbs, job, jobs=2, processes=False)
+    pids |= {o.result for o in two}
+    assert len(pids) <= 3
+    left = admin_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (list(pids),)).fetchone()
+    assert left == (0,)  # closed when each run ends
+
+
 def _file(dbs: list[str], owner: str, app: str) -> str:
     entries = "\n".join(
         f'[[databases]]\nname = "{db}"\ngrants = [{{ role = "{app}", profile = "readwrite", schemas = ["public"] }}]\n'

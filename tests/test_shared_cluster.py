@@ -171,3 +171,32 @@ def test_a_fleets_report_of_changes_outside_pgwarden_is_each_databases_own(
     # the grant on dbs[2] is dbs[2]'s change to report (its `database` part), not the others': dbs[1]
     # has the finding it makes and nothing changed of its own (pgwarden.ledger.OTHER_DATABASES)
     assert changed[dbs[1]] == [] and all("outside:database" not in c for c in changed.values()), changed
+
+
+def test_a_fleets_admin_connection_sends_nothing_per_database(
+    tmp_path: Path, admin_dsn: str, unique_name: Any, pg_cleanup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each database's "does it exist?" was a statement on the admin connection; the fleet's shared
+    # read now answers it (ClusterPart.database_names), so what the admin connection sends does not
+    # grow with the fleet. The statements are counted as psycopg sends them (the server is real).
+    cfg, dbs, _, _ = _fleet(tmp_path, admin_dsn, unique_name, pg_cleanup)
+    sent: list[tuple[str, str]] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(self: psycopg.Cursor[Any], query: Any, params: Any = None, **kwargs: Any) -> Any:
+        sent.append((str(self.connection.info.dbname), str(query)[:200]))
+        return execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+
+    def admin_statements(selected: list[str]) -> list[str]:
+        sent.clear()
+        args = [a for db in selected for a in ("-d", db)]  # -j 1: in this process, one after the other
+        result = run_cli(["check", "-c", str(cfg), "--dsn", admin_dsn, "-j", "1", "--format", "json", *args])
+        assert result.exit_code == 0, result
+        assert [d["database"] for d in result.json()["databases"]] == selected
+        assert {db for db, _ in sent if db in dbs} == set(selected)  # each read on its own connection
+        return [q for db, q in sent if db not in dbs]
+
+    two, three = admin_statements(dbs[:2]), admin_statements(dbs)
+    assert two == three and two  # the shared read, once, whatever the number of databases

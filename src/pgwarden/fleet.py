@@ -107,16 +107,32 @@ def timed(database: str, job: Callable[[str], T]) -> Outcome[T]:
 
 
 def _threads(databases: Sequence[str], job: Callable[[str], T], jobs: int, on_done: OnDone | None) -> list[Outcome[T]]:
+    """The jobs in threads of this process, each thread keeping its admin connections from one
+    database to the next as a worker process's threads do (`--jobs 1`, one core: without it, each
+    database cost the server a second backend, its start-up and exit), closed when the run ends."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
+    kept: list[dict[str | None, Any]] = []
+    lock = threading.Lock()
+
+    def keep() -> None:  # each pool thread, as it starts
+        _reuse.conns = {}
+        with lock:
+            kept.append(_reuse.conns)
+
     outcomes: list[Outcome[T]] = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(timed, db, job) for db in databases]
-        for done, fut in enumerate(as_completed(futures), 1):
-            outcome = fut.result()
-            outcomes.append(outcome)
-            if on_done:
-                on_done(outcome, done, len(databases))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs), initializer=keep) as pool:
+            futures = [pool.submit(timed, db, job) for db in databases]
+            for done, fut in enumerate(as_completed(futures), 1):
+                outcome = fut.result()
+                outcomes.append(outcome)
+                if on_done:
+                    on_done(outcome, done, len(databases))
+    finally:  # the threads have ended (or are ending with the pool): their connections are closed here
+        for conns in kept:
+            for conn in list(conns.values()):
+                conn.close()
     return sorted(outcomes, key=lambda o: o.database)
 
 

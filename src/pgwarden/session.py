@@ -41,8 +41,9 @@ class Session:
     #: check's independent reads on a second connection (pgwarden.parallel): None decides by the
     #: catalog's size (a single database only: a fleet's cores are busy with its databases)
     parallel: bool | None = field(default=None, repr=False)
-    #: the cluster's databases as the admin connection read them on opening (EarlyAdmin): answers the
-    #: first target_exists(), which then sends no statement; None: ask the server
+    #: the cluster's databases as the admin connection read them on opening (EarlyAdmin) or a fleet's
+    #: shared read did (ClusterPart.database_names): answers the first target_exists(), which then
+    #: sends no statement; None: ask the server
     _databases: frozenset[str] | None = field(default=None, repr=False)
     #: the target's connection opened then too (EarlyAdmin.take_target): the first inspection's
     _early_target: psycopg.Connection[Any] | None = field(default=None, repr=False)
@@ -68,6 +69,8 @@ class Session:
                 f"PostgreSQL {version // 10000} is not supported",
                 hint="pgwarden supports PostgreSQL 14 to 18",
             )
+        if databases is None and cluster is not None:  # a fleet: the databases as its shared read saw them
+            databases = cluster.database_names
         session = cls(dsn, policy, conn, cluster=cluster, _databases=databases, _early_target=target)
         if any(g.except_labels for g in policy.grants()):  # the labels' columns as they are now
             from pgwarden.access.labels import read_columns, resolve

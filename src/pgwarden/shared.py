@@ -118,6 +118,9 @@ class ClusterPart:
     grantees: frozenset[str] = frozenset()
     #: the parameters only a superuser may set (outside_settings.sql); None: not read
     superuser_settings: frozenset[str] | None = None
+    #: the cluster's databases, read for a fleet: each database's first "does it exist?" (a
+    #: statement on the admin connection, per database) is answered from it; None: not read
+    database_names: frozenset[str] | None = None
 
     def serves(self, server: ServerInfo, role_names: Collection[str]) -> bool:
         """Whether this part stands for what `server`'s connection would read for `role_names`."""
@@ -209,7 +212,7 @@ def read_shared(dsn: str | None, policies: Sequence[Policy]) -> ClusterPart | No
     workers fork); None when it cannot be read (each database then reads its own, as alone)."""
     import psycopg
 
-    from pgwarden.connect import connect, conninfo_for
+    from pgwarden.connect import DATABASE_NAMES, connect, conninfo_for
     from pgwarden.errors import PgwardenError
 
     names = sorted({n for p in policies for n in p.role_names})
@@ -219,8 +222,11 @@ def read_shared(dsn: str | None, policies: Sequence[Policy]) -> ClusterPart | No
             part = read_cluster(conn, server, names, all_databases=True)
             rows = read_databases(conn, part.roles, names)
             settings = read_superuser_settings(conn)
+            databases = frozenset(str(r[0]) for r in conn.execute(DATABASE_NAMES))
     except (PgwardenError, psycopg.Error):
         return None
     from dataclasses import replace
 
-    return replace(part, databases=rows, grantees=frozenset(names), superuser_settings=settings)
+    return replace(
+        part, databases=rows, grantees=frozenset(names), superuser_settings=settings, database_names=databases
+    )
