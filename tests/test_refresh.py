@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from conftest import PgCleanup
-from pgwarden.refresh import routine_name
+from pgwarden.refresh import Refresh, create_sql, grant_sql, owner_sql, revoke_sql, routine_name
 from test_core import Split, make_split
 
 VIEWS = (
@@ -220,3 +220,70 @@ def test_among_many_tables_the_view_still_gets_its_grant(split: Split, pg_versio
             "SELECT bool_or(has_table_privilege(format('t%s', i), 'MAINTAIN')) FROM generate_series(1, 260) i"
         ).fetchone() == (False,)
     split.assert_clean()
+
+
+def _by_routine(split: Split, role: str, view: str) -> str | None:
+    """Refresh `view` acting as `role` through the app's refresh routine (on every version): None when it
+    worked, else the server's SQLSTATE."""
+    with split.login(role) as conn:
+        try:
+            conn.execute(
+                sql.SQL("SELECT {}(%s::regclass, false)").format(sql.Identifier("public", routine_name(split.app))),
+                (f"public.{view}",),
+            )
+        except psycopg.Error as exc:
+            return exc.sqlstate
+    return None
+
+
+def _leftover(split: Split, pg_version: int) -> None:
+    """The app's refresh routine, left behind: on 14-16 the real way (declared, applied, no longer
+    declared); on 17+ as a 14-16 apply made it before an upgrade (its own statements, by hand)."""
+    text = split.path.read_text("utf-8")
+    if pg_version <= 16:
+        _declare(split, "public.totals")
+        assert split.apply().exit_code == 0
+        split.path.write_text(text, "utf-8")
+        return
+    refresh = Refresh(split.app, "public", ("totals",))
+    with split.admin_db() as conn:
+        conn.execute(create_sql(refresh))
+        conn.execute(owner_sql(refresh, split.owner))
+        conn.execute(revoke_sql(refresh, ()))
+        conn.execute(grant_sql(refresh))
+
+
+def test_a_refresh_routine_the_policy_no_longer_declares_is_dropped_never_granted(
+    split: Split, pg_version: int
+) -> None:
+    """The profiles give EXECUTE on a schema's routines: a refresh routine left from a refresh the policy
+    no longer declares was granted to every access role, so the readonly role could refresh the view as
+    the owner. Now plan drops it (withheld in additive mode) and grants nothing on it; a readonly role that
+    was given it (as the old plan did) can refresh through it until apply, not after."""
+    _leftover(split, pg_version)
+    assert _by_routine(split, split.app, "totals") is None  # still the app's, though no longer declared
+    plan = split.plan_json()
+    routine = routine_name(split.app)
+    about = [s for s in plan["steps"] if routine in s["object"]]
+    assert [(s["action"], s["destructive"]) for s in about] == [("refresh-routine", True)], about
+    assert about[0]["sql"].startswith(f'DROP FUNCTION "public"."{routine}"(matview regclass'), about
+    additive = split.cli("plan", "--mode", "additive", "--format", "json").json()
+    assert not [s for s in additive["steps"] if routine in s["object"]], additive["steps"]
+    assert [s["sql"] for s in additive.get("withheld", []) if routine in s["object"]] == [about[0]["sql"]]
+
+    with split.admin_db() as conn:  # what the plan before this change did: EXECUTE for every profile
+        conn.execute(
+            sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {}").format(sql.Identifier(split.readonly))
+        )
+    assert _by_routine(split, split.readonly, "totals") is None  # the hazard is real: readonly refreshes
+    check = split.cli("check", "--format", "json")
+    assert check.exit_code == 1, str(check)
+    found = [f for f in check.json()["findings"] if routine in (f["object"] or "")]
+    assert any(f["fix"] == about[0]["sql"] for f in found), found
+    assert not [s for s in split.plan_json()["steps"] if routine in s["object"] and s["action"] != "refresh-routine"]
+
+    assert split.apply().exit_code == 0
+    for role in (split.readonly, split.app):
+        assert _by_routine(split, role, "totals") == "42883"  # no such function: nobody refreshes through it
+    split.assert_clean()
+    assert split.cli("check").exit_code == 0

@@ -44,6 +44,11 @@ def routine_name(role: str) -> str:
     return ROUTINE_PREFIX + role
 
 
+def is_routine_name(name: str) -> bool:
+    """Whether `name` is a refresh routine's, of some role (queries/refresh_routines.sql reads them)."""
+    return name.startswith(ROUTINE_PREFIX) and len(name) > len(ROUTINE_PREFIX)
+
+
 def declared(policy: Policy) -> tuple[Refresh, ...]:
     """The policy's refreshes, one per (role, schema), views in the order the file gives them."""
     by: dict[tuple[str, str], dict[str, None]] = {}

@@ -248,7 +248,9 @@ class Session:
         )
         if p.pgbouncer is not None and snap.database is not None:
             snap = with_pooler(conn, p, snap)
-        if p.database.refresh and snap.database is not None:
+        # pgwarden's refresh routines, declared or left from a refresh the policy no longer declares
+        # (plan/refresh.py drops those); a managed schema without a SECURITY DEFINER routine has none
+        if (p.database.refresh or snap.server.definers) and snap.database is not None:
             snap = with_refresh_routines(conn, snap, p.database.schemas)
         # big groups that need changes are named in one more query, so that apply can grant on
         # lists of objects; a compliant database needs none. The objects of schemas the policy

@@ -321,6 +321,7 @@ def with_names(
 
 def with_refresh_routines(conn: psycopg.Connection[Any], snap: Snapshot, managed: Sequence[str]) -> Snapshot:
     """`snap` with pgwarden's refresh routines of the managed schemas: one more query, made only for a
-    policy that declares a refresh (every other snapshot keeps its fixed count of statements)."""
+    policy that declares a refresh or where a managed schema has a SECURITY DEFINER routine (a routine
+    left from a refresh no longer declared, which the plan drops); other snapshots keep their count."""
     oids = [s.oid for s in snap.schemas if s.name in managed]
     return replace(snap, refresh_routines=tuple(fetch(conn, "refresh_routines", RefreshRoutine, {"schemas": oids})))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from psycopg import sql
 
@@ -15,7 +16,7 @@ from pgwarden.plan.authority import Authority
 from pgwarden.plan.model import Action, Need, Phase, Step, Subject
 from pgwarden.policy import Policy
 from pgwarden.scopes import Scopes
-from pgwarden.snapshot import Acl, Snapshot
+from pgwarden.snapshot import Acl, RefreshRoutine, Snapshot
 
 
 @dataclass
@@ -76,6 +77,25 @@ class PlanContext:
     def grants(self) -> Scopes:
         assert self.scopes is not None
         return self.scopes
+
+    @cached_property
+    def refresh_leftovers(self) -> Mapping[tuple[str, str], RefreshRoutine]:
+        """(schema, `name(args)`) -> a refresh routine pgwarden made (plan/refresh.py) for a refresh the
+        policy no longer declares: it is dropped, and no grant is planned on it (the profiles' EXECUTE on
+        the schema's routines would let their roles refresh the views as the owner)."""
+        from pgwarden.refresh import ARGS, is_routine_name
+
+        out = {}
+        for r in self.snap.refresh_routines:
+            name = f"{r.name}({r.args})"
+            if r.args == ARGS and is_routine_name(r.name) and self.grants.refresh_routine_of(r.schema, name) is None:
+                out[(r.schema, name)] = r
+        return out
+
+    @cached_property
+    def leftover_schemas(self) -> frozenset[str]:
+        """The schemas with a refresh leftover: their routines are planned one by one, never in bulk."""
+        return frozenset(schema for schema, _ in self.refresh_leftovers)
 
 
 def privs_sql(privs: Iterable[str]) -> sql.Composable:

@@ -111,8 +111,11 @@ def _pending(ctx: PlanContext) -> dict[PendingKey, list[ObjectGroup]]:
             continue  # additive: the grants of an object whose ownership would move follow the move
         schema = schema_names.get(group.schema, str(group.schema))
         one_by_one = ctx.grants.detailed(schema) or group.bookkeeping  # bookkeeping: SELECT at most
+        one_by_one = one_by_one or (group.kind == "routine" and schema in ctx.leftover_schemas)
         if one_by_one and group.objects is not None:
             for obj in group.objects:
+                if group.kind == "routine" and (schema, f"{obj.name}({obj.args or ''})") in ctx.refresh_leftovers:
+                    continue  # dropped (plan/refresh.py): no grant on it
                 single = replace(group, count=1, objects=(obj,))
                 for change in _group_changes(ctx, single, schema, obj):
                     pending[(schema, group.kind, change)].append(single)
@@ -141,8 +144,9 @@ def groups_to_name(policy: Policy, snap: Snapshot, *, changing: bool = True) -> 
     ctx = PlanContext.of(policy, snap)
     out: dict[tuple[object, ...], ObjectGroup] = {}
     schema_names = {s.oid: s.name for s in snap.schemas}
-    for g in snap.objects:  # objects the policy treats one by one are always named
-        if g.objects is None and ctx.grants.detailed(schema_names.get(g.schema, "")):
+    for g in snap.objects:  # objects the policy treats one by one are always named, and a refresh leftover's
+        name = schema_names.get(g.schema, "")
+        if g.objects is None and (ctx.grants.detailed(name) or (g.kind == "routine" and name in ctx.leftover_schemas)):
             out[g.key] = g
     if not changing:
         return list(out.values())
@@ -173,6 +177,7 @@ def plan_objects(ctx: PlanContext) -> Iterator[Step]:
     with_extension = {(g.schema, g.kind) for g in snap.objects if g.extension}
     with_extension |= {(s.oid, k) for s in snap.schemas if ctx.grants.detailed(s.name) for k in PROFILE_KINDS}
     with_extension |= {(g.schema, g.kind) for g in snap.objects if g.bookkeeping}  # ALL TABLES would reach them
+    with_extension |= {(s.oid, "routine") for s in snap.schemas if s.name in ctx.leftover_schemas}  # and a leftover
     schema_oids = {s.name: s.oid for s in snap.schemas}
     for (schema, kind_name, change), pending in _pending(ctx).items():
         rest = [g for g in pending if not g.bookkeeping]

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from psycopg import sql
+
 from pgwarden.plan.context import PlanContext
 from pgwarden.plan.model import Action, Need, Phase, Step
 from pgwarden.plan.model import Requirement as R
 from pgwarden.policy import Policy
+from pgwarden.policy.refresh import ROUTINE_PREFIX
 from pgwarden.refresh import (
     ARGS,
     SEARCH_PATH,
@@ -68,7 +71,10 @@ def plan_refresh(ctx: PlanContext) -> Iterator[Step]:
     DEFINER or search_path differ; EXECUTE is then taken from PUBLIC and from the roles the owner's
     default privileges give it to, and granted to the role."""
     snap = ctx.snap
-    if snap.database is None or snap.caps.has_maintain:
+    if snap.database is None:
+        return
+    yield from _drop_leftovers(ctx)
+    if snap.caps.has_maintain:
         return
     others = default_grantees(ctx.policy, snap)
     for refresh in declared(ctx.policy):
@@ -103,6 +109,30 @@ def plan_refresh(ctx: PlanContext) -> Iterator[Step]:
                 subject=subject(refresh),
                 change=change,
             )
+
+
+def _drop_leftovers(ctx: PlanContext) -> Iterator[Step]:
+    """Each refresh routine pgwarden made for a refresh the policy no longer declares, dropped (every
+    version: on 17+ too, where one made before an upgrade outlives its purpose). Left, the profiles'
+    EXECUTE on the schema's routines would let every access role refresh its views as the owner."""
+    for (schema, name), routine in sorted(ctx.refresh_leftovers.items()):
+        owner = ctx.snap.role_name(routine.owner) or str(routine.owner)
+        runs = ", ".join(routine.executors) or "nobody but its owner"
+        statement = sql.SQL("DROP FUNCTION {}({})").format(sql.Identifier(schema, routine.name), sql.SQL(ARGS))
+        yield Step(
+            Phase.DATABASE,
+            Action.REFRESH_ROUTINE,
+            f"function {schema}.{name}",
+            f"pgwarden made this SECURITY DEFINER routine so that {routine.name.removeprefix(ROUTINE_PREFIX)} "
+            f"could refresh materialized views; the policy no longer declares that refresh, and whoever may run "
+            f"it (now: {runs}) refreshes them as {owner}",
+            statement,
+            destructive=True,
+            needs=None if ctx.auth.acts_as(owner) else Need.of((R.MEMBERSHIP, owner)),
+            allowed=ctx.auth.acts_as(owner),
+            subject=("refresh", schema, routine.name),
+            change="drop",
+        )
 
 
 def default_grantees(policy: Policy, snap: Snapshot) -> tuple[str, ...]:
