@@ -15,7 +15,7 @@ import pgwarden.check
 from conftest import PgCleanup
 from helpers import db_conninfo, role_conninfo
 from pgwarden.check import CheckResult, run_check
-from pgwarden.parallel import FAILED, SecondReader, start
+from pgwarden.parallel import FAILED, Pending, SecondReader, start
 from pgwarden.policy import load_policy
 from pgwarden.session import Session
 from test_core import Split, make_split
@@ -47,17 +47,23 @@ def as_json(result: CheckResult) -> str:
 
 
 def recording(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The results the second connection handed back (FAILED when the first had to do the reads)."""
+    """The results the second connection handed back (FAILED when the first had to do the reads):
+    the column ACLs' (given at once) and the side reads' (given with the roles and schemas)."""
     got: list[Any] = []
-    original = SecondReader.result
+    original = Pending.result
 
-    def result(self: SecondReader[Any]) -> Any:
+    def result(self: Pending[Any]) -> Any:
         value = original(self)
         got.append(value)
         return value
 
-    monkeypatch.setattr(SecondReader, "result", result)
+    monkeypatch.setattr(Pending, "result", result)
     return got
+
+
+def by_second(got: list[Any]) -> bool:
+    """Whether the second connection did both its reads (none was left to the first)."""
+    return len(got) == 2 and all(value is not FAILED for value in got)
 
 
 def test_two_connections_find_exactly_what_one_finds(
@@ -70,6 +76,10 @@ def test_two_connections_find_exactly_what_one_finds(
         db.execute(f"GRANT TRUNCATE ON {items} TO {app}")
         db.execute(f"ALTER TABLE {notes} OWNER TO {app}")
         db.execute(f"GRANT CREATE ON SCHEMA public TO {app}")
+        # column privileges (the second connection reads them): one to PUBLIC alone, which leaves no
+        # pg_shdepend row, and one to a role
+        db.execute(f"GRANT SELECT (name) ON {items} TO PUBLIC")
+        db.execute(f"GRANT UPDATE (id) ON {notes} TO {app}")
         db.execute(f"ALTER TABLE {items} ENABLE ROW LEVEL SECURITY")
         db.execute(
             f"CREATE FUNCTION public.peek() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'; "
@@ -79,9 +89,12 @@ def test_two_connections_find_exactly_what_one_finds(
     got = recording(monkeypatch)
     one = check(split, parallel=False)
     two = check(split, parallel=True)
-    assert len(got) == 1 and got[0] is not FAILED  # the second connection did the side reads
+    assert by_second(got)  # the second connection read the column ACLs and did the side reads
     assert as_json(two) == as_json(one)
     rules = {f.rule for f in one.findings}
+    # both column grants are found (the snapshot's column ACLs), on either path
+    revoked = {f.object for f in two.findings if f.rule == "drift.revoke"}
+    assert {"SELECT (name) of table public.items", "UPDATE (id) of table public.notes"} <= revoked, revoked
     # the hazard reads found something (else equality would prove little)
     assert "access.owns-objects" in rules, rules
     assert any(f.rule.startswith("drift.") for f in one.findings), rules
@@ -102,12 +115,13 @@ def test_a_change_committed_between_the_two_connections_reads_is_seen_by_neither
         with split.admin_db() as db:
             db.execute(f"ALTER TABLE {items} OWNER TO {app}")
             db.execute(f"GRANT TRUNCATE ON {items} TO {app}")
+            db.execute(f"GRANT SELECT (name) ON {items} TO PUBLIC")  # a column ACL, which the second reads
         return original(policy, snap)
 
     monkeypatch.setattr(pgwarden.check, "_side_reads", side_reads_after_a_change)
     got = recording(monkeypatch)
     during = check(split, parallel=True)
-    assert len(got) == 1 and got[0] is not FAILED
+    assert by_second(got)
     # both connections read the state the first one's snapshot was taken in: no finding, not half of them
     assert during.findings == (), as_json(during)
     monkeypatch.undo()

@@ -22,10 +22,11 @@ if TYPE_CHECKING:
 
     from pgwarden.hazards import HazardData
     from pgwarden.ledger import LedgerState
-    from pgwarden.parallel import SecondReader
+    from pgwarden.parallel import Pending, SecondReader
     from pgwarden.plan import Plan, Step
     from pgwarden.policy import Policy
     from pgwarden.session import Session
+    from pgwarden.shared import ServerInfo
     from pgwarden.snapshot import Snapshot
 
 
@@ -110,26 +111,35 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
 
     When the database does not exist, the only finding is the drift that creates it (hazards need
     the database). `secrets` are the policy's passwords (as `apply` takes them): with them, a
-    changed password is drift too. A big database's hazard and ledger reads run on a second
-    connection meanwhile, through the first one's snapshot (pgwarden.parallel): the same findings."""
+    changed password is drift too. A big database's column ACLs, hazard and ledger reads run on a
+    second connection meanwhile, through the first one's snapshot (pgwarden.parallel): the same findings."""
     policy = session.policy
     with session.inspection_connection() as conn:
-        second = _second_reader(session, conn)
+        readers: list[SecondReader[Any]] = []  # the second connection, once server.sql says it gains
+        side: list[Pending[tuple[HazardData, LedgerState]]] = []
+
+        def open_second(server: ServerInfo) -> SecondReader[Any] | None:
+            reader = _second_reader(session, conn, server)
+            readers.extend([reader] if reader is not None else [])
+            return reader
+
+        def on_partial(partial: Snapshot) -> None:
+            side.extend(r.submit(_side_reads(policy, partial)) for r in readers)
+
         try:
             # with the secrets: a non-superuser verifies passwords by logging in, as plan does
-            on_partial = None if second is None else (lambda partial: second.submit(_side_reads(policy, partial)))
-            snap = session.snapshot(conn, secrets, shared=True, on_partial=on_partial)
+            snap = session.snapshot(conn, secrets, shared=True, on_partial=on_partial, second=open_second)
             # imported once the server has answered: the first statements wait for none of these
             from pgwarden.ledger import expired_findings, outside_report
             from pgwarden.parallel import FAILED, Failed
             from pgwarden.plan.provider import with_external
             from pgwarden.retirement import findings as retired_findings
 
-            got = second.result() if second is not None else FAILED
+            got = side[0].result() if side else FAILED
             hz, state = _side_reads(policy, snap)(conn) if isinstance(got, Failed) else got
         finally:
-            if second is not None:
-                second.close()
+            for reader in readers:
+                reader.close()
         session.ledger = state
     the_plan = session.plan(snap, secrets)
     # the provider's own roles are left alone by the rules as by the plan (as if under [ignore] roles)
@@ -155,13 +165,14 @@ def _side_reads(policy: Policy, snap: Snapshot) -> Callable[[psycopg.Connection[
     return read
 
 
-def _second_reader(session: Session, conn: psycopg.Connection[Any]) -> SecondReader[Any] | None:
+def _second_reader(session: Session, conn: psycopg.Connection[Any], server: ServerInfo) -> SecondReader[Any] | None:
     """A second connection for the side reads, where it gains: the target database exists and is
-    big (or session.parallel says so), and this is not a fleet (whose cores its databases use)."""
-    if session.parallel is False or session.cluster is not None or conn.info.dbname != session.target:
+    big (server.sql's catalog size, or session.parallel says so), and this is not a fleet (whose
+    cores its databases use)."""
+    if session.parallel is False or session.cluster is not None or server.database != session.target:
         return None
     from pgwarden.parallel import big_enough, start
 
-    if session.parallel is None and not big_enough(conn):
+    if session.parallel is None and not big_enough(server):
         return None
     return start(conn, session.connect_target)

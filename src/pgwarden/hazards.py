@@ -97,7 +97,7 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     # one read for the access roles' paths and the owner's and deploy logins' (owner_reach)
     builders = set(owners + deploy)
     # independent reads, sent together (one round trip); a read the server's first answer says
-    # would return no row is not sent (server.sql: rls, definers)
+    # would return no row is not sent (server.sql: definers)
     server, calls = (
         snap.server,
         {
@@ -116,8 +116,8 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     calls["owned"] = Call(owned_query, OwnedRow, {"roles": roles + deploy})
     if server.definers:
         calls["functions"] = Call("hazard_functions", FunctionRow, {"roles": roles, "schemas": schemas})
-    if server.rls:
-        calls["rls"] = Call("hazard_rls", RlsRow, {"schemas": schemas})
+    # row security: always read (knowing that no relation has it takes the same scan of pg_class)
+    calls["rls"] = Call("hazard_rls", RlsRow, {"schemas": schemas})
     got = dict(zip(calls, fetch_each(conn, list(calls.values())), strict=True))
     paths, (outside,) = got["paths"], got["outside"]
     owned, privileges, functions, rls = (got.get(k, []) for k in ("owned", "privileges", "functions", "rls"))
