@@ -97,6 +97,7 @@ def test_two_connections_find_exactly_what_one_finds(
     assert {"SELECT (name) of table public.items", "UPDATE (id) of table public.notes"} <= revoked, revoked
     # the hazard reads found something (else equality would prove little)
     assert "access.owns-objects" in rules, rules
+    assert any(r.startswith("rls.") for r in rules), rules  # row security: read on the first connection
     assert any(f.rule.startswith("drift.") for f in one.findings), rules
     assert any(not f.rule.startswith("drift.") for f in one.findings), rules
 
@@ -109,14 +110,14 @@ def test_a_change_committed_between_the_two_connections_reads_is_seen_by_neither
     items, app = ident("public", "items"), ident(split.app)
     original = pgwarden.check._side_reads
 
-    def side_reads_after_a_change(policy: Any, snap: Any) -> Any:
+    def side_reads_after_a_change(policy: Any, snap: Any, **options: Any) -> Any:
         # the first connection has read the roles, schemas and database; it has still to read the
         # objects, the second the hazards: another session changes both meanwhile
         with split.admin_db() as db:
             db.execute(f"ALTER TABLE {items} OWNER TO {app}")
             db.execute(f"GRANT TRUNCATE ON {items} TO {app}")
             db.execute(f"GRANT SELECT (name) ON {items} TO PUBLIC")  # a column ACL, which the second reads
-        return original(policy, snap)
+        return original(policy, snap, **options)
 
     monkeypatch.setattr(pgwarden.check, "_side_reads", side_reads_after_a_change)
     got = recording(monkeypatch)
@@ -198,3 +199,22 @@ def test_where_the_snapshot_cannot_be_exported_the_reads_stay_on_one_connection(
         assert start(first, lambda: psycopg.connect(info, autocommit=True)) is None
         assert first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # no transaction left open
         assert first.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_second_connection_runs_its_jobs_in_order_and_none_after_one_fails(admin_dsn: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as first:
+        reader = SecondReader(first, lambda: psycopg.connect(admin_dsn, autocommit=True))
+        pid = reader.submit(lambda conn: conn.info.backend_pid)
+        same = reader.submit(lambda conn: conn.info.backend_pid)
+        failing = reader.submit(lambda conn: conn.execute("SELECT 1/0").fetchone())
+        after = reader.submit(lambda conn: 1)  # its transaction is aborted: the first connection runs it
+        got = pid.result()
+        assert isinstance(got, int) and got != first.info.backend_pid and same.result() == got
+        assert failing.result() is FAILED and after.result() is FAILED
+        assert reader.submit(lambda conn: 1).result() is FAILED  # nothing more runs there
+        reader.close()
+        # closed: what was not started is not run (and nothing waits for it)
+        closed = SecondReader(first, lambda: psycopg.connect(admin_dsn, autocommit=True))
+        closed.close()
+        assert closed.submit(lambda conn: 1).result() is FAILED
+        assert first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

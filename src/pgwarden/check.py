@@ -124,19 +124,24 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
             return reader
 
         def on_partial(partial: Snapshot) -> None:
-            side.extend(r.submit(_side_reads(policy, partial)) for r in readers)
+            side.extend(r.submit(_side_reads(policy, partial, rls=False)) for r in readers)
 
         try:
             # with the secrets: a non-superuser verifies passwords by logging in, as plan does
             snap = session.snapshot(conn, secrets, shared=True, on_partial=on_partial, second=open_second)
             # imported once the server has answered: the first statements wait for none of these
+            from pgwarden.hazards import read_rls
             from pgwarden.ledger import expired_findings, outside_report
             from pgwarden.parallel import FAILED, Failed
             from pgwarden.plan.provider import with_external
             from pgwarden.retirement import findings as retired_findings
 
+            # row security on the first connection, whose reads end sooner than the second's (which
+            # reads the column ACLs and the rest of the side reads)
+            rls = read_rls(conn, policy, snap) if side and snap.database is not None else ()
             got = side[0].result() if side else FAILED
             hz, state = _side_reads(policy, snap)(conn) if isinstance(got, Failed) else got
+            hz = replace(hz, rls=rls) if rls and not isinstance(got, Failed) else hz
         finally:
             for reader in readers:
                 reader.close()
@@ -151,15 +156,18 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
     return CheckResult(policy.database.name, snap.server.version, tuple(sort_findings(found)), the_plan, outside)
 
 
-def _side_reads(policy: Policy, snap: Snapshot) -> Callable[[psycopg.Connection[Any]], tuple[HazardData, LedgerState]]:
+def _side_reads(
+    policy: Policy, snap: Snapshot, *, rls: bool = True
+) -> Callable[[psycopg.Connection[Any]], tuple[HazardData, LedgerState]]:
     """The reads that need the snapshot's roles and schemas but not its objects: the hazards and the
-    ledger (on the first connection, or on the second while the first reads the objects)."""
+    ledger (on the first connection, or on the second while the first reads the objects; `rls=False`:
+    without the row security read, made on the first)."""
 
     def read(conn: psycopg.Connection[Any]) -> tuple[HazardData, LedgerState]:
         from pgwarden.hazards import HazardData, read_hazards
         from pgwarden.ledger import read_state
 
-        hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
+        hz = read_hazards(conn, policy, snap, rls=rls) if snap.database is not None else HazardData()
         return hz, read_state(conn, snap)  # the ledger: one query, none without one
 
     return read

@@ -108,7 +108,9 @@ class SecondReader(Generic[T]):
 
     def close(self) -> None:
         """End the first connection's transaction and the thread; a read still running on the
-        second connection (the first failed or was interrupted) is cancelled, not waited for."""
+        second connection (the first failed or was interrupted) is cancelled, not waited for; those
+        not started are not run (FAILED)."""
+        self._stop()
         self._jobs.put(None)
         second = self._second
         if self._busy and second is not None:
