@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pgwarden.check
 from conftest import PgCleanup
 from helpers import db_conninfo, role_conninfo
 from pgwarden.check import CheckResult, run_check
-from pgwarden.parallel import FAILED, Pending, SecondReader, start
+from pgwarden.parallel import FAILED, Pending, SecondReader, outcome, start
 from pgwarden.policy import load_policy
 from pgwarden.session import Session
 from test_core import Split, make_split
@@ -48,9 +49,12 @@ def as_json(result: CheckResult) -> str:
 
 def recording(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The results the second connection handed back (FAILED when the first had to do the reads):
-    the column ACLs' (given at once) and the side reads' (given with the roles and schemas)."""
+    the column ACLs' (given at once), the side reads' and the row security read's (given with the
+    roles and schemas). The first connection takes none back (take_back), which it does with a job
+    the second has not started when the first is free: the split is then the same in every run."""
     got: list[Any] = []
     original = Pending.result
+    monkeypatch.setattr(SecondReader, "take_back", lambda self, pending: False)
 
     def result(self: Pending[Any]) -> Any:
         value = original(self)
@@ -62,8 +66,8 @@ def recording(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def by_second(got: list[Any]) -> bool:
-    """Whether the second connection did both its reads (none was left to the first)."""
-    return len(got) == 2 and all(value is not FAILED for value in got)
+    """Whether the second connection did its three reads (none was left to the first)."""
+    return len(got) == 3 and all(value is not FAILED for value in got)
 
 
 def test_two_connections_find_exactly_what_one_finds(
@@ -89,7 +93,7 @@ def test_two_connections_find_exactly_what_one_finds(
     got = recording(monkeypatch)
     one = check(split, parallel=False)
     two = check(split, parallel=True)
-    assert by_second(got)  # the second connection read the column ACLs and did the side reads
+    assert by_second(got)  # the second connection read the column ACLs, row security and the side reads
     assert as_json(two) == as_json(one)
     rules = {f.rule for f in one.findings}
     # both column grants are found (the snapshot's column ACLs), on either path
@@ -97,7 +101,7 @@ def test_two_connections_find_exactly_what_one_finds(
     assert {"SELECT (name) of table public.items", "UPDATE (id) of table public.notes"} <= revoked, revoked
     # the hazard reads found something (else equality would prove little)
     assert "access.owns-objects" in rules, rules
-    assert any(r.startswith("rls.") for r in rules), rules  # row security: read on the first connection
+    assert any(r.startswith("rls.") for r in rules), rules  # row security
     assert any(f.rule.startswith("drift.") for f in one.findings), rules
     assert any(not f.rule.startswith("drift.") for f in one.findings), rules
 
@@ -218,3 +222,29 @@ def test_the_second_connection_runs_its_jobs_in_order_and_none_after_one_fails(a
         closed.close()
         assert closed.submit(lambda conn: 1).result() is FAILED
         assert first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_job_the_second_connection_has_not_started_is_taken_back_by_the_first(admin_dsn: str) -> None:
+    ran: list[str] = []
+    opened = threading.Event()
+
+    def slow_second() -> psycopg.Connection[Any]:
+        opened.wait(5)  # still connecting while the first is free
+        return psycopg.connect(admin_dsn, autocommit=True)
+
+    def job(name: str) -> Callable[[psycopg.Connection[Any]], int]:
+        def run(conn: psycopg.Connection[Any]) -> int:
+            ran.append(name)
+            return conn.info.backend_pid
+
+        return run
+
+    with psycopg.connect(admin_dsn, autocommit=True) as first:
+        reader = SecondReader(first, slow_second)
+        early, late = reader.submit(job("early")), reader.submit(job("late"))
+        assert outcome(reader, early, first) == first.info.backend_pid  # not started: run on the first
+        opened.set()
+        got = outcome(reader, late, first)  # the second may have started it by now: either way one result
+        assert got in (first.info.backend_pid, late.value) and isinstance(got, int)
+        reader.close()
+    assert sorted(ran) == ["early", "late"]  # each ran once, on one connection or the other

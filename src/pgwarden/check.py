@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pgwarden.parallel import Pending, SecondReader
     from pgwarden.plan import Plan, Step
     from pgwarden.policy import Policy
+    from pgwarden.rows import RlsRow
     from pgwarden.session import Session
     from pgwarden.shared import ServerInfo
     from pgwarden.snapshot import Snapshot
@@ -116,7 +117,7 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
     policy = session.policy
     with session.inspection_connection() as conn:
         readers: list[SecondReader[Any]] = []  # the second connection, once server.sql says it gains
-        side: list[Pending[tuple[HazardData, LedgerState]]] = []
+        side: list[Pending[Any]] = []  # its side reads, then its row security read
 
         def open_second(server: ServerInfo) -> SecondReader[Any] | None:
             reader = _second_reader(session, conn, server)
@@ -124,24 +125,25 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
             return reader
 
         def on_partial(partial: Snapshot) -> None:
-            side.extend(r.submit(_side_reads(policy, partial, rls=False)) for r in readers)
+            for reader in readers:
+                side.append(reader.submit(_side_reads(policy, partial, rls=False)))
+                side.append(reader.submit(lambda c: _rls(c, policy, partial)))
 
         try:
             # with the secrets: a non-superuser verifies passwords by logging in, as plan does
             snap = session.snapshot(conn, secrets, shared=True, on_partial=on_partial, second=open_second)
             # imported once the server has answered: the first statements wait for none of these
-            from pgwarden.hazards import read_rls
             from pgwarden.ledger import expired_findings, outside_report
-            from pgwarden.parallel import FAILED, Failed
+            from pgwarden.parallel import outcome
             from pgwarden.plan.provider import with_external
             from pgwarden.retirement import findings as retired_findings
 
-            # row security on the first connection, whose reads end sooner than the second's (which
-            # reads the column ACLs and the rest of the side reads)
-            rls = read_rls(conn, policy, snap) if side and snap.database is not None else ()
-            got = side[0].result() if side else FAILED
-            hz, state = _side_reads(policy, snap)(conn) if isinstance(got, Failed) else got
-            hz = replace(hz, rls=rls) if rls and not isinstance(got, Failed) else hz
+            if side:  # row security where the connection free first reads it (the first, often)
+                rls = outcome(readers[0], side[1], conn)
+                hz, state = outcome(readers[0], side[0], conn)
+                hz = replace(hz, rls=rls)
+            else:
+                hz, state = _side_reads(policy, snap)(conn)
         finally:
             for reader in readers:
                 reader.close()
@@ -171,6 +173,13 @@ def _side_reads(
         return hz, read_state(conn, snap)  # the ledger: one query, none without one
 
     return read
+
+
+def _rls(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) -> tuple[RlsRow, ...]:
+    """The row security read (hazards.read_rls), none without the database."""
+    from pgwarden.hazards import read_rls
+
+    return read_rls(conn, policy, snap) if snap.database is not None else ()
 
 
 def _second_reader(session: Session, conn: psycopg.Connection[Any], server: ServerInfo) -> SecondReader[Any] | None:

@@ -61,10 +61,21 @@ class Pending(Generic[T]):
         self.job = job
         self.value: T | Failed = FAILED
         self.done = threading.Event()
+        self.started = False  # the thread took it (under the reader's lock)
 
     def result(self) -> T | Failed:
         self.done.wait()
         return self.value
+
+
+def outcome(reader: SecondReader[Any], pending: Pending[T], first: psycopg.Connection[Any]) -> T:
+    """`pending`'s result: the second connection's, or its job run on `first` when the second has
+    not started it (take_back: the connection free first does it) or could not do it."""
+    if not reader.take_back(pending):
+        got = pending.result()
+        if not isinstance(got, Failed):
+            return got
+    return pending.job(first)
 
 
 class SecondReader(Generic[T]):
@@ -102,6 +113,16 @@ class SecondReader(Generic[T]):
                 self._jobs.put(pending)
         return pending
 
+    def take_back(self, pending: Pending[Any]) -> bool:
+        """Whether `pending` is given back to the caller, who runs it on the first connection: yes
+        when the thread has not started it (it is then FAILED and skipped there), so that the
+        connection that is free first does it."""
+        with self._lock:
+            if pending.started or pending.done.is_set():
+                return pending.value is FAILED and pending.done.is_set()
+            pending.done.set()
+            return True
+
     def result(self) -> T | Failed:
         """The last job's result, or FAILED (then the caller runs the job on the first connection)."""
         return FAILED if self._last is None else self._last.result()
@@ -138,7 +159,10 @@ class SecondReader(Generic[T]):
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self._snapshot)))
             while (pending := self._jobs.get()) is not None:
-                self._busy = True
+                with self._lock:
+                    if pending.done.is_set():  # taken back by the first connection (take_back)
+                        continue
+                    pending.started = self._busy = True
                 pending.value = pending.job(conn)
                 self._busy = False
                 pending.done.set()

@@ -241,13 +241,11 @@ def inspect(
     if expected:
         params["expected"] = json.dumps(expected)
     objects = _object_groups(conn, "objects_expected" if expected else "objects", params, settings)
-    if aside is None:
+    if aside is None or reader is None:
         return replace(snap, objects=objects)
-    from pgwarden.parallel import Failed
+    from pgwarden.parallel import outcome
 
-    got = aside.result()  # else read here, as without a second connection
-    columns = _columns(conn, db_params) if isinstance(got, Failed) else got
-    return replace(snap, objects=objects, columns=columns)
+    return replace(snap, objects=objects, columns=outcome(reader, aside, conn))  # or read here
 
 
 @dataclass(frozen=True, slots=True)
