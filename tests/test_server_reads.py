@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from helpers import db_conninfo, run_cli
 from pgwarden.cli import load_targets
 from pgwarden.fetch import BIG_CATALOG_BYTES, fetch, needs_settings, query
 from pgwarden.hazards import outside_without_mappings
+from pgwarden.parallel import big_enough
 from pgwarden.rows import ObjectGroupRow, OutsideHazardRow
 from pgwarden.session import Session
 from pgwarden.shared import OutsideGrant, outside_statement, read_shared
@@ -113,6 +115,10 @@ def test_the_objects_query_gives_the_same_groups_without_its_settings(split: Spl
     with split.admin_db() as adb:
         server = fetch(adb, "server", ServerInfo, {"settings": [], "schemas": ["public"]})[0]
         assert 0 < server.catalog_bytes < BIG_CATALOG_BYTES and not needs_settings(server.catalog_bytes)
+        # the one measure: pg_class's size on disk, which also decides check's second connection
+        size = adb.execute("SELECT pg_relation_size('pg_catalog.pg_class')").fetchone()
+        assert size == (server.catalog_bytes,) and not big_enough(server)
+        assert big_enough(dataclasses.replace(server, catalog_bytes=BIG_CATALOG_BYTES))
         nsp = adb.execute("SELECT 'public'::regnamespace::oid").fetchone()
         assert nsp is not None
         params = {"schemas": [nsp[0]], "threshold": 1, "owner": _role_oid(adb, split.owner), "detailed": []}
