@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pgwarden.check
 from conftest import PgCleanup
 from helpers import db_conninfo, role_conninfo
 from pgwarden.check import CheckResult, run_check
-from pgwarden.parallel import FAILED, SecondReader, start
+from pgwarden.parallel import FAILED, Pending, SecondReader, outcome, start
 from pgwarden.policy import load_policy
 from pgwarden.session import Session
 from test_core import Split, make_split
@@ -47,17 +48,26 @@ def as_json(result: CheckResult) -> str:
 
 
 def recording(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The results the second connection handed back (FAILED when the first had to do the reads)."""
+    """The results the second connection handed back (FAILED when the first had to do the reads):
+    the column ACLs' (given at once), the side reads' and the row security read's (given with the
+    roles and schemas). The first connection takes none back (take_back), which it does with a job
+    the second has not started when the first is free: the split is then the same in every run."""
     got: list[Any] = []
-    original = SecondReader.result
+    original = Pending.result
+    monkeypatch.setattr(SecondReader, "take_back", lambda self, pending: False)
 
-    def result(self: SecondReader[Any]) -> Any:
+    def result(self: Pending[Any]) -> Any:
         value = original(self)
         got.append(value)
         return value
 
-    monkeypatch.setattr(SecondReader, "result", result)
+    monkeypatch.setattr(Pending, "result", result)
     return got
+
+
+def by_second(got: list[Any]) -> bool:
+    """Whether the second connection did its three reads (none was left to the first)."""
+    return len(got) == 3 and all(value is not FAILED for value in got)
 
 
 def test_two_connections_find_exactly_what_one_finds(
@@ -70,6 +80,10 @@ def test_two_connections_find_exactly_what_one_finds(
         db.execute(f"GRANT TRUNCATE ON {items} TO {app}")
         db.execute(f"ALTER TABLE {notes} OWNER TO {app}")
         db.execute(f"GRANT CREATE ON SCHEMA public TO {app}")
+        # column privileges (the second connection reads them): one to PUBLIC alone, which leaves no
+        # pg_shdepend row, and one to a role
+        db.execute(f"GRANT SELECT (name) ON {items} TO PUBLIC")
+        db.execute(f"GRANT UPDATE (id) ON {notes} TO {app}")
         db.execute(f"ALTER TABLE {items} ENABLE ROW LEVEL SECURITY")
         db.execute(
             f"CREATE FUNCTION public.peek() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'; "
@@ -79,11 +93,17 @@ def test_two_connections_find_exactly_what_one_finds(
     got = recording(monkeypatch)
     one = check(split, parallel=False)
     two = check(split, parallel=True)
-    assert len(got) == 1 and got[0] is not FAILED  # the second connection did the side reads
+    assert by_second(got)  # the second connection read the column ACLs, row security and the side reads
     assert as_json(two) == as_json(one)
+    monkeypatch.undo()  # the first takes back what the second has not started (a split that varies): the same
+    assert as_json(check(split, parallel=True)) == as_json(one)
     rules = {f.rule for f in one.findings}
+    # both column grants are found (the snapshot's column ACLs), on either path
+    revoked = {f.object for f in two.findings if f.rule == "drift.revoke"}
+    assert {"SELECT (name) of table public.items", "UPDATE (id) of table public.notes"} <= revoked, revoked
     # the hazard reads found something (else equality would prove little)
     assert "access.owns-objects" in rules, rules
+    assert any(r.startswith("rls.") for r in rules), rules  # row security
     assert any(f.rule.startswith("drift.") for f in one.findings), rules
     assert any(not f.rule.startswith("drift.") for f in one.findings), rules
 
@@ -96,18 +116,19 @@ def test_a_change_committed_between_the_two_connections_reads_is_seen_by_neither
     items, app = ident("public", "items"), ident(split.app)
     original = pgwarden.check._side_reads
 
-    def side_reads_after_a_change(policy: Any, snap: Any) -> Any:
+    def side_reads_after_a_change(policy: Any, snap: Any, **options: Any) -> Any:
         # the first connection has read the roles, schemas and database; it has still to read the
         # objects, the second the hazards: another session changes both meanwhile
         with split.admin_db() as db:
             db.execute(f"ALTER TABLE {items} OWNER TO {app}")
             db.execute(f"GRANT TRUNCATE ON {items} TO {app}")
-        return original(policy, snap)
+            db.execute(f"GRANT SELECT (name) ON {items} TO PUBLIC")  # a column ACL, which the second reads
+        return original(policy, snap, **options)
 
     monkeypatch.setattr(pgwarden.check, "_side_reads", side_reads_after_a_change)
     got = recording(monkeypatch)
     during = check(split, parallel=True)
-    assert len(got) == 1 and got[0] is not FAILED
+    assert by_second(got)
     # both connections read the state the first one's snapshot was taken in: no finding, not half of them
     assert during.findings == (), as_json(during)
     monkeypatch.undo()
@@ -184,3 +205,48 @@ def test_where_the_snapshot_cannot_be_exported_the_reads_stay_on_one_connection(
         assert start(first, lambda: psycopg.connect(info, autocommit=True)) is None
         assert first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # no transaction left open
         assert first.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_second_connection_runs_its_jobs_in_order_and_none_after_one_fails(admin_dsn: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as first:
+        reader = SecondReader(first, lambda: psycopg.connect(admin_dsn, autocommit=True))
+        pid = reader.submit(lambda conn: conn.info.backend_pid)
+        same = reader.submit(lambda conn: conn.info.backend_pid)
+        failing = reader.submit(lambda conn: conn.execute("SELECT 1/0").fetchone())
+        after = reader.submit(lambda conn: 1)  # its transaction is aborted: the first connection runs it
+        got = pid.result()
+        assert isinstance(got, int) and got != first.info.backend_pid and same.result() == got
+        assert failing.result() is FAILED and after.result() is FAILED
+        assert reader.submit(lambda conn: 1).result() is FAILED  # nothing more runs there
+        reader.close()
+        # closed: what was not started is not run (and nothing waits for it)
+        closed = SecondReader(first, lambda: psycopg.connect(admin_dsn, autocommit=True))
+        closed.close()
+        assert closed.submit(lambda conn: 1).result() is FAILED
+        assert first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_job_the_second_connection_has_not_started_is_taken_back_by_the_first(admin_dsn: str) -> None:
+    ran: list[str] = []
+    opened = threading.Event()
+
+    def slow_second() -> psycopg.Connection[Any]:
+        opened.wait(5)  # still connecting while the first is free
+        return psycopg.connect(admin_dsn, autocommit=True)
+
+    def job(name: str) -> Callable[[psycopg.Connection[Any]], int]:
+        def run(conn: psycopg.Connection[Any]) -> int:
+            ran.append(name)
+            return conn.info.backend_pid
+
+        return run
+
+    with psycopg.connect(admin_dsn, autocommit=True) as first:
+        reader = SecondReader(first, slow_second)
+        early, late = reader.submit(job("early")), reader.submit(job("late"))
+        assert outcome(reader, early, first) == first.info.backend_pid  # not started: run on the first
+        opened.set()
+        got = outcome(reader, late, first)  # the second may have started it by now: either way one result
+        assert got in (first.info.backend_pid, late.value) and isinstance(got, int)
+        reader.close()
+    assert sorted(ran) == ["early", "late"]  # each ran once, on one connection or the other

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from psycopg import sql
 from conftest import PgCleanup
 from helpers import db_conninfo, run_cli
 from pgwarden.cli import load_targets
-from pgwarden.fetch import fetch, needs_settings, query
+from pgwarden.fetch import BIG_CATALOG_BYTES, fetch, needs_settings, query
 from pgwarden.hazards import outside_without_mappings
+from pgwarden.parallel import big_enough
 from pgwarden.rows import ObjectGroupRow, OutsideHazardRow
 from pgwarden.session import Session
 from pgwarden.shared import OutsideGrant, outside_statement, read_shared
@@ -112,7 +114,11 @@ def test_the_objects_query_gives_the_same_groups_without_its_settings(split: Spl
         owner.execute("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'")
     with split.admin_db() as adb:
         server = fetch(adb, "server", ServerInfo, {"settings": [], "schemas": ["public"]})[0]
-        assert 0 < server.catalog_rows < 20_000 and not needs_settings(server.catalog_rows)
+        assert 0 < server.catalog_bytes < BIG_CATALOG_BYTES and not needs_settings(server.catalog_bytes)
+        # the one measure: pg_class's size on disk, which also decides check's second connection
+        size = adb.execute("SELECT pg_relation_size('pg_catalog.pg_class')").fetchone()
+        assert size == (server.catalog_bytes,) and not big_enough(server)
+        assert big_enough(dataclasses.replace(server, catalog_bytes=BIG_CATALOG_BYTES))
         nsp = adb.execute("SELECT 'public'::regnamespace::oid").fetchone()
         assert nsp is not None
         params = {"schemas": [nsp[0]], "threshold": 1, "owner": _role_oid(adb, split.owner), "detailed": []}
@@ -122,7 +128,7 @@ def test_the_objects_query_gives_the_same_groups_without_its_settings(split: Spl
         without = fetch(adb, "objects", ObjectGroupRow, params, settings=False)
         assert adb.execute("SHOW work_mem").fetchone() == work_mem  # put back after the one query
     assert with_settings == without and {g.kind for g in without} == {"table", "sequence", "routine"}
-    assert needs_settings(-1) and needs_settings(20_000)  # unknown (never counted) or big: the settings
+    assert needs_settings(-1) and needs_settings(BIG_CATALOG_BYTES)  # unknown or big: the settings
 
 
 def test_a_database_that_loads_other_libraries_reads_its_own_superuser_parameters(

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
     from pgwarden.hazards import HazardData
     from pgwarden.ledger import LedgerState
-    from pgwarden.parallel import SecondReader
+    from pgwarden.parallel import Pending, SecondReader
     from pgwarden.plan import Plan, Step
     from pgwarden.policy import Policy
+    from pgwarden.rows import RlsRow
     from pgwarden.session import Session
+    from pgwarden.shared import ServerInfo
     from pgwarden.snapshot import Snapshot
 
 
@@ -110,26 +112,41 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
 
     When the database does not exist, the only finding is the drift that creates it (hazards need
     the database). `secrets` are the policy's passwords (as `apply` takes them): with them, a
-    changed password is drift too. A big database's hazard and ledger reads run on a second
-    connection meanwhile, through the first one's snapshot (pgwarden.parallel): the same findings."""
+    changed password is drift too. A big database's column ACLs, hazard and ledger reads run on a
+    second connection meanwhile, through the first one's snapshot (pgwarden.parallel): the same findings."""
     policy = session.policy
     with session.inspection_connection() as conn:
-        second = _second_reader(session, conn)
+        readers: list[SecondReader[Any]] = []  # the second connection, once server.sql says it gains
+        side: list[Pending[Any]] = []  # its side reads, then its row security read
+
+        def open_second(server: ServerInfo) -> SecondReader[Any] | None:
+            reader = _second_reader(session, conn, server)
+            readers.extend([reader] if reader is not None else [])
+            return reader
+
+        def on_partial(partial: Snapshot) -> None:
+            for reader in readers:
+                side.append(reader.submit(_side_reads(policy, partial, rls=False)))
+                side.append(reader.submit(lambda c: _rls(c, policy, partial)))
+
         try:
             # with the secrets: a non-superuser verifies passwords by logging in, as plan does
-            on_partial = None if second is None else (lambda partial: second.submit(_side_reads(policy, partial)))
-            snap = session.snapshot(conn, secrets, shared=True, on_partial=on_partial)
+            snap = session.snapshot(conn, secrets, shared=True, on_partial=on_partial, second=open_second)
             # imported once the server has answered: the first statements wait for none of these
             from pgwarden.ledger import expired_findings, outside_report
-            from pgwarden.parallel import FAILED, Failed
+            from pgwarden.parallel import outcome
             from pgwarden.plan.provider import with_external
             from pgwarden.retirement import findings as retired_findings
 
-            got = second.result() if second is not None else FAILED
-            hz, state = _side_reads(policy, snap)(conn) if isinstance(got, Failed) else got
+            if side:  # row security where the connection free first reads it (the first, often)
+                rls = outcome(readers[0], side[1], conn)
+                hz, state = outcome(readers[0], side[0], conn)
+                hz = replace(hz, rls=rls)
+            else:
+                hz, state = _side_reads(policy, snap)(conn)
         finally:
-            if second is not None:
-                second.close()
+            for reader in readers:
+                reader.close()
         session.ledger = state
     the_plan = session.plan(snap, secrets)
     # the provider's own roles are left alone by the rules as by the plan (as if under [ignore] roles)
@@ -141,27 +158,38 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
     return CheckResult(policy.database.name, snap.server.version, tuple(sort_findings(found)), the_plan, outside)
 
 
-def _side_reads(policy: Policy, snap: Snapshot) -> Callable[[psycopg.Connection[Any]], tuple[HazardData, LedgerState]]:
+def _side_reads(
+    policy: Policy, snap: Snapshot, *, rls: bool = True
+) -> Callable[[psycopg.Connection[Any]], tuple[HazardData, LedgerState]]:
     """The reads that need the snapshot's roles and schemas but not its objects: the hazards and the
-    ledger (on the first connection, or on the second while the first reads the objects)."""
+    ledger (on the first connection, or on the second while the first reads the objects; `rls=False`:
+    without the row security read, made on the first)."""
 
     def read(conn: psycopg.Connection[Any]) -> tuple[HazardData, LedgerState]:
         from pgwarden.hazards import HazardData, read_hazards
         from pgwarden.ledger import read_state
 
-        hz = read_hazards(conn, policy, snap) if snap.database is not None else HazardData()
+        hz = read_hazards(conn, policy, snap, rls=rls) if snap.database is not None else HazardData()
         return hz, read_state(conn, snap)  # the ledger: one query, none without one
 
     return read
 
 
-def _second_reader(session: Session, conn: psycopg.Connection[Any]) -> SecondReader[Any] | None:
+def _rls(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) -> tuple[RlsRow, ...]:
+    """The row security read (hazards.read_rls), none without the database."""
+    from pgwarden.hazards import read_rls
+
+    return read_rls(conn, policy, snap) if snap.database is not None else ()
+
+
+def _second_reader(session: Session, conn: psycopg.Connection[Any], server: ServerInfo) -> SecondReader[Any] | None:
     """A second connection for the side reads, where it gains: the target database exists and is
-    big (or session.parallel says so), and this is not a fleet (whose cores its databases use)."""
-    if session.parallel is False or session.cluster is not None or conn.info.dbname != session.target:
+    big (server.sql's catalog size, or session.parallel says so), and this is not a fleet (whose
+    cores its databases use)."""
+    if session.parallel is False or session.cluster is not None or server.database != session.target:
         return None
     from pgwarden.parallel import big_enough, start
 
-    if session.parallel is None and not big_enough(conn):
+    if session.parallel is None and not big_enough(server):
         return None
     return start(conn, session.connect_target)

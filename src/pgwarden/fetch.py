@@ -43,15 +43,16 @@ QUERY_SETTINGS: Mapping[str, Mapping[str, str]] = {
     "objects_expected": {"enable_mergejoin": "off", "work_mem": "64MB"},
 }
 
-#: Below this many rows in pg_class (server.sql's `catalog_rows`) the default plan is as good and
-#: fits the default work_mem: the settings are left as they are (two statements fewer; the rows are
-#: the same whatever the plan).
-SETTINGS_FROM_ROWS = 20_000
+#: From this size of pg_class's file (server.sql's `catalog_bytes`: about 24,000 relations) a catalog
+#: is big: the objects query takes its QUERY_SETTINGS (below, the default plan is as good and fits the
+#: default work_mem: two statements fewer; the rows are the same whatever the plan), and check reads on
+#: two connections (pgwarden.parallel). One measure, read in the first statement.
+BIG_CATALOG_BYTES = 16 * 1024 * 1024
 
 
-def needs_settings(catalog_rows: int) -> bool:
-    """Whether the objects query takes its QUERY_SETTINGS, given server.sql's `catalog_rows` (-1: unknown)."""
-    return catalog_rows < 0 or catalog_rows >= SETTINGS_FROM_ROWS
+def needs_settings(catalog_bytes: int) -> bool:
+    """Whether the objects query takes its QUERY_SETTINGS, given server.sql's `catalog_bytes` (-1: unknown)."""
+    return catalog_bytes < 0 or catalog_bytes >= BIG_CATALOG_BYTES
 
 
 def fetch(

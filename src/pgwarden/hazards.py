@@ -88,8 +88,20 @@ def outside_without_mappings() -> str:
     return head + "\n  '[]'::json AS mappings\n"
 
 
-def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) -> HazardData:
-    """Read what the rules need through `conn` (connected to the target database)."""
+def rls_call(policy: Policy, snap: Snapshot) -> Call:
+    """hazard_rls.sql: row security in the managed schemas (one scan of pg_class)."""
+    return Call("hazard_rls", RlsRow, {"schemas": [s.oid for s in snap.schemas if s.name in policy.database.schemas]})
+
+
+def read_rls(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) -> tuple[RlsRow, ...]:
+    """The row security read alone (a big database's check: on the first connection, whose other reads
+    end sooner than the second's)."""
+    return tuple(fetch_each(conn, [rls_call(policy, snap)])[0])
+
+
+def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot, *, rls: bool = True) -> HazardData:
+    """Read what the rules need through `conn` (connected to the target database); `rls=False`:
+    without row security (read_rls: the caller reads it elsewhere)."""
     roles = access_role_oids(policy, snap)
     schemas = [s.oid for s in snap.schemas if s.name in policy.database.schemas]
     owners = [snap.role_by_name[policy.owner.name].oid] if policy.owner.name in snap.role_by_name else []
@@ -97,7 +109,7 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     # one read for the access roles' paths and the owner's and deploy logins' (owner_reach)
     builders = set(owners + deploy)
     # independent reads, sent together (one round trip); a read the server's first answer says
-    # would return no row is not sent (server.sql: rls, definers)
+    # would return no row is not sent (server.sql: definers)
     server, calls = (
         snap.server,
         {
@@ -116,17 +128,17 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot) 
     calls["owned"] = Call(owned_query, OwnedRow, {"roles": roles + deploy})
     if server.definers:
         calls["functions"] = Call("hazard_functions", FunctionRow, {"roles": roles, "schemas": schemas})
-    if server.rls:
-        calls["rls"] = Call("hazard_rls", RlsRow, {"schemas": schemas})
+    if rls:  # always read (knowing that no relation has row security takes the same scan of pg_class)
+        calls["rls"] = rls_call(policy, snap)
     got = dict(zip(calls, fetch_each(conn, list(calls.values())), strict=True))
     paths, (outside,) = got["paths"], got["outside"]
-    owned, privileges, functions, rls = (got.get(k, []) for k in ("owned", "privileges", "functions", "rls"))
+    owned, privileges, functions, secured = (got.get(k, []) for k in ("owned", "privileges", "functions", "rls"))
     data = HazardData.build(
         memberships=[m for m in paths if m.member not in builders],
         owned=owned,
         privileges=privileges,
         functions=functions,
-        rls=rls,
+        rls=secured,
         owner_reach=[m for m in paths if m.member in builders],
         schema_create=tuple(outside.schemas),  # queries/hazard_outside.sql
         user_mappings=tuple(outside.mappings),

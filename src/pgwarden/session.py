@@ -18,9 +18,10 @@ from pgwarden.errors import ConnectError, PgwardenError
 if TYPE_CHECKING:
     import psycopg
 
+    from pgwarden.parallel import SecondReader
     from pgwarden.plan import Plan
     from pgwarden.policy import Policy
-    from pgwarden.shared import ClusterPart
+    from pgwarden.shared import ClusterPart, ServerInfo
     from pgwarden.snapshot import Snapshot
 
 
@@ -143,6 +144,7 @@ class Session:
         names: bool = True,
         shared: bool = False,
         on_partial: Callable[[Snapshot], None] | None = None,
+        second: Callable[[ServerInfo], SecondReader[Any] | None] | None = None,
     ) -> Snapshot:
         """Inspect the target database (or template1). With `secrets` and an admin that cannot read
         the stored verifiers, each password is checked by logging in with it (SCRAM only).
@@ -151,13 +153,14 @@ class Session:
         `shared`: take the cluster-level part from the fleet's read (`cluster`), not this moment's
         (a read that changes nothing: not one that a change is planned from under a lock).
         `on_partial` is given the snapshot read so far (all but the objects) once it is read: reads
-        that need no more can start on another connection (pgwarden.parallel)."""
+        that need no more can start on another connection (pgwarden.parallel). `second`: inspect's
+        (pgwarden.snapshot: a second connection for a big database's reads)."""
         cluster = self.cluster if shared else None
         if conn is not None:
-            snap = self._inspect(conn, names, cluster, on_partial)
+            snap = self._inspect(conn, names, cluster, on_partial, second)
         else:
             with self.inspection_connection() as c:
-                snap = self._inspect(c, names, cluster, on_partial)
+                snap = self._inspect(c, names, cluster, on_partial, second)
         if snap.passwords is None and secrets:
             checks = self.check_passwords(snap, secrets)
             if checks:
@@ -223,6 +226,7 @@ class Session:
         names: bool = True,
         cluster: ClusterPart | None = None,
         on_partial: Callable[[Snapshot], None] | None = None,
+        second: Callable[[ServerInfo], SecondReader[Any] | None] | None = None,
     ) -> Snapshot:
         from pgwarden import bookkeeping
         from pgwarden.pooler import with_pooler
@@ -245,6 +249,7 @@ class Session:
             # those that differ (the snapshot is the same: tests/test_server_compare.py)
             expect=self._expect(on_partial),
             cluster=cluster,
+            second=second,
         )
         if p.pgbouncer is not None and snap.database is not None:
             snap = with_pooler(conn, p, snap)

@@ -83,9 +83,8 @@ class ServerInfo:
     extensions: Sequence[str] = ()  # extensions of the connected database
     database_oid: int = 0  # of the connected database
     compat: str = ""  # what the cluster-level reads depend on but the cluster (pgwarden.shared)
-    rls: bool = True  # some relation has row security
     definers: bool = True  # a managed schema has a SECURITY DEFINER routine
-    catalog_rows: int = -1  # pg_class's rows (-1: unknown)
+    catalog_bytes: int = -1  # pg_class's size on disk (-1: unknown)
 
 
 @dataclass(frozen=True, slots=True)

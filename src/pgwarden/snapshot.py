@@ -39,6 +39,7 @@ from pgwarden.shared import ServerInfo as ServerInfo
 if TYPE_CHECKING:
     import psycopg
 
+    from pgwarden.parallel import Pending, SecondReader
     from pgwarden.pooler import PoolerState
 
 #: Objects listed by name in a group when the group is at most this big (bigger groups are fixed
@@ -171,6 +172,7 @@ def inspect(
     bookkeeping: tuple[Sequence[str], Sequence[str]] = ((), ()),
     expect: Callable[[Snapshot], Sequence[Mapping[str, Any]]] | None = None,
     cluster: ClusterPart | None = None,
+    second: Callable[[ServerInfo], SecondReader[Any] | None] | None = None,
 ) -> Snapshot:
     """Read a snapshot through `conn`, connected to the target database (or to template1 when
     the target does not exist yet). A fixed number of queries whatever the catalog size.
@@ -179,20 +181,28 @@ def inspect(
     compliant object of each managed schema holds (pgwarden.plan.expect): the server then counts
     the objects that match instead of returning them (objects_expected.sql). The snapshot is the
     same either way, group for group. `cluster`: a fleet's cluster-level part, read once
-    (pgwarden.shared), used when it stands for what `conn` would read (the same snapshot)."""
+    (pgwarden.shared), used when it stands for what `conn` would read (the same snapshot).
+    `second`, given the server's first answer, may return a second connection that sees what `conn`
+    sees (pgwarden.parallel: a big database's check): the column ACLs, which need nothing read
+    before them, are read there meanwhile (one scan of pg_attribute), the same rows."""
     asked = {"settings": list(providers.SETTINGS), "schemas": list(managed_schemas)}
     server = fetch(conn, "server", ServerInfo, asked)[0]
     caps = Capabilities(server.version_num)
+    # before every other read: they are all in the transaction whose snapshot the second connection imports
+    reader = second(server) if second is not None else None
     shared = cluster is not None and cluster.serves(server, role_names)
     part = cluster if cluster is not None and shared else read_cluster(conn, server, role_names)
     roles, memberships = part.roles, part.memberships
     passwords = part.passwords_of(role_names) if server.can_read_authid and role_names else None
     owner_oid = next((oid for oid, r in roles.items() if r.name == owner), 0)
     calls = [Call("schemas", SchemaRow), Call("default_acls", DefaultAclRow)]
+    aside: Pending[tuple[ColumnAcl, ...]] | None = None
     if server.database == target:  # the target database, with its types, column ACLs and guard
         tables = json.dumps([{"s": s, "t": t} for s, t in column_tables])
-        params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
-        calls.append(Call("database", DatabaseRow, params))
+        db_params = {"name": target, "schemas": list(managed_schemas), "owner": owner_oid, "column_tables": tables}
+        if reader is not None:
+            aside = reader.submit(lambda c: _columns(c, db_params))
+        calls.append(Call("database", DatabaseRow, db_params, _database_text(aside is None)))
     schema_rows, default_rows, *target_rows = fetch_each(conn, calls)  # one round trip
     database, types, columns, guard = _database(conn, target_rows[0][0]) if target_rows else (None, (), (), None)
     schemas = tuple(Schema(r.oid, r.name, r.owner, r.acl, r.extension) for r in schema_rows)
@@ -227,11 +237,34 @@ def inspect(
         role_settings=role_settings,
     )
     expected = expect(snap) if expect is not None else []
-    settings = needs_settings(server.catalog_rows)
+    settings = needs_settings(server.catalog_bytes)
     if expected:
         params["expected"] = json.dumps(expected)
-        return replace(snap, objects=_object_groups(conn, "objects_expected", params, settings))
-    return replace(snap, objects=_object_groups(conn, "objects", params, settings))
+    objects = _object_groups(conn, "objects_expected" if expected else "objects", params, settings)
+    if aside is None or reader is None:
+        return replace(snap, objects=objects)
+    from pgwarden.parallel import outcome
+
+    return replace(snap, objects=objects, columns=outcome(reader, aside, conn))  # or read here
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnsRow:
+    """queries/column_acls.sql."""
+
+    columns: tuple[ColumnAcl, ...]
+
+
+def _database_text(columns: bool) -> str:
+    """database.sql with the column ACLs (column_acls.sql as a scalar subquery), or without them
+    (read on a second connection)."""
+    part = f"(\n{query('column_acls')}\n)" if columns else "'[]'::json"
+    return query("database").replace("/* columns */", part)
+
+
+def _columns(conn: psycopg.Connection[Any], params: Mapping[str, Any]) -> tuple[ColumnAcl, ...]:
+    """The column ACLs alone (column_acls.sql), with database.sql's parameters."""
+    return fetch(conn, "column_acls", ColumnsRow, params)[0].columns
 
 
 def _database(

@@ -5,11 +5,8 @@
 --   table row types (they follow their base object), and extension members.
 -- `guard`: pgwarden's guard where it has no part (no event trigger, no schema pgwarden); NULL where
 --   it has one: guard.sql then reads it.
--- `columns`: the column-level ACLs of the managed schemas' relations and of the system catalogs
---   (pg_catalog, information_schema: with what initdb gave, `initial`), rare: one scan of
---   pg_attribute for the rows that have one; 65 ms at 100,000 tables, PostgreSQL 16. And every other
---   column of the tables named in %(column_tables)s (a policy's column exceptions: their columns
---   must hold column grants), found by name through the catalogs' indexes.
+-- `columns`: column_acls.sql in place of the columns marker line (a scalar subquery), or '[]' where a
+--   big database's check reads it on a second connection (pgwarden.snapshot.inspect)
 WITH managed AS (SELECT ARRAY(SELECT n.oid FROM pg_catalog.pg_namespace n
                               WHERE n.nspname = ANY(%(schemas)s::text[])) AS oids)
 SELECT d.oid, d.datname AS name, d.datdba AS owner,
@@ -32,32 +29,7 @@ SELECT d.oid, d.datname AS name, d.datdba AS owner,
           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep
                           WHERE dep.classid = 'pg_catalog.pg_type'::regclass AND dep.objid = t.oid
                             AND dep.deptype = 'e')) AS types,
-       (SELECT COALESCE(json_agg(json_build_object(
-                   'relation', a.attrelid::int8, 'schema', c.relnamespace::int8, 'table', c.relname::text,
-                   'schema_name', c.relnamespace::regnamespace::text,
-                   'subkind', c.relkind::text, 'owner', c.relowner::int8, 'column', a.attname::text,
-                   'acl', (SELECT json_agg(json_build_array(x.grantor, x.grantee, x.privilege_type, x.is_grantable)
-                                           ORDER BY x.grantee, x.privilege_type)
-                           FROM aclexplode(a.attacl) x),
-                   'system', c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace),
-                   'initial', (SELECT json_agg(json_build_array(x.grantor, x.grantee, x.privilege_type, x.is_grantable))
-                               FROM pg_catalog.pg_init_privs i, aclexplode(i.initprivs) x
-                               WHERE i.classoid = 'pg_catalog.pg_class'::regclass AND i.objoid = a.attrelid
-                                 AND i.objsubid = a.attnum))
-                 ORDER BY c.relnamespace, c.relname, a.attnum), '[]')
-        FROM (SELECT a.attrelid, a.attname, a.attnum, a.attacl
-              FROM pg_catalog.pg_attribute a
-              WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
-              UNION ALL
-              SELECT a.attrelid, a.attname, a.attnum, a.attacl
-              FROM json_to_recordset(%(column_tables)s::json) AS w(s text, t text)
-              JOIN pg_catalog.pg_namespace tn ON tn.nspname = w.s
-              JOIN pg_catalog.pg_class t ON t.relnamespace = tn.oid AND t.relname = w.t
-              JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid
-              WHERE a.attacl IS NULL AND a.attnum > 0 AND NOT a.attisdropped) a
-        JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-        WHERE c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
-              OR c.relnamespace = ANY((SELECT oids FROM managed)::oid[])) AS columns,
+       /* columns */ AS columns,
        -- the guard (guard.sql), as it is where none of its parts exists; NULL where one does: guard.sql
        -- then reads it (a fresh backend spends more on planning it than on all the rest of this query)
        (SELECT json_build_object('trigger_enabled', NULL, 'trigger_event', NULL, 'trigger_calls_function', NULL,

@@ -31,15 +31,15 @@ SELECT current_setting('server_version_num')::int AS version_num,
                                    AND split_part(c, '=', 1) IN ('session_preload_libraries',
                                                                  'local_preload_libraries')))::text
         FROM pg_catalog.pg_database d WHERE d.datname = current_database()) AS compat,
+       -- how big the catalog is, without reading it: pg_class's file size (a stat, no scan): a big one
+       -- gives the objects query its own settings (pgwarden.fetch) and check a second connection
+       -- (pgwarden.parallel)
+       pg_catalog.pg_relation_size('pg_catalog.pg_class'::pg_catalog.regclass) AS catalog_bytes,
        -- what lets the hazard reads (pgwarden.hazards) leave out a query that would return no row:
-       -- `rls`: some relation has row security (pg_class read once, with its size: `catalog_rows`, which
-       -- decides whether the objects query needs its own settings, pgwarden.fetch), `definers`: a schema
-       -- of %(schemas)s has a SECURITY DEFINER routine
-       k.rls, k.catalog_rows,
+       -- `definers`: a schema of %(schemas)s has a SECURITY DEFINER routine (pg_proc is small; row
+       -- security is read by hazard_rls.sql itself: knowing that no relation has it takes a scan of pg_class)
        EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
                WHERE p.prosecdef AND p.pronamespace IN (SELECT n.oid FROM pg_catalog.pg_namespace n
                                                         WHERE n.nspname = ANY(%(schemas)s::text[]))) AS definers
 FROM pg_catalog.pg_roles r
-CROSS JOIN (SELECT COALESCE(bool_or(c.relrowsecurity), false) AS rls, count(*) AS catalog_rows
-            FROM pg_catalog.pg_class c) k
 WHERE r.rolname = current_user
