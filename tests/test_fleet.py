@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,27 +125,14 @@ def test_ctrl_c_lets_running_databases_finish_reports_them_and_starts_no_more() 
 def test_admin_connection_is_reused_from_one_database_to_the_next(
     admin_dsn: str, admin_conn: Any, unique_name: Any, pg_cleanup: Any
 ) -> None:
-    from pgwarden.policy import build_policy
-    from pgwarden.session import Session
-
-    dbs = [pg_cleanup.database(unique_name("fr")) for _ in range(4)]
-    for db in dbs:
-        admin_conn.execute(f'CREATE DATABASE "{db}"')
-
-    def job(name: str) -> int:
-        policy = build_policy(database=name, owner="o", app=["a"])
-        with Session.open(admin_dsn, policy) as session:
-            assert session.target_exists()
-            return int(session.admin.info.backend_pid)
-
+    dbs, job = _four_databases(admin_dsn, admin_conn, unique_name, pg_cleanup, "fr")
     outcomes = run_each(dbs, job, jobs=2)
     pids = {o.result for o in outcomes}
     assert all(o.error is None for o in outcomes)
     if MULTICORE:  # two workers of one thread each: at most two admin connections for four databases
         # (one when a loaded machine lets the first worker take every database before the second starts)
         assert 1 <= len(pids) <= 2
-    left = admin_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (list(pids),)).fetchone()
-    assert left == (0,)  # closed when the run ends
+    assert _ended(admin_conn, pids)  # closed when the run ends
 
 
 def test_threads_keep_the_admin_connection_from_one_database_to_the_next_too(
@@ -152,10 +140,36 @@ def test_threads_keep_the_admin_connection_from_one_database_to_the_next_too(
 ) -> None:
     # `--jobs 1`, one core, or a caller that is not alone: the jobs run in threads of the caller,
     # and each database used to open (and the server to start and end) an admin connection of its own
+    dbs, job = _four_databases(admin_dsn, admin_conn, unique_name, pg_cleanup, "ft")
+    outcomes = run_each(dbs, job, jobs=1, processes=False)
+    assert all(o.error is None for o in outcomes) and [o.database for o in outcomes] == sorted(dbs)
+    pids = {o.result for o in outcomes}
+    assert len(pids) == 1  # one thread: one admin connection for the four databases
+    two = run_each(dbs, job, jobs=2, processes=False)
+    pids |= {o.result for o in two}
+    assert len(pids) <= 3
+    assert _ended(admin_conn, pids)  # closed when each run ends
+
+
+def _ended(admin_conn: Any, pids: set[int], seconds: float = 10.0) -> bool:
+    """Whether the backends `pids` are gone: a closed connection's backend exits on its own a moment
+    after the client hangs up, so it may still be listed just then (a run that left one open fails)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = admin_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (list(pids),)).fetchone()
+        if left == (0,) or time.monotonic() > deadline:
+            return left == (0,)
+        time.sleep(0.05)
+
+
+def _four_databases(
+    admin_dsn: str, admin_conn: Any, unique_name: Any, pg_cleanup: Any, prefix: str
+) -> tuple[list[str], Callable[[str], int]]:
+    """Four empty databases, and a job that opens a session on one and returns its admin connection's pid."""
     from pgwarden.policy import build_policy
     from pgwarden.session import Session
 
-    dbs = [pg_cleanup.database(unique_name("ft")) for _ in range(4)]
+    dbs = [pg_cleanup.database(unique_name(prefix)) for _ in range(4)]
     for db in dbs:
         admin_conn.execute(f'CREATE DATABASE "{db}"')
 
@@ -165,15 +179,7 @@ def test_threads_keep_the_admin_connection_from_one_database_to_the_next_too(
             assert session.target_exists()
             return int(session.admin.info.backend_pid)
 
-    outcomes = run_each(dbs, job, jobs=1, processes=False)
-    assert all(o.error is None for o in outcomes) and [o.database for o in outcomes] == sorted(dbs)
-    pids = {o.result for o in outcomes}
-    assert len(pids) == 1  # one thread: one admin connection for the four databases
-    two = run_each(dbs, job, jobs=2, processes=False)
-    pids |= {o.result for o in two}
-    assert len(pids) <= 3
-    left = admin_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (list(pids),)).fetchone()
-    assert left == (0,)  # closed when each run ends
+    return dbs, job
 
 
 def _file(dbs: list[str], owner: str, app: str) -> str:
