@@ -143,3 +143,11 @@ def test_only_text_output_imports_rich(fmt: str) -> None:
     imported, _, rendered = out.partition("\n")
     assert imported == ("True" if fmt == "text" else "False"), out
     assert "table public.t" in rendered and "app_rw lacks SELECT" in rendered
+
+
+def test_the_rules_import_no_access_model() -> None:
+    """The effective-access model (pgwarden.access) is for a policy with exceptions: the rules import it
+    where they use it (check_exception_paths), so that check without exceptions never does."""
+    code = "import sys, pgwarden.rules; print(sorted(m for m in sys.modules if m.startswith('pgwarden.access')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout
