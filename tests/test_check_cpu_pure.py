@@ -3,6 +3,7 @@ retirement module only for a policy that retires a role. Each shortcut gives wha
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -145,9 +146,17 @@ def test_only_text_output_imports_rich(fmt: str) -> None:
     assert "table public.t" in rendered and "app_rw lacks SELECT" in rendered
 
 
-def test_the_rules_import_no_access_model() -> None:
-    """The effective-access model (pgwarden.access) is for a policy with exceptions: the rules import it
-    where they use it (check_exception_paths), so that check without exceptions never does."""
-    code = "import sys, pgwarden.rules; print(sorted(m for m in sys.modules if m.startswith('pgwarden.access')))"
+def test_what_check_imports_builds_none_of_the_other_commands_classes() -> None:
+    """Every module check imports (commands/check.py's _LATER, with the retirement left out as for a policy
+    that retires no role) leaves out the access model (only for a policy with exceptions), the rows only
+    other commands read (command_rows.py), the retirement and rich: each class they declare is compiled at
+    import (dataclasses, pydantic), and check would pay it for nothing."""
+    later = [m for m in _LATER if m != "pgwarden.retirement"]
+    modules = ["pgwarden.session", "pgwarden.check", "pgwarden.snapshot", "pgwarden.parallel", *later]
+    never = ("pgwarden.access", "pgwarden.command_rows", "pgwarden.retirement", "pgwarden.plan.retire", "rich")
+    code = f"import importlib, json, sys; [importlib.import_module(m) for m in {modules!r}]; "
+    code += "print(json.dumps(list(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    assert out.stdout.strip() == "[]", out.stdout
+    loaded = json.loads(out.stdout)
+    assert "pgwarden.render.check" in loaded and "pgwarden.rules.exceptions" in loaded  # what it does import
+    assert not [m for m in loaded if any(m == n or m.startswith(n + ".") for n in never)]
