@@ -155,6 +155,9 @@ def test_what_check_imports_builds_none_of_the_other_commands_classes() -> None:
     modules = ["pgwarden.session", "pgwarden.check", "pgwarden.snapshot", "pgwarden.parallel", *later]
     never = ("pgwarden.access", "pgwarden.command_rows", "pgwarden.retirement", "pgwarden.plan.retire", "rich")
     code = f"import importlib, json, sys; [importlib.import_module(m) for m in {modules!r}]; "
+    # the hazards' read of the exceptions' facts, for a policy without exceptions: nothing to read, nothing imported
+    code += "from pgwarden.hazards import _exception_facts; from pgwarden.policy import parse_policy; "
+    code += f"assert _exception_facts(None, parse_policy({GOOD!r})) is None; "
     code += "print(json.dumps(list(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     loaded = json.loads(out.stdout)
