@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from pgwarden.command_rows import DefaultGrantRow, OwnedObjectRow
 from pgwarden.connect import scrub
 from pgwarden.errors import ApplyError, PgwardenError
 from pgwarden.executor import cluster_lock, run_steps, set_lock_timeout
@@ -17,7 +18,6 @@ from pgwarden.fetch import fetch
 from pgwarden.kinds import defacl_word
 from pgwarden.ledger import record_adoption
 from pgwarden.plan import Action, Phase, Step
-from pgwarden.rows import DefaultGrantRow, OwnedObjectRow
 from pgwarden.snapshot import inspect
 
 if TYPE_CHECKING:

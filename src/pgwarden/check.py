@@ -136,7 +136,6 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
             from pgwarden.ledger import expired_findings, outside_report
             from pgwarden.parallel import outcome
             from pgwarden.plan.provider import with_external
-            from pgwarden.retirement import findings as retired_findings
 
             if side:  # row security where the connection free first reads it (the first, often)
                 rls = outcome(readers[0], side[1], conn)
@@ -151,11 +150,21 @@ def run_check(session: Session, secrets: Mapping[str, str] | None = None) -> Che
     the_plan = session.plan(snap, secrets)
     # the provider's own roles are left alone by the rules as by the plan (as if under [ignore] roles)
     found = findings_for(with_external(policy, snap), snap, hz, the_plan)
-    found = [*found, *retired_findings(policy, snap), *expired_findings(state)]  # retired roles that still exist
+    found = [*found, *_retired(policy, snap), *expired_findings(state)]  # retired roles that still exist
     # with findings: were they made outside pgwarden, since which recorded change? (a migration that
     # creates objects as the policy wants changes the state, not the privileges: alone, no report)
     outside = outside_report(policy, snap, state) if found else None
     return CheckResult(policy.database.name, snap.server.version, tuple(sort_findings(found)), the_plan, outside)
+
+
+def _retired(policy: Policy, snap: Snapshot) -> list[Finding]:
+    """The retired roles that still exist; apply's retirement module imported only when the policy
+    retires one (start-up: commands/check.py)."""
+    if not policy.retired:
+        return []
+    from pgwarden.retirement import findings
+
+    return findings(policy, snap)
 
 
 def _side_reads(

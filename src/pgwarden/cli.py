@@ -292,19 +292,26 @@ def mode_option(f: F) -> F:
     )(f)
 
 
-def load_all(config: str, mode: str | None = None) -> list[Policy]:
-    """The policy of every database of the file (one for version 1), with --mode when given."""
+def load_all(config: str, mode: str | None = None, read: tuple[str, dict[str, Any]] | None = None) -> list[Policy]:
+    """The policy of every database of the file (one for version 1), with --mode when given. `read`:
+    the file's text and TOML when the command has read them already (pgwarden.policy.load_policies)."""
     from pgwarden.policy import load_policies
 
-    policies = load_policies(config)
+    policies = load_policies(config, read)
     return policies if mode is None else [p.model_copy(update={"mode": mode}) for p in policies]
 
 
-def load_targets(config: str, mode: str | None, dsn: str | None, databases: tuple[str, ...]) -> dict[str, Policy]:
+def load_targets(
+    config: str,
+    mode: str | None,
+    dsn: str | None,
+    databases: tuple[str, ...],
+    read: tuple[str, dict[str, Any]] | None = None,
+) -> dict[str, Policy]:
     """database name -> its policy, for -d/--database (pgwarden.multi.select_in_file), with --mode."""
     from pgwarden.multi import select_in_file
 
-    return select_in_file(load_all(config, mode), dsn, databases, source=config)
+    return select_in_file(load_all(config, mode, read), dsn, databases, source=config)
 
 
 def single_target(targets: dict[str, Policy], command: str) -> Policy:

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from pgwarden.command_rows import ExpiredRow, HoldingRow
 from pgwarden.connect import connect, conninfo_for, scrub
 from pgwarden.errors import ApplyError, ApplyInterrupted, PolicyError, PrivilegeError
 from pgwarden.fetch import fetch
 from pgwarden.leases import leased_roles
 from pgwarden.plan.authority import Authority
 from pgwarden.retirement import connect_error
-from pgwarden.rows import ExpiredRow, HoldingRow
 
 if TYPE_CHECKING:
     import psycopg

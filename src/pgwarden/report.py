@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pgwarden.access.review import labelled_summary
 from pgwarden.check import findings_for
+from pgwarden.command_rows import HeldCountRow, ScopeHeldRow
 from pgwarden.errors import ConnectError
 from pgwarden.fetch import fetch
 from pgwarden.findings import SEVERITIES, Finding
@@ -27,7 +28,6 @@ from pgwarden.plan.provider import with_external
 from pgwarden.probe.rights import Rights, held_on, member_rights
 from pgwarden.refresh import executable
 from pgwarden.rolegraph import RoleGraph, build_graph
-from pgwarden.rows import HeldCountRow, ScopeHeldRow
 from pgwarden.scopes import Scopes
 
 if TYPE_CHECKING:

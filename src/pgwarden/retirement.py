@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from pgwarden.command_rows import HoldingRow, SessionCountRow
 from pgwarden.connect import connect, conninfo_for, scrub
 from pgwarden.errors import ApplyError, ApplyInterrupted, PgwardenError, PrivilegeError
 from pgwarden.executor import Outcome, run_steps, set_lock_timeout
@@ -22,7 +23,6 @@ from pgwarden.plan.retire import (
     plan_retirements,
     refuse_forbidden,
 )
-from pgwarden.rows import HoldingRow, SessionCountRow
 
 if TYPE_CHECKING:
     import psycopg

@@ -44,8 +44,8 @@ def _like(pattern: str) -> str:
 def read_columns(conn: psycopg.Connection[Any], policy: Policy) -> list[tuple[str, str, str]]:
     """The columns of the managed schemas that a label matches (one query; narrowed by LIKE, then
     matched exactly here)."""
+    from pgwarden.command_rows import LabelColumnRow
     from pgwarden.fetch import fetch  # here: `review` loads this module before it connects
-    from pgwarden.rows import LabelColumnRow
 
     patterns = [_like(p) for ps in policy.labels.values() for p in ps]
     rows = fetch(

@@ -15,10 +15,10 @@ from pgwarden.access.facts import read_facts
 from pgwarden.access.labels import labels_of
 from pgwarden.access.model import Model
 from pgwarden.access.paths import Access
+from pgwarden.command_rows import ReviewServerRow
 from pgwarden.errors import PgwardenError
 from pgwarden.fetch import fetch
 from pgwarden.findings import display_name
-from pgwarden.rows import ReviewServerRow
 
 if TYPE_CHECKING:
     from pgwarden.policy import Policy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -92,9 +92,10 @@ def _command(
     ui = ui_of(ctx)
     from pgwarden.connect import EarlyAdmin
 
-    early = EarlyAdmin(dsn, _database_named(config, databases))
+    read = _read(config)
+    early = EarlyAdmin(dsn, _database_named(read, databases))
     try:
-        targets = load_targets(config, mode, dsn, databases)
+        targets = load_targets(config, mode, dsn, databases, read)
     except BaseException:  # a bad file (or an interruption): reported alone
         early.drop()
         raise
@@ -104,27 +105,34 @@ def _command(
         early.drop(wait=True)  # each worker opens its own
         # several databases run in forked workers: they inherit these modules whole, imported once
         # here (a fork while a thread is importing one would give the workers half of it)
-        for name in _LATER:
+        for name in _later(policy):
             importlib.import_module(name)
         imported()
         return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets)
-    with import_in_background(*_LATER, then=imported):
+    with import_in_background(*_later(policy), then=imported):
         return _check(ui, targets, dsn, jobs, fmt, fail_on, secrets, early)
 
 
-def _database_named(config: str, databases: tuple[str, ...]) -> str | None:
-    """The database this check will most likely work on, from -d or the file's TOML alone (before it
-    is validated, which takes longer): its connection opens early. Only a guess: the session uses
-    that connection when its target is this database, and closes it otherwise."""
+def _read(config: str) -> tuple[str, dict[str, Any]] | None:
+    """The policy file's text and TOML, read once: for the guess below, then validated (load_targets).
+    None when it cannot be read or parsed: the policy's loading reads it again and reports why."""
     import tomllib
     from pathlib import Path
 
+    try:
+        text = Path(config).read_text(encoding="utf-8")
+        return text, tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+
+
+def _database_named(read: tuple[str, dict[str, Any]] | None, databases: tuple[str, ...]) -> str | None:
+    """The database this check will most likely work on, from -d or the file's TOML alone (before it
+    is validated, which takes longer): its connection opens early. Only a guess: the session uses
+    that connection when its target is this database, and closes it otherwise."""
     name: object = databases[0] if len(databases) == 1 else None
-    if not databases:
-        try:
-            data = tomllib.loads(Path(config).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            return None  # the policy's loading reports it
+    if not databases and read is not None:
+        data = read[1]
         entries = data.get("databases") if data.get("version") == 2 else [data.get("database")]
         if isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], dict):
             name = entries[0].get("name")
@@ -146,6 +154,12 @@ _LATER = (
     "pgwarden.retirement",
     "pgwarden.render.check",
 )
+
+
+def _later(policy: Policy) -> tuple[str, ...]:
+    """_LATER, without the retirement (apply's, ~4 ms of imports) when the policy retires no role:
+    check then needs none of it (pgwarden.check.run_check)."""
+    return _LATER if policy.retired else tuple(m for m in _LATER if m != "pgwarden.retirement")
 
 
 def _check(

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from pgwarden import scram
 from pgwarden.caps import Capabilities
 from pgwarden.errors import PolicyError
 from pgwarden.plan.context import PlanContext
@@ -116,6 +115,8 @@ def plan_roles(ctx: PlanContext, secrets: Mapping[str, str]) -> Iterator[Step]:
 def _verifier(ctx: PlanContext, env: str, password: str) -> str:
     """The session's verifier (libpq, the server's iteration count); computed here only for callers
     that plan without a session (then with a random salt)."""
+    from pgwarden import scram  # only with a password to set (stringprep, unicodedata: start-up)
+
     return ctx.verifiers.get(env) or scram.make_verifier(password)
 
 
@@ -186,6 +187,8 @@ def _alter_role(ctx: PlanContext, want: RoleWant, role: Role) -> Iterator[Step]:
 def _set_password(ctx: PlanContext, want: RoleWant, role: Role, password: str) -> Iterator[Step]:
     snap, env = ctx.snap, want.password_env
     assert env is not None
+    from pgwarden import scram  # only with a password to compare (stringprep, unicodedata: start-up)
+
     if snap.passwords is not None and scram.matches(password, snap.passwords.get(role.oid)):
         return
     if snap.passwords is None and snap.password_checks.get(want.name):

@@ -30,9 +30,12 @@ def load_policy(path: str | Path) -> Policy:
     return load_policies(path)[0]
 
 
-def load_policies(path: str | Path) -> list[Policy]:
-    """One engine policy per database of the file (a version 1 file has one)."""
+def load_policies(path: str | Path, read: tuple[str, dict[str, Any]] | None = None) -> list[Policy]:
+    """One engine policy per database of the file (a version 1 file has one). `read`: the file's
+    text and its TOML as the caller has already read them (`check` reads them early), else read here."""
     path = Path(path)
+    if read is not None:
+        return parse_policies(read[0], str(path), read[1])
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -49,8 +52,9 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     return parse_policies(text, source)[0]
 
 
-def parse_policies(text: str, source: str = "<policy>") -> list[Policy]:
-    data = _toml(text, source)
+def parse_policies(text: str, source: str = "<policy>", data: dict[str, Any] | None = None) -> list[Policy]:
+    """`data`: the text's TOML when the caller has parsed it already (tomllib.loads(text))."""
+    data = _toml(text, source) if data is None else data
     version = data.get("version", 1)
     try:
         if version == 2:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pgwarden.command_rows import ColumnTargetRow, TargetRow
 from pgwarden.fetch import fetch
 from pgwarden.findings import display_name
-from pgwarden.rows import ColumnTargetRow, TargetRow
 
 if TYPE_CHECKING:
     import psycopg

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
-
 from pgwarden.render.envelope import document, envelope
 from pgwarden.render.findings import findings_styled, to_junit, to_sarif
 from pgwarden.render.style import emit
@@ -63,6 +61,8 @@ def render_check(ui: UI, result: CheckResult, fmt: str, fail_on: str) -> None:
             ui.raw("\n".join(lines) + "\n\n")
         emit(ui, findings_styled(result.findings, fail_on))
         if result.outside is not None:  # the ledger's word on where they came from
+            from rich.text import Text
+
             ui.print(Text(result.outside["message"]))
 
 
@@ -84,6 +84,8 @@ def render_checks(ui: UI, outcomes: Sequence[Outcome[CheckResult]], fmt: str, fa
     elif fmt == "junit":
         ui.raw(to_junit([(name, r.findings) for name, r in ok], _rules(), fail_on=fail_on))
     else:
+        from rich.text import Text  # text output only (render/style.py)
+
         for o in outcomes:
             emit(ui, Text(f"== database {o.database}\n", style="bold"))
             if o.result is not None:

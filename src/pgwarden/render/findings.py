@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from pgwarden.findings import Finding, summary
 from pgwarden.render.style import SEVERITY_STYLE, join
+
+if TYPE_CHECKING:  # imported where text is styled (render/style.py)
+    from rich.text import Text
 
 _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
 _SARIF_SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.0", "low": "2.0"}
@@ -17,6 +18,8 @@ SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 
 def findings_styled(findings: Sequence[Finding], fail_on: str = "low") -> Text:
     """For people: one block per finding, most severe first (severity coloured), then a summary line."""
+    from rich.text import Text
+
     lines: list[Text | str] = []
     for f in findings:
         head = Text(f"{f.severity.upper():8}", style=SEVERITY_STYLE[f.severity])

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from rich.text import Text
-
+# rich is imported where text is styled: JSON, SARIF and JUnit output need none of it (start-up)
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from pgwarden.ui import UI
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
@@ -18,6 +19,8 @@ HEAD_STYLE = "bold"
 
 def join(lines: Iterable[Text | str]) -> Text:
     """Lines into one text, each ended by a newline."""
+    from rich.text import Text
+
     out = Text()
     for line in lines:
         out.append_text(line if isinstance(line, Text) else Text(line))
@@ -27,6 +30,8 @@ def join(lines: Iterable[Text | str]) -> Text:
 
 def aligned(rows: Sequence[Sequence[Text | str]], gap: int = 2) -> list[Text]:
     """Rows of cells padded into columns (the last column is not padded); widths in characters."""
+    from rich.text import Text
+
     cells = [[c if isinstance(c, Text) else Text(c) for c in row] for row in rows]
     if not cells:
         return []
@@ -47,6 +52,8 @@ def aligned(rows: Sequence[Sequence[Text | str]], gap: int = 2) -> list[Text]:
 def emit(ui: UI, text: Text | str) -> None:
     """Styled on a colour terminal (or with --color), the same characters without styles elsewhere."""
     if isinstance(text, str):
+        from rich.text import Text
+
         text = Text(text)
     if ui.styled:
         ui.out.print(text, soft_wrap=True, end="")

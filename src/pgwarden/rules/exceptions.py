@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 
 from psycopg import sql
 
-from pgwarden.access.facts import Facts
-from pgwarden.access.paths import ROLE_KINDS, Hop
 from pgwarden.findings import Finding
 from pgwarden.hazards import HazardData
 from pgwarden.plan.model import acl_subject
@@ -22,8 +20,10 @@ from pgwarden.rules.common import finding
 from pgwarden.rules.memberships import revoke_sql
 from pgwarden.snapshot import Snapshot
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the access model is imported only for a policy with exceptions (check_exception_paths)
     from pgwarden.access.exceptions import Around
+    from pgwarden.access.facts import Facts
+    from pgwarden.access.paths import Hop
 
 
 @reports(
@@ -74,6 +74,8 @@ def _finding(policy: Policy, snap: Snapshot, facts: Facts, around: Around) -> Fi
 
 def _holder(role: str, path: tuple[Hop, ...]) -> str:
     """The role that holds the first grant on the path (PUBLIC when the path starts with it)."""
+    from pgwarden.access.paths import ROLE_KINDS  # imported with the model (check_exception_paths)
+
     last = role
     for hop in path:
         if hop.kind in ROLE_KINDS:
@@ -88,6 +90,8 @@ def _remedy(
 ) -> tuple[str | None, tuple[str | int, ...] | None, str]:
     """(the statement that removes the path, its subject, what to do when no statement does).
     `whose`: the grant and who the path starts from (its role, or PUBLIC)."""
+    from pgwarden.access.paths import ROLE_KINDS  # imported with the model (check_exception_paths)
+
     grant, start = whose
     declared = {(m.name, s.role) for m in policy.members for s in m.member_of}
     member = start
@@ -156,6 +160,8 @@ def _policy_gives(policy: Policy, holder: str, ident: str, privilege: str, facts
 
 def _advice(path: tuple[Hop, ...], first: Hop | None) -> str:
     """What to change when no one statement removes the path."""
+    from pgwarden.access.paths import ROLE_KINDS  # imported with the model (check_exception_paths)
+
     derived = next((h for h in path if h.kind not in ROLE_KINDS and h is not first), None)
     if first is not None and first.kind == "grant" and derived is not None and derived.kind != "routine":
         return f"The policy grants it on {first.name}: add {first.name} to the grant's except_tables"
