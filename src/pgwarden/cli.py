@@ -13,7 +13,7 @@ import click
 
 from pgwarden import __version__
 from pgwarden.errors import PgwardenError
-from pgwarden.ui import UI
+from pgwarden.ui import UI, report_error, report_usage_error
 
 if TYPE_CHECKING:
     from pgwarden.policy import Policy
@@ -430,27 +430,3 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # not a real file (tests capture it in memory)
         pass
-
-
-_DEFAULT_HINTS: tuple[tuple[str, str], ...] = (
-    ("PolicyError", "each problem names the file, line and key: fix them (docs/policy.md lists every key)"),
-    ("ConnectError", "check --dsn or the PG* environment variables"),
-)
-
-
-def report_error(exc: PgwardenError) -> None:
-    """`error: ...` and `hint: ...`, always both (a hint-less error gets its kind's general advice)."""
-    hint = exc.hint or next(
-        (h for kind, h in _DEFAULT_HINTS if kind in (c.__name__ for c in type(exc).__mro__)),
-        "re-run with -v for details (or --debug for the traceback)",
-    )
-    click.echo(f"error: {exc.message}", err=True)
-    click.echo(f"hint: {hint}", err=True)
-
-
-def report_usage_error(exc: click.ClickException) -> None:
-    """click's usage errors (bad option value, unknown command) in the same two lines."""
-    ctx = getattr(exc, "ctx", None)
-    path = ctx.command_path if ctx is not None else "pgwarden"
-    click.echo(f"error: {exc.format_message()}", err=True)
-    click.echo(f"hint: see `{path} --help`", err=True)

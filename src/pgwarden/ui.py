@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from click import ClickException
     from rich.console import Console
+
+    from pgwarden.errors import PgwardenError
 
 
 @dataclass
@@ -91,3 +94,31 @@ class UI:
 
     def raw(self, text: str) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+_DEFAULT_HINTS: tuple[tuple[str, str], ...] = (
+    ("PolicyError", "each problem names the file, line and key: fix them (docs/policy.md lists every key)"),
+    ("ConnectError", "check --dsn or the PG* environment variables"),
+)
+
+
+def report_error(exc: PgwardenError) -> None:
+    """`error: ...` and `hint: ...`, always both (a hint-less error gets its kind's general advice)."""
+    import click
+
+    hint = exc.hint or next(
+        (h for kind, h in _DEFAULT_HINTS if kind in (c.__name__ for c in type(exc).__mro__)),
+        "re-run with -v for details (or --debug for the traceback)",
+    )
+    click.echo(f"error: {exc.message}", err=True)
+    click.echo(f"hint: {hint}", err=True)
+
+
+def report_usage_error(exc: ClickException) -> None:
+    """click's usage errors (bad option value, unknown command) in the same two lines."""
+    import click
+
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "pgwarden"
+    click.echo(f"error: {exc.format_message()}", err=True)
+    click.echo(f"hint: see `{path} --help`", err=True)

@@ -232,7 +232,8 @@ class _Story:
 
     def pgwarden(self, *args: str, expect: int | None = EXIT_OK) -> int | None:
         """Run one pgwarden command in-process; None when this version has no such command."""
-        from pgwarden.cli import cli, report_error, report_usage_error
+        from pgwarden.cli import cli
+        from pgwarden.ui import report_error, report_usage_error
 
         name = args[0]
         if not self.available(name):
