@@ -15,6 +15,10 @@ on a fresh connection opened as pgwarden opens its own (autocommit, the same app
 the same pipelines, and fetches every row:
 what any client reading what the command's rules read costs, without the rules. The statements
 come from the command itself, so the floor follows its queries as they change.
+
+One database (bench.ab's "floor: check's own statements" row): `capture_one` records `check` on it the
+same way, and `REPLAY_ONE` sends every statement on every connection check opened, a big database's
+second connection in a thread through the first's exported snapshot.
 """
 
 from __future__ import annotations
