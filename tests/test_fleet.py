@@ -114,12 +114,17 @@ def test_ctrl_c_lets_running_databases_finish_reports_them_and_starts_no_more() 
         if done == 1:
             os.kill(os.getpid(), signal.SIGINT)  # what a Ctrl-C in the terminal sends
 
-    with pytest.raises(KeyboardInterrupt):
-        run_each(many, job, jobs=2, on_done=on_done)
+    # Python's own Ctrl-C handler, as in a terminal (a test worker may have been started with SIGINT ignored)
+    started_with = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_each(many, job, jobs=2, on_done=on_done)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the caller's handler is back
+    finally:
+        signal.signal(signal.SIGINT, started_with)
     # the jobs that were running finished and were reported; the rest were never started
     assert 1 <= len(seen) < len(many)
     assert all(o.result == o.database and o.error is None for o in seen)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the caller's handler is back
 
 
 def test_admin_connection_is_reused_from_one_database_to_the_next(

@@ -13,6 +13,7 @@ import pytest
 from conftest import PgCleanup
 from helpers import write_policy
 from test_change_control import _ledger, _seeded
+from test_cli_manners import LAUNCH
 from test_core import Split, make_split
 from test_json_schemas import schema
 
@@ -124,7 +125,7 @@ def test_ctrl_c_during_apply_records_what_was_kept(
         locker.execute("LOCK TABLE app.orders IN ACCESS EXCLUSIVE MODE")
         args = ["apply", "--yes", "--lock-timeout", "60s", "-c", str(split.path), "--dsn", split.admin_dsn]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pgwarden", *args],
+            [sys.executable, "-c", LAUNCH, *args],  # Ctrl-C handled even where the test worker ignores SIGINT
             env={**os.environ, **{k: v for k, v in split.env.items() if v}},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
