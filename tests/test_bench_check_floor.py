@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PG_BIN_OVERRIDE, PG_VERSIONS, PgCleanup
+from conftest import PgCleanup
+from test_bench_smoke import run_bench
 from test_core import Split, make_split
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,15 +126,9 @@ def test_replay_sends_checks_statements_on_as_many_connections(split: Split, tmp
 
 def test_bench_ab_reports_the_floor_row(tmp_path: Path) -> None:
     """bench.ab at 200 tables, one round: the floor row sends as many statements as check."""
-    argv = [sys.executable, "-m", "bench.ab", "--tables", "200", "--runs", "1", "--baseline", str(REPO / "src")]
-    if PG_BIN_OVERRIDE is not None:
-        argv += ["--pg-bin", str(PG_BIN_OVERRIDE.bindir)]
-    else:
-        argv += ["--pg-version", str(PG_VERSIONS[0])]
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ}, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    stdout = run_bench("bench.ab", "--tables", "200", "--runs", "1", "--baseline", str(REPO / "src"))
     rows: dict[str, list[str]] = {}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 9 and cells[1] == "200":
             rows[cells[0]] = cells

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import PG_BIN_OVERRIDE, PG_VERSIONS
+from test_bench_smoke import run_bench
 
 REPO = Path(__file__).resolve().parent.parent
 DATABASES = 3
@@ -22,17 +19,11 @@ DATABASES = 3
 def fleet_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One bench.fleet run (its own throwaway server) on the first configured version."""
     out = tmp_path_factory.mktemp("fleet") / "result.json"
-    argv = [sys.executable, "-m", "bench.fleet", "--databases", str(DATABASES), "--tables", "20", "--runs", "1"]
-    argv += ["--json", str(out)]
-    if PG_BIN_OVERRIDE is not None:
-        argv += ["--pg-bin", str(PG_BIN_OVERRIDE.bindir)]
-    else:
-        argv += ["--pg-version", str(PG_VERSIONS[0])]
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ}, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| work | median s | x bare fetch |" in proc.stdout  # the printed table
+    args = ["bench.fleet", "--databases", str(DATABASES), "--tables", "20", "--runs", "1", "--json", str(out)]
+    stdout = run_bench(*args)
+    assert "| work | median s | x bare fetch |" in stdout  # the printed table
     data: dict[str, Any] = json.loads(out.read_text())
-    data["stdout"] = proc.stdout
+    data["stdout"] = stdout
     return data
 
 

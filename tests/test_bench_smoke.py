@@ -21,9 +21,7 @@ SIZES = (500, 1000)
 def bench_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One bench run (its own throwaway server) on the first configured version."""
     out = tmp_path_factory.mktemp("bench") / "result.json"
-    argv = [
-        sys.executable,
-        "-m",
+    stdout = run_bench(
         "bench",
         "--tables",
         ",".join(str(n) for n in SIZES),
@@ -34,17 +32,24 @@ def bench_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "--json",
         str(out),
         "-q",
-    ]
+    )
+    assert "| work | tables | median s |" in stdout  # the printed table
+    data: dict[str, Any] = json.loads(out.read_text())
+    data["stdout"] = stdout
+    return data
+
+
+def run_bench(*args: str) -> str:
+    """`python -m <args>` from the repository, on the suite's first version (or its --pg-bin): a bench run,
+    which must succeed; its standard output."""
+    argv = [sys.executable, "-m", *args]
     if PG_BIN_OVERRIDE is not None:
         argv += ["--pg-bin", str(PG_BIN_OVERRIDE.bindir)]
     else:
         argv += ["--pg-version", str(PG_VERSIONS[0])]
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ}, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| work | tables | median s |" in proc.stdout  # the printed table
-    data: dict[str, Any] = json.loads(out.read_text())
-    data["stdout"] = proc.stdout
-    return data
+    return proc.stdout
 
 
 def rows_by_work(data: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
