@@ -58,3 +58,24 @@ def test_the_import_thread_resumes_the_collector_when_done_even_after_a_failed_i
             assert gc.isenabled() and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_command_decorated_runs_with_the_collector_paused_and_resumes_it() -> None:
+    from collections.abc import Callable
+
+    from pgwarden.commands._background import with_collector_paused
+
+    seen: list[tuple[str, bool]] = []
+
+    @with_collector_paused
+    def command(word: str, imported: Callable[[], None]) -> int:
+        seen.append((word, gc.isenabled()))
+        imported()
+        seen.append(("imported", gc.isenabled()))
+        return 7
+
+    try:
+        assert command(word="hello") == 7 and command.__name__ == "command"
+        assert seen == [("hello", False), ("imported", True)] and gc.isenabled()
+    finally:
+        gc.unfreeze()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -35,6 +37,18 @@ def collector_paused() -> Iterator[Callable[[], None]]:
         yield resume
     finally:
         gc.enable()
+
+
+def with_collector_paused(command: Callable[..., int]) -> Callable[..., int]:
+    """`command` run inside collector_paused(), given the function that resumes it as `imported=`
+    (a click callback: its own parameters pass through unchanged)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> int:
+        with collector_paused() as resume:
+            return command(*args, imported=resume, **kwargs)
+
+    return run
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from pgwarden.cli import (
     mode_option,
     ui_of,
 )
-from pgwarden.commands._background import collector_paused, import_in_background
+from pgwarden.commands._background import import_in_background, with_collector_paused
 
 if TYPE_CHECKING:
     from pgwarden.connect import EarlyAdmin
@@ -59,25 +59,8 @@ The rules are listed in docs/rules.md.""",
     help="Lowest severity that makes the command exit 1.",
 )
 @click.pass_context
+@with_collector_paused
 def command(
-    ctx: click.Context,
-    config: str,
-    dsn: str | None,
-    databases: tuple[str, ...],
-    jobs: int,
-    mode: str | None,
-    fmt: str,
-    fail_on: str,
-) -> int:
-    # only what the first statement needs is imported before it (start-up: bench/startup.py): the
-    # admin connection opens while the policy file is read (its errors come after the file's, as
-    # they would without it); the planners, the rules and the renderers are imported meanwhile, in
-    # the background
-    with collector_paused() as resume:
-        return _command(ctx, config, dsn, databases, jobs, mode, fmt, fail_on, resume)
-
-
-def _command(
     ctx: click.Context,
     config: str,
     dsn: str | None,
@@ -88,7 +71,10 @@ def _command(
     fail_on: str,
     imported: Callable[[], None],
 ) -> int:
-    """The command, once the collector is paused: `imported` once the modules are."""
+    # only what the first statement needs is imported before it (start-up: bench/startup.py): the
+    # admin connection opens while the policy file is read (its errors come after the file's, as
+    # they would without it); the planners, the rules and the renderers are imported meanwhile, in
+    # the background, with the collector paused until they are (`imported`)
     ui = ui_of(ctx)
     from pgwarden.connect import EarlyAdmin
 
