@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from conftest import PgCleanup
-from test_core import Split, make_split
+from test_core import Split, applied_split, make_split
 
 VENDOR = Path(__file__).parent / "vendor"
 
@@ -47,11 +47,13 @@ def ident(*names: str) -> str:
 
 @pytest.fixture
 def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
-    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
-    s.apply()
-    with s.login(s.owner) as owner:
-        owner.execute("CREATE TABLE items (id serial PRIMARY KEY, name text)")
-    return s
+    return applied_split(
+        tmp_path,
+        admin_dsn,
+        unique_name,
+        pg_cleanup,
+        "CREATE TABLE items (id serial PRIMARY KEY, name text)",
+    )
 
 
 def test_applied_database_checks_clean_in_every_format(split: Split) -> None:

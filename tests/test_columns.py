@@ -17,7 +17,7 @@ from conftest import PgCleanup
 from pgwarden.plan import plan
 from pgwarden.snapshot import ColumnAcl
 from test_check import check_json
-from test_core import Split, make_split
+from test_core import Split, applied_split
 from test_plan_pure import OWNER, PUBLIC_NS, RO, _policy, acl, compliant
 
 
@@ -33,12 +33,14 @@ def test_a_column_grant_is_revoked_pure() -> None:
 
 @pytest.fixture
 def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
-    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
-    s.apply()
-    with s.login(s.owner) as owner:
-        owner.execute("CREATE TABLE public.customers (id int PRIMARY KEY, name text, email text)")
-        owner.execute("INSERT INTO public.customers VALUES (1, 'a', 'a@example.com')")
-    return s
+    return applied_split(
+        tmp_path,
+        admin_dsn,
+        unique_name,
+        pg_cleanup,
+        "CREATE TABLE public.customers (id int PRIMARY KEY, name text, email text)",
+        "INSERT INTO public.customers VALUES (1, 'a', 'a@example.com')",
+    )
 
 
 def test_column_grants_are_found_proved_and_revoked(

@@ -100,6 +100,18 @@ def make_split(
     return split
 
 
+def applied_split(
+    tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup, *owner_sql: str
+) -> Split:
+    """make_split, applied, then `owner_sql` run logged in as the owner (what its migrations make)."""
+    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
+    s.apply()
+    with s.login(s.owner) as owner:
+        for statement in owner_sql:
+            owner.execute(statement)
+    return s
+
+
 @pytest.fixture
 def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
     return make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)

@@ -17,16 +17,18 @@ from psycopg import sql
 from conftest import PgCleanup
 from helpers import role_conninfo
 from test_check import check_json
-from test_core import Split, make_split
+from test_core import Split, applied_split
 
 
 @pytest.fixture
 def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
-    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
-    s.apply()
-    with s.login(s.owner) as owner:
-        owner.execute("CREATE TABLE public.accounts (id int PRIMARY KEY, balance int)")
-    return s
+    return applied_split(
+        tmp_path,
+        admin_dsn,
+        unique_name,
+        pg_cleanup,
+        "CREATE TABLE public.accounts (id int PRIMARY KEY, balance int)",
+    )
 
 
 def _login(split: Split, admin: psycopg.Connection[Any], name: str, pg_cleanup: PgCleanup) -> str:

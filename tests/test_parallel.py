@@ -19,21 +19,20 @@ from pgwarden.check import CheckResult, run_check
 from pgwarden.parallel import FAILED, Pending, SecondReader, outcome, start
 from pgwarden.policy import load_policy
 from pgwarden.session import Session
-from test_core import Split, make_split
-
-
-def ident(*names: str) -> str:
-    return sql.Identifier(*names).as_string(None)
+from test_check import ident
+from test_core import Split, applied_split
 
 
 @pytest.fixture
 def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
-    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
-    s.apply()
-    with s.login(s.owner) as owner:
-        owner.execute("CREATE TABLE items (id serial PRIMARY KEY, name text)")
-        owner.execute("CREATE TABLE notes (id int)")
-    return s
+    return applied_split(
+        tmp_path,
+        admin_dsn,
+        unique_name,
+        pg_cleanup,
+        "CREATE TABLE items (id serial PRIMARY KEY, name text)",
+        "CREATE TABLE notes (id int)",
+    )
 
 
 def check(split: Split, parallel: bool) -> CheckResult:

@@ -20,7 +20,7 @@ from psycopg import sql
 from conftest import PgCleanup
 from helpers import role_conninfo, run_cli
 from pgwarden.policy import build_policy, password_env_for
-from test_core import Split, make_split
+from test_core import Split, applied_split, make_split
 
 
 def report_schema() -> dict[str, Any]:
@@ -30,13 +30,15 @@ def report_schema() -> dict[str, Any]:
 
 @pytest.fixture
 def split(tmp_path: Path, admin_dsn: str, unique_name: Callable[[str], str], pg_cleanup: PgCleanup) -> Split:
-    s = make_split(tmp_path, admin_dsn, unique_name, pg_cleanup)
-    s.apply()
-    with s.login(s.owner) as owner:
-        owner.execute("CREATE TABLE items (id serial PRIMARY KEY, name text)")
-        owner.execute("CREATE TABLE orders (id serial PRIMARY KEY)")
-        owner.execute("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'")
-    return s
+    return applied_split(
+        tmp_path,
+        admin_dsn,
+        unique_name,
+        pg_cleanup,
+        "CREATE TABLE items (id serial PRIMARY KEY, name text)",
+        "CREATE TABLE orders (id serial PRIMARY KEY)",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    )
 
 
 def report_json(split: Split) -> dict[str, Any]:
