@@ -151,8 +151,9 @@ def read_hazards(conn: psycopg.Connection[Any], policy: Policy, snap: Snapshot, 
 def _exception_facts(conn: psycopg.Connection[Any], policy: Policy) -> Facts | None:
     """pgwarden.access.facts.read_exception_facts, whose module (six dataclasses, ~30M instructions to
     import) is imported only for a policy that excepts tables or columns: it reads nothing otherwise."""
-    if not any(g.except_tables or g.except_columns for g in policy.grants()):
+    tables = policy.excepted_tables()
+    if not tables:
         return None
-    from pgwarden.access.facts import read_exception_facts
+    from pgwarden.access.facts import read_facts
 
-    return read_exception_facts(conn, policy)
+    return read_facts(conn, policy.database.schemas, tables)

@@ -125,15 +125,7 @@ def read_facts(
     return parse(fetch(conn, "access", AccessRow, params)[0])
 
 
-def excepted_tables(policy: Policy) -> list[tuple[str, str]]:
-    """(schema, table) of every table a grant of the policy excepts, or excepts columns of."""
-    from pgwarden.policy.names import split_qualified
-
-    names = [n for g in policy.grants() for n in (*g.except_tables, *g.except_columns)]
-    return [split_qualified(n) for n in dict.fromkeys(names)]
-
-
 def read_exception_facts(conn: psycopg.Connection[Any], policy: Policy) -> Facts | None:
     """The facts `check` needs to judge the exceptions' paths: one statement, none when nothing is excepted."""
-    tables = excepted_tables(policy)
+    tables = policy.excepted_tables()
     return read_facts(conn, policy.database.schemas, tables) if tables else None

@@ -321,6 +321,11 @@ class Policy(_Model):
             GrantSpec(role=a.name, profile=a.level or "readonly", schemas=self.database.schemas) for a in self.access
         )
 
+    def excepted_tables(self) -> list[tuple[str, str]]:
+        """(schema, table) of every table a grant excepts, or excepts columns of (first mention order)."""
+        names = [n for g in self.grants() for n in (*g.except_tables, *g.except_columns)]
+        return [split_qualified(n) for n in dict.fromkeys(names)]
+
     def level_of(self, role: str) -> str | None:
         """A role's profiles in this database as one word for people ("readwrite", "readonly+append").
         None for a role that holds no grant here."""
